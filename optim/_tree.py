@@ -1,0 +1,149 @@
+"""Tree helpers shared by every transformation.
+
+Trainable leaves are floating or complex arrays (JAX or NumPy). Every other leaf (``None``,
+Python numbers, functions, strings, the static parts of an equinox or flax module) is passed
+through untouched: it gets ``None`` in the optimizer state and ``None`` as its update, and
+``apply_updates`` leaves it as it was. Integer or boolean *arrays* among the parameters are an
+error (an optimizer cannot move them), raised by ``check_params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def is_array(x: Any) -> bool:
+    """True for JAX arrays (tracers included), NumPy arrays and NumPy scalars."""
+    return isinstance(x, (jax.Array, np.ndarray, np.generic))
+
+
+def is_trainable(x: Any) -> bool:
+    """True for arrays of a floating or complex dtype."""
+    return is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def keystr(path: Sequence[Any]) -> str:
+    """A leaf path as the user would index it, e.g. ``['layers'][0].w``."""
+    return jax.tree_util.keystr(tuple(path)) or "<root>"
+
+
+def leaves_with_paths(tree: PyTree) -> list[tuple[Any, Any]]:
+    """``(path, leaf)`` pairs with ``None`` counted as a leaf."""
+    return jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)[0]
+
+
+def check_params(params: PyTree, name: str = "params") -> None:
+    """Raise ``TypeError`` naming the leaf path of any integer or boolean array in ``params``."""
+    for path, leaf in leaves_with_paths(params):
+        if is_array(leaf) and not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise TypeError(
+                f"{name}{keystr(path)} is an array of dtype {leaf.dtype}; optimizers update "
+                "floating or complex arrays only. Convert it to a float dtype, or make it a "
+                "non-array leaf (a Python int) so that it is passed through untouched."
+            )
+
+
+def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_name: str) -> None:
+    """Raise ``ValueError`` naming the first leaf paths where ``tree`` and ``reference`` differ.
+
+    ``None`` counts as a leaf in both, so a gradient of ``None`` matches a non-trainable
+    parameter. Shapes are compared where both leaves are arrays. Costs nothing under ``jit``:
+    structure and shapes are static.
+    """
+    got = leaves_with_paths(tree)
+    want = leaves_with_paths(reference)
+    got_paths = [keystr(p) for p, _ in got]
+    want_paths = [keystr(p) for p, _ in want]
+    if got_paths != want_paths:
+        missing = [p for p in want_paths if p not in set(got_paths)]
+        extra = [p for p in got_paths if p not in set(want_paths)]
+        detail = []
+        if missing:
+            detail.append(f"missing from {name}: {', '.join(missing[:5])}")
+        if extra:
+            detail.append(f"not in {reference_name}: {', '.join(extra[:5])}")
+        if not detail:
+            detail.append(f"{name} has leaves {got_paths[:5]}, {reference_name} {want_paths[:5]}")
+        raise ValueError(
+            f"{name} does not have the structure of {reference_name}; " + "; ".join(detail) + "."
+        )
+    if jax.tree.structure(tree, is_leaf=_is_none) != jax.tree.structure(reference, is_leaf=_is_none):
+        raise ValueError(
+            f"{name} has the leaf paths of {reference_name} but other container types: "
+            f"{jax.tree.structure(tree, is_leaf=_is_none)} vs "
+            f"{jax.tree.structure(reference, is_leaf=_is_none)}."
+        )
+    for (path, g), (_, r) in zip(got, want):
+        if is_array(g) and is_array(r) and np.shape(g) != np.shape(r):
+            raise ValueError(
+                f"{name}{keystr(path)} has shape {np.shape(g)} but {reference_name}"
+                f"{keystr(path)} has shape {np.shape(r)}."
+            )
+
+
+def map_arrays(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+    """``fn`` on each position where ``tree`` and all of ``rest`` hold arrays; ``None`` elsewhere.
+
+    ``rest`` must have the leaf structure of ``tree`` with ``None`` counted as a leaf (what
+    ``check_same_structure`` checks). The result has ``tree``'s structure.
+    """
+    leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_none)
+    others = [jax.tree.leaves(r, is_leaf=_is_none) for r in rest]
+    for r, o in zip(rest, others):
+        if len(o) != len(leaves):
+            check_same_structure(r, tree, "tree", "reference")
+    out = [
+        fn(x, *ys) if is_trainable(x) and all(is_array(y) for y in ys) else None
+        for x, *ys in zip(leaves, *others)
+    ]
+    return jax.tree.unflatten(treedef, out)
+
+
+def compute_dtype(x: Any) -> Any:
+    """The dtype optimizer arithmetic runs in for leaf ``x``: at least float32."""
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def upcast(x: jax.Array) -> jax.Array:
+    return x.astype(compute_dtype(x))
+
+
+def full_like(params: PyTree, value: Any = 0.0, dtype: Any = None) -> PyTree:
+    """A state slot: ``value`` for every trainable leaf, ``None`` elsewhere.
+
+    Its dtype is ``dtype`` when given, else the leaf's compute dtype (at least float32, so
+    bf16 parameters get float32 moments). Integer parameter arrays raise ``TypeError``.
+    """
+    check_params(params)
+    return map_arrays(lambda p: jnp.full(p.shape, value, dtype or compute_dtype(p)), params)
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1`` for an int32 counter, saturating at 2**31 - 1 instead of wrapping."""
+    return jnp.where(count < INT32_MAX, count + 1, INT32_MAX).astype(count.dtype)
+
+
+def global_norm(tree: PyTree) -> jax.Array:
+    """Euclidean norm of all trainable leaves together, in float32 (or wider)."""
+    squares = [jnp.sum(jnp.abs(upcast(x)) ** 2) for x in jax.tree.leaves(tree) if is_trainable(x)]
+    if not squares:
+        return jnp.zeros([], jnp.float32)
+    return jnp.sqrt(sum(squares))
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """:math:`|x|^2`, real for complex ``x``."""
+    return (x.conj() * x).real if jnp.iscomplexobj(x) else x * x

@@ -1,0 +1,182 @@
+"""The optimizer protocol, ``apply_updates``, ``chain`` and the optax bridge.
+
+An optimizer (a *gradient transformation*) is a pytree with two methods, as in optax:
+
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params=None, **extra_args)
+    params = optim.apply_updates(params, updates)
+
+Its float hyperparameters are float32 array leaves and its structure is static, so a jitted
+function that takes ``tx`` as an argument compiles once for every learning rate, and
+``jax.vmap`` over a hyperparameter needs no wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_params,
+    check_same_structure,
+    is_trainable,
+    map_arrays,
+)
+
+
+@runtime_checkable
+class GradientTransformation(Protocol):
+    """What ``chain`` and ``fit`` accept: anything with optax's ``init`` and ``update``."""
+
+    def init(self, params: PyTree) -> Any: ...
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra_args: Any
+    ) -> tuple[PyTree, Any]: ...
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that keeps none."""
+
+
+def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
+    r"""Add ``updates`` to ``params``: :math:`\theta \leftarrow \theta + u`.
+
+    The sum is computed in at least float32 and cast back to each parameter's dtype, so bf16
+    parameters stay bf16. Leaves that are not floating arrays (``None``, Python numbers,
+    functions) and leaves whose update is ``None`` are returned untouched.
+
+    Raises:
+      TypeError: a parameter is an integer or boolean array.
+      ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
+    """
+    check_params(params)
+    check_same_structure(updates, params, "updates", "params")
+    leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
+    update_leaves = jax.tree.leaves(updates, is_leaf=lambda x: x is None)
+
+    def add(p: Any, u: Any) -> Any:
+        if not is_trainable(p) or u is None:
+            return p
+        total = jnp.promote_types(jnp.promote_types(p.dtype, u.dtype), jnp.float32)
+        return (jnp.asarray(p, total) + jnp.asarray(u, total)).astype(p.dtype)
+
+    return jax.tree.unflatten(treedef, [add(p, u) for p, u in zip(leaves, update_leaves)])
+
+
+@pytree_dataclass
+class Identity:
+    """Leaves updates unchanged: :math:`u \\leftarrow g`."""
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        return updates, state
+
+
+def identity() -> Identity:
+    """A transformation that returns its input unchanged (``optax.identity``)."""
+    return Identity()
+
+
+@pytree_dataclass
+class SetToZero:
+    """Replaces every update by zeros: :math:`u \\leftarrow 0` (freezes parameters)."""
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        return map_arrays(jnp.zeros_like, updates), state
+
+
+def set_to_zero() -> SetToZero:
+    """A transformation that zeroes every update (``optax.set_to_zero``)."""
+    return SetToZero()
+
+
+@pytree_dataclass
+class OptaxTransform:
+    """An optax ``GradientTransformation`` used inside our combinators.
+
+    Its ``init``/``update`` functions are static metadata (optax keeps hyperparameters in
+    closures), so re-creating it recompiles as optax does; its state is optax's own.
+    """
+
+    transformation: Any = static()
+
+    def init(self, params: PyTree) -> Any:
+        return self.transformation.init(params)
+
+    def update(self, updates, state, params=None, **extra_args):
+        import optax  # optax is a dependency, imported here to keep `import optim` light
+
+        return optax.with_extra_args_support(self.transformation).update(
+            updates, state, params, **extra_args
+        )
+
+
+def as_transformation(tx: Any, name: str) -> Any:
+    """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``."""
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(
+            f"{name} must be a gradient transformation with init and update methods "
+            f"(from optim or optax), got {type(tx).__name__}"
+        )
+    if isinstance(tx, tuple):  # optax.GradientTransformation is a NamedTuple of functions
+        return OptaxTransform(tx)
+    return tx
+
+
+@pytree_dataclass
+class Chain:
+    r"""Apply transformations in sequence: :math:`u \leftarrow T_n(\dots T_1(g))`.
+
+    The state is a tuple with one entry per transformation, as in ``optax.chain``.
+    """
+
+    transforms: tuple[Any, ...]
+
+    def init(self, params: PyTree) -> tuple[Any, ...]:
+        check_params(params)
+        return tuple(t.init(params) for t in self.transforms)
+
+    def update(self, updates, state, params=None, **extra_args):
+        if not isinstance(state, tuple) or len(state) != len(self.transforms):
+            raise ValueError(
+                f"state does not belong to this chain of {len(self.transforms)} "
+                f"transformations (got {type(state).__name__} of length "
+                f"{len(state) if isinstance(state, tuple) else '-'}); create it with init"
+            )
+        new_state = []
+        for t, s in zip(self.transforms, state):
+            updates, s = t.update(updates, s, params, **extra_args)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+
+def chain(*transforms: Any) -> Chain:
+    """Compose transformations, applied left to right (``optax.chain``).
+
+    Each may be one of ours or an optax ``GradientTransformation``.
+
+    >>> import optim
+    >>> tx = optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))
+    >>> len(tx.init({"w": jax.numpy.zeros(3)}))
+    2
+    """
+    return Chain(tuple(as_transformation(t, f"chain argument {i}") for i, t in enumerate(transforms)))
+
+
+def check_updates(updates: PyTree, slot: PyTree) -> None:
+    """Check that incoming updates have the structure and shapes of a per-leaf state slot."""
+    check_same_structure(updates, slot, "grads", "the optimizer state (built by init from params)")

@@ -1,0 +1,65 @@
+"""Clipping: bound each update element, or the norm of all of them together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._pytree import pytree_dataclass
+from optim._tree import PyTree, global_norm, map_arrays, upcast
+from optim.base import EmptyState
+
+
+@pytree_dataclass
+class Clip:
+    r"""Element-wise clipping: :math:`u_t = \min(\max(g_t, -c), c)`."""
+
+    max_delta: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        c = self.max_delta
+        return map_arrays(lambda g: jnp.clip(upcast(g), -c, c).astype(g.dtype), updates), state
+
+
+def clip(max_delta: Any) -> Clip:
+    """Clip every update element to ``[-max_delta, max_delta]`` (``optax.clip``)."""
+    return Clip(hyper(max_delta, "max_delta", schedule=False, low=0.0))
+
+
+@pytree_dataclass
+class ClipByGlobalNorm:
+    r"""Global-norm clipping (Pascanu et al., 2013, "On the difficulty of training RNNs").
+
+    .. math:: u_t = g_t \cdot \min(1, c / \lVert g_t \rVert_2),
+
+    the norm taken over all leaves together (in float32 or wider).
+    """
+
+    max_norm: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        norm = global_norm(updates)
+        keep = norm < self.max_norm
+
+        def clip_leaf(g):
+            g32 = upcast(g)
+            return jnp.where(keep, g32, g32 / norm.astype(g32.dtype) * self.max_norm).astype(g.dtype)
+
+        return map_arrays(clip_leaf, updates), state
+
+
+def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
+    """Rescale updates so that their global norm is at most ``max_norm``."""
+    return ClipByGlobalNorm(hyper(max_norm, "max_norm", schedule=False, low=0.0))

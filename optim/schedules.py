@@ -1,0 +1,823 @@
+"""Schedules: functions of the step count that are pytrees, with optax's names and arguments.
+
+A schedule is a frozen dataclass whose float arguments (``init_value``, ``decay_rate``, scales,
+...) are float32 scalar array leaves and whose step arguments (``transition_steps``,
+``boundaries``, ...) are static metadata. So a jitted step that takes the schedule as an argument
+compiles once for every choice of float values, ``jax.vmap`` over a float argument needs no
+wrapper, and ``jax.grad`` flows into it. Calling ``schedule(count)`` with an int step count (a
+traced int32 array included) returns a float32 scalar.
+
+The factories carry optax's names, argument names, order and defaults, and compute the same
+values in the same float32 operations. Where this module differs from optax, it is on purpose:
+
+- Bad arguments raise at construction with the argument's name: step counts must be ints
+  (``1e4`` is refused rather than used as a float) within int32's range, ``warmup_steps``,
+  ``decay_steps`` and boundaries may not be negative, ``decay_rate`` and scales may not be
+  negative, ``join_schedules`` needs exactly one boundary fewer than schedules, in order, and the
+  one-cycle ``pct_*`` fractions must lie in [0, 1].
+- Where optax falls back silently (it logs at info level), the same fallback emits a
+  ``UserWarning``: ``transition_steps <= 0`` holds ``init_value``, a negative ``transition_begin``
+  becomes 0, ``decay_rate == 0`` holds ``init_value``.
+- ``polynomial_schedule`` computes ``(T - t) / T`` where optax computes ``1 - t / T``: under
+  ``jit`` optax's can be slightly negative at the end of the transition, which makes a
+  fractional ``power`` give NaN from then on (``optax.polynomial_schedule(0., 3., 0.5, 7)``
+  jitted is NaN at step 7); ours is exactly 0 there.
+- Where optax branches in Python on a float value (``decay_rate == 0``, ``decay_rate < 1``,
+  ``peak_value == 0``), a ``jnp.where`` gives the same value, so the argument may be traced.
+
+``wsd_schedule`` (warmup-stable-decay) is not in optax.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from optim.schedules import linear_schedule
+    >>> schedule = linear_schedule(init_value=1.0, end_value=0.0, transition_steps=100)
+    >>> jax.tree.leaves(schedule)  # init_value, end_value, power
+    [Array(1., dtype=float32), Array(0., dtype=float32), Array(1., dtype=float32)]
+    >>> print(schedule(25))
+    0.75
+    >>> sweep = jax.vmap(lambda v: linear_schedule(v, 0.0, 100)(jnp.asarray(50)))
+    >>> print(sweep(jnp.array([1.0, 2.0])))
+    [0.5 1. ]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from optim._hyper import hyper
+from optim._pytree import pytree_dataclass, static
+from optim._tree import INT32_MAX
+
+__all__ = [
+    "ConstantSchedule",
+    "PolynomialSchedule",
+    "CosineDecaySchedule",
+    "ExponentialDecaySchedule",
+    "PiecewiseConstantSchedule",
+    "PiecewiseInterpolateSchedule",
+    "JoinSchedule",
+    "WarmupStableDecaySchedule",
+    "constant_schedule",
+    "polynomial_schedule",
+    "linear_schedule",
+    "cosine_decay_schedule",
+    "exponential_decay",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "join_schedules",
+    "warmup_constant_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "linear_onecycle_schedule",
+    "cosine_onecycle_schedule",
+    "sgdr_schedule",
+    "wsd_schedule",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules (the pytrees)
+# --------------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class ConstantSchedule:
+    """``value`` at every step."""
+
+    value: jax.Array
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        return self.value
+
+
+@pytree_dataclass
+class PolynomialSchedule:
+    r"""Polynomial transition from ``init_value`` (I) to ``end_value`` (E).
+
+    With B = ``transition_begin``, T = ``transition_steps`` and P = ``power``::
+
+        t' = clip(t - B, 0, T)
+        value(t) = (I - E) * ((T - t') / T) ** P + E
+
+    so the value is I up to step B and E from step B + T on.
+    """
+
+    init_value: jax.Array
+    end_value: jax.Array
+    power: jax.Array
+    transition_steps: int = static()
+    transition_begin: int = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        count = jnp.clip(jnp.asarray(count) - self.transition_begin, 0, self.transition_steps)
+        # optax computes 1 - t' / T; under jit XLA turns the division into a product with 1 / T,
+        # so at t' = T that is -4e-8 for T = 7, and a fractional power of it NaN. (T - t') / T
+        # is exactly 0 there, and as close as 1 - t' / T elsewhere (closer near the end).
+        frac = (self.transition_steps - count) / self.transition_steps
+        return (self.init_value - self.end_value) * frac**self.power + self.end_value
+
+
+@pytree_dataclass
+class CosineDecaySchedule:
+    r"""Cosine decay from ``init_value`` (I) to ``alpha * init_value`` over ``decay_steps`` (T).
+
+    With p = ``exponent`` (Loshchilov & Hutter, SGDR, https://arxiv.org/abs/1608.03983)::
+
+        t' = min(t, T)
+        value(t) = I * ((1 - alpha) * (0.5 * (1 + cos(pi * t' / T))) ** p + alpha)
+    """
+
+    init_value: jax.Array
+    alpha: jax.Array
+    exponent: jax.Array
+    decay_steps: int = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        # Float step arithmetic, as in optax: the same float32 values for any count dtype.
+        decay_steps = float(self.decay_steps)
+        count = jnp.minimum(jnp.asarray(count), decay_steps)
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / decay_steps))
+        return self.init_value * ((1 - self.alpha) * cosine**self.exponent + self.alpha)
+
+
+@pytree_dataclass
+class ExponentialDecaySchedule:
+    r"""Exponential decay of ``init_value`` (I) by ``decay_rate`` (r) every ``transition_steps``.
+
+    With B = ``transition_begin`` and T = ``transition_steps``::
+
+        p = (t - B) / T             (floor((t - B) / T) when staircase)
+        value(t) = I                for t <= B
+                   I * r ** p       for t > B
+
+    then bounded by ``end_value`` E when given: ``max(value, E)`` if r < 1, else
+    ``min(value, E)``. When r = 0 the value is I at every step (as in optax).
+    """
+
+    init_value: jax.Array
+    decay_rate: jax.Array
+    end_value: jax.Array | None
+    transition_steps: int = static()
+    transition_begin: int = static()
+    staircase: bool = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        count = jnp.asarray(count) - self.transition_begin
+        p = count / self.transition_steps
+        if self.staircase:
+            p = jnp.floor(p)
+        value = jnp.where(count <= 0, self.init_value, self.init_value * self.decay_rate**p)
+        if self.end_value is not None:
+            value = jnp.where(self.decay_rate < 1, jnp.maximum(value, self.end_value),
+                              jnp.minimum(value, self.end_value))
+        # optax returns a constant schedule when decay_rate == 0 (a Python branch on the value);
+        # the where gives the same values and lets decay_rate be traced.
+        return jnp.where(self.decay_rate == 0, self.init_value, value)
+
+
+@pytree_dataclass
+class PiecewiseConstantSchedule:
+    r"""``init_value`` times every scale whose boundary the step has reached.
+
+    With boundaries b_1 < ... < b_n and scales s_1, ..., s_n::
+
+        value(t) = init_value * prod(s_i for i with t >= b_i)
+    """
+
+    init_value: jax.Array
+    scales: tuple[jax.Array, ...]
+    boundaries: tuple[int, ...] = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        values = _cumulative_products(self.init_value, self.scales)
+        return _select(jnp.asarray(count), self.boundaries, values)
+
+
+@pytree_dataclass
+class PiecewiseInterpolateSchedule:
+    r"""Interpolation between ``init_value`` and its running products with the scales.
+
+    With b_0 = 0, boundaries b_1 < ... < b_n, scales s_i and knot values v_0 = ``init_value``,
+    v_i = v_{i-1} * s_i::
+
+        pct = (t - b_i) / max(b_{i+1} - b_i, 1)               for b_i <= t < b_{i+1}
+        value(t) = v_i + (v_{i+1} - v_i) * pct                 ('linear')
+                   v_{i+1} + (v_i - v_{i+1}) / 2 * (cos(pi * pct) + 1)   ('cosine')
+        value(t) = v_n                                        for t >= b_n
+    """
+
+    init_value: jax.Array
+    scales: tuple[jax.Array, ...]
+    boundaries: tuple[int, ...] = static()
+    interpolate_type: str = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        values = _cumulative_products(self.init_value, self.scales)
+        kinds = (self.interpolate_type,) * len(self.scales)
+        return _interpolate(jnp.asarray(count), (0, *self.boundaries), values, kinds)
+
+
+@pytree_dataclass
+class JoinSchedule:
+    r"""``schedules[0]`` until ``boundaries[0]``, then ``schedules[i]`` counted from its boundary.
+
+    ::
+
+        value(t) = schedules[0](t)                     for t < b_1
+                   schedules[i](t - b_i)               for b_i <= t < b_{i+1}
+    """
+
+    schedules: tuple[Callable[[jax.Array], jax.Array], ...]
+    boundaries: tuple[int, ...] = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        count = jnp.asarray(count)
+        first, *rest = self.schedules
+        values = [first(count), *(s(count - b) for s, b in zip(rest, self.boundaries, strict=True))]
+        return _select(count, self.boundaries, values)
+
+
+@pytree_dataclass
+class WarmupStableDecaySchedule:
+    r"""Warmup-stable-decay: linear warmup, a constant phase, then a decay to ``end_value``.
+
+    With I = ``init_value``, P = ``peak_value``, E = ``end_value``, W = ``warmup_steps``,
+    S = ``stable_steps``, D = ``decay_steps`` and pct = (t - W - S) / D::
+
+        value(t) = I + (P - I) * t / W                   for t < W
+                   P                                     for W <= t < W + S
+                   E + (P - E) * (1 - pct)               for W + S <= t < W + S + D ('linear')
+                   E + (P - E) / 2 * (cos(pi * pct) + 1)                             ('cosine')
+                   E + (P - E) * (1 - sqrt(pct))                                     ('1-sqrt')
+                   E                                     for t >= W + S + D
+
+    References: Hu et al., MiniCPM, https://arxiv.org/abs/2404.06395 (the schedule); Hägele et
+    al., Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations,
+    https://arxiv.org/abs/2405.18392 (the '1-sqrt' decay).
+    """
+
+    init_value: jax.Array
+    peak_value: jax.Array
+    end_value: jax.Array
+    warmup_steps: int = static()
+    stable_steps: int = static()
+    decay_steps: int = static()
+    decay_type: str = static()
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        warmup_end = self.warmup_steps
+        decay_begin = warmup_end + self.stable_steps
+        steps = (0, warmup_end, decay_begin, decay_begin + self.decay_steps)
+        values = (self.init_value, self.peak_value, self.peak_value, self.end_value)
+        kinds = ("linear", "linear", self.decay_type)
+        return _interpolate(jnp.asarray(count), steps, values, kinds)
+
+
+def _cumulative_products(init_value: jax.Array, scales: Sequence[jax.Array]) -> list[jax.Array]:
+    values = [init_value]
+    for scale in scales:
+        values.append(values[-1] * scale)
+    return values
+
+
+def _select(count: jax.Array, boundaries: Sequence[int], values: Sequence[jax.Array]) -> jax.Array:
+    """``values[0]`` before ``boundaries[0]``, ``values[i]`` from ``boundaries[i - 1]`` on."""
+    value = values[0]
+    for boundary, later in zip(boundaries, values[1:], strict=True):
+        value = jnp.where(count < boundary, value, later)
+    return value
+
+
+def _interpolate_linear(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
+    return (end - start) * pct + start
+
+
+def _interpolate_cosine(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
+    return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
+
+
+def _interpolate_one_minus_sqrt(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
+    return end + (start - end) * (1 - jnp.sqrt(pct))
+
+
+_INTERPOLATIONS = {
+    "linear": _interpolate_linear,
+    "cosine": _interpolate_cosine,
+    "1-sqrt": _interpolate_one_minus_sqrt,
+}
+
+
+def _interpolate(
+    count: jax.Array, steps: Sequence[int], values: Sequence[jax.Array], kinds: Sequence[str]
+) -> jax.Array:
+    """Interpolate ``values[i]`` to ``values[i + 1]`` on [steps[i], steps[i + 1]) by ``kinds[i]``.
+
+    The value is ``values[-1]`` from ``steps[-1]`` on. ``pct`` is clipped to [0, 1] so that the
+    pieces :func:`_select` discards stay finite and so do their gradients (sqrt of a negative).
+    """
+    pieces = []
+    for i, kind in enumerate(kinds):
+        pct = jnp.clip((count - steps[i]) / max(steps[i + 1] - steps[i], 1), 0, 1)
+        pieces.append(_INTERPOLATIONS[kind](values[i], values[i + 1], pct))
+    return _select(count, steps[1:], [*pieces, values[-1]])
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _float(value: Any, name: str, **bounds: Any) -> jax.Array:
+    """A float argument as a float32 scalar array (checked by ``hyper`` unless traced)."""
+    return hyper(value, name, schedule=False, **bounds)
+
+
+def _steps(value: Any, name: str, low: int | None = 0) -> int:
+    """A static step count: an int (not a bool, a float or a traced array) in int32's range."""
+    index = None
+    if not isinstance(value, (bool, jax.core.Tracer)):
+        with contextlib.suppress(TypeError):
+            index = operator.index(value)
+    if index is None:
+        raise TypeError(f"{name} must be an int (step counts are static, like array shapes), "
+                        f"got {type(value).__name__} {value!r}")
+    lowest = -INT32_MAX if low is None else low
+    if not lowest <= index <= INT32_MAX:
+        raise ValueError(f"{name} must be an int in [{lowest}, {INT32_MAX}] (step counts are "
+                         f"int32), got {index}")
+    return index
+
+
+def _fraction(value: Any, name: str) -> float:
+    """A static fraction in [0, 1] (it places step boundaries, so it cannot be traced)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a Python float in [0, 1] (it sets static step "
+                        f"boundaries), got {type(value).__name__} {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _warn(message: str) -> None:
+    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def _transition_begin(value: Any) -> int:
+    begin = _steps(value, "transition_begin", low=None)
+    if begin < 0:
+        _warn(f"transition_begin={begin} is negative; using 0, as optax does")
+        return 0
+    return begin
+
+
+def _held_constant(transition_steps: int, init_value: jax.Array) -> ConstantSchedule:
+    _warn(f"transition_steps={transition_steps} is not positive: the schedule holds init_value "
+          "at every step, as in optax")
+    return ConstantSchedule(init_value)
+
+
+def _boundaries_and_scales(
+    boundaries_and_scales: Mapping[int, ArrayLike] | None,
+) -> tuple[tuple[int, ...], tuple[jax.Array, ...]]:
+    """Sorted static boundaries and their float32 scales (each non-negative)."""
+    if boundaries_and_scales is None:
+        return (), ()
+    if not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError("boundaries_and_scales must be a dict {step: scale} or None, got "
+                        f"{type(boundaries_and_scales).__name__}")
+    items = sorted(
+        ((_steps(boundary, f"boundaries_and_scales key {boundary!r}"), scale)
+         for boundary, scale in boundaries_and_scales.items()),
+        key=lambda item: item[0],
+    )
+    boundaries = tuple(boundary for boundary, _ in items)
+    scales = tuple(_float(scale, f"boundaries_and_scales[{boundary}]", low=0.0)
+                   for boundary, scale in items)
+    return boundaries, scales
+
+
+# --------------------------------------------------------------------------------------------
+# Factories (optax's names, arguments and defaults)
+# --------------------------------------------------------------------------------------------
+
+
+def constant_schedule(value: ArrayLike) -> ConstantSchedule:
+    """A schedule that is ``value`` at every step."""
+    return ConstantSchedule(_float(value, "value"))
+
+
+def polynomial_schedule(
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    power: ArrayLike,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> PolynomialSchedule | ConstantSchedule:
+    """Polynomial transition from ``init_value`` to ``end_value`` (see :class:`PolynomialSchedule`).
+
+    Args:
+      init_value: value up to step ``transition_begin``.
+      end_value: value from step ``transition_begin + transition_steps`` on.
+      power: power of the polynomial (1 is linear).
+      transition_steps: length of the transition. If not positive, the schedule holds
+        ``init_value`` at every step (with a warning), as in optax.
+      transition_begin: step at which the transition starts. A negative value becomes 0 (with a
+        warning), as in optax.
+    """
+    init_value = _float(init_value, "init_value")
+    end_value = _float(end_value, "end_value")
+    power = _float(power, "power")
+    transition_steps = _steps(transition_steps, "transition_steps", low=None)
+    transition_begin = _transition_begin(transition_begin)
+    if transition_steps <= 0:
+        return _held_constant(transition_steps, init_value)
+    return PolynomialSchedule(init_value, end_value, power, transition_steps, transition_begin)
+
+
+def linear_schedule(
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> PolynomialSchedule | ConstantSchedule:
+    """Linear transition from ``init_value`` to ``end_value``: a polynomial schedule of power 1.
+
+    ::
+
+        value(t) = I + (E - I) * clip(t - transition_begin, 0, T) / T
+
+    Arguments as in :func:`polynomial_schedule`.
+    """
+    return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
+
+
+def cosine_decay_schedule(
+    init_value: ArrayLike,
+    decay_steps: int,
+    alpha: ArrayLike = 0.0,
+    exponent: ArrayLike = 1.0,
+) -> CosineDecaySchedule:
+    """Cosine decay from ``init_value`` to ``alpha * init_value``; see :class:`CosineDecaySchedule`.
+
+    Args:
+      init_value: value at step 0.
+      decay_steps: positive; the step from which the value is ``alpha * init_value``.
+      alpha: the final value as a fraction of ``init_value``.
+      exponent: power applied to the cosine factor ``0.5 * (1 + cos(pi * t / decay_steps))``.
+    """
+    return CosineDecaySchedule(
+        _float(init_value, "init_value"),
+        _float(alpha, "alpha"),
+        _float(exponent, "exponent"),
+        _steps(decay_steps, "decay_steps", low=1),
+    )
+
+
+def exponential_decay(
+    init_value: ArrayLike,
+    transition_steps: int,
+    decay_rate: ArrayLike,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: ArrayLike | None = None,
+) -> ExponentialDecaySchedule | ConstantSchedule:
+    """``init_value * decay_rate ** ((t - transition_begin) / transition_steps)``.
+
+    See :class:`ExponentialDecaySchedule`.
+
+    Args:
+      init_value: value up to step ``transition_begin``.
+      transition_steps: steps over which the value is multiplied by ``decay_rate``. If not
+        positive, the schedule holds ``init_value`` at every step (with a warning), as in optax.
+      decay_rate: non-negative factor per ``transition_steps``; 0 holds ``init_value`` at every
+        step (with a warning when the value is known), as in optax.
+      transition_begin: step at which the decay starts. A negative value becomes 0 (with a
+        warning), as in optax.
+      staircase: decay in whole steps of ``transition_steps`` (``floor`` the exponent).
+      end_value: bound on the value: a lower bound when ``decay_rate < 1``, else an upper bound.
+    """
+    init_value = _float(init_value, "init_value")
+    decay_rate = _float(decay_rate, "decay_rate", low=0.0)
+    if end_value is not None:
+        end_value = _float(end_value, "end_value")
+    transition_steps = _steps(transition_steps, "transition_steps", low=None)
+    transition_begin = _transition_begin(transition_begin)
+    if not isinstance(staircase, bool):
+        raise TypeError(f"staircase must be a bool, got {type(staircase).__name__} {staircase!r}")
+    if transition_steps <= 0:
+        return _held_constant(transition_steps, init_value)
+    if not isinstance(decay_rate, jax.core.Tracer) and decay_rate == 0:
+        _warn("decay_rate=0: the schedule holds init_value at every step, as in optax")
+    return ExponentialDecaySchedule(
+        init_value, decay_rate, end_value, transition_steps, transition_begin, staircase)
+
+
+def piecewise_constant_schedule(
+    init_value: ArrayLike,
+    boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
+) -> PiecewiseConstantSchedule:
+    """``init_value`` scaled by every scale whose step the count has reached.
+
+    See :class:`PiecewiseConstantSchedule`.
+
+    Args:
+      init_value: value before the first boundary.
+      boundaries_and_scales: ``{step: scale}``; from ``step`` on, the value is multiplied by
+        ``scale``. Steps are non-negative ints, scales non-negative floats.
+    """
+    boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
+    return PiecewiseConstantSchedule(_float(init_value, "init_value"), scales, boundaries)
+
+
+def piecewise_interpolate_schedule(
+    interpolate_type: str,
+    init_value: ArrayLike,
+    boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
+) -> PiecewiseInterpolateSchedule:
+    """Linear or cosine interpolation between the running products of the scales.
+
+    See :class:`PiecewiseInterpolateSchedule`.
+
+    Args:
+      interpolate_type: ``'linear'`` or ``'cosine'``.
+      init_value: value at step 0.
+      boundaries_and_scales: ``{step: scale}``; the value reaches ``init_value`` times the product
+        of the scales up to ``step`` at ``step``. Steps are non-negative ints, scales
+        non-negative floats.
+    """
+    interpolate_type = _choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
+    boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
+    return PiecewiseInterpolateSchedule(
+        _float(init_value, "init_value"), scales, boundaries, interpolate_type)
+
+
+def join_schedules(
+    schedules: Sequence[Callable[[jax.Array], ArrayLike]], boundaries: Sequence[int]
+) -> JoinSchedule:
+    """One schedule after another (see :class:`JoinSchedule`).
+
+    Args:
+      schedules: schedules of this module or any function of the step count (an optax schedule,
+        a lambda), which is kept as static metadata. ``schedules[i]`` counts its steps from
+        ``boundaries[i - 1]``.
+      boundaries: ``len(schedules) - 1`` non-negative, non-decreasing ints: the steps at which
+        the next schedule takes over.
+    """
+    schedules = tuple(schedules)
+    if not schedules:
+        raise ValueError("schedules must hold at least one schedule")
+    for i, schedule in enumerate(schedules):
+        if not callable(schedule):
+            raise TypeError(f"schedules[{i}] must be a schedule (a function of the step count), "
+                            f"got {type(schedule).__name__} {schedule!r}")
+    boundaries = tuple(_steps(b, f"boundaries[{i}]") for i, b in enumerate(boundaries))
+    if len(boundaries) != len(schedules) - 1:
+        raise ValueError(f"boundaries must hold one int fewer than schedules ({len(schedules)}), "
+                         f"got {len(boundaries)}")
+    if list(boundaries) != sorted(boundaries):
+        raise ValueError(f"boundaries must be non-decreasing, got {list(boundaries)}")
+    return JoinSchedule(
+        tuple(hyper(s, f"schedules[{i}]") for i, s in enumerate(schedules)), boundaries)
+
+
+def _warmup_then(
+    init_value: jax.Array, peak_value: jax.Array, warmup_steps: int, schedule: Callable
+) -> JoinSchedule:
+    """Linear warmup from ``init_value`` to ``peak_value``, then ``schedule``."""
+    # With no warmup the first piece is never used (its boundary is 0): a constant avoids the
+    # warning linear_schedule gives for zero transition steps.
+    warmup = (linear_schedule(init_value, peak_value, warmup_steps) if warmup_steps
+              else constant_schedule(init_value))
+    return join_schedules((warmup, schedule), (warmup_steps,))
+
+
+def warmup_constant_schedule(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+) -> PolynomialSchedule | ConstantSchedule:
+    """Linear warmup from ``init_value`` to ``peak_value`` over ``warmup_steps``, then constant.
+
+    ``warmup_steps=0`` holds ``init_value`` (with a warning), as in optax.
+    """
+    return linear_schedule(init_value, _float(peak_value, "peak_value"), warmup_steps)
+
+
+def warmup_cosine_decay_schedule(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: ArrayLike = 0.0,
+    exponent: ArrayLike = 1.0,
+) -> JoinSchedule:
+    """Linear warmup to ``peak_value``, then cosine decay to ``end_value``.
+
+    The join of :func:`linear_schedule` and :func:`cosine_decay_schedule` with
+    ``alpha = end_value / peak_value`` (0 when ``peak_value`` is 0, as in optax)::
+
+        value(t) = I + (P - I) * t / W                                        for t < W
+                   P * ((1 - alpha) * (0.5 * (1 + cos(pi * (t - W) / (D - W)))) ** p + alpha)
+
+    Args:
+      init_value: value at step 0.
+      peak_value: value at the end of the warmup.
+      warmup_steps: non-negative length of the warmup.
+      decay_steps: total length of the schedule, warmup included; more than ``warmup_steps``.
+      end_value: value from step ``decay_steps`` on.
+      exponent: power applied to the cosine factor.
+    """
+    init_value = _float(init_value, "init_value")
+    peak_value = _float(peak_value, "peak_value")
+    end_value = _float(end_value, "end_value")
+    warmup_steps = _steps(warmup_steps, "warmup_steps")
+    decay_steps = _steps(decay_steps, "decay_steps")
+    if decay_steps <= warmup_steps:
+        raise ValueError(f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps}): "
+                         "it is the length of the whole schedule, warmup included")
+    # optax branches in Python on peak_value == 0; the inner where keeps the gradient finite.
+    zero_peak = peak_value == 0
+    alpha = jnp.where(zero_peak, 0.0, end_value / jnp.where(zero_peak, 1.0, peak_value))
+    decay = cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)
+    return _warmup_then(init_value, peak_value, warmup_steps, decay)
+
+
+def warmup_exponential_decay_schedule(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+    transition_steps: int,
+    decay_rate: ArrayLike,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: ArrayLike | None = None,
+) -> JoinSchedule:
+    """Linear warmup to ``peak_value``, then :func:`exponential_decay` from ``peak_value``.
+
+    The decay's step count starts at ``warmup_steps``; its arguments are those of
+    :func:`exponential_decay`, ``peak_value`` in the place of ``init_value``.
+    """
+    init_value = _float(init_value, "init_value")
+    peak_value = _float(peak_value, "peak_value")
+    warmup_steps = _steps(warmup_steps, "warmup_steps")
+    decay = exponential_decay(
+        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value)
+    return _warmup_then(init_value, peak_value, warmup_steps, decay)
+
+
+def _onecycle_arguments(
+    transition_steps: int, peak_value: ArrayLike, div_factor: ArrayLike,
+    final_div_factor: ArrayLike
+) -> tuple[int, jax.Array, jax.Array, jax.Array]:
+    return (
+        _steps(transition_steps, "transition_steps", low=1),
+        _float(peak_value, "peak_value"),
+        _float(div_factor, "div_factor", low=0.0, low_open=True),
+        _float(final_div_factor, "final_div_factor", low=0.0, low_open=True),
+    )
+
+
+def linear_onecycle_schedule(
+    transition_steps: int,
+    peak_value: ArrayLike,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: ArrayLike = 25.0,
+    final_div_factor: ArrayLike = 1e4,
+) -> PiecewiseInterpolateSchedule:
+    """One-cycle schedule with three linear phases (Smith & Topin, https://arxiv.org/abs/1708.07120).
+
+    With T = ``transition_steps``, P = ``peak_value``, I = P / ``div_factor``:
+
+    1. from step 0 to ``int(pct_start * T)``, up from I to P;
+    2. to step ``int(pct_final * T)``, down from P to I;
+    3. to step T, down from I to I / ``final_div_factor``, held from then on.
+
+    A :func:`piecewise_interpolate_schedule`, built as optax builds it (if two phase boundaries
+    fall on the same step, the later phase's scale wins, as in optax).
+
+    Args:
+      transition_steps: positive length of the cycle.
+      peak_value: the largest value.
+      pct_start: static fraction of the cycle spent rising.
+      pct_final: static fraction of the cycle at which the value is back at I.
+      div_factor: positive; I = ``peak_value / div_factor``.
+      final_div_factor: positive; the final value is I / ``final_div_factor``.
+    """
+    transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
+        transition_steps, peak_value, div_factor, final_div_factor)
+    boundaries_and_scales = {
+        int(_fraction(pct_start, "pct_start") * transition_steps): div_factor,
+        int(_fraction(pct_final, "pct_final") * transition_steps): 1.0 / div_factor,
+        transition_steps: 1.0 / final_div_factor,
+    }
+    return piecewise_interpolate_schedule(
+        "linear", peak_value / div_factor, boundaries_and_scales)
+
+
+def cosine_onecycle_schedule(
+    transition_steps: int,
+    peak_value: ArrayLike,
+    pct_start: float = 0.3,
+    div_factor: ArrayLike = 25.0,
+    final_div_factor: ArrayLike = 1e4,
+) -> PiecewiseInterpolateSchedule:
+    """One-cycle schedule with cosine phases (Smith & Topin, https://arxiv.org/abs/1708.07120).
+
+    With T = ``transition_steps``, P = ``peak_value``, I = P / ``div_factor``: a cosine rise from
+    I to P until step ``int(pct_start * T)``, then a cosine fall to I / ``final_div_factor`` at
+    step T, held from then on. A :func:`piecewise_interpolate_schedule`, built as optax builds it.
+
+    Args: as :func:`linear_onecycle_schedule`.
+    """
+    transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
+        transition_steps, peak_value, div_factor, final_div_factor)
+    boundaries_and_scales = {
+        int(_fraction(pct_start, "pct_start") * transition_steps): div_factor,
+        transition_steps: 1.0 / (div_factor * final_div_factor),
+    }
+    return piecewise_interpolate_schedule(
+        "cosine", peak_value / div_factor, boundaries_and_scales)
+
+
+def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> JoinSchedule:
+    """SGD with warm restarts (Loshchilov & Hutter, https://arxiv.org/abs/1608.03983).
+
+    One :func:`warmup_cosine_decay_schedule` per cycle, joined: cycle i starts at the sum of the
+    ``decay_steps`` of the cycles before it.
+
+    Args:
+      cosine_kwargs: one dict of :func:`warmup_cosine_decay_schedule` arguments per cycle.
+    """
+    schedules, boundaries, step = [], [], 0
+    for i, kwargs in enumerate(cosine_kwargs):
+        try:
+            schedules.append(warmup_cosine_decay_schedule(**kwargs))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"cosine_kwargs[{i}]: {e}") from e
+        step += kwargs["decay_steps"]
+        boundaries.append(step)
+    if not schedules:
+        raise ValueError("cosine_kwargs must hold at least one cycle")
+    return join_schedules(schedules, boundaries[:-1])
+
+
+def wsd_schedule(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+    stable_steps: int,
+    decay_steps: int,
+    end_value: ArrayLike = 0.0,
+    decay_type: str = "linear",
+) -> WarmupStableDecaySchedule:
+    """Warmup-stable-decay (see :class:`WarmupStableDecaySchedule`); not in optax.
+
+    Linear warmup from ``init_value`` to ``peak_value``, ``peak_value`` for ``stable_steps``,
+    then a decay to ``end_value``; the whole schedule lasts
+    ``warmup_steps + stable_steps + decay_steps`` steps and holds ``end_value`` after that.
+
+    Args:
+      init_value: value at step 0.
+      peak_value: value at the end of the warmup and during the stable phase.
+      warmup_steps: non-negative length of the warmup (0 starts at ``peak_value``).
+      stable_steps: non-negative length of the stable phase.
+      decay_steps: non-negative length of the decay (0 drops to ``end_value`` at once).
+      end_value: value at the end of the decay and after it.
+      decay_type: shape of the decay: ``'linear'``, ``'cosine'`` (half a cosine period) or
+        ``'1-sqrt'`` (``1 - sqrt(pct)``, Hägele et al. 2024).
+
+    Example:
+        >>> from optim.schedules import wsd_schedule
+        >>> schedule = wsd_schedule(0.0, 1.0, warmup_steps=10, stable_steps=80, decay_steps=10)
+        >>> [round(float(schedule(t)), 3) for t in (0, 5, 10, 50, 90, 95, 100)]
+        [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
+    """
+    return WarmupStableDecaySchedule(
+        _float(init_value, "init_value"),
+        _float(peak_value, "peak_value"),
+        _float(end_value, "end_value"),
+        _steps(warmup_steps, "warmup_steps"),
+        _steps(stable_steps, "stable_steps"),
+        _steps(decay_steps, "decay_steps"),
+        _choice(decay_type, "decay_type", tuple(_INTERPOLATIONS)),
+    )

@@ -1,0 +1,570 @@
+"""Building blocks: each scales, accumulates or adds to the incoming updates.
+
+Notation in the docstrings: :math:`g_t` is the incoming update (the gradient, or the output of
+the previous transformation in a chain), :math:`u_t` the outgoing one, :math:`\\theta_t` the
+parameters, :math:`t \\ge 1` the step count. Arithmetic runs in at least float32 whatever the
+parameter dtype; state slots keep the dtype they were created with (float32 for bf16/fp16
+parameters unless a ``*_dtype`` argument says otherwise); updates leave in the incoming
+gradient's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, is_schedule, value_at
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    abs_sq,
+    check_params,
+    full_like,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
+from optim.base import EmptyState, check_updates
+
+
+def _dtype(dtype: Any, name: str) -> Any:
+    """Canonical static dtype (hashable) or None; rejects non-float dtypes."""
+    if dtype is None:
+        return None
+    try:
+        canonical = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(canonical, jnp.inexact):
+        raise TypeError(f"{name} must be a floating or complex dtype, got {canonical}")
+    return canonical
+
+
+def _store(new: PyTree, old: PyTree) -> PyTree:
+    """Cast freshly computed slot values back to the slot's storage dtype."""
+    return map_arrays(lambda n, o: n.astype(o.dtype), new, old)
+
+
+def _out(updates: PyTree, grads: PyTree) -> PyTree:
+    """Cast outgoing updates to the dtype of the incoming ones."""
+    return map_arrays(lambda u, g: u.astype(g.dtype), updates, grads)
+
+
+def _moment(g: jax.Array, m: jax.Array, decay: jax.Array) -> jax.Array:
+    """:math:`(1 - \\beta) g + \\beta m` in the compute dtype."""
+    return (1 - decay) * upcast(g) + decay * upcast(m)
+
+
+def _second_moment(g: jax.Array, v: jax.Array, decay: jax.Array) -> jax.Array:
+    """:math:`(1 - \\beta) |g|^2 + \\beta v` in the compute dtype."""
+    return (1 - decay) * abs_sq(upcast(g)) + decay * upcast(v)
+
+
+def _debias(m: jax.Array, decay: jax.Array, count: jax.Array) -> jax.Array:
+    """Bias correction :math:`m / (1 - \\beta^t)`."""
+    return m / (1 - decay**count).astype(m.dtype)
+
+
+# --- scaling ------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class Scale:
+    r"""Multiply by a constant: :math:`u_t = s\,g_t`."""
+
+    step_size: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        return map_arrays(lambda g: (self.step_size * upcast(g)).astype(g.dtype), updates), state
+
+
+def scale(step_size: Any) -> Scale:
+    """Scale updates by a constant ``step_size`` (``optax.scale``)."""
+    return Scale(hyper(step_size, "step_size", schedule=False))
+
+
+class ScaleByScheduleState(NamedTuple):
+    """The number of updates made so far, the schedule's argument."""
+
+    count: jax.Array
+
+
+@pytree_dataclass
+class ScaleBySchedule:
+    r"""Multiply by a schedule of the step count: :math:`u_t = s(t-1)\,g_t`."""
+
+    step_size_fn: Any
+
+    def init(self, params: PyTree) -> ScaleByScheduleState:
+        del params
+        return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        step_size = value_at(self.step_size_fn, state.count)
+        updates = map_arrays(lambda g: (step_size * upcast(g)).astype(g.dtype), updates)
+        return updates, ScaleByScheduleState(count=safe_increment(state.count))
+
+
+def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
+    """Scale updates by ``step_size_fn(count)`` (``optax.scale_by_schedule``)."""
+    if not is_schedule(step_size_fn):
+        raise TypeError(f"step_size_fn must be a schedule (callable), got {step_size_fn!r}")
+    return ScaleBySchedule(hyper(step_size_fn, "step_size_fn"))
+
+
+@pytree_dataclass
+class ScaleByLearningRate:
+    r"""Descent step: :math:`u_t = -\eta_t\,g_t` (or :math:`+\eta_t g_t` with ``flip_sign=False``).
+
+    :math:`\eta_t` is a constant or a schedule evaluated at the number of previous updates;
+    only a schedule keeps a count in the state.
+    """
+
+    learning_rate: Any
+    flip_sign: bool = static(True)
+
+    def init(self, params: PyTree) -> EmptyState | ScaleByScheduleState:
+        del params
+        if is_schedule(self.learning_rate):
+            return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        if is_schedule(self.learning_rate):
+            lr = value_at(self.learning_rate, state.count)
+            state = ScaleByScheduleState(count=safe_increment(state.count))
+        else:
+            lr = self.learning_rate
+        step = -lr if self.flip_sign else lr
+        return map_arrays(lambda g: (step * upcast(g)).astype(g.dtype), updates), state
+
+
+def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True) -> Any:
+    """Scale by minus the learning rate, a non-negative number or a schedule.
+
+    ``learning_rate=None`` means no scaling (``identity``), as in optax.
+    """
+    if learning_rate is None:
+        from optim.base import identity
+
+        return identity()
+    return ScaleByLearningRate(learning_rate_hyper(learning_rate), flip_sign=bool(flip_sign))
+
+
+def learning_rate_hyper(learning_rate: Any) -> Any:
+    """Validate a learning rate: a finite number >= 0, or a schedule."""
+    return hyper(learning_rate, "learning_rate", low=0.0)
+
+
+# --- accumulation -------------------------------------------------------------------------
+
+
+class TraceState(NamedTuple):
+    """The momentum buffer."""
+
+    trace: PyTree
+
+
+@pytree_dataclass
+class Trace:
+    r"""Heavy-ball momentum (Polyak, 1964): :math:`m_t = g_t + \mu\,m_{t-1}`, :math:`u_t = m_t`.
+
+    With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`.
+    """
+
+    decay: Any
+    nesterov: bool = static(False)
+    accumulator_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> TraceState:
+        return TraceState(trace=full_like(params, 0.0, self.accumulator_dtype))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.trace)
+        trace = map_arrays(lambda g, t: upcast(g) + self.decay * upcast(t), updates, state.trace)
+        out = trace
+        if self.nesterov:
+            out = map_arrays(lambda g, t: upcast(g) + self.decay * t, updates, trace)
+        return _out(out, updates), TraceState(trace=_store(trace, state.trace))
+
+
+def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
+    """Momentum: a decaying sum of past updates (``optax.trace``)."""
+    return Trace(
+        hyper(decay, "decay", schedule=False),
+        nesterov=bool(nesterov),
+        accumulator_dtype=_dtype(accumulator_dtype, "accumulator_dtype"),
+    )
+
+
+class EmaState(NamedTuple):
+    """Step count and the exponential moving average."""
+
+    count: jax.Array
+    ema: PyTree
+
+
+@pytree_dataclass
+class Ema:
+    r"""Exponential moving average :math:`m_t = (1-\beta) g_t + \beta m_{t-1}`.
+
+    :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`.
+    """
+
+    decay: Any
+    debias: bool = static(True)
+    accumulator_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> EmaState:
+        return EmaState(
+            count=jnp.zeros([], jnp.int32), ema=full_like(params, 0.0, self.accumulator_dtype)
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.ema)
+        ema = map_arrays(lambda g, m: _moment(g, m, self.decay), updates, state.ema)
+        count = safe_increment(state.count)
+        out = map_arrays(lambda m: _debias(m, self.decay, count), ema) if self.debias else ema
+        return _out(out, updates), EmaState(count=count, ema=_store(ema, state.ema))
+
+
+def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
+    """Exponential moving average of past updates (``optax.ema``)."""
+    return Ema(
+        hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
+        debias=bool(debias),
+        accumulator_dtype=_dtype(accumulator_dtype, "accumulator_dtype"),
+    )
+
+
+# --- adaptive scaling ---------------------------------------------------------------------
+
+
+class ScaleByAdamState(NamedTuple):
+    """Adam's step count and first and second moments."""
+
+    count: jax.Array
+    mu: PyTree
+    nu: PyTree
+
+
+@pytree_dataclass
+class ScaleByAdam:
+    r"""Adam (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\\
+        \hat m_t = m_t / (1-\beta_1^t),\quad \hat v_t = v_t / (1-\beta_2^t),\quad
+        u_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon).
+
+    With ``nesterov=True`` (Nadam; Dozat, 2016, "Incorporating Nesterov Momentum into
+    Adam"): :math:`\hat m_t = \beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`.
+    Unlike the seed document's formula, :math:`\epsilon` sits outside the square root and the
+    moments are bias-corrected, as in the paper.
+    """
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    mu_dtype: Any = static(None)
+    nesterov: bool = static(False)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=jnp.zeros([], jnp.int32),
+            mu=full_like(params, 0.0, self.mu_dtype),
+            nu=full_like(params, 0.0),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        mu = map_arrays(lambda g, m: _moment(g, m, b1), updates, state.mu)
+        nu = map_arrays(lambda g, v: _second_moment(g, v, b2), updates, state.nu)
+        count = safe_increment(state.count)
+        if self.nesterov:
+            mu_hat = map_arrays(
+                lambda m, g: b1 * _debias(m, b1, safe_increment(count))
+                + (1 - b1) * _debias(upcast(g), b1, count),
+                mu,
+                updates,
+            )
+        else:
+            mu_hat = map_arrays(lambda m: _debias(m, b1, count), mu)
+        out = map_arrays(
+            lambda m, v: m / (jnp.sqrt(_debias(v, b2, count) + self.eps_root) + self.eps),
+            mu_hat,
+            nu,
+        )
+        new_state = ScaleByAdamState(count=count, mu=_store(mu, state.mu), nu=_store(nu, state.nu))
+        return _out(out, updates), new_state
+
+
+def scale_by_adam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+) -> ScaleByAdam:
+    """Rescale updates by Adam's bias-corrected moments (``optax.scale_by_adam``)."""
+    return ScaleByAdam(
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        mu_dtype=_dtype(mu_dtype, "mu_dtype"),
+        nesterov=bool(nesterov),
+    )
+
+
+class ScaleByRmsState(NamedTuple):
+    """RMSProp's step count (used with ``bias_correction``) and second moment."""
+
+    count: jax.Array
+    nu: PyTree
+
+
+def _rms_scaling(v: jax.Array, eps: jax.Array, eps_in_sqrt: bool) -> jax.Array:
+    r""":math:`1/\sqrt{v + \epsilon}` or :math:`1/(\sqrt{v} + \epsilon)`."""
+    return jax.lax.rsqrt(v + eps) if eps_in_sqrt else 1 / (jnp.sqrt(v) + eps)
+
+
+@pytree_dataclass
+class ScaleByRms:
+    r"""RMSProp scaling (Hinton, 2012, "Neural Networks for Machine Learning", lecture 6e).
+
+    .. math::
+        v_t = \beta v_{t-1} + (1-\beta) |g_t|^2,\quad
+        u_t = g_t / \sqrt{\hat v_t + \epsilon}\ \text{(or } g_t / (\sqrt{\hat v_t} + \epsilon)
+        \text{ with eps\_in\_sqrt=False)},
+
+    with :math:`\hat v_t = v_t / (1-\beta^t)` if ``bias_correction`` else :math:`v_t`, and
+    :math:`v_0` = ``initial_scale``.
+    """
+
+    decay: Any
+    eps: Any
+    initial_scale: Any
+    eps_in_sqrt: bool = static(True)
+    bias_correction: bool = static(False)
+
+    def init(self, params: PyTree) -> ScaleByRmsState:
+        nu = full_like(params, self.initial_scale)
+        return ScaleByRmsState(count=jnp.zeros([], jnp.int32), nu=nu)
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.nu)
+        nu = map_arrays(lambda g, v: _second_moment(g, v, self.decay), updates, state.nu)
+        count = safe_increment(state.count) if self.bias_correction else state.count
+        out = map_arrays(
+            lambda g, v: _rms_scaling(
+                _debias(v, self.decay, count) if self.bias_correction else v,
+                self.eps,
+                self.eps_in_sqrt,
+            )
+            * upcast(g),
+            updates,
+            nu,
+        )
+        return _out(out, updates), ScaleByRmsState(count=count, nu=_store(nu, state.nu))
+
+
+def _rms_args(decay: Any, eps: Any, initial_scale: Any) -> dict[str, Any]:
+    return dict(
+        decay=hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        initial_scale=hyper(initial_scale, "initial_scale", schedule=False, low=0.0),
+    )
+
+
+def scale_by_rms(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> ScaleByRms:
+    """Rescale by the root of an EMA of squared updates (``optax.scale_by_rms``)."""
+    return ScaleByRms(
+        **_rms_args(decay, eps, initial_scale),
+        eps_in_sqrt=bool(eps_in_sqrt),
+        bias_correction=bool(bias_correction),
+    )
+
+
+class ScaleByStddevState(NamedTuple):
+    """Centered RMSProp's step count, first and second moments."""
+
+    count: jax.Array
+    mu: PyTree
+    nu: PyTree
+
+
+@pytree_dataclass
+class ScaleByStddev:
+    r"""Centered RMSProp scaling (Graves, 2013, "Generating Sequences With RNNs", eq. 38-40).
+
+    .. math::
+        m_t = \beta m_{t-1} + (1-\beta) g_t,\quad v_t = \beta v_{t-1} + (1-\beta)|g_t|^2,\quad
+        u_t = g_t / \sqrt{\hat v_t - |\hat m_t|^2 + \epsilon}
+
+    (or :math:`g_t / (\sqrt{\hat v_t - |\hat m_t|^2} + \epsilon)` with ``eps_in_sqrt=False``),
+    hats denoting optional bias correction as in ``scale_by_rms``.
+    """
+
+    decay: Any
+    eps: Any
+    initial_scale: Any
+    eps_in_sqrt: bool = static(True)
+    bias_correction: bool = static(False)
+
+    def init(self, params: PyTree) -> ScaleByStddevState:
+        nu = full_like(params, self.initial_scale)
+        return ScaleByStddevState(count=jnp.zeros([], jnp.int32), mu=full_like(params), nu=nu)
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.nu)
+        d = self.decay
+        mu = map_arrays(lambda g, m: _moment(g, m, d), updates, state.mu)
+        nu = map_arrays(lambda g, v: _second_moment(g, v, d), updates, state.nu)
+        count = safe_increment(state.count) if self.bias_correction else state.count
+        hat = (lambda x: _debias(x, d, count)) if self.bias_correction else (lambda x: x)
+        out = map_arrays(
+            lambda g, m, v: _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt)
+            * upcast(g),
+            updates,
+            mu,
+            nu,
+        )
+        new_state = ScaleByStddevState(count, _store(mu, state.mu), _store(nu, state.nu))
+        return _out(out, updates), new_state
+
+
+def scale_by_stddev(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> ScaleByStddev:
+    """Rescale by the root of the centered EMA of squares (``optax.scale_by_stddev``)."""
+    return ScaleByStddev(
+        **_rms_args(decay, eps, initial_scale),
+        eps_in_sqrt=bool(eps_in_sqrt),
+        bias_correction=bool(bias_correction),
+    )
+
+
+class ScaleByRssState(NamedTuple):
+    """Adagrad's running sum of squared updates."""
+
+    sum_of_squares: PyTree
+
+
+@pytree_dataclass
+class ScaleByRss:
+    r"""Adagrad scaling (Duchi et al., 2011, "Adaptive Subgradient Methods").
+
+    .. math::
+        s_t = s_{t-1} + |g_t|^2,\quad u_t = g_t / \sqrt{s_t + \epsilon}\ (0 \text{ where }
+        s_t = 0),\quad s_0 = \text{initial\_accumulator\_value}.
+    """
+
+    initial_accumulator_value: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> ScaleByRssState:
+        return ScaleByRssState(full_like(params, self.initial_accumulator_value))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.sum_of_squares)
+        sums = map_arrays(lambda g, s: abs_sq(upcast(g)) + upcast(s), updates, state.sum_of_squares)
+        out = map_arrays(
+            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + self.eps), 0.0) * upcast(g),
+            updates,
+            sums,
+        )
+        return _out(out, updates), ScaleByRssState(_store(sums, state.sum_of_squares))
+
+
+def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
+    """Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``)."""
+    return ScaleByRss(
+        initial_accumulator_value=hyper(
+            initial_accumulator_value, "initial_accumulator_value", schedule=False, low=0.0
+        ),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
+
+
+# --- adding -------------------------------------------------------------------------------
+
+
+class AddDecayedWeightsState(NamedTuple):
+    """The step count, kept only when the weight decay is a schedule."""
+
+    count: jax.Array
+
+
+@pytree_dataclass
+class AddDecayedWeights:
+    r"""Decoupled weight decay (Loshchilov & Hutter, 2019): :math:`u_t = g_t + \lambda_t\theta_t`.
+
+    Placed before the learning-rate scaling this gives AdamW's
+    :math:`\theta_{t+1} = \theta_t - \eta(\hat u_t + \lambda\theta_t)`.
+    """
+
+    weight_decay: Any
+
+    def init(self, params: PyTree) -> EmptyState | AddDecayedWeightsState:
+        check_params(params)
+        if is_schedule(self.weight_decay):
+            return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("add_decayed_weights needs params: call update(grads, state, params)")
+        if is_schedule(self.weight_decay):
+            wd = value_at(self.weight_decay, state.count)
+            state = AddDecayedWeightsState(count=safe_increment(state.count))
+        else:
+            wd = self.weight_decay
+        check_updates(updates, params)
+        out = map_arrays(lambda g, p: upcast(g) + wd * upcast(p), updates, params)
+        return _out(out, updates), state
+
+
+def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
+    """Add ``weight_decay * params`` to the updates, on the leaves ``mask`` selects.
+
+    ``mask`` is a pytree of booleans (a prefix of the params tree) or a function of the params
+    returning one, as in ``optax.add_decayed_weights``.
+    """
+    tx = AddDecayedWeights(hyper(weight_decay, "weight_decay", low=0.0))
+    if mask is None:
+        return tx
+    from optim.wrappers import masked
+
+    return masked(tx, mask)
