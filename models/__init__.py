@@ -9,9 +9,9 @@ builds one and ``model(x)`` applies it, so a model is directly the ``params`` of
 """
 
 from models import datasets, losses
-from models._grad import value_and_grad
 from models.linear import Linear, LinearRegression, LogisticRegression
 from models.mlp import MLP
+from optim.grad import value_and_grad
 
 __all__ = [
     "MLP",

@@ -43,7 +43,7 @@ def _concrete(value: Any) -> float | None:
         return None
     try:
         array = np.asarray(value)
-    except Exception:  # noqa: BLE001 - unusual array-likes: leave to jnp.asarray to judge
+    except Exception:
         return None
     if array.shape != ():
         raise ValueError(f"must be a scalar, got an array of shape {array.shape}")
@@ -83,8 +83,9 @@ def hyper(
         below = low is not None and (concrete <= low if low_open else concrete < low)
         above = high is not None and (concrete >= high if high_open else concrete > high)
         if below or above:
-            raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
-                             f"got {concrete}")
+            raise ValueError(
+                f"{name} must be in {_interval(low, high, low_open, high_open)}, got {concrete}"
+            )
     array = jnp.asarray(value)
     if array.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {array.shape}")

@@ -80,13 +80,15 @@ def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_n
         raise ValueError(
             f"{name} does not have the structure of {reference_name}; " + "; ".join(detail) + "."
         )
-    if jax.tree.structure(tree, is_leaf=_is_none) != jax.tree.structure(reference, is_leaf=_is_none):
+    if jax.tree.structure(tree, is_leaf=_is_none) != jax.tree.structure(
+        reference, is_leaf=_is_none
+    ):
         raise ValueError(
             f"{name} has the leaf paths of {reference_name} but other container types: "
             f"{jax.tree.structure(tree, is_leaf=_is_none)} vs "
             f"{jax.tree.structure(reference, is_leaf=_is_none)}."
         )
-    for (path, g), (_, r) in zip(got, want):
+    for (path, g), (_, r) in zip(got, want, strict=True):
         if is_array(g) and is_array(r) and np.shape(g) != np.shape(r):
             raise ValueError(
                 f"{name}{keystr(path)} has shape {np.shape(g)} but {reference_name}"
@@ -102,12 +104,12 @@ def map_arrays(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
     """
     leaves, treedef = jax.tree.flatten(tree, is_leaf=_is_none)
     others = [jax.tree.leaves(r, is_leaf=_is_none) for r in rest]
-    for r, o in zip(rest, others):
+    for r, o in zip(rest, others, strict=True):
         if len(o) != len(leaves):
             check_same_structure(r, tree, "tree", "reference")
     out = [
         fn(x, *ys) if is_trainable(x) and all(is_array(y) for y in ys) else None
-        for x, *ys in zip(leaves, *others)
+        for x, *ys in zip(leaves, *others, strict=True)
     ]
     return jax.tree.unflatten(treedef, out)
 

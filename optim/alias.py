@@ -122,4 +122,6 @@ def rmsprop(
 def adagrad(learning_rate: Any, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Chain:
     r"""Adagrad (Duchi et al., 2011): :math:`s_t = s_{t-1} + g_t^2`,
     :math:`\theta_{t+1} = \theta_t - \eta_t g_t / \sqrt{s_t + \epsilon}`."""
-    return chain(scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate))
+    return chain(
+        scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
+    )

@@ -65,7 +65,9 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
         total = jnp.promote_types(jnp.promote_types(p.dtype, u.dtype), jnp.float32)
         return (jnp.asarray(p, total) + jnp.asarray(u, total)).astype(p.dtype)
 
-    return jax.tree.unflatten(treedef, [add(p, u) for p, u in zip(leaves, update_leaves)])
+    return jax.tree.unflatten(
+        treedef, [add(p, u) for p, u in zip(leaves, update_leaves, strict=True)]
+    )
 
 
 @pytree_dataclass
@@ -158,7 +160,7 @@ class Chain:
                 f"{len(state) if isinstance(state, tuple) else '-'}); create it with init"
             )
         new_state = []
-        for t, s in zip(self.transforms, state):
+        for t, s in zip(self.transforms, state, strict=True):
             updates, s = t.update(updates, s, params, **extra_args)
             new_state.append(s)
         return updates, tuple(new_state)
@@ -174,7 +176,9 @@ def chain(*transforms: Any) -> Chain:
     >>> len(tx.init({"w": jax.numpy.zeros(3)}))
     2
     """
-    return Chain(tuple(as_transformation(t, f"chain argument {i}") for i, t in enumerate(transforms)))
+    return Chain(
+        tuple(as_transformation(t, f"chain argument {i}") for i, t in enumerate(transforms))
+    )
 
 
 def check_updates(updates: PyTree, slot: PyTree) -> None:

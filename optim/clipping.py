@@ -55,7 +55,9 @@ class ClipByGlobalNorm:
 
         def clip_leaf(g):
             g32 = upcast(g)
-            return jnp.where(keep, g32, g32 / norm.astype(g32.dtype) * self.max_norm).astype(g.dtype)
+            return jnp.where(keep, g32, g32 / norm.astype(g32.dtype) * self.max_norm).astype(
+                g.dtype
+            )
 
         return map_arrays(clip_leaf, updates), state
 

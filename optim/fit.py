@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._tree import PyTree, check_params, is_trainable, keystr, leaves_with_paths
+from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import apply_updates, as_transformation
+from optim.grad import Partition, partition, trainable_value_and_grad
 
 
 class FitResult(NamedTuple):
@@ -47,8 +48,9 @@ def num_examples(data: PyTree) -> int:
     for path, leaf in sized:
         shape = np.shape(leaf)
         if not shape:
-            raise ValueError(f"data{keystr(path)} is a scalar; every data leaf needs a leading "
-                             "example axis")
+            raise ValueError(
+                f"data{keystr(path)} is a scalar; every data leaf needs a leading example axis"
+            )
         sizes.setdefault(shape[0], keystr(path))
     if len(sizes) > 1:
         listed = ", ".join(f"data{path} has {n}" for n, path in sizes.items())
@@ -63,27 +65,6 @@ def sample_batch(data: PyTree, key: jax.Array, batch_size: int) -> PyTree:
         return data
     index = jax.random.choice(key, n, (batch_size,), replace=False)
     return jax.tree.map(lambda x: x[index], data)
-
-
-def value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callable[..., Any]:
-    """``jax.value_and_grad`` over the trainable leaves of the first argument only.
-
-    Non-array leaves (functions, ints, ``None`` in an equinox or flax module) are held fixed
-    and get ``None`` as their gradient, so models need no filtering.
-    """
-
-    def wrapped(params: PyTree, *args: Any) -> Any:
-        leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
-        trainable = [leaf if is_trainable(leaf) else None for leaf in leaves]
-
-        def on_trainable(values: list[Any]) -> Any:
-            merged = [v if is_trainable(leaf) else leaf for v, leaf in zip(values, leaves)]
-            return loss_fn(jax.tree.unflatten(treedef, merged), *args)
-
-        out, grads = jax.value_and_grad(on_trainable, has_aux=has_aux)(trainable)
-        return out, jax.tree.unflatten(treedef, grads)
-
-    return wrapped
 
 
 def _check_int(value: Any, name: str, low: int) -> int:
@@ -135,40 +116,63 @@ def fit(
         if batch_size > n:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
         if key is None:
-            raise ValueError("key is required when batch_size is set: minibatches are drawn "
-                             "at random, e.g. key=jax.random.PRNGKey(0)")
+            raise ValueError(
+                "key is required when batch_size is set: minibatches are drawn "
+                "at random, e.g. key=jax.random.PRNGKey(0)"
+            )
     keys = None if key is None else jax.random.split(key, steps)
 
-    leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
-    trainable = [leaf if is_trainable(leaf) else None for leaf in leaves]
-    fixed = tuple(None if is_trainable(leaf) else leaf for leaf in leaves)
+    split = partition(params)
     opt_state = optimizer.init(params)
-    trained, opt_state, losses, aux = _fit_scan(
-        trainable, opt_state, optimizer, data, keys,
-        loss_fn=loss_fn, treedef=treedef, fixed=fixed, steps=steps,
-        batch_size=batch_size, has_aux=bool(has_aux),
+    arrays, opt_state, losses, aux = _fit_scan(
+        split.arrays,
+        opt_state,
+        optimizer,
+        data,
+        keys,
+        loss_fn=loss_fn,
+        treedef=split.treedef,
+        constants=split.constants,
+        steps=steps,
+        batch_size=batch_size,
+        has_aux=bool(has_aux),
     )
-    merged = [t if t is not None else f for t, f in zip(trained, fixed)]
-    return FitResult(jax.tree.unflatten(treedef, merged), opt_state, losses, aux)
+    return FitResult(split.combine(arrays), opt_state, losses, aux)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("loss_fn", "treedef", "fixed", "steps", "batch_size", "has_aux")
+    jax.jit, static_argnames=("loss_fn", "treedef", "constants", "steps", "batch_size", "has_aux")
 )
-def _fit_scan(trainable, opt_state, optimizer, data, keys, *, loss_fn, treedef, fixed, steps,
-              batch_size, has_aux):
+def _fit_scan(
+    arrays,
+    opt_state,
+    optimizer,
+    data,
+    keys,
+    *,
+    loss_fn,
+    treedef,
+    constants,
+    steps,
+    batch_size,
+    has_aux,
+):
+    """The compiled loop; the carry holds the parameters' arrays, constants are static."""
+
     def rebuild(values: list[Any]) -> PyTree:
-        return jax.tree.unflatten(treedef, [v if f is None else f for v, f in zip(values, fixed)])
+        return Partition(values, treedef, constants).combine(values)
 
     def checked_loss(params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
         out = loss_fn(params, batch)
         loss = out[0] if has_aux else out
         if jnp.shape(loss) != ():
-            raise ValueError(f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}"
-                             + ("" if has_aux else " (use has_aux=True to return (loss, aux))"))
+            raise ValueError(
+                f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}"
+                + ("" if has_aux else " (use has_aux=True to return (loss, aux))")
+            )
         return out if has_aux else (out, None)
 
-    grad_fn = value_and_grad(checked_loss, has_aux=True)
+    grad_fn = trainable_value_and_grad(checked_loss, has_aux=True)
 
     def step(carry, step_key):
         values, state = carry
@@ -176,11 +180,7 @@ def _fit_scan(trainable, opt_state, optimizer, data, keys, *, loss_fn, treedef, 
         batch = data if batch_size is None else sample_batch(data, step_key, batch_size)
         (loss, aux), grads = grad_fn(params, batch)
         updates, state = optimizer.update(grads, state, params, value=loss)
-        new_params = jax.tree.leaves(apply_updates(params, updates), is_leaf=lambda x: x is None)
-        new_values = [v if f is None else None for v, f in zip(new_params, fixed)]
-        return (new_values, state), (loss, aux)
+        return (partition(apply_updates(params, updates)).arrays, state), (loss, aux)
 
-    (trainable, opt_state), (losses, aux) = jax.lax.scan(
-        step, (trainable, opt_state), keys, length=steps
-    )
-    return trainable, opt_state, losses, aux
+    (arrays, opt_state), (losses, aux) = jax.lax.scan(step, (arrays, opt_state), keys, length=steps)
+    return arrays, opt_state, losses, aux

@@ -177,8 +177,11 @@ class ExponentialDecaySchedule:
             p = jnp.floor(p)
         value = jnp.where(count <= 0, self.init_value, self.init_value * self.decay_rate**p)
         if self.end_value is not None:
-            value = jnp.where(self.decay_rate < 1, jnp.maximum(value, self.end_value),
-                              jnp.minimum(value, self.end_value))
+            value = jnp.where(
+                self.decay_rate < 1,
+                jnp.maximum(value, self.end_value),
+                jnp.minimum(value, self.end_value),
+            )
         # optax returns a constant schedule when decay_rate == 0 (a Python branch on the value);
         # the where gives the same values and lets decay_rate be traced.
         return jnp.where(self.decay_rate == 0, self.init_value, value)
@@ -348,20 +351,25 @@ def _steps(value: Any, name: str, low: int | None = 0) -> int:
         with contextlib.suppress(TypeError):
             index = operator.index(value)
     if index is None:
-        raise TypeError(f"{name} must be an int (step counts are static, like array shapes), "
-                        f"got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be an int (step counts are static, like array shapes), "
+            f"got {type(value).__name__} {value!r}"
+        )
     lowest = -INT32_MAX if low is None else low
     if not lowest <= index <= INT32_MAX:
-        raise ValueError(f"{name} must be an int in [{lowest}, {INT32_MAX}] (step counts are "
-                         f"int32), got {index}")
+        raise ValueError(
+            f"{name} must be an int in [{lowest}, {INT32_MAX}] (step counts are int32), got {index}"
+        )
     return index
 
 
 def _fraction(value: Any, name: str) -> float:
     """A static fraction in [0, 1] (it places step boundaries, so it cannot be traced)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a Python float in [0, 1] (it sets static step "
-                        f"boundaries), got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be a Python float in [0, 1] (it sets static step "
+            f"boundaries), got {type(value).__name__} {value!r}"
+        )
     if not 0 <= value <= 1:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
@@ -390,8 +398,10 @@ def _transition_begin(value: Any) -> int:
 
 
 def _held_constant(transition_steps: int, init_value: jax.Array) -> ConstantSchedule:
-    _warn(f"transition_steps={transition_steps} is not positive: the schedule holds init_value "
-          "at every step, as in optax")
+    _warn(
+        f"transition_steps={transition_steps} is not positive: the schedule holds init_value "
+        "at every step, as in optax"
+    )
     return ConstantSchedule(init_value)
 
 
@@ -402,16 +412,21 @@ def _boundaries_and_scales(
     if boundaries_and_scales is None:
         return (), ()
     if not isinstance(boundaries_and_scales, Mapping):
-        raise TypeError("boundaries_and_scales must be a dict {step: scale} or None, got "
-                        f"{type(boundaries_and_scales).__name__}")
+        raise TypeError(
+            "boundaries_and_scales must be a dict {step: scale} or None, got "
+            f"{type(boundaries_and_scales).__name__}"
+        )
     items = sorted(
-        ((_steps(boundary, f"boundaries_and_scales key {boundary!r}"), scale)
-         for boundary, scale in boundaries_and_scales.items()),
+        (
+            (_steps(boundary, f"boundaries_and_scales key {boundary!r}"), scale)
+            for boundary, scale in boundaries_and_scales.items()
+        ),
         key=lambda item: item[0],
     )
     boundaries = tuple(boundary for boundary, _ in items)
-    scales = tuple(_float(scale, f"boundaries_and_scales[{boundary}]", low=0.0)
-                   for boundary, scale in items)
+    scales = tuple(
+        _float(scale, f"boundaries_and_scales[{boundary}]", low=0.0) for boundary, scale in items
+    )
     return boundaries, scales
 
 
@@ -528,7 +543,8 @@ def exponential_decay(
     if not isinstance(decay_rate, jax.core.Tracer) and decay_rate == 0:
         _warn("decay_rate=0: the schedule holds init_value at every step, as in optax")
     return ExponentialDecaySchedule(
-        init_value, decay_rate, end_value, transition_steps, transition_begin, staircase)
+        init_value, decay_rate, end_value, transition_steps, transition_begin, staircase
+    )
 
 
 def piecewise_constant_schedule(
@@ -567,7 +583,8 @@ def piecewise_interpolate_schedule(
     interpolate_type = _choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
     boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
     return PiecewiseInterpolateSchedule(
-        _float(init_value, "init_value"), scales, boundaries, interpolate_type)
+        _float(init_value, "init_value"), scales, boundaries, interpolate_type
+    )
 
 
 def join_schedules(
@@ -587,16 +604,21 @@ def join_schedules(
         raise ValueError("schedules must hold at least one schedule")
     for i, schedule in enumerate(schedules):
         if not callable(schedule):
-            raise TypeError(f"schedules[{i}] must be a schedule (a function of the step count), "
-                            f"got {type(schedule).__name__} {schedule!r}")
+            raise TypeError(
+                f"schedules[{i}] must be a schedule (a function of the step count), "
+                f"got {type(schedule).__name__} {schedule!r}"
+            )
     boundaries = tuple(_steps(b, f"boundaries[{i}]") for i, b in enumerate(boundaries))
     if len(boundaries) != len(schedules) - 1:
-        raise ValueError(f"boundaries must hold one int fewer than schedules ({len(schedules)}), "
-                         f"got {len(boundaries)}")
+        raise ValueError(
+            f"boundaries must hold one int fewer than schedules ({len(schedules)}), "
+            f"got {len(boundaries)}"
+        )
     if list(boundaries) != sorted(boundaries):
         raise ValueError(f"boundaries must be non-decreasing, got {list(boundaries)}")
     return JoinSchedule(
-        tuple(hyper(s, f"schedules[{i}]") for i, s in enumerate(schedules)), boundaries)
+        tuple(hyper(s, f"schedules[{i}]") for i, s in enumerate(schedules)), boundaries
+    )
 
 
 def _warmup_then(
@@ -605,8 +627,11 @@ def _warmup_then(
     """Linear warmup from ``init_value`` to ``peak_value``, then ``schedule``."""
     # With no warmup the first piece is never used (its boundary is 0): a constant avoids the
     # warning linear_schedule gives for zero transition steps.
-    warmup = (linear_schedule(init_value, peak_value, warmup_steps) if warmup_steps
-              else constant_schedule(init_value))
+    warmup = (
+        linear_schedule(init_value, peak_value, warmup_steps)
+        if warmup_steps
+        else constant_schedule(init_value)
+    )
     return join_schedules((warmup, schedule), (warmup_steps,))
 
 
@@ -652,8 +677,10 @@ def warmup_cosine_decay_schedule(
     warmup_steps = _steps(warmup_steps, "warmup_steps")
     decay_steps = _steps(decay_steps, "decay_steps")
     if decay_steps <= warmup_steps:
-        raise ValueError(f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps}): "
-                         "it is the length of the whole schedule, warmup included")
+        raise ValueError(
+            f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps}): "
+            "it is the length of the whole schedule, warmup included"
+        )
     # optax branches in Python on peak_value == 0; the inner where keeps the gradient finite.
     zero_peak = peak_value == 0
     alpha = jnp.where(zero_peak, 0.0, end_value / jnp.where(zero_peak, 1.0, peak_value))
@@ -680,13 +707,13 @@ def warmup_exponential_decay_schedule(
     peak_value = _float(peak_value, "peak_value")
     warmup_steps = _steps(warmup_steps, "warmup_steps")
     decay = exponential_decay(
-        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value)
+        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
+    )
     return _warmup_then(init_value, peak_value, warmup_steps, decay)
 
 
 def _onecycle_arguments(
-    transition_steps: int, peak_value: ArrayLike, div_factor: ArrayLike,
-    final_div_factor: ArrayLike
+    transition_steps: int, peak_value: ArrayLike, div_factor: ArrayLike, final_div_factor: ArrayLike
 ) -> tuple[int, jax.Array, jax.Array, jax.Array]:
     return (
         _steps(transition_steps, "transition_steps", low=1),
@@ -724,14 +751,14 @@ def linear_onecycle_schedule(
       final_div_factor: positive; the final value is I / ``final_div_factor``.
     """
     transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
-        transition_steps, peak_value, div_factor, final_div_factor)
+        transition_steps, peak_value, div_factor, final_div_factor
+    )
     boundaries_and_scales = {
         int(_fraction(pct_start, "pct_start") * transition_steps): div_factor,
         int(_fraction(pct_final, "pct_final") * transition_steps): 1.0 / div_factor,
         transition_steps: 1.0 / final_div_factor,
     }
-    return piecewise_interpolate_schedule(
-        "linear", peak_value / div_factor, boundaries_and_scales)
+    return piecewise_interpolate_schedule("linear", peak_value / div_factor, boundaries_and_scales)
 
 
 def cosine_onecycle_schedule(
@@ -750,13 +777,13 @@ def cosine_onecycle_schedule(
     Args: as :func:`linear_onecycle_schedule`.
     """
     transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
-        transition_steps, peak_value, div_factor, final_div_factor)
+        transition_steps, peak_value, div_factor, final_div_factor
+    )
     boundaries_and_scales = {
         int(_fraction(pct_start, "pct_start") * transition_steps): div_factor,
         transition_steps: 1.0 / (div_factor * final_div_factor),
     }
-    return piecewise_interpolate_schedule(
-        "cosine", peak_value / div_factor, boundaries_and_scales)
+    return piecewise_interpolate_schedule("cosine", peak_value / div_factor, boundaries_and_scales)
 
 
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> JoinSchedule:

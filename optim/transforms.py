@@ -298,8 +298,10 @@ class ScaleByAdam:
         count = safe_increment(state.count)
         if self.nesterov:
             mu_hat = map_arrays(
-                lambda m, g: b1 * _debias(m, b1, safe_increment(count))
-                + (1 - b1) * _debias(upcast(g), b1, count),
+                lambda m, g: (
+                    b1 * _debias(m, b1, safe_increment(count))
+                    + (1 - b1) * _debias(upcast(g), b1, count)
+                ),
                 mu,
                 updates,
             )
@@ -375,12 +377,14 @@ class ScaleByRms:
         nu = map_arrays(lambda g, v: _second_moment(g, v, self.decay), updates, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
         out = map_arrays(
-            lambda g, v: _rms_scaling(
-                _debias(v, self.decay, count) if self.bias_correction else v,
-                self.eps,
-                self.eps_in_sqrt,
-            )
-            * upcast(g),
+            lambda g, v: (
+                _rms_scaling(
+                    _debias(v, self.decay, count) if self.bias_correction else v,
+                    self.eps,
+                    self.eps_in_sqrt,
+                )
+                * upcast(g)
+            ),
             updates,
             nu,
         )
@@ -449,8 +453,9 @@ class ScaleByStddev:
         count = safe_increment(state.count) if self.bias_correction else state.count
         hat = (lambda x: _debias(x, d, count)) if self.bias_correction else (lambda x: x)
         out = map_arrays(
-            lambda g, m, v: _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt)
-            * upcast(g),
+            lambda g, m, v: (
+                _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * upcast(g)
+            ),
             updates,
             mu,
             nu,

@@ -7,11 +7,14 @@ import jax.numpy as jnp
 import pytest
 
 
-def nested_params(key: jax.Array = jax.random.PRNGKey(0), dtype=jnp.float32) -> dict:
+def nested_params(seed: int = 0, dtype=jnp.float32) -> dict:
     """A tree of matrices, vectors and scalars inside dicts, a list and a tuple."""
-    k = jax.random.split(key, 5)
+    k = jax.random.split(jax.random.PRNGKey(seed), 5)
     return {
-        "dense": {"w": jax.random.normal(k[0], (4, 3), dtype), "b": jax.random.normal(k[1], (3,), dtype)},
+        "dense": {
+            "w": jax.random.normal(k[0], (4, 3), dtype),
+            "b": jax.random.normal(k[1], (3,), dtype),
+        },
         "scale": jax.random.normal(k[2], (), dtype),
         "blocks": [jax.random.normal(k[3], (2, 5), dtype), (jax.random.normal(k[4], (6,), dtype),)],
     }
@@ -49,8 +52,10 @@ def trajectory(tx, apply_updates, steps: int = 100, params=None):
 def relative_deviation(ours, reference) -> float:
     """max over leaves of max|ours - ref| / max|ref| (the figure the issues quote)."""
     return max(
-        float(jnp.max(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)))
-              / jnp.maximum(jnp.max(jnp.abs(b.astype(jnp.float32))), 1e-30))
+        float(
+            jnp.max(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)))
+            / jnp.maximum(jnp.max(jnp.abs(b.astype(jnp.float32))), 1e-30)
+        )
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True)
     )
 

@@ -30,8 +30,9 @@ def test_hyperparameters_are_float32_leaves():
     tx = optim.adamw(1e-3, weight_decay=0.1)
     leaves = jax.tree.leaves(tx)
     assert all(leaf.dtype == jnp.float32 and leaf.shape == () for leaf in leaves)
-    np.testing.assert_allclose([float(x) for x in leaves], [0.9, 0.999, 1e-8, 0.0, 0.1, 1e-3],
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        [float(x) for x in leaves], [0.9, 0.999, 1e-8, 0.0, 0.1, 1e-3], rtol=1e-7
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ALIASES))
@@ -74,8 +75,11 @@ def test_vmap_over_learning_rate_matches_separate_runs():
         ("weight_decay", [0.0, 0.5], lambda v: optim.adamw(0.01, weight_decay=v)),
         ("momentum", [0.0, 0.9], lambda v: optim.sgd(0.01, momentum=v)),
         ("decay", [0.5, 0.9], lambda v: optim.rmsprop(0.01, decay=v)),
-        ("max_norm", [0.1, 10.0], lambda v: optim.chain(optim.clip_by_global_norm(v),
-                                                        optim.sgd(0.1))),
+        (
+            "max_norm",
+            [0.1, 10.0],
+            lambda v: optim.chain(optim.clip_by_global_norm(v), optim.sgd(0.1)),
+        ),
     ],
 )
 def test_vmap_over_any_float_hyperparameter(argument, values, build):
@@ -102,7 +106,7 @@ def test_low_precision_params_keep_float32_arithmetic(dtype, name):
         assert leaf.dtype == jnp.float32
     for leaf in jax.tree.leaves(state):
         assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype
-    for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads)):
+    for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads), strict=True):
         assert u.dtype == g.dtype == dtype
     new = optim.apply_updates(params, updates)
     assert all(p.dtype == dtype for p in jax.tree.leaves(new))
@@ -131,8 +135,9 @@ def test_non_array_leaves_pass_through_and_get_no_state():
         depth: int
         bias: object
 
-    jax.tree_util.register_dataclass(Module, data_fields=["w", "activation", "depth", "bias"],
-                                     meta_fields=[])
+    jax.tree_util.register_dataclass(
+        Module, data_fields=["w", "activation", "depth", "bias"], meta_fields=[]
+    )
     params = Module(jnp.ones(3), jax.nn.relu, 4, None)
     tx = optim.adamw(0.1, weight_decay=0.1)
     state = tx.init(params)
@@ -147,12 +152,15 @@ def test_non_array_leaves_pass_through_and_get_no_state():
 
 
 def test_ours_inside_optax_chain_and_optax_inside_ours(params):
-    reference = trajectory(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)),
-                           optax.apply_updates)
-    ours_in_optax = trajectory(optax.chain(optim.clip_by_global_norm(1.0), optim.adam(0.01)),
-                               optax.apply_updates)
-    optax_in_ours = trajectory(optim.chain(optax.clip_by_global_norm(1.0), optim.adam(0.01)),
-                               optim.apply_updates)
+    reference = trajectory(
+        optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)), optax.apply_updates
+    )
+    ours_in_optax = trajectory(
+        optax.chain(optim.clip_by_global_norm(1.0), optim.adam(0.01)), optax.apply_updates
+    )
+    optax_in_ours = trajectory(
+        optim.chain(optax.clip_by_global_norm(1.0), optim.adam(0.01)), optim.apply_updates
+    )
     assert relative_deviation(ours_in_optax, reference) < 1e-5
     assert relative_deviation(optax_in_ours, reference) < 1e-5
 
@@ -170,18 +178,28 @@ def test_schedule_as_learning_rate_is_a_pytree_and_matches_optax():
     schedule = optim.warmup_cosine_decay_schedule(0.0, 1e-2, 10, 100)
     tx = optim.adamw(schedule, weight_decay=optim.linear_schedule(0.1, 0.0, 100))
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(tx))
-    theirs = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 1e-2, 10, 100),
-                         weight_decay=optax.linear_schedule(0.1, 0.0, 100))
-    assert relative_deviation(trajectory(tx, optim.apply_updates),
-                              trajectory(theirs, optax.apply_updates)) < 1e-5
+    theirs = optax.adamw(
+        optax.warmup_cosine_decay_schedule(0.0, 1e-2, 10, 100),
+        weight_decay=optax.linear_schedule(0.1, 0.0, 100),
+    )
+    assert (
+        relative_deviation(
+            trajectory(tx, optim.apply_updates), trajectory(theirs, optax.apply_updates)
+        )
+        < 1e-5
+    )
 
 
 def test_plain_function_schedule_is_wrapped(params):
     tx = optim.sgd(lambda count: 0.1 / (1 + count))
     assert jax.tree.leaves(tx) == []
     theirs = optax.sgd(lambda count: 0.1 / (1 + count))
-    assert relative_deviation(trajectory(tx, optim.apply_updates),
-                              trajectory(theirs, optax.apply_updates)) < 1e-6
+    assert (
+        relative_deviation(
+            trajectory(tx, optim.apply_updates), trajectory(theirs, optax.apply_updates)
+        )
+        < 1e-6
+    )
 
 
 # --- bad input ----------------------------------------------------------------------------

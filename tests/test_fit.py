@@ -57,8 +57,11 @@ def test_fit_equals_python_loop(tx, batch_size):
     params, state, losses = python_loop(tx, PARAMS, data, 30, batch_size, key)
     # Same operations in the same order; XLA may fuse differently inside the scan: 1e-6.
     np.testing.assert_allclose(result.losses, losses, rtol=1e-6, atol=1e-7)
-    for a, b in zip(jax.tree.leaves((result.params, result.opt_state)),
-                    jax.tree.leaves((params, state))):
+    for a, b in zip(
+        jax.tree.leaves((result.params, result.opt_state)),
+        jax.tree.leaves((params, state)),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert result.losses.shape == (30,)
     assert result.losses[-1] < result.losses[0]
@@ -143,8 +146,14 @@ def test_grad_of_fit_with_respect_to_learning_rate_matches_finite_difference():
 
 
 def test_non_array_leaves_in_params_pass_through_fit():
-    params = {"w": jnp.zeros(3), "b": jnp.zeros(()), "name": "linear", "act": jnp.tanh,
-              "n": 3, "none": None}
+    params = {
+        "w": jnp.zeros(3),
+        "b": jnp.zeros(()),
+        "name": "linear",
+        "act": jnp.tanh,
+        "n": 3,
+        "none": None,
+    }
 
     def loss(p, batch):
         assert p["name"] == "linear" and p["n"] == 3 and p["none"] is None
@@ -161,6 +170,7 @@ def test_value_and_grad_gives_none_for_non_array_leaves():
     loss, grads = optim.value_and_grad(lambda p, x: jnp.sum(p["act"](p["w"] * x)) * p["n"])(
         params, jnp.ones(2)
     )
+    assert float(loss) == pytest.approx(2 * 2 * np.tanh(1.0), rel=1e-6)
     assert grads["act"] is None and grads["n"] is None
     np.testing.assert_allclose(grads["w"], 2 * (1 - jnp.tanh(1.0) ** 2), rtol=1e-6)
 
@@ -173,10 +183,16 @@ def test_value_and_grad_gives_none_for_non_array_leaves():
     [
         ({"steps": 0}, ValueError, "steps must be >= 1"),
         ({"steps": 2.5}, TypeError, "steps must be a Python int"),
-        ({"steps": 5, "batch_size": 65, "key": jax.random.PRNGKey(0)}, ValueError,
-         r"batch_size=65 is larger than the data \(64 examples\)"),
-        ({"steps": 5, "batch_size": 0, "key": jax.random.PRNGKey(0)}, ValueError,
-         "batch_size must be >= 1"),
+        (
+            {"steps": 5, "batch_size": 65, "key": jax.random.PRNGKey(0)},
+            ValueError,
+            r"batch_size=65 is larger than the data \(64 examples\)",
+        ),
+        (
+            {"steps": 5, "batch_size": 0, "key": jax.random.PRNGKey(0)},
+            ValueError,
+            "batch_size must be >= 1",
+        ),
         ({"steps": 5, "batch_size": 4}, ValueError, "key is required when batch_size is set"),
     ],
 )
@@ -193,14 +209,20 @@ def test_data_with_different_leading_sizes_is_rejected():
 
 def test_integer_params_are_rejected():
     with pytest.raises(TypeError, match=r"params\['w'\] is an array of dtype int32"):
-        optim.fit(mse, {"w": jnp.zeros(3, jnp.int32), "b": jnp.zeros(())}, optim.sgd(0.1),
-                  _data(), steps=1)
+        optim.fit(
+            mse,
+            {"w": jnp.zeros(3, jnp.int32), "b": jnp.zeros(())},
+            optim.sgd(0.1),
+            _data(),
+            steps=1,
+        )
 
 
 def test_non_scalar_loss_is_rejected():
     with pytest.raises(ValueError, match=r"loss_fn must return a scalar loss, got shape \(64,\)"):
-        optim.fit(lambda p, b: (b[0] @ p["w"] - b[1]) ** 2, PARAMS, optim.sgd(0.1), _data(),
-                  steps=1)
+        optim.fit(
+            lambda p, b: (b[0] @ p["w"] - b[1]) ** 2, PARAMS, optim.sgd(0.1), _data(), steps=1
+        )
 
 
 def test_not_an_optimizer_is_rejected():

@@ -50,27 +50,43 @@ CASES = [
     ("set_to_zero", lambda m, f: m.set_to_zero()),
     ("scale", lambda m, f: m.scale(f(-0.03))),
     ("scale_by_learning_rate", lambda m, f: m.scale_by_learning_rate(f(0.03))),
-    ("scale_by_learning_rate_noflip", lambda m, f: m.chain(
-        m.scale_by_learning_rate(f(0.03), flip_sign=False), m.scale(f(-1.0)))),
+    (
+        "scale_by_learning_rate_noflip",
+        lambda m, f: m.chain(m.scale_by_learning_rate(f(0.03), flip_sign=False), m.scale(f(-1.0))),
+    ),
     ("scale_by_schedule", lambda m, f: m.scale_by_schedule(lambda c: -0.05 / (1.0 + c))),
     ("trace", lambda m, f: m.chain(m.trace(f(0.9)), m.scale(f(-0.01)))),
     ("trace_nesterov", lambda m, f: m.chain(m.trace(f(0.9), nesterov=True), m.scale(f(-0.01)))),
     ("ema", lambda m, f: m.chain(m.ema(f(0.9)), m.scale(f(-0.05)))),
     ("ema_nodebias", lambda m, f: m.chain(m.ema(f(0.8), debias=False), m.scale(f(-0.05)))),
-    ("scale_by_adam", lambda m, f: m.chain(m.scale_by_adam(f(0.8), f(0.99), f(1e-8)), m.scale(f(-0.01)))),
+    (
+        "scale_by_adam",
+        lambda m, f: m.chain(m.scale_by_adam(f(0.8), f(0.99), f(1e-8)), m.scale(f(-0.01))),
+    ),
     ("scale_by_rms", lambda m, f: m.chain(m.scale_by_rms(f(0.95), f(1e-8)), m.scale(f(-0.01)))),
-    ("scale_by_rms_options", lambda m, f: m.chain(
-        m.scale_by_rms(f(0.95), f(1e-6), f(0.1), eps_in_sqrt=False, bias_correction=True),
-        m.scale(f(-0.01)))),
+    (
+        "scale_by_rms_options",
+        lambda m, f: m.chain(
+            m.scale_by_rms(f(0.95), f(1e-6), f(0.1), eps_in_sqrt=False, bias_correction=True),
+            m.scale(f(-0.01)),
+        ),
+    ),
     ("scale_by_rss", lambda m, f: m.chain(m.scale_by_rss(f(0.2), f(1e-6)), m.scale(f(-0.1)))),
-    ("scale_by_stddev", lambda m, f: m.chain(
-        m.scale_by_stddev(f(0.9), f(1e-6), f(1.0)), m.scale(f(-0.01)))),
-    ("scale_by_stddev_bias", lambda m, f: m.chain(
-        m.scale_by_stddev(f(0.9), f(1e-3), f(1.0), bias_correction=True), m.scale(f(-0.01)))),
-    ("add_decayed_weights", lambda m, f: m.chain(
-        m.add_decayed_weights(f(0.1)), m.scale(f(-0.01)))),
-    ("add_decayed_weights_mask", lambda m, f: m.chain(
-        m.add_decayed_weights(f(0.5), MASK), m.scale(f(-0.01)))),
+    (
+        "scale_by_stddev",
+        lambda m, f: m.chain(m.scale_by_stddev(f(0.9), f(1e-6), f(1.0)), m.scale(f(-0.01))),
+    ),
+    (
+        "scale_by_stddev_bias",
+        lambda m, f: m.chain(
+            m.scale_by_stddev(f(0.9), f(1e-3), f(1.0), bias_correction=True), m.scale(f(-0.01))
+        ),
+    ),
+    ("add_decayed_weights", lambda m, f: m.chain(m.add_decayed_weights(f(0.1)), m.scale(f(-0.01)))),
+    (
+        "add_decayed_weights_mask",
+        lambda m, f: m.chain(m.add_decayed_weights(f(0.5), MASK), m.scale(f(-0.01))),
+    ),
     ("clip", lambda m, f: m.chain(m.clip(f(0.5)), m.scale(f(-0.01)))),
     ("clip_by_global_norm", lambda m, f: m.chain(m.clip_by_global_norm(f(1.0)), m.scale(f(-0.1)))),
     ("sgd", lambda m, f: m.sgd(f(0.01))),
@@ -79,19 +95,36 @@ CASES = [
     ("adam", lambda m, f: m.adam(f(0.01), f(0.9), f(0.999), f(1e-8))),
     ("adam_options", lambda m, f: m.adam(f(0.02), f(0.8), f(0.99), f(1e-6), f(1e-10))),
     ("adamw", lambda m, f: m.adamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1))),
-    ("adamw_mask_tree", lambda m, f: m.adamw(f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=MASK)),
-    ("adamw_mask_fn", lambda m, f: m.adamw(f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=_matrices)),
+    (
+        "adamw_mask_tree",
+        lambda m, f: m.adamw(f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=MASK),
+    ),
+    (
+        "adamw_mask_fn",
+        lambda m, f: m.adamw(
+            f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=_matrices
+        ),
+    ),
     ("nadam", lambda m, f: m.nadam(f(0.01), f(0.9), f(0.999), f(1e-8))),
     ("nadamw", lambda m, f: m.nadamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1))),
     ("rmsprop", lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8))),
     ("rmsprop_centered", lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8), f(1.0), centered=True)),
-    ("rmsprop_momentum", lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8), momentum=f(0.9), nesterov=True)),
-    ("rmsprop_options", lambda m, f: m.rmsprop(
-        f(0.003), f(0.95), f(1e-6), eps_in_sqrt=False, bias_correction=True)),
+    (
+        "rmsprop_momentum",
+        lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8), momentum=f(0.9), nesterov=True),
+    ),
+    (
+        "rmsprop_options",
+        lambda m, f: m.rmsprop(f(0.003), f(0.95), f(1e-6), eps_in_sqrt=False, bias_correction=True),
+    ),
     ("adagrad", lambda m, f: m.adagrad(f(0.1), f(0.1), f(1e-7))),
-    ("chain_clip_adamw", lambda m, f: m.chain(
-        m.clip_by_global_norm(f(1.0)),
-        m.adamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1)))),
+    (
+        "chain_clip_adamw",
+        lambda m, f: m.chain(
+            m.clip_by_global_norm(f(1.0)),
+            m.adamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1)),
+        ),
+    ),
 ]
 
 
@@ -121,7 +154,7 @@ def test_state_field_names_match_optax(params):
         (optim.adagrad(1e-3), optax.adagrad(1e-3)),
     ]:
         ours_state, their_state = ours.init(params), theirs.init(params)
-        for o, t in zip(ours_state, their_state):
+        for o, t in zip(ours_state, their_state, strict=True):
             if t._fields:
                 assert set(t._fields) <= set(o._fields), (o, t)
 
