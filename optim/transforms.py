@@ -16,6 +16,14 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper, is_schedule, value_at
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    debias,
+    ema_update,
+    ema_update_sq,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -27,45 +35,6 @@ from optim._tree import (
     upcast,
 )
 from optim.base import EmptyState, check_updates
-
-
-def _dtype(dtype: Any, name: str) -> Any:
-    """Canonical static dtype (hashable) or None; rejects non-float dtypes."""
-    if dtype is None:
-        return None
-    try:
-        canonical = jnp.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be a dtype, got {dtype!r}") from None
-    if not jnp.issubdtype(canonical, jnp.inexact):
-        raise TypeError(f"{name} must be a floating or complex dtype, got {canonical}")
-    return canonical
-
-
-def _store(new: PyTree, old: PyTree) -> PyTree:
-    """Cast freshly computed slot values back to the slot's storage dtype."""
-    return map_arrays(lambda n, o: n.astype(o.dtype), new, old)
-
-
-def _out(updates: PyTree, grads: PyTree) -> PyTree:
-    """Cast outgoing updates to the dtype of the incoming ones."""
-    return map_arrays(lambda u, g: u.astype(g.dtype), updates, grads)
-
-
-def _moment(g: jax.Array, m: jax.Array, decay: jax.Array) -> jax.Array:
-    """:math:`(1 - \\beta) g + \\beta m` in the compute dtype."""
-    return (1 - decay) * upcast(g) + decay * upcast(m)
-
-
-def _second_moment(g: jax.Array, v: jax.Array, decay: jax.Array) -> jax.Array:
-    """:math:`(1 - \\beta) |g|^2 + \\beta v` in the compute dtype."""
-    return (1 - decay) * abs_sq(upcast(g)) + decay * upcast(v)
-
-
-def _debias(m: jax.Array, decay: jax.Array, count: jax.Array) -> jax.Array:
-    """Bias correction :math:`m / (1 - \\beta^t)`."""
-    return m / (1 - decay**count).astype(m.dtype)
-
 
 # --- scaling ------------------------------------------------------------------------------
 
@@ -195,7 +164,7 @@ class Trace:
         out = trace
         if self.nesterov:
             out = map_arrays(lambda g, t: upcast(g) + self.decay * t, updates, trace)
-        return _out(out, updates), TraceState(trace=_store(trace, state.trace))
+        return cast_like_grads(out, updates), TraceState(trace=store_like(trace, state.trace))
 
 
 def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
@@ -203,7 +172,7 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
     return Trace(
         hyper(decay, "decay", schedule=False),
         nesterov=bool(nesterov),
-        accumulator_dtype=_dtype(accumulator_dtype, "accumulator_dtype"),
+        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
 
 
@@ -233,10 +202,10 @@ class Ema:
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.ema)
-        ema = map_arrays(lambda g, m: _moment(g, m, self.decay), updates, state.ema)
+        ema = map_arrays(lambda g, m: ema_update(g, m, self.decay), updates, state.ema)
         count = safe_increment(state.count)
-        out = map_arrays(lambda m: _debias(m, self.decay, count), ema) if self.debias else ema
-        return _out(out, updates), EmaState(count=count, ema=_store(ema, state.ema))
+        out = map_arrays(lambda m: debias(m, self.decay, count), ema) if self.debias else ema
+        return cast_like_grads(out, updates), EmaState(count=count, ema=store_like(ema, state.ema))
 
 
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
@@ -244,7 +213,7 @@ def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     return Ema(
         hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
         debias=bool(debias),
-        accumulator_dtype=_dtype(accumulator_dtype, "accumulator_dtype"),
+        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
 
 
@@ -293,27 +262,29 @@ class ScaleByAdam:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: _moment(g, m, b1), updates, state.mu)
-        nu = map_arrays(lambda g, v: _second_moment(g, v, b2), updates, state.nu)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
         count = safe_increment(state.count)
         if self.nesterov:
             mu_hat = map_arrays(
                 lambda m, g: (
-                    b1 * _debias(m, b1, safe_increment(count))
-                    + (1 - b1) * _debias(upcast(g), b1, count)
+                    b1 * debias(m, b1, safe_increment(count))
+                    + (1 - b1) * debias(upcast(g), b1, count)
                 ),
                 mu,
                 updates,
             )
         else:
-            mu_hat = map_arrays(lambda m: _debias(m, b1, count), mu)
+            mu_hat = map_arrays(lambda m: debias(m, b1, count), mu)
         out = map_arrays(
-            lambda m, v: m / (jnp.sqrt(_debias(v, b2, count) + self.eps_root) + self.eps),
+            lambda m, v: m / (jnp.sqrt(debias(v, b2, count) + self.eps_root) + self.eps),
             mu_hat,
             nu,
         )
-        new_state = ScaleByAdamState(count=count, mu=_store(mu, state.mu), nu=_store(nu, state.nu))
-        return _out(out, updates), new_state
+        new_state = ScaleByAdamState(
+            count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
+        )
+        return cast_like_grads(out, updates), new_state
 
 
 def scale_by_adam(
@@ -331,7 +302,7 @@ def scale_by_adam(
         b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
-        mu_dtype=_dtype(mu_dtype, "mu_dtype"),
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nesterov=bool(nesterov),
     )
 
@@ -374,12 +345,12 @@ class ScaleByRms:
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.nu)
-        nu = map_arrays(lambda g, v: _second_moment(g, v, self.decay), updates, state.nu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, self.decay), updates, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
         out = map_arrays(
             lambda g, v: (
                 _rms_scaling(
-                    _debias(v, self.decay, count) if self.bias_correction else v,
+                    debias(v, self.decay, count) if self.bias_correction else v,
                     self.eps,
                     self.eps_in_sqrt,
                 )
@@ -388,7 +359,9 @@ class ScaleByRms:
             updates,
             nu,
         )
-        return _out(out, updates), ScaleByRmsState(count=count, nu=_store(nu, state.nu))
+        return cast_like_grads(out, updates), ScaleByRmsState(
+            count=count, nu=store_like(nu, state.nu)
+        )
 
 
 def _rms_args(decay: Any, eps: Any, initial_scale: Any) -> dict[str, Any]:
@@ -448,10 +421,10 @@ class ScaleByStddev:
         del params, extra_args
         check_updates(updates, state.nu)
         d = self.decay
-        mu = map_arrays(lambda g, m: _moment(g, m, d), updates, state.mu)
-        nu = map_arrays(lambda g, v: _second_moment(g, v, d), updates, state.nu)
+        mu = map_arrays(lambda g, m: ema_update(g, m, d), updates, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, d), updates, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
-        hat = (lambda x: _debias(x, d, count)) if self.bias_correction else (lambda x: x)
+        hat = (lambda x: debias(x, d, count)) if self.bias_correction else (lambda x: x)
         out = map_arrays(
             lambda g, m, v: (
                 _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * upcast(g)
@@ -460,8 +433,8 @@ class ScaleByStddev:
             mu,
             nu,
         )
-        new_state = ScaleByStddevState(count, _store(mu, state.mu), _store(nu, state.nu))
-        return _out(out, updates), new_state
+        new_state = ScaleByStddevState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(out, updates), new_state
 
 
 def scale_by_stddev(
@@ -509,7 +482,9 @@ class ScaleByRss:
             updates,
             sums,
         )
-        return _out(out, updates), ScaleByRssState(_store(sums, state.sum_of_squares))
+        return cast_like_grads(out, updates), ScaleByRssState(
+            store_like(sums, state.sum_of_squares)
+        )
 
 
 def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
@@ -558,7 +533,7 @@ class AddDecayedWeights:
             wd = self.weight_decay
         check_updates(updates, params)
         out = map_arrays(lambda g, p: upcast(g) + wd * upcast(p), updates, params)
-        return _out(out, updates), state
+        return cast_like_grads(out, updates), state
 
 
 def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
