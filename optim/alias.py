@@ -51,11 +51,12 @@ def adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> Chain:
     r"""Adam (Kingma & Ba, 2015): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
     (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`; see ``scale_by_adam``."""
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -71,6 +72,7 @@ def adamw(
     mask: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> Chain:
     r"""AdamW (Loshchilov & Hutter, 2019, "Decoupled Weight Decay Regularization").
 
@@ -80,7 +82,7 @@ def adamw(
     with the decay applied only where ``mask`` is True.
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )

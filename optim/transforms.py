@@ -250,12 +250,13 @@ class ScaleByAdam:
     eps_root: Any
     mu_dtype: Any = static(None)
     nesterov: bool = static(False)
+    nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
             mu=full_like(params, 0.0, self.mu_dtype),
-            nu=full_like(params, 0.0),
+            nu=full_like(params, 0.0, self.nu_dtype),
         )
 
     def update(self, updates, state, params=None, **extra_args):
@@ -295,8 +296,13 @@ def scale_by_adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> ScaleByAdam:
-    """Rescale updates by Adam's bias-corrected moments (``optax.scale_by_adam``)."""
+    """Rescale updates by Adam's bias-corrected moments (``optax.scale_by_adam``).
+
+    ``mu_dtype``/``nu_dtype`` set the storage dtype of each moment (default: float32, or the
+    parameter's dtype when wider); the arithmetic stays float32 whatever they are.
+    """
     return ScaleByAdam(
         b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
         b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
@@ -304,6 +310,7 @@ def scale_by_adam(
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nesterov=bool(nesterov),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
 

@@ -264,3 +264,23 @@ def test_state_from_another_chain_is_rejected(params):
     state = optim.sgd(0.1).init(params)
     with pytest.raises(ValueError, match="state does not belong to this chain"):
         optim.chain(optim.sgd(0.1), optim.sgd(0.1), optim.sgd(0.1)).update(params, state, params)
+
+
+@pytest.mark.parametrize("mu_dtype", [None, jnp.bfloat16, jnp.float16, jnp.float32])
+@pytest.mark.parametrize("nu_dtype", [None, jnp.bfloat16, jnp.float32])
+def test_state_keeps_exactly_the_dtype_asked_for(mu_dtype, nu_dtype):
+    params = nested_params()
+    tx = optim.adamw(0.01, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+    state = tx.init(params)
+    grads = jax.grad(convex_loss)(params)
+    for _ in range(2):
+        updates, state = tx.update(grads, state, params)
+    adam_state = state[0]
+    assert all(x.dtype == (mu_dtype or jnp.float32) for x in jax.tree.leaves(adam_state.mu))
+    assert all(x.dtype == (nu_dtype or jnp.float32) for x in jax.tree.leaves(adam_state.nu))
+    assert all(u.dtype == jnp.float32 for u in jax.tree.leaves(updates))
+    # bf16 storage rounds each moment to 8 bits, the step's arithmetic stays float32: the
+    # trajectory stays within bf16 precision of the float32 one.
+    reference = trajectory(optim.adamw(0.01), optim.apply_updates, 50)
+    low = trajectory(tx, optim.apply_updates, 50)
+    assert relative_deviation(low, reference) < 2e-2
