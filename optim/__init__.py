@@ -15,7 +15,7 @@ from optim.base import (
     set_to_zero,
 )
 from optim.clipping import clip, clip_by_global_norm
-from optim.fit import FitResult, fit, num_examples, sample_batch
+from optim.fit import EarlyStopping, FitResult, fit, num_examples, sample_batch
 from optim.grad import value_and_grad
 from optim.schedules import *  # noqa: F403 - the schedules module defines its __all__
 from optim.schedules import __all__ as _schedules_all
@@ -48,6 +48,7 @@ __all__ = [
     "Chain",
     "EmaState",
     "EmptyState",
+    "EarlyStopping",
     "FitResult",
     "GradientTransformation",
     "MaskedState",

@@ -1,4 +1,4 @@
-"""``optim.fit``: training as one compiled ``lax.scan`` over optimizer steps.
+"""``optim.fit``: training as compiled ``lax.scan`` chunks, with the host between chunks only.
 
 Each step evaluates ``loss_fn`` and its gradient on a batch, asks the optimizer for updates
 (passing the loss as ``value=`` for transformations that want it) and applies them:
@@ -6,37 +6,78 @@ Each step evaluates ``loss_fn`` and its gradient on a batch, asks the optimizer 
 .. math:: \\ell_t, g_t = \\nabla L(\\theta_t; B_t),\\quad u_t, s_{t+1} = T(g_t, s_t, \\theta_t),
     \\quad \\theta_{t+1} = \\theta_t + u_t.
 
-``B_t`` is the whole data set (``batch_size=None``: gradient descent) or ``batch_size``
-examples drawn without replacement from ``jax.random.split(key, steps)[t]`` (``batch_size=1``
-is the seed's stochastic gradient descent). The recorded loss :math:`\\ell_t` is the loss at
-the parameters *before* step ``t``'s update, as a hand-written loop would print it.
+The batch :math:`B_t` is
 
-Everything is traceable: ``fit`` works inside ``jax.jit``, ``jax.vmap`` (over a learning
-rate, a seed, data) and ``jax.grad`` (with respect to a hyperparameter).
+* the whole data set (``batch_size=None``: gradient descent);
+* ``batch_size`` examples drawn without replacement with ``fold_in(key, t)`` (``steps=``;
+  ``batch_size=1`` is the seed's stochastic gradient descent);
+* the next slice of a fresh permutation each epoch (``epochs=``), dropping or keeping the
+  last partial batch (``drop_last``);
+* the next batch of a host iterator (``data`` an iterator), fed to the device in chunks.
+
+The recorded loss :math:`\\ell_t` is the loss at the parameters *before* step ``t``.
+
+The steps run as compiled chunks. Chunk boundaries fall where the host has work (evaluation,
+early stopping, checkpoints, the progress bar); with none requested the whole run is one scan.
+The carry is donated from chunk to chunk. Called under ``jax.jit``, ``jax.vmap`` or
+``jax.grad`` (any traced input), ``fit`` is fully traceable; host work other than evaluation
+is then unavailable and asking for it is an error.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import dataclasses
+import math
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._batches import EpochBatches, RandomBatches
+from optim._engine import Carry, Program, StepRecord, run_chunk, run_chunk_traced, train_step
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
-from optim.base import apply_updates, as_transformation
-from optim.grad import Partition, partition, trainable_value_and_grad
+from optim.base import as_transformation
+from optim.grad import partition
 
 
 class FitResult(NamedTuple):
-    """What ``fit`` returns: trained parameters, final optimizer state, per-step history."""
+    """What ``fit`` returns.
+
+    ``losses[t]`` is the training loss before step ``t``; ``aux`` stacks ``loss_fn``'s aux per
+    step (``has_aux``); ``skipped[t]`` says whether step ``t`` was skipped as non-finite;
+    ``eval_steps`` and ``eval_metrics`` (name -> values) hold one entry per evaluation;
+    ``best_step`` is the step whose parameters early stopping restored.
+    """
 
     params: PyTree
     opt_state: Any
     losses: jax.Array
     aux: Any = None
+    skipped: jax.Array | None = None
+    eval_steps: Any = None
+    eval_metrics: Any = None
+    best_step: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``metric`` on ``eval_data`` has not improved by ``min_delta`` for
+    ``patience`` evaluations; with ``restore_best`` return the best parameters seen."""
+
+    metric: str = "loss"
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def improved(self, value: float, best: float) -> bool:
+        if self.mode == "min":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
 
 
 def num_examples(data: PyTree) -> int:
@@ -44,7 +85,7 @@ def num_examples(data: PyTree) -> int:
     sized = [(p, leaf) for p, leaf in leaves_with_paths(data) if leaf is not None]
     if not sized:
         raise ValueError("data must contain at least one array with a leading example axis")
-    sizes = {}
+    sizes: dict[int, str] = {}
     for path, leaf in sized:
         shape = np.shape(leaf)
         if not shape:
@@ -58,13 +99,51 @@ def num_examples(data: PyTree) -> int:
     return next(iter(sizes))
 
 
-def sample_batch(data: PyTree, key: jax.Array, batch_size: int) -> PyTree:
-    """``batch_size`` examples of ``data`` drawn uniformly without replacement."""
-    n = num_examples(data)
-    if batch_size == n:
-        return data
-    index = jax.random.choice(key, n, (batch_size,), replace=False)
-    return jax.tree.map(lambda x: x[index], data)
+def sample_batch(data: PyTree, key: jax.Array, batch_size: int, step: int = 0) -> PyTree:
+    """The ``batch_size`` examples ``fit(..., steps=, batch_size=, key=key)`` trains on at
+    ``step``: drawn without replacement with ``jax.random.fold_in(key, step)``."""
+    return RandomBatches(num_examples(data), batch_size).batch(data, key, step, None, batch_size)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def _accuracy(params: Any, batch: Any) -> jax.Array:
+    x, y = batch
+    return jnp.mean(jnp.argmax(params(x), axis=-1) == y)
+
+
+BUILTIN_METRICS = ("loss", "accuracy")
+
+
+def _metric_functions(metrics: Any, loss_fn: Callable, has_aux: bool) -> tuple:
+    def eval_loss(params: Any, batch: Any) -> jax.Array:
+        out = loss_fn(params, batch)
+        return out[0] if has_aux else out
+
+    builtin = {"loss": eval_loss, "accuracy": _accuracy}
+    if isinstance(metrics, Mapping):
+        items = list(metrics.items())
+    elif isinstance(metrics, str):
+        raise TypeError(f"metrics must be a sequence of names or a dict, got the string "
+                        f"{metrics!r}; write [{metrics!r}]")
+    else:
+        items = [(name, name) for name in metrics]
+    functions = []
+    for name, fn in items:
+        if isinstance(fn, str):
+            if fn not in builtin:
+                raise ValueError(f"unknown metric {fn!r}: built-in metrics are "
+                                 f"{', '.join(BUILTIN_METRICS)}; pass others as a dict "
+                                 "{name: fn(params, batch) -> scalar}")
+            fn = builtin[fn]
+        elif not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be callable, got {type(fn).__name__}")
+        functions.append((str(name), fn))
+    return tuple(functions)
+
+
+# --- argument checks ----------------------------------------------------------------------
 
 
 def _check_int(value: Any, name: str, low: int) -> int:
@@ -75,31 +154,121 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
+def _is_traced(*trees: Any) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for t in trees for x in jax.tree.leaves(t))
+
+
+def _plan(data: Any, steps: Any, epochs: Any, batch_size: Any, drop_last: bool, key: Any):
+    """``(total steps, sampler, iterator)`` from the batching arguments."""
+    if steps is not None and epochs is not None:
+        raise ValueError("give steps or epochs, not both")
+    if steps is not None:
+        steps = _check_int(steps, "steps", 1)
+    if batch_size is not None:
+        batch_size = _check_int(batch_size, "batch_size", 1)
+    if isinstance(data, Iterator):
+        if epochs is not None or batch_size is not None:
+            raise ValueError("with an iterator of batches, give steps (or nothing: run until "
+                             "it is exhausted), not epochs or batch_size")
+        return steps, None, data
+    n = num_examples(data)
+    if batch_size is not None and batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
+    if epochs is not None:
+        epochs = _check_int(epochs, "epochs", 1)
+        if key is None:
+            raise ValueError("key is required with epochs: each epoch shuffles the data, e.g. "
+                             "key=jax.random.PRNGKey(0)")
+        sampler = EpochBatches(n, batch_size or n, bool(drop_last))
+        return epochs * sampler.steps_per_epoch, sampler, None
+    if steps is None:
+        raise ValueError("give steps= (optimizer steps) or epochs= (passes over the data)")
+    if batch_size is not None and batch_size < n and key is None:
+        raise ValueError("key is required when batch_size is set: minibatches are drawn at "
+                         "random, e.g. key=jax.random.PRNGKey(0)")
+    return steps, RandomBatches(n, batch_size or n), None
+
+
+def _boundaries(start: int, total: int | None, intervals: Sequence[int | None]) -> Iterator[int]:
+    """Steps after ``start`` where a chunk ends: multiples of each interval, and ``total``."""
+    t = start
+    while total is None or t < total:
+        ends = [(t // i + 1) * i for i in intervals if i]
+        nxt = min([*ends, total] if total is not None else ends)
+        yield nxt
+        t = nxt
+
+
+def _interactive() -> bool:
+    if "ipykernel" in sys.modules:
+        return True
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def hyperparameter_values(optimizer: Any) -> dict[str, float]:
+    """The optimizer's scalar float leaves by path (what a checkpoint records)."""
+    return {
+        keystr(path): float(leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(optimizer)[0]
+        if np.ndim(leaf) == 0 and not isinstance(leaf, jax.core.Tracer)
+    }
+
+
+# --- fit ----------------------------------------------------------------------------------
+
+
 def fit(
     loss_fn: Callable[..., Any],
     params: PyTree,
     optimizer: Any,
-    data: PyTree,
+    data: Any,
     *,
-    steps: int,
+    steps: int | None = None,
+    epochs: int | None = None,
     batch_size: int | None = None,
+    drop_last: bool = True,
     key: jax.Array | None = None,
     has_aux: bool = False,
+    eval_data: PyTree | None = None,
+    eval_every: int | None = None,
+    metrics: Sequence[str] | Mapping[str, Any] | None = None,
+    early_stopping: EarlyStopping | None = None,
+    progress: bool | None = None,
+    chunk_size: int | None = None,
+    checkpoint_dir: Any = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    accumulate: int = 1,
+    skip_nonfinite: bool = False,
+    max_consecutive_skips: int = 10,
 ) -> FitResult:
-    """Train ``params`` for ``steps`` optimizer steps on ``data`` in one ``lax.scan``.
+    """Train ``params`` on ``data`` with ``optimizer`` (see the module docstring).
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``).
       params: any pytree; floating arrays are trained, other leaves are passed through.
       optimizer: a gradient transformation from ``optim`` or ``optax``.
-      data: a pytree of arrays sharing a leading example axis; ``batch`` has its structure.
-      steps: number of optimizer steps, at least 1.
-      batch_size: examples per step, drawn at random; ``None`` uses all data every step.
-      key: PRNG key for the minibatch draws; required when ``batch_size`` is set.
+      data: a pytree of arrays sharing a leading example axis (``batch`` has its structure),
+        or an iterator of batches.
+      steps: optimizer steps to take. Or ``epochs``: passes over the data, reshuffled each.
+      batch_size: examples per step; ``None`` uses all the data every step.
+      drop_last: with ``epochs``, leave out (True) or keep (False) the last partial batch.
+      key: PRNG key for shuffling and minibatch draws.
       has_aux: whether ``loss_fn`` returns ``(loss, aux)``; ``aux`` is stacked per step.
-
-    Returns:
-      ``FitResult(params, opt_state, losses, aux)``; ``losses[t]`` is the loss before step t.
+      eval_data: data to evaluate ``metrics`` on, every ``eval_every`` steps and at the end.
+      metrics: built-in names (``"loss"``, ``"accuracy"`` for ``params(x)`` logits against
+        integer labels ``y`` of ``eval_data = (x, y)``) and/or a dict ``{name: fn(params,
+        batch) -> scalar}``; default ``["loss"]``.
+      early_stopping: an ``EarlyStopping`` on one of the metrics.
+      progress: a tqdm progress bar, updated between chunks; default on when interactive.
+      chunk_size: at most this many steps per compiled chunk.
+      checkpoint_dir, checkpoint_every: save params, optimizer state, step, key and history
+        there every ``checkpoint_every`` steps and at the end (orbax-checkpoint).
+      resume: continue from the latest complete checkpoint in ``checkpoint_dir`` if there is
+        one (bit-identical to an uninterrupted run); warns about changed hyperparameters.
+      accumulate: split each batch into this many microbatches and average their gradients.
+      skip_nonfinite: skip steps whose loss or gradients are not finite (params and state
+        untouched); raise ``FloatingPointError`` after ``max_consecutive_skips`` in a row.
 
     >>> import jax.numpy as jnp, optim
     >>> result = optim.fit(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()), optim.sgd(0.1),
@@ -107,80 +276,309 @@ def fit(
     >>> round(float(result.params), 4)
     1.0
     """
-    steps = _check_int(steps, "steps", 1)
     optimizer = as_transformation(optimizer, "optimizer")
     check_params(params)
-    n = num_examples(data)
-    if batch_size is not None:
-        batch_size = _check_int(batch_size, "batch_size", 1)
-        if batch_size > n:
-            raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
-        if key is None:
-            raise ValueError(
-                "key is required when batch_size is set: minibatches are drawn "
-                "at random, e.g. key=jax.random.PRNGKey(0)"
-            )
-    keys = None if key is None else jax.random.split(key, steps)
+    total, sampler, iterator = _plan(data, steps, epochs, batch_size, drop_last, key)
+    accumulate = _check_int(accumulate, "accumulate", 1)
+    max_consecutive_skips = _check_int(max_consecutive_skips, "max_consecutive_skips", 1)
+    if eval_every is not None:
+        eval_every = _check_int(eval_every, "eval_every", 1)
+        if eval_data is None:
+            raise ValueError("eval_every needs eval_data: the data to evaluate metrics on")
+    if metrics is not None and eval_data is None:
+        raise ValueError("metrics are computed on eval_data; pass eval_data=")
+    metric_fns = _metric_functions(
+        ["loss"] if metrics is None else metrics, loss_fn, bool(has_aux)
+    ) if eval_data is not None else ()
+    if early_stopping is not None:
+        _check_early_stopping(early_stopping, metric_fns, eval_every)
+    if checkpoint_every is not None:
+        checkpoint_every = _check_int(checkpoint_every, "checkpoint_every", 1)
+        if checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
+    traced = _is_traced(params, optimizer, None if iterator else data, key, eval_data)
+    if traced and (checkpoint_dir is not None or early_stopping is not None or progress):
+        raise ValueError("fit is being traced (inside jit, vmap or grad): checkpoints, early "
+                         "stopping and the progress bar need the host between chunks; run fit "
+                         "outside the transformation for those")
+    show_progress = (not traced) and (_interactive() if progress is None else bool(progress))
 
     split = partition(params)
-    opt_state = optimizer.init(params)
-    arrays, opt_state, losses, aux = _fit_scan(
-        split.arrays,
-        opt_state,
-        optimizer,
-        data,
-        keys,
-        loss_fn=loss_fn,
-        treedef=split.treedef,
-        constants=split.constants,
-        steps=steps,
-        batch_size=batch_size,
-        has_aux=bool(has_aux),
+    program = Program(
+        loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
+        has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
+        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns,
     )
-    return FitResult(split.combine(arrays), opt_state, losses, aux)
-
-
-@functools.partial(
-    jax.jit, static_argnames=("loss_fn", "treedef", "constants", "steps", "batch_size", "has_aux")
-)
-def _fit_scan(
-    arrays,
-    opt_state,
-    optimizer,
-    data,
-    keys,
-    *,
-    loss_fn,
-    treedef,
-    constants,
-    steps,
-    batch_size,
-    has_aux,
-):
-    """The compiled loop; the carry holds the parameters' arrays, constants are static."""
-
-    def rebuild(values: list[Any]) -> PyTree:
-        return Partition(values, treedef, constants).combine(values)
-
-    def checked_loss(params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
-        out = loss_fn(params, batch)
-        loss = out[0] if has_aux else out
-        if jnp.shape(loss) != ():
-            raise ValueError(
-                f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}"
-                + ("" if has_aux else " (use has_aux=True to return (loss, aux))")
+    run_key = jax.random.PRNGKey(0) if key is None else key
+    carry = Carry(split.arrays, optimizer.init(params), jnp.zeros([], jnp.int32),
+                  jnp.zeros([], jnp.int32), None if sampler is None else sampler.initial_perm())
+    history = _History()
+    stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
+    store = None
+    if checkpoint_dir is not None:
+        store = _CheckpointStore(checkpoint_dir, optimizer, eval_every, total)
+        if resume:
+            if iterator is not None:
+                raise ValueError("resume needs data as arrays: an iterator of batches cannot "
+                                 "be rewound to the checkpoint's step")
+            restored = store.restore(
+                carry, run_key, history, stopper,
+                lambda c: train_step(program, optimizer, data, run_key, c, None)[1],
+                [name for name, _ in metric_fns],
             )
-        return out if has_aux else (out, None)
+            if restored is not None:
+                carry, run_key = restored
+    if not traced:  # the chunks donate their carry: never the caller's own arrays
+        carry = jax.tree.map(jnp.copy, carry)
 
-    grad_fn = trainable_value_and_grad(checked_loss, has_aux=True)
+    start = int(carry.step) if not traced else 0
+    intervals = [eval_every, checkpoint_every, chunk_size]
+    if show_progress and not any(intervals) and total:
+        intervals.append(max(1, total // 100))
+    if iterator is not None and not any(intervals):
+        intervals.append(total or 100)
+    bar = _progress_bar(total, start) if show_progress else None
+    try:
+        for end in _boundaries(start, total, intervals):
+            batches = None
+            if iterator is not None:
+                batches = _next_batches(iterator, end - start)
+                if batches is None:
+                    break
+                end = start + num_examples(batches)
+            with_eval = eval_data is not None and (
+                end == total or (eval_every is not None and end % eval_every == 0)
+            )
+            carry, records, values = (run_chunk_traced if traced else run_chunk)(
+                carry, optimizer, data if iterator is None else None, run_key, batches,
+                eval_data, program=program, length=end - start, with_eval=with_eval,
+            )
+            history.add(records, end, values)
+            if not traced and skip_nonfinite and int(carry.skips) >= max_consecutive_skips:
+                raise FloatingPointError(
+                    f"{int(carry.skips)} consecutive steps had a non-finite loss or gradient "
+                    f"(up to step {end}); params and optimizer state are those before them"
+                )
+            stop = stopper is not None and values is not None and stopper.observe(
+                end, values, carry.arrays
+            )
+            if store is not None and (stop or end == total or (
+                checkpoint_every is not None and end % checkpoint_every == 0
+            )):
+                store.save(end, carry, run_key, history, stopper)
+            if bar is not None:
+                bar.update(end - start)
+                bar.set_postfix(history.postfix(), refresh=False)
+            start = end
+            if stop:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
 
-    def step(carry, step_key):
-        values, state = carry
-        params = rebuild(values)
-        batch = data if batch_size is None else sample_batch(data, step_key, batch_size)
-        (loss, aux), grads = grad_fn(params, batch)
-        updates, state = optimizer.update(grads, state, params, value=loss)
-        return (partition(apply_updates(params, updates)).arrays, state), (loss, aux)
+    arrays, best_step = carry.arrays, None
+    if stopper is not None and stopper.spec.restore_best and stopper.best_arrays is not None:
+        arrays, best_step = stopper.best_arrays, stopper.best_step
+    return FitResult(
+        params=split.combine(arrays),
+        opt_state=carry.opt_state,
+        losses=history.concat("loss"),
+        aux=history.concat("aux") if has_aux else None,
+        skipped=history.concat("skipped"),
+        eval_steps=history.eval_steps() if metric_fns else None,
+        eval_metrics=history.eval_values() if metric_fns else None,
+        best_step=best_step,
+    )
 
-    (arrays, opt_state), (losses, aux) = jax.lax.scan(step, (arrays, opt_state), keys, length=steps)
-    return arrays, opt_state, losses, aux
+
+def _check_early_stopping(spec: Any, metric_fns: tuple, eval_every: int | None) -> None:
+    if not isinstance(spec, EarlyStopping):
+        raise TypeError(f"early_stopping must be an optim.EarlyStopping, got {spec!r}")
+    if eval_every is None:
+        raise ValueError("early_stopping needs eval_data and eval_every")
+    names = [name for name, _ in metric_fns]
+    if spec.metric not in names:
+        raise ValueError(f"early_stopping.metric={spec.metric!r} is not among the metrics "
+                         f"computed ({', '.join(names)})")
+    if spec.mode not in ("min", "max"):
+        raise ValueError(f"early_stopping.mode must be 'min' or 'max', got {spec.mode!r}")
+    _check_int(spec.patience, "early_stopping.patience", 1)
+
+
+def _next_batches(iterator: Iterator, count: int) -> PyTree | None:
+    """Up to ``count`` batches from the iterator, stacked on a new leading axis."""
+    batches = []
+    for batch in iterator:
+        batches.append(batch)
+        if len(batches) == count:
+            break
+    if not batches:
+        return None
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *batches)
+
+
+def _progress_bar(total: int | None, start: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+
+class _History:
+    """Per-chunk records and evaluations, concatenated at the end."""
+
+    def __init__(self) -> None:
+        self.records: list[StepRecord] = []
+        self.evals: list[tuple[int, dict[str, jax.Array]]] = []
+
+    def add(self, records: StepRecord, end: int, values: dict | None) -> None:
+        self.records.append(records)
+        if values is not None:
+            self.evals.append((end, values))
+
+    def concat_records(self) -> StepRecord | None:
+        if not self.records:
+            return None
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *self.records)
+
+    def concat(self, field: str) -> Any:
+        parts = [getattr(r, field) for r in self.records]
+        if not parts:
+            return None
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+    def eval_steps(self) -> jax.Array:
+        return jnp.asarray([end for end, _ in self.evals], jnp.int32)
+
+    def eval_values(self) -> dict[str, jax.Array]:
+        if not self.evals:
+            return {}
+        return {name: jnp.stack([v[name] for _, v in self.evals]) for name in self.evals[0][1]}
+
+    def postfix(self) -> dict[str, str]:
+        out = {"loss": f"{float(self.records[-1].loss[-1]):.4g}"}
+        if self.evals:
+            out.update({f"eval_{k}": f"{float(v):.4g}" for k, v in self.evals[-1][1].items()})
+        return out
+
+
+class _Stopper:
+    """Early-stopping bookkeeping on the host (a copy of the best parameters on device)."""
+
+    def __init__(self, spec: EarlyStopping, arrays: list[Any]) -> None:
+        self.spec = spec
+        self.best = math.inf if spec.mode == "min" else -math.inf
+        self.best_step: int | None = None
+        self.best_arrays: list[Any] | None = None
+        self.wait = 0
+
+    def observe(self, step: int, values: dict[str, jax.Array], arrays: list[Any]) -> bool:
+        value = float(values[self.spec.metric])
+        if self.spec.improved(value, self.best):
+            self.best, self.best_step, self.wait = value, step, 0
+            if self.spec.restore_best:  # a copy: the next chunk donates the carry
+                self.best_arrays = jax.tree.map(jnp.copy, arrays)
+            return False
+        self.wait += 1
+        return self.wait >= self.spec.patience
+
+    def state(self, arrays: list[Any]) -> dict[str, Any]:
+        """What a checkpoint keeps (the current arrays stand in until a best exists)."""
+        return {
+            "best": jnp.float32(self.best),
+            "best_step": jnp.int32(-1 if self.best_step is None else self.best_step),
+            "wait": jnp.int32(self.wait),
+            "best_arrays": arrays if self.best_arrays is None else self.best_arrays,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.best_step = None if int(state["best_step"]) < 0 else int(state["best_step"])
+        self.wait = int(state["wait"])
+        self.best_arrays = state["best_arrays"] if self.best_step is not None else None
+
+
+class _CheckpointStore:
+    """fit's checkpoints: carry, key, history and early-stopping state, plus metadata.
+
+    What is saved at step ``s`` has history arrays of ``s`` rows; ``restore`` rebuilds that
+    shape from the program (``jax.eval_shape`` of one step) before reading it back.
+    """
+
+    def __init__(self, directory: Any, optimizer: Any, eval_every: int | None,
+                 total: int | None) -> None:
+        self.directory = directory
+        self.hyperparameters = hyperparameter_values(optimizer)
+        self.eval_every = eval_every
+        self.total = total
+
+    @staticmethod
+    def _tree(carry: Carry, key: Any, history: _History, stopper: _Stopper | None) -> dict:
+        tree = {
+            "carry": carry,
+            "key": key,
+            "history": history.concat_records(),
+            "eval_steps": history.eval_steps(),
+            "eval": history.eval_values(),
+        }
+        if stopper is not None:
+            tree["early_stopping"] = stopper.state(carry.arrays)
+        return tree
+
+    def save(self, step: int, carry: Carry, key: Any, history: _History,
+             stopper: _Stopper | None) -> None:
+        from optim import checkpoint
+
+        metadata = {"hyperparameters": self.hyperparameters, "total_steps": self.total}
+        checkpoint.save(self.directory, step, self._tree(carry, key, history, stopper),
+                        metadata=metadata)
+
+    def _evals_up_to(self, step: int) -> int:
+        regular = step // self.eval_every if self.eval_every else 0
+        final = step == self.total and not (self.eval_every and step % self.eval_every == 0)
+        return regular + int(final)
+
+    def restore(self, carry: Carry, key: Any, history: _History, stopper: _Stopper | None,
+                one_step: Callable[[Carry], StepRecord], metric_names: Sequence[str]):
+        """Load the latest complete checkpoint into ``history``/``stopper``; return
+        ``(carry, key)``, or None when the directory holds no checkpoint yet."""
+        from optim import checkpoint
+
+        step = checkpoint.latest_step(self.directory)
+        if step is None:
+            return None
+        record = jax.eval_shape(one_step, carry)
+        evals = self._evals_up_to(step)
+
+        def rows(n: int, like: Any) -> Any:
+            return jax.tree.map(lambda s: jnp.zeros((n, *s.shape), s.dtype), like)
+
+        template = {
+            "carry": carry,
+            "key": key,
+            "history": rows(step, record),
+            "eval_steps": jnp.zeros((evals,), jnp.int32),
+            "eval": {name: jnp.zeros((evals,), jnp.float32) for name in metric_names},
+        }
+        if stopper is not None:
+            template["early_stopping"] = stopper.state(carry.arrays)
+        _, tree, metadata = checkpoint.restore(self.directory, template, step=step)
+        _warn_changed(metadata.get("hyperparameters", {}), self.hyperparameters)
+        history.records.append(StepRecord(*tree["history"]))
+        history.evals.extend(
+            (int(s), {name: values[i] for name, values in tree["eval"].items()})
+            for i, s in enumerate(np.asarray(tree["eval_steps"]))
+        )
+        if stopper is not None:
+            stopper.load(tree["early_stopping"])
+        return tree["carry"], tree["key"]
+
+
+def _warn_changed(saved: dict[str, float], current: dict[str, float]) -> None:
+    changes = [f"{path}: {saved[path]:g} -> {value:g}" for path, value in current.items()
+               if path in saved and saved[path] != value]
+    if changes:
+        warnings.warn("resuming with hyperparameters that differ from the checkpoint's: "
+                      + "; ".join(changes), stacklevel=3)
+

@@ -1,0 +1,183 @@
+"""The compiled part of ``fit``: one training step, and a chunk of steps as one ``lax.scan``.
+
+A *program* is the static description of the step (loss, batching, accumulation, skipping,
+metrics). ``run_chunk`` is jitted on it and donates the carry, so between chunks memory holds
+one copy of the parameters and the optimizer state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._tree import PyTree, compute_dtype, is_trainable, map_arrays
+from optim.base import apply_updates
+from optim.grad import Partition, partition, trainable_value_and_grad
+
+
+class Carry(NamedTuple):
+    """What one step hands the next (and what a checkpoint saves)."""
+
+    arrays: list[Any]  # the parameters' arrays; None at constant leaves
+    opt_state: Any
+    step: jax.Array  # int32: steps taken so far
+    skips: jax.Array  # int32: consecutive non-finite steps skipped so far
+    perm: Any  # the current epoch's permutation (epoch batching), else None
+
+
+class StepRecord(NamedTuple):
+    """What each step reports: the loss before its update, ``aux``, whether it was skipped."""
+
+    loss: jax.Array
+    aux: Any
+    skipped: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Static configuration of the compiled step (hashable: a ``jit`` static argument)."""
+
+    loss_fn: Callable[..., Any]
+    treedef: Any
+    constants: tuple[Any, ...]
+    has_aux: bool
+    sampler: Any  # RandomBatches / EpochBatches, or None when batches come as scan inputs
+    accumulate: int
+    skip_nonfinite: bool
+    metrics: tuple[tuple[str, Callable[..., Any]], ...]
+
+    def params(self, arrays: list[Any]) -> PyTree:
+        return Partition(arrays, self.treedef, self.constants).combine(arrays)
+
+    def loss(self, params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
+        """``(loss, aux)`` with the loss checked to be a scalar."""
+        out = self.loss_fn(params, batch)
+        loss = out[0] if self.has_aux else out
+        if jnp.shape(loss) != ():
+            hint = "" if self.has_aux else " (use has_aux=True to return (loss, aux))"
+            raise ValueError(
+                f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}{hint}"
+            )
+        return out if self.has_aux else (out, None)
+
+
+def _split_microbatches(batch: PyTree, k: int) -> PyTree:
+    def split(x: jax.Array) -> jax.Array:
+        if x.shape[0] % k:
+            raise ValueError(
+                f"accumulate={k} must divide the batch size, got a batch of {x.shape[0]}"
+            )
+        return x.reshape((k, x.shape[0] // k, *x.shape[1:]))
+
+    return jax.tree.map(split, batch)
+
+
+def loss_and_grads(program: Program, params: PyTree, batch: PyTree) -> tuple[Any, PyTree]:
+    """``((loss, aux), grads)`` on ``batch``, averaged over ``accumulate`` microbatches.
+
+    Microbatches run in sequence (a ``lax.scan``) into one float32 gradient accumulator, so
+    memory holds one microbatch's activations and one extra copy of the gradients.
+    """
+    grad_fn = trainable_value_and_grad(program.loss, has_aux=True)
+    k = program.accumulate
+    if k == 1:
+        return grad_fn(params, batch)
+
+    def add(total: Any, microbatch: PyTree) -> tuple[Any, Any]:
+        loss_sum, grad_sum = total
+        (loss, aux), grads = grad_fn(params, microbatch)
+        grad_sum = map_arrays(lambda s, g: s + g.astype(s.dtype), grad_sum, grads)
+        return (loss_sum + loss, grad_sum), aux
+
+    zeros = map_arrays(lambda p: jnp.zeros(p.shape, compute_dtype(p)), params)
+    (loss_sum, grad_sum), auxes = jax.lax.scan(
+        add, (jnp.zeros([], jnp.float32), zeros), _split_microbatches(batch, k)
+    )
+    grads = map_arrays(lambda s, p: (s / k).astype(p.dtype), grad_sum, params)
+    aux = jax.tree.map(lambda a: a.mean(0) if is_trainable(a) else a[-1], auxes)
+    return (loss_sum / k, aux), grads
+
+
+def _all_finite(loss: jax.Array, grads: PyTree) -> jax.Array:
+    checks = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
+    return jnp.logical_and(jnp.isfinite(loss), jnp.all(jnp.stack(checks)) if checks else True)
+
+
+def _update(program: Program, optimizer: Any, arrays: list[Any], opt_state: Any, batch: PyTree):
+    params = program.params(arrays)
+    (loss, aux), grads = loss_and_grads(program, params, batch)
+
+    def apply(_: Any) -> tuple[list[Any], Any]:
+        updates, new_state = optimizer.update(grads, opt_state, params, value=loss)
+        return partition(apply_updates(params, updates)).arrays, new_state
+
+    if not program.skip_nonfinite:
+        new_arrays, new_state = apply(None)
+        return new_arrays, new_state, loss, aux, jnp.asarray(True)
+    finite = _all_finite(loss, grads)
+    new_arrays, new_state = jax.lax.cond(finite, apply, lambda _: (arrays, opt_state), None)
+    return new_arrays, new_state, loss, aux, finite
+
+
+def train_step(
+    program: Program, optimizer: Any, data: PyTree, key: Any, carry: Carry, batch_in: Any
+) -> tuple[Carry, StepRecord]:
+    """One optimizer step; ``batch_in`` is the batch when batches come as scan inputs."""
+    t, sampler = carry.step, program.sampler
+    perm = carry.perm if sampler is None else sampler.next_perm(carry.perm, key, t)
+
+    def on_batch(size: int | None) -> Any:
+        batch = batch_in if sampler is None else sampler.batch(data, key, t, perm, size)
+        return _update(program, optimizer, carry.arrays, carry.opt_state, batch)
+
+    if sampler is not None and sampler.partial_size:
+        out = jax.lax.cond(
+            sampler.is_partial(t),
+            lambda: on_batch(sampler.partial_size),
+            lambda: on_batch(sampler.batch_size),
+        )
+    else:
+        out = on_batch(None if sampler is None else sampler.batch_size)
+    arrays, opt_state, loss, aux, finite = out
+    skips = jnp.where(finite, 0, carry.skips + 1).astype(jnp.int32)
+    new_carry = Carry(arrays, opt_state, (t + 1).astype(jnp.int32), skips, perm)
+    return new_carry, StepRecord(loss, aux, jnp.logical_not(finite))
+
+
+def evaluate(program: Program, arrays: list[Any], eval_data: PyTree) -> dict[str, jax.Array]:
+    params = program.params(arrays)
+    return {name: jnp.asarray(fn(params, eval_data), jnp.float32) for name, fn in program.metrics}
+
+
+def _chunk(
+    carry: Carry,
+    optimizer: Any,
+    data: PyTree,
+    key: Any,
+    batches: Any,
+    eval_data: PyTree,
+    *,
+    program: Program,
+    length: int,
+    with_eval: bool,
+) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
+    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``."""
+    carry, records = jax.lax.scan(
+        lambda c, b: train_step(program, optimizer, data, key, c, b),
+        carry,
+        batches,
+        length=length,
+    )
+    metrics = evaluate(program, carry.arrays, eval_data) if with_eval else None
+    return carry, records, metrics
+
+
+_STATIC = ("program", "length", "with_eval")
+# Eager runs donate the carry chunk to chunk. Under an outer vmap/grad the inner jit still
+# executes eagerly on the caller's concrete arrays, which must not be donated: no donation.
+run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
+run_chunk_traced = jax.jit(_chunk, static_argnames=_STATIC)
