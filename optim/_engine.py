@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._flat import FlatLayout
 from optim._tree import PyTree, compute_dtype, is_trainable, map_arrays
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
@@ -22,7 +23,7 @@ from optim.grad import Partition, partition, trainable_value_and_grad
 class Carry(NamedTuple):
     """What one step hands the next (and what a checkpoint saves)."""
 
-    arrays: list[Any]  # the parameters' arrays; None at constant leaves
+    arrays: Any  # the parameters' arrays (None at constant leaves), or flat buffers by dtype
     opt_state: Any
     step: jax.Array  # int32: steps taken so far
     skips: jax.Array  # int32: consecutive non-finite steps skipped so far
@@ -49,9 +50,25 @@ class Program:
     accumulate: int
     skip_nonfinite: bool
     metrics: tuple[tuple[str, Callable[..., Any]], ...]
+    layout: FlatLayout | None = None  # the optimizer sees raveled buffers (see optim._flat)
 
-    def params(self, arrays: list[Any]) -> PyTree:
+    def params(self, arrays: Any) -> PyTree:
+        """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
+        if self.layout is not None:
+            arrays = self.layout.unravel(arrays, [None] * len(self.layout.slots))
         return Partition(arrays, self.treedef, self.constants).combine(arrays)
+
+    def optimizer_view(self, arrays: Any, params: PyTree, grads: PyTree) -> tuple[Any, Any]:
+        """``(params, grads)`` as the optimizer sees them: raveled, or the model's trees."""
+        if self.layout is None:
+            return params, grads
+        return arrays, self.layout.ravel(jax.tree.leaves(grads, is_leaf=lambda x: x is None))
+
+    def carried(self, optimizer_params: Any) -> Any:
+        """Back from the optimizer's view to what the carry holds."""
+        if self.layout is None:
+            return partition(optimizer_params).arrays
+        return optimizer_params
 
     def loss(self, params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
         """``(loss, aux)`` with the loss checked to be a scalar."""
@@ -110,10 +127,11 @@ def _all_finite(loss: jax.Array, grads: PyTree) -> jax.Array:
 def _update(program: Program, optimizer: Any, arrays: list[Any], opt_state: Any, batch: PyTree):
     params = program.params(arrays)
     (loss, aux), grads = loss_and_grads(program, params, batch)
+    opt_params, opt_grads = program.optimizer_view(arrays, params, grads)
 
-    def apply(_: Any) -> tuple[list[Any], Any]:
-        updates, new_state = optimizer.update(grads, opt_state, params, value=loss)
-        return partition(apply_updates(params, updates)).arrays, new_state
+    def apply(_: Any) -> tuple[Any, Any]:
+        updates, new_state = optimizer.update(opt_grads, opt_state, opt_params, value=loss)
+        return program.carried(apply_updates(opt_params, updates)), new_state
 
     if not program.skip_nonfinite:
         new_arrays, new_state = apply(None)

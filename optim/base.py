@@ -13,7 +13,7 @@ function that takes ``tx`` as an argument compiles once for every learning rate,
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +74,8 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 class Identity:
     """Leaves updates unchanged: :math:`u \\leftarrow g`."""
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     def init(self, params: PyTree) -> EmptyState:
         del params
         return EmptyState()
@@ -91,6 +93,8 @@ def identity() -> Identity:
 @pytree_dataclass
 class SetToZero:
     """Replaces every update by zeros: :math:`u \\leftarrow 0` (freezes parameters)."""
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     def init(self, params: PyTree) -> EmptyState:
         del params

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
@@ -15,6 +15,8 @@ from optim.base import EmptyState
 @pytree_dataclass
 class Clip:
     r"""Element-wise clipping: :math:`u_t = \min(\max(g_t, -c), c)`."""
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     max_delta: Any
 
@@ -41,6 +43,8 @@ class ClipByGlobalNorm:
 
     the norm taken over all leaves together (in float32 or wider).
     """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     max_norm: Any
 

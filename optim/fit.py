@@ -39,6 +39,7 @@ import numpy as np
 
 from optim._batches import EpochBatches, RandomBatches
 from optim._engine import Carry, Program, StepRecord, run_chunk, run_chunk_traced, train_step
+from optim._flat import FlatLayout, is_elementwise
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
 from optim.grad import partition
@@ -241,6 +242,7 @@ def fit(
     accumulate: int = 1,
     skip_nonfinite: bool = False,
     max_consecutive_skips: int = 10,
+    flatten: bool | str = "auto",
 ) -> FitResult:
     """Train ``params`` on ``data`` with ``optimizer`` (see the module docstring).
 
@@ -269,6 +271,11 @@ def fit(
       accumulate: split each batch into this many microbatches and average their gradients.
       skip_nonfinite: skip steps whose loss or gradients are not finite (params and state
         untouched); raise ``FloatingPointError`` after ``max_consecutive_skips`` in a row.
+      flatten: let the optimizer work on one flat buffer per dtype instead of one array per
+        leaf (same numbers, cost independent of the number of leaves; see ``optim._flat``).
+        ``"auto"`` does so for elementwise optimizers on models of ``FLATTEN_MIN_LEAVES`` or
+        more trainable leaves; ``opt_state`` is returned in the parameters' structure either
+        way.
 
     >>> import jax.numpy as jnp, optim
     >>> result = optim.fit(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()), optim.sgd(0.1),
@@ -306,14 +313,17 @@ def fit(
     show_progress = (not traced) and (_interactive() if progress is None else bool(progress))
 
     split = partition(params)
+    layout = _layout(flatten, optimizer, split.arrays)
     program = Program(
         loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
         has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
-        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns,
+        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout,
     )
     run_key = jax.random.PRNGKey(0) if key is None else key
-    carry = Carry(split.arrays, optimizer.init(params), jnp.zeros([], jnp.int32),
-                  jnp.zeros([], jnp.int32), None if sampler is None else sampler.initial_perm())
+    arrays = split.arrays if layout is None else layout.ravel(split.arrays)
+    opt_state = optimizer.init(params if layout is None else arrays)
+    carry = Carry(arrays, opt_state, jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
+                  None if sampler is None else sampler.initial_perm())
     history = _History()
     stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
     store = None
@@ -381,9 +391,12 @@ def fit(
     arrays, best_step = carry.arrays, None
     if stopper is not None and stopper.spec.restore_best and stopper.best_arrays is not None:
         arrays, best_step = stopper.best_arrays, stopper.best_step
+    opt_state = carry.opt_state
+    if layout is not None:
+        opt_state = layout.unravel_state(opt_state, split.arrays, split.treedef)
     return FitResult(
-        params=split.combine(arrays),
-        opt_state=carry.opt_state,
+        params=program.params(arrays),
+        opt_state=opt_state,
         losses=history.concat("loss"),
         aux=history.concat("aux") if has_aux else None,
         skipped=history.concat("skipped"),
@@ -391,6 +404,23 @@ def fit(
         eval_metrics=history.eval_values() if metric_fns else None,
         best_step=best_step,
     )
+
+
+FLATTEN_MIN_LEAVES = 16
+
+
+def _layout(flatten: bool | str, optimizer: Any, arrays: list[Any]) -> FlatLayout | None:
+    if flatten not in (True, False, "auto"):
+        raise ValueError(f"flatten must be True, False or 'auto', got {flatten!r}")
+    elementwise = is_elementwise(optimizer)
+    if flatten is True and not elementwise:
+        raise ValueError("flatten=True needs an elementwise optimizer (per-leaf statistics such "
+                         "as trust ratios, factored moments or masks would change); "
+                         f"{type(optimizer).__name__} is not known to be one")
+    leaves = sum(a is not None for a in arrays)
+    if flatten is True or (flatten == "auto" and elementwise and leaves >= FLATTEN_MIN_LEAVES):
+        return FlatLayout.of(arrays)
+    return None
 
 
 def _check_early_stopping(spec: Any, metric_fns: tuple, eval_every: int | None) -> None:

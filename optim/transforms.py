@@ -10,7 +10,7 @@ gradient's dtype.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,8 @@ from optim.base import EmptyState, check_updates
 class Scale:
     r"""Multiply by a constant: :math:`u_t = s\,g_t`."""
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     step_size: Any
 
     def init(self, params: PyTree) -> EmptyState:
@@ -68,6 +70,8 @@ class ScaleByScheduleState(NamedTuple):
 @pytree_dataclass
 class ScaleBySchedule:
     r"""Multiply by a schedule of the step count: :math:`u_t = s(t-1)\,g_t`."""
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     step_size_fn: Any
 
@@ -96,6 +100,8 @@ class ScaleByLearningRate:
     :math:`\eta_t` is a constant or a schedule evaluated at the number of previous updates;
     only a schedule keeps a count in the state.
     """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     learning_rate: Any
     flip_sign: bool = static(True)
@@ -150,6 +156,8 @@ class Trace:
     With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`.
     """
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     decay: Any
     nesterov: bool = static(False)
     accumulator_dtype: Any = static(None)
@@ -189,6 +197,8 @@ class Ema:
 
     :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`.
     """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     decay: Any
     debias: bool = static(True)
@@ -243,6 +253,8 @@ class ScaleByAdam:
     Unlike the seed document's formula, :math:`\epsilon` sits outside the square root and the
     moments are bias-corrected, as in the paper.
     """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     b1: Any
     b2: Any
@@ -339,6 +351,8 @@ class ScaleByRms:
     :math:`v_0` = ``initial_scale``.
     """
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     decay: Any
     eps: Any
     initial_scale: Any
@@ -414,6 +428,8 @@ class ScaleByStddev:
     hats denoting optional bias correction as in ``scale_by_rms``.
     """
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     decay: Any
     eps: Any
     initial_scale: Any
@@ -474,6 +490,8 @@ class ScaleByRss:
         s_t = 0),\quad s_0 = \text{initial\_accumulator\_value}.
     """
 
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
     initial_accumulator_value: Any
     eps: Any
 
@@ -520,6 +538,8 @@ class AddDecayedWeights:
     Placed before the learning-rate scaling this gives AdamW's
     :math:`\theta_{t+1} = \theta_t - \eta(\hat u_t + \lambda\theta_t)`.
     """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
 
     weight_decay: Any
 

@@ -223,3 +223,54 @@ def test_traced_fit_evaluates_inside_the_program():
                                         eval_data=data, eval_every=5).eval_metrics["loss"])(
         jnp.array([0.1, 0.2]))
     assert out.shape == (2, 2)
+
+
+# --- flat buffers -------------------------------------------------------------------------
+
+
+def _many_leaves(n_leaves=20):
+    keys = jax.random.split(jax.random.PRNGKey(0), n_leaves)
+    params = {f"w{i}": jax.random.normal(k, (3,)) for i, k in enumerate(keys)}
+    params["half"] = jnp.ones((2, 2), jnp.bfloat16)
+    params["name"] = "model"  # a constant leaf among them
+    return params
+
+
+def _many_loss(params, batch):
+    arrays = [v for k, v in sorted(params.items()) if k != "name"]
+    total = sum(jnp.sum((a.astype(jnp.float32) * batch[0] - 1.0) ** 2) for a in arrays)
+    return total / batch.shape[0]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: optim.adamw(0.05, weight_decay=0.1),
+     lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1, momentum=0.9))],
+    ids=["adamw", "clip-sgd"],
+)
+def test_flat_buffers_give_the_per_leaf_numbers(make):
+    params, data = _many_leaves(), jnp.linspace(0.5, 1.5, 16)[:, None] * jnp.ones((16, 1))
+    per_leaf = optim.fit(_many_loss, params, make(), data, steps=25, flatten=False)
+    flat = optim.fit(_many_loss, params, make(), data, steps=25, flatten=True)
+    # Elementwise maths is identical; only the global norm sums in another order.
+    np.testing.assert_allclose(flat.losses, per_leaf.losses, rtol=1e-6)
+    assert jax.tree.structure(flat.opt_state) == jax.tree.structure(per_leaf.opt_state)
+    for a, b in zip(jax.tree.leaves((flat.params, flat.opt_state)),
+                    jax.tree.leaves((per_leaf.params, per_leaf.opt_state)), strict=True):
+        if isinstance(a, str):
+            assert a == b
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                   rtol=1e-6, atol=1e-7)
+    assert flat.params["name"] == "model" and flat.params["half"].dtype == jnp.bfloat16
+
+
+def test_flatten_is_refused_for_per_leaf_optimizers():
+    masked = optim.adamw(0.1, mask={f"w{i}": i % 2 == 0 for i in range(20)} | {"half": True,
+                                                                               "name": False})
+    with pytest.raises(ValueError, match="flatten=True needs an elementwise optimizer"):
+        optim.fit(_many_loss, _many_leaves(), masked, jnp.ones((4, 1)), steps=1, flatten=True)
+    # "auto" falls back to the per-leaf path for it.
+    result = optim.fit(_many_loss, _many_leaves(), masked, jnp.ones((4, 1)), steps=2)
+    assert result.losses.shape == (2,)
