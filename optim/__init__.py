@@ -14,8 +14,9 @@ from optim.base import (
     identity,
     set_to_zero,
 )
+from optim import checkpoint
 from optim.clipping import clip, clip_by_global_norm
-from optim.fit import EarlyStopping, FitResult, fit, num_examples, sample_batch
+from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
 from optim.grad import value_and_grad
 from optim.schedules import *  # noqa: F403 - the schedules module defines its __all__
 from optim.schedules import __all__ as _schedules_all
@@ -65,6 +66,7 @@ __all__ = [
     "add_decayed_weights",
     "apply_updates",
     "chain",
+    "checkpoint",
     "clip",
     "clip_by_global_norm",
     "ema",

@@ -328,7 +328,7 @@ def fit(
     stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
     store = None
     if checkpoint_dir is not None:
-        store = _CheckpointStore(checkpoint_dir, optimizer, eval_every, total)
+        store = _CheckpointStore(checkpoint_dir, optimizer, bool(metric_fns), eval_every, total)
         if resume:
             if iterator is not None:
                 raise ValueError("resume needs data as arrays: an iterator of batches cannot "
@@ -536,10 +536,11 @@ class _CheckpointStore:
     shape from the program (``jax.eval_shape`` of one step) before reading it back.
     """
 
-    def __init__(self, directory: Any, optimizer: Any, eval_every: int | None,
+    def __init__(self, directory: Any, optimizer: Any, evaluates: bool, eval_every: int | None,
                  total: int | None) -> None:
         self.directory = directory
         self.hyperparameters = hyperparameter_values(optimizer)
+        self.evaluates = evaluates
         self.eval_every = eval_every
         self.total = total
 
@@ -560,49 +561,63 @@ class _CheckpointStore:
              stopper: _Stopper | None) -> None:
         from optim import checkpoint
 
+        if checkpoint.latest_step(self.directory) == step:  # resumed at the end: nothing new
+            return
         metadata = {"hyperparameters": self.hyperparameters, "total_steps": self.total}
         checkpoint.save(self.directory, step, self._tree(carry, key, history, stopper),
                         metadata=metadata)
 
     def _evals_up_to(self, step: int) -> int:
+        if not self.evaluates:
+            return 0
         regular = step // self.eval_every if self.eval_every else 0
         final = step == self.total and not (self.eval_every and step % self.eval_every == 0)
         return regular + int(final)
 
     def restore(self, carry: Carry, key: Any, history: _History, stopper: _Stopper | None,
                 one_step: Callable[[Carry], StepRecord], metric_names: Sequence[str]):
-        """Load the latest complete checkpoint into ``history``/``stopper``; return
-        ``(carry, key)``, or None when the directory holds no checkpoint yet."""
+        """Load the latest complete, intact checkpoint into ``history``/``stopper`` and return
+        ``(carry, key)``; None when the directory holds no checkpoint yet. A corrupted one is
+        skipped, with a warning naming its file, for the one before it."""
         from optim import checkpoint
 
-        step = checkpoint.latest_step(self.directory)
-        if step is None:
-            return None
         record = jax.eval_shape(one_step, carry)
+        for step in reversed(checkpoint.all_steps(self.directory)):
+            template = self._template(step, carry, key, stopper, record, metric_names)
+            try:
+                _, tree, metadata = checkpoint.restore(self.directory, template, step=step)
+            except checkpoint.CorruptCheckpointError as error:
+                warnings.warn(f"skipping a corrupted checkpoint: {error}", stacklevel=3)
+                continue
+            _warn_changed(metadata.get("hyperparameters", {}), self.hyperparameters)
+            history.records.append(StepRecord(*tree["history"]))
+            history.evals.extend(
+                (int(s), {name: values[i] for name, values in tree["eval"].items()})
+                for i, s in enumerate(np.asarray(tree["eval_steps"]))
+            )
+            if stopper is not None:
+                stopper.load(tree["early_stopping"])
+            return tree["carry"], tree["key"]
+        return None
+
+    def _template(self, step: int, carry: Carry, key: Any, stopper: _Stopper | None,
+                  record: StepRecord, metric_names: Sequence[str]) -> dict:
+        """The shapes saved at ``step``: history arrays of ``step`` rows, one row per eval."""
         evals = self._evals_up_to(step)
 
         def rows(n: int, like: Any) -> Any:
-            return jax.tree.map(lambda s: jnp.zeros((n, *s.shape), s.dtype), like)
+            return jax.tree.map(lambda s: jax.ShapeDtypeStruct((n, *s.shape), s.dtype), like)
 
         template = {
             "carry": carry,
             "key": key,
             "history": rows(step, record),
-            "eval_steps": jnp.zeros((evals,), jnp.int32),
-            "eval": {name: jnp.zeros((evals,), jnp.float32) for name in metric_names},
+            "eval_steps": jax.ShapeDtypeStruct((evals,), jnp.int32),
+            "eval": {name: jax.ShapeDtypeStruct((evals,), jnp.float32) for name in metric_names},
         }
         if stopper is not None:
             template["early_stopping"] = stopper.state(carry.arrays)
-        _, tree, metadata = checkpoint.restore(self.directory, template, step=step)
-        _warn_changed(metadata.get("hyperparameters", {}), self.hyperparameters)
-        history.records.append(StepRecord(*tree["history"]))
-        history.evals.extend(
-            (int(s), {name: values[i] for name, values in tree["eval"].items()})
-            for i, s in enumerate(np.asarray(tree["eval_steps"]))
-        )
-        if stopper is not None:
-            stopper.load(tree["early_stopping"])
-        return tree["carry"], tree["key"]
+        return template
 
 
 def _warn_changed(saved: dict[str, float], current: dict[str, float]) -> None:
