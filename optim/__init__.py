@@ -3,6 +3,7 @@
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
 """
 
+from optim import checkpoint
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
     Chain,
@@ -14,12 +15,11 @@ from optim.base import (
     identity,
     set_to_zero,
 )
-from optim import checkpoint
 from optim.clipping import clip, clip_by_global_norm
-from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
 from optim.grad import value_and_grad
 from optim.schedules import *  # noqa: F403 - the schedules module defines its __all__
 from optim.schedules import __all__ as _schedules_all
+from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
 from optim.transforms import (
     AddDecayedWeightsState,
     EmaState,
