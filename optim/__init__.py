@@ -16,6 +16,15 @@ from optim.base import (
     set_to_zero,
 )
 from optim.clipping import clip, clip_by_global_norm
+from optim.combine import (
+    MultiTransformState,
+    PartitionState,
+    freeze,
+    hyperparams,
+    multi_transform,
+    partition,
+    with_hyperparams,
+)
 from optim.grad import value_and_grad
 from optim.schedules import *  # noqa: F403 - the schedules module defines its __all__
 from optim.schedules import __all__ as _schedules_all
@@ -40,11 +49,45 @@ from optim.transforms import (
     scale_by_stddev,
     trace,
 )
-from optim.wrappers import MaskedState, masked
+from optim.wrappers import (
+    ApplyIfFiniteState,
+    InjectHyperparamsState,
+    LookaheadParams,
+    LookaheadState,
+    MaskedState,
+    MultiSteps,
+    MultiStepsState,
+    apply_if_finite,
+    flatten,
+    inject_hyperparams,
+    lookahead,
+    masked,
+    skip_large_updates,
+    skip_not_finite,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApplyIfFiniteState",
+    "InjectHyperparamsState",
+    "LookaheadParams",
+    "LookaheadState",
+    "MultiSteps",
+    "MultiStepsState",
+    "MultiTransformState",
+    "PartitionState",
+    "apply_if_finite",
+    "flatten",
+    "freeze",
+    "hyperparams",
+    "inject_hyperparams",
+    "lookahead",
+    "multi_transform",
+    "partition",
+    "skip_large_updates",
+    "skip_not_finite",
+    "with_hyperparams",
     "AddDecayedWeightsState",
     "Chain",
     "EmaState",

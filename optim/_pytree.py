@@ -19,17 +19,22 @@ T = TypeVar("T")
 _STATIC = "optim_static"
 
 
-def static(default: Any = dataclasses.MISSING) -> Any:
+def static(default: Any = dataclasses.MISSING, *, kw_only: bool = False) -> Any:
     """A dataclass field kept as static pytree metadata (must be hashable)."""
-    return dataclasses.field(default=default, metadata={_STATIC: True})
+    return dataclasses.field(default=default, metadata={_STATIC: True}, kw_only=kw_only)
+
+
+def is_static(field: dataclasses.Field) -> bool:
+    """Whether a field of a ``pytree_dataclass`` is static metadata."""
+    return bool(field.metadata.get(_STATIC, False))
 
 
 def pytree_dataclass(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen dataclass registered as a pytree (see module docstring)."""
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     fields = dataclasses.fields(cls)
-    data = [f.name for f in fields if not f.metadata.get(_STATIC, False)]
-    meta = [f.name for f in fields if f.metadata.get(_STATIC, False)]
+    data = [f.name for f in fields if not is_static(f)]
+    meta = [f.name for f in fields if is_static(f)]
     jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
     return cls
 
