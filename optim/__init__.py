@@ -3,7 +3,8 @@
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
 """
 
-from optim import checkpoint
+from optim import adam_family, checkpoint, noise, optimistic, polyak, schedules, sign, trust_ratio
+from optim.adam_family import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
     Chain,
@@ -26,8 +27,12 @@ from optim.combine import (
     with_hyperparams,
 )
 from optim.grad import value_and_grad
-from optim.schedules import *  # noqa: F403 - the schedules module defines its __all__
-from optim.schedules import __all__ as _schedules_all
+from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
+from optim.optimistic import *  # noqa: F403
+from optim.polyak import *  # noqa: F403
+from optim.schedules import *  # noqa: F403
+from optim.sign import *  # noqa: F403
+from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
 from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
 from optim.transforms import (
     AddDecayedWeightsState,
@@ -49,6 +54,7 @@ from optim.transforms import (
     scale_by_stddev,
     trace,
 )
+from optim.trust_ratio import *  # noqa: F403
 from optim.wrappers import (
     ApplyIfFiniteState,
     InjectHyperparamsState,
@@ -69,6 +75,10 @@ from optim.wrappers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HypergradientResult",
+    "SweepResult",
+    "hypergradient_descent",
+    "sweep",
     "ApplyIfFiniteState",
     "InjectHyperparamsState",
     "LookaheadParams",
@@ -132,5 +142,7 @@ __all__ = [
     "sgd",
     "trace",
     "value_and_grad",
-    *_schedules_all,
 ]
+for _module in (adam_family, noise, optimistic, polyak, schedules, sign, trust_ratio):
+    __all__ += _module.__all__
+del _module

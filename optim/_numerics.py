@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._tree import PyTree, abs_sq, map_arrays, upcast
+from optim._tree import PyTree, abs_sq, map_arrays, safe_increment, upcast
 
 
 def canonical_dtype(dtype: Any, name: str) -> Any:
@@ -51,3 +51,19 @@ def ema_update_sq(g: jax.Array, v: jax.Array, decay: jax.Array) -> jax.Array:
 def debias(m: jax.Array, decay: jax.Array, count: jax.Array) -> jax.Array:
     """Bias correction :math:`m / (1 - \\beta^t)`."""
     return m / (1 - decay**count).astype(m.dtype)
+
+
+def debiased_first_moment(
+    mu: PyTree, grads: PyTree, b1: jax.Array, count: jax.Array, nesterov: bool
+) -> PyTree:
+    r""":math:`\hat m_t`, or with Nesterov momentum (Dozat, 2016)
+    :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`."""
+    if not nesterov:
+        return map_arrays(lambda m: debias(m, b1, count), mu)
+    return map_arrays(
+        lambda m, g: (
+            b1 * debias(m, b1, safe_increment(count)) + (1 - b1) * debias(upcast(g), b1, count)
+        ),
+        mu,
+        grads,
+    )

@@ -20,6 +20,7 @@ from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
     debias,
+    debiased_first_moment,
     ema_update,
     ema_update_sq,
     store_like,
@@ -278,17 +279,7 @@ class ScaleByAdam:
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
         count = safe_increment(state.count)
-        if self.nesterov:
-            mu_hat = map_arrays(
-                lambda m, g: (
-                    b1 * debias(m, b1, safe_increment(count))
-                    + (1 - b1) * debias(upcast(g), b1, count)
-                ),
-                mu,
-                updates,
-            )
-        else:
-            mu_hat = map_arrays(lambda m: debias(m, b1, count), mu)
+        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
         out = map_arrays(
             lambda m, v: m / (jnp.sqrt(debias(v, b2, count) + self.eps_root) + self.eps),
             mu_hat,

@@ -1,0 +1,970 @@
+r"""The Adam family: AdaBelief, Adamax, AMSGrad, RAdam, Yogi, Adan, Adadelta and NovoGrad.
+
+Each optimizer is a building block (``scale_by_*``, with optax's name, arguments, defaults and
+state field names) and an alias chaining it with weight decay and the learning rate, as in
+optax. Notation as in ``optim.transforms``: :math:`g_t` the incoming update, :math:`u_t` the
+outgoing one, :math:`t \ge 1` the step count, :math:`\hat x_t = x_t / (1 - \beta^t)` the
+bias-corrected moment.
+
+Beyond optax, every block and alias takes a keyword-only ``nu_dtype`` for its second-moment
+slots (nu, AMSGrad's nu_max, Adan's n, Adadelta's e_g and e_x), and ``novograd`` passes
+``scale_by_novograd``'s ``mu_dtype`` on as a keyword-only argument. A slot given a dtype is
+stored in exactly that dtype while the arithmetic runs in float32 or wider. Without one, slots
+take the compute dtype (float32 for bf16/fp16 parameters, where optax would use the parameter
+dtype).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    debias,
+    debiased_first_moment,
+    ema_update,
+    ema_update_sq,
+    store_like,
+)
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    abs_sq,
+    check_params,
+    compute_dtype,
+    full_like,
+    is_trainable,
+    keystr,
+    leaves_with_paths,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
+from optim.base import Chain, chain, check_updates
+from optim.transforms import (
+    ScaleByAdamState,
+    add_decayed_weights,
+    scale_by_learning_rate,
+)
+
+__all__ = [
+    "ScaleByAdaDeltaState",
+    "ScaleByAdanState",
+    "ScaleByAmsgradState",
+    "ScaleByBeliefState",
+    "ScaleByNovogradState",
+    "adabelief",
+    "adadelta",
+    "adamax",
+    "adamaxw",
+    "adan",
+    "amsgrad",
+    "novograd",
+    "radam",
+    "scale_by_adadelta",
+    "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_novograd",
+    "scale_by_radam",
+    "scale_by_yogi",
+    "yogi",
+]
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+
+def _decay(value: Any, name: str, *, closed: bool = False) -> jax.Array:
+    """A decay rate in [0, 1), or [0, 1] where no bias correction divides by 1 - decay^t."""
+    return hyper(value, name, schedule=False, low=0.0, high=1.0, high_open=not closed)
+
+
+def _non_negative(value: Any, name: str) -> jax.Array:
+    return hyper(value, name, schedule=False, low=0.0)
+
+
+def _zero_step_count() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
+
+
+def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
+    """A slot holding a signed moment: complex for complex params, so a real dtype is refused."""
+    if dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating):
+        for path, leaf in leaves_with_paths(params):
+            if is_trainable(leaf) and jnp.iscomplexobj(leaf):
+                raise TypeError(
+                    f"{name}={dtype} is real but params{keystr(path)} is {leaf.dtype}: its "
+                    f"first moment is complex and would lose its imaginary part. Pass a "
+                    f"complex {name} or None."
+                )
+    return full_like(params, 0.0, dtype)
+
+
+def _reject_complex(tree: PyTree, name: str, what: str) -> None:
+    for path, leaf in leaves_with_paths(tree):
+        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
+            raise ValueError(
+                f"{name} does not support complex parameters: {what}{keystr(path)} is "
+                f"{leaf.dtype}. Optimize the real and imaginary parts as separate real leaves."
+            )
+
+
+def _adaptive_step(m: jax.Array, v: jax.Array, eps: jax.Array, eps_root: Any = 0.0) -> jax.Array:
+    r""":math:`m / (\sqrt{v + \epsilon_{root}} + \epsilon)`."""
+    return m / (jnp.sqrt(v + eps_root) + eps)
+
+
+# --- AdaBelief ----------------------------------------------------------------------------
+
+
+class ScaleByBeliefState(NamedTuple):
+    """AdaBelief's step count, first moment and second moment of the prediction error."""
+
+    count: jax.Array
+    mu: PyTree
+    nu: PyTree
+
+
+@pytree_dataclass
+class ScaleByBelief:
+    r"""AdaBelief (Zhuang et al., 2020, "AdaBelief Optimizer: Adapting Stepsizes by the
+    Belief in Observed Gradients").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        s_t = \beta_2 s_{t-1} + (1-\beta_2) |g_t - m_t|^2 + \epsilon_{root},\quad
+        u_t = \hat m_t / (\sqrt{\hat s_t} + \epsilon).
+
+    The step shrinks where the gradient agrees with its prediction :math:`m_t`. With
+    ``nesterov=True`` :math:`\hat m_t` is Nadam's (see ``scale_by_adam``).
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    nesterov: bool = static(False)
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByBeliefState:
+        return ScaleByBeliefState(
+            count=_zero_step_count(),
+            mu=full_like(params),
+            nu=full_like(params, 0.0, self.nu_dtype),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        nu = map_arrays(
+            lambda g, m, s: ema_update_sq(upcast(g) - m, s, b2) + self.eps_root,
+            updates,
+            mu,
+            state.nu,
+        )
+        count = safe_increment(state.count)
+        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
+        out = map_arrays(lambda m, s: _adaptive_step(m, debias(s, b2, count), self.eps), mu_hat, nu)
+        new_state = ScaleByBeliefState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_belief(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-16,
+    eps_root: Any = 1e-16,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
+) -> ScaleByBelief:
+    """Rescale updates by AdaBelief's moments (``optax.scale_by_belief``)."""
+    return ScaleByBelief(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2"),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        nesterov=bool(nesterov),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def adabelief(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-16,
+    eps_root: Any = 1e-16,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""AdaBelief (Zhuang et al., 2020): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
+    (\sqrt{\hat s_t} + \epsilon)`; see ``scale_by_belief``."""
+    return chain(
+        scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+# --- Adamax -------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class ScaleByAdamax:
+    r"""Adamax (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization", sec. 7.1).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \max(|g_t| + \epsilon, \beta_2 v_{t-1}),\quad
+        u_t = \hat m_t / v_t.
+
+    Adam with the :math:`L^2` norm of past gradients replaced by the :math:`L^\infty` norm; the
+    maximum needs no bias correction, so :math:`\beta_2 = 1` is allowed.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    eps: Any
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=_zero_step_count(),
+            mu=full_like(params),
+            nu=full_like(params, 0.0, self.nu_dtype),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        count = safe_increment(state.count)
+        mu = map_arrays(lambda g, m: ema_update(g, m, self.b1), updates, state.mu)
+        nu = map_arrays(
+            lambda g, v: jnp.maximum(jnp.abs(upcast(g)) + self.eps, self.b2 * upcast(v)),
+            updates,
+            state.nu,
+        )
+        out = map_arrays(lambda m, v: debias(m, self.b1, count) / v, mu, nu)
+        new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_adamax(
+    b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, *, nu_dtype: Any = None
+) -> ScaleByAdamax:
+    """Rescale updates by Adamax's first moment and infinity norm (``optax.scale_by_adamax``)."""
+    return ScaleByAdamax(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2", closed=True),
+        eps=_non_negative(eps, "eps"),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def adamax(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Adamax (Kingma & Ba, 2015): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t / v_t`;
+    see ``scale_by_adamax``."""
+    return chain(
+        scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
+    )
+
+
+def adamaxw(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 1e-4,
+    mask: Any = None,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Adamax with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t (\hat m_t / v_t + \lambda \theta_t)
+
+    with the decay applied only where ``mask`` is True.
+    """
+    return chain(
+        scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+# --- AMSGrad ------------------------------------------------------------------------------
+
+
+class ScaleByAmsgradState(NamedTuple):
+    """AMSGrad's step count, moments and the running maximum of the second moment."""
+
+    count: jax.Array
+    mu: PyTree
+    nu: PyTree
+    nu_max: PyTree
+
+
+@pytree_dataclass
+class ScaleByAmsgrad:
+    r"""AMSGrad (Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and Beyond").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\quad
+        \bar v_t = \max(\bar v_{t-1}, \hat v_t),\quad
+        u_t = \hat m_t / (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon).
+
+    The second moment never decreases, so the effective step size never grows. Without
+    ``bias_correction_mu``/``bias_correction_nu`` the hats are dropped (the paper's form).
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    mu_dtype: Any = static(None)
+    bias_correction_mu: bool = static(True)
+    bias_correction_nu: bool = static(True)
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAmsgradState:
+        return ScaleByAmsgradState(
+            count=_zero_step_count(),
+            mu=_first_moment_slot(params, self.mu_dtype, "mu_dtype"),
+            nu=full_like(params, 0.0, self.nu_dtype),
+            nu_max=full_like(params, 0.0, self.nu_dtype),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        count = safe_increment(state.count)
+        mu_hat = map_arrays(lambda m: debias(m, b1, count), mu) if self.bias_correction_mu else mu
+        nu_hat = map_arrays(lambda v: debias(v, b2, count), nu) if self.bias_correction_nu else nu
+        nu_max = map_arrays(lambda v, vmax: jnp.maximum(upcast(vmax), v), nu_hat, state.nu_max)
+        out = map_arrays(lambda m, v: _adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
+        new_state = ScaleByAmsgradState(
+            count=count,
+            mu=store_like(mu, state.mu),
+            nu=store_like(nu, state.nu),
+            nu_max=store_like(nu_max, state.nu_max),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_amsgrad(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
+) -> ScaleByAmsgrad:
+    """Rescale updates by AMSGrad's moments (``optax.scale_by_amsgrad``)."""
+    return ScaleByAmsgrad(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2"),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        bias_correction_mu=bool(bias_correction_mu),
+        bias_correction_nu=bool(bias_correction_nu),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def amsgrad(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""AMSGrad (Reddi et al., 2018): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
+    (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon)`; see ``scale_by_amsgrad``."""
+    return chain(
+        scale_by_amsgrad(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu,
+            bias_correction_nu,
+            nu_dtype=nu_dtype,
+        ),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+# --- RAdam --------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class ScaleByRadam:
+    r"""Rectified Adam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and
+    Beyond").
+
+    .. math::
+        \rho_\infty = \frac{2}{1-\beta_2} - 1,\quad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t},\quad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}},
+
+    .. math::
+        u_t = r_t \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
+        \text{ if } \rho_t \ge \text{threshold, else } u_t = \hat m_t,
+
+    with Adam's moments :math:`m_t, v_t`: plain momentum until the variance of the adaptive
+    step is tractable, then Adam with the variance rectified by :math:`r_t`. With
+    ``nesterov=True`` :math:`\hat m_t` is Nadam's.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    threshold: Any
+    nesterov: bool = static(False)
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=_zero_step_count(),
+            mu=full_like(params),
+            nu=full_like(params, 0.0, self.nu_dtype),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        count = safe_increment(state.count)
+        ro_inf = 2 / (1 - b2) - 1
+        b2t = b2**count
+        ro = ro_inf - 2 * count * b2t / (1 - b2t)
+        r = jnp.sqrt((ro - 4) * (ro - 2) * ro_inf / ((ro_inf - 4) * (ro_inf - 2) * ro))
+        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
+
+        def rectified(m: jax.Array, v: jax.Array) -> jax.Array:
+            v_hat = debias(v, b2, count)
+            step = _adaptive_step(r.astype(m.dtype) * m, v_hat, self.eps, self.eps_root)
+            return jnp.where(ro >= self.threshold, step, m)
+
+        out = map_arrays(rectified, mu_hat, nu)
+        new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_radam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    threshold: Any = 5.0,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
+) -> ScaleByRadam:
+    """Rescale updates by Rectified Adam (``optax.scale_by_radam``).
+
+    ``threshold`` must be at least 4: the rectification :math:`r_t` is the square root of a
+    negative number for :math:`2 < \\rho_t < 4` (optax returns NaN updates there).
+    """
+    return ScaleByRadam(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2"),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        threshold=hyper(threshold, "threshold", schedule=False, low=4.0),
+        nesterov=bool(nesterov),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def radam(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    threshold: Any = 5.0,
+    *,
+    nesterov: bool = False,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""RAdam (Liu et al., 2020): :math:`\theta_{t+1} = \theta_t - \eta_t u_t` with the
+    rectified step :math:`u_t` of ``scale_by_radam``."""
+    return chain(
+        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+# --- Yogi ---------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class ScaleByYogi:
+    r"""Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = v_{t-1} - (1-\beta_2)\,\mathrm{sign}(v_{t-1} - |g_t|^2)\,|g_t|^2,\quad
+        u_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon),
+
+    with :math:`m_0 = v_0` = ``initial_accumulator_value``. The second moment moves by at
+    most :math:`(1-\beta_2)|g_t|^2` a step, so a burst of small gradients cannot make the
+    step size explode as in Adam.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    initial_accumulator_value: Any
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=_zero_step_count(),
+            mu=full_like(params, self.initial_accumulator_value),
+            nu=full_like(params, self.initial_accumulator_value, self.nu_dtype),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+
+        def yogi_moment(g: jax.Array, v: jax.Array) -> jax.Array:
+            g2, v = abs_sq(upcast(g)), upcast(v)
+            return v - (1 - b2) * jnp.sign(v - g2) * g2
+
+        nu = map_arrays(yogi_moment, updates, state.nu)
+        count = safe_increment(state.count)
+        out = map_arrays(
+            lambda m, v: _adaptive_step(
+                debias(m, b1, count), debias(v, b2, count), self.eps, self.eps_root
+            ),
+            mu,
+            nu,
+        )
+        new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_yogi(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-3,
+    eps_root: Any = 0.0,
+    initial_accumulator_value: Any = 1e-6,
+    *,
+    nu_dtype: Any = None,
+) -> ScaleByYogi:
+    """Rescale updates by Yogi's moments (``optax.scale_by_yogi``)."""
+    return ScaleByYogi(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2"),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        initial_accumulator_value=hyper(
+            initial_accumulator_value,
+            "initial_accumulator_value",
+            schedule=False,
+            low=0.0,
+            low_open=True,
+        ),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def yogi(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-3,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Yogi (Zaheer et al., 2018): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
+    (\sqrt{\hat v_t} + \epsilon)`; see ``scale_by_yogi``."""
+    return chain(
+        scale_by_yogi(b1, b2, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
+    )
+
+
+# --- Adan ---------------------------------------------------------------------------------
+
+
+class ScaleByAdanState(NamedTuple):
+    """Adan's moments of the gradient (m), its change (v) and the squared term (n); the
+    previous gradient (g) and the step count (t)."""
+
+    m: PyTree
+    v: PyTree
+    n: PyTree
+    g: PyTree
+    t: jax.Array
+
+
+@pytree_dataclass
+class ScaleByAdan:
+    r"""Adan (Xie et al., 2022, "Adan: Adaptive Nesterov Momentum Algorithm for Faster
+    Optimizing Deep Models", Algorithm 1).
+
+    .. math::
+        \Delta_t = g_t - g_{t-1}\ (\Delta_1 = 0),\quad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) \Delta_t,
+
+    .. math::
+        n_t = \beta_3 n_{t-1} + (1-\beta_3) |g_t + (1-\beta_2)\Delta_t|^2,\quad
+        u_t = (\hat m_t + (1-\beta_2)\hat v_t) / (\sqrt{\hat n_t + \epsilon_{root}} + \epsilon).
+
+    The gradient change is a cheap estimate of Nesterov's look-ahead gradient.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    b1: Any
+    b2: Any
+    b3: Any
+    eps: Any
+    eps_root: Any
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdanState:
+        return ScaleByAdanState(
+            m=full_like(params),
+            v=full_like(params),
+            n=full_like(params, 0.0, self.nu_dtype),
+            g=full_like(params),
+            t=_zero_step_count(),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.m)
+        b1, b2, b3 = self.b1, self.b2, self.b3
+        diff = map_arrays(
+            lambda g, prev: jnp.where(state.t == 0, 0.0, upcast(g) - upcast(prev)),
+            updates,
+            state.g,
+        )
+        m = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.m)
+        v = map_arrays(lambda d, v: ema_update(d, v, b2), diff, state.v)
+        n = map_arrays(
+            lambda g, d, n: ema_update_sq(upcast(g) + (1 - b2) * d, n, b3), updates, diff, state.n
+        )
+        t = safe_increment(state.t)
+        out = map_arrays(
+            lambda m, v, n: _adaptive_step(
+                debias(m, b1, t) + (1 - b2) * debias(v, b2, t),
+                debias(n, b3, t),
+                self.eps,
+                self.eps_root,
+            ),
+            m,
+            v,
+            n,
+        )
+        new_state = ScaleByAdanState(
+            m=store_like(m, state.m),
+            v=store_like(v, state.v),
+            n=store_like(n, state.n),
+            g=store_like(updates, state.g),
+            t=t,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_adan(
+    b1: Any = 0.98,
+    b2: Any = 0.92,
+    b3: Any = 0.99,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    *,
+    nu_dtype: Any = None,
+) -> ScaleByAdan:
+    """Rescale updates by Adan's moments (``optax.scale_by_adan``); ``nu_dtype`` is n's."""
+    return ScaleByAdan(
+        b1=_decay(b1, "b1"),
+        b2=_decay(b2, "b2"),
+        b3=_decay(b3, "b3"),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def adan(
+    learning_rate: Any,
+    b1: Any = 0.98,
+    b2: Any = 0.92,
+    b3: Any = 0.99,
+    eps: Any = 1e-8,
+    eps_root: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Adan (Xie et al., 2022) with decoupled weight decay:
+    :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
+    ``scale_by_adan``, the decay applied only where ``mask`` is True."""
+    return chain(
+        scale_by_adan(b1, b2, b3, eps, eps_root, nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+# --- Adadelta -----------------------------------------------------------------------------
+
+
+class ScaleByAdaDeltaState(NamedTuple):
+    """Adadelta's running averages of squared gradients (e_g) and squared steps (e_x)."""
+
+    e_g: PyTree
+    e_x: PyTree
+
+
+@pytree_dataclass
+class ScaleByAdaDelta:
+    r"""Adadelta (Zeiler, 2012, "ADADELTA: An Adaptive Learning Rate Method").
+
+    .. math::
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
+        u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,\quad
+        E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2.
+
+    The ratio of RMS step to RMS gradient gives the step the units of the parameters. Real
+    parameters only (as in optax, whose tests skip complex Adadelta); complex ones raise
+    ``ValueError`` rather than being optimized wrongly.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    rho: Any
+    eps: Any
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdaDeltaState:
+        _reject_complex(params, "scale_by_adadelta", "params")
+        return ScaleByAdaDeltaState(
+            e_g=full_like(params, 0.0, self.nu_dtype), e_x=full_like(params, 0.0, self.nu_dtype)
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.e_g)
+        _reject_complex(updates, "scale_by_adadelta", "grads")
+        rho, eps = self.rho, self.eps
+        e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), updates, state.e_g)
+        out = map_arrays(
+            lambda g, s, x: jnp.sqrt(upcast(x) + eps) / jnp.sqrt(s + eps) * upcast(g),
+            updates,
+            e_g,
+            state.e_x,
+        )
+        e_x = map_arrays(lambda u, x: ema_update_sq(u, x, rho), out, state.e_x)
+        new_state = ScaleByAdaDeltaState(store_like(e_g, state.e_g), store_like(e_x, state.e_x))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) -> ScaleByAdaDelta:
+    """Rescale updates by Adadelta's ratio of RMS step to RMS gradient
+    (``optax.scale_by_adadelta``); ``nu_dtype`` is the dtype of both e_g and e_x.
+
+    ``eps`` must be positive: it is the step's only source while :math:`E[\\Delta x^2] = 0`.
+    """
+    return ScaleByAdaDelta(
+        rho=_decay(rho, "rho", closed=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def adadelta(
+    learning_rate: Any = None,
+    rho: Any = 0.9,
+    eps: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Adadelta (Zeiler, 2012) with weight decay added to the gradient first:
+    :math:`\theta_{t+1} = \theta_t - \eta_t u_t`, :math:`u_t` from ``scale_by_adadelta``
+    applied to :math:`g_t + \lambda\theta_t`.
+
+    ``learning_rate=None`` is the paper's Adadelta, :math:`\eta = 1`. (optax's
+    ``adadelta(learning_rate=None)`` skips the learning-rate scaling and with it the sign flip,
+    so it climbs the loss; ours descends, as ``optax.adadelta(1.0)`` does.)
+    """
+    return chain(
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_adadelta(rho, eps, nu_dtype=nu_dtype),
+        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+    )
+
+
+# --- NovoGrad -----------------------------------------------------------------------------
+
+
+class ScaleByNovogradState(NamedTuple):
+    """NovoGrad's step count, first moment, and one second moment (a scalar) per leaf."""
+
+    count: jax.Array
+    mu: PyTree
+    nu: PyTree
+
+
+@pytree_dataclass
+class ScaleByNovograd:
+    r"""NovoGrad (Ginsburg et al., 2019, "Stochastic Gradient Methods with Layer-wise
+    Adaptive Moments for Training of Deep Networks").
+
+    Per leaf (layer) :math:`l`, with :math:`v^l_1 = \|g^l_1\|^2` and :math:`m_0 = 0`:
+
+    .. math::
+        v^l_t = \beta_2 v^l_{t-1} + (1-\beta_2) \|g^l_t\|^2,\quad
+        m_t = \beta_1 m_{t-1} + g_t / (\sqrt{v^l_t + \epsilon_{root}} + \epsilon)
+        + \lambda\theta_t,\quad u_t = m_t.
+
+    The second moment is one number per layer (the squared gradient norm), so the optimizer
+    is Adam-like in memory for the first moment only. Needs ``params`` (for the weight decay).
+    """
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+    weight_decay: Any
+    mu_dtype: Any = static(None)
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByNovogradState:
+        check_params(params)
+        nu = map_arrays(lambda p: jnp.zeros([], self.nu_dtype or compute_dtype(p)), params)
+        return ScaleByNovogradState(
+            count=_zero_step_count(),
+            mu=_first_moment_slot(params, self.mu_dtype, "mu_dtype"),
+            nu=nu,
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("scale_by_novograd needs params: call update(grads, state, params)")
+        check_updates(updates, state.mu)
+        check_updates(updates, params)
+        count = safe_increment(state.count)
+        grad_sq_norm = map_arrays(lambda g: jnp.sum(abs_sq(upcast(g))), updates)
+        nu = map_arrays(
+            lambda s, v: jnp.where(count == 1, s, ema_update(s, v, self.b2)),
+            grad_sq_norm,
+            state.nu,
+        )
+        # No special case for the first step: b1 * m_0 = 0 adds nothing.
+        mu = map_arrays(
+            lambda g, p, m, v: (
+                self.b1 * upcast(m)
+                + (
+                    _adaptive_step(upcast(g), v, self.eps, self.eps_root)
+                    + self.weight_decay * upcast(p)
+                )
+            ),
+            updates,
+            params,
+            state.mu,
+            nu,
+        )
+        new_state = ScaleByNovogradState(count, store_like(mu, state.mu), store_like(nu, state.nu))
+        return cast_like_grads(mu, updates), new_state
+
+
+def scale_by_novograd(
+    b1: Any = 0.9,
+    b2: Any = 0.25,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nu_dtype: Any = None,
+) -> ScaleByNovograd:
+    """Rescale updates by NovoGrad's layer-wise moments (``optax.scale_by_novograd``)."""
+    return ScaleByNovograd(
+        b1=_decay(b1, "b1", closed=True),
+        b2=_decay(b2, "b2", closed=True),
+        eps=_non_negative(eps, "eps"),
+        eps_root=_non_negative(eps_root, "eps_root"),
+        weight_decay=_non_negative(weight_decay, "weight_decay"),
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def novograd(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.25,
+    eps: Any = 1e-6,
+    eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    *,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""NovoGrad (Ginsburg et al., 2019): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`; see
+    ``scale_by_novograd``."""
+    return chain(
+        scale_by_novograd(
+            b1, b2, eps, eps_root, weight_decay, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        ),
+        scale_by_learning_rate(learning_rate),
+    )

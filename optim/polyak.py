@@ -1,0 +1,113 @@
+"""Polyak step sizes: the step that would reach a target loss if the loss were linear.
+
+These transformations need the current loss: call ``update(grads, state, params,
+value=loss)`` (``optim.fit`` does).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._hyper import hyper
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, abs_sq, check_params, is_trainable, map_arrays, upcast
+from optim.alias import sgd
+from optim.base import Chain, EmptyState, chain
+
+__all__ = ["polyak_sgd", "scale_by_polyak"]
+
+_VARIANTS = ("sps", "sps+")
+# optax's threshold below which the squared gradient norm counts as zero: float64 epsilon.
+_TINY = float(np.finfo(np.float64).eps)
+
+
+@pytree_dataclass
+class ScaleByPolyak:
+    r"""Stochastic Polyak step size (Loizou et al., 2021, "Stochastic Polyak Step-size for
+    SGD: An Adaptive Learning Rate for Fast Convergence"; Polyak, 1987).
+
+    .. math:: u_t = \min\left(\frac{f(\theta_t) - f^\star}{\lVert g_t\rVert^2 + \epsilon},
+        \gamma_{max}\right) g_t,
+
+    the norm over all leaves together, :math:`u_t = 0` where
+    :math:`\lVert g_t\rVert^2 + \epsilon` is below float64's machine epsilon (as in optax).
+    ``variant="sps+"`` (Garrigos et al., 2023, "Function value learning: Adaptive learning
+    rates based on the Polyak stepsize and function splitting in ERM") uses
+    :math:`\max(f(\theta_t) - f^\star, 0)`.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+
+    f_min: Any
+    max_learning_rate: Any
+    eps: Any
+    variant: str = static("sps")
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def update(self, updates, state, params=None, *, value: Any = None, **extra_args):
+        del params, extra_args
+        if value is None:
+            raise TypeError(
+                "scale_by_polyak needs the loss: call update(grads, state, params, value=loss) "
+                "(optim.fit passes it)"
+            )
+        if jnp.shape(value) != ():
+            raise ValueError(f"value must be the scalar loss, got shape {jnp.shape(value)}")
+        squares = [jnp.sum(abs_sq(upcast(g))) for g in jax.tree.leaves(updates) if is_trainable(g)]
+        sq_norm = sum(squares) if squares else jnp.zeros([], jnp.float32)
+        gap = (jnp.asarray(value) - self.f_min).astype(sq_norm.dtype)
+        if self.variant == "sps+":
+            gap = jnp.maximum(gap, 0.0)
+        denominator = sq_norm + self.eps
+        step = jnp.where(
+            denominator <= _TINY, 0.0, jnp.minimum(gap / denominator, self.max_learning_rate)
+        )
+        return cast_like_grads(map_arrays(lambda g: step * upcast(g), updates), updates), state
+
+
+def scale_by_polyak(
+    f_min: Any = 0.0, max_learning_rate: Any = 1.0, eps: Any = 0.0, variant: str = "sps"
+) -> ScaleByPolyak:
+    """Scale updates by the Polyak step size; ``update`` needs ``value=loss``
+    (``optax.scale_by_polyak``)."""
+    if variant not in _VARIANTS:
+        raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")
+    return ScaleByPolyak(
+        f_min=hyper(f_min, "f_min", schedule=False),
+        max_learning_rate=hyper(max_learning_rate, "max_learning_rate", schedule=False, low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        variant=variant,
+    )
+
+
+def polyak_sgd(
+    max_learning_rate: Any = 1.0,
+    scaling: Any = 1.0,
+    f_min: Any = 0.0,
+    eps: Any = 0.0,
+    variant: str = "sps",
+) -> Chain:
+    r"""SGD with the stochastic Polyak step size (Loizou et al., 2021); ``update`` needs
+    ``value=loss``.
+
+    Built as optax builds it, ``sgd(scaling)`` then ``scale_by_polyak``, so the norm is taken
+    of the already scaled gradient :math:`s g_t`:
+
+    .. math:: \theta_{t+1} = \theta_t - \min\left(\frac{f(\theta_t) - f^\star}
+        {s^2\lVert g_t\rVert^2 + \epsilon}, \gamma_{max}\right) s\, g_t.
+
+    With the default ``scaling=1`` this is the paper's step; optax's documented
+    :math:`s \min(\cdot)` holds only then.
+    """
+    return chain(
+        sgd(learning_rate=hyper(scaling, "scaling", low=0.0)),
+        scale_by_polyak(max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant),
+    )

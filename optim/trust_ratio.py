@@ -1,0 +1,178 @@
+"""Layer-wise trust ratios: LARS, LAMB and Fromage scale each leaf's step by its norms.
+
+Each parameter array (a "layer") gets a step proportional to its own norm,
+:math:`\\lVert\\theta\\rVert / \\lVert u\\rVert`, so that layers of different scales move by
+similar relative amounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, is_schedule, value_at
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast
+from optim.base import Chain, EmptyState, chain, check_updates
+from optim.transforms import (
+    AddDecayedWeights,
+    add_decayed_weights,
+    learning_rate_hyper,
+    scale_by_adam,
+    scale_by_learning_rate,
+    trace,
+)
+from optim.wrappers import masked
+
+__all__ = ["fromage", "lamb", "lars", "scale_by_trust_ratio"]
+
+
+def _safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
+    r""":math:`\max(\lVert x\rVert_2, n_{min})`, with a finite gradient where the norm is 0."""
+    sq = jnp.sum(abs_sq(x))
+    small = jnp.sqrt(sq) <= min_norm
+    # The second sqrt never sees 0 (it would give an infinite derivative), as in optax.
+    return jnp.where(small, min_norm, jnp.sqrt(jnp.where(small, 1.0, sq)))
+
+
+@pytree_dataclass
+class ScaleByTrustRatio:
+    r"""Scale each leaf by its trust ratio (You et al., 2017, "Large Batch Training of
+    Convolutional Networks").
+
+    .. math:: u_t = g_t \cdot c\,\frac{\max(\lVert\theta_t\rVert, n)}{\max(\lVert g_t\rVert, n)
+        + \epsilon}
+
+    per leaf, with :math:`u_t = g_t` where either norm is 0 (:math:`n` = ``min_norm``,
+    :math:`c` = ``trust_coefficient``; Frobenius norms over the whole leaf).
+    """
+
+    min_norm: Any
+    trust_coefficient: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def _scale(self, g: jax.Array, p: jax.Array) -> jax.Array:
+        g32 = upcast(g)
+        param_norm = _safe_norm(upcast(p), self.min_norm)
+        update_norm = _safe_norm(g32, self.min_norm)
+        ratio = self.trust_coefficient * param_norm / (update_norm + self.eps)
+        ratio = jnp.where((param_norm == 0.0) | (update_norm == 0.0), 1.0, ratio)
+        return g32 * ratio
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("scale_by_trust_ratio needs params: call update(grads, state, params)")
+        check_updates(updates, params)
+        return cast_like_grads(map_arrays(self._scale, updates, params), updates), state
+
+
+def scale_by_trust_ratio(
+    min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0
+) -> ScaleByTrustRatio:
+    """Scale updates by the layer-wise trust ratio (``optax.scale_by_trust_ratio``)."""
+    return ScaleByTrustRatio(
+        min_norm=hyper(min_norm, "min_norm", schedule=False, low=0.0),
+        trust_coefficient=hyper(trust_coefficient, "trust_coefficient", schedule=False, low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
+
+
+def lars(
+    learning_rate: Any,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = True,
+    trust_coefficient: Any = 0.001,
+    eps: Any = 0.0,
+    trust_ratio_mask: Any = True,
+    momentum: Any = 0.9,
+    nesterov: bool = False,
+) -> Chain:
+    r"""LARS (You et al., 2017, "Large Batch Training of Convolutional Networks").
+
+    .. math:: v_t = g_t + \lambda\theta_t,\quad
+        m_t = \mu m_{t-1} - \eta_t\, c \frac{\lVert\theta_t\rVert}{\lVert v_t\rVert + \epsilon}
+        v_t,\quad \theta_{t+1} = \theta_t + m_t
+
+    with the decay on the leaves ``weight_decay_mask`` selects and the trust ratio on those
+    ``trust_ratio_mask`` selects (bool pytrees, prefixes of the params, or functions of them).
+    """
+    return chain(
+        add_decayed_weights(weight_decay, mask=weight_decay_mask),
+        masked(
+            scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps), trust_ratio_mask
+        ),
+        scale_by_learning_rate(learning_rate),
+        trace(decay=hyper(momentum, "momentum", schedule=False), nesterov=nesterov),
+    )
+
+
+def lamb(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-6,
+    eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+) -> Chain:
+    r"""LAMB (You et al., 2020, "Large Batch Optimization for Deep Learning: Training BERT in
+    76 Minutes"): Adam's step plus decoupled weight decay, scaled per leaf by its trust ratio.
+
+    .. math:: r_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon) + \lambda\theta_t,
+        \quad \theta_{t+1} = \theta_t - \eta_t \frac{\lVert\theta_t\rVert}{\lVert r_t\rVert} r_t
+
+    with the decay only where ``mask`` is True; see ``scale_by_adam``.
+    """
+    return chain(
+        scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
+        add_decayed_weights(weight_decay=weight_decay, mask=mask),
+        scale_by_trust_ratio(),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@pytree_dataclass
+class _FromageFactor:
+    r"""Fromage's step :math:`\eta/\sqrt{1+\eta^2}` or decay :math:`1/\sqrt{1+\eta^2} - 1`.
+
+    A schedule when the learning rate is one (it then takes the step count).
+    """
+
+    learning_rate: Any
+    decay: bool = static(False)
+
+    def __call__(self, count: jax.Array) -> jax.Array:
+        lr = value_at(self.learning_rate, count)
+        shrink = 1 / (1 + lr**2) ** 0.5
+        return shrink - 1 if self.decay else lr * shrink
+
+
+def fromage(learning_rate: Any, min_norm: Any = 1e-6) -> Chain:
+    r"""Fromage (Bernstein et al., 2020, "On the distance between two neural networks and the
+    stability of learning").
+
+    .. math:: \theta_{t+1} = \frac{1}{\sqrt{1+\eta_t^2}}\left(\theta_t - \eta_t
+        \frac{\lVert\theta_t\rVert}{\lVert g_t\rVert} g_t\right)
+
+    per leaf (norms floored at ``min_norm``), built as optax builds it: the trust ratio, the
+    learning rate :math:`\eta_t/\sqrt{1+\eta_t^2}` and a (negative) weight decay
+    :math:`1/\sqrt{1+\eta_t^2} - 1`.
+    """
+    lr = learning_rate_hyper(learning_rate)
+    step, decay = _FromageFactor(lr), _FromageFactor(lr, decay=True)
+    if not is_schedule(lr):  # constants, so that the states are optax's (no step counts)
+        step, decay = step(jnp.zeros([], jnp.int32)), decay(jnp.zeros([], jnp.int32))
+    return chain(
+        scale_by_trust_ratio(min_norm),
+        scale_by_learning_rate(step),
+        # The decay is negative, which add_decayed_weights rejects as a user argument.
+        AddDecayedWeights(decay),
+    )

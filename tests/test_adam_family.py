@@ -1,0 +1,436 @@
+"""The Adam family (optim/adam_family.py) against optax: names, state, trajectories, dtypes.
+
+Trajectories are 200 jitted steps on ``convex_loss`` (complex ones on ``complex_loss``), as in
+tests/test_optax_parity.py, whose docstring explains the two bounds: 2e-6 against optax given
+our float32 hyperparameters (same arithmetic), 1e-5 against optax given Python floats (optax
+then computes ``1 - b`` in float64).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import convex_loss, nested_params, relative_deviation, trajectory
+
+import optim
+from optim import adam_family
+from optim._tree import abs_sq
+
+# Our side of the comparisons: this module's names with optim's chain and scale (so the tests
+# do not depend on optim/__init__.py re-exporting them).
+OURS = types.SimpleNamespace(
+    **{name: getattr(adam_family, name) for name in adam_family.__all__},
+    chain=optim.chain,
+    scale=optim.scale,
+)
+STEPS = 200
+STRICT = 2e-6
+ISSUE_BOUND = 1e-5
+
+MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
+
+
+def _matrices(params):
+    return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+def _block(m, block, lr):
+    """A building block followed by a plain descent step, in library ``m``."""
+    return m.chain(block, m.scale(-lr))
+
+
+# (id, builder(lib, f) -> transformation); f turns a float into what the library is given.
+# Every float hyperparameter is passed explicitly so that the strict comparison gives optax
+# float32 arrays throughout. Blocks run near their defaults; the aliases exercise the options.
+CASES = [
+    (
+        "scale_by_belief",
+        lambda m, f: _block(m, m.scale_by_belief(f(0.8), f(0.99), f(1e-16), f(1e-16)), f(0.01)),
+    ),
+    (
+        "scale_by_adamax",
+        lambda m, f: _block(m, m.scale_by_adamax(f(0.9), f(0.999), f(1e-8)), f(0.01)),
+    ),
+    (
+        "scale_by_amsgrad",
+        lambda m, f: _block(m, m.scale_by_amsgrad(f(0.9), f(0.99), f(1e-8), f(1e-10)), f(0.01)),
+    ),
+    (
+        "scale_by_radam",
+        lambda m, f: _block(
+            m, m.scale_by_radam(f(0.9), f(0.999), f(1e-8), f(0.0), f(5.0)), f(0.01)
+        ),
+    ),
+    (
+        "scale_by_yogi",
+        lambda m, f: _block(
+            m, m.scale_by_yogi(f(0.9), f(0.999), f(1e-3), f(1e-10), f(1e-6)), f(0.01)
+        ),
+    ),
+    (
+        "scale_by_adan",
+        lambda m, f: _block(
+            m, m.scale_by_adan(f(0.98), f(0.92), f(0.99), f(1e-8), f(0.0)), f(0.01)
+        ),
+    ),
+    (
+        "scale_by_adadelta",
+        lambda m, f: _block(m, m.scale_by_adadelta(f(0.9), f(1e-6)), f(1.0)),
+    ),
+    (
+        "scale_by_novograd",
+        lambda m, f: _block(
+            m, m.scale_by_novograd(f(0.9), f(0.25), f(1e-8), f(0.0), f(0.01)), f(0.01)
+        ),
+    ),
+    (
+        "adabelief_nesterov",
+        lambda m, f: m.adabelief(f(0.01), f(0.9), f(0.999), f(1e-16), f(1e-14), nesterov=True),
+    ),
+    ("adamax", lambda m, f: m.adamax(f(0.01), f(0.9), f(0.99), f(1e-8))),
+    (
+        "adamaxw_mask",
+        lambda m, f: m.adamaxw(f(0.01), f(0.9), f(0.999), f(1e-8), f(0.5), mask=MASK),
+    ),
+    (
+        "amsgrad_no_bias_correction",
+        lambda m, f: m.amsgrad(
+            f(0.01),
+            f(0.9),
+            f(0.999),
+            f(1e-8),
+            f(0.0),
+            bias_correction_mu=False,
+            bias_correction_nu=False,
+        ),
+    ),
+    (
+        "radam_nesterov",
+        lambda m, f: m.radam(f(0.01), f(0.9), f(0.99), f(1e-8), f(1e-12), f(6.0), nesterov=True),
+    ),
+    ("yogi", lambda m, f: m.yogi(f(0.01), f(0.9), f(0.999), f(1e-3))),
+    (
+        "adan_weight_decay_mask_fn",
+        lambda m, f: m.adan(
+            f(0.01), f(0.98), f(0.92), f(0.99), f(1e-8), f(1e-8), f(0.5), mask=_matrices
+        ),
+    ),
+    (
+        "adadelta_weight_decay_mask",
+        lambda m, f: m.adadelta(f(0.5), f(0.95), f(1e-6), f(0.1), weight_decay_mask=MASK),
+    ),
+    (
+        "novograd",
+        lambda m, f: m.novograd(f(0.01), f(0.9), f(0.25), f(1e-6), f(1e-12), f(0.001)),
+    ),
+]
+
+# The blocks whose optax counterparts are complex-safe. optax's own tests optimise complex
+# parabolas with adabelief, adamax(w), amsgrad, novograd, radam and yogi; scale_by_adan's
+# arithmetic is complex-safe too (|.|^2 in its second moment), although optax's test skips it.
+COMPLEX_CASES = [c for c in CASES if c[0].startswith("scale_by_") and "adadelta" not in c[0]]
+
+
+def _f32(value: float) -> jax.Array:
+    return jnp.asarray(value, jnp.float32)
+
+
+# name -> (strict, python-float) bounds where conditioning, not implementation, sets them.
+CONDITIONING_BOUNDS = {
+    # RAdam's rho_t = rho_inf - 2 t b2^t / (1 - b2^t) cancels ~1999 - 1994 in float32 near the
+    # threshold (t = 6 for b2 = 0.999), and r_t ~ sqrt(rho_t - 4) amplifies that rounding
+    # 1 / (rho_t - 4)-fold. optax rounds rho_inf = 1999 from its float64 value, ours computes it
+    # from float32(0.999): the two roundings give r_6 apart by ~5e-5 relative, which the
+    # trajectory keeps. With the same float32 b2 the arithmetic, and the result, agree (2e-6).
+    "scale_by_radam": (STRICT, 1e-4),
+}
+
+
+def _deviation(ours, reference) -> float:
+    """``relative_deviation`` with complex leaves compared as (real, imaginary) pairs."""
+    split = lambda tree: jax.tree.map(lambda z: jnp.stack([jnp.real(z), jnp.imag(z)]), tree)
+    return relative_deviation(split(ours), split(reference))
+
+
+@pytest.mark.parametrize(("name", "build"), CASES, ids=[c[0] for c in CASES])
+def test_trajectory_equals_optax(name, build):
+    ours = trajectory(build(OURS, float), optim.apply_updates, STEPS)
+    same_hyper = trajectory(build(optax, _f32), optax.apply_updates, STEPS)
+    python_hyper = trajectory(build(optax, float), optax.apply_updates, STEPS)
+    strict, python = CONDITIONING_BOUNDS.get(name, (STRICT, ISSUE_BOUND))
+    assert relative_deviation(ours, same_hyper) < strict
+    assert relative_deviation(ours, python_hyper) < python
+    # The trajectory moved: the comparison is not between two untouched trees.
+    assert relative_deviation(ours, nested_params()) > 1e-3
+
+
+# --- complex parameters -------------------------------------------------------------------
+
+TARGET = 10.0 + 5.0j
+
+
+def complex_params() -> dict:
+    """A complex matrix and a complex scalar (two leaves keep complex compilation short)."""
+    real, imag = nested_params(0), nested_params(1)
+    return {
+        "w": (real["dense"]["w"] + 1j * imag["dense"]["w"]).astype(jnp.complex64),
+        "s": (real["scale"] + 1j * imag["scale"]).astype(jnp.complex64),
+    }
+
+
+def complex_loss(params) -> jax.Array:
+    """The complex analogue of ``convex_loss``: 0.5 |z - (10+5i)|^2 + 0.001 |z|^4."""
+    return sum(
+        jnp.sum(0.5 * abs_sq(z - TARGET) + 0.001 * abs_sq(z) ** 2) for z in jax.tree.leaves(params)
+    )
+
+
+def complex_trajectory(tx, apply_updates, steps: int = STEPS):
+    """``trajectory`` for complex parameters; the descent direction is the conjugate gradient
+    (as in optax's tests)."""
+    params = complex_params()
+
+    @jax.jit
+    def step(carry, _):
+        p, s = carry
+        g = jax.tree.map(jnp.conj, jax.grad(complex_loss)(p))
+        u, s = tx.update(g, s, p)
+        return (apply_updates(p, u), s), None
+
+    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), length=steps)
+    return params
+
+
+@pytest.mark.parametrize(("name", "build"), COMPLEX_CASES, ids=[c[0] for c in COMPLEX_CASES])
+def test_complex_trajectory_equals_optax(name, build):
+    """Against optax given the same float32 hyperparameters: the complex arithmetic is the
+    same. (The Python-float comparison is the real case's and is not repeated here.)"""
+    ours = complex_trajectory(build(OURS, float), optim.apply_updates)
+    theirs = complex_trajectory(build(optax, _f32), optax.apply_updates)
+    assert _deviation(ours, theirs) < STRICT
+    assert {leaf.dtype for leaf in jax.tree.leaves(ours)} == {jnp.dtype(jnp.complex64)}
+    # Descent in both parts: the loss fell and every imaginary part rose towards 5.
+    start = complex_params()
+    assert complex_loss(ours) < complex_loss(start)
+    for z, z0 in zip(jax.tree.leaves(ours), jax.tree.leaves(start), strict=True):
+        assert float(jnp.min(jnp.imag(z) - jnp.imag(z0))) > 1e-2
+
+
+def test_adadelta_rejects_complex_parameters():
+    """optax's Adadelta squares complex gradients (g**2, not |g|^2) and does not converge."""
+    with pytest.raises(ValueError, match=r"scale_by_adadelta does not support complex.*\['w'\]"):
+        adam_family.adadelta(1.0).init({"w": jnp.ones(2, jnp.complex64)})
+
+
+def test_real_mu_dtype_for_complex_params_is_rejected():
+    params = {"w": jnp.ones(2, jnp.complex64)}
+    with pytest.raises(TypeError, match=r"mu_dtype=float32 is real but params\['w'\]"):
+        adam_family.amsgrad(0.1, mu_dtype=jnp.float32).init(params)
+    # A real dtype for a second moment (|g|^2 is real) is fine.
+    state = adam_family.amsgrad(0.1, nu_dtype=jnp.float32).init(params)
+    assert state[0].nu["w"].dtype == jnp.float32 and state[0].mu["w"].dtype == jnp.complex64
+
+
+# --- adadelta without a learning rate -----------------------------------------------------
+
+
+def test_adadelta_without_learning_rate_descends():
+    """Deliberate difference: optax.adadelta(None) skips the sign flip and climbs the loss."""
+    ours = trajectory(adam_family.adadelta(None), optim.apply_updates, STEPS)
+    unit = trajectory(optax.adadelta(_f32(1.0), _f32(0.9), _f32(1e-6)), optax.apply_updates, STEPS)
+    assert relative_deviation(ours, unit) < STRICT
+    start = nested_params()
+    assert convex_loss(ours) < convex_loss(start)
+    # optax's (if this fails, optax has fixed it and the difference can go).
+    assert convex_loss(trajectory(optax.adadelta(), optax.apply_updates, 10)) > convex_loss(start)
+
+
+# --- state and signatures -----------------------------------------------------------------
+
+BLOCKS = [n for n in adam_family.__all__ if n.startswith("scale_by_")]
+ALIASES = [n for n in adam_family.__all__ if n[0].islower() and not n.startswith("scale_by_")]
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_state_matches_optax(name, params):
+    """optax's field names (optax.tree.get(state, "nu") works), leaf shapes and dtypes."""
+    ours = getattr(adam_family, name)().init(params)
+    theirs = getattr(optax, name)().init(params)
+    assert ours._fields == theirs._fields
+    for field in ours._fields:
+        o, t = getattr(ours, field), getattr(theirs, field)
+        assert jax.tree.structure(o) == jax.tree.structure(t), field
+        for a, b in zip(jax.tree.leaves(o), jax.tree.leaves(t), strict=True):
+            assert (a.shape, a.dtype) == (b.shape, b.dtype), field
+    assert optax.tree.get(ours, ours._fields[-1]) is not None
+
+
+def test_signatures_match_optax():
+    """optax's arguments (names, order, defaults) first; our extras keyword-only, default None."""
+    assert len(BLOCKS) == 8 and len(ALIASES) == 9
+    for name in BLOCKS + ALIASES:
+        ours = inspect.signature(getattr(adam_family, name)).parameters
+        theirs = inspect.signature(getattr(optax, name)).parameters
+        assert list(ours)[: len(theirs)] == list(theirs), name
+        for arg, param in theirs.items():
+            assert ours[arg].kind == param.kind, (name, arg)
+            if isinstance(param.default, (int, float, bool, type(None))):
+                assert ours[arg].default == param.default, (name, arg)
+        extras = [ours[a] for a in list(ours)[len(theirs) :]]
+        assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in extras), name
+        assert "nu_dtype" in ours, name
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_hyperparameters_are_float32_leaves(name):
+    """So a jitted step taking the optimizer compiles once for every learning rate."""
+    leaves = jax.tree.leaves(getattr(adam_family, name)(1e-3))
+    assert leaves and all(x.dtype == jnp.float32 and x.shape == () for x in leaves)
+
+
+# --- dtypes -------------------------------------------------------------------------------
+
+BF16 = jnp.bfloat16
+# block -> (its factory with low-precision slots, the state fields they govern)
+LOW_PRECISION = {
+    "scale_by_belief": (lambda: adam_family.scale_by_belief(nu_dtype=BF16), {"nu"}),
+    "scale_by_adamax": (lambda: adam_family.scale_by_adamax(nu_dtype=BF16), {"nu"}),
+    "scale_by_amsgrad": (
+        lambda: adam_family.scale_by_amsgrad(mu_dtype=BF16, nu_dtype=BF16),
+        {"mu", "nu", "nu_max"},
+    ),
+    "scale_by_radam": (lambda: adam_family.scale_by_radam(nu_dtype=BF16), {"nu"}),
+    "scale_by_yogi": (lambda: adam_family.scale_by_yogi(nu_dtype=BF16), {"nu"}),
+    "scale_by_adan": (lambda: adam_family.scale_by_adan(nu_dtype=BF16), {"n"}),
+    "scale_by_adadelta": (
+        lambda: adam_family.scale_by_adadelta(nu_dtype=BF16),
+        {"e_g", "e_x"},
+    ),
+    "scale_by_novograd": (
+        lambda: adam_family.scale_by_novograd(mu_dtype=BF16, nu_dtype=BF16),
+        {"mu", "nu"},
+    ),
+}
+
+
+def _dtypes(tree) -> set[str]:
+    return {x.dtype.name for x in jax.tree.leaves(tree)}
+
+
+def _to_float32(tree):
+    return jax.tree.map(lambda x: x.astype(jnp.float32) if x.dtype == BF16 else x, tree)
+
+
+def _small_params(dtype=jnp.float32) -> dict:
+    """Two leaves of ``nested_params``: the eager (un-jitted) tests compile each op per shape."""
+    tree = nested_params(dtype=dtype)
+    return {"w": tree["dense"]["w"], "s": tree["scale"]}
+
+
+@pytest.mark.parametrize("name", sorted(LOW_PRECISION))
+def test_low_precision_slots_keep_their_dtype_and_float32_arithmetic(name):
+    build, fields = LOW_PRECISION[name]
+    low, full = build(), getattr(adam_family, name)()
+    params = _small_params()
+    grads = jax.grad(convex_loss)(params)
+    # One step first, so every slot holds a history (Adan's previous gradient, NovoGrad's
+    # second step).
+    _, state = low.update(grads, low.init(params), params)
+    for field in state._fields:
+        want = "bfloat16" if field in fields else "float32"
+        assert _dtypes(getattr(state, field)) <= {want, "int32"}, field
+
+    # Float32 arithmetic: from the same (bf16-representable) state, the bf16-slot optimizer
+    # gives exactly the float32 optimizer's updates, and its new state is theirs rounded.
+    grads = jax.tree.map(lambda g: 0.7 * g, grads)
+    updates, new = low.update(grads, state, params)
+    updates32, new32 = full.update(grads, _to_float32(state), params)
+    for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(updates32), strict=True):
+        assert a.dtype == jnp.float32
+        np.testing.assert_array_equal(a, b)
+    for field in fields:
+        rounded = jax.tree.map(lambda x: x.astype(BF16), getattr(new32, field))
+        for a, b in zip(
+            jax.tree.leaves(getattr(new, field)), jax.tree.leaves(rounded), strict=True
+        ):
+            assert a.dtype == BF16
+            np.testing.assert_array_equal(a, b)
+
+    # And the trajectory stays close to float32's: bf16 keeps 8 significant bits, and rounding
+    # a slot each step moves the parameters by up to 2.5% over 200 steps (0.02% for Adadelta).
+    # Adamax's max(|g|, b2 v) with b2 = 0.999 drifts further (5%): 0.999 v rounds back to v in
+    # bf16, so the maximum never decays -- why slots default to float32.
+    close = relative_deviation(
+        trajectory(_block(optim, low, 0.01), optim.apply_updates, STEPS, params),
+        trajectory(_block(optim, full, 0.01), optim.apply_updates, STEPS, params),
+    )
+    assert close < (0.08 if name == "scale_by_adamax" else 0.04), close
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_bf16_params_and_non_array_leaves(name):
+    """bf16 parameters: float32 state, bf16 updates. Non-array leaves: no state, untouched."""
+    params = {**_small_params(BF16), "act": jax.nn.relu, "depth": 3, "bias": None}
+    grads = {**jax.grad(convex_loss)(_small_params(BF16)), "act": None, "depth": None, "bias": None}
+    tx = getattr(adam_family, name)(0.1)
+    updates, state = tx.update(grads, tx.init(params), params)
+    assert _dtypes(state) <= {"float32", "int32"}
+    assert _dtypes(updates) == {"bfloat16"}
+    new = optim.apply_updates(params, updates)
+    assert new["act"] is jax.nn.relu and new["depth"] == 3 and new["bias"] is None
+    assert float(jnp.min(updates["w"])) > 0.0  # towards the minimum at 6.8
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: adam_family.adabelief(-0.1), ValueError, "learning_rate"),
+        (lambda: adam_family.adabelief(0.1, b1=1.0), ValueError, r"b1 must be in \[0.0, 1"),
+        (lambda: adam_family.adamax(0.1, b2=1.5), ValueError, r"b2 must be in \[0.0, 1.0\]"),
+        (lambda: adam_family.adamaxw(0.1, weight_decay=-1.0), ValueError, "weight_decay"),
+        (lambda: adam_family.amsgrad(0.1, eps=-1.0), ValueError, "eps must be"),
+        (lambda: adam_family.amsgrad(0.1, mu_dtype=jnp.int32), TypeError, "mu_dtype"),
+        (lambda: adam_family.radam(0.1, threshold=3.0), ValueError, "threshold"),
+        (lambda: adam_family.radam(0.1, eps_root=float("nan")), ValueError, "eps_root"),
+        (lambda: adam_family.yogi(0.1, nu_dtype="int8"), TypeError, "nu_dtype"),
+        (
+            lambda: adam_family.scale_by_yogi(initial_accumulator_value=0.0),
+            ValueError,
+            "initial_accumulator_value",
+        ),
+        (lambda: adam_family.adan(0.1, b3=1.0), ValueError, "b3"),
+        (lambda: adam_family.adadelta(rho=-0.1), ValueError, "rho"),
+        (lambda: adam_family.adadelta(eps=0.0), ValueError, r"eps must be in \(0.0"),
+        (lambda: adam_family.novograd(0.1, b2="0.25"), TypeError, "b2 must be a number"),
+        (
+            lambda: adam_family.scale_by_novograd(weight_decay=lambda c: 0.1),
+            TypeError,
+            "weight_decay must be a number, not a schedule",
+        ),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_novograd_needs_params(params):
+    tx = adam_family.novograd(0.1)
+    with pytest.raises(ValueError, match="scale_by_novograd needs params"):
+        tx.update(params, tx.init(params))
+
+
+def test_gradient_structure_mismatch_names_the_path(params):
+    tx = adam_family.adan(0.1)
+    missing = {k: v for k, v in params.items() if k != "scale"}
+    with pytest.raises(ValueError, match=r"missing from grads: \['scale'\]"):
+        tx.update(missing, tx.init(params), params)
