@@ -8,6 +8,7 @@ one copy of the parameters and the optimizer state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -192,6 +193,17 @@ def _chunk(
     )
     metrics = evaluate(program, carry.arrays, eval_data) if with_eval else None
     return carry, records, metrics
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def initial_carry(optimizer: Any, arrays: Any, *, program: Program) -> Carry:
+    """The carry before step 0, built in one compiled call from fresh copies of ``arrays``
+    (so that donating it later never consumes the caller's own buffers)."""
+    arrays = jax.tree.map(jnp.copy, arrays)
+    opt_params = arrays if program.layout is not None else program.params(arrays)
+    perm = None if program.sampler is None else program.sampler.initial_perm()
+    zero = jnp.zeros([], jnp.int32)
+    return Carry(arrays, optimizer.init(opt_params), zero, zero, perm)
 
 
 _STATIC = ("program", "length", "with_eval")

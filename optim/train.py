@@ -27,6 +27,7 @@ is then unavailable and asking for it is an error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import warnings
@@ -38,7 +39,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._batches import EpochBatches, RandomBatches
-from optim._engine import Carry, Program, StepRecord, run_chunk, run_chunk_traced, train_step
+from optim._engine import (
+    Carry,
+    Program,
+    StepRecord,
+    initial_carry,
+    run_chunk,
+    run_chunk_traced,
+    train_step,
+)
 from optim._flat import FlatLayout, is_elementwise
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
@@ -294,9 +303,11 @@ def fit(
             raise ValueError("eval_every needs eval_data: the data to evaluate metrics on")
     if metrics is not None and eval_data is None:
         raise ValueError("metrics are computed on eval_data; pass eval_data=")
-    metric_fns = _metric_functions(
-        ["loss"] if metrics is None else metrics, loss_fn, bool(has_aux)
-    ) if eval_data is not None else ()
+    metric_fns = (
+        _metric_functions(["loss"] if metrics is None else metrics, loss_fn, bool(has_aux))
+        if eval_data is not None
+        else ()
+    )
     if early_stopping is not None:
         _check_early_stopping(early_stopping, metric_fns, eval_every)
     if checkpoint_every is not None:
@@ -307,9 +318,11 @@ def fit(
         raise ValueError("resume=True needs checkpoint_dir")
     traced = _is_traced(params, optimizer, None if iterator else data, key, eval_data)
     if traced and (checkpoint_dir is not None or early_stopping is not None or progress):
-        raise ValueError("fit is being traced (inside jit, vmap or grad): checkpoints, early "
-                         "stopping and the progress bar need the host between chunks; run fit "
-                         "outside the transformation for those")
+        raise ValueError(
+            "fit is being traced (inside jit, vmap or grad): checkpoints, early "
+            "stopping and the progress bar need the host between chunks; run fit "
+            "outside the transformation for those"
+        )
     show_progress = (not traced) and (_interactive() if progress is None else bool(progress))
 
     split = partition(params)
@@ -319,11 +332,10 @@ def fit(
         has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
         skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout,
     )
-    run_key = jax.random.PRNGKey(0) if key is None else key
+    run_key = _default_key() if key is None else key
     arrays = split.arrays if layout is None else layout.ravel(split.arrays)
-    opt_state = optimizer.init(params if layout is None else arrays)
-    carry = Carry(arrays, opt_state, jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
-                  None if sampler is None else sampler.initial_perm())
+    carry = initial_carry(optimizer, arrays, program=program)
+    start = 0
     history = _History()
     stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
     store = None
@@ -339,11 +351,8 @@ def fit(
                 [name for name, _ in metric_fns],
             )
             if restored is not None:
-                carry, run_key = restored
-    if not traced:  # the chunks donate their carry: never the caller's own arrays
-        carry = jax.tree.map(jnp.copy, carry)
+                start, carry, run_key = restored
 
-    start = int(carry.step) if not traced else 0
     intervals = [eval_every, checkpoint_every, chunk_size]
     if show_progress and not any(intervals) and total:
         intervals.append(max(1, total // 100))
@@ -407,6 +416,14 @@ def fit(
 
 
 FLATTEN_MIN_LEAVES = 16
+
+
+@functools.cache
+def _default_key() -> jax.Array:
+    """The key of runs that need none (full batch): made once, not on every call (and
+    concretely, even when first asked for inside a trace)."""
+    with jax.ensure_compile_time_eval():
+        return jax.random.PRNGKey(0)
 
 
 def _layout(flatten: bool | str, optimizer: Any, arrays: list[Any]) -> FlatLayout | None:
@@ -474,8 +491,8 @@ class _History:
 
     def concat(self, field: str) -> Any:
         parts = [getattr(r, field) for r in self.records]
-        if not parts:
-            return None
+        if len(parts) <= 1:
+            return parts[0] if parts else None
         return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
     def eval_steps(self) -> jax.Array:
@@ -557,15 +574,17 @@ class _CheckpointStore:
             tree["early_stopping"] = stopper.state(carry.arrays)
         return tree
 
-    def save(self, step: int, carry: Carry, key: Any, history: _History,
-             stopper: _Stopper | None) -> None:
+    def save(
+        self, step: int, carry: Carry, key: Any, history: _History, stopper: _Stopper | None
+    ) -> None:
         from optim import checkpoint
 
         if checkpoint.latest_step(self.directory) == step:  # resumed at the end: nothing new
             return
         metadata = {"hyperparameters": self.hyperparameters, "total_steps": self.total}
-        checkpoint.save(self.directory, step, self._tree(carry, key, history, stopper),
-                        metadata=metadata)
+        checkpoint.save(
+            self.directory, step, self._tree(carry, key, history, stopper), metadata=metadata
+        )
 
     def _evals_up_to(self, step: int) -> int:
         if not self.evaluates:
@@ -577,7 +596,7 @@ class _CheckpointStore:
     def restore(self, carry: Carry, key: Any, history: _History, stopper: _Stopper | None,
                 one_step: Callable[[Carry], StepRecord], metric_names: Sequence[str]):
         """Load the latest complete, intact checkpoint into ``history``/``stopper`` and return
-        ``(carry, key)``; None when the directory holds no checkpoint yet. A corrupted one is
+        ``(step, carry, key)``; None when the directory holds no checkpoint yet. A corrupted one is
         skipped, with a warning naming its file, for the one before it."""
         from optim import checkpoint
 
@@ -597,7 +616,7 @@ class _CheckpointStore:
             )
             if stopper is not None:
                 stopper.load(tree["early_stopping"])
-            return tree["carry"], tree["key"]
+            return step, tree["carry"], tree["key"]
         return None
 
     def _template(self, step: int, carry: Carry, key: Any, stopper: _Stopper | None,

@@ -1,0 +1,105 @@
+"""Every optimizer in the catalogue keeps the object's guarantees.
+
+For each: re-created with new float hyperparameters it does not recompile; it works under
+``jit``, under ``vmap`` over the learning rate (equal to separate runs), under ``grad`` through
+two updates (finite, with ``eps_root`` where the square root needs it) and in a ``lax.cond``
+between the old and the new state (same structure, shapes and dtypes).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import convex_loss, nested_params
+
+import optim
+
+# name -> factory of the learning rate. Float hyperparameters other than the learning rate
+# keep their defaults, except eps_root (and friends) where grad through sqrt(v) needs it.
+CATALOGUE = {
+    "sgd": lambda lr: optim.sgd(lr, momentum=0.9, nesterov=True),
+    "adam": lambda lr: optim.adam(lr, eps_root=1e-8),
+    "adamw": lambda lr: optim.adamw(lr, eps_root=1e-8),
+    "nadam": lambda lr: optim.nadam(lr, eps_root=1e-8),
+    "nadamw": lambda lr: optim.nadamw(lr, eps_root=1e-8),
+    "rmsprop": lambda lr: optim.rmsprop(lr, centered=True, momentum=0.9),
+    "adagrad": optim.adagrad,
+    "adabelief": optim.adabelief,
+    "adadelta": optim.adadelta,
+    "adamax": optim.adamax,
+    "adamaxw": optim.adamaxw,
+    "adan": lambda lr: optim.adan(lr, eps_root=1e-8),
+    "amsgrad": lambda lr: optim.amsgrad(lr, eps_root=1e-8),
+    "fromage": optim.fromage,
+    "lamb": lambda lr: optim.lamb(lr, eps_root=1e-8),
+    "lars": optim.lars,
+    "lion": optim.lion,
+    "noisy_sgd": lambda lr: optim.noisy_sgd(lr, key=jax.random.PRNGKey(0)),
+    "novograd": optim.novograd,
+    "optimistic_gradient_descent": optim.optimistic_gradient_descent,
+    "optimistic_adam_v2": optim.optimistic_adam_v2,
+    "polyak_sgd": lambda lr: optim.polyak_sgd(max_learning_rate=lr),
+    "radam": lambda lr: optim.radam(lr, eps_root=1e-8),
+    "rprop": optim.rprop,
+    "sign_sgd": optim.sign_sgd,
+    "signum": optim.signum,
+    "yogi": optim.yogi,
+}
+
+PARAMS = nested_params()
+
+
+def _step(tx, params, state):
+    loss, grads = jax.value_and_grad(convex_loss)(params)
+    updates, state = tx.update(grads, state, params, value=loss, grad=grads,
+                               value_fn=convex_loss, obj_fn=convex_loss)
+    return optim.apply_updates(params, updates), state
+
+
+def _run(tx, steps=3):
+    params, state = PARAMS, tx.init(PARAMS)
+    for _ in range(steps):
+        params, state = _step(tx, params, state)
+    return params, state
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_catalogue_guarantees(name):
+    make = CATALOGUE[name]
+    for leaf in jax.tree.leaves(make(1e-2)):  # float32 hyperparameters (and PRNG keys)
+        assert leaf.dtype == jnp.float32 or jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+        assert leaf.dtype != jnp.float32 or leaf.shape == ()
+
+    # jit with the optimizer as an argument: one trace for every learning rate.
+    traces = []
+
+    @jax.jit
+    def jitted(tx, params, state):
+        traces.append(1)
+        return _step(tx, params, state)
+
+    for lr in (1e-3, 1e-2, 3e-2):
+        tx = make(lr)
+        jitted(tx, PARAMS, tx.init(PARAMS))
+    assert len(traces) == 1, f"{name} recompiled for a new learning rate"
+
+    # vmap over the learning rate equals separate runs.
+    lrs = jnp.array([1e-3, 3e-2])
+    batched = jax.vmap(lambda lr: _run(make(lr))[0])(lrs)
+    for i, lr in enumerate([1e-3, 3e-2]):
+        single = _run(make(lr))[0]
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(a[i], b, rtol=2e-5, atol=1e-6)
+
+    # grad through two updates with respect to the learning rate is finite.
+    grad = jax.grad(lambda lr: convex_loss(_run(make(lr), steps=2)[0]))(jnp.float32(1e-2))
+    assert np.isfinite(float(grad)), f"{name}: grad through the update is {grad}"
+
+    # lax.cond between the old and the new state: same structure, shapes and dtypes.
+    tx = make(1e-2)
+    state0 = tx.init(PARAMS)
+    _, state1 = _step(tx, PARAMS, state0)
+    chosen = jax.jit(lambda pred: jax.lax.cond(pred, lambda: state1, lambda: state0))(True)
+    assert jax.tree.structure(chosen) == jax.tree.structure(state0)
