@@ -3,7 +3,17 @@
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
 """
 
-from optim import adam_family, checkpoint, noise, optimistic, polyak, schedules, sign, trust_ratio
+from optim import (
+    adam_family,
+    checkpoint,
+    contrib,
+    noise,
+    optimistic,
+    polyak,
+    schedules,
+    sign,
+    trust_ratio,
+)
 from optim.adam_family import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
@@ -26,6 +36,7 @@ from optim.combine import (
     partition,
     with_hyperparams,
 )
+from optim.contrib import *  # noqa: F403
 from optim.grad import value_and_grad
 from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
 from optim.optimistic import *  # noqa: F403
@@ -75,6 +86,7 @@ from optim.wrappers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "contrib",
     "HypergradientResult",
     "SweepResult",
     "hypergradient_descent",
@@ -143,6 +155,6 @@ __all__ = [
     "trace",
     "value_and_grad",
 ]
-for _module in (adam_family, noise, optimistic, polyak, schedules, sign, trust_ratio):
+for _module in (adam_family, contrib, noise, optimistic, polyak, schedules, sign, trust_ratio):
     __all__ += _module.__all__
 del _module

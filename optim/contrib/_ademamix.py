@@ -1,0 +1,145 @@
+"""AdEMAMix (Pagliardini et al., 2024): Adam with a second, slow momentum mixed in."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    debias,
+    ema_update,
+    ema_update_sq,
+    store_like,
+)
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, full_like, map_arrays, safe_increment
+from optim.base import Chain, chain, check_updates
+from optim.transforms import add_decayed_weights, scale_by_learning_rate
+
+
+class ScaleByAdemamixState(NamedTuple):
+    """Step counts (of the fast EMA and second moment; of the slow EMA) and the moments."""
+
+    count: jax.Array
+    count_m2: jax.Array
+    m1: PyTree
+    m2: PyTree
+    nu: PyTree
+
+
+@pytree_dataclass
+class ScaleByAdemamix:
+    r"""AdEMAMix (Pagliardini et al., 2024, "The AdEMAMix Optimizer: Better, Faster, Older",
+    Algorithm 1).
+
+    .. math::
+        m^{(1)}_t = \beta_1 m^{(1)}_{t-1} + (1-\beta_1) g_t,\quad
+        m^{(2)}_t = \beta_3(t) m^{(2)}_{t-1} + (1-\beta_3(t)) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\\
+        u_t = \frac{m^{(1)}_t / (1-\beta_1^t) + \alpha(t)\, m^{(2)}_t}
+                   {\sqrt{v_t / (1-\beta_2^t) + \epsilon_{root}} + \epsilon}.
+
+    The slow EMA :math:`m^{(2)}` is not bias-corrected, so it fills slowly. :math:`\beta_3`
+    and :math:`\alpha` may be schedules (the paper warms both up), evaluated at the number of
+    previous updates (``count_m2``).
+    """
+
+    b1: Any
+    b2: Any
+    b3: Any
+    alpha: Any
+    eps: Any
+    eps_root: Any
+    mu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdemamixState:
+        return ScaleByAdemamixState(
+            count=jnp.zeros([], jnp.int32),
+            count_m2=jnp.zeros([], jnp.int32),
+            m1=full_like(params, 0.0, self.mu_dtype),
+            m2=full_like(params, 0.0, self.mu_dtype),
+            nu=full_like(params, 0.0),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.m1)
+        b1, b2 = self.b1, self.b2
+        b3 = value_at(self.b3, state.count_m2)
+        alpha = value_at(self.alpha, state.count_m2)
+        m1 = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.m1)
+        m2 = map_arrays(lambda g, m: ema_update(g, m, b3), updates, state.m2)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        count = safe_increment(state.count)
+        out = map_arrays(
+            lambda fast, slow, v: (
+                (debias(fast, b1, count) + alpha * slow)
+                / (jnp.sqrt(debias(v, b2, count) + self.eps_root) + self.eps)
+            ),
+            m1,
+            m2,
+            nu,
+        )
+        new_state = ScaleByAdemamixState(
+            count=count,
+            count_m2=safe_increment(state.count_m2),
+            m1=store_like(m1, state.m1),
+            m2=store_like(m2, state.m2),
+            nu=store_like(nu, state.nu),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_ademamix(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    b3: Any = 0.9999,
+    alpha: Any = 6.0,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+) -> ScaleByAdemamix:
+    """Rescale updates by AdEMAMix's mixed moments (``optax.contrib.scale_by_ademamix``).
+
+    ``b3`` and ``alpha`` may be schedules. As in optax, ``alpha`` defaults to 6 here and to 5
+    in ``ademamix``.
+    """
+    return ScaleByAdemamix(
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        b3=hyper(b3, "b3", low=0.0, high=1.0),
+        alpha=hyper(alpha, "alpha", low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+    )
+
+
+def ademamix(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    b3: Any = 0.9999,
+    alpha: Any = 5.0,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+) -> Chain:
+    r"""AdEMAMix with decoupled weight decay (Pagliardini et al., 2024).
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)
+
+    with :math:`u_t` from ``scale_by_ademamix`` and the decay applied where ``mask`` is True.
+    """
+    return chain(
+        scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

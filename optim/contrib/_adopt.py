@@ -1,0 +1,135 @@
+"""ADOPT (Taniguchi et al., 2024): Adam with the current gradient left out of its own scaling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import canonical_dtype, cast_like_grads, ema_update, ema_update_sq, store_like
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
+from optim.base import Chain, chain, check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import ScaleByAdamState, scale_by_learning_rate
+
+
+def _quarter_power(count: jax.Array) -> jax.Array:
+    """The paper's default clipping bound :math:`c_t = t^{1/4}`."""
+    return count**0.25
+
+
+@pytree_dataclass
+class ScaleByAdopt:
+    r"""ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with Any
+    :math:`\beta_2` with the Optimal Rate", with clipping; step counter :math:`t` from 0).
+
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2 \ (v_0 = |g_0|^2),\quad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1)\,
+            \mathrm{clip}\big(g_t / \max(\sqrt{v_{t-1}}, \epsilon), c_t\big)
+        \ (m_0 = 0),\quad u_t = m_t.
+
+    The normaliser :math:`v_{t-1}` does not contain :math:`g_t`, which makes the update
+    unbiased for any :math:`\beta_2`. :math:`c_t` = ``clip_value_fn(t)`` bounds the normalised
+    gradient element-wise when ``use_clipping`` (:math:`t^{1/4}` by default; the first step,
+    where :math:`v_{-1} = 0`, moves nothing). ``nesterov=True`` returns
+    :math:`\beta_1 m_t + (1-\beta_1)\,\mathrm{clip}(\cdot)` instead of :math:`m_t`.
+    """
+
+    b1: Any
+    b2: Any
+    eps: Any
+    clip_value_fn: Any
+    mu_dtype: Any = static(None)
+    nesterov: bool = static(False)
+    use_clipping: bool = static(True)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        if self.use_clipping:
+            reject_complex(
+                params, "adopt with use_clipping=True", "complex values cannot be clipped"
+            )
+        return ScaleByAdamState(
+            count=jnp.zeros([], jnp.int32),
+            mu=full_like(params, 0.0, self.mu_dtype),
+            nu=full_like(params, 0.0),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        started = state.count > 0
+        b1 = jnp.where(started, self.b1, 1.0)  # m_0 = 0
+        b2 = jnp.where(started, self.b2, 0.0)  # v_0 = |g_0|^2
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        limit = value_at(self.clip_value_fn, state.count) if self.use_clipping else None
+
+        def normalised(g: jax.Array, v: jax.Array) -> jax.Array:
+            scaled = upcast(g) / jnp.maximum(jnp.sqrt(upcast(v)), self.eps)
+            return scaled if limit is None else jnp.clip(scaled, -limit, limit)
+
+        step = map_arrays(normalised, updates, state.nu)  # v_{t-1}: the old second moment
+        mu = map_arrays(lambda s, m: ema_update(s, m, b1), step, state.mu)
+        out = map_arrays(lambda s, m: ema_update(s, m, b1), step, mu) if self.nesterov else mu
+        new_state = ScaleByAdamState(
+            count=safe_increment(state.count),
+            mu=store_like(mu, state.mu),
+            nu=store_like(nu, state.nu),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_adopt(
+    b1: Any = 0.9,
+    b2: Any = 0.9999,
+    eps: Any = 1e-6,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Any = _quarter_power,
+) -> ScaleByAdopt:
+    """Rescale updates by ADOPT's decoupled moments (``optax.contrib.scale_by_adopt``).
+
+    ``clip_value_fn`` maps the step count (from 0) to the clipping bound; a number is a
+    constant bound.
+    """
+    return ScaleByAdopt(
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        clip_value_fn=hyper(clip_value_fn, "clip_value_fn", low=0.0),
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        nesterov=bool(nesterov),
+        use_clipping=bool(use_clipping),
+    )
+
+
+def adopt(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.9999,
+    eps: Any = 1e-6,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Any = _quarter_power,
+) -> Chain:
+    r"""ADOPT (Taniguchi et al., 2024): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`; see
+    ``scale_by_adopt``."""
+    return chain(
+        scale_by_adopt(
+            b1,
+            b2,
+            eps,
+            mu_dtype,
+            nesterov=nesterov,
+            use_clipping=use_clipping,
+            clip_value_fn=clip_value_fn,
+        ),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -1,0 +1,474 @@
+"""Muon (Jordan et al., 2024): momentum orthogonalised by a Newton-Schulz iteration.
+
+Matrices get Muon's update; every other parameter (vectors, scalars, or the leaves that
+``muon_weight_dimension_numbers`` leaves out) gets AdamW, as in ``optax.contrib.muon``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._hyper import hyper
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    debiased_first_moment,
+    ema_update,
+    store_like,
+)
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    full_like,
+    is_trainable,
+    keystr,
+    leaves_with_paths,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
+from optim.alias import adamw
+from optim.base import EmptyState, chain, check_updates
+from optim.combine import Partition, partition
+from optim.schedules import _choice, _steps
+from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.wrappers import StaticTree
+
+# Jordan's quintic coefficients (modded-nanogpt), and the per-step ones of Ahn et al., 2025
+# ("Dion"), as named by optax.
+NS_COEFFS_PRESETS = {
+    "standard": (3.4445, -4.7750, 2.0315),
+    "dion": (
+        (4.0848, -6.8946, 2.9270),
+        (3.9505, -6.3029, 2.6377),
+        (3.7418, -5.5913, 2.3037),
+        (2.8769, -3.1427, 1.2046),
+        (2.8366, -3.0525, 1.2012),
+    ),
+}
+PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
+# Floor of the AOL and Schatten-4 rescalings of the first iteration (optax's fixed value;
+# the user's eps is the one added to the Frobenius and spectral norms).
+_RESCALING_FLOOR = 1e-8
+
+
+class MuonDimensionNumbers(NamedTuple):
+    """Which axes of a parameter form the matrix that Muon orthogonalises.
+
+    ``reduction_axis`` (the input side of ``x @ W``) and ``output_axis`` are flattened into
+    the matrix's rows and columns; every other axis is a batch axis, each slice orthogonalised
+    on its own. The default is a plain ``(in, out)`` matrix.
+    """
+
+    reduction_axis: Sequence[int] | int = 0
+    output_axis: Sequence[int] | int = 1
+
+
+def _is_dims(x: Any) -> bool:
+    """Ours or optax's ``MuonDimensionNumbers`` (both named tuples with these two fields)."""
+    return isinstance(x, tuple) and hasattr(x, "reduction_axis") and hasattr(x, "output_axis")
+
+
+def _is_dims_leaf(x: Any) -> bool:
+    return x is None or _is_dims(x)
+
+
+def _canonical_dims(dims: Any, where: str) -> MuonDimensionNumbers:
+    """Our named tuple with tuples of ints (hashable, so it can be static)."""
+
+    def axes(value: Any, field: str) -> tuple[int, ...]:
+        values = (value,) if isinstance(value, int) else value
+        try:
+            out = tuple(_steps(v, f"{where}.{field}", low=None) for v in values)
+        except TypeError:
+            raise TypeError(
+                f"{where}.{field} must be an int or a sequence of ints, got {value!r}"
+            ) from None
+        if not out:
+            raise ValueError(f"{where}.{field} must name at least one axis")
+        return out
+
+    return MuonDimensionNumbers(
+        axes(dims.reduction_axis, "reduction_axis"), axes(dims.output_axis, "output_axis")
+    )
+
+
+def _static_dims(dims: Any, name: str) -> Any:
+    """``weight_dimension_numbers`` as static metadata: None, a function, or a StaticTree."""
+    if dims is None or isinstance(dims, StaticTree) or (callable(dims) and not _is_dims(dims)):
+        return dims
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(dims, is_leaf=_is_dims_leaf)
+    leaves = []
+    for path, leaf in pairs:
+        if not _is_dims_leaf(leaf):
+            raise TypeError(
+                f"{name}{keystr(path)} must be a MuonDimensionNumbers or None, got {leaf!r}"
+            )
+        leaves.append(None if leaf is None else _canonical_dims(leaf, f"{name}{keystr(path)}"))
+    return StaticTree(treedef, tuple(leaves))
+
+
+def _dims_per_leaf(dims: Any, tree: PyTree, name: str) -> list[Any]:
+    """One entry per leaf of ``tree`` (None counted as a leaf): its dimension numbers or None.
+
+    ``dims`` (resolved from a function of ``tree`` if need be) is a prefix of ``tree``: an
+    entry at a subtree applies to each of its leaves.
+    """
+    if dims is None:
+        return [None] * len(leaves_with_paths(tree))
+    value = _static_dims(dims(tree), name).value() if callable(dims) else dims.value()
+    try:
+        spread = jax.tree.map(
+            lambda d, sub: jax.tree.map(lambda _: d, sub, is_leaf=lambda x: x is None),
+            value,
+            tree,
+            is_leaf=_is_dims_leaf,
+        )
+    except ValueError as e:
+        raise ValueError(f"{name} must be a prefix of the params tree: {e}") from None
+    return jax.tree.leaves(spread, is_leaf=_is_dims_leaf)
+
+
+def _matrix_axes(shape: tuple[int, ...], dims: Any, where: str) -> tuple[tuple, tuple, tuple]:
+    """(batch, reduction, output) axes of a leaf, checked against its shape."""
+    if dims is None:
+        if len(shape) != 2:
+            raise ValueError(
+                f"Muon orthogonalises matrices: {where} has shape {shape}. Give its axes with "
+                "MuonDimensionNumbers in weight_dimension_numbers, or leave it to AdamW "
+                "(muon() does so for every leaf that is not 2-D)."
+            )
+        return (), (0,), (1,)
+    ndim = len(shape)
+    named = dims.reduction_axis + dims.output_axis
+    if ndim < 2 or not all(-ndim <= a < ndim for a in named):
+        raise ValueError(f"{dims} does not fit {where}, of shape {shape}")
+    reduction = tuple(a % ndim for a in dims.reduction_axis)
+    output = tuple(a % ndim for a in dims.output_axis)
+    if len(set(reduction + output)) != len(named):
+        raise ValueError(
+            f"{where}: reduction and output axes must be distinct, got {dims} for shape {shape}"
+        )
+    batch = tuple(a for a in range(ndim) if a not in reduction + output)
+    return batch, reduction, output
+
+
+def _fans(shape: tuple[int, ...], axes: tuple[tuple, tuple, tuple]) -> tuple[int, int]:
+    """(fan_in, fan_out): the sizes of the matrix's rows and columns."""
+    _, reduction, output = axes
+    return math.prod(shape[a] for a in reduction), math.prod(shape[a] for a in output)
+
+
+def _newton_schulz(
+    x: jax.Array, coeffs: jax.Array, ns_steps: int, preconditioning: str, eps: jax.Array
+) -> jax.Array:
+    r"""Approximate the polar factor :math:`UV^*` of a matrix :math:`X = U\Sigma V^*`.
+
+    After scaling the spectral norm to at most 1, each step applies the odd quintic
+    :math:`X \leftarrow aX + (bA + cA^2)X`, :math:`A = XX^*`, which pushes every singular
+    value towards [0.7, 1.2] (Jordan's coefficients do not converge to exactly 1, by design).
+    Works on the shorter side: :math:`f(X^\top) = f(X)^\top`.
+    """
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    if preconditioning == "frobenius":
+        x = x / (jnp.linalg.norm(x, ord="fro") + eps)
+    elif preconditioning == "spectral":
+        x = x / (jnp.linalg.norm(x, ord=2) + eps)
+    coeffs = coeffs.astype(x.real.dtype)
+    rows = [coeffs] * ns_steps if coeffs.ndim == 1 else list(coeffs)
+    for i, (a, b, c) in enumerate(rows):
+        gram = x @ x.T.conj()
+        if i == 0 and preconditioning == "aol":
+            # Boissin et al., 2025: scale row j by 1/sqrt(sum_k |A_jk|), a bound on ||X||_2.
+            s = jax.lax.rsqrt(jnp.maximum(jnp.abs(gram).sum(axis=-1), _RESCALING_FLOOR))[:, None]
+            x, gram = x * s, gram * s * s.T
+        elif i == 0 and preconditioning == "schatten":
+            # Grishina et al., 2025: divide by the Schatten-4 norm, ||A||_F = ||X||_{S4}^2.
+            s = jax.lax.rsqrt(jnp.maximum(jnp.linalg.norm(gram, ord="fro"), _RESCALING_FLOOR))
+            x, gram = x * s, gram * s**2
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if transposed else x
+
+
+def _orthogonalize(
+    x: jax.Array,
+    dims: Any,
+    where: str,
+    coeffs: jax.Array,
+    ns_steps: int,
+    preconditioning: str,
+    eps: jax.Array,
+) -> jax.Array:
+    """Newton-Schulz on each (reduction, output) matrix of ``x``, batched over other axes."""
+    axes = _matrix_axes(x.shape, dims, where)
+    order = sum(axes, ())
+    fan_in, fan_out = _fans(x.shape, axes)
+    moved = x.transpose(order)
+    matrices = moved.reshape((-1, fan_in, fan_out))
+    done = jax.vmap(lambda m: _newton_schulz(m, coeffs, ns_steps, preconditioning, eps))(matrices)
+    return done.reshape(moved.shape).transpose(np.argsort(order))
+
+
+class MuonState(NamedTuple):
+    """Step count, momentum and the Newton-Schulz coefficients in use."""
+
+    count: jax.Array
+    mu: PyTree
+    ns_coeffs: jax.Array
+
+
+@pytree_dataclass
+class ScaleByMuon:
+    r"""Muon (Jordan et al., 2024, "Muon: An optimizer for hidden layers in neural networks",
+    and modded-nanogpt), on matrices only.
+
+    .. math::
+        m_t = \beta m_{t-1} + (1-\beta) g_t,\quad
+        \hat m_t = m_t / (1-\beta^t) \ \text{or, with nesterov,}\
+        \beta m_t / (1-\beta^{t+1}) + (1-\beta) g_t / (1-\beta^t),\\
+        u_t = \mathrm{NS}(\hat m_t) \approx U V^* \text{ where } \hat m_t = U\Sigma V^*,
+
+    NS being ``ns_steps`` Newton-Schulz iterations (see ``_newton_schulz``) after the
+    ``preconditioning`` rescaling. ``adaptive`` multiplies by the dual norm
+    :math:`\mathrm{Re}\langle \hat m_t, u_t\rangle` (Bernstein & Newhouse, 2024). Every leaf
+    must be a matrix, or have its matrix axes named in ``weight_dimension_numbers``.
+    """
+
+    ns_coeffs: jax.Array
+    beta: Any
+    eps: Any
+    ns_steps: int = static(5)
+    mu_dtype: Any = static(None)
+    nesterov: bool = static(True)
+    adaptive: bool = static(False)
+    preconditioning: str = static("frobenius")
+    weight_dimension_numbers: Any = static(None)
+
+    def init(self, params: PyTree) -> MuonState:
+        return MuonState(
+            count=jnp.zeros([], jnp.int32),
+            mu=full_like(params, 0.0, self.mu_dtype),
+            ns_coeffs=self.ns_coeffs,
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        beta = self.beta
+        mu = map_arrays(lambda g, m: ema_update(g, m, beta), updates, state.mu)
+        count = safe_increment(state.count)
+        mu_hat = debiased_first_moment(mu, updates, beta, count, self.nesterov)
+        dims = _dims_per_leaf(self.weight_dimension_numbers, updates, "weight_dimension_numbers")
+        out = []
+        for (path, m), d in zip(leaves_with_paths(mu_hat), dims, strict=True):
+            if m is None:
+                out.append(None)
+                continue
+            o = _orthogonalize(
+                m,
+                d,
+                f"updates{keystr(path)}",
+                state.ns_coeffs,
+                self.ns_steps,
+                self.preconditioning,
+                self.eps,
+            )
+            if self.adaptive:
+                o = jnp.sum(m.conj() * o).real * o
+            out.append(o)
+        out = jax.tree.unflatten(jax.tree.structure(mu_hat, is_leaf=lambda x: x is None), out)
+        new_state = MuonState(count=count, mu=store_like(mu, state.mu), ns_coeffs=state.ns_coeffs)
+        return cast_like_grads(out, updates), new_state
+
+
+@pytree_dataclass
+class ScaleByShape:
+    r"""Muon's shape-dependent scale: :math:`u = \sqrt{\max(1, n_{out}/n_{in})}\, g` (Jordan's
+    width transfer), or with ``consistent_rms`` = :math:`r`,
+    :math:`u = r\sqrt{\max(n_{in}, n_{out})}\, g` (Liu et al., 2025, "Muon is Scalable for LLM
+    Training": an update RMS of about :math:`r`, like AdamW's 0.2)."""
+
+    consistent_rms: Any
+    weight_dimension_numbers: Any = static(None)
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        dims = _dims_per_leaf(self.weight_dimension_numbers, updates, "weight_dimension_numbers")
+        out = []
+        for (path, g), d in zip(leaves_with_paths(updates), dims, strict=True):
+            if not is_trainable(g):
+                out.append(None)
+                continue
+            fan_in, fan_out = _fans(g.shape, _matrix_axes(g.shape, d, f"updates{keystr(path)}"))
+            if self.consistent_rms is None:
+                scale = jnp.sqrt(jnp.maximum(1, fan_out / fan_in))
+            else:
+                scale = jnp.sqrt(jnp.maximum(fan_in, fan_out)) * self.consistent_rms
+            out.append((scale * upcast(g)).astype(g.dtype))
+        return jax.tree.unflatten(
+            jax.tree.structure(updates, is_leaf=lambda x: x is None), out
+        ), state
+
+
+def _ns_coeffs(ns_coeffs: Any, ns_steps: int) -> jax.Array:
+    """Coefficients as float32, shape (3,) or (ns_steps, 3): the last ns_steps of a table."""
+    if isinstance(ns_coeffs, str):
+        ns_coeffs = NS_COEFFS_PRESETS[_choice(ns_coeffs, "ns_coeffs", tuple(NS_COEFFS_PRESETS))]
+    try:
+        coeffs = jnp.asarray(ns_coeffs, jnp.float32)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"ns_coeffs must be three numbers, a table of rows of three, or a preset name "
+            f"({', '.join(map(repr, NS_COEFFS_PRESETS))}), got {ns_coeffs!r}"
+        ) from None
+    if coeffs.ndim not in (1, 2) or coeffs.shape[-1] != 3:
+        raise ValueError(f"ns_coeffs must have shape (3,) or (n, 3), got {coeffs.shape}")
+    if coeffs.ndim == 2:
+        if coeffs.shape[0] < ns_steps:
+            raise ValueError(
+                f"ns_coeffs has {coeffs.shape[0]} rows, fewer than ns_steps={ns_steps}"
+            )
+        coeffs = coeffs[-ns_steps:]
+    if not isinstance(coeffs, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(coeffs))):
+        raise ValueError(f"ns_coeffs must be finite, got {coeffs}")
+    return coeffs
+
+
+def scale_by_muon(
+    ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
+    ns_steps: int = 5,
+    beta: Any = 0.95,
+    eps: Any = 1e-8,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning: str = "frobenius",
+    weight_dimension_numbers: Any = None,
+) -> ScaleByMuon:
+    """Orthogonalise the momentum of every matrix (``optax.contrib.scale_by_muon``).
+
+    ``ns_coeffs``: three coefficients used at every step, a table of rows (its last
+    ``ns_steps`` rows are used, one per step) or a preset name. ``weight_dimension_numbers``:
+    None (every leaf is a 2-D matrix), a tree of ``MuonDimensionNumbers`` (a prefix of the
+    params; None entries are 2-D matrices) or a function of the updates returning one.
+    """
+    ns_steps = _steps(ns_steps, "ns_steps", 1)
+    return ScaleByMuon(
+        ns_coeffs=_ns_coeffs(ns_coeffs, ns_steps),
+        beta=hyper(beta, "beta", schedule=False, low=0.0, high=1.0, high_open=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        ns_steps=ns_steps,
+        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        nesterov=bool(nesterov),
+        adaptive=bool(adaptive),
+        preconditioning=_choice(preconditioning, "preconditioning", PRECONDITIONINGS),
+        weight_dimension_numbers=_static_dims(weight_dimension_numbers, "weight_dimension_numbers"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _MuonLabels:
+    """``"muon"`` or ``"adam"`` for every leaf of a tree (``partition``'s ``param_labels``).
+
+    A hashable value, so re-creating ``muon`` with equal arguments reuses compiled programs.
+    """
+
+    dims: Any
+
+    def __call__(self, tree: PyTree) -> PyTree:
+        dims = _dims_per_leaf(self.dims, tree, "muon_weight_dimension_numbers")
+        is_muon = (
+            (lambda x, d: is_trainable(x) and x.ndim == 2)
+            if self.dims is None
+            else (lambda x, d: d is not None)
+        )
+        labels = [
+            "muon" if is_muon(x, d) else "adam"
+            for (_, x), d in zip(leaves_with_paths(tree), dims, strict=True)
+        ]
+        return jax.tree.unflatten(jax.tree.structure(tree, is_leaf=lambda x: x is None), labels)
+
+
+def muon(
+    learning_rate: Any,
+    ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
+    ns_steps: int = 5,
+    beta: Any = 0.95,
+    eps: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning: str = "frobenius",
+    adam_b1: Any = 0.9,
+    adam_b2: Any = 0.999,
+    adam_eps_root: Any = 0.0,
+    adam_weight_decay: Any = 0.0,
+    adam_learning_rate: Any = None,
+    muon_weight_dimension_numbers: Any = None,
+    consistent_rms: Any = None,
+) -> Partition:
+    r"""Muon for matrices, AdamW for the rest (``optax.contrib.muon``).
+
+    On the leaves Muon handles (2-D arrays, or those with non-None
+    ``muon_weight_dimension_numbers``):
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t\big(s\, u_t + \lambda\theta_t\big)
+
+    with :math:`u_t` from ``scale_by_muon``, :math:`s` from ``ScaleByShape``
+    (``consistent_rms``) and :math:`\lambda` = ``weight_decay`` where ``weight_decay_mask``
+    allows. Every other leaf gets ``adamw(adam_learning_rate or learning_rate, adam_b1,
+    adam_b2, eps, adam_eps_root, mu_dtype, adam_weight_decay, nesterov=nesterov)``.
+
+    The two groups are a ``partition`` labelled ``"muon"`` and ``"adam"``, so the state has
+    optax's structure.
+    """
+    dims = _static_dims(muon_weight_dimension_numbers, "muon_weight_dimension_numbers")
+    matrices = chain(
+        scale_by_muon(
+            ns_coeffs,
+            ns_steps,
+            beta,
+            eps,
+            mu_dtype,
+            nesterov=nesterov,
+            adaptive=adaptive,
+            preconditioning=preconditioning,
+            weight_dimension_numbers=dims,
+        ),
+        ScaleByShape(
+            None
+            if consistent_rms is None
+            else hyper(consistent_rms, "consistent_rms", schedule=False, low=0.0),
+            weight_dimension_numbers=dims,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
+    others = adamw(
+        learning_rate if adam_learning_rate is None else adam_learning_rate,
+        adam_b1,
+        adam_b2,
+        eps,
+        adam_eps_root,
+        mu_dtype,
+        adam_weight_decay,
+        nesterov=nesterov,
+    )
+    return partition({"muon": matrices, "adam": others}, _MuonLabels(dims))

@@ -1,0 +1,213 @@
+"""Prodigy (Mishchenko & Defazio, 2023): Adam with a step size that estimates a distance."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import cast_like_grads, ema_update, ema_update_sq, store_like
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
+from optim.base import check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import learning_rate_hyper
+
+
+class ProdigyState(NamedTuple):
+    """Adam's moments of :math:`d\\,g`, the weighted gradient sum, :math:`\\theta_0`, the
+    distance estimate :math:`d`, the weighted numerator and the step count."""
+
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+    grad_sum: PyTree
+    params0: PyTree
+    estim_lr: jax.Array
+    numerator_weighted: jax.Array
+    count: jax.Array
+
+
+def _leaf_sum(values: list[jax.Array]) -> jax.Array:
+    return sum(values, jnp.zeros([], jnp.float32))
+
+
+@pytree_dataclass
+class ScaleByProdigy:
+    r"""Prodigy (Mishchenko & Defazio, 2023, "Prodigy: An Expeditiously Adaptive
+    Parameter-Free Learner", the Adam version).
+
+    With :math:`d_t` the distance estimate (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t` the
+    ``learning_rate`` schedule and :math:`\hat\eta_t = d_t\lambda_t\sqrt{1-\beta_2^{t+1}} /
+    (1-\beta_1^{t+1})`:
+
+    .. math::
+        m_{t+1} = \beta_1 m_t + (1-\beta_1) d_t g_t,\quad
+        v_{t+1} = \beta_2 v_t + (1-\beta_2) d_t^2 g_t^2,\\
+        r_{t+1} = \beta_3 r_t + (d_t / d_0)\,\hat\eta_t \langle g_t, \theta_0 - \theta_t\rangle,
+        \quad s_{t+1} = \beta_3 s_t + (\hat\eta_t / d_0)\, d_t g_t,\\
+        d_{t+1} = \max\big(d_t,\ c\, r_{t+1} / \lVert s_{t+1}\rVert_1\big),\quad
+        u_t = \hat\eta_t\big(m_{t+1} / (\sqrt{v_{t+1}} + d_t\epsilon) + w\,\theta_t\big),
+
+    :math:`\beta_3 = \sqrt{\beta_2}` unless given, :math:`c` = ``estim_lr_coef``, :math:`w` =
+    ``weight_decay``. ``safeguard_warmup`` uses :math:`d_t` instead of :math:`\hat\eta_t` in
+    :math:`s`. The schedule enters the estimate of :math:`d`, so it lives here rather than in a
+    separate ``scale_by_learning_rate``; ``u_t`` is the ascent step (``prodigy`` flips its
+    sign). Real parameters only: the update squares and compares values.
+    """
+
+    learning_rate: Any
+    b1: Any
+    b2: Any
+    beta3: Any
+    eps: Any
+    estim_lr0: Any
+    estim_lr_coef: Any
+    weight_decay: Any
+    safeguard_warmup: bool = static(False)
+    flip_sign: bool = static(False)
+
+    def init(self, params: PyTree) -> ProdigyState:
+        reject_complex(params, "prodigy", "its second moment squares d*g and d is a max")
+        return ProdigyState(
+            exp_avg=full_like(params),
+            exp_avg_sq=full_like(params),
+            grad_sum=full_like(params),
+            params0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            estim_lr=jnp.asarray(self.estim_lr0, jnp.float32),
+            numerator_weighted=jnp.zeros([], jnp.float32),
+            count=jnp.zeros([], jnp.int32),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("prodigy needs params: call update(grads, state, params)")
+        check_updates(updates, state.exp_avg)
+        b1, b2, d, d0 = self.b1, self.b2, state.estim_lr, self.estim_lr0
+        beta3 = jnp.sqrt(b2) if self.beta3 is None else self.beta3
+        count = safe_increment(state.count)
+        schedule = value_at(self.learning_rate, state.count)
+        dlr = d * schedule * (jnp.sqrt(1 - b2**count) / (1 - b1**count))
+        dg = map_arrays(lambda g: d * upcast(g), updates)
+        inner = _leaf_sum(
+            jax.tree.leaves(
+                map_arrays(
+                    lambda g, p0, p: jnp.vdot(upcast(g), p0 - p), updates, state.params0, params
+                )
+            )
+        )
+        exp_avg = map_arrays(lambda x, m: ema_update(x, m, b1), dg, state.exp_avg)
+        exp_avg_sq = map_arrays(lambda x, v: ema_update_sq(x, v, b2), dg, state.exp_avg_sq)
+        sum_weight = d if self.safeguard_warmup else dlr
+        grad_sum = map_arrays(lambda s, x: beta3 * s + sum_weight * x / d0, state.grad_sum, dg)
+        numerator = beta3 * state.numerator_weighted + (d / d0) * dlr * inner
+        denominator = _leaf_sum([jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(grad_sum)])
+        estim_lr = jnp.maximum(d, self.estim_lr_coef * numerator / denominator)
+        sign = -1 if self.flip_sign else 1
+        out = map_arrays(
+            lambda m, v, p: (
+                sign
+                * (self.weight_decay * dlr * upcast(p) + dlr * m / (jnp.sqrt(v) + d * self.eps))
+            ),
+            exp_avg,
+            exp_avg_sq,
+            params,
+        )
+        new_state = ProdigyState(
+            exp_avg=store_like(exp_avg, state.exp_avg),
+            exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
+            grad_sum=store_like(grad_sum, state.grad_sum),
+            params0=state.params0,
+            estim_lr=estim_lr,
+            numerator_weighted=numerator,
+            count=count,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def _prodigy(
+    learning_rate: Any,
+    betas: Any,
+    beta3: Any,
+    eps: Any,
+    estim_lr0: Any,
+    estim_lr_coef: Any,
+    weight_decay: Any,
+    safeguard_warmup: bool,
+    flip_sign: bool,
+) -> ScaleByProdigy:
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}") from None
+    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
+    return ScaleByProdigy(
+        learning_rate=learning_rate_hyper(learning_rate),
+        b1=hyper(b1, "betas[0]", **unit),
+        b2=hyper(b2, "betas[1]", **unit),
+        beta3=None if beta3 is None else hyper(beta3, "beta3", **unit),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
+        estim_lr_coef=hyper(estim_lr_coef, "estim_lr_coef", schedule=False, low=0.0),
+        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        safeguard_warmup=bool(safeguard_warmup),
+        flip_sign=flip_sign,
+    )
+
+
+def scale_by_prodigy(
+    learning_rate: Any = 1.0,
+    betas: Any = (0.9, 0.999),
+    beta3: Any = None,
+    eps: Any = 1e-8,
+    estim_lr0: Any = 1e-6,
+    estim_lr_coef: Any = 1.0,
+    weight_decay: Any = 0.0,
+    safeguard_warmup: bool = False,
+) -> ScaleByProdigy:
+    """Prodigy's step :math:`u_t` before the sign flip (see ``ScaleByProdigy``).
+
+    The arguments are ``prodigy``'s; ``learning_rate`` is the schedule :math:`\\lambda_t`
+    multiplying the estimated step size (1.0 as the peak is recommended).
+    """
+    return _prodigy(
+        learning_rate,
+        betas,
+        beta3,
+        eps,
+        estim_lr0,
+        estim_lr_coef,
+        weight_decay,
+        safeguard_warmup,
+        flip_sign=False,
+    )
+
+
+def prodigy(
+    learning_rate: Any = 1.0,
+    betas: Any = (0.9, 0.999),
+    beta3: Any = None,
+    eps: Any = 1e-8,
+    estim_lr0: Any = 1e-6,
+    estim_lr_coef: Any = 1.0,
+    weight_decay: Any = 0.0,
+    safeguard_warmup: bool = False,
+) -> ScaleByProdigy:
+    r"""Learning-rate-free AdamW (``optax.contrib.prodigy``):
+    :math:`\theta_{t+1} = \theta_t - u_t` with :math:`u_t` from ``scale_by_prodigy``.
+
+    One transformation (not a chain), so its state is a ``ProdigyState`` as in optax.
+    """
+    return _prodigy(
+        learning_rate,
+        betas,
+        beta3,
+        eps,
+        estim_lr0,
+        estim_lr_coef,
+        weight_decay,
+        safeguard_warmup,
+        flip_sign=True,
+    )

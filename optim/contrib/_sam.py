@@ -1,0 +1,186 @@
+"""SAM (Foret et al., 2021): descend from the worst point of a small neighbourhood."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass, static
+from optim._tree import PyTree, check_params, global_norm, map_arrays, upcast
+from optim.base import EmptyState, apply_updates, as_transformation, check_updates
+from optim.schedules import _steps
+
+NormalizeState = EmptyState
+
+
+@pytree_dataclass
+class Normalize:
+    r"""Divide by the global norm: :math:`u_t = g_t / \lVert g_t \rVert_2` (over all leaves)."""
+
+    def init(self, params: PyTree) -> NormalizeState:
+        del params
+        return NormalizeState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        norm = global_norm(updates)
+        return map_arrays(lambda g: (upcast(g) / norm).astype(g.dtype), updates), state
+
+
+def normalize() -> Normalize:
+    """Normalise updates to unit global norm (``optax.contrib.normalize``): SAM's ascent."""
+    return Normalize()
+
+
+class SAMState(NamedTuple):
+    """Steps since the last outer update, both optimizers' states and the outer parameters."""
+
+    steps_since_sync: jax.Array
+    opt_state: Any
+    adv_state: Any
+    cache: PyTree | None
+
+
+def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """``on_true`` or ``on_false`` (pytrees of one structure), chosen by a traced bool."""
+    return jax.tree.map(lambda a, b: jax.lax.select(pred, a, b), on_true, on_false)
+
+
+@pytree_dataclass
+class SAM:
+    r"""Sharpness-Aware Minimization (Foret et al., 2021, "Sharpness-Aware Minimization for
+    Efficiently Improving Generalization", Algorithm 1), as ``optax.contrib.sam``.
+
+    Each cycle of ``sync_period`` calls takes ``sync_period - 1`` ascent steps with the
+    adversarial optimizer from the outer parameters :math:`w`, then one outer step from
+    :math:`w` with the gradient at the last ascended point:
+
+    .. math::
+        \tilde w_{k+1} = \tilde w_k + A(g(\tilde w_k)),\ \tilde w_0 = w,\qquad
+        w \leftarrow w + O\big(g(\tilde w_{n-1})\big),
+
+    where :math:`A` is ``adv_optimizer`` with its sign flipped (``chain(normalize(),
+    sgd(rho))`` gives the paper's :math:`\tilde w = w + \rho\, g / \lVert g\rVert`) and
+    :math:`O` is ``optimizer``. By default (transparent mode) each call returns one of these
+    steps, so the caller's parameters visit the ascended points; ``cache`` holds :math:`w`.
+    With ``opaque_mode`` one call runs the whole cycle, calling
+    ``update(..., grad_fn=lambda params, i: grads)`` for the ascent gradients, and returns the
+    outer step only. Extra keyword arguments of ``update`` are passed to both optimizers.
+    """
+
+    optimizer: Any
+    adv_optimizer: Any
+    sync_period: int = static(2)
+    reset_state: bool = static(True)
+    opaque_mode: bool = static(False)
+    batch_axis_name: Any = static(None)
+
+    def init(self, params: PyTree) -> SAMState:
+        check_params(params)
+        return SAMState(
+            steps_since_sync=jnp.zeros([], jnp.int32),
+            opt_state=self.optimizer.init(params),
+            adv_state=self.adv_optimizer.init(params),
+            cache=None if self.opaque_mode else map_arrays(jnp.array, params),
+        )
+
+    def update(
+        self,
+        updates: PyTree,
+        state: SAMState,
+        params: PyTree | None = None,
+        *,
+        grad_fn: Callable[[PyTree, int], PyTree] | None = None,
+        **extra_args: Any,
+    ) -> tuple[PyTree, SAMState]:
+        if params is None:
+            raise ValueError("sam needs params: call update(grads, state, params)")
+        if self.opaque_mode:
+            return self._opaque_update(updates, state, params, grad_fn, extra_args)
+        return self._transparent_update(updates, state, params, extra_args)
+
+    def _ascend(self, grads: PyTree, adv_state: Any, params: PyTree, extra: dict) -> Any:
+        """One adversarial step, sign flipped: the optimizer descends, SAM ascends."""
+        step, adv_state = self.adv_optimizer.update(grads, adv_state, params, **extra)
+        return map_arrays(lambda u: -u, step), adv_state
+
+    def _transparent_update(
+        self, updates: PyTree, state: SAMState, params: PyTree, extra: dict
+    ) -> tuple[PyTree, SAMState]:
+        check_updates(updates, state.cache)
+        first = state.steps_since_sync == 0
+        last = state.steps_since_sync == self.sync_period - 1
+        adv_updates, adv_state = self._ascend(updates, state.adv_state, params, extra)
+        outer, opt_state = self.optimizer.update(updates, state.opt_state, state.cache, **extra)
+        # From the current (ascended) point back to the cache, then the outer step.
+        outer = map_arrays(
+            lambda c, p, u: upcast(c) - upcast(p) + upcast(u), state.cache, params, outer
+        )
+        cache = map_arrays(
+            lambda p, c: jax.lax.select(first, p.astype(c.dtype), c), params, state.cache
+        )
+        out = map_arrays(lambda o, a: jax.lax.select(last, o, upcast(a)), outer, adv_updates)
+        if self.reset_state:
+            adv_state = _select(last, self.adv_optimizer.init(params), adv_state)
+        else:
+            adv_state = _select(last, state.adv_state, adv_state)
+        new_state = SAMState(
+            steps_since_sync=(state.steps_since_sync + 1) % self.sync_period,
+            opt_state=_select(last, opt_state, state.opt_state),
+            adv_state=adv_state,
+            cache=cache,
+        )
+        return cast_like_grads(out, updates), new_state
+
+    def _opaque_update(
+        self, updates: PyTree, state: SAMState, params: PyTree, grad_fn: Any, extra: dict
+    ) -> tuple[PyTree, SAMState]:
+        if grad_fn is None:
+            raise ValueError(
+                "sam with opaque_mode=True needs grad_fn: call update(grads, state, params, "
+                "grad_fn=lambda params, i: jax.grad(loss)(params, batch))"
+            )
+        grads, adv_params, adv_state = updates, params, state.adv_state
+        for i in range(self.sync_period - 1):
+            step, adv_state = self._ascend(grads, adv_state, adv_params, extra)
+            adv_params = apply_updates(adv_params, step)
+            grads = grad_fn(adv_params, i)
+            if self.batch_axis_name is not None:
+                grads = jax.lax.pmean(grads, axis_name=self.batch_axis_name)
+        if self.reset_state:
+            adv_state = self.adv_optimizer.init(params)
+        out, opt_state = self.optimizer.update(grads, state.opt_state, params, **extra)
+        new_state = SAMState(
+            steps_since_sync=jnp.zeros([], jnp.int32),
+            opt_state=opt_state,
+            adv_state=adv_state,
+            cache=None,
+        )
+        return out, new_state
+
+
+def sam(
+    optimizer: Any,
+    adv_optimizer: Any,
+    sync_period: int = 2,
+    reset_state: bool = True,
+    opaque_mode: bool = False,
+    batch_axis_name: str | None = None,
+) -> SAM:
+    """Sharpness-aware minimisation around an outer ``optimizer`` (``optax.contrib.sam``).
+
+    The paper's SAM is ``sam(optax_or_optim_opt, chain(normalize(), sgd(rho)))`` with
+    ``sync_period=2``: every other call is the ascent to :math:`w + \\rho g/\\lVert g\\rVert`.
+    """
+    return SAM(
+        optimizer=as_transformation(optimizer, "optimizer"),
+        adv_optimizer=as_transformation(adv_optimizer, "adv_optimizer"),
+        sync_period=_steps(sync_period, "sync_period", 1),
+        reset_state=bool(reset_state),
+        opaque_mode=bool(opaque_mode),
+        batch_axis_name=batch_axis_name,
+    )

@@ -1,0 +1,214 @@
+"""Schedule-Free learning (Defazio et al., 2024): averaging and interpolation instead of a decay."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import canonical_dtype, cast_like_grads
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_params,
+    check_same_structure,
+    compute_dtype,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
+from optim.alias import sgd
+from optim.base import as_transformation, chain, check_updates
+from optim.schedules import _steps, warmup_constant_schedule
+from optim.transforms import (
+    add_decayed_weights,
+    learning_rate_hyper,
+    scale_by_learning_rate,
+    scale_by_rms,
+)
+
+
+class ScheduleFreeState(NamedTuple):
+    """The interpolation weight, averaging weights, step count, base state and the z sequence."""
+
+    b1: jax.Array
+    weight_sum: jax.Array
+    step_count: jax.Array
+    max_lr: jax.Array
+    base_optimizer_state: Any
+    z: PyTree
+
+
+def _average(y: jax.Array, z: jax.Array, b1: jax.Array) -> jax.Array:
+    r"""The averaged iterate recovered from :math:`y = \beta_1 x + (1-\beta_1) z`."""
+    return (upcast(y) - (1 - b1) * upcast(z)) / b1
+
+
+@pytree_dataclass
+class ScheduleFree:
+    r"""Schedule-Free wrapper (Defazio et al., 2024, "The Road Less Scheduled").
+
+    The parameters the caller holds are the gradient points :math:`y_t`; the base optimizer
+    (without momentum) moves the sequence :math:`z`, and :math:`x` is its weighted average:
+
+    .. math::
+        z_{t+1} = z_t + \mathrm{base}(\nabla f(y_t)),\quad
+        x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},\quad
+        y_{t+1} = \beta_1 x_{t+1} + (1-\beta_1) z_{t+1},
+
+    with :math:`c_{t+1} = w_t / \sum_{i \le t} w_i`, :math:`w_t = \max_{i\le t}\gamma_i^{p}`
+    (:math:`\gamma_t` = ``learning_rate`` at ``step_count`` :math:`t`, from 1; :math:`p` =
+    ``weight_lr_power``). :math:`x_t` is not stored: it is recomputed from :math:`y_t` and
+    :math:`z_t`, and ``schedule_free_eval_params`` returns it for evaluation.
+    """
+
+    base_optimizer: Any
+    learning_rate: Any
+    b1: Any
+    weight_lr_power: Any
+    state_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScheduleFreeState:
+        check_params(params)
+        z = map_arrays(
+            lambda p: jnp.array(p, dtype=self.state_dtype or compute_dtype(p), copy=True), params
+        )
+        return ScheduleFreeState(
+            b1=self.b1,
+            weight_sum=jnp.zeros([], jnp.float32),
+            step_count=jnp.ones([], jnp.int32),
+            max_lr=jnp.zeros([], jnp.float32),
+            base_optimizer_state=self.base_optimizer.init(params),
+            z=z,
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError("schedule_free needs params: call update(grads, state, params)")
+        check_updates(updates, state.z)
+        lr = value_at(self.learning_rate, state.step_count)
+        max_lr = jnp.maximum(state.max_lr, lr)
+        weight = max_lr**self.weight_lr_power
+        weight_sum = state.weight_sum + weight
+        # 0/0 (a zero learning rate so far) averages nothing in; a NaN weight stays NaN.
+        ck = jnp.where(
+            jnp.isnan(weight) | jnp.isnan(weight_sum),
+            jnp.nan,
+            jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf),
+        )
+        base_updates, base_state = self.base_optimizer.update(
+            updates, state.base_optimizer_state, params, **extra_args
+        )
+        z = map_arrays(lambda z, u: (z + upcast(u)).astype(z.dtype), state.z, base_updates)
+
+        def step(y: jax.Array, z_old: jax.Array, z_new: jax.Array) -> jax.Array:
+            x = (1 - ck) * _average(y, z_old, self.b1) + ck * upcast(z_new)
+            return self.b1 * x + (1 - self.b1) * upcast(z_new) - upcast(y)
+
+        out = map_arrays(step, params, state.z, z)
+        new_state = ScheduleFreeState(
+            b1=state.b1,
+            weight_sum=weight_sum,
+            step_count=safe_increment(state.step_count),
+            max_lr=max_lr,
+            base_optimizer_state=base_state,
+            z=z,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTree:
+    r"""The averaged iterate :math:`x = (y - (1-\beta_1) z) / \beta_1` to evaluate the model at.
+
+    ``state`` is the state of ``schedule_free`` (or of ``schedule_free_sgd``/``_adamw``);
+    ``params`` the parameters being trained. The result has the parameters' dtypes; leaves
+    that are not floating arrays are returned as they are.
+    """
+    b1, z = getattr(state, "b1", None), getattr(state, "z", None)
+    if b1 is None or z is None:
+        raise TypeError(
+            "schedule_free_eval_params needs the state of a schedule_free optimizer "
+            f"(a ScheduleFreeState with fields b1 and z), got {type(state).__name__}"
+        )
+    check_same_structure(params, z, "params", "the state's z")
+    averaged = map_arrays(lambda y, zi: _average(y, zi, b1).astype(y.dtype), params, z)
+    return jax.tree.map(
+        lambda a, p: p if a is None else a, averaged, params, is_leaf=lambda x: x is None
+    )
+
+
+def schedule_free(
+    base_optimizer: Any,
+    learning_rate: Any,
+    b1: Any = 0.9,
+    weight_lr_power: Any = 2.0,
+    state_dtype: Any = None,
+) -> ScheduleFree:
+    """Make ``base_optimizer`` schedule-free (``optax.contrib.schedule_free``).
+
+    Turn the base optimizer's momentum off (``b1=0`` for Adam): the interpolation replaces
+    it. ``learning_rate`` weights the average (give the base optimizer's warmup schedule);
+    ``state_dtype`` is the dtype of ``z`` (default: float32, or the parameters' dtype when
+    wider). Evaluate at ``schedule_free_eval_params(state, params)``.
+    """
+    return ScheduleFree(
+        base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
+        learning_rate=learning_rate_hyper(learning_rate),
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, low_open=True),
+        weight_lr_power=hyper(weight_lr_power, "weight_lr_power", schedule=False),
+        state_dtype=canonical_dtype(state_dtype, "state_dtype"),
+    )
+
+
+def _warmup(learning_rate: Any, warmup_steps: Any) -> Any:
+    """``learning_rate`` behind a linear warmup from 0 over ``warmup_steps`` (if not None)."""
+    if warmup_steps is None:
+        return learning_rate
+    return warmup_constant_schedule(0.0, learning_rate, _steps(warmup_steps, "warmup_steps", 1))
+
+
+def schedule_free_sgd(
+    learning_rate: Any = 1.0,
+    warmup_steps: int | None = None,
+    b1: Any = 0.9,
+    weight_decay: Any = None,
+    weight_lr_power: Any = 2.0,
+    state_dtype: Any = None,
+) -> ScheduleFree:
+    r"""Schedule-Free SGD (Defazio et al., 2024): ``schedule_free(sgd(lr))``.
+
+    :math:`z_{t+1} = z_t - \gamma_t (\nabla f(y_t) + \lambda y_t)`, with a linear warmup of
+    ``warmup_steps`` and the weight decay (at :math:`y`) when given.
+    """
+    learning_rate = _warmup(learning_rate, warmup_steps)
+    optimizer = sgd(learning_rate)
+    if weight_decay is not None:
+        optimizer = chain(add_decayed_weights(weight_decay), optimizer)
+    return schedule_free(optimizer, learning_rate, b1, weight_lr_power, state_dtype)
+
+
+def schedule_free_adamw(
+    learning_rate: Any = 0.0025,
+    warmup_steps: int | None = None,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    weight_lr_power: Any = 2.0,
+    state_dtype: Any = None,
+) -> ScheduleFree:
+    r"""Schedule-Free AdamW (Defazio et al., 2024).
+
+    The base optimizer is AdamW without momentum,
+    :math:`z_{t+1} = z_t - \gamma_t(g_t / (\sqrt{\hat v_t} + \epsilon) + \lambda y_t)`
+    (``scale_by_rms`` with bias correction, as in optax).
+    """
+    learning_rate = _warmup(learning_rate, warmup_steps)
+    optimizer = chain(
+        scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
+        add_decayed_weights(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
+    return schedule_free(optimizer, learning_rate, b1, weight_lr_power, state_dtype)
