@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._flat import FlatLayout
+from optim._sharding import ShardingPlan
 from optim._tree import PyTree, compute_dtype, is_trainable, map_arrays
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
@@ -52,6 +53,7 @@ class Program:
     skip_nonfinite: bool
     metrics: tuple[tuple[str, Callable[..., Any]], ...]
     layout: FlatLayout | None = None  # the optimizer sees raveled buffers (see optim._flat)
+    plan: ShardingPlan | None = None  # batches, params and state laid out on a mesh
 
     def params(self, arrays: Any) -> PyTree:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
@@ -151,6 +153,8 @@ def train_step(
 
     def on_batch(size: int | None) -> Any:
         batch = batch_in if sampler is None else sampler.batch(data, key, t, perm, size)
+        if program.plan is not None:
+            batch = program.plan.constrain_batch(batch)
         return _update(program, optimizer, carry.arrays, carry.opt_state, batch)
 
     if sampler is not None and sampler.partial_size:
@@ -164,6 +168,10 @@ def train_step(
     arrays, opt_state, loss, aux, finite = out
     skips = jnp.where(finite, 0, carry.skips + 1).astype(jnp.int32)
     new_carry = Carry(arrays, opt_state, (t + 1).astype(jnp.int32), skips, perm)
+    if program.plan is not None:  # keep the layout fixed from step to step
+        new_carry = jax.lax.with_sharding_constraint(
+            new_carry, program.plan.carry_shardings(new_carry)
+        )
     return new_carry, StepRecord(loss, aux, jnp.logical_not(finite))
 
 
@@ -191,19 +199,32 @@ def _chunk(
         batches,
         length=length,
     )
+    if program.plan is not None:
+        carry = jax.lax.with_sharding_constraint(carry, program.plan.carry_shardings(carry))
     metrics = evaluate(program, carry.arrays, eval_data) if with_eval else None
     return carry, records, metrics
 
 
-@functools.partial(jax.jit, static_argnames=("program",))
-def initial_carry(optimizer: Any, arrays: Any, *, program: Program) -> Carry:
-    """The carry before step 0, built in one compiled call from fresh copies of ``arrays``
-    (so that donating it later never consumes the caller's own buffers)."""
+def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
     arrays = jax.tree.map(jnp.copy, arrays)
     opt_params = arrays if program.layout is not None else program.params(arrays)
     perm = None if program.sampler is None else program.sampler.initial_perm()
     zero = jnp.zeros([], jnp.int32)
     return Carry(arrays, optimizer.init(opt_params), zero, zero, perm)
+
+
+_initial_carry_jit = jax.jit(_initial_carry, static_argnames=("program",))
+
+
+def initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
+    """The carry before step 0, built in one compiled call from fresh copies of ``arrays``
+    (so that donating it later never consumes the caller's own buffers). On a mesh the call's
+    outputs are laid out by the plan: the state is born sharded."""
+    if program.plan is None:
+        return _initial_carry_jit(optimizer, arrays, program=program)
+    build = functools.partial(_initial_carry, program=program)
+    shardings = program.plan.carry_shardings(jax.eval_shape(build, optimizer, arrays))
+    return jax.jit(build, out_shardings=shardings)(optimizer, arrays)
 
 
 _STATIC = ("program", "length", "with_eval")

@@ -49,6 +49,7 @@ from optim._engine import (
     train_step,
 )
 from optim._flat import FlatLayout, is_elementwise
+from optim._sharding import make_plan
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
 from optim.grad import partition
@@ -252,6 +253,9 @@ def fit(
     skip_nonfinite: bool = False,
     max_consecutive_skips: int = 10,
     flatten: bool | str = "auto",
+    mesh: Any = None,
+    data_axis: str = "data",
+    sharding: str = "replicated",
 ) -> FitResult:
     """Train ``params`` on ``data`` with ``optimizer`` (see the module docstring).
 
@@ -284,7 +288,11 @@ def fit(
         leaf (same numbers, cost independent of the number of leaves; see ``optim._flat``).
         ``"auto"`` does so for elementwise optimizers on models of ``FLATTEN_MIN_LEAVES`` or
         more trainable leaves; ``opt_state`` is returned in the parameters' structure either
-        way.
+        way. Not used with ``mesh``.
+      mesh, data_axis, sharding: data-parallel training on a ``jax.sharding.Mesh``: batches
+        split over ``data_axis``; ``sharding`` is ``"replicated"`` (parameters and state on
+        every device), ``"zero1"`` (state sharded) or ``"fsdp"`` (parameters and state
+        sharded); see ``optim._sharding``.
 
     >>> import jax.numpy as jnp, optim
     >>> result = optim.fit(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()), optim.sgd(0.1),
@@ -325,16 +333,26 @@ def fit(
         )
     show_progress = (not traced) and (_interactive() if progress is None else bool(progress))
 
+    plan = make_plan(mesh, data_axis, sharding, _batch_size_of(sampler))
+    if plan is not None and sampler is not None and getattr(sampler, "partial_size", 0):
+        make_plan(mesh, data_axis, sharding, sampler.partial_size)
     split = partition(params)
-    layout = _layout(flatten, optimizer, split.arrays)
+    layout = _layout(False if plan is not None and flatten == "auto" else flatten, optimizer,
+                     split.arrays)
+    if plan is not None and layout is not None:
+        raise ValueError("flatten=True cannot be combined with mesh=: flat buffers are not "
+                         "sharded; use flatten='auto' or False")
+    if plan is not None:
+        data = data if iterator is not None else plan.place_data(data)
+        eval_data = None if eval_data is None else plan.place_data(eval_data)
     program = Program(
         loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
         has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
-        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout,
+        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout, plan=plan,
     )
     run_key = _default_key() if key is None else key
     arrays = split.arrays if layout is None else layout.ravel(split.arrays)
-    carry = initial_carry(optimizer, arrays, program=program)
+    carry = initial_carry(optimizer, arrays, program)
     start = 0
     history = _History()
     stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
@@ -416,6 +434,10 @@ def fit(
 
 
 FLATTEN_MIN_LEAVES = 16
+
+
+def _batch_size_of(sampler: Any) -> int | None:
+    return None if sampler is None else sampler.batch_size
 
 
 @functools.cache
