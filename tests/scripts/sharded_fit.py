@@ -9,11 +9,11 @@ import os
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import optim  # noqa: E402
+import optim
 
 
 def loss_fn(params, batch):
@@ -54,7 +54,9 @@ def main() -> None:
             ),
             "max_param_diff": max(
                 float(jnp.max(jnp.abs(a - b)))
-                for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(single.params))
+                for a, b in zip(
+                    jax.tree.leaves(result.params), jax.tree.leaves(single.params), strict=True
+                )
             ),
         }
     try:
