@@ -8,9 +8,11 @@ builds one and ``model(x)`` applies it, so a model is directly the ``params`` of
     loss, grads = models.value_and_grad(loss_fn)(model, batch)   # grads: an MLP of gradients
 """
 
-from models import datasets, losses
+from models import datasets, losses, text
+from models import text as data  # the issue's name for the text corpus module
 from models.linear import Linear, LinearRegression, LogisticRegression
 from models.mlp import MLP
+from models.transformer import Transformer, generate, lm_loss, perplexity
 from optim.grad import value_and_grad
 
 __all__ = [
@@ -21,4 +23,10 @@ __all__ = [
     "datasets",
     "losses",
     "value_and_grad",
+    "Transformer",
+    "generate",
+    "lm_loss",
+    "perplexity",
+    "text",
+    "data",
 ]
