@@ -3,17 +3,9 @@
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
 """
 
-from optim import (
-    adam_family,
-    checkpoint,
-    contrib,
-    noise,
-    optimistic,
-    polyak,
-    schedules,
-    sign,
-    trust_ratio,
-)
+import sys
+
+from optim import checkpoint, contrib
 from optim.adam_family import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
@@ -37,10 +29,14 @@ from optim.combine import (
     with_hyperparams,
 )
 from optim.contrib import *  # noqa: F403
+from optim.factorized import *  # noqa: F403
 from optim.grad import value_and_grad
+from optim.lbfgs import *  # noqa: F403
+from optim.linesearch import *  # noqa: F403
 from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
 from optim.optimistic import *  # noqa: F403
 from optim.polyak import *  # noqa: F403
+from optim.precision import *  # noqa: F403
 from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
 from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
@@ -155,6 +151,21 @@ __all__ = [
     "trace",
     "value_and_grad",
 ]
-for _module in (adam_family, contrib, noise, optimistic, polyak, schedules, sign, trust_ratio):
-    __all__ += _module.__all__
-del _module
+# Each catalogue module lists its public names; some share a name with their module (lbfgs).
+_CATALOGUE_MODULES = (
+    "adam_family",
+    "contrib",
+    "factorized",
+    "lbfgs",
+    "linesearch",
+    "noise",
+    "optimistic",
+    "polyak",
+    "precision",
+    "schedules",
+    "sign",
+    "trust_ratio",
+)
+__all__ += [
+    name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
+]

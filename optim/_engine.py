@@ -37,7 +37,7 @@ class StepRecord(NamedTuple):
 
     loss: jax.Array
     aux: Any
-    skipped: jax.Array
+    skipped: jax.Array | None  # None unless fit(skip_nonfinite=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,18 +166,40 @@ def train_step(
     else:
         out = on_batch(None if sampler is None else sampler.batch_size)
     arrays, opt_state, loss, aux, finite = out
-    skips = jnp.where(finite, 0, carry.skips + 1).astype(jnp.int32)
+    skips, skipped = carry.skips, None  # recorded only when skipping is on: no per-step cost
+    if program.skip_nonfinite:
+        skips = jnp.where(finite, 0, carry.skips + 1).astype(jnp.int32)
+        skipped = jnp.logical_not(finite)
     new_carry = Carry(arrays, opt_state, (t + 1).astype(jnp.int32), skips, perm)
     if program.plan is not None:  # keep the layout fixed from step to step
         new_carry = jax.lax.with_sharding_constraint(
             new_carry, program.plan.carry_shardings(new_carry)
         )
-    return new_carry, StepRecord(loss, aux, jnp.logical_not(finite))
+    return new_carry, StepRecord(loss, aux, skipped)
 
 
 def evaluate(program: Program, arrays: list[Any], eval_data: PyTree) -> dict[str, jax.Array]:
     params = program.params(arrays)
     return {name: jnp.asarray(fn(params, eval_data), jnp.float32) for name, fn in program.metrics}
+
+
+def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
+    """The carry before step 0 from fresh copies of ``arrays`` (never the caller's buffers, so
+    that later chunks may donate it); on a mesh, laid out by the plan: the state is born
+    sharded, on no device whole."""
+    arrays = jax.tree.map(jnp.copy, arrays)
+    opt_params = arrays if program.layout is not None else program.params(arrays)
+    perm = None if program.sampler is None else program.sampler.initial_perm()
+    zero = jnp.zeros([], jnp.int32)
+    carry = Carry(arrays, optimizer.init(opt_params), zero, zero, perm)
+    if program.plan is not None:
+        carry = jax.lax.with_sharding_constraint(carry, program.plan.carry_shardings(carry))
+    return carry
+
+
+def abstract_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
+    """Shapes and dtypes of the initial carry (a template for restoring a checkpoint)."""
+    return jax.eval_shape(functools.partial(_initial_carry, program=program), optimizer, arrays)
 
 
 def _chunk(
@@ -191,8 +213,15 @@ def _chunk(
     program: Program,
     length: int,
     with_eval: bool,
+    fresh: bool = False,
 ) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
-    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``."""
+    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``.
+
+    With ``fresh``, ``carry`` is the parameters' arrays and the run starts from step 0: the
+    optimizer's ``init`` runs inside the same compiled call (one dispatch for a short run).
+    """
+    if fresh:
+        carry = _initial_carry(optimizer, carry, program)
     carry, records = jax.lax.scan(
         lambda c, b: train_step(program, optimizer, data, key, c, b),
         carry,
@@ -205,30 +234,9 @@ def _chunk(
     return carry, records, metrics
 
 
-def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
-    arrays = jax.tree.map(jnp.copy, arrays)
-    opt_params = arrays if program.layout is not None else program.params(arrays)
-    perm = None if program.sampler is None else program.sampler.initial_perm()
-    zero = jnp.zeros([], jnp.int32)
-    return Carry(arrays, optimizer.init(opt_params), zero, zero, perm)
-
-
-_initial_carry_jit = jax.jit(_initial_carry, static_argnames=("program",))
-
-
-def initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
-    """The carry before step 0, built in one compiled call from fresh copies of ``arrays``
-    (so that donating it later never consumes the caller's own buffers). On a mesh the call's
-    outputs are laid out by the plan: the state is born sharded."""
-    if program.plan is None:
-        return _initial_carry_jit(optimizer, arrays, program=program)
-    build = functools.partial(_initial_carry, program=program)
-    shardings = program.plan.carry_shardings(jax.eval_shape(build, optimizer, arrays))
-    return jax.jit(build, out_shardings=shardings)(optimizer, arrays)
-
-
-_STATIC = ("program", "length", "with_eval")
-# Eager runs donate the carry chunk to chunk. Under an outer vmap/grad the inner jit still
-# executes eagerly on the caller's concrete arrays, which must not be donated: no donation.
+_STATIC = ("program", "length", "with_eval", "fresh")
+# Later chunks donate the carry (memory holds one copy of params and state). The first chunk
+# takes the caller's arrays and must not donate them; nor may a chunk under an outer
+# vmap/grad, where the inner jit still executes eagerly on the caller's concrete arrays.
 run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
-run_chunk_traced = jax.jit(_chunk, static_argnames=_STATIC)
+run_chunk_undonated = jax.jit(_chunk, static_argnames=_STATIC)

@@ -43,9 +43,9 @@ from optim._engine import (
     Carry,
     Program,
     StepRecord,
-    initial_carry,
+    abstract_carry,
     run_chunk,
-    run_chunk_traced,
+    run_chunk_undonated,
     train_step,
 )
 from optim._flat import FlatLayout, is_elementwise
@@ -59,7 +59,8 @@ class FitResult(NamedTuple):
     """What ``fit`` returns.
 
     ``losses[t]`` is the training loss before step ``t``; ``aux`` stacks ``loss_fn``'s aux per
-    step (``has_aux``); ``skipped[t]`` says whether step ``t`` was skipped as non-finite;
+    step (``has_aux``); ``skipped[t]`` says whether step ``t`` was skipped as non-finite
+    (with ``skip_nonfinite``, else None);
     ``eval_steps`` and ``eval_metrics`` (name -> values) hold one entry per evaluation;
     ``best_step`` is the step whose parameters early stopping restored.
     """
@@ -352,10 +353,10 @@ def fit(
     )
     run_key = _default_key() if key is None else key
     arrays = split.arrays if layout is None else layout.ravel(split.arrays)
-    carry = initial_carry(optimizer, arrays, program)
+    carry = None  # built inside the first chunk, from ``arrays``
     start = 0
     history = _History()
-    stopper = _Stopper(early_stopping, carry.arrays) if early_stopping is not None else None
+    stopper = _Stopper(early_stopping) if early_stopping is not None else None
     store = None
     if checkpoint_dir is not None:
         store = _CheckpointStore(checkpoint_dir, optimizer, bool(metric_fns), eval_every, total)
@@ -364,7 +365,7 @@ def fit(
                 raise ValueError("resume needs data as arrays: an iterator of batches cannot "
                                  "be rewound to the checkpoint's step")
             restored = store.restore(
-                carry, run_key, history, stopper,
+                abstract_carry(optimizer, arrays, program), run_key, history, stopper,
                 lambda c: train_step(program, optimizer, data, run_key, c, None)[1],
                 [name for name, _ in metric_fns],
             )
@@ -383,14 +384,18 @@ def fit(
             if iterator is not None:
                 batches = _next_batches(iterator, end - start)
                 if batches is None:
+                    if carry is None:
+                        raise ValueError("data is an iterator that yielded no batches")
                     break
                 end = start + num_examples(batches)
             with_eval = eval_data is not None and (
                 end == total or (eval_every is not None and end % eval_every == 0)
             )
-            carry, records, values = (run_chunk_traced if traced else run_chunk)(
-                carry, optimizer, data if iterator is None else None, run_key, batches,
-                eval_data, program=program, length=end - start, with_eval=with_eval,
+            fresh = carry is None
+            carry, records, values = (run_chunk_undonated if traced or fresh else run_chunk)(
+                arrays if fresh else carry, optimizer, data if iterator is None else None,
+                run_key, batches, eval_data, program=program, length=end - start,
+                with_eval=with_eval, fresh=fresh,
             )
             history.add(records, end, values)
             if not traced and skip_nonfinite and int(carry.skips) >= max_consecutive_skips:
@@ -535,7 +540,7 @@ class _History:
 class _Stopper:
     """Early-stopping bookkeeping on the host (a copy of the best parameters on device)."""
 
-    def __init__(self, spec: EarlyStopping, arrays: list[Any]) -> None:
+    def __init__(self, spec: EarlyStopping) -> None:
         self.spec = spec
         self.best = math.inf if spec.mode == "min" else -math.inf
         self.best_step: int | None = None

@@ -1,0 +1,481 @@
+"""Memory-efficient adaptive methods: Adafactor's factored second moment, and SM3.
+
+Both keep second-moment statistics smaller than the parameters: Adafactor one row and one
+column vector per matrix, SM3 one vector per axis of each tensor. Notation as in
+``optim.transforms``: :math:`g_t` the incoming update, :math:`u_t` the outgoing one, :math:`t`
+the number of previous updates. Statistics are stored in the real compute dtype of each leaf
+(float32 for bf16/fp16 parameters, float32 for complex64 ones).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._hyper import hyper
+from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    abs_sq,
+    check_params,
+    compute_dtype,
+    is_trainable,
+    keystr,
+    leaves_with_paths,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
+from optim.base import Chain, EmptyState, chain, check_updates
+from optim.transforms import (
+    add_decayed_weights,
+    ema,
+    learning_rate_hyper,
+    scale,
+    scale_by_learning_rate,
+)
+
+__all__ = [
+    "FactoredState",
+    "ScaleBySM3State",
+    "adafactor",
+    "clip_by_block_rms",
+    "scale_by_factored_rms",
+    "scale_by_param_block_rms",
+    "scale_by_sm3",
+    "sm3",
+]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _real_dtype(x: Any) -> Any:
+    """The real dtype statistics of leaf ``x`` are kept in (float32 for complex64, bf16)."""
+    return jnp.finfo(compute_dtype(x)).dtype
+
+
+def _map_leaves(fn: Callable[..., tuple], n: int, updates: PyTree, *stats: PyTree) -> list:
+    """``n`` trees: the parts of ``fn(g, *stat_entries)`` for each trainable leaf ``g``.
+
+    Each of ``stats`` is split at the leaves of ``updates`` (an entry may be a list of
+    arrays, or ``None``); the outputs are ``None`` where ``g`` is not a floating array.
+    """
+    treedef = jax.tree.structure(updates, is_leaf=lambda x: x is None)
+    columns = [treedef.flatten_up_to(s) for s in stats]
+    results = [
+        fn(g, *entries) if is_trainable(g) else (None,) * n
+        for g, *entries in zip(treedef.flatten_up_to(updates), *columns, strict=True)
+    ]
+    return [treedef.unflatten([r[i] for r in results]) for i in range(n)]
+
+
+def _check_state_shapes(state: Any, expected: Any, fields: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` where ``state``'s statistics do not fit the incoming updates."""
+
+    def shapes(tree: PyTree) -> dict[str, Any]:
+        return {
+            keystr(path): None if x is None else tuple(np.shape(x))
+            for path, x in leaves_with_paths(tree)
+        }
+
+    for field in fields:
+        got, want = shapes(getattr(state, field)), shapes(getattr(expected, field))
+        for path in sorted(set(got) | set(want)):
+            if got.get(path, "absent") != want.get(path, "absent"):
+                raise ValueError(
+                    f"state.{field}{path} has shape {got.get(path, 'absent')}, but grads of "
+                    f"these shapes need {want.get(path, 'absent')}: the state was built by "
+                    "init from other parameters."
+                )
+
+
+def _nonnegative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _safe_rms(x: jax.Array, min_rms: jax.Array) -> jax.Array:
+    r""":math:`\max(\sqrt{\mathrm{mean}|x|^2}, m)`, with a finite gradient at :math:`x = 0`.
+
+    The square root is taken a second time on a copy of ``x`` whose entries are 1 where the
+    floor applies, so that differentiating through the optimizer never meets
+    :math:`\sqrt{0}`'s infinite derivative.
+    """
+    rms = jnp.sqrt(jnp.mean(abs_sq(x)))
+    floored = rms <= min_rms
+    x = jnp.where(floored, jnp.ones_like(x), x)
+    return jnp.where(floored, min_rms, jnp.sqrt(jnp.mean(abs_sq(x))))
+
+
+# --- Adafactor ----------------------------------------------------------------------------
+
+
+def _decay_rate_pow(step: jax.Array, exponent: jax.Array) -> jax.Array:
+    r"""Adafactor's second-moment decay :math:`\hat\beta_{2,t} = 1 - (t+1)^{-c}`."""
+    t = jnp.asarray(step + 1, jnp.float32)
+    return 1.0 - t ** (-exponent)
+
+
+def _factored_dims(
+    shape: tuple[int, ...], factored: bool, min_dim_size_to_factor: int
+) -> tuple[int, int] | None:
+    """The axes of the second-largest and the largest dimension, or None (not factored).
+
+    A leaf is factored when ``factored`` and its two largest dimensions both have at least
+    ``min_dim_size_to_factor`` entries. Of two equal dimensions the later axis counts as the
+    larger, as in optax.
+    """
+    if not factored or len(shape) < 2:
+        return None
+    order = sorted(range(len(shape)), key=lambda axis: shape[axis])
+    if shape[order[-2]] < min_dim_size_to_factor:
+        return None
+    return order[-2], order[-1]
+
+
+class FactoredState(NamedTuple):
+    """Step count and second-moment statistics (optax's field names).
+
+    ``v_row``/``v_col`` hold the statistics of factored leaves (the mean of :math:`g^2` over
+    the largest, resp. second-largest, axis) and ``None`` elsewhere; ``v`` holds the full
+    second moment of the other leaves and ``None`` at factored ones.
+    """
+
+    count: jax.Array
+    v_row: PyTree
+    v_col: PyTree
+    v: PyTree
+
+
+@pytree_dataclass
+class ScaleByFactoredRms:
+    r"""Adafactor's scaling (Shazeer & Stern, 2018, "Adafactor: Adaptive Learning Rates with
+    Sublinear Memory Cost").
+
+    With :math:`\hat\beta_t` = ``decay_rate_fn(t - step_offset, decay_rate)`` (by default
+    :math:`1 - (t+1)^{-c}`) and :math:`G_t = |g_t|^2 + \epsilon`, a matrix leaf whose two
+    largest dimensions have at least ``min_dim_size_to_factor`` entries keeps row and column
+    statistics, rows running along its second-largest axis and columns along its largest:
+
+    .. math::
+        R_t = \hat\beta_t R_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{cols}(G_t),\quad
+        C_t = \hat\beta_t C_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{rows}(G_t),\\
+        u_t = g_t \big/ \sqrt{R_t C_t^\top / \mathrm{mean}(R_t)},
+
+    the rank-one estimate of the second moment. Other leaves keep it in full:
+    :math:`V_t = \hat\beta_t V_{t-1} + (1-\hat\beta_t) G_t`, :math:`u_t = g_t/\sqrt{V_t}`.
+    For tensors of higher rank the two largest axes play the roles of rows and columns.
+    """
+
+    decay_rate: Any
+    step_offset: Any
+    epsilon: Any
+    factored: bool = static(True)
+    min_dim_size_to_factor: int = static(128)
+    decay_rate_fn: Callable[[jax.Array, jax.Array], jax.Array] = static(_decay_rate_pow)
+
+    def _dims(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
+        return _factored_dims(shape, self.factored, self.min_dim_size_to_factor)
+
+    def init(self, params: PyTree) -> FactoredState:
+        check_params(params)
+
+        def stats(p):
+            zeros = functools.partial(jnp.zeros, dtype=_real_dtype(p))
+            dims = self._dims(p.shape)
+            if dims is None:
+                return None, None, zeros(p.shape)
+            second, largest = dims
+            return zeros(_drop(p.shape, largest)), zeros(_drop(p.shape, second)), None
+
+        v_row, v_col, v = _map_leaves(stats, 3, params)
+        return FactoredState(jnp.zeros([], jnp.int32), v_row, v_col, v)
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.v)
+        _check_state_shapes(state, jax.eval_shape(self.init, updates), ("v_row", "v_col", "v"))
+        decay = self.decay_rate_fn(state.count - self.step_offset, self.decay_rate)
+
+        def scale_leaf(g, v_row, v_col, v):
+            g32 = upcast(g)
+            g_sq = abs_sq(g32) + self.epsilon
+            dims = self._dims(g.shape)
+            if dims is None:
+                new_v = ema_update(g_sq, v, decay)
+                return g32 * new_v**-0.5, None, None, new_v.astype(v.dtype)
+            second, largest = dims
+            new_row = ema_update(jnp.mean(g_sq, axis=largest), v_row, decay)
+            new_col = ema_update(jnp.mean(g_sq, axis=second), v_col, decay)
+            # new_row has lost axis `largest`, so `second` sits one place earlier if after it.
+            row_mean = jnp.mean(new_row, axis=second - (second > largest), keepdims=True)
+            row_factor = jnp.expand_dims((new_row / row_mean) ** -0.5, largest)
+            col_factor = jnp.expand_dims(new_col**-0.5, second)
+            return (
+                g32 * row_factor * col_factor,
+                new_row.astype(v_row.dtype),
+                new_col.astype(v_col.dtype),
+                None,
+            )
+
+        out, v_row, v_col, v = _map_leaves(
+            scale_leaf, 4, updates, state.v_row, state.v_col, state.v
+        )
+        new_state = FactoredState(safe_increment(state.count), v_row, v_col, v)
+        return cast_like_grads(out, updates), new_state
+
+
+def _drop(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    return shape[:axis] + shape[axis + 1 :]
+
+
+def _step_hyper(value: Any, name: str) -> jax.Array:
+    """An integer step number >= 0 as an int32 leaf (traced values accepted unchecked)."""
+    if isinstance(value, bool) or not jnp.issubdtype(jnp.result_type(value), jnp.integer):
+        raise TypeError(f"{name} must be an integer step number, got {value!r}")
+    if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value) < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if np.shape(value) != ():
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+    return jnp.asarray(value, jnp.int32)
+
+
+def scale_by_factored_rms(
+    factored: bool = True,
+    decay_rate: Any = 0.8,
+    step_offset: Any = 0,
+    min_dim_size_to_factor: int = 128,
+    epsilon: Any = 1e-30,
+    decay_rate_fn: Callable[[jax.Array, jax.Array], jax.Array] = _decay_rate_pow,
+) -> ScaleByFactoredRms:
+    """Rescale by Adafactor's factored second moment (``optax.scale_by_factored_rms``).
+
+    ``decay_rate_fn(step, decay_rate)`` gives :math:`\\hat\\beta_t` from the number of
+    previous updates minus ``step_offset``; it is static (a new function recompiles).
+    """
+    if not callable(decay_rate_fn):
+        raise TypeError(
+            f"decay_rate_fn must be a function (step, decay_rate), got {decay_rate_fn!r}"
+        )
+    return ScaleByFactoredRms(
+        decay_rate=hyper(decay_rate, "decay_rate", schedule=False, low=0.0),
+        step_offset=_step_hyper(step_offset, "step_offset"),
+        epsilon=hyper(epsilon, "epsilon", schedule=False, low=0.0),
+        factored=bool(factored),
+        min_dim_size_to_factor=_nonnegative_int(min_dim_size_to_factor, "min_dim_size_to_factor"),
+        decay_rate_fn=decay_rate_fn,
+    )
+
+
+@pytree_dataclass
+class ClipByBlockRms:
+    r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`."""
+
+    threshold: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+
+        def clip_leaf(g):
+            g32 = upcast(g)
+            return g32 / jnp.maximum(1.0, jnp.sqrt(jnp.mean(abs_sq(g32))) / self.threshold)
+
+        return cast_like_grads(map_arrays(clip_leaf, updates), updates), state
+
+
+def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
+    """Scale each leaf down to a root mean square of at most ``threshold``
+    (``optax.clip_by_block_rms``)."""
+    return ClipByBlockRms(hyper(threshold, "threshold", schedule=False, low=0.0, low_open=True))
+
+
+@pytree_dataclass
+class ScaleByParamBlockRms:
+    r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
+
+    min_scale: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError(
+                "scale_by_param_block_rms needs params: call update(grads, state, params)"
+            )
+        check_updates(updates, params)
+        out = map_arrays(
+            lambda g, p: upcast(g) * _safe_rms(upcast(p), self.min_scale), updates, params
+        )
+        return cast_like_grads(out, updates), state
+
+
+def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
+    """Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
+    (``optax.scale_by_param_block_rms``)."""
+    return ScaleByParamBlockRms(hyper(min_scale, "min_scale", schedule=False, low=0.0))
+
+
+def adafactor(
+    learning_rate: Any = None,
+    min_dim_size_to_factor: int = 128,
+    decay_rate: Any = 0.8,
+    decay_offset: Any = 0,
+    multiply_by_parameter_scale: bool = True,
+    clipping_threshold: Any = 1.0,
+    momentum: Any = None,
+    dtype_momentum: Any = jnp.float32,
+    weight_decay_rate: Any = None,
+    eps: Any = 1e-30,
+    factored: bool = True,
+    weight_decay_mask: Any = None,
+) -> Chain:
+    r"""Adafactor (Shazeer & Stern, 2018, "Adafactor: Adaptive Learning Rates with Sublinear
+    Memory Cost").
+
+    .. math::
+        \theta_{t+1} = \theta_t - \Big(\eta_t \max(\mathrm{rms}(\theta_t), 10^{-3})\,
+        \mathrm{clip}(\hat u_t) + \lambda_t \theta_t\Big)
+
+    where :math:`\hat u_t` is ``scale_by_factored_rms``'s output, ``clip`` divides each leaf
+    by :math:`\max(1, \mathrm{rms}/d)` (``clipping_threshold`` :math:`d`), the parameter
+    scale applies with ``multiply_by_parameter_scale``, an EMA of the scaled step with decay
+    ``momentum`` (no bias correction, kept in ``dtype_momentum``) replaces it when
+    ``momentum`` is given, and :math:`\lambda_t` = ``weight_decay_rate`` applies where
+    ``weight_decay_mask`` is True. ``None`` disables each option (``learning_rate=None``:
+    :math:`\eta_t = 1`, the paper's relative step when the parameter scale is used).
+    """
+    # Validated here so that errors name adafactor's arguments, not the building blocks'.
+    decay_offset = _step_hyper(decay_offset, "decay_offset")
+    eps = hyper(eps, "eps", schedule=False, low=0.0)
+    dtype_momentum = canonical_dtype(dtype_momentum, "dtype_momentum")
+    txs: list[Any] = [
+        scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)
+    ]
+    if clipping_threshold is not None:
+        txs.append(clip_by_block_rms(clipping_threshold))
+    if learning_rate is not None:
+        txs.append(scale_by_learning_rate(learning_rate, flip_sign=False))
+    if multiply_by_parameter_scale:
+        txs.append(scale_by_param_block_rms())
+    if momentum is not None:
+        momentum = hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0)
+        txs.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
+    if weight_decay_rate is not None:
+        weight_decay_rate = hyper(weight_decay_rate, "weight_decay_rate", low=0.0)
+        txs.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
+    txs.append(scale(-1.0))
+    return chain(*txs)
+
+
+# --- SM3 ----------------------------------------------------------------------------------
+
+
+class ScaleBySM3State(NamedTuple):
+    """SM3's per-axis accumulators ``mu`` (a list per leaf) and momentum ``nu``."""
+
+    mu: PyTree
+    nu: PyTree
+
+
+def _sm3_accumulators(p: jax.Array, dtype: Any) -> list[jax.Array]:
+    """One accumulator per axis of a tensor; a vector or scalar keeps one of its own shape."""
+    if p.ndim < 2:
+        return [jnp.zeros(p.shape, dtype)]
+    return [jnp.zeros((p.shape[axis],), dtype) for axis in range(p.ndim)]
+
+
+@pytree_dataclass
+class ScaleBySM3:
+    r"""SM3 (Anil et al., 2019, "Memory-Efficient Adaptive Optimization"), SM3-II.
+
+    Each tensor keeps one accumulator :math:`\mu^{(a)}` per axis :math:`a` (a vector keeps
+    one per entry). With :math:`c = 1` if :math:`\beta_2 = 1` else :math:`1 - \beta_2`:
+
+    .. math::
+        \nu_t = c\,g_t^2 + \beta_2 \min_a \mu^{(a)}_{t-1}[i_a],\quad
+        \mu^{(a)}_t[j] = \max_{i: i_a = j} \nu_t[i],\\
+        m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t / \sqrt{\nu_t + \epsilon}\ (0 \text{ where }
+        \nu_t = 0),\quad u_t = m_t.
+
+    Complex parameters are rejected, as in optax.
+    """
+
+    b1: Any
+    b2: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> ScaleBySM3State:
+        check_params(params)
+        for path, leaf in leaves_with_paths(params):
+            if is_trainable(leaf) and jnp.iscomplexobj(leaf):
+                raise ValueError(
+                    f"params{keystr(path)} is complex ({leaf.dtype}); SM3 supports real "
+                    "parameters only."
+                )
+        mu = map_arrays(lambda p: _sm3_accumulators(p, compute_dtype(p)), params)
+        return ScaleBySM3State(mu=mu, nu=map_arrays(lambda p: jnp.zeros_like(upcast(p)), params))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.nu)
+        _check_state_shapes(state, jax.eval_shape(self.init, updates), ("mu",))
+        new_weight = jnp.where(self.b2 == 1.0, 1.0, 1.0 - self.b2)
+
+        def scale_leaf(g, mu, nu):
+            g32 = upcast(g)
+            if g.ndim < 2:
+                previous = mu[0]
+            else:
+                broadcast = [
+                    jnp.reshape(m, [1] * a + [g.shape[a]] + [1] * (g.ndim - a - 1))
+                    for a, m in enumerate(mu)
+                ]
+                previous = functools.reduce(jnp.minimum, broadcast)
+            accum = new_weight * g32**2 + self.b2 * previous
+            scaled = g32 * jnp.where(accum > 0, jax.lax.rsqrt(accum + self.eps), 0.0)
+            new_nu = ema_update(scaled, nu, self.b1)
+            if g.ndim < 2:
+                new_mu = [accum]
+            else:
+                axes = range(g.ndim)
+                new_mu = [jnp.max(accum, axis=tuple(b for b in axes if b != a)) for a in axes]
+            return new_nu, [n.astype(m.dtype) for n, m in zip(new_mu, mu, strict=True)]
+
+        nu, mu = _map_leaves(scale_leaf, 2, updates, state.mu, state.nu)
+        new_state = ScaleBySM3State(mu=mu, nu=store_like(nu, state.nu))
+        return cast_like_grads(nu, updates), new_state
+
+
+def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
+    """Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``)."""
+    return ScaleBySM3(
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
+
+
+def sm3(learning_rate: Any, momentum: Any = 0.9) -> Chain:
+    r"""SM3 (Anil et al., 2019): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`, with
+    :math:`m_t` from ``scale_by_sm3(b1=momentum)``.
+
+    ``momentum=None`` means no momentum (:math:`\beta_1 = 0`), as optax documents (optax
+    itself fails on None). ``learning_rate`` may be a schedule (optax takes a number only).
+    """
+    b1 = 0.0 if momentum is None else hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0)
+    return chain(scale_by_sm3(b1), scale_by_learning_rate(learning_rate_hyper(learning_rate)))

@@ -1,0 +1,616 @@
+"""Line searches: a stepsize along the incoming direction from extra evaluations of the loss.
+
+A line search is the last link of a chain (``lbfgs`` ends with one). Its ``update`` needs three
+keyword arguments besides the updates, as in optax: ``value`` and ``grad``, the loss and its
+gradient at ``params``, and ``value_fn``, the loss as a function of the parameters. Further
+keyword arguments that ``value_fn`` accepts (a batch, say) are passed on to it. The state keeps
+the loss and gradient at the accepted point, which ``value_and_grad_from_state`` returns at the
+next step instead of computing them again.
+
+For complex parameters ``grad`` is the gradient in the usual sense, the conjugate of what
+``jax.grad`` returns, as in optax's own tests; ``value_and_grad_from_state`` returns it so.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import operator
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._hyper import hyper
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_params,
+    check_same_structure,
+    full_like,
+    is_trainable,
+    map_arrays,
+    upcast,
+)
+from optim.base import check_updates
+from optim.grad import trainable_value_and_grad
+
+__all__ = [
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "scale_by_zoom_linesearch",
+    "value_and_grad_from_state",
+]
+
+
+# --- tree arithmetic shared with lbfgs ----------------------------------------------------
+
+
+def scalar_dtype(params: PyTree) -> Any:
+    """The dtype of stepsizes, losses and inner products: float32, or wider for wide leaves."""
+    dtypes = [jnp.finfo(upcast(p).dtype).dtype for p in jax.tree.leaves(params) if is_trainable(p)]
+    return functools.reduce(jnp.promote_types, dtypes, jnp.dtype(jnp.float32))
+
+
+def tree_vdot(x: PyTree, y: PyTree) -> jax.Array:
+    r""":math:`\sum_i \bar x_i y_i` over the leaves where both trees hold floating arrays.
+
+    Computed leaf by leaf at the highest matmul precision (no TF32 on GPUs), summed in leaf
+    order, in at least float32.
+    """
+    products = map_arrays(
+        lambda a, b: jnp.tensordot(
+            jnp.conj(upcast(a)), upcast(b), a.ndim, precision=jax.lax.Precision.HIGHEST
+        ),
+        x,
+        y,
+    )
+    return sum(jax.tree.leaves(products), start=jnp.zeros([], jnp.float32))
+
+
+def tree_sq_norm(x: PyTree) -> jax.Array:
+    r""":math:`\sum_i |x_i|^2` over the floating leaves of ``x``."""
+    squares = map_arrays(lambda a: jnp.sum(jnp.real(upcast(a)) ** 2 + jnp.imag(upcast(a)) ** 2), x)
+    return sum(jax.tree.leaves(squares), start=jnp.zeros([], jnp.float32))
+
+
+def add_scaled(params: PyTree, step: jax.Array, direction: PyTree) -> PyTree:
+    r""":math:`\theta + \eta d` on trainable leaves, kept in each parameter's dtype.
+
+    Leaves that are not floating arrays, or whose direction is ``None``, are returned as
+    they are, so ``value_fn`` sees the whole model.
+    """
+    leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
+    directions = treedef.flatten_up_to(direction)
+    return treedef.unflatten(
+        [
+            (upcast(p) + step * upcast(d)).astype(p.dtype)
+            if is_trainable(p) and d is not None
+            else p
+            for p, d in zip(leaves, directions, strict=True)
+        ]
+    )
+
+
+def _conj(tree: PyTree) -> PyTree:
+    return map_arrays(lambda x: jnp.conj(x) if jnp.iscomplexobj(x) else x, tree)
+
+
+def _value_and_grad(fn: Callable[[PyTree], Any]) -> Callable[[PyTree], tuple[Any, PyTree]]:
+    """``jax.value_and_grad(fn)`` over trainable leaves, conjugated on complex ones."""
+    raw = trainable_value_and_grad(fn)
+
+    def value_and_grad(params: PyTree) -> tuple[Any, PyTree]:
+        value, grad = raw(params)
+        return value, _conj(grad)
+
+    return value_and_grad
+
+
+def _value_fn_kwargs(value_fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``value_fn`` takes; ``TypeError`` naming any it does not."""
+    try:
+        parameters = inspect.signature(value_fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: pass everything
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    unused = sorted(k for k in kwargs if k not in parameters)
+    if unused:
+        raise TypeError(
+            f"update got keyword arguments {unused} that value_fn does not take; the line "
+            "search passes every extra keyword argument to value_fn."
+        )
+    return kwargs
+
+
+# --- zoom line search ---------------------------------------------------------------------
+
+
+class ZoomLinesearchInfo(NamedTuple):
+    """How the last line search went: its iterations and the residual errors of the two
+    Wolfe conditions at the chosen stepsize (0 when satisfied)."""
+
+    num_linesearch_steps: jax.Array
+    decrease_error: jax.Array
+    curvature_error: jax.Array
+
+
+class ScaleByZoomLinesearchState(NamedTuple):
+    """The accepted stepsize, the loss and gradient there (optax's field names)."""
+
+    learning_rate: jax.Array
+    value: jax.Array
+    grad: PyTree
+    info: ZoomLinesearchInfo
+
+
+class _Search(NamedTuple):
+    """The loop carry of one line search (its structure is fixed, so it traces once)."""
+
+    count: jax.Array
+    stepsize: jax.Array  # the last point tried, with its value, gradient and slope
+    value: jax.Array
+    grad: PyTree
+    slope: jax.Array
+    decrease_error: jax.Array
+    curvature_error: jax.Array
+    interval_found: jax.Array  # phase 2 (zoom) once an interval holding a good step is known
+    done: jax.Array
+    failed: jax.Array
+    # The interval: value(high) >= value(low), whichever is the larger stepsize.
+    low: jax.Array
+    value_low: jax.Array
+    slope_low: jax.Array
+    high: jax.Array
+    value_high: jax.Array
+    slope_high: jax.Array
+    cubic_ref: jax.Array  # a third point for the cubic interpolant
+    value_cubic_ref: jax.Array
+    # The lowest point seen that satisfies sufficient decrease, the fallback.
+    safe_stepsize: jax.Array
+    safe_value: jax.Array
+    safe_grad: PyTree
+
+
+def _cubic_minimizer(a, fa, fpa, b, fb, c, fc):
+    """The stationary point of the cubic through (a, fa), (b, fb), (c, fc) with slope fpa at
+    a (NaN when it has none; the caller then discards it).
+
+    With :math:`p(x) = A(x-a)^3 + B(x-a)^2 + f'_a (x-a) + f_a`, the two conditions at b and c
+    are a 2x2 linear system in (A, B), solved by its explicit inverse (as scipy does). The
+    product is one matrix-vector ``dot`` at the highest precision, so it rounds the same
+    on every backend.
+    """
+    db, dc = b - a, c - a
+    inverse_times_det = jnp.array([[dc**2, -(db**2)], [-(dc**3), db**3]])
+    residuals = jnp.array([fb - fa - fpa * db, fc - fa - fpa * dc])
+    det = (db * dc) ** 2 * (db - dc)
+    cubic, quadratic = (
+        jnp.dot(inverse_times_det, residuals, precision=jax.lax.Precision.HIGHEST) / det
+    )
+    radical = quadratic * quadratic - 3.0 * cubic * fpa
+    return a + (-quadratic + jnp.sqrt(radical)) / (3.0 * cubic)
+
+
+def _quadratic_minimizer(a, fa, fpa, b, fb):
+    """The stationary point of the parabola through (a, fa), (b, fb) with slope fpa at a."""
+    db = b - a
+    curvature = (fb - fa - fpa * db) / db**2
+    return a - fpa / (2.0 * curvature)
+
+
+@pytree_dataclass
+class ScaleByZoomLinesearch:
+    r"""Zoom line search for the strong Wolfe conditions (Nocedal & Wright, 2006, "Numerical
+    Optimization", Algorithms 3.5 and 3.6), with Hager & Zhang's (2006, "Algorithm 851:
+    CG_DESCENT") approximate sufficient decrease near a minimum.
+
+    Along the incoming direction :math:`d` from :math:`\theta` it finds :math:`\eta` with
+
+    .. math::
+        f(\theta + \eta d) \le f(\theta) + c_1 \eta \langle \nabla f(\theta), d\rangle
+        + \epsilon \quad\text{and}\quad
+        |\langle \nabla f(\theta + \eta d), d\rangle| \le
+        c_2 |\langle \nabla f(\theta), d\rangle| + \epsilon,
+
+    (:math:`c_1` = ``slope_rtol``, :math:`c_2` = ``curv_rtol``, :math:`\epsilon` = ``tol``);
+    when :math:`f(\theta + \eta d) \le f(\theta) + c_3|f(\theta)|` (:math:`c_3` =
+    ``approx_dec_rtol``) the first condition may be met instead by
+    :math:`\langle \nabla f(\theta + \eta d), d\rangle \le (2c_1 - 1)\langle \nabla
+    f(\theta), d\rangle`. Phase 1 tries the initial guess and grows it by
+    ``increase_factor`` until an interval holding such a step is known; phase 2 shrinks the
+    interval with cubic, quadratic or bisection steps. After ``max_linesearch_steps``
+    evaluations, or when the interval is narrower than ``stepsize_precision``, it returns
+    the lowest point with sufficient decrease found (or the last point, if none). Output:
+    :math:`u = \eta d`.
+    """
+
+    max_learning_rate: Any
+    tol: Any
+    increase_factor: Any
+    slope_rtol: Any
+    curv_rtol: Any
+    approx_dec_rtol: Any
+    stepsize_precision: Any
+    max_linesearch_steps: int = static()
+    initial_guess_strategy: str = static("keep")
+    verbose: bool = static(False)
+
+    def init(self, params: PyTree) -> ScaleByZoomLinesearchState:
+        check_params(params)
+        dtype = scalar_dtype(params)
+        inf = jnp.full([], jnp.inf, dtype)
+        return ScaleByZoomLinesearchState(
+            learning_rate=jnp.ones([], dtype),
+            value=inf,
+            grad=full_like(params, 0.0),
+            info=ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf),
+        )
+
+    def update(
+        self,
+        updates,
+        state,
+        params=None,
+        *,
+        value: Any = None,
+        grad: Any = None,
+        value_fn: Callable[..., Any] | None = None,
+        **extra_args,
+    ):
+        if params is None:
+            raise ValueError("a line search needs params: call update(grads, state, params, ...)")
+        missing = [
+            n for n, v in [("value", value), ("grad", grad), ("value_fn", value_fn)] if v is None
+        ]
+        if missing:
+            raise TypeError(
+                f"a line search's update needs the keyword arguments {missing}: the loss and "
+                "its gradient at params, and the loss function, e.g. update(grads, state, "
+                "params, value=loss, grad=grads, value_fn=loss_fn)"
+            )
+        check_updates(updates, state.grad)
+        check_same_structure(grad, state.grad, "grad", "the optimizer state")
+        value_and_grad = _value_and_grad(
+            functools.partial(value_fn, **_value_fn_kwargs(value_fn, extra_args))
+        )
+        dtype = state.learning_rate.dtype
+        grad = _store(grad, state.grad)
+        final = self._search(value_and_grad, params, updates, value, grad, state.learning_rate)
+        if self.verbose:
+            self._report(final)
+        stepsize = final.stepsize
+        new_state = ScaleByZoomLinesearchState(
+            learning_rate=stepsize,
+            value=final.value.astype(dtype),
+            grad=_store(final.grad, state.grad),
+            info=ZoomLinesearchInfo(final.count, final.decrease_error, final.curvature_error),
+        )
+        out = map_arrays(lambda u: stepsize * upcast(u), updates)
+        return cast_like_grads(out, updates), new_state
+
+    # -- the two Wolfe conditions, as errors that are 0 when satisfied --------------------
+
+    def _decrease_error(self, stepsize, value, slope, value_init, slope_init):
+        error = value - value_init - self.slope_rtol * stepsize * slope_init
+        if self.approx_dec_rtol is not None:
+            approx = jnp.maximum(
+                slope - (2 * self.slope_rtol - 1.0) * slope_init,
+                value - value_init - self.approx_dec_rtol * jnp.abs(value_init),
+            )
+            error = jnp.minimum(approx, error)
+        return _nan_to_inf(jnp.maximum(error, 0.0))
+
+    def _curvature_error(self, slope, slope_init):
+        return _nan_to_inf(jnp.maximum(jnp.abs(slope) - self.curv_rtol * jnp.abs(slope_init), 0))
+
+    # -- the search ---------------------------------------------------------------------
+
+    def _search(self, value_and_grad, params, direction, value, grad, previous_stepsize):
+        dtype = previous_stepsize.dtype
+        zero = jnp.zeros([], dtype)
+        value = jnp.asarray(value, dtype)
+        slope_init = jnp.real(tree_vdot(direction, grad)).astype(dtype)
+        guess = jnp.ones([], dtype) if self.initial_guess_strategy == "one" else previous_stepsize
+        inf = jnp.full([], jnp.inf, dtype)
+        false = jnp.zeros([], bool)
+        start = _Search(
+            count=jnp.zeros([], jnp.int32),
+            stepsize=zero,
+            value=value,
+            grad=grad,
+            slope=slope_init,
+            decrease_error=inf,
+            curvature_error=inf,
+            interval_found=false,
+            done=false,
+            failed=false,
+            low=zero,
+            value_low=value,
+            slope_low=slope_init,
+            high=zero,
+            value_high=value,
+            slope_high=slope_init,
+            cubic_ref=zero,
+            value_cubic_ref=value,
+            safe_stepsize=zero,
+            safe_value=value,
+            safe_grad=grad,
+        )
+
+        def measure(stepsize):
+            """The loss, gradient and slope at ``stepsize``, and the two Wolfe errors."""
+            new_value, new_grad = value_and_grad(add_scaled(params, stepsize, direction))
+            new_value = jnp.asarray(new_value, dtype)
+            new_grad = _store(new_grad, grad)
+            new_slope = jnp.real(tree_vdot(new_grad, direction)).astype(dtype)
+            errors = (
+                self._decrease_error(stepsize, new_value, new_slope, value, slope_init),
+                self._curvature_error(new_slope, slope_init),
+            )
+            return (stepsize, new_value, new_grad, new_slope), errors
+
+        def step(s: _Search) -> _Search:
+            search_stepsize = jnp.where(s.count == 0, guess, self.increase_factor * s.stepsize)
+            if self.max_learning_rate is not None:
+                at_max = search_stepsize >= self.max_learning_rate
+                search_stepsize = jnp.minimum(search_stepsize, self.max_learning_rate)
+            else:
+                at_max = false
+            # Each phase measures its own point inside its branch (one evaluation runs either
+            # way). Measuring before the branch would change XLA's fusions and with them the
+            # rounding (XLA contracts a*b+c into FMAs within a fusion); as written, the
+            # trajectories are optax's bit for bit on CPU.
+            s = jax.lax.cond(
+                s.interval_found,
+                lambda: self._zoom(s, *measure(_zoom_point(s))),
+                lambda: self._grow(s, *measure(search_stepsize), at_max),
+            )
+            return _take_safe_point(s)
+
+        return jax.lax.while_loop(lambda s: ~(s.done | s.failed), step, start)
+
+    def _grow(self, s: _Search, point, errors, at_max) -> _Search:
+        """Phase 1 (Algorithm 3.5): a larger stepsize until an interval is bracketed."""
+        stepsize, value, grad, slope = point
+        decrease_error, curvature_error = errors
+        good = jnp.maximum(decrease_error, curvature_error) <= self.tol
+        safe = decrease_error <= self.tol
+        safe_stepsize, safe_value, safe_grad = _select(
+            safe, (stepsize, value, grad), (s.safe_stepsize, s.safe_value, s.safe_grad)
+        )
+        # Too far (no decrease, or worse than the previous point): the minimum lies before.
+        high_is_new = (decrease_error > 0.0) | ((value >= s.value) & (s.count > 0))
+        # Uphill already: the minimum lies between the previous point and this one.
+        low_is_new = (slope >= 0.0) & ~high_is_new
+        previous = (s.stepsize, s.value, s.slope)
+        new = (stepsize, value, slope)
+        low, high = _select(low_is_new, (new, previous), (previous, new))
+        interval_found = high_is_new | low_is_new | good
+        # At the largest stepsize allowed with no interval: take it (curvature unmet).
+        done = good | (at_max & ~interval_found)
+        return _Search(
+            count=s.count + 1,
+            stepsize=stepsize,
+            value=value,
+            grad=grad,
+            slope=slope,
+            decrease_error=decrease_error,
+            curvature_error=curvature_error,
+            interval_found=interval_found,
+            done=done,
+            failed=(s.count + 1 >= self.max_linesearch_steps) & ~done,
+            low=low[0],
+            value_low=low[1],
+            slope_low=low[2],
+            high=high[0],
+            value_high=high[1],
+            slope_high=high[2],
+            cubic_ref=low[0],
+            value_cubic_ref=low[1],
+            safe_stepsize=safe_stepsize,
+            safe_value=safe_value,
+            safe_grad=safe_grad,
+        )
+
+    def _zoom(self, s: _Search, point, errors) -> _Search:
+        """Phase 2 (Algorithm 3.6): shrink the interval around the point just tried."""
+        stepsize, value, grad, slope = point
+        decrease_error, curvature_error = errors
+        done = jnp.maximum(decrease_error, curvature_error) <= self.tol
+        better_safe = (decrease_error <= self.tol) & (value < s.safe_value)
+        safe_stepsize, safe_value, safe_grad = _select(
+            better_safe, (stepsize, value, grad), (s.safe_stepsize, s.safe_value, s.safe_grad)
+        )
+        high_is_new = (decrease_error > 0.0) | (value >= s.value_low)
+        # The new point becomes low; if the slope there points back past low, old low is high.
+        high_is_low = (slope * (s.high - s.low) >= 0.0) & ~high_is_new
+        old_low = (s.low, s.value_low, s.slope_low)
+        old_high = (s.high, s.value_high, s.slope_high)
+        new = (stepsize, value, slope)
+        high = _select(high_is_low, old_low, _select(high_is_new, new, old_high))
+        low = _select(high_is_new, old_low, new)
+        cubic_ref, value_cubic_ref = _select(high_is_new | high_is_low, old_high[:2], old_low[:2])
+        narrow = jnp.abs(s.high - s.low) <= self.stepsize_precision
+        give_up = (s.count + 1 >= self.max_linesearch_steps) | (narrow & (safe_stepsize > 0.0))
+        return _Search(
+            count=s.count + 1,
+            stepsize=stepsize,
+            value=value,
+            grad=grad,
+            slope=slope,
+            decrease_error=decrease_error,
+            curvature_error=curvature_error,
+            interval_found=s.interval_found,
+            done=done,
+            failed=give_up & ~done,
+            low=low[0],
+            value_low=low[1],
+            slope_low=low[2],
+            high=high[0],
+            value_high=high[1],
+            slope_high=high[2],
+            cubic_ref=cubic_ref,
+            value_cubic_ref=value_cubic_ref,
+            safe_stepsize=safe_stepsize,
+            safe_value=safe_value,
+            safe_grad=safe_grad,
+        )
+
+    def _report(self, final: _Search) -> None:
+        """Print why the chosen stepsize misses a Wolfe condition (``verbose=True``)."""
+        jax.lax.cond(
+            (final.decrease_error > 0) | (final.curvature_error > 0),
+            lambda: jax.debug.print(
+                "scale_by_zoom_linesearch: after {n} evaluations, stepsize {step} has "
+                "decrease error {dec} and curvature error {curv} (0 = condition met). A "
+                "positive decrease error: no stepsize decreased the loss enough (is the "
+                "direction a descent direction? more max_linesearch_steps?); only a positive "
+                "curvature error: max_learning_rate or stepsize_precision stopped the search.",
+                n=final.count,
+                step=final.stepsize,
+                dec=final.decrease_error,
+                curv=final.curvature_error,
+                ordered=True,
+            ),
+            lambda: None,
+        )
+
+
+def _zoom_point(s: _Search) -> jax.Array:
+    """The next stepsize to try inside the interval: the cubic interpolant's minimizer when
+    it lies well inside, else the quadratic's, else the midpoint."""
+    delta = jnp.abs(s.high - s.low)
+    left, right = jnp.minimum(s.high, s.low), jnp.maximum(s.high, s.low)
+    cubic = _cubic_minimizer(
+        s.low, s.value_low, s.slope_low, s.high, s.value_high, s.cubic_ref, s.value_cubic_ref
+    )
+    quadratic = _quadratic_minimizer(s.low, s.value_low, s.slope_low, s.high, s.value_high)
+    use_cubic = (cubic > left + 0.2 * delta) & (cubic < right - 0.2 * delta)
+    use_quadratic = (
+        ~use_cubic & (quadratic > left + 0.1 * delta) & (quadratic < right - 0.1 * delta)
+    )
+    return jnp.where(use_cubic, cubic, jnp.where(use_quadratic, quadratic, (s.low + s.high) / 2.0))
+
+
+def _take_safe_point(s: _Search) -> _Search:
+    """On failure, fall back to the best point with sufficient decrease, if any; with none,
+    to the last point, unless the loss was infinite or NaN there (then to stepsize 0)."""
+    use_safe = s.failed & ((s.safe_stepsize > 0.0) | jnp.isinf(s.decrease_error))
+    stepsize, value, grad = _select(
+        use_safe, (s.safe_stepsize, s.safe_value, s.safe_grad), (s.stepsize, s.value, s.grad)
+    )
+    return s._replace(stepsize=stepsize, value=value, grad=grad)
+
+
+def _select(condition: jax.Array, if_true: Any, if_false: Any) -> Any:
+    return jax.tree.map(functools.partial(jnp.where, condition), if_true, if_false)
+
+
+def _nan_to_inf(x: jax.Array) -> jax.Array:
+    return jnp.where(jnp.isnan(x), jnp.inf, x)
+
+
+def _store(grad: PyTree, reference: PyTree) -> PyTree:
+    return map_arrays(lambda g, r: g.astype(r.dtype), grad, reference)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """A static count >= 1 (Python or NumPy int); ``ValueError`` naming ``name`` otherwise."""
+    try:
+        count = operator.index(value)
+    except TypeError:
+        count = None
+    if isinstance(value, bool) or count is None or count < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return count
+
+
+def _nonnegative(value: Any, name: str, allow_inf: bool = False) -> jax.Array:
+    """A float32 hyperparameter >= 0; ``allow_inf`` admits +inf (a condition switched off)."""
+    if allow_inf and isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
+        return jnp.full([], jnp.inf, jnp.float32)
+    return hyper(value, name, schedule=False, low=0.0)
+
+
+def scale_by_zoom_linesearch(
+    max_linesearch_steps: int,
+    max_learning_rate: Any = None,
+    tol: Any = 0.0,
+    increase_factor: Any = 2.0,
+    slope_rtol: Any = 1e-4,
+    curv_rtol: Any = 0.9,
+    approx_dec_rtol: Any = 1e-6,
+    stepsize_precision: Any = 1e-5,
+    initial_guess_strategy: str = "keep",
+    verbose: bool = False,
+) -> ScaleByZoomLinesearch:
+    """Scale the direction by a stepsize meeting the strong Wolfe conditions
+    (``optax.scale_by_zoom_linesearch``); see ``ScaleByZoomLinesearch``.
+
+    ``max_learning_rate=None``: no upper bound; ``approx_dec_rtol=None``: the classical
+    sufficient decrease only; ``curv_rtol=inf``: no curvature condition (a backtracking
+    search with interpolation). ``initial_guess_strategy`` is ``"one"`` (start each search
+    at 1, best for quasi-Newton directions) or ``"keep"`` (at the previous stepsize).
+    ``max_linesearch_steps`` is static: it bounds the loss evaluations per step.
+    """
+    max_linesearch_steps = positive_int(max_linesearch_steps, "max_linesearch_steps")
+    if initial_guess_strategy not in ("one", "keep"):
+        raise ValueError(
+            f"initial_guess_strategy must be 'one' or 'keep', got {initial_guess_strategy!r}"
+        )
+    return ScaleByZoomLinesearch(
+        max_learning_rate=None
+        if max_learning_rate is None
+        else hyper(max_learning_rate, "max_learning_rate", schedule=False, low=0.0, low_open=True),
+        tol=_nonnegative(tol, "tol"),
+        increase_factor=hyper(increase_factor, "increase_factor", schedule=False, low=1.0),
+        slope_rtol=hyper(slope_rtol, "slope_rtol", schedule=False, low=0.0, high=1.0),
+        curv_rtol=_nonnegative(curv_rtol, "curv_rtol", allow_inf=True),
+        approx_dec_rtol=None
+        if approx_dec_rtol is None
+        else _nonnegative(approx_dec_rtol, "approx_dec_rtol"),
+        stepsize_precision=_nonnegative(stepsize_precision, "stepsize_precision"),
+        max_linesearch_steps=max_linesearch_steps,
+        initial_guess_strategy=initial_guess_strategy,
+        verbose=bool(verbose),
+    )
+
+
+def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tuple[Any, PyTree]]:
+    """``jax.value_and_grad(value_fn)`` that reuses the loss and gradient a line search left
+    in the optimizer state (``optax.value_and_grad_from_state``).
+
+    The returned function is called as ``(params, *args, state=opt_state, **kwargs)``. It
+    takes ``value`` and ``grad`` from the one record in ``state`` that has both fields;
+    where that value is infinite or NaN (before the first step) it evaluates ``value_fn``
+    instead. Gradients are conjugated on complex leaves (see the module docstring).
+    """
+
+    def value_and_grad(params: PyTree, *args: Any, state: Any, **kwargs: Any):
+        records = [r for r in jax.tree.leaves(state, is_leaf=_is_record) if _is_record(r)]
+        if len(records) != 1:
+            raise ValueError(
+                "value_and_grad_from_state needs exactly one record with value and grad "
+                f"fields in the state (a line search's); found {len(records)}"
+            )
+        value, grad = records[0].value, records[0].grad
+
+        def compute():
+            new_value, new_grad = _value_and_grad(lambda p: value_fn(p, *args, **kwargs))(params)
+            return jnp.asarray(new_value, value.dtype), _store(new_grad, grad)
+
+        # Closures rather than operands: params may hold leaves that are not arrays.
+        return jax.lax.cond(jnp.isfinite(value), lambda: (value, grad), compute)
+
+    return value_and_grad
+
+
+def _is_record(x: Any) -> bool:
+    fields = getattr(x, "_fields", ())
+    return isinstance(x, tuple) and "value" in fields and "grad" in fields

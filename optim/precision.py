@@ -1,0 +1,534 @@
+r"""Mixed precision: a dtype policy, and bfloat16 parameters that still learn from small updates.
+
+Two recipes, both usable with ``optim.fit`` unchanged:
+
+1. **float32 master weights, bfloat16 compute** (Micikevicius et al., 2018, "Mixed Precision
+   Training"). ``mixed_precision_loss(loss_fn, policy)`` casts the float32 parameters and the
+   floating batch leaves to ``policy.compute_dtype`` before the forward pass and returns the
+   loss in float32. The cast is part of the differentiated function, so its transpose casts
+   the gradients back: they arrive in float32 and the optimizer updates float32 weights::
+
+       policy = optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
+       result = optim.fit(optim.mixed_precision_loss(loss_fn, policy), params, tx, data, ...)
+
+2. **bfloat16 parameters, no float32 copy** (Zamirai et al., 2020, "Revisiting BFloat16
+   Training"). With round-to-nearest, :math:`\mathrm{RN}(\theta + u) = \theta` whenever
+   :math:`|u|` is below half a unit in the last place of :math:`\theta` (for bfloat16, 8
+   significant bits: :math:`|u| < 2^{-9}|\theta|` roughly), so late, small updates are lost
+   and training stalls. Two remedies, each a functional ``apply_updates_*`` and a wrapper
+   around any optimizer:
+
+   * stochastic rounding (``apply_updates_stochastic``, ``stochastic_rounding(tx)``):
+     :math:`\mathrm{SR}(\theta + u)` is unbiased, so small updates move the parameters in
+     expectation (Gupta et al., 2015, "Deep Learning with Limited Numerical Precision");
+   * Kahan summation (``apply_updates_kahan``, ``kahan_summation(tx)``): a compensation
+     buffer in the parameters' dtype keeps what rounding dropped and adds it back at the next
+     step (Kahan, 1965, "Further remarks on reducing truncation errors").
+
+   A wrapper runs the inner optimizer, computes the rounded new parameters itself and returns
+   the difference ``new - old`` in float32. ``apply_updates`` (ours or optax's) adds it in
+   float32 and casts back, which lands exactly on ``new``: the difference of two bfloat16
+   numbers is exact in float32 unless :math:`|new| < 2^{-16} |old|` (a parameter collapsing
+   to nearly zero in one step), and then the result is off by about :math:`2^{-24}|old|`.
+   Its updates are the final, already rounded steps, so a wrapper must be the *last*
+   transformation of a chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._numerics import canonical_dtype
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_params,
+    check_same_structure,
+    is_array,
+    is_trainable,
+    map_arrays,
+)
+from optim.base import as_transformation
+
+__all__ = [
+    "KahanState",
+    "Policy",
+    "StochasticRoundingState",
+    "apply_updates_kahan",
+    "apply_updates_stochastic",
+    "kahan_compensation",
+    "kahan_summation",
+    "mixed_precision_loss",
+    "stochastic_round",
+    "stochastic_rounding",
+]
+
+
+# --- policy -------------------------------------------------------------------------------
+
+_DTYPE_ABBREVIATIONS = {
+    "bf16": jnp.bfloat16,
+    "f16": jnp.float16,
+    "f32": jnp.float32,
+    "full": jnp.float32,
+    "f64": jnp.float64,
+}
+_KEYS = {"p": "param_dtype", "params": "param_dtype", "c": "compute_dtype",
+         "compute": "compute_dtype", "o": "output_dtype", "output": "output_dtype"}
+
+
+def _real_float_dtype(value: Any, name: str) -> np.dtype:
+    """A canonical real floating dtype from a dtype, a type or a name (``"bf16"`` too)."""
+    if isinstance(value, str):
+        if value == "half":
+            raise ValueError(f"{name}: 'half' is ambiguous (bfloat16 or float16); write "
+                             "'bfloat16' or 'float16'")
+        value = _DTYPE_ABBREVIATIONS.get(value, value)
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a floating dtype such as jnp.bfloat16 or "
+                        f"'float32', got {value!r}") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{name} must be a real floating dtype, got {dtype}")
+    return dtype
+
+
+def _cast_floating(tree: PyTree, dtype: np.dtype) -> PyTree:
+    """``tree`` with every real floating array cast to ``dtype``; other leaves untouched."""
+
+    def cast(x: Any) -> Any:
+        if is_array(x) and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+
+    return jax.tree.map(cast, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Which dtype parameters are stored in, computed in, and returned in (as in jmp).
+
+    The casts touch real floating arrays only (JAX and NumPy): integer and boolean arrays
+    (labels, token ids), complex arrays and non-array leaves (Python numbers, functions,
+    static model configuration) pass through unchanged. A policy is hashable and compared by
+    value.
+
+    >>> import jax.numpy as jnp, optim
+    >>> policy = optim.Policy(jnp.float32, jnp.bfloat16, jnp.float32)
+    >>> policy == optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
+    True
+    >>> policy.cast_to_compute({"w": jnp.ones(2), "labels": jnp.arange(2)})["w"].dtype
+    dtype(bfloat16)
+    """
+
+    param_dtype: Any
+    compute_dtype: Any
+    output_dtype: Any
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = _real_float_dtype(getattr(self, field.name), field.name)
+            object.__setattr__(self, field.name, value)
+
+    @classmethod
+    def from_string(cls, spec: str) -> Policy:
+        """Parse jmp's grammar: ``"params=float32,compute=bfloat16,output=float32"``.
+
+        Keys ``params``/``p``, ``compute``/``c``, ``output``/``o``; dtypes by name or as
+        ``bf16``, ``f16``, ``f32`` (``full``), ``f64``. Unspecified parameters are float32,
+        compute follows params and output follows compute (``"c=bf16"`` is
+        ``params=float32,compute=bfloat16,output=bfloat16``). A bare dtype (``"bf16"``) sets
+        all three.
+        """
+        if not isinstance(spec, str):
+            raise TypeError(f"spec must be a string, got {type(spec).__name__}")
+        if "=" not in spec:
+            dtype = _real_float_dtype(spec.strip(), "spec")
+            return cls(dtype, dtype, dtype)
+        given: dict[str, Any] = {}
+        for part in spec.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in _KEYS:
+                raise ValueError(f"cannot parse {part!r} in policy {spec!r}: expected "
+                                 "key=dtype with key params (p), compute (c) or output (o)")
+            field = _KEYS[key]
+            if field in given:
+                raise ValueError(f"{field} is given twice in policy {spec!r}")
+            given[field] = _real_float_dtype(value.strip(), field)
+        param = given.get("param_dtype", jnp.dtype(jnp.float32))
+        compute = given.get("compute_dtype", param)
+        return cls(param, compute, given.get("output_dtype", compute))
+
+    def __str__(self) -> str:
+        return (f"params={self.param_dtype.name},compute={self.compute_dtype.name},"
+                f"output={self.output_dtype.name}")
+
+    def cast_to_param(self, tree: PyTree) -> PyTree:
+        """Floating arrays of ``tree`` cast to ``param_dtype``."""
+        return _cast_floating(tree, self.param_dtype)
+
+    def cast_to_compute(self, tree: PyTree) -> PyTree:
+        """Floating arrays of ``tree`` cast to ``compute_dtype``."""
+        return _cast_floating(tree, self.compute_dtype)
+
+    def cast_to_output(self, tree: PyTree) -> PyTree:
+        """Floating arrays of ``tree`` cast to ``output_dtype``."""
+        return _cast_floating(tree, self.output_dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixedPrecisionLoss:
+    """``loss_fn`` run in ``policy.compute_dtype`` (see ``mixed_precision_loss``).
+
+    A frozen dataclass rather than a closure: equal wrappers hash equal, so ``fit`` reuses
+    its compiled program when the wrapper is re-created around the same ``loss_fn``.
+    """
+
+    loss_fn: Callable[..., Any]
+    policy: Policy
+    has_aux: bool = False
+
+    def __call__(self, params: PyTree, batch: PyTree, *args: Any, **kwargs: Any) -> Any:
+        out = self.loss_fn(
+            self.policy.cast_to_compute(params), self.policy.cast_to_compute(batch),
+            *args, **kwargs,
+        )
+        loss, aux = out if self.has_aux else (out, None)
+        loss = jnp.asarray(loss)
+        loss = loss.astype(jnp.promote_types(loss.dtype, jnp.float32))
+        return (loss, self.policy.cast_to_output(aux)) if self.has_aux else loss
+
+
+def mixed_precision_loss(
+    loss_fn: Callable[..., Any], policy: Policy | str, *, has_aux: bool = False
+) -> MixedPrecisionLoss:
+    r"""``loss_fn`` evaluated in ``policy.compute_dtype``, returning a float32 loss.
+
+    .. math:: L_{\mathrm{mp}}(\theta, B) = \mathrm{f32}\big(L(c(\theta), c(B))\big),\qquad
+        \nabla_\theta L_{\mathrm{mp}} = c^{\top}\big(\nabla L\big),
+
+    with :math:`c` the cast of floating leaves to the compute dtype (integer leaves such as
+    labels are untouched). Since :math:`c` is differentiated, gradients come back in the
+    parameters' own dtype: float32 master weights receive float32 gradients (Micikevicius et
+    al., 2018, "Mixed Precision Training"; Kalamkar et al., 2019, "A Study of BFLOAT16 for
+    Deep Learning Training"). With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and the
+    floating leaves of ``aux`` are cast to ``policy.output_dtype``. The loss is returned in
+    float32 (float64 stays float64). bfloat16 has float32's exponent range, so no loss
+    scaling is needed; float16 compute would need it.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch, *args, **kwargs) -> scalar`` (or ``(scalar, aux)``).
+      policy: a ``Policy`` or a string for ``Policy.from_string``.
+      has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    if isinstance(policy, str):
+        policy = Policy.from_string(policy)
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be an optim.Policy or a policy string, got {policy!r}")
+    return MixedPrecisionLoss(loss_fn, policy, bool(has_aux))
+
+
+# --- stochastic rounding --------------------------------------------------------------------
+
+
+def _round_bfloat16(x: jax.Array, key: jax.Array) -> jax.Array:
+    """float32 -> bfloat16 by adding 16 random bits below bfloat16's last bit and truncating.
+
+    bfloat16 is the top half of a float32. The low half :math:`\\ell \\in [0, 2^{16})` carries
+    into the kept half with probability exactly :math:`\\ell / 2^{16}`, the distance to the
+    lower neighbour in units of the gap: unbiased, for either sign (rounding acts on the
+    magnitude), and a carry into the exponent is the correct next number. Infinities have
+    zero low bits and stay; NaNs are kept as NaNs.
+    """
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    noise = jax.random.bits(key, x.shape, jnp.uint32) >> 16
+    rounded = jax.lax.bitcast_convert_type((bits + noise) & jnp.uint32(0xFFFF0000), jnp.float32)
+    return jnp.where(jnp.isnan(x), x, rounded).astype(jnp.bfloat16)
+
+
+def _round_to_neighbour(x: jax.Array, dtype: np.dtype, key: jax.Array) -> jax.Array:
+    """Any wider float -> ``dtype``: the upper neighbour with probability ``(x - lo) / (hi - lo)``.
+
+    Used where the bit trick does not apply (float16's exponent range differs from float32's,
+    float64 sources). ``hi - lo`` is a power of two, so the probability is exact; the uniform
+    draw has the source's resolution.
+    """
+    nearest = x.astype(dtype)
+    back = nearest.astype(x.dtype)
+    other = jnp.nextafter(nearest, jnp.where(back < x, jnp.inf, -jnp.inf).astype(dtype))
+    lo, hi = jnp.minimum(nearest, other), jnp.maximum(nearest, other)
+    lo_x = lo.astype(x.dtype)
+    p_up = (x - lo_x) / (hi.astype(x.dtype) - lo_x)
+    rounded = jnp.where(jax.random.uniform(key, x.shape, x.dtype) < p_up, hi, lo)
+    return jnp.where((back == x) | ~jnp.isfinite(x), nearest, rounded)
+
+
+def stochastic_round(x: jax.Array, dtype: Any, key: jax.Array) -> jax.Array:
+    r"""Round ``x`` to ``dtype`` stochastically: unbiased, :math:`\mathbb{E}[\mathrm{SR}(x)] = x`.
+
+    With :math:`\lfloor x \rfloor, \lceil x \rceil` the neighbours of :math:`x` in ``dtype``:
+
+    .. math:: \mathrm{SR}(x) = \begin{cases} \lceil x \rceil & \text{with probability }
+        (x - \lfloor x \rfloor) / (\lceil x \rceil - \lfloor x \rfloor) \\
+        \lfloor x \rfloor & \text{otherwise} \end{cases}
+
+    (Gupta et al., 2015, "Deep Learning with Limited Numerical Precision"). Numbers already
+    representable in ``dtype`` and non-finite numbers are returned exactly. float32 to
+    bfloat16 adds random bits below bfloat16's last bit and truncates (one random word per
+    element); other narrowing casts pick a neighbour. Where ``dtype`` is not narrower than
+    ``x``, this is a plain cast.
+
+    >>> import jax, jax.numpy as jnp, optim
+    >>> x = jnp.full(1000, 1.0 + 2.0 ** -10)   # a quarter of the way from 1 to the next bf16
+    >>> keys = jax.random.split(jax.random.PRNGKey(0), 1000)
+    >>> rounded = jax.vmap(lambda k: optim.stochastic_round(x[0], jnp.bfloat16, k))(keys)
+    >>> sorted(set(rounded.astype(float).tolist()))
+    [1.0, 1.0078125]
+    """
+    x = jnp.asarray(x)
+    dtype = _real_float_dtype(dtype, "dtype")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"x must be a real floating array, got dtype {x.dtype}")
+    if jnp.finfo(dtype).nmant >= jnp.finfo(x.dtype).nmant:
+        return x.astype(dtype)
+    if x.dtype == jnp.float32 and dtype == jnp.bfloat16:
+        return _round_bfloat16(x, key)
+    return _round_to_neighbour(x, dtype, key)
+
+
+def _sum_dtype(*arrays: jax.Array) -> Any:
+    """The dtype sums run in: the widest of the operands and float32."""
+    return jnp.result_type(*(a.dtype for a in arrays), jnp.float32)
+
+
+def _flat_leaves(params: PyTree, *trees: PyTree) -> tuple[list[Any], list[list[Any]], Any]:
+    """Leaves of ``params`` and of each tree (``None`` counted), and ``params``' treedef."""
+    leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
+    return leaves, [jax.tree.leaves(t, is_leaf=lambda x: x is None) for t in trees], treedef
+
+
+def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) -> PyTree:
+    r"""``apply_updates`` with stochastic rounding: :math:`\theta \gets \mathrm{SR}(\theta + u)`.
+
+    The sum is computed in float32 (or wider) and rounded stochastically to each parameter's
+    dtype (``stochastic_round``), so :math:`\mathbb{E}[\theta_{t+1}] = \theta_t + u_t` however
+    small :math:`u_t`: bfloat16 parameters follow updates far below half their ulp on
+    average, where round-to-nearest discards them (Zamirai et al., 2020, "Revisiting
+    BFloat16 Training"). Parameters of float32 (the dtype of the sum) are updated as by
+    ``apply_updates``. Each leaf draws from its own split of ``key``; non-floating leaves and
+    ``None`` updates leave the parameter untouched.
+
+    Raises:
+      TypeError: a parameter is an integer or boolean array.
+      ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
+    """
+    check_params(params)
+    check_same_structure(updates, params, "updates", "params")
+    leaves, (update_leaves,), treedef = _flat_leaves(params, updates)
+    keys = jax.random.split(key, len(leaves))
+
+    def add(p: Any, u: Any, k: jax.Array) -> Any:
+        if not is_trainable(p) or u is None:
+            return p
+        total = _sum_dtype(p, u)
+        return stochastic_round(p.astype(total) + u.astype(total), p.dtype, k)
+
+    new = [add(p, u, k) for p, u, k in zip(leaves, update_leaves, keys, strict=True)]
+    return jax.tree.unflatten(treedef, new)
+
+
+# --- Kahan summation ----------------------------------------------------------------------
+
+
+def kahan_compensation(params: PyTree, dtype: Any = None) -> PyTree:
+    """The initial compensation for ``apply_updates_kahan``: zeros in each parameter's dtype
+    (or ``dtype``) at every floating leaf, ``None`` elsewhere."""
+    check_params(params)
+    dtype = canonical_dtype(dtype, "dtype")
+    return map_arrays(lambda p: jnp.zeros(p.shape, dtype or p.dtype), params)
+
+
+def apply_updates_kahan(
+    params: PyTree, updates: PyTree, compensation: PyTree
+) -> tuple[PyTree, PyTree]:
+    r"""``apply_updates`` with Kahan-compensated summation; returns ``(params, compensation)``.
+
+    With :math:`c` the compensation (what rounding dropped so far) and :math:`\mathrm{RN}`
+    round-to-nearest into the parameters' dtype, every step is, in float32 (or wider):
+
+    .. math:: y_t = u_t + c_{t-1},\qquad \theta_t = \mathrm{RN}(\theta_{t-1} + y_t),\qquad
+        c_t = y_t - (\theta_t - \theta_{t-1}).
+
+    :math:`\theta_t - \theta_{t-1}` is the update actually applied, so :math:`c_t` is the
+    part of :math:`y_t` that was rounded away; it is added back at the next step, and
+    :math:`\theta_t + c_t = \theta_0 + \sum_{s\le t} u_s` up to the rounding of :math:`c`
+    itself. Updates below half an ulp accumulate in :math:`c` until they move
+    :math:`\theta` (Kahan, 1965, "Further remarks on reducing truncation errors"; used for
+    bfloat16 weights by Zamirai et al., 2020, "Revisiting BFloat16 Training"). :math:`c`
+    stays below half an ulp of :math:`\theta`, so a bfloat16 buffer holds it with relative
+    error :math:`2^{-9}`: the result is close to float32 master weights at half their memory.
+
+    Args:
+      params: the parameters.
+      updates: updates of ``params``' structure (``None`` where a leaf has none).
+      compensation: from ``kahan_compensation(params)`` or the previous call.
+
+    Raises:
+      TypeError: a parameter is an integer or boolean array.
+      ValueError: ``updates`` or ``compensation`` does not match ``params``.
+    """
+    check_params(params)
+    check_same_structure(updates, params, "updates", "params")
+    check_same_structure(compensation, params, "compensation", "params")
+    leaves, (update_leaves, comp_leaves), treedef = _flat_leaves(params, updates, compensation)
+
+    def add(p: Any, u: Any, c: Any) -> tuple[Any, Any]:
+        if not is_trainable(p) or u is None or c is None:
+            return p, c
+        total = _sum_dtype(p, u, c)
+        p_wide = p.astype(total)
+        y = u.astype(total) + c.astype(total)
+        new = (p_wide + y).astype(p.dtype)
+        return new, (y - (new.astype(total) - p_wide)).astype(c.dtype)
+
+    pairs = [add(p, u, c) for p, u, c in zip(leaves, update_leaves, comp_leaves, strict=True)]
+    return (
+        jax.tree.unflatten(treedef, [p for p, _ in pairs]),
+        jax.tree.unflatten(treedef, [c for _, c in pairs]),
+    )
+
+
+# --- wrappers for fit -----------------------------------------------------------------------
+
+
+def _applied(inner_updates: PyTree, new: PyTree, old: PyTree) -> PyTree:
+    """``new - old`` in float32 (or wider): what ``apply_updates(old, .)`` turns into ``new``."""
+
+    def delta(u: jax.Array, n: jax.Array, o: jax.Array) -> jax.Array:
+        total = _sum_dtype(u, o)
+        return n.astype(total) - o.astype(total)
+
+    return map_arrays(delta, inner_updates, new, old)
+
+
+def _require_params(params: PyTree, name: str) -> None:
+    if params is None:
+        raise ValueError(f"{name} rounds the new parameters itself and needs them: call "
+                         "update(grads, state, params)")
+
+
+class StochasticRoundingState(NamedTuple):
+    """The PRNG key of the next step's rounding and the wrapped optimizer's state."""
+
+    rng_key: jax.Array
+    inner_state: Any
+
+
+@pytree_dataclass
+class StochasticRounding:
+    r"""Updates landing on :math:`\mathrm{SR}(\theta_t + T(g_t))` (see ``stochastic_rounding``)."""
+
+    inner: Any
+    seed: int = static()
+
+    def init(self, params: PyTree) -> StochasticRoundingState:
+        return StochasticRoundingState(jax.random.PRNGKey(self.seed), self.inner.init(params))
+
+    def update(self, updates, state, params=None, **extra_args):
+        _require_params(params, "stochastic_rounding")
+        inner_updates, inner_state = self.inner.update(
+            updates, state.inner_state, params, **extra_args
+        )
+        next_key, key = jax.random.split(state.rng_key)
+        new = apply_updates_stochastic(params, inner_updates, key)
+        return _applied(inner_updates, new, params), StochasticRoundingState(next_key, inner_state)
+
+
+def stochastic_rounding(inner: Any, seed: int = 0) -> StochasticRounding:
+    r"""Train low-precision (bfloat16) parameters with stochastic rounding of every update.
+
+    .. math:: u_t = \mathrm{SR}\big(\theta_t + T(g_t)\big) - \theta_t,
+        \qquad \theta_{t+1} = \theta_t + u_t \text{ (exactly)},
+
+    with :math:`T` the inner optimizer and :math:`\mathrm{SR}` unbiased stochastic rounding
+    to the parameters' dtype (``apply_updates_stochastic``; Gupta et al., 2015; Zamirai et
+    al., 2020, "Revisiting BFloat16 Training"). The returned updates are float32 (or wider),
+    and ``apply_updates`` adds them exactly, so ``optim.fit(loss, bf16_params,
+    optim.stochastic_rounding(optim.adamw(1e-3)), ...)`` needs nothing else. Put it last:
+    a transformation after it would change updates already rounded. Float32 parameters are
+    updated as without the wrapper. The state holds a PRNG key from ``seed``, split every
+    step.
+
+    >>> import jax.numpy as jnp, optim
+    >>> tx = optim.stochastic_rounding(optim.sgd(1e-4))
+    >>> params = {"w": jnp.ones(3, jnp.bfloat16)}
+    >>> updates, state = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, tx.init(params), params)
+    >>> optim.apply_updates(params, updates)["w"].dtype
+    dtype(bfloat16)
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    return StochasticRounding(as_transformation(inner, "inner"), int(seed))
+
+
+class KahanState(NamedTuple):
+    """The compensation buffer (one per floating parameter) and the wrapped optimizer's state."""
+
+    compensation: PyTree
+    inner_state: Any
+
+
+@pytree_dataclass
+class KahanSummation:
+    r"""Updates that land on Kahan-compensated parameters (see ``kahan_summation``)."""
+
+    inner: Any
+    compensation_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> KahanState:
+        return KahanState(
+            kahan_compensation(params, self.compensation_dtype), self.inner.init(params)
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        _require_params(params, "kahan_summation")
+        inner_updates, inner_state = self.inner.update(
+            updates, state.inner_state, params, **extra_args
+        )
+        new, compensation = apply_updates_kahan(params, inner_updates, state.compensation)
+        return _applied(inner_updates, new, params), KahanState(compensation, inner_state)
+
+
+def kahan_summation(inner: Any, *, compensation_dtype: Any = None) -> KahanSummation:
+    r"""Train low-precision (bfloat16) parameters with Kahan-compensated updates.
+
+    .. math:: y_t = T(g_t) + c_t,\quad \theta_{t+1} = \mathrm{RN}(\theta_t + y_t),\quad
+        c_{t+1} = y_t - (\theta_{t+1} - \theta_t),\quad u_t = \theta_{t+1} - \theta_t,
+
+    with :math:`T` the inner optimizer and :math:`c` a compensation buffer kept in the state
+    (``apply_updates_kahan``; Kahan, 1965; Zamirai et al., 2020, "Revisiting BFloat16
+    Training"). Deterministic, and closer to float32 master weights than stochastic rounding,
+    for one extra buffer in the parameters' dtype (``compensation_dtype`` to choose another).
+    The returned updates are float32 (or wider) and ``apply_updates`` adds them exactly (for
+    float32 parameters: whenever :math:`|y_t| \le |\theta_t|`, Dekker's Fast2Sum condition).
+    Put it last in a chain.
+
+    >>> import jax.numpy as jnp, optim
+    >>> tx = optim.kahan_summation(optim.sgd(1e-4))
+    >>> tx.init({"w": jnp.ones(3, jnp.bfloat16)}).compensation["w"].dtype
+    dtype(bfloat16)
+    """
+    return KahanSummation(
+        as_transformation(inner, "inner"),
+        canonical_dtype(compensation_dtype, "compensation_dtype"),
+    )

@@ -1,0 +1,291 @@
+"""Adafactor and SM3 (optim.factorized) against optax: trajectories, state, signatures, errors.
+
+Parity follows tests/test_optax_parity.py: 200 float32 steps of ``convex_loss``, against optax
+given float32 hyperparameters (bound 2e-6) and Python floats (bound 1e-5). The tree has leaves
+whose two largest dimensions reach ``min_dim_size_to_factor`` = 128 (factored) beside small
+ones, a vector and a scalar (full second moment).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+from conftest import convex_loss, nested_params, relative_deviation, trajectory
+
+import optim
+from optim import factorized
+
+STRICT = 2e-6
+ISSUE_BOUND = 1e-5
+STEPS = 200
+
+
+def big_params() -> dict:
+    """Factored leaves (a matrix, a wide matrix, a rank-3 tensor) and unfactored ones."""
+    k = jax.random.split(jax.random.PRNGKey(1), 6)
+    return {
+        "dense": {"w": jax.random.normal(k[0], (160, 128)), "b": jax.random.normal(k[1], (128,))},
+        "wide": jax.random.normal(k[2], (128, 140)),
+        "conv": jax.random.normal(k[3], (2, 130, 128)),
+        "small": [jax.random.normal(k[4], (4, 3)), jax.random.normal(k[5], ())],
+    }
+
+
+def no_scalars(params: dict) -> dict:
+    """optax's SM3 fails on 0-d leaves (it indexes an empty list of accumulators)."""
+    return {"dense": params["dense"], "wide": params["wide"], "conv": params["conv"]}
+
+
+MASK = {"dense": {"w": True, "b": False}, "wide": True, "conv": True, "small": [False, False]}
+
+
+def capped_decay(step, decay_rate):
+    """Zhai et al. (2021)'s capped schedule, a custom ``decay_rate_fn``."""
+    return jnp.minimum(decay_rate, 1.0 - (step + 1.0) ** -0.8)
+
+
+# (id, builder(lib, f) -> transformation, params). Every float hyperparameter is passed
+# through f, so that the strict comparison gives optax float32 arrays throughout.
+CASES = [
+    (
+        "scale_by_factored_rms_options",
+        lambda m, f: m.chain(
+            m.scale_by_factored_rms(True, f(0.999), 0, 3, f(1e-6), capped_decay),
+            m.scale(f(-0.01)),
+        ),
+        big_params,
+    ),
+    (
+        "clip_and_param_block_rms",
+        lambda m, f: m.chain(
+            m.clip_by_block_rms(f(0.5)), m.scale_by_param_block_rms(f(1e-3)), m.scale(f(-0.1))
+        ),
+        nested_params,
+    ),
+    (
+        "adafactor",
+        lambda m, f: m.adafactor(
+            f(0.01), decay_rate=f(0.8), clipping_threshold=f(1.0), eps=f(1e-30)
+        ),
+        big_params,
+    ),
+    (
+        # learning_rate=None: steps of max(rms(theta), 1e-3) times the clipped update. With
+        # the default clipping_threshold=1 they are as large as the parameters (about 8 at
+        # this loss's minimum) and the trajectory blows up (to NaN, in optax too).
+        "adafactor_relative_step",
+        lambda m, f: m.adafactor(decay_rate=f(0.8), clipping_threshold=f(0.01), eps=f(1e-30)),
+        big_params,
+    ),
+    (
+        "adafactor_momentum_decay",
+        lambda m, f: m.adafactor(
+            f(0.01),
+            decay_rate=f(0.8),
+            clipping_threshold=f(1.0),
+            momentum=f(0.9),
+            weight_decay_rate=f(0.1),
+            eps=f(1e-30),
+            weight_decay_mask=MASK,
+        ),
+        big_params,
+    ),
+    (
+        "adafactor_unfactored",
+        lambda m, f: m.adafactor(
+            f(0.01),
+            min_dim_size_to_factor=128,
+            decay_rate=f(0.8),
+            multiply_by_parameter_scale=False,
+            clipping_threshold=None,
+            eps=f(1e-30),
+            factored=False,
+        ),
+        big_params,
+    ),
+    ("sm3", lambda m, f: m.sm3(f(0.1), f(0.9)), lambda: no_scalars(big_params())),
+    # optax branches in Python on ``b2 != 1.0``, which fails under jit for an array b2: it
+    # is given as a Python float in both comparisons (ours stays float32).
+    (
+        "scale_by_sm3",
+        lambda m, f: m.chain(m.scale_by_sm3(f(0.5), 0.95, f(1e-6)), m.scale(f(-0.1))),
+        lambda: no_scalars(big_params()),
+    ),
+]
+
+
+def all_finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+
+
+def _f32(value: float) -> jax.Array:
+    return jnp.asarray(value, jnp.float32)
+
+
+@pytest.mark.parametrize(("name", "build", "make_params"), CASES, ids=[c[0] for c in CASES])
+def test_trajectory_equals_optax(name, build, make_params):
+    params = make_params()
+    ours = trajectory(build(factorized, float), optim.apply_updates, STEPS, params)
+    same_hyper = trajectory(build(optax, _f32), optax.apply_updates, STEPS, params)
+    python_hyper = trajectory(build(optax, float), optax.apply_updates, STEPS, params)
+    assert all_finite(ours)  # relative_deviation's max over leaves can skip a NaN
+    assert relative_deviation(ours, same_hyper) < STRICT
+    assert relative_deviation(ours, python_hyper) < ISSUE_BOUND
+    assert relative_deviation(ours, params) > 1e-3  # it moved
+
+
+def test_sm3_without_momentum_and_scalar_leaves():
+    """momentum=None (which optax documents but fails on) is b1 = 0; a scalar leaf keeps one
+    accumulator of its own, as a one-element vector does in optax."""
+    scalar = {"s": jnp.asarray(0.3)}
+    ours = trajectory(factorized.sm3(0.1, None), optim.apply_updates, 50, scalar)
+    as_vector = trajectory(
+        optax.sm3(0.1, 0.0), optax.apply_updates, 50, {"s": scalar["s"].reshape(1)}
+    )
+    assert all_finite(ours)
+    assert relative_deviation({"s": ours["s"].reshape(1)}, as_vector) < STRICT
+    assert relative_deviation(ours, scalar) > 1e-3
+
+
+def test_factored_state_keeps_row_and_column_statistics_only():
+    state = factorized.adafactor(0.01).init(big_params())[0]
+    assert isinstance(state, factorized.FactoredState)
+    assert state.v_row["dense"]["w"].shape == (128,) and state.v_col["dense"]["w"].shape == (160,)
+    assert state.v_row["wide"].shape == (128,) and state.v_col["wide"].shape == (140,)
+    # conv (2, 130, 128): rows are reduced over the largest axis (130), columns over 128.
+    assert state.v_row["conv"].shape == (2, 128) and state.v_col["conv"].shape == (2, 130)
+    assert state.v["dense"]["w"] is None and state.v_row["dense"]["b"] is None
+    assert state.v["small"][0].shape == (4, 3) and state.v["small"][1].shape == ()
+    sizes = [x.size for x in jax.tree.leaves(state)]
+    assert sum(sizes) < 1500  # versus 70,000 parameters
+
+
+def test_state_field_names_match_optax():
+    params = no_scalars(big_params())
+    for ours, theirs in [
+        (
+            factorized.adafactor(0.01, momentum=0.9, weight_decay_rate=0.1),
+            optax.adafactor(0.01, momentum=0.9, weight_decay_rate=0.1),
+        ),
+        (factorized.sm3(0.1), optax.sm3(0.1)),
+    ]:
+        ours_state, their_state = ours.init(params), theirs.init(params)
+        assert [s._fields for s in ours_state] == [s._fields for s in their_state]
+    mu = factorized.sm3(0.1).init(params)[0].mu
+    their_mu = optax.sm3(0.1).init(params)[0].mu
+    assert jax.tree.map(jnp.shape, mu) == jax.tree.map(jnp.shape, their_mu)
+
+
+def test_complex_updates_equal_optax():
+    """Adafactor's statistics use |g|^2 for complex leaves (kept real), as optax's do."""
+    k = jax.random.split(jax.random.PRNGKey(2), 2)
+    z = jax.random.normal(k[0], (128, 130)) + 1j * jax.random.normal(k[1], (128, 130))
+    params = {"m": z, "v": z[0]}
+    grads = jax.tree.map(lambda x: 0.5 * x + 1j, params)
+    outputs = []
+    for lib in (factorized, optax):
+        tx = lib.adafactor(0.01)
+
+        @jax.jit
+        def two_steps(params, tx=tx):
+            _, state = tx.update(grads, tx.init(params), params)
+            return tx.update(grads, state, params)[0]
+
+        outputs.append(two_steps(params))
+    assert jax.tree.map(lambda x: x.dtype, outputs[0]) == jax.tree.map(lambda x: x.dtype, params)
+    for a, b in zip(jax.tree.leaves(outputs[0]), jax.tree.leaves(outputs[1]), strict=True):
+        assert jnp.max(jnp.abs(a - b)) <= 1e-6 * jnp.max(jnp.abs(b))
+    assert factorized.adafactor(0.01).init(params)[0].v_row["m"].dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"params\['m'\] is complex"):
+        factorized.sm3(0.1).init(params)
+
+
+def test_bf16_params_get_float32_statistics():
+    params = no_scalars(jax.tree.map(lambda x: x.astype(jnp.bfloat16), big_params()))
+    grads = jax.eval_shape(jax.grad(convex_loss), params)
+    for tx in (factorized.adafactor(0.01, momentum=0.9), factorized.sm3(0.1)):
+        state = jax.eval_shape(tx.init, params)
+        assert {x.dtype for x in jax.tree.leaves(state) if x.ndim} == {jnp.dtype(jnp.float32)}
+        updates, new_state = jax.eval_shape(tx.update, grads, state, params)
+        assert jax.tree.map(lambda x: x.dtype, updates) == jax.tree.map(lambda x: x.dtype, grads)
+        assert jax.tree.map(lambda x: x.dtype, new_state) == jax.tree.map(lambda x: x.dtype, state)
+
+
+def test_one_compilation_for_all_hyperparameters():
+    params = no_scalars(big_params())
+
+    @jax.jit
+    def step(tx, state, params):
+        grads = jax.grad(convex_loss)(params)
+        return tx.update(grads, state, params)
+
+    for lr, decay, offset in [(0.01, 0.8, 0), (0.03, 0.7, 5)]:
+        tx = factorized.adafactor(lr, decay_rate=decay, decay_offset=offset)
+        step(tx, tx.init(params), params)
+        tx = factorized.sm3(lr, momentum=decay)
+        step(tx, tx.init(params), params)
+    assert step._cache_size() == 2  # one per optimizer, not per hyperparameter
+
+
+def test_state_from_other_shapes_is_rejected():
+    tx = factorized.scale_by_factored_rms()
+    state = tx.init({"w": jnp.zeros((256, 128))})
+    with pytest.raises(ValueError, match=r"state.v_row\['w'\] has shape \(128,\).*need \(130,\)"):
+        tx.update({"w": jnp.zeros((256, 130))}, state)
+    tx = factorized.scale_by_sm3()
+    state = tx.init({"w": jnp.zeros((4, 5, 6))})
+    with pytest.raises(ValueError, match="grads"):
+        tx.update({"w": jnp.zeros((4, 5))}, state)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: factorized.adafactor(-0.1), ValueError, "learning_rate"),
+        (lambda: factorized.adafactor(decay_rate=-0.8), ValueError, "decay_rate"),
+        (lambda: factorized.adafactor(decay_offset=-1), ValueError, "decay_offset"),
+        (lambda: factorized.adafactor(decay_offset=1.5), TypeError, "decay_offset"),
+        (lambda: factorized.adafactor(min_dim_size_to_factor=-1), ValueError, "min_dim_size"),
+        (lambda: factorized.adafactor(clipping_threshold=0.0), ValueError, "threshold"),
+        (lambda: factorized.adafactor(momentum=1.5), ValueError, "momentum"),
+        (lambda: factorized.adafactor(dtype_momentum=jnp.int32), TypeError, "dtype_momentum"),
+        (lambda: factorized.adafactor(weight_decay_rate=-1.0), ValueError, "weight_decay_rate"),
+        (lambda: factorized.adafactor(eps=float("nan")), ValueError, "eps"),
+        (lambda: factorized.scale_by_factored_rms(decay_rate_fn=0.8), TypeError, "decay_rate_fn"),
+        (lambda: factorized.scale_by_param_block_rms(-1.0), ValueError, "min_scale"),
+        (lambda: factorized.sm3(0.1, momentum=2.0), ValueError, "momentum"),
+        (lambda: factorized.scale_by_sm3(b2=-0.5), ValueError, "b2"),
+        (lambda: factorized.scale_by_factored_rms(step_offset=-2), ValueError, "step_offset"),
+        (lambda: factorized.scale_by_factored_rms(epsilon=-1.0), ValueError, "epsilon"),
+        (lambda: factorized.scale_by_sm3(eps=-1.0), ValueError, "eps"),
+        (lambda: factorized.sm3(None), TypeError, "learning_rate"),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_scale_by_param_block_rms_needs_params():
+    tx = factorized.scale_by_param_block_rms()
+    with pytest.raises(ValueError, match="needs params"):
+        tx.update({"w": jnp.ones(3)}, tx.init({"w": jnp.ones(3)}))
+
+
+def test_signatures_match_optax():
+    for name in factorized.__all__:
+        if name[0].isupper():
+            continue
+        ours = inspect.signature(getattr(factorized, name)).parameters
+        theirs = inspect.signature(getattr(optax, name)).parameters
+        assert list(ours) == list(theirs), name
+        for arg, param in theirs.items():
+            if isinstance(param.default, (int, float, bool, type(None))):
+                assert ours[arg].default == param.default, (name, arg)
+    assert inspect.signature(factorized.adafactor).parameters["dtype_momentum"].default is (
+        jnp.float32
+    )

@@ -1,0 +1,375 @@
+"""L-BFGS and the zoom line search (optim.lbfgs, optim.linesearch) against optax.
+
+Trajectories: 50 jitted iterations inside ``lax.scan`` on conftest's convex loss and on the
+Rosenbrock function, the loss and gradient either reused from the state
+(``value_and_grad_from_state``, as optax's docs show) or computed afresh. Compared with optax
+given float32 hyperparameters and given Python floats: the final parameters (bounds 2e-6 and
+1e-5, as in tests/test_optax_parity.py), the loss at every iteration, and the number of
+line-search iterations at every iteration.
+
+The line search branches on data (which phase, which interpolant, when to stop), so a rounding
+difference can change an iteration count and from there the whole trajectory; on Rosenbrock a
+1-ulp difference in one gradient was measured to grow to a 17% difference in the loss by
+iteration 25, although both runs still reached the minimum. XLA contracts ``a*b + c`` into
+fused multiply-adds differently depending on how it fuses a program, so the line search
+evaluates the loss inside each phase's branch, as optax's does; measured on CPU the
+trajectories below are then bit for bit optax's (deviation 0, every iteration count equal).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+from conftest import convex_loss, nested_params, relative_deviation, trajectory
+
+import optim
+from optim import lbfgs as lbfgs_module
+from optim import linesearch
+
+STRICT = 2e-6
+ISSUE_BOUND = 1e-5
+ITERATIONS = 50
+
+OURS = types.SimpleNamespace(
+    chain=optim.chain,
+    scale=optim.scale,
+    sgd=optim.sgd,
+    lbfgs=lbfgs_module.lbfgs,
+    scale_by_lbfgs=lbfgs_module.scale_by_lbfgs,
+    scale_by_zoom_linesearch=linesearch.scale_by_zoom_linesearch,
+    value_and_grad_from_state=linesearch.value_and_grad_from_state,
+    apply_updates=optim.apply_updates,
+)
+
+
+def rosenbrock(params) -> jax.Array:
+    x = params["x"]
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosenbrock_start() -> dict:
+    return {"x": jnp.array([-1.2, 1.0, -0.5, 0.8, 1.5])}
+
+
+def run(lib, tx, loss, params, from_state: bool, steps: int = ITERATIONS):
+    """(params, loss per iteration, line-search iterations per iteration)."""
+    value_and_grad = lib.value_and_grad_from_state(loss) if from_state else None
+
+    @jax.jit
+    def step(carry, _):
+        p, s = carry
+        v, g = value_and_grad(p, state=s) if from_state else jax.value_and_grad(loss)(p)
+        u, s = tx.update(g, s, p, value=v, grad=g, value_fn=loss)
+        searches = optax.tree.get(s, "num_linesearch_steps", jnp.zeros([], jnp.int32))
+        return (lib.apply_updates(p, u), s), (v, searches)
+
+    (params, _), (values, searches) = jax.lax.scan(step, (params, tx.init(params)), length=steps)
+    return params, values, searches
+
+
+def zoom(m, f, **options):
+    """lbfgs's default line search with every float hyperparameter given explicitly."""
+    kwargs = dict(
+        max_learning_rate=None,
+        tol=f(0.0),
+        increase_factor=f(2.0),
+        slope_rtol=f(1e-4),
+        curv_rtol=f(0.9),
+        approx_dec_rtol=f(1e-6),
+        stepsize_precision=f(1e-5),
+        initial_guess_strategy="one",
+    )
+    return m.scale_by_zoom_linesearch(20, **{**kwargs, **options})
+
+
+# (id, builder(lib, f) -> optimizer, loss, initial params, reuse the state's value and grad)
+CASES = [
+    (
+        "lbfgs_convex",
+        lambda m, f: m.lbfgs(None, 10, True, zoom(m, f)),
+        convex_loss,
+        nested_params,
+        True,
+    ),
+    (
+        "lbfgs_rosenbrock",
+        lambda m, f: m.lbfgs(None, 10, True, zoom(m, f)),
+        rosenbrock,
+        rosenbrock_start,
+        True,
+    ),
+    (
+        "lbfgs_options",
+        lambda m, f: m.lbfgs(
+            f(0.5),
+            3,
+            False,
+            zoom(
+                m,
+                f,
+                max_learning_rate=f(4.0),
+                curv_rtol=f(0.5),
+                approx_dec_rtol=None,
+                tol=f(1e-7),
+                increase_factor=f(1.5),
+                initial_guess_strategy="keep",
+            ),
+        ),
+        rosenbrock,
+        rosenbrock_start,
+        False,
+    ),
+    (
+        # Gradient descent with a line search for the decrease condition only.
+        "sgd_zoom_linesearch",
+        lambda m, f: m.chain(
+            m.sgd(f(4.0)), zoom(m, f, curv_rtol=f(math.inf), initial_guess_strategy="keep")
+        ),
+        convex_loss,
+        nested_params,
+        True,
+    ),
+]
+
+
+def all_finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+
+
+def _f32(value: float) -> jax.Array:
+    return jnp.asarray(value, jnp.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "loss", "make_params", "from_state"), CASES, ids=[c[0] for c in CASES]
+)
+def test_trajectory_equals_optax(name, build, loss, make_params, from_state):
+    params = make_params()
+    ours, ours_values, ours_searches = run(OURS, build(OURS, float), loss, params, from_state)
+    assert all_finite((ours, ours_values))  # relative_deviation's max can skip a NaN
+    for f, bound in [(_f32, STRICT), (float, ISSUE_BOUND)]:
+        theirs, values, searches = run(optax, build(optax, f), loss, params, from_state)
+        assert relative_deviation(ours, theirs) < bound
+        assert relative_deviation(ours_values, values) < bound
+        assert jnp.array_equal(ours_searches, searches), (ours_searches, searches)
+    assert relative_deviation(ours, params) > 1e-2
+
+
+def test_lbfgs_without_linesearch_equals_optax():
+    """``linesearch=None``: the preconditioned step times the learning rate; it needs no
+    extra arguments, so this is test_optax_parity.py's 200-step comparison."""
+
+    def build(m, f):
+        return m.lbfgs(f(0.3), 4, True, None)
+
+    ours = trajectory(build(OURS, float), optim.apply_updates, 200)
+    assert all_finite(ours)
+    same_hyper = trajectory(build(optax, _f32), optax.apply_updates, 200)
+    python_hyper = trajectory(build(optax, float), optax.apply_updates, 200)
+    assert relative_deviation(ours, same_hyper) < STRICT
+    assert relative_deviation(ours, python_hyper) < ISSUE_BOUND
+    assert relative_deviation(ours, nested_params()) > 1e-2
+
+
+def test_converges_on_rosenbrock():
+    """From the classical start (-1.2, 1) to within 1e-6 of the minimum (1, 1) in 50 steps
+    (the 5-dimensional start of the parity cases gets there too, as optax does)."""
+    params, values, _ = run(OURS, OURS.lbfgs(), rosenbrock, {"x": jnp.array([-1.2, 1.0])}, True)
+    assert jnp.max(jnp.abs(params["x"] - 1.0)) <= 1e-6
+    assert values[-1] <= 1e-12
+
+
+def test_one_compilation_and_a_fixed_state_structure():
+    """The optimizer is a jit argument: new float hyperparameters reuse the program; the
+    state keeps its shapes, dtypes and weak types from init on (it is a scan carry)."""
+
+    @jax.jit
+    def step(tx, params, state):
+        value, grad = jax.value_and_grad(rosenbrock)(params)
+        return tx.update(grad, state, params, value=value, grad=grad, value_fn=rosenbrock)
+
+    def signature(tree):
+        return jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), tree)
+
+    params = rosenbrock_start()
+    for lr, curv in [(1.0, 0.9), (0.5, 0.7)]:
+        tx = OURS.lbfgs(lr, linesearch=OURS.scale_by_zoom_linesearch(20, curv_rtol=curv))
+        state = tx.init(params)
+        _, new_state = step(tx, params, state)
+        assert signature(new_state) == signature(state)
+        assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert step._cache_size() == 1
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(tx))
+
+
+def test_extra_arguments_reach_value_fn():
+    """Keyword arguments other than value/grad/value_fn are the loss's own (a batch)."""
+
+    def loss(params, x, y):
+        return jnp.mean((x @ params - y) ** 2)
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5])
+    tx = OURS.lbfgs()
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(loss)(params, x, y)
+        updates, state = tx.update(
+            grad, state, params, value=value, grad=grad, value_fn=loss, x=x, y=y
+        )
+        return optim.apply_updates(params, updates), state, value, grad
+
+    params = jnp.zeros(3)
+    state = tx.init(params)
+    for _ in range(10):
+        params, state, value, grad = step(params, state)
+    assert jnp.allclose(params, jnp.array([1.0, -2.0, 0.5]), atol=1e-4)
+    with pytest.raises(TypeError, match=r"\['z'\] that value_fn does not take"):
+        tx.update(grad, state, params, value=value, grad=grad, value_fn=loss, x=x, y=y, z=1)
+    with pytest.raises(TypeError, match=r"\['value_fn'\]"):
+        tx.update(grad, state, params, value=value, grad=grad)
+    with pytest.raises(ValueError, match="needs params"):
+        tx.update(grad, state, value=value, grad=grad, value_fn=loss)
+
+
+def test_state_interoperates_with_optax():
+    """Same field names, so optax's value_and_grad_from_state reads our state and ours
+    reads optax's."""
+    params = rosenbrock_start()
+    ours, theirs = OURS.lbfgs(), optax.lbfgs()
+    ours_state, their_state = ours.init(params), theirs.init(params)
+    assert [s._fields for s in ours_state] == [s._fields for s in their_state]
+    assert ours_state[2].info._fields == their_state[2].info._fields
+
+    @jax.jit
+    def crossed(params, ours_state, their_state):
+        value, grad = jax.value_and_grad(rosenbrock)(params)
+        args = dict(value=value, grad=grad, value_fn=rosenbrock)
+        _, ours_state = ours.update(grad, ours_state, params, **args)
+        _, their_state = theirs.update(grad, their_state, params, **args)
+        return (
+            optax.value_and_grad_from_state(rosenbrock)(params, state=ours_state),
+            OURS.value_and_grad_from_state(rosenbrock)(params, state=their_state),
+        )
+
+    from_ours, from_theirs = crossed(params, ours_state, their_state)
+    assert jnp.isfinite(from_ours[0]) and from_ours[0] < rosenbrock(params)
+    assert jnp.array_equal(from_ours[0], from_theirs[0])
+    assert jnp.array_equal(from_ours[1]["x"], from_theirs[1]["x"])
+
+
+def test_complex_parameters_match_the_real_problem():
+    """optax's own check: L-BFGS on z in C^2 finds what it finds on (Re z, Im z) in R^2x2.
+    ``grad`` is the conjugate of jax.grad's for complex leaves (optim.linesearch's doc)."""
+    mat = jnp.array([[1, -2], [3, 4], [-4 + 2j, 5 - 3j], [-2 - 2j, 6]])
+
+    def f_complex(z):
+        return jnp.sum(jnp.abs(mat @ z) ** 1.5)
+
+    def f_real(x):
+        return f_complex(x[0] + 1j * x[1])
+
+    z0 = jnp.array([1 - 1j, 0 + 1j])
+    z, _, _ = run(OURS, OURS.lbfgs(), f_complex, z0, True, steps=30)
+    x, _, _ = run(OURS, OURS.lbfgs(), f_real, jnp.stack([z0.real, z0.imag]), True, steps=30)
+    assert jnp.allclose(z, x[0] + 1j * x[1], atol=1e-5)
+    assert jnp.max(jnp.abs(z)) < 1e-5
+
+
+def test_non_array_leaves_pass_through():
+    """Leaves that are not arrays (a config int, a name) get None updates and reach value_fn
+    unchanged."""
+
+    def loss(p):
+        return jnp.sum(jnp.abs(p["w"] - 1.0) ** p["power"])
+
+    def model(w):
+        return {"w": w, "power": 2, "name": "model"}
+
+    tx = OURS.lbfgs()
+    value_and_grad = OURS.value_and_grad_from_state(loss)
+    passed_through = []
+
+    @jax.jit
+    def step(w, state):
+        params = model(w)
+        value, grad = value_and_grad(params, state=state)
+        updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)
+        params = optim.apply_updates(params, updates)
+        passed_through.append(updates["power"] is None and params["name"] == "model")
+        return params["w"], state
+
+    w = jnp.array([3.0, -1.0])
+    state = tx.init(model(w))
+    for _ in range(3):
+        w, state = step(w, state)
+    assert passed_through == [True]  # traced once
+    assert jnp.allclose(w, 1.0)
+
+
+def test_verbose_reports_a_failed_search(capfd):
+    """An ascent direction: no stepsize decreases the loss; verbose says so."""
+    tx = OURS.chain(OURS.scale(1.0), OURS.scale_by_zoom_linesearch(3, verbose=True))
+    params = jnp.array([1.0, 2.0])
+    value, grad = jax.value_and_grad(lambda p: jnp.sum(p**2))(params)
+    _, state = tx.update(
+        grad, tx.init(params), params, value=value, grad=grad, value_fn=lambda p: jnp.sum(p**2)
+    )
+    jax.effects_barrier()
+    assert "decrease error" in capfd.readouterr().out
+    assert state[1].info.num_linesearch_steps == 3 and state[1].info.decrease_error > 0
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: OURS.lbfgs(memory_size=0), ValueError, "memory_size"),
+        (lambda: OURS.lbfgs(-1.0), ValueError, "learning_rate"),
+        (lambda: OURS.scale_by_lbfgs(2.5), ValueError, "memory_size"),
+        (lambda: OURS.scale_by_zoom_linesearch(0), ValueError, "max_linesearch_steps"),
+        (lambda: OURS.scale_by_zoom_linesearch(5.0), ValueError, "max_linesearch_steps"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, max_learning_rate=0.0), ValueError, "max_l"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, tol=-1.0), ValueError, "tol"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, increase_factor=0.5), ValueError, "increase"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, slope_rtol=2.0), ValueError, "slope_rtol"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, curv_rtol=-0.1), ValueError, "curv_rtol"),
+        (lambda: OURS.scale_by_zoom_linesearch(5, approx_dec_rtol=math.nan), ValueError, "approx"),
+        (
+            lambda: OURS.scale_by_zoom_linesearch(5, stepsize_precision=-1.0),
+            ValueError,
+            "stepsize_precision",
+        ),
+        (
+            lambda: OURS.scale_by_zoom_linesearch(5, initial_guess_strategy="two"),
+            ValueError,
+            "initial_guess_strategy",
+        ),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_signatures_match_optax():
+    for module in (lbfgs_module, linesearch):
+        for name in module.__all__:
+            if name[0].isupper():
+                continue
+            ours = inspect.signature(getattr(module, name)).parameters
+            theirs = inspect.signature(getattr(optax, name)).parameters
+            assert list(ours) == list(theirs), name
+            for arg, param in theirs.items():
+                if isinstance(param.default, (int, float, bool, str, type(None))):
+                    assert ours[arg].default == param.default, (name, arg)
+    default = inspect.signature(OURS.lbfgs).parameters["linesearch"].default
+    assert repr(default) == (
+        "scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy='one')"
+    )
