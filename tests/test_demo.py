@@ -94,7 +94,7 @@ def test_parse_optimizer():
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        ("lion:lr=0.1", "unknown optimizer 'lion'"),
+        ("adamzz:lr=0.1", "unknown optimizer 'adamzz'"),
         ("adam:lr=0.1,beta1=0.9", "unknown key 'beta1'"),
         ("gd:lr=0.1,batch=4", "unknown key 'batch'"),
         ("sgd:lr=fast", "bad value 'fast'"),
