@@ -5,7 +5,7 @@ The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.f
 
 import sys
 
-from optim import checkpoint, contrib
+from optim import checkpoint, contrib, quantized
 from optim.adam_family import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
@@ -37,6 +37,13 @@ from optim.noise import *  # noqa: F403 - each catalogue module defines its __al
 from optim.optimistic import *  # noqa: F403
 from optim.polyak import *  # noqa: F403
 from optim.precision import *  # noqa: F403
+from optim.quantized import (
+    Int8Blockwise,
+    QuantizedArray,
+    bytes_per_parameter,
+    state_bytes,
+    with_state_dtype,
+)
 from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
 from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
@@ -82,6 +89,12 @@ from optim.wrappers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Int8Blockwise",
+    "QuantizedArray",
+    "bytes_per_parameter",
+    "quantized",
+    "state_bytes",
+    "with_state_dtype",
     "contrib",
     "HypergradientResult",
     "SweepResult",
