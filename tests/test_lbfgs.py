@@ -18,6 +18,7 @@ trajectories below are then bit for bit optax's (deviation 0, every iteration co
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import types
@@ -29,8 +30,10 @@ import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import optim
-from optim import lbfgs as lbfgs_module
 from optim import linesearch
+
+# optim.lbfgs is the optimizer (a function); the module of the same name is here:
+lbfgs_module = importlib.import_module("optim.lbfgs")
 
 STRICT = 2e-6
 ISSUE_BOUND = 1e-5
