@@ -184,10 +184,12 @@ def evaluate(program: Program, arrays: list[Any], eval_data: PyTree) -> dict[str
 
 
 def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
-    """The carry before step 0 from fresh copies of ``arrays`` (never the caller's buffers, so
-    that later chunks may donate it); on a mesh, laid out by the plan: the state is born
-    sharded, on no device whole."""
+    """The carry before step 0 from the parameters' leaves: fresh copies (never the caller's
+    buffers, so that chunks may donate it), raveled into flat buffers when the program says
+    so; on a mesh, laid out by the plan: the state is born sharded, on no device whole."""
     arrays = jax.tree.map(jnp.copy, arrays)
+    if program.layout is not None:
+        arrays = program.layout.ravel(arrays)
     opt_params = arrays if program.layout is not None else program.params(arrays)
     perm = None if program.sampler is None else program.sampler.initial_perm()
     zero = jnp.zeros([], jnp.int32)
@@ -197,9 +199,24 @@ def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
     return carry
 
 
+# One small compiled program (init only), so that every chunk, the first included, runs the
+# same donating step program: a run of many chunks compiles its step once.
+initial_carry = jax.jit(_initial_carry, static_argnames=("program",))
+
+
 def abstract_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
     """Shapes and dtypes of the initial carry (a template for restoring a checkpoint)."""
     return jax.eval_shape(functools.partial(_initial_carry, program=program), optimizer, arrays)
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def final_params_and_state(arrays: Any, opt_state: Any, *, program: Program) -> tuple[Any, Any]:
+    """The model's parameter arrays and the optimizer state in the parameters' structure
+    (unraveled from flat buffers), in one compiled call rather than op by op."""
+    if program.layout is None:
+        return arrays, opt_state
+    leaves = program.layout.unravel(arrays, [None] * len(program.layout.slots))
+    return leaves, program.layout.unravel_state(opt_state, program.treedef)
 
 
 def _chunk(
@@ -213,15 +230,8 @@ def _chunk(
     program: Program,
     length: int,
     with_eval: bool,
-    fresh: bool = False,
 ) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
-    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``.
-
-    With ``fresh``, ``carry`` is the parameters' arrays and the run starts from step 0: the
-    optimizer's ``init`` runs inside the same compiled call (one dispatch for a short run).
-    """
-    if fresh:
-        carry = _initial_carry(optimizer, carry, program)
+    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``."""
     carry, records = jax.lax.scan(
         lambda c, b: train_step(program, optimizer, data, key, c, b),
         carry,
@@ -234,9 +244,9 @@ def _chunk(
     return carry, records, metrics
 
 
-_STATIC = ("program", "length", "with_eval", "fresh")
-# Later chunks donate the carry (memory holds one copy of params and state). The first chunk
-# takes the caller's arrays and must not donate them; nor may a chunk under an outer
-# vmap/grad, where the inner jit still executes eagerly on the caller's concrete arrays.
+_STATIC = ("program", "length", "with_eval")
+# Eager runs donate the carry chunk to chunk (memory holds one copy of params and state).
+# Under an outer vmap/grad the inner jit still executes eagerly on the caller's concrete
+# arrays, which must not be donated.
 run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
 run_chunk_undonated = jax.jit(_chunk, static_argnames=_STATIC)

@@ -73,7 +73,7 @@ class FlatLayout:
             )
         )
 
-    def unravel_state(self, state: Any, arrays: list[Any], treedef: Any) -> Any:
+    def unravel_state(self, state: Any, treedef: Any) -> Any:
         """Optimizer state with every flat slot turned back into the parameters' structure."""
 
         def restore(node: Any) -> Any:

@@ -44,6 +44,8 @@ from optim._engine import (
     Program,
     StepRecord,
     abstract_carry,
+    final_params_and_state,
+    initial_carry,
     run_chunk,
     run_chunk_undonated,
     train_step,
@@ -288,8 +290,8 @@ def fit(
       flatten: let the optimizer work on one flat buffer per dtype instead of one array per
         leaf (same numbers, cost independent of the number of leaves; see ``optim._flat``).
         ``"auto"`` does so for elementwise optimizers on models of ``FLATTEN_MIN_LEAVES`` or
-        more trainable leaves; ``opt_state`` is returned in the parameters' structure either
-        way. Not used with ``mesh``.
+        more trainable leaves on an accelerator (on CPU it does not pay); ``opt_state`` is
+        returned in the parameters' structure either way. Not used with ``mesh``.
       mesh, data_axis, sharding: data-parallel training on a ``jax.sharding.Mesh``: batches
         split over ``data_axis``; ``sharding`` is ``"replicated"`` (parameters and state on
         every device), ``"zero1"`` (state sharded) or ``"fsdp"`` (parameters and state
@@ -352,8 +354,7 @@ def fit(
         skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout, plan=plan,
     )
     run_key = _default_key() if key is None else key
-    arrays = split.arrays if layout is None else layout.ravel(split.arrays)
-    carry = None  # built inside the first chunk, from ``arrays``
+    carry = initial_carry(optimizer, split.arrays, program=program)
     start = 0
     history = _History()
     stopper = _Stopper(early_stopping) if early_stopping is not None else None
@@ -365,7 +366,7 @@ def fit(
                 raise ValueError("resume needs data as arrays: an iterator of batches cannot "
                                  "be rewound to the checkpoint's step")
             restored = store.restore(
-                abstract_carry(optimizer, arrays, program), run_key, history, stopper,
+                abstract_carry(optimizer, split.arrays, program), run_key, history, stopper,
                 lambda c: train_step(program, optimizer, data, run_key, c, None)[1],
                 [name for name, _ in metric_fns],
             )
@@ -384,18 +385,16 @@ def fit(
             if iterator is not None:
                 batches = _next_batches(iterator, end - start)
                 if batches is None:
-                    if carry is None:
+                    if not history.records:
                         raise ValueError("data is an iterator that yielded no batches")
                     break
                 end = start + num_examples(batches)
             with_eval = eval_data is not None and (
                 end == total or (eval_every is not None and end % eval_every == 0)
             )
-            fresh = carry is None
-            carry, records, values = (run_chunk_undonated if traced or fresh else run_chunk)(
-                arrays if fresh else carry, optimizer, data if iterator is None else None,
-                run_key, batches, eval_data, program=program, length=end - start,
-                with_eval=with_eval, fresh=fresh,
+            carry, records, values = (run_chunk_undonated if traced else run_chunk)(
+                carry, optimizer, data if iterator is None else None, run_key, batches,
+                eval_data, program=program, length=end - start, with_eval=with_eval,
             )
             history.add(records, end, values)
             if not traced and skip_nonfinite and int(carry.skips) >= max_consecutive_skips:
@@ -423,11 +422,9 @@ def fit(
     arrays, best_step = carry.arrays, None
     if stopper is not None and stopper.spec.restore_best and stopper.best_arrays is not None:
         arrays, best_step = stopper.best_arrays, stopper.best_step
-    opt_state = carry.opt_state
-    if layout is not None:
-        opt_state = layout.unravel_state(opt_state, split.arrays, split.treedef)
+    leaves, opt_state = final_params_and_state(arrays, carry.opt_state, program=program)
     return FitResult(
-        params=program.params(arrays),
+        params=split.combine(leaves),
         opt_state=opt_state,
         losses=history.concat("loss"),
         aux=history.concat("aux") if has_aux else None,
@@ -462,7 +459,10 @@ def _layout(flatten: bool | str, optimizer: Any, arrays: list[Any]) -> FlatLayou
                          "as trust ratios, factored moments or masks would change); "
                          f"{type(optimizer).__name__} is not known to be one")
     leaves = sum(a is not None for a in arrays)
-    if flatten is True or (flatten == "auto" and elementwise and leaves >= FLATTEN_MIN_LEAVES):
+    # On XLA:CPU the slices of a flat buffer compile and run slower than per-leaf kernels
+    # (benchmarks/README.md); the flat path pays where each kernel is a launch: GPU, TPU.
+    pays = jax.default_backend() != "cpu" and leaves >= FLATTEN_MIN_LEAVES
+    if flatten is True or (flatten == "auto" and elementwise and pays):
         return FlatLayout.of(arrays)
     return None
 
