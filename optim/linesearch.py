@@ -112,20 +112,15 @@ def _value_and_grad(fn: Callable[[PyTree], Any]) -> Callable[[PyTree], tuple[Any
 
 
 def _value_fn_kwargs(value_fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments ``value_fn`` takes; ``TypeError`` naming any it does not."""
+    """The keyword arguments ``value_fn`` takes (all of them if it takes ``**kwargs``); the
+    others are ignored, as unknown extra arguments are everywhere in optim (DESIGN.md)."""
     try:
         parameters = inspect.signature(value_fn).parameters
     except (TypeError, ValueError):  # a builtin without a signature: pass everything
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return kwargs
-    unused = sorted(k for k in kwargs if k not in parameters)
-    if unused:
-        raise TypeError(
-            f"update got keyword arguments {unused} that value_fn does not take; the line "
-            "search passes every extra keyword argument to value_fn."
-        )
-    return kwargs
+    return {k: v for k, v in kwargs.items() if k in parameters}
 
 
 # --- zoom line search ---------------------------------------------------------------------
