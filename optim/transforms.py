@@ -31,6 +31,7 @@ from optim._tree import (
     abs_sq,
     check_params,
     full_like,
+    is_trainable,
     map_arrays,
     safe_increment,
     upcast,
@@ -543,6 +544,8 @@ class AddDecayedWeights:
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
+            if not any(is_trainable(g) for g in jax.tree.leaves(updates)):
+                return updates, state  # nothing to decay (e.g. every leaf masked out)
             raise ValueError("add_decayed_weights needs params: call update(grads, state, params)")
         if is_schedule(self.weight_decay):
             wd = value_at(self.weight_decay, state.count)
