@@ -58,7 +58,7 @@ class Program:
     def params(self, arrays: Any) -> PyTree:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
         if self.layout is not None:
-            arrays = self.layout.unravel(arrays, [None] * len(self.layout.slots))
+            arrays = self.layout.unravel(arrays)
         return Partition(arrays, self.treedef, self.constants).combine(arrays)
 
     def optimizer_view(self, arrays: Any, params: PyTree, grads: PyTree) -> tuple[Any, Any]:
@@ -215,7 +215,7 @@ def final_params_and_state(arrays: Any, opt_state: Any, *, program: Program) -> 
     (unraveled from flat buffers), in one compiled call rather than op by op."""
     if program.layout is None:
         return arrays, opt_state
-    leaves = program.layout.unravel(arrays, [None] * len(program.layout.slots))
+    leaves = program.layout.unravel(arrays)
     return leaves, program.layout.unravel_state(opt_state, program.treedef)
 
 

@@ -51,12 +51,12 @@ class FlatLayout:
                 parts[slot[0]].append(jnp.ravel(a))
         return {group: jnp.concatenate(p) if len(p) > 1 else p[0] for group, p in parts.items()}
 
-    def unravel(self, flat: dict[str, jax.Array], arrays: list[Any]) -> list[Any]:
-        """The leaves back from the buffers; ``arrays`` supplies the non-trainable entries."""
-        out = []
-        for slot, a in zip(self.slots, arrays, strict=True):
+    def unravel(self, flat: dict[str, jax.Array]) -> list[Any]:
+        """The leaves back from the buffers, ``None`` where a leaf is not trainable."""
+        out: list[Any] = []
+        for slot in self.slots:
             if slot is None:
-                out.append(a)
+                out.append(None)
                 continue
             group, start, shape = slot
             size = int(np.prod(shape, dtype=np.int64))
@@ -79,7 +79,7 @@ class FlatLayout:
         def restore(node: Any) -> Any:
             if not self.is_flat(node):
                 return node
-            leaves = self.unravel(node, [None] * len(self.slots))
+            leaves = self.unravel(node)
             return jax.tree.unflatten(treedef, leaves)
 
         return jax.tree.map(restore, state, is_leaf=self.is_flat)
