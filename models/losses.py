@@ -69,6 +69,15 @@ def _logits_and_integer_labels(logits: ArrayLike, labels: ArrayLike) -> tuple[ja
             "index per example (drop a trailing axis of size 1 with labels[..., 0]); for "
             "one-hot labels use softmax_cross_entropy."
         )
+    # Out-of-range labels would index past the class axis and give meaningless values; they can
+    # only be checked for concrete inputs, not under jit.
+    if not isinstance(labels, jax.core.Tracer) and labels.size:
+        low, high, num_classes = int(labels.min()), int(labels.max()), logits.shape[-1]
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"`labels` must lie in [0, num_classes={num_classes}) (the last axis of "
+                f"`logits`), got values in [{low}, {high}]."
+            )
     return logits, labels
 
 
@@ -99,6 +108,8 @@ def huber_loss(
     elsewhere: quadratic near zero, linear (gradient clipped to ``±delta``) far from it.
     ``delta`` is keyword-only, as in optax.
     """
+    if not isinstance(delta, jax.core.Tracer) and not np.all(np.asarray(delta) > 0):
+        raise ValueError(f"`delta` must be positive, got {delta!r}.")
     abs_errors = jnp.abs(_errors(predictions, targets))
     # min/difference rather than where(|e| <= delta, ...) so that exactly one branch carries
     # the gradient at |e| == delta.
@@ -134,7 +145,8 @@ def softmax_cross_entropy_with_integer_labels(logits: ArrayLike, labels: ArrayLi
     Args:
         logits: unnormalised log-probabilities, shape ``(..., num_classes)``.
         labels: integer classes in ``[0, num_classes)``, shape ``logits.shape[:-1]``. Values out
-            of range cannot be checked under ``jit`` and give meaningless losses.
+            of range raise ``ValueError``; under ``jit`` they cannot be checked and give
+            meaningless losses.
 
     Returns:
         Shape ``labels.shape``.

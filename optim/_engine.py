@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from optim._flat import FlatLayout
 from optim._sharding import ShardingPlan
-from optim._tree import PyTree, compute_dtype, is_trainable, map_arrays
+from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
 
@@ -76,6 +76,11 @@ class Program:
     def loss(self, params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
         """``(loss, aux)`` with the loss checked to be a scalar."""
         out = self.loss_fn(params, batch)
+        if self.has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise ValueError(
+                "with has_aux=True, loss_fn must return a pair (loss, aux), got "
+                + (f"an array of shape {jnp.shape(out)}" if is_array(out) else type(out).__name__)
+            )
         loss = out[0] if self.has_aux else out
         if jnp.shape(loss) != ():
             hint = "" if self.has_aux else " (use has_aux=True to return (loss, aux))"

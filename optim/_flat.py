@@ -5,7 +5,7 @@ leaf, a model of 1,600 leaves compiles thousands of kernels and pays a launch fo
 the optimizer is *elementwise* (its update of each element depends on that element alone, or
 on global reductions over all of them, such as a global norm), running it on the
 concatenation of the leaves gives the same numbers with a handful of kernels. ``fit`` then
-carries the parameters as these buffers and slices them back into the model's shapes (views
+carries the parameters as these buffers and splits them back into the model's shapes (views
 XLA fuses into their consumers) only to evaluate the loss.
 """
 
@@ -52,16 +52,20 @@ class FlatLayout:
         return {group: jnp.concatenate(p) if len(p) > 1 else p[0] for group, p in parts.items()}
 
     def unravel(self, flat: dict[str, jax.Array]) -> list[Any]:
-        """The leaves back from the buffers, ``None`` where a leaf is not trainable."""
-        out: list[Any] = []
-        for slot in self.slots:
-            if slot is None:
-                out.append(None)
-                continue
-            group, start, shape = slot
-            size = int(np.prod(shape, dtype=np.int64))
-            out.append(jax.lax.slice(flat[group], (start,), (start + size,)).reshape(shape))
-        return out
+        """The leaves back from the buffers, ``None`` where a leaf is not trainable.
+
+        One ``lax.split`` per buffer: its transpose is one ``concatenate``, so the gradient of
+        a loss of the leaves arrives as one buffer. Per-leaf ``lax.slice`` would transpose to
+        a zero-padded full-size buffer per leaf summed together, work that grows with leaves
+        times parameters (12 x slower steps at 160 leaves on XLA:CPU).
+        """
+        pieces = {}
+        for group, _ in self.sizes:
+            sizes = [int(np.prod(s[2], dtype=np.int64)) for s in self.slots if s and s[0] == group]
+            pieces[group] = iter(jax.lax.split(flat[group], sizes) if len(sizes) > 1 else
+                                 [flat[group]])
+        return [None if slot is None else next(pieces[slot[0]]).reshape(slot[2])
+                for slot in self.slots]
 
     def is_flat(self, tree: Any) -> bool:
         """Whether ``tree`` is a per-group buffer dict of this layout (an optimizer slot)."""

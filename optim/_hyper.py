@@ -25,12 +25,23 @@ from optim._pytree import pytree_dataclass, static
 
 @pytree_dataclass
 class FunctionSchedule:
-    """A plain function of the step count used as a schedule; the function is static."""
+    """A plain function of the step count used as a schedule; the function is static.
+
+    ``name`` is the hyperparameter it stands for, named in the error when the function
+    returns something other than a scalar.
+    """
 
     fn: Callable[[jax.Array], Any] = static()
+    name: str = static("schedule")
 
     def __call__(self, count: jax.Array) -> jax.Array:
-        return jnp.asarray(self.fn(count), jnp.float32)
+        value = jnp.asarray(self.fn(count), jnp.float32)
+        if value.shape != ():
+            raise ValueError(
+                f"{self.name} is a schedule that returned an array of shape {value.shape}; "
+                "a schedule must return a scalar (the value at the given step)"
+            )
+        return value
 
 
 def is_schedule(value: Any) -> bool:
@@ -70,7 +81,7 @@ def hyper(
     if is_schedule(value):
         if not schedule:
             raise TypeError(f"{name} must be a number, not a schedule")
-        return value if _is_pytree_schedule(value) else FunctionSchedule(value)
+        return value if _is_pytree_schedule(value) else FunctionSchedule(value, name)
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     try:

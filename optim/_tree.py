@@ -56,6 +56,22 @@ def check_params(params: PyTree, name: str = "params") -> None:
             )
 
 
+def check_float_updates(updates: PyTree, name: str = "grads") -> None:
+    """Raise ``TypeError`` naming the leaf path of any integer or boolean array in ``updates``.
+
+    Without it such a leaf would get a ``None`` update (it is not trainable) and its parameter
+    would silently stay where it is. ``float0`` (JAX's gradient of an integer input) passes.
+    """
+    for path, leaf in leaves_with_paths(updates):
+        if is_array(leaf) and (
+            jnp.issubdtype(leaf.dtype, jnp.integer) or jnp.issubdtype(leaf.dtype, jnp.bool_)
+        ):
+            raise TypeError(
+                f"{name}{keystr(path)} is an array of dtype {leaf.dtype}; {name} must be "
+                "floating (or complex) arrays, like the parameters they update."
+            )
+
+
 def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_name: str) -> None:
     """Raise ``ValueError`` naming the first leaf paths where ``tree`` and ``reference`` differ.
 
@@ -94,6 +110,41 @@ def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_n
                 f"{name}{keystr(path)} has shape {np.shape(g)} but {reference_name}"
                 f"{keystr(path)} has shape {np.shape(r)}."
             )
+
+
+def check_prefix(prefix: PyTree, tree: PyTree, name: str, tree_name: str = "params") -> None:
+    """Raise ``ValueError`` naming the leaf paths where ``prefix`` (a mask, labels) is not a
+    prefix of ``tree``'s structure: each leaf of ``prefix`` must stand for a subtree of
+    ``tree`` at the same path."""
+    try:
+        jax.tree.map(lambda *_: None, prefix, tree)
+        return
+    except ValueError as e:
+        reason = str(e).splitlines()[0]
+    prefix_paths = [tuple(p) for p, _ in jax.tree_util.tree_flatten_with_path(prefix)[0]]
+    tree_paths = [tuple(p) for p, _ in leaves_with_paths(tree)]
+
+    def covers(p: tuple, t: tuple) -> bool:
+        return t[: len(p)] == p
+
+    def at(tree_label: str, path: tuple) -> str:
+        return tree_label + jax.tree_util.keystr(path)
+
+    extra = [at(name, p) for p in prefix_paths if not any(covers(p, t) for t in tree_paths)]
+    uncovered = [
+        at(tree_name, t) for t in tree_paths if not any(covers(p, t) for p in prefix_paths)
+    ]
+    detail = []
+    if extra:
+        detail.append(f"not in {tree_name}: {', '.join(extra[:5])}")
+    if uncovered:
+        detail.append(f"no entry in {name} for {', '.join(uncovered[:5])}")
+    if not detail:
+        detail.append(f"the container types differ ({reason})")
+    raise ValueError(
+        f"{name} must have the structure of {tree_name} or of a prefix of it: "
+        + "; ".join(detail)
+    )
 
 
 def map_arrays(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:

@@ -13,6 +13,7 @@ function that takes ``tx`` as an argument compiles once for every learning rate,
 
 from __future__ import annotations
 
+import types
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
@@ -21,9 +22,13 @@ import jax.numpy as jnp
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
+    check_float_updates,
     check_params,
     check_same_structure,
+    is_array,
     is_trainable,
+    keystr,
+    leaves_with_paths,
     map_arrays,
 )
 
@@ -51,11 +56,22 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     functions) and leaves whose update is ``None`` are returned untouched.
 
     Raises:
-      TypeError: a parameter is an integer or boolean array.
+      TypeError: a parameter is an integer or boolean array; an update is an integer or
+        boolean array, or complex where its parameter is real (its imaginary part would be
+        dropped).
       ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
     """
     check_params(params)
     check_same_structure(updates, params, "updates", "params")
+    check_float_updates(updates, "updates")
+    for (path, u), (_, p) in zip(
+        leaves_with_paths(updates), leaves_with_paths(params), strict=True
+    ):
+        if is_array(u) and jnp.iscomplexobj(u) and is_trainable(p) and not jnp.iscomplexobj(p):
+            raise TypeError(
+                f"updates{keystr(path)} is complex ({u.dtype}) but params{keystr(path)} is real "
+                f"({p.dtype}); adding it would drop its imaginary part"
+            )
     leaves, treedef = jax.tree.flatten(params, is_leaf=lambda x: x is None)
     update_leaves = jax.tree.leaves(updates, is_leaf=lambda x: x is None)
 
@@ -134,9 +150,15 @@ class OptaxTransform:
 def as_transformation(tx: Any, name: str) -> Any:
     """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``."""
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        factory = getattr(tx, "func", tx)  # functools.partial (nadam) holds a function
+        hint = (
+            f" {factory.__name__}; call the factory to build one, e.g. optim.adam(1e-3)"
+            if isinstance(factory, (type, types.FunctionType))
+            else ""
+        )
         raise TypeError(
             f"{name} must be a gradient transformation with init and update methods "
-            f"(from optim or optax), got {type(tx).__name__}"
+            f"(from optim or optax), got {type(tx).__name__}{hint}"
         )
     if isinstance(tx, tuple):  # optax.GradientTransformation is a NamedTuple of functions
         return OptaxTransform(tx)
@@ -163,9 +185,19 @@ class Chain:
                 f"transformations (got {type(state).__name__} of length "
                 f"{len(state) if isinstance(state, tuple) else '-'}); create it with init"
             )
+        check_float_updates(updates)
         new_state = []
-        for t, s in zip(self.transforms, state, strict=True):
-            updates, s = t.update(updates, s, params, **extra_args)
+        for i, (t, s) in enumerate(zip(self.transforms, state, strict=True)):
+            try:
+                updates, s = t.update(updates, s, params, **extra_args)
+            except AttributeError as e:
+                if e.obj is not s:  # not a state record lacking a field: a genuine error
+                    raise
+                raise TypeError(
+                    f"state[{i}] is a {type(s).__name__}, which {type(t).__name__} cannot use "
+                    f"(it has no field {e.name!r}); pass the state this optimizer's init "
+                    "returned, not another optimizer's"
+                ) from e
             new_state.append(s)
         return updates, tuple(new_state)
 
@@ -185,6 +217,13 @@ def chain(*transforms: Any) -> Chain:
     )
 
 
-def check_updates(updates: PyTree, slot: PyTree) -> None:
-    """Check that incoming updates have the structure and shapes of a per-leaf state slot."""
-    check_same_structure(updates, slot, "grads", "the optimizer state (built by init from params)")
+def check_updates(
+    updates: PyTree,
+    slot: PyTree,
+    reference_name: str = "the optimizer state (built by init from params)",
+) -> None:
+    """Check that incoming updates are floating arrays with the structure and shapes of a
+    per-leaf state slot (``reference_name`` names it in the error; ``"params"`` when the
+    reference is the parameters themselves)."""
+    check_same_structure(updates, slot, "grads", reference_name)
+    check_float_updates(updates)

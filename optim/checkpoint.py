@@ -298,6 +298,11 @@ def _encode(tree: PyTree) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """The leaf records for checkpoint.json and the non-empty arrays for orbax."""
     records, arrays = [], {}
     for i, (path, leaf) in enumerate(_flatten(tree)[0]):
+        if isinstance(leaf, jax.core.Tracer):
+            raise TypeError(
+                f"tree{keystr(path)} is a traced value (save was called inside jit, vmap or "
+                "grad); a checkpoint holds concrete arrays: call save outside the transformation"
+            )
         record = _spec(path, leaf)
         if record["kind"] == "key":
             data = np.asarray(jax.random.key_data(leaf))

@@ -34,7 +34,7 @@ import numpy as np
 
 from optim._hyper import hyper, is_schedule, value_at
 from optim._pytree import is_static, pytree_dataclass, static
-from optim._tree import PyTree, is_array, is_trainable
+from optim._tree import PyTree, check_prefix, check_same_structure, is_array, is_trainable
 from optim.base import Chain, as_transformation, set_to_zero
 from optim.wrappers import (
     ApplyIfFinite,
@@ -175,6 +175,7 @@ class Partition:
             labels = self.param_labels.label_tree(tree)
         else:
             labels = self.param_labels(tree)
+        check_prefix(labels, tree, "param_labels")
         _check_labels(jax.tree.leaves(labels), self.labels)
         return labels
 
@@ -198,6 +199,8 @@ class Partition:
                 f"state does not belong to this partition of labels {list(self.labels)}; "
                 "create it with init"
             )
+        if params is not None:
+            check_same_structure(updates, params, "grads", "params")
         new_states = {}
         for label, part in self._parts(updates):
             updates, new_states[label] = part.update(

@@ -61,6 +61,11 @@ def value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callab
     filtering. Non-array leaves are compiled in as constants: they must be hashable, and a
     new value recompiles.
     """
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a function of (model, *args), got {type(loss_fn).__name__} "
+            f"{loss_fn!r}"
+        )
     grad_fn = trainable_value_and_grad(loss_fn, has_aux)
 
     @functools.partial(jax.jit, static_argnums=(1, 2))

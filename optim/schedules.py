@@ -644,6 +644,7 @@ def warmup_constant_schedule(
 
     ``warmup_steps=0`` holds ``init_value`` (with a warning), as in optax.
     """
+    warmup_steps = _steps(warmup_steps, "warmup_steps", low=None)
     return linear_schedule(init_value, _float(peak_value, "peak_value"), warmup_steps)
 
 

@@ -220,6 +220,7 @@ def sweep(
     run_keys = key if seed_values is None else _seed_keys(seed_values, key)
 
     points = list(itertools.product(*axes.values()))
+    _check_points(make_optimizer, list(axes), points)
     flat = {
         name: jnp.asarray([point[i] for point in points], jnp.float32)
         for i, name in enumerate(axes)
@@ -383,6 +384,20 @@ def _check_accepts(make_optimizer: Callable[..., Any], axes: Mapping[str, Any]) 
             f"{label} requires {', '.join(missing)}, which grid does not give: add it to grid "
             "or fix it in make_optimizer (a lambda or functools.partial)"
         )
+
+
+def _check_points(
+    make_optimizer: Callable[..., Any], names: list[str], points: list[tuple[float, ...]]
+) -> None:
+    """Build every point's optimizer from concrete values once, so that a value its factory
+    rejects (a negative learning rate, ``b1 >= 1``) is reported with its grid point: inside
+    the vmapped program the values are traced and such checks are skipped."""
+    for point in points:
+        values = dict(zip(names, point, strict=True))
+        try:  # float32 scalars, as in the program
+            make_optimizer(**{name: np.float32(value) for name, value in values.items()})
+        except ValueError as e:
+            raise ValueError(f"grid point {values}: {e}") from e
 
 
 def _is_initialiser(params: Any) -> bool:

@@ -116,7 +116,12 @@ def num_examples(data: PyTree) -> int:
 def sample_batch(data: PyTree, key: jax.Array, batch_size: int, step: int = 0) -> PyTree:
     """The ``batch_size`` examples ``fit(..., steps=, batch_size=, key=key)`` trains on at
     ``step``: drawn without replacement with ``jax.random.fold_in(key, step)``."""
-    return RandomBatches(num_examples(data), batch_size).batch(data, key, step, None, batch_size)
+    n = num_examples(data)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
+    _check_key(key)
+    return RandomBatches(n, batch_size).batch(data, key, step, None, batch_size)
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -166,6 +171,22 @@ def _check_int(value: Any, name: str, low: int) -> int:
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
     return int(value)
+
+
+def _check_key(key: Any) -> None:
+    """``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32`` data (``PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape:
+            raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}")
+        return
+    if dtype == np.uint32 and np.ndim(key) == 1:
+        return
+    described = f"{dtype} array of shape {np.shape(key)}" if dtype is not None else repr(key)
+    raise TypeError(
+        f"key must be a PRNG key such as jax.random.PRNGKey(0) or jax.random.key(0), "
+        f"got {type(key).__name__} {described}"
+    )
 
 
 def _is_traced(*trees: Any) -> bool:
@@ -303,9 +324,18 @@ def fit(
     >>> round(float(result.params), 4)
     1.0
     """
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a function loss_fn(params, batch) -> scalar loss, got "
+            f"{type(loss_fn).__name__} {loss_fn!r}"
+        )
     optimizer = as_transformation(optimizer, "optimizer")
     check_params(params)
+    if key is not None:
+        _check_key(key)
     total, sampler, iterator = _plan(data, steps, epochs, batch_size, drop_last, key)
+    if chunk_size is not None:
+        chunk_size = _check_int(chunk_size, "chunk_size", 1)
     accumulate = _check_int(accumulate, "accumulate", 1)
     max_consecutive_skips = _check_int(max_consecutive_skips, "max_consecutive_skips", 1)
     if eval_every is not None:

@@ -26,6 +26,8 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
     check_params,
+    check_prefix,
+    check_same_structure,
     full_like,
     is_array,
     is_trainable,
@@ -132,17 +134,17 @@ class Masked:
                 )
         return mask
 
-    def _hide(self, tree: PyTree, mask: PyTree) -> PyTree:
-        try:
-            return jax.tree.map(lambda m, sub: sub if m else _none_like(sub), mask, tree)
-        except ValueError as e:
-            raise ValueError(f"mask must be a prefix of the params tree: {e}") from None
+    def _hide(self, tree: PyTree, mask: PyTree, tree_name: str = "params") -> PyTree:
+        check_prefix(mask, tree, "mask", tree_name)
+        return jax.tree.map(lambda m, sub: sub if m else _none_like(sub), mask, tree)
 
     def init(self, params: PyTree) -> MaskedState:
         return MaskedState(self.inner.init(self._hide(params, self._mask_tree(params))))
 
     def update(self, updates, state, params=None, **extra_args):
         mask = self._mask_tree(updates)
+        if params is not None:
+            check_same_structure(updates, params, "grads", "params")
         hidden_params = None if params is None else self._hide(params, mask)
         if self.mask_compatible_extra_args:
             structure = jax.tree.structure(updates)
@@ -151,7 +153,7 @@ class Masked:
                 for k, v in extra_args.items()
             }
         new, inner_state = self.inner.update(
-            self._hide(updates, mask), state.inner_state, hidden_params, **extra_args
+            self._hide(updates, mask, "grads"), state.inner_state, hidden_params, **extra_args
         )
         merged = jax.tree.map(lambda m, n, o: n if m else o, mask, new, updates)
         return merged, MaskedState(inner_state)
