@@ -32,6 +32,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -304,7 +305,9 @@ def fit(
       checkpoint_dir, checkpoint_every: save params, optimizer state, step, key and history
         there every ``checkpoint_every`` steps and at the end (orbax-checkpoint).
       resume: continue from the latest complete checkpoint in ``checkpoint_dir`` if there is
-        one (bit-identical to an uninterrupted run); warns about changed hyperparameters.
+        one (bit-identical to an uninterrupted run); warns about changed hyperparameters. A
+        corrupted checkpoint is skipped with a warning naming its file (and written again when
+        the run gets there); ``CorruptCheckpointError`` if every checkpoint is corrupted.
       accumulate: split each batch into this many microbatches and average their gradients.
       skip_nonfinite: skip steps whose loss or gradients are not finite (params and state
         untouched); raise ``FloatingPointError`` after ``max_consecutive_skips`` in a row.
@@ -395,11 +398,14 @@ def fit(
             if iterator is not None:
                 raise ValueError("resume needs data as arrays: an iterator of batches cannot "
                                  "be rewound to the checkpoint's step")
-            restored = store.restore(
-                abstract_carry(optimizer, split.arrays, program), run_key, history, stopper,
-                lambda c: train_step(program, optimizer, data, run_key, c, None)[1],
-                [name for name, _ in metric_fns],
+            carry_shapes = abstract_carry(optimizer, split.arrays, program)
+            # data is an argument, not a closure: a tracer cannot index NumPy data
+            record = jax.eval_shape(
+                lambda c, d: train_step(program, optimizer, d, run_key, c, None)[1],
+                carry_shapes, data,
             )
+            restored = store.restore(carry_shapes, run_key, history, stopper, record,
+                                     [name for name, _ in metric_fns])
             if restored is not None:
                 start, carry, run_key = restored
 
@@ -617,6 +623,7 @@ class _CheckpointStore:
         self.evaluates = evaluates
         self.eval_every = eval_every
         self.total = total
+        self.corrupted: set[int] = set()  # steps restore skipped; save writes them anew
 
     @staticmethod
     def _tree(carry: Carry, key: Any, history: _History, stopper: _Stopper | None) -> dict:
@@ -636,12 +643,24 @@ class _CheckpointStore:
     ) -> None:
         from optim import checkpoint
 
-        if checkpoint.latest_step(self.directory) == step:  # resumed at the end: nothing new
+        if step in self.corrupted:  # recomputed: it replaces the corrupted checkpoint
+            checkpoint._discard(Path(self.directory).absolute() / f"step_{step}")
+            self.corrupted.remove(step)
+        elif checkpoint.latest_step(self.directory) == step:  # resumed at the end: nothing new
             return
         metadata = {"hyperparameters": self.hyperparameters, "total_steps": self.total}
-        checkpoint.save(
-            self.directory, step, self._tree(carry, key, history, stopper), metadata=metadata
-        )
+        try:
+            checkpoint.save(
+                self.directory, step, self._tree(carry, key, history, stopper), metadata=metadata
+            )
+        except OSError as error:
+            latest = checkpoint.latest_step(self.directory)
+            kept = ("no earlier checkpoint" if latest is None else "the earlier checkpoints are "
+                    f"intact: fit(..., resume=True) continues from step {latest}")
+            raise OSError(
+                error.errno, f"fit could not write the checkpoint of step {step} in "
+                f"{Path(self.directory).absolute()} ({error.strerror or error}); {kept}"
+            ) from error
 
     def _evals_up_to(self, step: int) -> int:
         if not self.evaluates:
@@ -651,19 +670,22 @@ class _CheckpointStore:
         return regular + int(final)
 
     def restore(self, carry: Carry, key: Any, history: _History, stopper: _Stopper | None,
-                one_step: Callable[[Carry], StepRecord], metric_names: Sequence[str]):
+                record: StepRecord, metric_names: Sequence[str]):
         """Load the latest complete, intact checkpoint into ``history``/``stopper`` and return
-        ``(step, carry, key)``; None when the directory holds no checkpoint yet. A corrupted one is
-        skipped, with a warning naming its file, for the one before it."""
+        ``(step, carry, key)``; None when the directory holds no checkpoint yet. ``carry`` and
+        ``record`` (one step's) are shapes. A corrupted checkpoint is skipped, with a warning
+        naming its file, for the one before it; CorruptCheckpointError if all are corrupted."""
         from optim import checkpoint
 
-        record = jax.eval_shape(one_step, carry)
+        errors = []
         for step in reversed(checkpoint.all_steps(self.directory)):
             template = self._template(step, carry, key, stopper, record, metric_names)
             try:
                 _, tree, metadata = checkpoint.restore(self.directory, template, step=step)
             except checkpoint.CorruptCheckpointError as error:
                 warnings.warn(f"skipping a corrupted checkpoint: {error}", stacklevel=3)
+                self.corrupted.add(step)
+                errors.append(str(error))
                 continue
             _warn_changed(metadata.get("hyperparameters", {}), self.hyperparameters)
             history.records.append(StepRecord(*tree["history"]))
@@ -674,6 +696,11 @@ class _CheckpointStore:
             if stopper is not None:
                 stopper.load(tree["early_stopping"])
             return step, tree["carry"], tree["key"]
+        if errors:
+            raise checkpoint.CorruptCheckpointError(
+                f"every checkpoint in {Path(self.directory).absolute()} is corrupted (move them "
+                "away to train from the start): " + "; ".join(errors)
+            )
         return None
 
     def _template(self, step: int, carry: Carry, key: Any, stopper: _Stopper | None,
