@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optim._tree import PyTree, abs_sq, map_arrays, safe_increment, upcast
 
@@ -46,6 +47,82 @@ def ema_update(g: jax.Array, m: jax.Array, decay: jax.Array) -> jax.Array:
 def ema_update_sq(g: jax.Array, v: jax.Array, decay: jax.Array) -> jax.Array:
     """:math:`(1 - \\beta) |g|^2 + \\beta v` in the compute dtype."""
     return (1 - decay) * abs_sq(upcast(g)) + decay * upcast(v)
+
+
+@jax.custom_jvp
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    r""":math:`\sqrt{x}` (the same values as ``jnp.sqrt``) with derivative 0 at :math:`x = 0`.
+
+    ``jnp.sqrt``'s derivative at 0 is inf. A second moment is 0 exactly where every gradient so
+    far was 0, and there the chain rule multiplies that inf by a zero cotangent: NaN, which
+    ``jax.grad`` through an optimizer step (meta-learning a learning rate, ``b1`` or ``eps``)
+    spreads to every hyperparameter. The update does not move with :math:`v` there (its
+    numerator is 0), so 0 is the derivative that keeps the product right.
+    """
+    return jnp.sqrt(x)
+
+
+@safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (x,), (dx,) = primals, tangents
+    root = jnp.sqrt(x)
+    positive = x > 0
+    return root, jnp.where(positive, dx / (2 * jnp.where(positive, root, 1)), 0)
+
+
+@jax.custom_jvp
+def inverse_sqrt(x: jax.Array) -> jax.Array:
+    r""":math:`x^{-1/2}` (``x ** -0.5``, the same values) with a derivative that cannot overflow.
+
+    The derivative :math:`-\tfrac12 x^{-3/2}` overflows float32 for :math:`x < 10^{-26}`, and
+    Adafactor's second moment is :math:`\epsilon_1 = 10^{-30}` where the gradients are 0: there
+    the chain rule meets inf times a zero tangent, NaN. Computed as
+    :math:`-\tfrac12 x^{-1/2} (\dot x / x)` the zero tangent stays 0.
+    """
+    return x**-0.5
+
+
+@inverse_sqrt.defjvp
+def _inverse_sqrt_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (x,), (dx,) = primals, tangents
+    y = x**-0.5
+    return y, -0.5 * y * (dx / x)
+
+
+def adaptive_step(m: jax.Array, v: jax.Array, eps: Any, eps_root: Any = 0.0) -> jax.Array:
+    r""":math:`m / (\sqrt{v + \epsilon_{root}} + \epsilon)`, and 0 where that denominator is 0.
+
+    The denominator is 0 only with :math:`\epsilon = \epsilon_{root} = 0` where :math:`v = 0`:
+    every gradient so far was 0 (0/0, NaN in optax) or so small that its square underflowed
+    (:math:`|g| \lesssim 10^{-21}` in float32; m/0 = inf in optax). Such a coordinate does
+    not move. Elsewhere the values are those of the plain formula, bit for bit.
+    """
+    denominator = safe_sqrt(v + eps_root) + eps
+    nonzero = denominator > 0
+    return jnp.where(nonzero, m / jnp.where(nonzero, denominator, 1), 0)
+
+
+def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
+    r"""``g`` with finite entries clipped in magnitude to :math:`\sqrt{\max} / (4\sqrt{n})`.
+
+    ``max`` is the largest finite value of ``g``'s dtype and ``n`` = ``terms``, the number of
+    entries summed into one square (a leaf's size for a layer-wise norm): :math:`2^{62}
+    \approx 4.6 \cdot 10^{18}` for float32 and ``terms=1``. A second moment holds an average
+    of squared gradients; in float32 :math:`g^2` overflows for :math:`|g| > 1.8 \cdot
+    10^{19}`, and a moment that reaches inf stays inf (:math:`\beta \cdot \infty = \infty`),
+    so one spike would freeze its coordinate for good (its step :math:`m/\infty = 0`). Below
+    the bound nothing changes; above it the gradient counts as the bound, in the first moment
+    too, so that their ratio (the step) keeps its meaning. The 4 leaves room for squares of
+    sums of up to four bounded terms (AdaBelief's :math:`g - m`, Adan's :math:`g +
+    (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass through, so a NaN or inf gradient
+    still shows in the update.
+    """
+    bound = float(np.sqrt(np.finfo(g.dtype).max)) / (4 * float(np.sqrt(max(terms, 1))))
+    magnitude = jnp.abs(g)
+    clip = jnp.isfinite(magnitude) & (magnitude > bound)
+    if jnp.iscomplexobj(g):
+        return jnp.where(clip, g * (bound / jnp.where(clip, magnitude, 1)), g)
+    return jnp.where(clip, jnp.copysign(bound, g).astype(g.dtype), g)
 
 
 def debias(m: jax.Array, decay: jax.Array, count: jax.Array) -> jax.Array:

@@ -112,6 +112,18 @@ def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_n
             )
 
 
+def is_tree_function(x: Any) -> bool:
+    """True when ``x`` (a mask or labels argument) is a function of the params, False when it
+    is a tree of masks or labels.
+
+    A callable is not enough: an equinox module, or any pytree model with ``__call__``, is
+    callable, and so is the tree of bools or labels ``jax.tree.map`` makes from it. As in
+    optax (optax#913), a function is a callable whose leaves are all callable: a plain
+    function is its own single leaf, a tree made from a model has bools or labels there.
+    """
+    return callable(x) and all(callable(leaf) for leaf in jax.tree.leaves(x))
+
+
 def check_prefix(prefix: PyTree, tree: PyTree, name: str, tree_name: str = "params") -> None:
     """Raise ``ValueError`` naming the leaf paths where ``prefix`` (a mask, labels) is not a
     prefix of ``tree``'s structure: each leaf of ``prefix`` must stand for a subtree of

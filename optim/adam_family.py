@@ -12,6 +12,13 @@ slots (nu, AMSGrad's nu_max, Adan's n, Adadelta's e_g and e_x), and ``novograd``
 stored in exactly that dtype while the arithmetic runs in float32 or wider. Without one, slots
 take the compute dtype (float32 for bf16/fp16 parameters, where optax would use the parameter
 dtype).
+
+Numerical edges, unlike optax (see ``optim.transforms.ScaleByAdam``): every block that keeps a
+second moment bounds the incoming gradients at :math:`2^{62}` in magnitude (float32;
+``optim._numerics.square_safe``) before either moment sees them, so no second moment overflows
+to inf; a step whose denominator is 0 (``eps = eps_root = 0`` and a zero second moment) is 0;
+and square roots of second moments have derivative 0 at 0, so ``jax.grad`` through updates
+with zero gradients stays finite. Adamax keeps no squares and needs no bound.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ import jax.numpy as jnp
 
 from optim._hyper import hyper
 from optim._numerics import (
+    adaptive_step,
     canonical_dtype,
     cast_like_grads,
     debias,
     debiased_first_moment,
     ema_update,
     ema_update_sq,
+    safe_sqrt,
+    square_safe,
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
@@ -116,9 +126,9 @@ def _reject_complex(tree: PyTree, name: str, what: str) -> None:
             )
 
 
-def _adaptive_step(m: jax.Array, v: jax.Array, eps: jax.Array, eps_root: Any = 0.0) -> jax.Array:
-    r""":math:`m / (\sqrt{v + \epsilon_{root}} + \epsilon)`."""
-    return m / (jnp.sqrt(v + eps_root) + eps)
+def _square_safe(updates: PyTree) -> PyTree:
+    """The incoming updates in the compute dtype, bounded so that squares stay finite."""
+    return map_arrays(lambda g: square_safe(upcast(g)), updates)
 
 
 # --- AdaBelief ----------------------------------------------------------------------------
@@ -166,16 +176,14 @@ class ScaleByBelief:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        grads = _square_safe(updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(
-            lambda g, m, s: ema_update_sq(upcast(g) - m, s, b2) + self.eps_root,
-            updates,
-            mu,
-            state.nu,
+            lambda g, m, s: ema_update_sq(g - m, s, b2) + self.eps_root, grads, mu, state.nu
         )
         count = safe_increment(state.count)
-        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
-        out = map_arrays(lambda m, s: _adaptive_step(m, debias(s, b2, count), self.eps), mu_hat, nu)
+        mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
+        out = map_arrays(lambda m, s: adaptive_step(m, debias(s, b2, count), self.eps), mu_hat, nu)
         new_state = ScaleByBeliefState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state
 
@@ -362,13 +370,14 @@ class ScaleByAmsgrad:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        grads = _square_safe(updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
         mu_hat = map_arrays(lambda m: debias(m, b1, count), mu) if self.bias_correction_mu else mu
         nu_hat = map_arrays(lambda v: debias(v, b2, count), nu) if self.bias_correction_nu else nu
         nu_max = map_arrays(lambda v, vmax: jnp.maximum(upcast(vmax), v), nu_hat, state.nu_max)
-        out = map_arrays(lambda m, v: _adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
+        out = map_arrays(lambda m, v: adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
         new_state = ScaleByAmsgradState(
             count=count,
             mu=store_like(mu, state.mu),
@@ -474,18 +483,22 @@ class ScaleByRadam:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        grads = _square_safe(updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
         ro_inf = 2 / (1 - b2) - 1
         b2t = b2**count
         ro = ro_inf - 2 * count * b2t / (1 - b2t)
-        r = jnp.sqrt((ro - 4) * (ro - 2) * ro_inf / ((ro_inf - 4) * (ro_inf - 2) * ro))
-        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
+        # Negative for 2 < ro < 4, where the step below is not taken (threshold >= 4): the floor
+        # at 0 keeps r finite there, and with it the gradient through jnp.where (0 * NaN).
+        r_sq = (ro - 4) * (ro - 2) * ro_inf / ((ro_inf - 4) * (ro_inf - 2) * ro)
+        r = safe_sqrt(jnp.maximum(r_sq, 0))
+        mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
 
         def rectified(m: jax.Array, v: jax.Array) -> jax.Array:
             v_hat = debias(v, b2, count)
-            step = _adaptive_step(r.astype(m.dtype) * m, v_hat, self.eps, self.eps_root)
+            step = adaptive_step(r.astype(m.dtype) * m, v_hat, self.eps, self.eps_root)
             return jnp.where(ro >= self.threshold, step, m)
 
         out = map_arrays(rectified, mu_hat, nu)
@@ -575,16 +588,17 @@ class ScaleByYogi:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
+        grads = _square_safe(updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
 
         def yogi_moment(g: jax.Array, v: jax.Array) -> jax.Array:
-            g2, v = abs_sq(upcast(g)), upcast(v)
+            g2, v = abs_sq(g), upcast(v)
             return v - (1 - b2) * jnp.sign(v - g2) * g2
 
-        nu = map_arrays(yogi_moment, updates, state.nu)
+        nu = map_arrays(yogi_moment, grads, state.nu)
         count = safe_increment(state.count)
         out = map_arrays(
-            lambda m, v: _adaptive_step(
+            lambda m, v: adaptive_step(
                 debias(m, b1, count), debias(v, b2, count), self.eps, self.eps_root
             ),
             mu,
@@ -688,19 +702,16 @@ class ScaleByAdan:
         del params, extra_args
         check_updates(updates, state.m)
         b1, b2, b3 = self.b1, self.b2, self.b3
+        grads = _square_safe(updates)
         diff = map_arrays(
-            lambda g, prev: jnp.where(state.t == 0, 0.0, upcast(g) - upcast(prev)),
-            updates,
-            state.g,
+            lambda g, prev: jnp.where(state.t == 0, 0.0, g - upcast(prev)), grads, state.g
         )
-        m = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.m)
+        m = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.m)
         v = map_arrays(lambda d, v: ema_update(d, v, b2), diff, state.v)
-        n = map_arrays(
-            lambda g, d, n: ema_update_sq(upcast(g) + (1 - b2) * d, n, b3), updates, diff, state.n
-        )
+        n = map_arrays(lambda g, d, n: ema_update_sq(g + (1 - b2) * d, n, b3), grads, diff, state.n)
         t = safe_increment(state.t)
         out = map_arrays(
-            lambda m, v, n: _adaptive_step(
+            lambda m, v, n: adaptive_step(
                 debias(m, b1, t) + (1 - b2) * debias(v, b2, t),
                 debias(n, b3, t),
                 self.eps,
@@ -714,7 +725,7 @@ class ScaleByAdan:
             m=store_like(m, state.m),
             v=store_like(v, state.v),
             n=store_like(n, state.n),
-            g=store_like(updates, state.g),
+            g=store_like(grads, state.g),
             t=t,
         )
         return cast_like_grads(out, updates), new_state
@@ -803,10 +814,11 @@ class ScaleByAdaDelta:
         check_updates(updates, state.e_g)
         _reject_complex(updates, "scale_by_adadelta", "grads")
         rho, eps = self.rho, self.eps
-        e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), updates, state.e_g)
+        grads = _square_safe(updates)
+        e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), grads, state.e_g)
         out = map_arrays(
-            lambda g, s, x: jnp.sqrt(upcast(x) + eps) / jnp.sqrt(s + eps) * upcast(g),
-            updates,
+            lambda g, s, x: jnp.sqrt(upcast(x) + eps) / jnp.sqrt(s + eps) * g,
+            grads,
             e_g,
             state.e_x,
         )
@@ -901,9 +913,11 @@ class ScaleByNovograd:
         if params is None:
             raise ValueError("scale_by_novograd needs params: call update(grads, state, params)")
         check_updates(updates, state.mu)
-        check_updates(updates, params)
+        check_updates(updates, params, "params")
         count = safe_increment(state.count)
-        grad_sq_norm = map_arrays(lambda g: jnp.sum(abs_sq(upcast(g))), updates)
+        # Bounded so that the layer's sum of squares (not just each square) stays finite.
+        grads = map_arrays(lambda g: square_safe(upcast(g), terms=g.size), updates)
+        grad_sq_norm = map_arrays(lambda g: jnp.sum(abs_sq(g)), grads)
         nu = map_arrays(
             lambda s, v: jnp.where(count == 1, s, ema_update(s, v, self.b2)),
             grad_sq_norm,
@@ -913,12 +927,9 @@ class ScaleByNovograd:
         mu = map_arrays(
             lambda g, p, m, v: (
                 self.b1 * upcast(m)
-                + (
-                    _adaptive_step(upcast(g), v, self.eps, self.eps_root)
-                    + self.weight_decay * upcast(p)
-                )
+                + (adaptive_step(g, v, self.eps, self.eps_root) + self.weight_decay * upcast(p))
             ),
-            updates,
+            grads,
             params,
             state.mu,
             nu,

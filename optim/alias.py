@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from optim._hyper import hyper
 from optim.base import Chain, chain, identity
 from optim.transforms import (
     add_decayed_weights,
@@ -37,7 +38,11 @@ def sgd(
     momentum_tx = (
         identity()
         if momentum is None
-        else trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
+        else trace(
+            hyper(momentum, "momentum", schedule=False),
+            nesterov=nesterov,
+            accumulator_dtype=accumulator_dtype,
+        )
     )
     return chain(momentum_tx, scale_by_learning_rate(learning_rate))
 
@@ -117,7 +122,9 @@ def rmsprop(
     return chain(
         scaling(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
         scale_by_learning_rate(learning_rate),
-        identity() if momentum is None else trace(momentum, nesterov=nesterov),
+        identity()
+        if momentum is None
+        else trace(hyper(momentum, "momentum", schedule=False), nesterov=nesterov),
     )
 
 

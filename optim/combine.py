@@ -34,7 +34,14 @@ import numpy as np
 
 from optim._hyper import hyper, is_schedule, value_at
 from optim._pytree import is_static, pytree_dataclass, static
-from optim._tree import PyTree, check_prefix, check_same_structure, is_array, is_trainable
+from optim._tree import (
+    PyTree,
+    check_prefix,
+    check_same_structure,
+    is_array,
+    is_trainable,
+    is_tree_function,
+)
 from optim.base import Chain, as_transformation, set_to_zero
 from optim.wrappers import (
     ApplyIfFinite,
@@ -249,7 +256,7 @@ def partition(
         )
     labels = tuple(transforms)
     txs = tuple(as_transformation(t, f"transforms[{k!r}]") for k, t in transforms.items())
-    if callable(param_labels):
+    if is_tree_function(param_labels):
         static_labels = param_labels
     else:
         static_labels = _regex_labels(param_labels, labels)
@@ -284,7 +291,7 @@ def freeze(mask: Any) -> Masked:
     ``mask`` is one bool (freeze all or nothing), a tree of bools with the structure of the
     params or a prefix of it, or a function of the params returning one (``optax.freeze``).
     """
-    if not callable(mask):
+    if not is_tree_function(mask):
         mask = jax.tree.map(_static_bool, mask)
     return masked(set_to_zero(), mask)
 

@@ -18,7 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper
-from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    ema_update,
+    inverse_sqrt,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -206,19 +213,19 @@ class ScaleByFactoredRms:
         decay = self.decay_rate_fn(state.count - self.step_offset, self.decay_rate)
 
         def scale_leaf(g, v_row, v_col, v):
-            g32 = upcast(g)
+            g32 = square_safe(upcast(g))  # g**2 stays finite (see optim._numerics)
             g_sq = abs_sq(g32) + self.epsilon
             dims = self._dims(g.shape)
             if dims is None:
                 new_v = ema_update(g_sq, v, decay)
-                return g32 * new_v**-0.5, None, None, new_v.astype(v.dtype)
+                return g32 * inverse_sqrt(new_v), None, None, new_v.astype(v.dtype)
             second, largest = dims
             new_row = ema_update(jnp.mean(g_sq, axis=largest), v_row, decay)
             new_col = ema_update(jnp.mean(g_sq, axis=second), v_col, decay)
             # new_row has lost axis `largest`, so `second` sits one place earlier if after it.
             row_mean = jnp.mean(new_row, axis=second - (second > largest), keepdims=True)
-            row_factor = jnp.expand_dims((new_row / row_mean) ** -0.5, largest)
-            col_factor = jnp.expand_dims(new_col**-0.5, second)
+            row_factor = jnp.expand_dims(inverse_sqrt(new_row / row_mean), largest)
+            col_factor = jnp.expand_dims(inverse_sqrt(new_col), second)
             return (
                 g32 * row_factor * col_factor,
                 new_row.astype(v_row.dtype),
@@ -239,7 +246,11 @@ def _drop(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
 
 def _step_hyper(value: Any, name: str) -> jax.Array:
     """An integer step number >= 0 as an int32 leaf (traced values accepted unchecked)."""
-    if isinstance(value, bool) or not jnp.issubdtype(jnp.result_type(value), jnp.integer):
+    try:
+        dtype = jnp.result_type(value)
+    except TypeError:  # a string, a ragged list: not a number at all
+        dtype = None
+    if isinstance(value, bool) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{name} must be an integer step number, got {value!r}")
     if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value) < 0):
         raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -317,7 +328,7 @@ class ScaleByParamBlockRms:
             raise ValueError(
                 "scale_by_param_block_rms needs params: call update(grads, state, params)"
             )
-        check_updates(updates, params)
+        check_updates(updates, params, "params")
         out = map_arrays(
             lambda g, p: upcast(g) * _safe_rms(upcast(p), self.min_scale), updates, params
         )
@@ -367,6 +378,9 @@ def adafactor(
         scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)
     ]
     if clipping_threshold is not None:
+        clipping_threshold = hyper(
+            clipping_threshold, "clipping_threshold", schedule=False, low=0.0, low_open=True
+        )
         txs.append(clip_by_block_rms(clipping_threshold))
     if learning_rate is not None:
         txs.append(scale_by_learning_rate(learning_rate, flip_sign=False))
@@ -437,7 +451,7 @@ class ScaleBySM3:
         new_weight = jnp.where(self.b2 == 1.0, 1.0, 1.0 - self.b2)
 
         def scale_leaf(g, mu, nu):
-            g32 = upcast(g)
+            g32 = square_safe(upcast(g))  # g**2 stays finite (see optim._numerics)
             if g.ndim < 2:
                 previous = mu[0]
             else:

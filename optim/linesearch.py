@@ -586,6 +586,11 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
     where that value is infinite or NaN (before the first step) it evaluates ``value_fn``
     instead. Gradients are conjugated on complex leaves (see the module docstring).
     """
+    if not callable(value_fn):
+        raise TypeError(
+            f"value_fn must be the loss function value_fn(params, ...) -> scalar, got "
+            f"{type(value_fn).__name__} {value_fn!r}"
+        )
 
     def value_and_grad(params: PyTree, *args: Any, state: Any, **kwargs: Any):
         records = [r for r in jax.tree.leaves(state, is_leaf=_is_record) if _is_record(r)]

@@ -17,12 +17,14 @@ import jax.numpy as jnp
 
 from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import (
+    adaptive_step,
     canonical_dtype,
     cast_like_grads,
     debias,
     debiased_first_moment,
     ema_update,
     ema_update_sq,
+    square_safe,
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
@@ -254,6 +256,13 @@ class ScaleByAdam:
     Adam"): :math:`\hat m_t = \beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`.
     Unlike the seed document's formula, :math:`\epsilon` sits outside the square root and the
     moments are bias-corrected, as in the paper.
+
+    Numerical edges (where optax gives inf or NaN): gradients beyond :math:`2^{62}` in
+    magnitude count as :math:`\pm 2^{62}` in both moments (``square_safe``), so :math:`v_t`
+    never overflows to inf and a spike does not freeze its coordinate for good; where the
+    denominator is 0 (:math:`\epsilon = \epsilon_{root} = 0`, :math:`v_t = 0`) the step is 0;
+    and the derivative of :math:`\sqrt{v}` at 0 is taken as 0, so ``jax.grad`` through updates
+    with zero gradients stays finite (``safe_sqrt``).
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -277,12 +286,13 @@ class ScaleByAdam:
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
-        mu_hat = debiased_first_moment(mu, updates, b1, count, self.nesterov)
+        mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
         out = map_arrays(
-            lambda m, v: m / (jnp.sqrt(debias(v, b2, count) + self.eps_root) + self.eps),
+            lambda m, v: adaptive_step(m, debias(v, b2, count), self.eps, self.eps_root),
             mu_hat,
             nu,
         )
@@ -326,8 +336,16 @@ class ScaleByRmsState(NamedTuple):
 
 
 def _rms_scaling(v: jax.Array, eps: jax.Array, eps_in_sqrt: bool) -> jax.Array:
-    r""":math:`1/\sqrt{v + \epsilon}` or :math:`1/(\sqrt{v} + \epsilon)`."""
-    return jax.lax.rsqrt(v + eps) if eps_in_sqrt else 1 / (jnp.sqrt(v) + eps)
+    r""":math:`1/\sqrt{v + \epsilon}` or :math:`1/(\sqrt{v} + \epsilon)`; 0 where the root is 0.
+
+    The root is 0 only with :math:`\epsilon = 0` where every gradient so far was 0 or squared
+    to an underflow: the step there is 0 rather than optax's NaN (0/0) or inf.
+    """
+    if eps_in_sqrt:
+        root_squared = v + eps
+        positive = root_squared > 0
+        return jnp.where(positive, jax.lax.rsqrt(jnp.where(positive, root_squared, 1)), 0)
+    return adaptive_step(1.0, v, eps)
 
 
 @pytree_dataclass
@@ -340,7 +358,9 @@ class ScaleByRms:
         \text{ with eps\_in\_sqrt=False)},
 
     with :math:`\hat v_t = v_t / (1-\beta^t)` if ``bias_correction`` else :math:`v_t`, and
-    :math:`v_0` = ``initial_scale``.
+    :math:`v_0` = ``initial_scale``. Numerical edges as in ``scale_by_adam``: gradients beyond
+    :math:`2^{62}` count as :math:`\pm 2^{62}`, a zero root gives a zero step, and the
+    derivative of the root at 0 is 0.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -358,7 +378,8 @@ class ScaleByRms:
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.nu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, self.decay), updates, state.nu)
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, self.decay), grads, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
         out = map_arrays(
             lambda g, v: (
@@ -367,9 +388,9 @@ class ScaleByRms:
                     self.eps,
                     self.eps_in_sqrt,
                 )
-                * upcast(g)
+                * g
             ),
-            updates,
+            grads,
             nu,
         )
         return cast_like_grads(out, updates), ScaleByRmsState(
@@ -417,7 +438,7 @@ class ScaleByStddev:
         u_t = g_t / \sqrt{\hat v_t - |\hat m_t|^2 + \epsilon}
 
     (or :math:`g_t / (\sqrt{\hat v_t - |\hat m_t|^2} + \epsilon)` with ``eps_in_sqrt=False``),
-    hats denoting optional bias correction as in ``scale_by_rms``.
+    hats denoting optional bias correction and numerical edges handled as in ``scale_by_rms``.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -436,15 +457,14 @@ class ScaleByStddev:
         del params, extra_args
         check_updates(updates, state.nu)
         d = self.decay
-        mu = map_arrays(lambda g, m: ema_update(g, m, d), updates, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, d), updates, state.nu)
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, d), grads, state.mu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, d), grads, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
         hat = (lambda x: debias(x, d, count)) if self.bias_correction else (lambda x: x)
         out = map_arrays(
-            lambda g, m, v: (
-                _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * upcast(g)
-            ),
-            updates,
+            lambda g, m, v: _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * g,
+            grads,
             mu,
             nu,
         )
@@ -493,11 +513,11 @@ class ScaleByRss:
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.sum_of_squares)
-        sums = map_arrays(lambda g, s: abs_sq(upcast(g)) + upcast(s), updates, state.sum_of_squares)
+        # Bounded as in scale_by_adam: one gradient spike cannot make the sum inf (many can).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        sums = map_arrays(lambda g, s: abs_sq(g) + upcast(s), grads, state.sum_of_squares)
         out = map_arrays(
-            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + self.eps), 0.0) * upcast(g),
-            updates,
-            sums,
+            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + self.eps), 0.0) * g, grads, sums
         )
         return cast_like_grads(out, updates), ScaleByRssState(
             store_like(sums, state.sum_of_squares)
@@ -552,7 +572,7 @@ class AddDecayedWeights:
             state = AddDecayedWeightsState(count=safe_increment(state.count))
         else:
             wd = self.weight_decay
-        check_updates(updates, params)
+        check_updates(updates, params, "params")
         out = map_arrays(lambda g, p: upcast(g) + wd * upcast(p), updates, params)
         return cast_like_grads(out, updates), state
 

@@ -70,7 +70,7 @@ class ScaleByTrustRatio:
         del extra_args
         if params is None:
             raise ValueError("scale_by_trust_ratio needs params: call update(grads, state, params)")
-        check_updates(updates, params)
+        check_updates(updates, params, "params")
         return cast_like_grads(map_arrays(self._scale, updates, params), updates), state
 
 

@@ -31,6 +31,7 @@ from optim._tree import (
     full_like,
     is_array,
     is_trainable,
+    is_tree_function,
     keystr,
     map_arrays,
     safe_increment,
@@ -113,6 +114,25 @@ def _none_like(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda _: None, tree, is_leaf=lambda x: x is None)
 
 
+def _cover(mask: PyTree, updates: PyTree) -> PyTree:
+    """``mask``, made from ``updates``, with an entry at every leaf of the params: False where
+    the update is ``None``.
+
+    A mask function maps over the updates, where ``None`` (no gradient: a function or Python
+    number of an equinox or flax module) is an empty subtree, so its mask has no entry there,
+    while the params hold the function. Those leaves are hidden from ``inner`` (it gets no
+    update for them either). The result has the structure of ``updates`` with ``None`` counted
+    as a leaf, which ``check_same_structure`` has found equal to the params'.
+    """
+    def is_none(x: Any) -> bool:
+        return x is None
+
+    per_leaf = jax.tree.map(
+        lambda m, sub: jax.tree.map(lambda _: m, sub, is_leaf=is_none), mask, updates
+    )
+    return jax.tree.map(lambda m: False if m is None else m, per_leaf, is_leaf=is_none)
+
+
 @pytree_dataclass
 class Masked:
     r"""Apply ``inner`` to the leaves where the mask is True; pass the others through.
@@ -145,7 +165,8 @@ class Masked:
         mask = self._mask_tree(updates)
         if params is not None:
             check_same_structure(updates, params, "grads", "params")
-        hidden_params = None if params is None else self._hide(params, mask)
+        hidden_updates = self._hide(updates, mask, "grads")
+        hidden_params = None if params is None else self._hide(params, _cover(mask, updates))
         if self.mask_compatible_extra_args:
             structure = jax.tree.structure(updates)
             extra_args = {
@@ -153,7 +174,7 @@ class Masked:
                 for k, v in extra_args.items()
             }
         new, inner_state = self.inner.update(
-            self._hide(updates, mask, "grads"), state.inner_state, hidden_params, **extra_args
+            hidden_updates, state.inner_state, hidden_params, **extra_args
         )
         merged = jax.tree.map(lambda m, n, o: n if m else o, mask, new, updates)
         return merged, MaskedState(inner_state)
@@ -168,7 +189,7 @@ def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -
     compared by identity, so pass the same function object to avoid recompiling.
     """
     inner = as_transformation(inner, "inner")
-    if not callable(mask):
+    if not is_tree_function(mask):
         leaves, treedef = jax.tree.flatten(mask)
         mask = StaticTree(treedef, tuple(leaves))
     return Masked(inner, mask, bool(mask_compatible_extra_args))

@@ -219,7 +219,7 @@ def test_bad_learning_rate_is_rejected(name, lr):
         (lambda: optim.adam(1e-3, b2=-0.1), "b2"),
         (lambda: optim.adam(1e-3, eps=-1.0), "eps"),
         (lambda: optim.adamw(1e-3, weight_decay=float("nan")), "weight_decay must be finite"),
-        (lambda: optim.sgd(1e-3, momentum="0.9"), "decay must be a number"),
+        (lambda: optim.sgd(1e-3, momentum="0.9"), "momentum must be a number"),
         (lambda: optim.adam(jnp.ones(3)), "learning_rate must be a scalar"),
         (lambda: optim.adam(1e-3, mu_dtype=jnp.int8), "mu_dtype must be a floating"),
         (lambda: optim.chain(optim.adam(1e-3), "sgd"), "chain argument 1"),

@@ -9,15 +9,17 @@ import jax.numpy as jnp
 
 from optim._hyper import hyper, value_at
 from optim._numerics import (
+    adaptive_step,
     canonical_dtype,
     cast_like_grads,
     debias,
     ema_update,
     ema_update_sq,
+    square_safe,
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, map_arrays, safe_increment
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
 from optim.base import Chain, chain, check_updates
 from optim.transforms import add_decayed_weights, scale_by_learning_rate
 
@@ -72,14 +74,18 @@ class ScaleByAdemamix:
         b1, b2 = self.b1, self.b2
         b3 = value_at(self.b3, state.count_m2)
         alpha = value_at(self.alpha, state.count_m2)
-        m1 = map_arrays(lambda g, m: ema_update(g, m, b1), updates, state.m1)
-        m2 = map_arrays(lambda g, m: ema_update(g, m, b3), updates, state.m2)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        # Numerical edges as in scale_by_adam: bounded gradients, 0 for 0/0, finite gradients.
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        m1 = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.m1)
+        m2 = map_arrays(lambda g, m: ema_update(g, m, b3), grads, state.m2)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
         out = map_arrays(
-            lambda fast, slow, v: (
-                (debias(fast, b1, count) + alpha * slow)
-                / (jnp.sqrt(debias(v, b2, count) + self.eps_root) + self.eps)
+            lambda fast, slow, v: adaptive_step(
+                debias(fast, b1, count) + alpha * slow,
+                debias(v, b2, count),
+                self.eps,
+                self.eps_root,
             ),
             m1,
             m2,

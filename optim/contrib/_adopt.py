@@ -8,7 +8,15 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper, value_at
-from optim._numerics import canonical_dtype, cast_like_grads, ema_update, ema_update_sq, store_like
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    ema_update,
+    ema_update_sq,
+    safe_sqrt,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
 from optim.base import Chain, chain, check_updates
@@ -64,14 +72,18 @@ class ScaleByAdopt:
         started = state.count > 0
         b1 = jnp.where(started, self.b1, 1.0)  # m_0 = 0
         b2 = jnp.where(started, self.b2, 0.0)  # v_0 = |g_0|^2
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), updates, state.nu)
+        # Numerical edges as in scale_by_adam: bounded gradients, 0 for 0/0, finite gradients.
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         limit = value_at(self.clip_value_fn, state.count) if self.use_clipping else None
 
         def normalised(g: jax.Array, v: jax.Array) -> jax.Array:
-            scaled = upcast(g) / jnp.maximum(jnp.sqrt(upcast(v)), self.eps)
+            denominator = jnp.maximum(safe_sqrt(upcast(v)), self.eps)
+            positive = denominator > 0
+            scaled = jnp.where(positive, g / jnp.where(positive, denominator, 1), 0)
             return scaled if limit is None else jnp.clip(scaled, -limit, limit)
 
-        step = map_arrays(normalised, updates, state.nu)  # v_{t-1}: the old second moment
+        step = map_arrays(normalised, grads, state.nu)  # v_{t-1}: the old second moment
         mu = map_arrays(lambda s, m: ema_update(s, m, b1), step, state.mu)
         out = map_arrays(lambda s, m: ema_update(s, m, b1), step, mu) if self.nesterov else mu
         new_state = ScaleByAdamState(

@@ -440,6 +440,13 @@ def muon(
     optax's structure.
     """
     dims = _static_dims(muon_weight_dimension_numbers, "muon_weight_dimension_numbers")
+    # Validated here so that errors name muon's arguments, not adamw's.
+    adam_b1 = hyper(adam_b1, "adam_b1", schedule=False, low=0.0, high=1.0, high_open=True)
+    adam_b2 = hyper(adam_b2, "adam_b2", schedule=False, low=0.0, high=1.0, high_open=True)
+    adam_eps_root = hyper(adam_eps_root, "adam_eps_root", schedule=False, low=0.0)
+    adam_weight_decay = hyper(adam_weight_decay, "adam_weight_decay", low=0.0)
+    if adam_learning_rate is not None:
+        adam_learning_rate = hyper(adam_learning_rate, "adam_learning_rate", low=0.0)
     matrices = chain(
         scale_by_muon(
             ns_coeffs,

@@ -8,9 +8,23 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper, value_at
-from optim._numerics import cast_like_grads, ema_update, ema_update_sq, store_like
+from optim._numerics import (
+    cast_like_grads,
+    ema_update,
+    ema_update_sq,
+    safe_sqrt,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
+from optim._tree import (
+    PyTree,
+    check_same_structure,
+    full_like,
+    map_arrays,
+    safe_increment,
+    upcast,
+)
 from optim.base import check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms import learning_rate_hyper
@@ -85,17 +99,18 @@ class ScaleByProdigy:
         if params is None:
             raise ValueError("prodigy needs params: call update(grads, state, params)")
         check_updates(updates, state.exp_avg)
+        check_same_structure(params, state.params0, "params", "the optimizer state")
         b1, b2, d, d0 = self.b1, self.b2, state.estim_lr, self.estim_lr0
         beta3 = jnp.sqrt(b2) if self.beta3 is None else self.beta3
         count = safe_increment(state.count)
         schedule = value_at(self.learning_rate, state.count)
         dlr = d * schedule * (jnp.sqrt(1 - b2**count) / (1 - b1**count))
-        dg = map_arrays(lambda g: d * upcast(g), updates)
+        # Bounded so that (d g)^2 stays finite for d <= 1 (see optim._numerics.square_safe).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        dg = map_arrays(lambda g: d * g, grads)
         inner = _leaf_sum(
             jax.tree.leaves(
-                map_arrays(
-                    lambda g, p0, p: jnp.vdot(upcast(g), p0 - p), updates, state.params0, params
-                )
+                map_arrays(lambda g, p0, p: jnp.vdot(g, p0 - p), grads, state.params0, params)
             )
         )
         exp_avg = map_arrays(lambda x, m: ema_update(x, m, b1), dg, state.exp_avg)
@@ -104,12 +119,16 @@ class ScaleByProdigy:
         grad_sum = map_arrays(lambda s, x: beta3 * s + sum_weight * x / d0, state.grad_sum, dg)
         numerator = beta3 * state.numerator_weighted + (d / d0) * dlr * inner
         denominator = _leaf_sum([jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(grad_sum)])
-        estim_lr = jnp.maximum(d, self.estim_lr_coef * numerator / denominator)
+        # ||s||_1 = 0 while every gradient so far was 0: optax's 0/0 there makes d, and every
+        # later step, NaN; d keeps its value instead.
+        informed = denominator > 0
+        estimate = self.estim_lr_coef * numerator / jnp.where(informed, denominator, 1)
+        estim_lr = jnp.where(informed, jnp.maximum(d, estimate), d)
         sign = -1 if self.flip_sign else 1
         out = map_arrays(
             lambda m, v, p: (
                 sign
-                * (self.weight_decay * dlr * upcast(p) + dlr * m / (jnp.sqrt(v) + d * self.eps))
+                * (self.weight_decay * dlr * upcast(p) + dlr * m / (safe_sqrt(v) + d * self.eps))
             ),
             exp_avg,
             exp_avg_sq,

@@ -10,7 +10,14 @@ import jax.numpy as jnp
 
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, check_params, global_norm, map_arrays, upcast
+from optim._tree import (
+    PyTree,
+    check_params,
+    check_same_structure,
+    global_norm,
+    map_arrays,
+    upcast,
+)
 from optim.base import EmptyState, apply_updates, as_transformation, check_updates
 from optim.schedules import _steps
 
@@ -112,6 +119,7 @@ class SAM:
         self, updates: PyTree, state: SAMState, params: PyTree, extra: dict
     ) -> tuple[PyTree, SAMState]:
         check_updates(updates, state.cache)
+        check_same_structure(params, state.cache, "params", "the optimizer state")
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == self.sync_period - 1
         adv_updates, adv_state = self._ascend(updates, state.adv_state, params, extra)

@@ -88,6 +88,7 @@ class ScheduleFree:
         if params is None:
             raise ValueError("schedule_free needs params: call update(grads, state, params)")
         check_updates(updates, state.z)
+        check_same_structure(params, state.z, "params", "the optimizer state")
         lr = value_at(self.learning_rate, state.step_count)
         max_lr = jnp.maximum(state.max_lr, lr)
         weight = max_lr**self.weight_lr_power
@@ -206,6 +207,7 @@ def schedule_free_adamw(
     (``scale_by_rms`` with bias correction, as in optax).
     """
     learning_rate = _warmup(learning_rate, warmup_steps)
+    b2 = hyper(b2, "b2", schedule=False, low=0.0, high=1.0)  # named here, not as rms's decay
     optimizer = chain(
         scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
         add_decayed_weights(weight_decay),
