@@ -194,7 +194,9 @@ class WithStateDtype:
     storage: Any = static()
 
     def init(self, params: PyTree) -> Any:
-        state = self.inner.init(params)
+        # Under jit XLA would constant-fold the encoding of the constant initial moments:
+        # seconds of compile time per million parameters (137 s at 16.8M).
+        state = jax.lax.optimization_barrier(self.inner.init(params))
         _check_state(state, params, self.storage.name)
         return _map_slots(state, self.storage.encode)
 
