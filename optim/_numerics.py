@@ -95,11 +95,13 @@ def adaptive_step(m: jax.Array, v: jax.Array, eps: Any, eps_root: Any = 0.0) -> 
     The denominator is 0 only with :math:`\epsilon = \epsilon_{root} = 0` where :math:`v = 0`:
     every gradient so far was 0 (0/0, NaN in optax) or so small that its square underflowed
     (:math:`|g| \lesssim 10^{-21}` in float32; m/0 = inf in optax). Such a coordinate does
-    not move. Elsewhere the values are those of the plain formula, bit for bit.
+    not move. Elsewhere the values are the plain formula's.
     """
     denominator = safe_sqrt(v + eps_root) + eps
     nonzero = denominator > 0
-    return jnp.where(nonzero, m / jnp.where(nonzero, denominator, 1), 0)
+    # Select the operands, not the quotient: XLA then rewrites the division (fused with the
+    # learning rate) as it does the plain formula's, which keeps the values bit for bit.
+    return jnp.where(nonzero, m, 0) / jnp.where(nonzero, denominator, 1)
 
 
 def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
@@ -111,11 +113,13 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
     of squared gradients; in float32 :math:`g^2` overflows for :math:`|g| > 1.8 \cdot
     10^{19}`, and a moment that reaches inf stays inf (:math:`\beta \cdot \infty = \infty`),
     so one spike would freeze its coordinate for good (its step :math:`m/\infty = 0`). Below
-    the bound nothing changes; above it the gradient counts as the bound, in the first moment
-    too, so that their ratio (the step) keeps its meaning. The 4 leaves room for squares of
-    sums of up to four bounded terms (AdaBelief's :math:`g - m`, Adan's :math:`g +
-    (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass through, so a NaN or inf gradient
-    still shows in the update.
+    the bound the values are unchanged (XLA may fold constants differently around the select:
+    a last-bit difference in a few entries of a long fused program); above it the gradient
+    counts as the bound, in the first moment too, so that their ratio (the step) keeps its
+    meaning. The 4 leaves room for squares of
+    sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
+    :math:`g - m`, Adan's :math:`g + (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass
+    through, so a NaN or inf gradient still shows in the update.
     """
     bound = float(np.sqrt(np.finfo(g.dtype).max)) / (4 * float(np.sqrt(max(terms, 1))))
     magnitude = jnp.abs(g)

@@ -23,6 +23,7 @@ from optim._numerics import (
     cast_like_grads,
     ema_update,
     inverse_sqrt,
+    safe_sqrt,
     square_safe,
     store_like,
 )
@@ -126,8 +127,12 @@ def _safe_rms(x: jax.Array, min_rms: jax.Array) -> jax.Array:
 
 
 def _decay_rate_pow(step: jax.Array, exponent: jax.Array) -> jax.Array:
-    r"""Adafactor's second-moment decay :math:`\hat\beta_{2,t} = 1 - (t+1)^{-c}`."""
-    t = jnp.asarray(step + 1, jnp.float32)
+    r"""Adafactor's second-moment decay :math:`\hat\beta_{2,t} = 1 - (t+1)^{-c}`.
+
+    The + 1 is taken in float32: in int32 (as optax does) it wraps to -2**31 once the step
+    counter saturates at 2**31 - 1, and a negative base to a fractional power is NaN.
+    """
+    t = jnp.asarray(step, jnp.float32) + 1
     return 1.0 - t ** (-exponent)
 
 
@@ -301,7 +306,8 @@ class ClipByBlockRms:
 
         def clip_leaf(g):
             g32 = upcast(g)
-            return g32 / jnp.maximum(1.0, jnp.sqrt(jnp.mean(abs_sq(g32))) / self.threshold)
+            rms = safe_sqrt(jnp.mean(abs_sq(g32)))  # finite derivative for an all-zero leaf
+            return g32 / jnp.maximum(1.0, rms / self.threshold)
 
         return cast_like_grads(map_arrays(clip_leaf, updates), updates), state
 

@@ -343,8 +343,7 @@ def _rms_scaling(v: jax.Array, eps: jax.Array, eps_in_sqrt: bool) -> jax.Array:
     """
     if eps_in_sqrt:
         root_squared = v + eps
-        positive = root_squared > 0
-        return jnp.where(positive, jax.lax.rsqrt(jnp.where(positive, root_squared, 1)), 0)
+        return jax.lax.rsqrt(jnp.where(root_squared > 0, root_squared, jnp.inf))  # 1/inf = 0
     return adaptive_step(1.0, v, eps)
 
 

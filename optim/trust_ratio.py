@@ -62,8 +62,11 @@ class ScaleByTrustRatio:
         g32 = upcast(g)
         param_norm = _safe_norm(upcast(p), self.min_norm)
         update_norm = _safe_norm(g32, self.min_norm)
-        ratio = self.trust_coefficient * param_norm / (update_norm + self.eps)
-        ratio = jnp.where((param_norm == 0.0) | (update_norm == 0.0), 1.0, ratio)
+        degenerate = (param_norm == 0.0) | (update_norm == 0.0)
+        # The division sees 1 where its result is discarded: x / 0 there would make the
+        # gradient through the jnp.where 0 * inf = NaN (an all-zero gradient leaf, eps = 0).
+        denominator = jnp.where(degenerate, 1.0, update_norm + self.eps)
+        ratio = jnp.where(degenerate, 1.0, self.trust_coefficient * param_norm / denominator)
         return g32 * ratio
 
     def update(self, updates, state, params=None, **extra_args):

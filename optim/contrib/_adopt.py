@@ -80,7 +80,7 @@ class ScaleByAdopt:
         def normalised(g: jax.Array, v: jax.Array) -> jax.Array:
             denominator = jnp.maximum(safe_sqrt(upcast(v)), self.eps)
             positive = denominator > 0
-            scaled = jnp.where(positive, g / jnp.where(positive, denominator, 1), 0)
+            scaled = jnp.where(positive, g, 0) / jnp.where(positive, denominator, 1)
             return scaled if limit is None else jnp.clip(scaled, -limit, limit)
 
         step = map_arrays(normalised, grads, state.nu)  # v_{t-1}: the old second moment

@@ -166,6 +166,19 @@ def _fans(shape: tuple[int, ...], axes: tuple[tuple, tuple, tuple]) -> tuple[int
     return math.prod(shape[a] for a in reduction), math.prod(shape[a] for a in output)
 
 
+def _unless_squares_overflow(x: jax.Array) -> jax.Array:
+    """``x`` itself (bit for bit), or ``x / max|x|`` where the sum of its squares could overflow.
+
+    A gradient spike of 1e30 makes the momentum ~1e29, whose Frobenius norm is inf in float32:
+    x / inf = 0 would freeze the matrix until the momentum decays (~480 steps at beta = 0.95).
+    Newton-Schulz returns the polar factor, which does not depend on the scale.
+    """
+    bound = float(np.sqrt(np.finfo(x.real.dtype).max)) / (4 * math.sqrt(max(x.size, 1)))
+    largest = jnp.max(jnp.abs(x))
+    huge = jnp.isfinite(largest) & (largest > bound)
+    return x / jnp.where(huge, largest, 1).astype(x.real.dtype)
+
+
 def _newton_schulz(
     x: jax.Array, coeffs: jax.Array, ns_steps: int, preconditioning: str, eps: jax.Array
 ) -> jax.Array:
@@ -179,6 +192,7 @@ def _newton_schulz(
     transposed = x.shape[0] > x.shape[1]
     if transposed:
         x = x.T
+    x = _unless_squares_overflow(x)
     if preconditioning == "frobenius":
         x = x / (jnp.linalg.norm(x, ord="fro") + eps)
     elif preconditioning == "spectral":
