@@ -72,6 +72,11 @@ def check_float_updates(updates: PyTree, name: str = "grads") -> None:
             )
 
 
+def _listed(label: str, paths: list[str]) -> list[str]:
+    """``[label + the first five paths]``, or nothing when there are none."""
+    return [label + ", ".join(paths[:5])] if paths else []
+
+
 def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_name: str) -> None:
     """Raise ``ValueError`` naming the first leaf paths where ``tree`` and ``reference`` differ.
 
@@ -86,13 +91,9 @@ def check_same_structure(tree: PyTree, reference: PyTree, name: str, reference_n
     if got_paths != want_paths:
         missing = [p for p in want_paths if p not in set(got_paths)]
         extra = [p for p in got_paths if p not in set(want_paths)]
-        detail = []
-        if missing:
-            detail.append(f"missing from {name}: {', '.join(missing[:5])}")
-        if extra:
-            detail.append(f"not in {reference_name}: {', '.join(extra[:5])}")
-        if not detail:
-            detail.append(f"{name} has leaves {got_paths[:5]}, {reference_name} {want_paths[:5]}")
+        detail = _listed(f"missing from {name}: ", missing) + _listed(
+            f"not in {reference_name}: ", extra
+        ) or [f"{name} has leaves {got_paths[:5]}, {reference_name} {want_paths[:5]}"]
         raise ValueError(
             f"{name} does not have the structure of {reference_name}; " + "; ".join(detail) + "."
         )
@@ -146,13 +147,9 @@ def check_prefix(prefix: PyTree, tree: PyTree, name: str, tree_name: str = "para
     uncovered = [
         at(tree_name, t) for t in tree_paths if not any(covers(p, t) for p in prefix_paths)
     ]
-    detail = []
-    if extra:
-        detail.append(f"not in {tree_name}: {', '.join(extra[:5])}")
-    if uncovered:
-        detail.append(f"no entry in {name} for {', '.join(uncovered[:5])}")
-    if not detail:
-        detail.append(f"the container types differ ({reason})")
+    detail = _listed(f"not in {tree_name}: ", extra) + _listed(
+        f"no entry in {name} for ", uncovered
+    ) or [f"the container types differ ({reason})"]
     raise ValueError(
         f"{name} must have the structure of {tree_name} or of a prefix of it: "
         + "; ".join(detail)

@@ -268,17 +268,24 @@ def test_every_checkpoint_corrupted_raises(tmp_path):
         checkpoint.restore(tmp_path, trees[1])
 
 
-def _write_arrays_then_fail(write: Callable) -> Callable:
+def write_arrays_then_fail(write: Callable, only: str = "") -> Callable:
+    """A disk that fills up once the arrays of a checkpoint (of a temporary directory whose
+    name starts with ``only``) are written."""
+
     def failing(path: Path, arrays: dict) -> None:
         write(path, arrays)
-        raise OSError(errno.ENOSPC, "No space left on device")
+        if path.parent.name.startswith(only):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     return failing
 
 
-def _write_half_a_manifest(write: Callable) -> Callable:
+def write_half_a_manifest(write: Callable, only: str = "") -> Callable:
+    """A disk that fills up half-way through the manifest (of a temporary directory whose name
+    starts with ``only``)."""
+
     def failing(path: Path, data: bytes) -> None:
-        if path.name != "manifest.json":
+        if path.name != "manifest.json" or not path.parent.name.startswith(only):
             return write(path, data)
         path.write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -288,7 +295,7 @@ def _write_half_a_manifest(write: Callable) -> Callable:
 
 @pytest.mark.parametrize(
     ("writer", "failing"),
-    [("_write_arrays", _write_arrays_then_fail), ("_write_file", _write_half_a_manifest)],
+    [("_write_arrays", write_arrays_then_fail), ("_write_file", write_half_a_manifest)],
     ids=["after-the-arrays", "in-the-manifest"],
 )
 def test_disk_full_during_a_save_leaves_the_previous_checkpoint_intact(

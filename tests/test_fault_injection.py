@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import os
 import pickle
 import random
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_checkpoint import write_arrays_then_fail, write_half_a_manifest
 
 import optim
 from optim import checkpoint
@@ -316,23 +318,10 @@ def test_resume_with_numpy_data(checkpoints, uninterrupted):
     assert_same_run(resume_strictly(checkpoints, data=numpy_data), uninterrupted[0])
 
 
-def _fail_after_writing_the_arrays(write: Callable) -> Callable:
-    def failing(path: Path, arrays: dict) -> None:
-        write(path, arrays)
-        if path.parent.name.startswith(".tmp-step_10-"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    return failing
-
-
-def _fail_half_way_through_the_manifest(write: Callable) -> Callable:
-    def failing(path: Path, data: bytes) -> None:
-        if path.name != "manifest.json" or not path.parent.name.startswith(".tmp-step_10-"):
-            return write(path, data)
-        path.write_bytes(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    return failing
+_fail_after_writing_the_arrays = functools.partial(write_arrays_then_fail, only=".tmp-step_10-")
+_fail_half_way_through_the_manifest = functools.partial(
+    write_half_a_manifest, only=".tmp-step_10-"
+)
 
 
 @pytest.mark.parametrize(
