@@ -270,6 +270,10 @@ JIT_ULPS_FOR = {
     # rounding difference of the (eager or fused) matrix products by up to a = 3.4445 at small
     # singular values. Measured: up to 17 ulps.
     "muon": 64,
+    # The zoom line search evaluates value_fn (a sum: eager and fused reductions round
+    # differently) at step sizes interpolated from earlier values, over several iterations;
+    # its state keeps the last value. Measured: up to 9 ulps.
+    "lbfgs": 64,
 }
 # Updates that are a difference of param-sized terms (new point minus old): their rounding is
 # in ulps of the params, not of the (much smaller) update.
@@ -301,11 +305,6 @@ FLATTEN_BUG = (
     "flatten's _unravel casts the complex updates of real leaves (raveled with complex ones) "
     "with astype: jax 0.10 warns 'Casting from complex to real dtypes will soon raise'"
 )
-NORMALIZE_BUG = (
-    "contrib.normalize divides by the global norm: 0/0 = NaN for zero gradients, g/0 = inf "
-    "when the squares underflow (optax too); sam's paper setting uses it"
-)
-
 # --- comparing trees ----------------------------------------------------------------------------
 
 
@@ -589,7 +588,6 @@ def test_flatten_mixes_real_and_complex_leaves() -> None:
     assert_same_layout(updates, params, "updates")
 
 
-@pytest.mark.xfail(strict=True, reason=NORMALIZE_BUG)
 @pytest.mark.parametrize("size", [0.0, 1e-30])
 def test_normalize_is_finite(size: float) -> None:
     """Zero gradients, and gradients whose squares underflow float32, normalize to finite

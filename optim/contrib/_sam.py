@@ -26,7 +26,12 @@ NormalizeState = EmptyState
 
 @pytree_dataclass
 class Normalize:
-    r"""Divide by the global norm: :math:`u_t = g_t / \lVert g_t \rVert_2` (over all leaves)."""
+    r"""Divide by the global norm: :math:`u_t = g_t / \lVert g_t \rVert_2` (over all leaves).
+
+    The gradients are first divided by their largest magnitude, so that the norm neither
+    underflows (gradients of 1e-30, whose squares are 0 in float32) nor overflows; all-zero
+    gradients give zero updates (optax: 0/0 = NaN).
+    """
 
     def init(self, params: PyTree) -> NormalizeState:
         del params
@@ -34,8 +39,14 @@ class Normalize:
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
-        norm = global_norm(updates)
-        return map_arrays(lambda g: (upcast(g) / norm).astype(g.dtype), updates), state
+        magnitudes = [jnp.max(jnp.abs(upcast(g)), initial=0.0)
+                      for g in jax.tree.leaves(map_arrays(lambda g: g, updates))]
+        largest = jnp.max(jnp.stack(magnitudes)) if magnitudes else jnp.float32(0)
+        scale = jnp.where(largest > 0, largest, 1)
+        scaled = map_arrays(lambda g: upcast(g) / scale, updates)
+        norm = global_norm(scaled)
+        norm = jnp.where(norm > 0, norm, 1)
+        return map_arrays(lambda g, s: (s / norm).astype(g.dtype), updates, scaled), state
 
 
 def normalize() -> Normalize:
