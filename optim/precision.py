@@ -329,11 +329,17 @@ def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) ->
     ``None`` updates leave the parameter untouched.
 
     Raises:
-      TypeError: a parameter is an integer or boolean array.
+      TypeError: a parameter is an integer, boolean or complex array.
       ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
     """
     check_params(params)
     check_same_structure(updates, params, "updates", "params")
+    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if is_trainable(p) and jnp.iscomplexobj(p):
+            raise TypeError(
+                f"stochastic rounding needs real parameters: params{jax.tree_util.keystr(path)} "
+                f"is {p.dtype}; round its real and imaginary parts as separate real arrays"
+            )
     leaves, (update_leaves,), treedef = _flat_leaves(params, updates)
     keys = jax.random.split(key, len(leaves))
 

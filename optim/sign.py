@@ -187,11 +187,13 @@ class ScaleByRpropState(NamedTuple):
 
 
 def _reject_complex(tree: PyTree, name: str) -> None:
-    if any(is_trainable(x) and jnp.iscomplexobj(x) for x in jax.tree.leaves(tree)):
-        raise ValueError(
-            f"rprop does not support complex {name} (it compares signs of real numbers); "
-            "optimize the real and imaginary parts as separate real arrays"
-        )
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if is_trainable(x) and jnp.iscomplexobj(x):
+            raise ValueError(
+                f"rprop does not support complex {name}: {name}{jax.tree_util.keystr(path)} "
+                f"is {jnp.result_type(x)} (rprop compares signs of real numbers); optimize the "
+                "real and imaginary parts as separate real arrays"
+            )
 
 
 @pytree_dataclass
@@ -225,14 +227,14 @@ class ScaleByRprop:
     current_update: bool = static(False)
 
     def init(self, params: PyTree) -> ScaleByRpropState:
-        _reject_complex(params, "parameters")
+        _reject_complex(params, "params")
         return ScaleByRpropState(
             step_sizes=full_like(params, self.learning_rate), prev_updates=full_like(params)
         )
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
-        _reject_complex(updates, "gradients")
+        _reject_complex(updates, "grads")
         check_updates(updates, state.step_sizes)
         signs = map_arrays(lambda g, d: upcast(g) * upcast(d), updates, state.prev_updates)
         step_sizes = map_arrays(

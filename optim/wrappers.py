@@ -562,7 +562,14 @@ def _unravel(flat: jax.Array, like: PyTree) -> PyTree:
     """Split ``flat`` into the shapes and dtypes of the floating leaves of ``like``."""
     leaves = [x for x in jax.tree.leaves(like) if is_trainable(x)]
     pieces = iter(jnp.split(flat, np.cumsum([x.size for x in leaves])[:-1]))
-    return map_arrays(lambda x: next(pieces).reshape(x.shape).astype(x.dtype), like)
+
+    def piece(x: jax.Array) -> jax.Array:
+        p = next(pieces).reshape(x.shape)
+        # A real leaf raveled with complex ones: its imaginary part is 0 by construction.
+        p = p.real if jnp.iscomplexobj(p) and not jnp.iscomplexobj(x) else p
+        return p.astype(x.dtype)
+
+    return map_arrays(piece, like)
 
 
 @pytree_dataclass

@@ -297,14 +297,7 @@ KNOWN_BUGS = {
     "prodigy": "under x64 with float64 params, update returns a state whose estim_lr and "
     "numerator_weighted are float64 where init made float32 (no lax.scan carry)",
 }
-COMPLEX_MESSAGE_BUGS = {
-    "rprop": "the ValueError for complex params does not name the leaf",
-    "stochastic_rounding(adam)": "the error for complex params does not name the leaf",
-}
-FLATTEN_BUG = (
-    "flatten's _unravel casts the complex updates of real leaves (raveled with complex ones) "
-    "with astype: jax 0.10 warns 'Casting from complex to real dtypes will soon raise'"
-)
+COMPLEX_MESSAGE_BUGS: dict[str, str] = {}
 # --- comparing trees ----------------------------------------------------------------------------
 
 
@@ -577,7 +570,6 @@ def test_zero_gradient_movers_move(name: str) -> None:
     ), f"{name} left params unchanged with zero gradients; remove it from ZERO_GRADIENT_MOVES"
 
 
-@pytest.mark.xfail(strict=True, reason=FLATTEN_BUG)
 @pytest.mark.filterwarnings("error::DeprecationWarning")
 def test_flatten_mixes_real_and_complex_leaves() -> None:
     """Real and complex leaves ravel into one complex vector; the updates of the real leaves
