@@ -148,9 +148,10 @@ def _quantized(name: str, state_dtype: str) -> Callable[[], Any]:
 
 
 COMBINATORS: dict[str, Callable[[], Any]] = {
-    # The adversarial step is plain SGD: the paper's chain(normalize(), sgd(rho)) is not
-    # finite for zero or underflowing gradients (test_normalize_is_finite).
-    "sam": lambda: optim.sam(optim.sgd(LEARNING_RATE), optim.sgd(0.05)),
+    # The paper's ascent: a step of rho along the normalized gradient.
+    "sam": lambda: optim.sam(
+        optim.sgd(LEARNING_RATE), optim.chain(optim.contrib.normalize(), optim.sgd(0.05))
+    ),
     "chain(clip_by_global_norm, adamw)": lambda: optim.chain(
         optim.clip_by_global_norm(1.0), optim.adamw(LEARNING_RATE)
     ),
@@ -293,11 +294,9 @@ STATE_AT_UPDATE_SCALE = {
 
 # Bugs in optim found by these tests (fixes in the report of issue 7, item 1): the test fails
 # until its fix lands, then passes (a strict xfail fails): remove the entry.
-KNOWN_BUGS = {
-    "prodigy": "under x64 with float64 params, update returns a state whose estim_lr and "
-    "numerator_weighted are float64 where init made float32 (no lax.scan carry)",
-}
+KNOWN_BUGS: dict[str, str] = {}
 COMPLEX_MESSAGE_BUGS: dict[str, str] = {}
+
 # --- comparing trees ----------------------------------------------------------------------------
 
 

@@ -139,8 +139,9 @@ class ScaleByProdigy:
             exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
             grad_sum=store_like(grad_sum, state.grad_sum),
             params0=state.params0,
-            estim_lr=estim_lr,
-            numerator_weighted=numerator,
+            # float32 as init made them (sums over float64 leaves are float64 under x64)
+            estim_lr=estim_lr.astype(state.estim_lr.dtype),
+            numerator_weighted=numerator.astype(state.numerator_weighted.dtype),
             count=count,
         )
         return cast_like_grads(out, updates), new_state
