@@ -72,7 +72,8 @@ def _logits_and_integer_labels(logits: ArrayLike, labels: ArrayLike) -> tuple[ja
     # Out-of-range labels would index past the class axis and give meaningless values; they can
     # only be checked for concrete inputs, not under jit.
     if not isinstance(labels, jax.core.Tracer) and labels.size:
-        low, high, num_classes = int(labels.min()), int(labels.max()), logits.shape[-1]
+        concrete = np.asarray(labels)  # NumPy: under an outer jit, labels.min() would trace
+        low, high, num_classes = int(concrete.min()), int(concrete.max()), logits.shape[-1]
         if low < 0 or high >= num_classes:
             raise ValueError(
                 f"`labels` must lie in [0, num_classes={num_classes}) (the last axis of "
