@@ -31,11 +31,18 @@ __all__ = ["fromage", "lamb", "lars", "scale_by_trust_ratio"]
 
 
 def _safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
-    r""":math:`\max(\lVert x\rVert_2, n_{min})`, with a finite gradient where the norm is 0."""
-    sq = jnp.sum(abs_sq(x))
-    small = jnp.sqrt(sq) <= min_norm
+    r""":math:`\max(\lVert x\rVert_2, n_{min})`, with a finite gradient where the norm is 0.
+
+    Computed as :math:`m \lVert x / m\rVert_2` with :math:`m = \max_i |x_i|`: the squares of
+    float32 numbers below about 1e-19 underflow (a sum of them is a few bits, or 0) and those
+    above 1e19 overflow; scaled, the largest square is 1.
+    """
+    largest = jnp.max(jnp.abs(x), initial=0.0)
+    scale = jnp.where(largest > 0.0, largest, 1.0)
+    sq = jnp.sum(abs_sq(x / scale))
+    small = scale * jnp.sqrt(sq) <= min_norm
     # The second sqrt never sees 0 (it would give an infinite derivative), as in optax.
-    return jnp.where(small, min_norm, jnp.sqrt(jnp.where(small, 1.0, sq)))
+    return jnp.where(small, min_norm, scale * jnp.sqrt(jnp.where(small, 1.0, sq)))
 
 
 @pytree_dataclass

@@ -595,6 +595,19 @@ def test_normalize_is_finite(size: float) -> None:
     assert_finite(updates, "normalize(grads)")
 
 
+@pytest.mark.parametrize("size", [1e-19, 1e-24])
+def test_lars_step_does_not_depend_on_the_gradient_size(size: float) -> None:
+    """LARS's step, lr c ||theta|| g / ||g||, is the same for g and a tiny multiple of g (found
+    by the thorough profile: the squares of tiny gradients underflowed, jit and eager disagreed)."""
+    params = {"w": jnp.linspace(-1.0, 2.0, 6, dtype=jnp.float32).reshape(2, 3)}
+    direction = jnp.linspace(0.5, -1.5, 6, dtype=jnp.float32).reshape(2, 3)
+    tx = optim.lars(LEARNING_RATE)
+    unit, _ = tx.update({"w": direction}, tx.init(params), params)
+    tiny, _ = tx.update({"w": direction * size}, tx.init(params), params)
+    # Both round g * size, the norms and the products in float32: a few ulps (1.2e-7 each).
+    np.testing.assert_allclose(tiny["w"], unit["w"], rtol=1e-6)
+
+
 def test_tables_name_known_optimizers() -> None:
     """Every table names optimizers tested here; test_catalogue's optimizers are all here."""
     from test_catalogue import CATALOGUE
