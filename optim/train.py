@@ -136,12 +136,22 @@ def _accuracy(params: Any, batch: Any) -> jax.Array:
 BUILTIN_METRICS = ("loss", "accuracy")
 
 
-def _metric_functions(metrics: Any, loss_fn: Callable, has_aux: bool) -> tuple:
-    def eval_loss(params: Any, batch: Any) -> jax.Array:
-        out = loss_fn(params, batch)
-        return out[0] if has_aux else out
+@dataclasses.dataclass(frozen=True)
+class _LossMetric:
+    """The training loss as the metric "loss" (its value without the aux). A frozen dataclass,
+    not a closure: equal metrics hash equal, so a second ``fit`` with the same ``loss_fn``
+    reuses the compiled program instead of compiling it again."""
 
-    builtin = {"loss": eval_loss, "accuracy": _accuracy}
+    loss_fn: Callable
+    has_aux: bool
+
+    def __call__(self, params: Any, batch: Any) -> jax.Array:
+        out = self.loss_fn(params, batch)
+        return out[0] if self.has_aux else out
+
+
+def _metric_functions(metrics: Any, loss_fn: Callable, has_aux: bool) -> tuple:
+    builtin = {"loss": _LossMetric(loss_fn, has_aux), "accuracy": _accuracy}
     if isinstance(metrics, Mapping):
         items = list(metrics.items())
     elif isinstance(metrics, str):

@@ -274,3 +274,18 @@ def test_flatten_is_refused_for_per_leaf_optimizers():
     # "auto" falls back to the per-leaf path for it.
     result = optim.fit(_many_loss, _many_leaves(), masked, jnp.ones((4, 1)), steps=2)
     assert result.losses.shape == (2,)
+
+
+def test_a_second_fit_with_evaluation_reuses_the_compiled_program():
+    """The built-in "loss" metric is a value (equal for the same loss function), not a new
+    closure per call: a second fit with the same loss, optimizer kind and shapes compiles
+    nothing (it used to compile its chunk again on every call that had eval_data)."""
+    from optim import _engine
+
+    data = _data()
+    optim.fit(mse, PARAMS, optim.adam(0.1), data, steps=4, eval_data=data, eval_every=2)
+    compiled = _engine.run_chunk._cache_size()
+    result = optim.fit(mse, PARAMS, optim.adam(0.05), data, steps=4, eval_data=data,
+                       eval_every=2)
+    assert _engine.run_chunk._cache_size() == compiled
+    assert result.eval_metrics["loss"].shape == (2,)
