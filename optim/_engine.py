@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from optim._flat import FlatLayout
 from optim._sharding import ShardingPlan
-from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays
+from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays, zero_count
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
 
@@ -197,7 +197,7 @@ def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
         arrays = program.layout.ravel(arrays)
     opt_params = arrays if program.layout is not None else program.params(arrays)
     perm = None if program.sampler is None else program.sampler.initial_perm()
-    zero = jnp.zeros([], jnp.int32)
+    zero = zero_count()
     carry = Carry(arrays, optimizer.init(opt_params), zero, zero, perm)
     if program.plan is not None:
         carry = jax.lax.with_sharding_constraint(carry, program.plan.carry_shardings(carry))

@@ -193,6 +193,12 @@ def full_like(params: PyTree, value: Any = 0.0, dtype: Any = None) -> PyTree:
     return map_arrays(lambda p: jnp.full(p.shape, value, dtype or compute_dtype(p)), params)
 
 
+def zero_count() -> jax.Array:
+    """An int32 counter at 0 (steps, skips, line-search iterations; ``safe_increment`` advances
+    it)."""
+    return jnp.zeros([], jnp.int32)
+
+
 def safe_increment(count: jax.Array) -> jax.Array:
     """``count + 1`` for an int32 counter, saturating at 2**31 - 1 instead of wrapping."""
     return jnp.where(count < INT32_MAX, count + 1, INT32_MAX).astype(count.dtype)

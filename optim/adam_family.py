@@ -54,6 +54,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import Chain, chain, check_updates
 from optim.transforms import (
@@ -98,10 +99,6 @@ def _decay(value: Any, name: str, *, closed: bool = False) -> jax.Array:
 
 def _non_negative(value: Any, name: str) -> jax.Array:
     return hyper(value, name, schedule=False, low=0.0)
-
-
-def _zero_step_count() -> jax.Array:
-    return jnp.zeros([], jnp.int32)
 
 
 def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
@@ -167,7 +164,7 @@ class ScaleByBelief:
 
     def init(self, params: PyTree) -> ScaleByBeliefState:
         return ScaleByBeliefState(
-            count=_zero_step_count(),
+            count=zero_count(),
             mu=full_like(params),
             nu=full_like(params, 0.0, self.nu_dtype),
         )
@@ -250,11 +247,7 @@ class ScaleByAdamax:
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
-        return ScaleByAdamState(
-            count=_zero_step_count(),
-            mu=full_like(params),
-            nu=full_like(params, 0.0, self.nu_dtype),
-        )
+        return ScaleByAdamState.zeros(params, nu_dtype=self.nu_dtype)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -360,7 +353,7 @@ class ScaleByAmsgrad:
 
     def init(self, params: PyTree) -> ScaleByAmsgradState:
         return ScaleByAmsgradState(
-            count=_zero_step_count(),
+            count=zero_count(),
             mu=_first_moment_slot(params, self.mu_dtype, "mu_dtype"),
             nu=full_like(params, 0.0, self.nu_dtype),
             nu_max=full_like(params, 0.0, self.nu_dtype),
@@ -473,11 +466,7 @@ class ScaleByRadam:
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
-        return ScaleByAdamState(
-            count=_zero_step_count(),
-            mu=full_like(params),
-            nu=full_like(params, 0.0, self.nu_dtype),
-        )
+        return ScaleByAdamState.zeros(params, nu_dtype=self.nu_dtype)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -578,10 +567,8 @@ class ScaleByYogi:
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
-        return ScaleByAdamState(
-            count=_zero_step_count(),
-            mu=full_like(params, self.initial_accumulator_value),
-            nu=full_like(params, self.initial_accumulator_value, self.nu_dtype),
+        return ScaleByAdamState.zeros(
+            params, nu_dtype=self.nu_dtype, value=self.initial_accumulator_value
         )
 
     def update(self, updates, state, params=None, **extra_args):
@@ -695,7 +682,7 @@ class ScaleByAdan:
             v=full_like(params),
             n=full_like(params, 0.0, self.nu_dtype),
             g=full_like(params),
-            t=_zero_step_count(),
+            t=zero_count(),
         )
 
     def update(self, updates, state, params=None, **extra_args):
@@ -903,7 +890,7 @@ class ScaleByNovograd:
         check_params(params)
         nu = map_arrays(lambda p: jnp.zeros([], self.nu_dtype or compute_dtype(p)), params)
         return ScaleByNovogradState(
-            count=_zero_step_count(),
+            count=zero_count(),
             mu=_first_moment_slot(params, self.mu_dtype, "mu_dtype"),
             nu=nu,
         )

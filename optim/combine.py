@@ -41,6 +41,7 @@ from optim._tree import (
     is_array,
     is_trainable,
     is_tree_function,
+    zero_count,
 )
 from optim.base import Chain, as_transformation, set_to_zero
 from optim.wrappers import (
@@ -386,7 +387,7 @@ def _walk(block: Any, state: Any, namespace: tuple[str, ...], found: list) -> No
 
 def _count(state: Any) -> jax.Array:
     count = getattr(state, "count", None)  # NamedTuples without the field have tuple.count
-    return count if is_array(count) else jnp.zeros([], jnp.int32)
+    return count if is_array(count) else zero_count()
 
 
 def _block_values(block: Any, state: Any) -> dict[str, jax.Array]:

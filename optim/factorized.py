@@ -39,6 +39,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import Chain, EmptyState, chain, check_updates
 from optim.transforms import (
@@ -209,7 +210,7 @@ class ScaleByFactoredRms:
             return zeros(_drop(p.shape, largest)), zeros(_drop(p.shape, second)), None
 
         v_row, v_col, v = _map_leaves(stats, 3, params)
-        return FactoredState(jnp.zeros([], jnp.int32), v_row, v_col, v)
+        return FactoredState(zero_count(), v_row, v_col, v)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args

@@ -17,6 +17,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import Chain, chain, check_updates, identity
 from optim.linesearch import (
@@ -119,7 +120,7 @@ class ScaleByLBFGS:
             lambda p: jnp.zeros((self.memory_size, *p.shape), upcast(p).dtype), params
         )
         return ScaleByLBFGSState(
-            count=jnp.zeros([], jnp.int32),
+            count=zero_count(),
             params=full_like(params, 0.0),
             updates=full_like(params, 0.0),
             diff_params_memory=stacked,

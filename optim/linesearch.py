@@ -35,6 +35,7 @@ from optim._tree import (
     is_trainable,
     map_arrays,
     upcast,
+    zero_count,
 )
 from optim.base import check_updates
 from optim.grad import trainable_value_and_grad
@@ -244,7 +245,7 @@ class ScaleByZoomLinesearch:
             learning_rate=jnp.ones([], dtype),
             value=inf,
             grad=full_like(params, 0.0),
-            info=ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf),
+            info=ZoomLinesearchInfo(zero_count(), inf, inf),
         )
 
     def update(
@@ -315,7 +316,7 @@ class ScaleByZoomLinesearch:
         inf = jnp.full([], jnp.inf, dtype)
         false = jnp.zeros([], bool)
         start = _Search(
-            count=jnp.zeros([], jnp.int32),
+            count=zero_count(),
             stepsize=zero,
             value=value,
             grad=grad,

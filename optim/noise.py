@@ -16,7 +16,15 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass
-from optim._tree import PyTree, check_params, compute_dtype, map_arrays, safe_increment, upcast
+from optim._tree import (
+    PyTree,
+    check_params,
+    compute_dtype,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
 from optim.base import Chain, chain
 from optim.transforms import scale_by_learning_rate
 
@@ -50,7 +58,7 @@ class AddNoise:
 
     def init(self, params: PyTree) -> AddNoiseState:
         check_params(params)
-        return AddNoiseState(count=jnp.zeros([], jnp.int32), rng_key=self.key)
+        return AddNoiseState(count=zero_count(), rng_key=self.key)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args

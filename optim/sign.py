@@ -15,7 +15,15 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, is_trainable, map_arrays, safe_increment, upcast
+from optim._tree import (
+    PyTree,
+    full_like,
+    is_trainable,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
 from optim.base import Chain, EmptyState, chain, check_updates
 from optim.transforms import add_decayed_weights, ema, scale, scale_by_learning_rate
 
@@ -66,7 +74,7 @@ class ScaleByLion:
 
     def init(self, params: PyTree) -> ScaleByLionState:
         return ScaleByLionState(
-            count=jnp.zeros([], jnp.int32), mu=full_like(params, 0.0, self.mu_dtype)
+            count=zero_count(), mu=full_like(params, 0.0, self.mu_dtype)
         )
 
     def _direction(self, c: jax.Array) -> jax.Array:

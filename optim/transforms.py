@@ -37,6 +37,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import EmptyState, check_updates
 
@@ -81,7 +82,7 @@ class ScaleBySchedule:
 
     def init(self, params: PyTree) -> ScaleByScheduleState:
         del params
-        return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+        return ScaleByScheduleState(count=zero_count())
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -113,7 +114,7 @@ class ScaleByLearningRate:
     def init(self, params: PyTree) -> EmptyState | ScaleByScheduleState:
         del params
         if is_schedule(self.learning_rate):
-            return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+            return ScaleByScheduleState(count=zero_count())
         return EmptyState()
 
     def update(self, updates, state, params=None, **extra_args):
@@ -210,7 +211,7 @@ class Ema:
 
     def init(self, params: PyTree) -> EmaState:
         return EmaState(
-            count=jnp.zeros([], jnp.int32), ema=full_like(params, 0.0, self.accumulator_dtype)
+            count=zero_count(), ema=full_like(params, 0.0, self.accumulator_dtype)
         )
 
     def update(self, updates, state, params=None, **extra_args):
@@ -240,6 +241,17 @@ class ScaleByAdamState(NamedTuple):
     count: jax.Array
     mu: PyTree
     nu: PyTree
+
+    @classmethod
+    def zeros(
+        cls, params: PyTree, mu_dtype: Any = None, nu_dtype: Any = None, value: float = 0.0
+    ) -> ScaleByAdamState:
+        """Step 0, both moments filled with ``value`` (dtype None: float32 or wider)."""
+        return cls(
+            count=zero_count(),
+            mu=full_like(params, value, mu_dtype),
+            nu=full_like(params, value, nu_dtype),
+        )
 
 
 @pytree_dataclass
@@ -276,11 +288,7 @@ class ScaleByAdam:
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
-        return ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32),
-            mu=full_like(params, 0.0, self.mu_dtype),
-            nu=full_like(params, 0.0, self.nu_dtype),
-        )
+        return ScaleByAdamState.zeros(params, self.mu_dtype, self.nu_dtype)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -372,7 +380,7 @@ class ScaleByRms:
 
     def init(self, params: PyTree) -> ScaleByRmsState:
         nu = full_like(params, self.initial_scale)
-        return ScaleByRmsState(count=jnp.zeros([], jnp.int32), nu=nu)
+        return ScaleByRmsState(count=zero_count(), nu=nu)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -450,7 +458,7 @@ class ScaleByStddev:
 
     def init(self, params: PyTree) -> ScaleByStddevState:
         nu = full_like(params, self.initial_scale)
-        return ScaleByStddevState(count=jnp.zeros([], jnp.int32), mu=full_like(params), nu=nu)
+        return ScaleByStddevState(count=zero_count(), mu=full_like(params), nu=nu)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -557,7 +565,7 @@ class AddDecayedWeights:
     def init(self, params: PyTree) -> EmptyState | AddDecayedWeightsState:
         check_params(params)
         if is_schedule(self.weight_decay):
-            return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
+            return AddDecayedWeightsState(count=zero_count())
         return EmptyState()
 
     def update(self, updates, state, params=None, **extra_args):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast
+from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast, zero_count
 from optim.base import Chain, EmptyState, chain, check_updates
 from optim.transforms import (
     AddDecayedWeights,
@@ -179,7 +179,7 @@ def fromage(learning_rate: Any, min_norm: Any = 1e-6) -> Chain:
     lr = learning_rate_hyper(learning_rate)
     step, decay = _FromageFactor(lr), _FromageFactor(lr, decay=True)
     if not is_schedule(lr):  # constants, so that the states are optax's (no step counts)
-        step, decay = step(jnp.zeros([], jnp.int32)), decay(jnp.zeros([], jnp.int32))
+        step, decay = step(zero_count()), decay(zero_count())
     return chain(
         scale_by_trust_ratio(min_norm),
         scale_by_learning_rate(step),

@@ -36,6 +36,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import as_transformation, check_updates
 
@@ -229,7 +230,7 @@ class ApplyIfFinite:
     max_consecutive_errors: int = static()
 
     def init(self, params: PyTree) -> ApplyIfFiniteState:
-        zero = jnp.zeros([], jnp.int32)
+        zero = zero_count()
         return ApplyIfFiniteState(zero, jnp.array(True), zero, self.inner.init(params))
 
     def update(self, updates, state, params=None, **extra_args):
@@ -292,7 +293,7 @@ def skip_not_finite(
     """
     del gradient_step, params
     counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates) if is_trainable(x)]
-    num_not_finite = sum(counts, jnp.zeros([], jnp.int32))
+    num_not_finite = sum(counts, zero_count())
     should_skip = num_not_finite > 0
     return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
 
@@ -384,10 +385,10 @@ class MultiSteps:
 
     def init(self, params: PyTree) -> MultiStepsState:
         check_params(params)
-        gradient_step = jnp.zeros([], jnp.int32)
+        gradient_step = zero_count()
         _, skip_state = self._should_skip(_zeros_like(params), gradient_step, params)
         return MultiStepsState(
-            mini_step=jnp.zeros([], jnp.int32),
+            mini_step=zero_count(),
             gradient_step=gradient_step,
             inner_opt_state=self.opt.init(params),
             acc_grads=full_like(params, 0.0, self.accumulator_dtype),
@@ -496,7 +497,7 @@ class Lookahead:
                 stacklevel=2,
             )
             fast = params
-        return LookaheadState(self.fast_optimizer.init(fast), jnp.zeros([], jnp.int32))
+        return LookaheadState(self.fast_optimizer.init(fast), zero_count())
 
     def update(self, updates, state, params=None, **extra_args):
         if not (hasattr(params, "fast") and hasattr(params, "slow")):
@@ -668,11 +669,11 @@ class InjectHyperparams:
             else:
                 numeric[name] = self._cast(checked)
         new = dataclasses.replace(self, numeric=numeric, schedules=schedules)
-        new.inner(new.current(numeric, jnp.zeros([], jnp.int32)))
+        new.inner(new.current(numeric, zero_count()))
         return new
 
     def init(self, params: PyTree) -> InjectHyperparamsState:
-        count = jnp.zeros([], jnp.int32)
+        count = zero_count()
         hyperparams = self.current(self.numeric, count)
         return InjectHyperparamsState(count, hyperparams, self.inner(hyperparams).init(params))
 
@@ -732,7 +733,7 @@ def inject_hyperparams(
                 static_kwargs.append((name, _hashable(value)))
         tx = InjectHyperparams({}, schedules, inner_factory, tuple(static_kwargs), dtype)
         tx = dataclasses.replace(tx, numeric={k: tx._cast(v) for k, v in numeric.items()})
-        tx.inner(tx.current(numeric, jnp.zeros([], jnp.int32)))  # validates every value
+        tx.inner(tx.current(numeric, zero_count()))  # validates every value
         return tx
 
     return wrapped

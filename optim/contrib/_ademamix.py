@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from optim._hyper import hyper, value_at
 from optim._numerics import (
@@ -19,7 +18,7 @@ from optim._numerics import (
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim.base import Chain, chain, check_updates
 from optim.transforms import add_decayed_weights, scale_by_learning_rate
 
@@ -61,8 +60,8 @@ class ScaleByAdemamix:
 
     def init(self, params: PyTree) -> ScaleByAdemamixState:
         return ScaleByAdemamixState(
-            count=jnp.zeros([], jnp.int32),
-            count_m2=jnp.zeros([], jnp.int32),
+            count=zero_count(),
+            count_m2=zero_count(),
             m1=full_like(params, 0.0, self.mu_dtype),
             m2=full_like(params, 0.0, self.mu_dtype),
             nu=full_like(params, 0.0),

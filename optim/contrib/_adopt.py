@@ -18,7 +18,7 @@ from optim._numerics import (
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast
+from optim._tree import PyTree, map_arrays, safe_increment, upcast
 from optim.base import Chain, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms import ScaleByAdamState, scale_by_learning_rate
@@ -60,11 +60,7 @@ class ScaleByAdopt:
             reject_complex(
                 params, "adopt with use_clipping=True", "complex values cannot be clipped"
             )
-        return ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32),
-            mu=full_like(params, 0.0, self.mu_dtype),
-            nu=full_like(params, 0.0),
-        )
+        return ScaleByAdamState.zeros(params, self.mu_dtype)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args

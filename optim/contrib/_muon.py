@@ -33,6 +33,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.alias import adamw
 from optim.base import EmptyState, chain, check_updates
@@ -269,7 +270,7 @@ class ScaleByMuon:
 
     def init(self, params: PyTree) -> MuonState:
         return MuonState(
-            count=jnp.zeros([], jnp.int32),
+            count=zero_count(),
             mu=full_like(params, 0.0, self.mu_dtype),
             ns_coeffs=self.ns_coeffs,
         )

@@ -24,6 +24,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     upcast,
+    zero_count,
 )
 from optim.base import check_updates
 from optim.contrib._common import reject_complex
@@ -91,7 +92,7 @@ class ScaleByProdigy:
             params0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
             estim_lr=jnp.asarray(self.estim_lr0, jnp.float32),
             numerator_weighted=jnp.zeros([], jnp.float32),
-            count=jnp.zeros([], jnp.int32),
+            count=zero_count(),
         )
 
     def update(self, updates, state, params=None, **extra_args):

@@ -17,6 +17,7 @@ from optim._tree import (
     global_norm,
     map_arrays,
     upcast,
+    zero_count,
 )
 from optim.base import EmptyState, apply_updates, as_transformation, check_updates
 from optim.schedules import _steps
@@ -100,7 +101,7 @@ class SAM:
     def init(self, params: PyTree) -> SAMState:
         check_params(params)
         return SAMState(
-            steps_since_sync=jnp.zeros([], jnp.int32),
+            steps_since_sync=zero_count(),
             opt_state=self.optimizer.init(params),
             adv_state=self.adv_optimizer.init(params),
             cache=None if self.opaque_mode else map_arrays(jnp.array, params),
@@ -174,7 +175,7 @@ class SAM:
             adv_state = self.adv_optimizer.init(params)
         out, opt_state = self.optimizer.update(grads, state.opt_state, params, **extra)
         new_state = SAMState(
-            steps_since_sync=jnp.zeros([], jnp.int32),
+            steps_since_sync=zero_count(),
             opt_state=opt_state,
             adv_state=adv_state,
             cache=None,

@@ -10,7 +10,15 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._numerics import canonical_dtype, cast_like_grads, debias, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, full_like, is_trainable, map_arrays, safe_increment, upcast
+from optim._tree import (
+    PyTree,
+    full_like,
+    is_trainable,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
 from optim.base import Chain, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.grad import partition
@@ -135,7 +143,7 @@ class ScaleBySophia:
     def init(self, params: PyTree) -> SophiaState:
         reject_complex(params, "sophia", "it divides by max(gamma * h, eps) and clips")
         return SophiaState(
-            count=jnp.zeros([], jnp.int32),
+            count=zero_count(),
             mu=full_like(params, 0.0, self.mu_dtype),
             nu=full_like(params),
             hessian_fn_state=self.hessian_diagonal_fn.init(params),
