@@ -20,6 +20,7 @@ from optim._sharding import ShardingPlan
 from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays, zero_count
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
+from optim.linesearch import conjugate
 
 
 class Carry(NamedTuple):
@@ -54,6 +55,7 @@ class Program:
     metrics: tuple[tuple[str, Callable[..., Any]], ...]
     layout: FlatLayout | None = None  # the optimizer sees raveled buffers (see optim._flat)
     plan: ShardingPlan | None = None  # batches, params and state laid out on a mesh
+    line_search: bool = False  # the optimizer's update needs grad= and value_fn= (lbfgs)
 
     def params(self, arrays: Any) -> PyTree:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
@@ -72,6 +74,11 @@ class Program:
         if self.layout is None:
             return partition(optimizer_params).arrays
         return optimizer_params
+
+    def value_fn(self, batch: PyTree) -> Callable[[Any], jax.Array]:
+        """The loss on ``batch`` as a function of the optimizer's view of the parameters: what
+        a line search evaluates at its trial points."""
+        return lambda view: self.loss(self.params(self.carried(view)), batch)[0]
 
     def loss(self, params: PyTree, batch: PyTree) -> tuple[jax.Array, Any]:
         """``(loss, aux)`` with the loss checked to be a scalar."""
@@ -136,9 +143,16 @@ def _update(program: Program, optimizer: Any, arrays: list[Any], opt_state: Any,
     params = program.params(arrays)
     (loss, aux), grads = loss_and_grads(program, params, batch)
     opt_params, opt_grads = program.optimizer_view(arrays, params, grads)
+    line_search_args = {}
+    if program.line_search:
+        # optim.linesearch's convention: the gradient conjugated on complex leaves.
+        opt_grads = conjugate(opt_grads)
+        line_search_args = {"grad": opt_grads, "value_fn": program.value_fn(batch)}
 
     def apply(_: Any) -> tuple[Any, Any]:
-        updates, new_state = optimizer.update(opt_grads, opt_state, opt_params, value=loss)
+        updates, new_state = optimizer.update(
+            opt_grads, opt_state, opt_params, value=loss, **line_search_args
+        )
         return program.carried(apply_updates(opt_params, updates)), new_state
 
     if not program.skip_nonfinite:

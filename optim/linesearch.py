@@ -97,7 +97,8 @@ def add_scaled(params: PyTree, step: jax.Array, direction: PyTree) -> PyTree:
     )
 
 
-def _conj(tree: PyTree) -> PyTree:
+def conjugate(tree: PyTree) -> PyTree:
+    """The complex conjugate of complex leaves; real leaves as they are."""
     return map_arrays(lambda x: jnp.conj(x) if jnp.iscomplexobj(x) else x, tree)
 
 
@@ -107,7 +108,7 @@ def _value_and_grad(fn: Callable[[PyTree], Any]) -> Callable[[PyTree], tuple[Any
 
     def value_and_grad(params: PyTree) -> tuple[Any, PyTree]:
         value, grad = raw(params)
-        return value, _conj(grad)
+        return value, conjugate(grad)
 
     return value_and_grad
 
@@ -610,6 +611,13 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
         return jax.lax.cond(jnp.isfinite(value), lambda: (value, grad), compute)
 
     return value_and_grad
+
+
+def keeps_line_search_record(state: Any) -> bool:
+    """Whether an optimizer state holds a line search's ``(value, grad)`` record (lbfgs,
+    ``scale_by_zoom_linesearch``, ``scale_by_backtracking_linesearch``; optax's too): its
+    ``update`` then needs ``grad=`` and ``value_fn=``."""
+    return any(_is_record(r) for r in jax.tree.leaves(state, is_leaf=_is_record))
 
 
 def _is_record(x: Any) -> bool:

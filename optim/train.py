@@ -1,7 +1,9 @@
 """``optim.fit``: training as compiled ``lax.scan`` chunks, with the host between chunks only.
 
 Each step evaluates ``loss_fn`` and its gradient on a batch, asks the optimizer for updates
-(passing the loss as ``value=`` for transformations that want it) and applies them:
+(passing the loss as ``value=`` for transformations that want it; a line-search optimizer
+such as ``lbfgs`` also gets ``grad=`` and ``value_fn=``, the loss on the same batch) and
+applies them:
 
 .. math:: \\ell_t, g_t = \\nabla L(\\theta_t; B_t),\\quad u_t, s_{t+1} = T(g_t, s_t, \\theta_t),
     \\quad \\theta_{t+1} = \\theta_t + u_t.
@@ -56,6 +58,7 @@ from optim._sharding import make_plan
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
 from optim.grad import partition
+from optim.linesearch import keeps_line_search_record
 
 
 class FitResult(NamedTuple):
@@ -388,6 +391,16 @@ def fit(
     if plan is not None and layout is not None:
         raise ValueError("flatten=True cannot be combined with mesh=: flat buffers are not "
                          "sharded; use flatten='auto' or False")
+    line_search = keeps_line_search_record(
+        jax.eval_shape(lambda arrays: optimizer.init(split.combine(arrays)), split.arrays)
+    )
+    if line_search and accumulate > 1:
+        raise ValueError(
+            f"accumulate={accumulate} cannot be used with a line-search optimizer (lbfgs): its "
+            "line search evaluates the loss and gradient on the whole batch at trial points, "
+            "which holds the activations accumulation avoids; use accumulate=1 or a smaller "
+            "batch_size"
+        )
     if plan is not None:
         data = data if iterator is not None else plan.place_data(data)
         eval_data = None if eval_data is None else plan.place_data(eval_data)
@@ -395,6 +408,7 @@ def fit(
         loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
         has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
         skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout, plan=plan,
+        line_search=line_search,
     )
     run_key = _default_key() if key is None else key
     carry = initial_carry(optimizer, split.arrays, program=program)

@@ -25,6 +25,7 @@ import types
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
@@ -379,3 +380,59 @@ def test_signatures_match_optax():
     assert repr(default) == (
         "scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy='one')"
     )
+
+
+# --- lbfgs inside optim.fit ----------------------------------------------------------------------
+
+
+def _regression_data(n: int = 32):
+    kx, kn = jax.random.split(jax.random.PRNGKey(3))
+    x = jax.random.normal(kx, (n, 4))
+    y = x @ jnp.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * jax.random.normal(kn, (n,))
+    return x, y
+
+
+def _mse(params, batch):
+    x, y = batch
+    return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+
+@pytest.mark.parametrize("lib", [optim, optax], ids=["optim", "optax"])
+def test_fit_runs_lbfgs_with_its_line_search(lib):
+    """fit hands a line-search optimizer ``grad=`` and ``value_fn=`` (the loss on the step's
+    batch): full-batch fit equals the hand loop of optax's docs, step for step, with our
+    lbfgs and with optax's."""
+    data = _regression_data()
+    params = {"w": jnp.zeros(4), "b": jnp.zeros(())}
+    tx = lib.lbfgs()
+    result = optim.fit(_mse, params, tx, data, steps=15)
+
+    def loss(p):
+        return _mse(p, data)
+
+    hand, values, _ = run(lib if lib is optax else OURS, tx, loss, params, False, steps=15)
+    assert relative_deviation(result.params, hand) <= STRICT
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=STRICT), result.losses,
+                 values)
+    # Least squares: L-BFGS reaches the closed-form optimum.
+    x1 = jnp.concatenate([data[0], jnp.ones((32, 1))], axis=1)
+    optimum = jnp.linalg.lstsq(x1, data[1])[0]
+    np.testing.assert_allclose(result.params["w"], optimum[:4], atol=1e-4)
+
+
+def test_fit_lbfgs_on_minibatches_searches_each_batch():
+    """With minibatches the line search evaluates the loss on the step's own batch: the
+    run converges on a consistent least-squares problem (the same optimum for every batch)."""
+    x, _ = _regression_data(64)
+    y = x @ jnp.array([1.0, -2.0, 0.5, 3.0]) + 0.7
+    result = optim.fit(_mse, {"w": jnp.zeros(4), "b": jnp.zeros(())}, optim.lbfgs(), (x, y),
+                       steps=30, batch_size=16, key=jax.random.PRNGKey(0))
+    np.testing.assert_allclose(result.params["w"], [1.0, -2.0, 0.5, 3.0], atol=1e-3)
+    np.testing.assert_allclose(result.params["b"], 0.7, atol=1e-3)
+
+
+def test_fit_refuses_lbfgs_with_accumulation():
+    with pytest.raises(ValueError, match=r"accumulate=2 .*line-search optimizer \(lbfgs\)"):
+        optim.fit(_mse, {"w": jnp.zeros(4), "b": jnp.zeros(())}, optim.lbfgs(),
+                  _regression_data(), steps=2, batch_size=8, accumulate=2,
+                  key=jax.random.PRNGKey(0))
