@@ -44,6 +44,14 @@ class FunctionSchedule:
         return value
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool if it is True or False (NumPy's too), else a TypeError naming it: a
+    truthy string or number is not quietly taken for True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def is_schedule(value: Any) -> bool:
     return callable(value)
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -200,7 +200,7 @@ def scale_by_belief(
         b2=_decay(b2, "b2"),
         eps=_non_negative(eps, "eps"),
         eps_root=_non_negative(eps_root, "eps_root"),
-        nesterov=bool(nesterov),
+        nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -398,8 +398,8 @@ def scale_by_amsgrad(
         eps=_non_negative(eps, "eps"),
         eps_root=_non_negative(eps_root, "eps_root"),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        bias_correction_mu=bool(bias_correction_mu),
-        bias_correction_nu=bool(bias_correction_nu),
+        bias_correction_mu=check_flag(bias_correction_mu, "bias_correction_mu"),
+        bias_correction_nu=check_flag(bias_correction_nu, "bias_correction_nu"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -516,7 +516,7 @@ def scale_by_radam(
         eps=_non_negative(eps, "eps"),
         eps_root=_non_negative(eps_root, "eps_root"),
         threshold=hyper(threshold, "threshold", schedule=False, low=4.0),
-        nesterov=bool(nesterov),
+        nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 

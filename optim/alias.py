@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim.base import Chain, chain, identity
 from optim.transforms import (
     add_decayed_weights,
@@ -35,6 +35,7 @@ def sgd(
     :math:`g_t + \mu m_t`; Sutskever et al., 2013). Full-batch gradients make it gradient
     descent; one random example per step is the seed document's SGD.
     """
+    nesterov = check_flag(nesterov, "nesterov")
     momentum_tx = (
         identity()
         if momentum is None
@@ -118,6 +119,7 @@ def rmsprop(
     (centered: :math:`v_t - m_t^2` under the root; momentum is applied after the scaling, as in
     optax and PyTorch).
     """
+    centered, nesterov = check_flag(centered, "centered"), check_flag(nesterov, "nesterov")
     scaling = scale_by_stddev if centered else scale_by_rms
     return chain(
         scaling(decay, eps, initial_scale, eps_in_sqrt, bias_correction),

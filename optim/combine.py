@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper, is_schedule, value_at
+from optim._hyper import check_flag, hyper, is_schedule, value_at
 from optim._pytree import is_static, pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -265,7 +265,10 @@ def partition(
             leaves, treedef = jax.tree.flatten(param_labels)
             _check_labels(leaves, labels)
             static_labels = StaticTree(treedef, tuple(leaves))
-    return Partition(txs, labels, static_labels, bool(mask_compatible_extra_args))
+    return Partition(
+        txs, labels, static_labels,
+        check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"),
+    )
 
 
 multi_transform = partition

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -286,7 +286,7 @@ def scale_by_factored_rms(
         decay_rate=hyper(decay_rate, "decay_rate", schedule=False, low=0.0),
         step_offset=_step_hyper(step_offset, "step_offset"),
         epsilon=hyper(epsilon, "epsilon", schedule=False, low=0.0),
-        factored=bool(factored),
+        factored=check_flag(factored, "factored"),
         min_dim_size_to_factor=_nonnegative_int(min_dim_size_to_factor, "min_dim_size_to_factor"),
         decay_rate_fn=decay_rate_fn,
     )
@@ -377,6 +377,9 @@ def adafactor(
     ``weight_decay_mask`` is True. ``None`` disables each option (``learning_rate=None``:
     :math:`\eta_t = 1`, the paper's relative step when the parameter scale is used).
     """
+    multiply_by_parameter_scale = check_flag(
+        multiply_by_parameter_scale, "multiply_by_parameter_scale"
+    )
     # Validated here so that errors name adafactor's arguments, not the building blocks'.
     decay_offset = _step_hyper(decay_offset, "decay_offset")
     eps = hyper(eps, "eps", schedule=False, low=0.0)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from optim._hyper import check_flag
 from optim._tree import PyTree, is_array, is_trainable
 
 
@@ -66,7 +67,7 @@ def value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callab
             f"loss_fn must be a function of (model, *args), got {type(loss_fn).__name__} "
             f"{loss_fn!r}"
         )
-    grad_fn = trainable_value_and_grad(loss_fn, has_aux)
+    grad_fn = trainable_value_and_grad(loss_fn, check_flag(has_aux, "has_aux"))
 
     @functools.partial(jax.jit, static_argnums=(1, 2))
     def compiled(arrays: list[Any], treedef: Any, constants: tuple[Any, ...], *args: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._hyper import check_flag
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -178,7 +179,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Sc
     """
     return ScaleByLBFGS(
         memory_size=positive_int(memory_size, "memory_size"),
-        scale_init_precond=bool(scale_init_precond),
+        scale_init_precond=check_flag(scale_init_precond, "scale_init_precond"),
     )
 
 

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -575,7 +575,7 @@ def scale_by_zoom_linesearch(
         stepsize_precision=_nonnegative(stepsize_precision, "stepsize_precision"),
         max_linesearch_steps=max_linesearch_steps,
         initial_guess_strategy=initial_guess_strategy,
-        verbose=bool(verbose),
+        verbose=check_flag(verbose, "verbose"),
     )
 
 

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._hyper import check_flag
 from optim._numerics import canonical_dtype
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -235,7 +236,7 @@ def mixed_precision_loss(
         policy = Policy.from_string(policy)
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be an optim.Policy or a policy string, got {policy!r}")
-    return MixedPrecisionLoss(loss_fn, policy, bool(has_aux))
+    return MixedPrecisionLoss(loss_fn, policy, check_flag(has_aux, "has_aux"))
 
 
 # --- stochastic rounding --------------------------------------------------------------------

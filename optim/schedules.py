@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
 
@@ -536,8 +536,7 @@ def exponential_decay(
         end_value = _float(end_value, "end_value")
     transition_steps = _steps(transition_steps, "transition_steps", low=None)
     transition_begin = _transition_begin(transition_begin)
-    if not isinstance(staircase, bool):
-        raise TypeError(f"staircase must be a bool, got {type(staircase).__name__} {staircase!r}")
+    staircase = check_flag(staircase, "staircase")
     if transition_steps <= 0:
         return _held_constant(transition_steps, init_value)
     if not isinstance(decay_rate, jax.core.Tracer) and decay_rate == 0:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -297,7 +297,7 @@ def scale_by_rprop(
         eta_plus=hyper(eta_plus, "eta_plus", schedule=False, low=1.0),
         min_step_size=hyper(min_step_size, "min_step_size", schedule=False, low=0.0),
         max_step_size=hyper(max_step_size, "max_step_size", schedule=False, low=0.0),
-        current_update=bool(current_update),
+        current_update=check_flag(current_update, "current_update"),
     )
 
 

@@ -54,6 +54,7 @@ from optim._engine import (
     train_step,
 )
 from optim._flat import FlatLayout, is_elementwise
+from optim._hyper import check_flag
 from optim._sharding import make_plan
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
@@ -228,7 +229,7 @@ def _plan(data: Any, steps: Any, epochs: Any, batch_size: Any, drop_last: bool, 
         if key is None:
             raise ValueError("key is required with epochs: each epoch shuffles the data, e.g. "
                              "key=jax.random.PRNGKey(0)")
-        sampler = EpochBatches(n, batch_size or n, bool(drop_last))
+        sampler = EpochBatches(n, batch_size or n, drop_last)
         return epochs * sampler.steps_per_epoch, sampler, None
     if steps is None:
         raise ValueError("give steps= (optimizer steps) or epochs= (passes over the data)")
@@ -347,6 +348,11 @@ def fit(
         )
     optimizer = as_transformation(optimizer, "optimizer")
     check_params(params)
+    has_aux, drop_last = check_flag(has_aux, "has_aux"), check_flag(drop_last, "drop_last")
+    resume = check_flag(resume, "resume")
+    skip_nonfinite = check_flag(skip_nonfinite, "skip_nonfinite")
+    if progress is not None:
+        progress = check_flag(progress, "progress")
     if key is not None:
         _check_key(key)
     total, sampler, iterator = _plan(data, steps, epochs, batch_size, drop_last, key)
@@ -361,7 +367,7 @@ def fit(
     if metrics is not None and eval_data is None:
         raise ValueError("metrics are computed on eval_data; pass eval_data=")
     metric_fns = (
-        _metric_functions(["loss"] if metrics is None else metrics, loss_fn, bool(has_aux))
+        _metric_functions(["loss"] if metrics is None else metrics, loss_fn, has_aux)
         if eval_data is not None
         else ()
     )
@@ -380,7 +386,7 @@ def fit(
             "stopping and the progress bar need the host between chunks; run fit "
             "outside the transformation for those"
         )
-    show_progress = (not traced) and (_interactive() if progress is None else bool(progress))
+    show_progress = (not traced) and (_interactive() if progress is None else progress)
 
     plan = make_plan(mesh, data_axis, sharding, _batch_size_of(sampler))
     if plan is not None and sampler is not None and getattr(sampler, "partial_size", 0):
@@ -406,8 +412,8 @@ def fit(
         eval_data = None if eval_data is None else plan.place_data(eval_data)
     program = Program(
         loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
-        has_aux=bool(has_aux), sampler=sampler, accumulate=accumulate,
-        skip_nonfinite=bool(skip_nonfinite), metrics=metric_fns, layout=layout, plan=plan,
+        has_aux=has_aux, sampler=sampler, accumulate=accumulate,
+        skip_nonfinite=skip_nonfinite, metrics=metric_fns, layout=layout, plan=plan,
         line_search=line_search,
     )
     run_key = _default_key() if key is None else key

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, is_schedule, value_at
+from optim._hyper import check_flag, hyper, is_schedule, value_at
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -133,11 +133,12 @@ def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True)
 
     ``learning_rate=None`` means no scaling (``identity``), as in optax.
     """
+    flip_sign = check_flag(flip_sign, "flip_sign")
     if learning_rate is None:
         from optim.base import identity
 
         return identity()
-    return ScaleByLearningRate(learning_rate_hyper(learning_rate), flip_sign=bool(flip_sign))
+    return ScaleByLearningRate(learning_rate_hyper(learning_rate), flip_sign=flip_sign)
 
 
 def learning_rate_hyper(learning_rate: Any) -> Any:
@@ -184,7 +185,7 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
     """Momentum: a decaying sum of past updates (``optax.trace``)."""
     return Trace(
         hyper(decay, "decay", schedule=False),
-        nesterov=bool(nesterov),
+        nesterov=check_flag(nesterov, "nesterov"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
 
@@ -227,7 +228,7 @@ def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     """Exponential moving average of past updates (``optax.ema``)."""
     return Ema(
         hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
-        debias=bool(debias),
+        debias=check_flag(debias, "debias"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
 
@@ -331,7 +332,7 @@ def scale_by_adam(
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=bool(nesterov),
+        nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -423,8 +424,8 @@ def scale_by_rms(
     """Rescale by the root of an EMA of squared updates (``optax.scale_by_rms``)."""
     return ScaleByRms(
         **_rms_args(decay, eps, initial_scale),
-        eps_in_sqrt=bool(eps_in_sqrt),
-        bias_correction=bool(bias_correction),
+        eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
+        bias_correction=check_flag(bias_correction, "bias_correction"),
     )
 
 
@@ -489,8 +490,8 @@ def scale_by_stddev(
     """Rescale by the root of the centered EMA of squares (``optax.scale_by_stddev``)."""
     return ScaleByStddev(
         **_rms_args(decay, eps, initial_scale),
-        eps_in_sqrt=bool(eps_in_sqrt),
-        bias_correction=bool(bias_correction),
+        eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
+        bias_correction=check_flag(bias_correction, "bias_correction"),
     )
 
 

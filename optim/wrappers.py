@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper, value_at
+from optim._hyper import check_flag, hyper, value_at
 from optim._numerics import canonical_dtype, cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -193,7 +193,9 @@ def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -
     if not is_tree_function(mask):
         leaves, treedef = jax.tree.flatten(mask)
         mask = StaticTree(treedef, tuple(leaves))
-    return Masked(inner, mask, bool(mask_compatible_extra_args))
+    return Masked(
+        inner, mask, check_flag(mask_compatible_extra_args, "mask_compatible_extra_args")
+    )
 
 
 # --- apply_if_finite ----------------------------------------------------------------------
@@ -546,7 +548,7 @@ def lookahead(
         fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
         sync_period=_positive_int(sync_period, "sync_period", 1),
         slow_step_size=hyper(slow_step_size, "slow_step_size", schedule=False, low=0.0, high=1.0),
-        reset_state=bool(reset_state),
+        reset_state=check_flag(reset_state, "reset_state"),
     )
 
 

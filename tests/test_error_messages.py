@@ -164,6 +164,10 @@ def hyperparameter_rows() -> list[Any]:
                     ]
             elif _is_int(valid):
                 bad_values = [(2.5, INT_ERRORS, r"must be an int")]
+            elif isinstance(valid, bool) and not p.name.endswith("mask"):
+                # A flag: a truthy string or number is not quietly taken for True.
+                bad_values = [(value, TypeError, rf"must be True or False, got {kind} {value!r}")
+                              for value, kind in (("no", "str"), (1, "int"))]
             for value, error, expects in bad_values:
                 id = f"{name}.{p.name}={value!r}"
                 rows.append(row(
@@ -540,7 +544,7 @@ AREA_ROWS = [
     row("wsd_schedule.stable_steps=-1", lambda: optim.wsd_schedule(0.0, 1.0, 5, -1, 5),
         ValueError, r"stable_steps", r"must be an int in \[0,"),
     row("exponential_decay.staircase", lambda: optim.exponential_decay(
-        0.1, 10, 0.5, staircase="yes"), TypeError, r"staircase", r"must be a bool, got str"),
+        0.1, 10, 0.5, staircase="yes"), TypeError, r"staircase", r"must be True or False, got str"),
     row("sgdr_schedule cycle missing arguments", lambda: optim.sgdr_schedule(
         [{"init_value": 0.1}]), TypeError, path("cosine_kwargs[0]"),
         r"missing 3 required positional arguments"),
@@ -558,6 +562,16 @@ AREA_ROWS = [
         r"must be an int \(step counts are static"),
     # fit
     row("fit.steps=0", fit(steps=0), ValueError, r"\bsteps\b", r"must be >= 1, got 0"),
+    *[row(f"fit.{flag}='no'", fit(**{flag: "no"}), TypeError, rf"\b{flag}\b",
+          r"must be True or False, got str 'no'")
+      for flag in ("has_aux", "drop_last", "resume", "skip_nonfinite", "progress")],
+    row("value_and_grad.has_aux=1", lambda: optim.value_and_grad(mse, has_aux=1), TypeError,
+        r"\bhas_aux\b", r"must be True or False, got int 1"),
+    row("mixed_precision_loss.has_aux='no'", lambda: optim.mixed_precision_loss(
+        mse, "params=float32,compute=bfloat16,output=float32", has_aux="no"), TypeError,
+        r"\bhas_aux\b", r"must be True or False, got str 'no'"),
+    row("quantized.sgd.nesterov='no'", lambda: Q.sgd(0.1, 0.9, nesterov="no"), TypeError,
+        r"\bnesterov\b", r"must be True or False, got str 'no'"),
     row("fit.steps=2.5", fit(steps=2.5), TypeError, r"\bsteps\b", r"must be a Python int"),
     row("fit.steps and epochs", fit(epochs=1, key=KEY), ValueError, r"steps or epochs",
         r"not both"),
@@ -888,12 +902,11 @@ def test_table_covers_every_public_factory() -> None:
             warnings.simplefilter("ignore")  # noisy_sgd warns that it picks key 0
             built = factory(**required)  # the valid arguments build it: rows fail on theirs
         assert callable(getattr(built, "init", None)) or callable(built), name
-    # No float or int argument with a value to spoil (transformations, masks, labels, dtypes,
-    # flags): the explicit rows cover what they check.
+    # No float, int or flag argument with a value to spoil (transformations, masks, labels,
+    # dtypes): the explicit rows cover what they check.
     without_numbers = {
         "chain", "flatten", "freeze", "hutchinson_estimator_diag_hessian", "identity",
-        "kahan_summation", "masked", "multi_transform", "normalize", "partition",
-        "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign", "set_to_zero",
+        "kahan_summation", "normalize", "scale_by_schedule", "scale_by_sign", "set_to_zero",
         "with_state_dtype",
     }  # fmt: skip
     assert set(factories()) - generated == without_numbers

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, value_at
+from optim._hyper import check_flag, hyper, value_at
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -111,8 +111,8 @@ def scale_by_adopt(
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         clip_value_fn=hyper(clip_value_fn, "clip_value_fn", low=0.0),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=bool(nesterov),
-        use_clipping=bool(use_clipping),
+        nesterov=check_flag(nesterov, "nesterov"),
+        use_clipping=check_flag(use_clipping, "use_clipping"),
     )
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -388,8 +388,8 @@ def scale_by_muon(
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         ns_steps=ns_steps,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=bool(nesterov),
-        adaptive=bool(adaptive),
+        nesterov=check_flag(nesterov, "nesterov"),
+        adaptive=check_flag(adaptive, "adaptive"),
         preconditioning=_choice(preconditioning, "preconditioning", PRECONDITIONINGS),
         weight_dimension_numbers=_static_dims(weight_dimension_numbers, "weight_dimension_numbers"),
     )

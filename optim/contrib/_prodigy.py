@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, value_at
+from optim._hyper import check_flag, hyper, value_at
 from optim._numerics import (
     cast_like_grads,
     ema_update,
@@ -173,7 +173,7 @@ def _prodigy(
         estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
         estim_lr_coef=hyper(estim_lr_coef, "estim_lr_coef", schedule=False, low=0.0),
         weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
-        safeguard_warmup=bool(safeguard_warmup),
+        safeguard_warmup=check_flag(safeguard_warmup, "safeguard_warmup"),
         flip_sign=flip_sign,
     )
 

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._hyper import check_flag
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -200,7 +201,7 @@ def sam(
         optimizer=as_transformation(optimizer, "optimizer"),
         adv_optimizer=as_transformation(adv_optimizer, "adv_optimizer"),
         sync_period=_steps(sync_period, "sync_period", 1),
-        reset_state=bool(reset_state),
-        opaque_mode=bool(opaque_mode),
+        reset_state=check_flag(reset_state, "reset_state"),
+        opaque_mode=check_flag(opaque_mode, "opaque_mode"),
         batch_axis_name=batch_axis_name,
     )

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import check_flag, hyper
 from optim._numerics import canonical_dtype, cast_like_grads, debias, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -232,7 +232,7 @@ def scale_by_sophia(
         hessian_diagonal_fn=as_transformation(hessian_diagonal_fn, "hessian_diagonal_fn"),
         update_interval=_steps(update_interval, "update_interval", 1),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        verbose=bool(verbose),
+        verbose=check_flag(verbose, "verbose"),
         print_win_rate_every_n_steps=_steps(
             print_win_rate_every_n_steps, "print_win_rate_every_n_steps"
         ),
