@@ -35,17 +35,23 @@ def sgd(
     :math:`g_t + \mu m_t`; Sutskever et al., 2013). Full-batch gradients make it gradient
     descent; one random example per step is the seed document's SGD.
     """
-    nesterov = check_flag(nesterov, "nesterov")
-    momentum_tx = (
-        identity()
-        if momentum is None
-        else trace(
-            hyper(momentum, "momentum", schedule=False),
-            nesterov=nesterov,
-            accumulator_dtype=accumulator_dtype,
-        )
+    return chain(
+        _momentum(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate)
     )
-    return chain(momentum_tx, scale_by_learning_rate(learning_rate))
+
+
+def _momentum(momentum: Any, nesterov: Any, accumulator_dtype: Any = None) -> Any:
+    """``trace`` with ``momentum`` (>= 0, as in PyTorch), or ``identity`` for ``None``."""
+    nesterov = check_flag(nesterov, "nesterov")
+    if momentum is None:
+        if nesterov:
+            raise ValueError(
+                "nesterov=True needs a momentum: with momentum=None there is no velocity to "
+                "look ahead with (optax ignores the flag); pass momentum=0.9, say"
+            )
+        return identity()
+    momentum = hyper(momentum, "momentum", schedule=False, low=0.0)
+    return trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
 
 
 def adam(
@@ -119,14 +125,11 @@ def rmsprop(
     (centered: :math:`v_t - m_t^2` under the root; momentum is applied after the scaling, as in
     optax and PyTorch).
     """
-    centered, nesterov = check_flag(centered, "centered"), check_flag(nesterov, "nesterov")
-    scaling = scale_by_stddev if centered else scale_by_rms
+    scaling = scale_by_stddev if check_flag(centered, "centered") else scale_by_rms
     return chain(
         scaling(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
         scale_by_learning_rate(learning_rate),
-        identity()
-        if momentum is None
-        else trace(hyper(momentum, "momentum", schedule=False), nesterov=nesterov),
+        _momentum(momentum, nesterov),
     )
 
 

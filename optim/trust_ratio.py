@@ -120,7 +120,7 @@ def lars(
             scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps), trust_ratio_mask
         ),
         scale_by_learning_rate(learning_rate),
-        trace(decay=hyper(momentum, "momentum", schedule=False), nesterov=nesterov),
+        trace(decay=hyper(momentum, "momentum", schedule=False, low=0.0), nesterov=nesterov),
     )
 
 

@@ -101,7 +101,7 @@ REQUIRED = {
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).
 NON_NEGATIVE = ("learning_rate", "eps", "eps_root", "weight_decay", "initial_accumulator_value",
                 "max_norm", "max_delta", "min_norm", "trust_coefficient", "eta", "gamma",
-                "clipping_threshold", "adam_eps_root", "adam_weight_decay")
+                "clipping_threshold", "adam_eps_root", "adam_weight_decay", "momentum")
 UNIT_INTERVAL = ("b1", "b2", "b3", "rho", "slow_step_size", "adam_b1", "adam_b2")
 # Float arguments that are static (they place step boundaries), checked as fractions.
 STATIC_FRACTIONS = ("pct_start", "pct_final")
@@ -156,7 +156,9 @@ def hyperparameter_rows() -> list[Any]:
             elif _is_float(valid):
                 bad_values = list(BAD_FLOATS)
                 if p.name in NON_NEGATIVE:
-                    bad_values.append((-1.0, ValueError, r"must be in [\[(]0\.0, inf\), got -1\.0"))
+                    bad_values.append(
+                        (-1.0, ValueError, r"must be in [\[(]0\.0, (inf\)|1\.0\]), got -1\.0")
+                    )
                 if p.name in UNIT_INTERVAL:
                     bad_values += [
                         (value, ValueError, rf"must be in [\[(]0\.0, 1\.0[\])], got {value}")
@@ -570,6 +572,11 @@ AREA_ROWS = [
     row("mixed_precision_loss.has_aux='no'", lambda: optim.mixed_precision_loss(
         mse, "params=float32,compute=bfloat16,output=float32", has_aux="no"), TypeError,
         r"\bhas_aux\b", r"must be True or False, got str 'no'"),
+    row("sgd.momentum=-0.5", lambda: optim.sgd(0.1, momentum=-0.5), ValueError,
+        r"\bmomentum\b", r"must be in \[0\.0, inf\), got -0\.5"),
+    *[row(f"{name}.nesterov without momentum", lambda f=f: f(0.1, nesterov=True), ValueError,
+          r"nesterov=True", r"needs a momentum")
+      for name, f in (("sgd", optim.sgd), ("rmsprop", optim.rmsprop), ("quantized.sgd", Q.sgd))],
     row("quantized.sgd.nesterov='no'", lambda: Q.sgd(0.1, 0.9, nesterov="no"), TypeError,
         r"\bnesterov\b", r"must be True or False, got str 'no'"),
     row("fit.steps=2.5", fit(steps=2.5), TypeError, r"\bsteps\b", r"must be a Python int"),
