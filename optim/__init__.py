@@ -7,6 +7,7 @@ import sys
 
 from optim import checkpoint, contrib, quantized
 from optim.adam_family import *  # noqa: F403
+from optim.adaptive_clip import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
     Chain,
@@ -28,6 +29,7 @@ from optim.combine import (
     partition,
     with_hyperparams,
 )
+from optim.conditional import *  # noqa: F403
 from optim.contrib import *  # noqa: F403
 from optim.factorized import *  # noqa: F403
 from optim.grad import value_and_grad
@@ -35,6 +37,7 @@ from optim.lbfgs import *  # noqa: F403
 from optim.linesearch import *  # noqa: F403
 from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
 from optim.optimistic import *  # noqa: F403
+from optim.per_example import *  # noqa: F403
 from optim.polyak import *  # noqa: F403
 from optim.precision import *  # noqa: F403
 from optim.quantized import (
@@ -44,6 +47,7 @@ from optim.quantized import (
     state_bytes,
     with_state_dtype,
 )
+from optim.sanitize import *  # noqa: F403
 from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
 from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
@@ -167,14 +171,18 @@ __all__ = [
 # Each catalogue module lists its public names; some share a name with their module (lbfgs).
 _CATALOGUE_MODULES = (
     "adam_family",
+    "adaptive_clip",
+    "conditional",
     "contrib",
     "factorized",
     "lbfgs",
     "linesearch",
     "noise",
     "optimistic",
+    "per_example",
     "polyak",
     "precision",
+    "sanitize",
     "schedules",
     "sign",
     "trust_ratio",

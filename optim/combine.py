@@ -353,7 +353,14 @@ def _factory_name(factory: Any) -> str:
 
 
 def _children(block: Any, state: Any) -> list[tuple[str | None, Any, Any]]:
-    """(name segment or None, inner transformation, its state or None) inside ``block``."""
+    """(name segment or None, inner transformation, its state or None) inside ``block``.
+
+    A block may say so itself with a ``hyperparameter_children(state)`` method returning that
+    list (the wrappers of ``optim.conditional``, which this module cannot import).
+    """
+    own = getattr(block, "hyperparameter_children", None)
+    if callable(own):
+        return own(state)
     if isinstance(block, Chain):
         n = len(block.transforms)
         states = state if isinstance(state, tuple) and len(state) == n else (None,) * n

@@ -78,7 +78,8 @@ def _gap_marks(id: str) -> Any:
 NOT_FACTORIES = {
     "apply_updates", "apply_updates_kahan", "apply_updates_stochastic", "bytes_per_parameter",
     "fit", "hyperparams", "hypergradient_descent", "inject_hyperparams", "join_schedules",
-    "kahan_compensation", "mixed_precision_loss", "num_examples", "sample_batch",
+    "kahan_compensation", "mixed_precision_loss", "num_examples", "per_example_global_norm_clip",
+    "per_example_layer_norm_clip", "sample_batch", "scale_gradient",
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
     "with_hyperparams",
@@ -95,7 +96,8 @@ REQUIRED = {
     "transforms": {"a": optim.identity()}, "step_size_fn": optim.constant_schedule(0.1),
     "inner": optim.identity(), "fast_optimizer": optim.identity(), "tx": optim.adam(0.1),
     "optimizer": optim.identity(), "adv_optimizer": optim.identity(),
-    "base_optimizer": optim.identity(),
+    "base_optimizer": optim.identity(), "clipping": 1.0, "freeze_mask": {"w": True},
+    "should_transform_fn": lambda step: step % 2 == 0,
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).
@@ -912,9 +914,10 @@ def test_table_covers_every_public_factory() -> None:
     # No float, int or flag argument with a value to spoil (transformations, masks, labels,
     # dtypes): the explicit rows cover what they check.
     without_numbers = {
-        "chain", "flatten", "freeze", "hutchinson_estimator_diag_hessian", "identity",
-        "kahan_summation", "normalize", "scale_by_schedule", "scale_by_sign", "set_to_zero",
-        "with_state_dtype",
+        "centralize", "chain", "flatten", "freeze", "hutchinson_estimator_diag_hessian",
+        "identity", "kahan_summation", "keep_params_nonnegative", "named_chain", "normalize",
+        "scale_by_schedule", "scale_by_sign", "selective_transform", "set_to_zero",
+        "with_state_dtype", "zero_nans",
     }  # fmt: skip
     assert set(factories()) - generated == without_numbers
     assert len(ROWS) >= 150
