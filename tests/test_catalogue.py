@@ -57,6 +57,16 @@ CATALOGUE = {
     "prodigy": optim.prodigy,
     "sophia": optim.sophia,
     "sam": lambda lr: optim.sam(optim.sgd(lr), optim.sgd(0.01)),
+    "acprop": optim.acprop,
+    "cocob": optim.cocob,
+    "dadapt_adamw": optim.dadapt_adamw,
+    "dog": optim.dog,
+    "dowg": optim.dowg,
+    "madgrad": optim.madgrad,
+    "mechanize": lambda lr: optim.mechanize(optim.sgd(lr)),
+    "momo": optim.momo,
+    "momo_adam": optim.momo_adam,
+    "simplified_ademamix": lambda lr: optim.simplified_ademamix(lr, eps_root=1e-8),
 }
 
 PARAMS = nested_params()
@@ -68,7 +78,7 @@ GRAD_VARIANTS = {"lbfgs": lambda lr: optim.lbfgs(lr, linesearch=None)}
 # The extra keyword arguments of update each optimizer asks for (the rest take none; ours
 # would ignore them, but lbfgs's line search hands every extra argument to value_fn).
 EXTRAS = {"lbfgs": ("value", "grad", "value_fn"), "polyak_sgd": ("value",),
-          "sophia": ("obj_fn",)}
+          "sophia": ("obj_fn",), "momo": ("value",), "momo_adam": ("value",)}
 
 
 def _step(tx, params, state, name=""):

@@ -97,7 +97,7 @@ REQUIRED = {
     "inner": optim.identity(), "fast_optimizer": optim.identity(), "tx": optim.adam(0.1),
     "optimizer": optim.identity(), "adv_optimizer": optim.identity(),
     "base_optimizer": optim.identity(), "clipping": 1.0, "freeze_mask": {"w": True},
-    "should_transform_fn": lambda step: step % 2 == 0,
+    "should_transform_fn": lambda step: step % 2 == 0, "init_step": ("heuristic", 1e-6),
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).
@@ -917,7 +917,7 @@ def test_table_covers_every_public_factory() -> None:
         "centralize", "chain", "flatten", "freeze", "hutchinson_estimator_diag_hessian",
         "identity", "kahan_summation", "keep_params_nonnegative", "named_chain", "normalize",
         "scale_by_schedule", "scale_by_sign", "selective_transform", "set_to_zero",
-        "with_state_dtype", "zero_nans",
+        "split_real_and_imaginary", "with_state_dtype", "zero_nans",
     }  # fmt: skip
     assert set(factories()) - generated == without_numbers
     assert len(ROWS) >= 150

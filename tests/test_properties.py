@@ -167,6 +167,8 @@ COMBINATORS: dict[str, Callable[[], Any]] = {
     "inject_hyperparams(adamw)": lambda: optim.inject_hyperparams(optim.adamw)(
         learning_rate=LEARNING_RATE
     ),
+    # Mechanic's learned scale around SGD (its name alone: test_catalogue's entry).
+    "mechanize": lambda: optim.mechanize(optim.sgd(LEARNING_RATE)),
     "kahan_summation(adam)": lambda: optim.kahan_summation(optim.adam(LEARNING_RATE)),
     "stochastic_rounding(adam)": lambda: optim.stochastic_rounding(optim.adam(LEARNING_RATE)),
     **{
@@ -252,6 +254,13 @@ REJECTS_COMPLEX = {
     "adadelta": "optax squares g, not |g|^2, on complex g (its tests leave complex Adadelta "
     "out); optim rejects rather than return that",
     "adopt": "use_clipping=True (the default) clips the normalized gradient: " + _CANNOT_ORDER,
+    "cocob": "it takes maxima of per-coordinate magnitudes (optax squares without conj)",
+    "dadapt_adamw": "it squares gradients and its estimate d is a maximum (optax: no conj)",
+    "madgrad": "its denominator is a cube root of squared gradients (optax: no conj)",
+    "mechanize": "its inner product h is clipped (optax: no conj)",
+    "momo": "its step size compares inner products and clips (optax: no conj)",
+    "momo_adam": "its step size compares inner products and clips (optax: no conj)",
+    "simplified_ademamix": "its second moment squares g, not |g|^2, as optax's",
     "prodigy": "its distance estimate d is a maximum of inner products; optax does not check",
     "rprop": "it clips step sizes chosen by the signs of successive gradients: " + _CANNOT_ORDER,
     "sm3": "its cover-set accumulators take maxima (optax raises too)",
@@ -275,7 +284,13 @@ JIT_ULPS_FOR = {
     # differently) at step sizes interpolated from earlier values, over several iterations;
     # its state keeps the last value. Measured: up to 9 ulps.
     "lbfgs": 64,
+    # optax's lerp form n <- g^2 + b2 (n - g^2): the difference cancels where n is near g^2, and
+    # eager and fused (FMA-contracted) code round it differently. Measured: 6 ulps (float64).
+    "simplified_ademamix": 16,
 }
+# Optimizers whose init computes (a reduction over the params), so a jitted init may round
+# differently; the others' init must equal the eager one exactly.
+INIT_COMPUTES = {"dog": "the initial distance estimate r_eps (1 + ||x_0||) is a norm"}
 # Updates that are a difference of param-sized terms (new point minus old): their rounding is
 # in ulps of the params, not of the (much smaller) update.
 UPDATES_AT_PARAM_SCALE = {
@@ -449,7 +464,7 @@ def check_properties(name: str, params: PyTree, grads: PyTree) -> None:
     assert_finite(new_params, "new params")
 
     jit_state, (jit_updates, jit_new_state) = jit_init_and_step(tx, params, grads, state)
-    assert_close(state, jit_state, "jit init", ulps=0)
+    assert_close(state, jit_state, "jit init", ulps=JIT_ULPS if name in INIT_COMPUTES else 0)
     ulps = JIT_ULPS_FOR.get(name, JIT_ULPS)
     floors = _max_abs(params) if name in UPDATES_AT_PARAM_SCALE else None
     assert_close(updates, jit_updates, "jit updates", ulps, floors)
@@ -615,7 +630,7 @@ def test_tables_name_known_optimizers() -> None:
     tables = (
         ALIAS_ARGUMENTS, ZERO_GRADIENT_MOVES, ZERO_GRADIENT_ROUNDING, REJECTS_COMPLEX,
         LOOKAHEAD, WIDE_UPDATES, JIT_ULPS_FOR, UPDATES_AT_PARAM_SCALE, STATE_AT_UPDATE_SCALE,
-        KNOWN_BUGS, COMPLEX_MESSAGE_BUGS,
+        INIT_COMPUTES, KNOWN_BUGS, COMPLEX_MESSAGE_BUGS,
     )
     for table in tables:
         assert set(table) <= set(CASES), set(table) - set(CASES)

@@ -1,0 +1,112 @@
+"""ACProp (Zhuang et al., 2021): AdaBelief's centred second moment, used one step late."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import (
+    adaptive_step,
+    cast_like_grads,
+    debias,
+    ema_update,
+    ema_update_sq,
+    square_safe,
+    store_like,
+)
+from optim._pytree import pytree_dataclass
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim.adam_family import ScaleByBeliefState
+from optim.base import Chain, chain, check_updates
+from optim.transforms import add_decayed_weights, scale_by_learning_rate
+
+__all__ = ["acprop", "scale_by_acprop"]
+
+
+@pytree_dataclass
+class ScaleByAcprop:
+    r"""ACProp (Zhuang et al., 2021, "Momentum Centering and
+    Asynchronous Update for Adaptive Gradient Methods").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        s_t = \beta_2 s_{t-1} + (1-\beta_2) |g_t - m_{t-1}|^2 + \epsilon_{root},\\
+        u_t = \frac{g_t}{\sqrt{s_{t-1} / (1 - \beta_2^{t-1})} + \epsilon}
+        \quad (u_1 = g_1 / (1 + \epsilon)).
+
+    The denominator uses only past gradients (asynchronous), the numerator is the raw
+    gradient; the state is AdaBelief's (``ScaleByBeliefState``). Complex parameters are
+    supported (:math:`|\cdot|^2`), as in optax.
+    """
+
+    b1: Any
+    b2: Any
+    eps: Any
+    eps_root: Any
+
+    def init(self, params: PyTree) -> ScaleByBeliefState:
+        return ScaleByBeliefState(count=zero_count(), mu=full_like(params), nu=full_like(params))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.mu)
+        b1, b2 = self.b1, self.b2
+        # Bounded so that |g - m|^2 stays finite (see optim._numerics.square_safe).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
+        nu = map_arrays(
+            lambda g, m, s: ema_update_sq(g - upcast(m), s, b2) + self.eps_root,
+            grads,
+            state.mu,
+            state.nu,
+        )
+        count = safe_increment(state.count)
+        initial = state.count == 0
+        # First step: no past second moment yet, the denominator is 1 + eps.
+        previous = jnp.where(initial, count, state.count)
+        out = map_arrays(
+            lambda g, s: adaptive_step(
+                g, jnp.where(initial, 1.0, debias(upcast(s), b2, previous)), self.eps
+            ),
+            grads,
+            state.nu,
+        )
+        new_state = ScaleByBeliefState(
+            count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_acprop(
+    b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16
+) -> ScaleByAcprop:
+    """Rescale updates by ACProp's lagged centred second moment
+    (``optax.contrib.scale_by_acprop``; see ``ScaleByAcprop``)."""
+    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
+    return ScaleByAcprop(
+        b1=hyper(b1, "b1", **unit),
+        b2=hyper(b2, "b2", **unit),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+    )
+
+
+def acprop(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-16,
+    eps_root: Any = 1e-16,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+) -> Chain:
+    r"""ACProp with weight decay (Zhuang et al., 2021):
+    :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
+    ``scale_by_acprop``, the decay where ``mask`` is True."""
+    return chain(
+        scale_by_acprop(b1, b2, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

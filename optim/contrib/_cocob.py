@@ -1,0 +1,117 @@
+"""COCOB-Backprop (Orabona & Tommasi, 2017): learning-rate-free training by coin betting."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import cast_like_grads, store_like
+from optim._pytree import pytree_dataclass
+from optim._tree import PyTree, check_same_structure, full_like, map_arrays, upcast
+from optim.base import Chain, chain, check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import add_decayed_weights, scale_by_learning_rate
+
+__all__ = ["COCOBState", "cocob", "scale_by_cocob"]
+
+
+class COCOBState(NamedTuple):
+    """:math:`w_1`, :math:`\\theta_t` (minus the gradient sum), :math:`L_t`, :math:`G_t` and
+    the reward :math:`R_t`, per coordinate."""
+
+    init_particles: PyTree
+    cumulative_gradients: PyTree
+    scale: PyTree
+    subgradients: PyTree
+    reward: PyTree
+
+
+@pytree_dataclass
+class ScaleByCocob:
+    r"""COCOB-Backprop (Orabona & Tommasi, 2017, "Training Deep Networks without Learning
+    Rates Through Coin Betting", Algorithm 2), per coordinate, with :math:`L_0 = \epsilon`:
+
+    .. math::
+        L_t = \max(L_{t-1}, |g_t|),\quad G_t = G_{t-1} + |g_t|,\quad
+        R_t = \max\big(R_{t-1} - g_t (w_t - w_1), 0\big),\quad
+        \theta_t = \theta_{t-1} - g_t,\\
+        w_{t+1} = w_1 + \frac{\theta_t}{L_t \max(G_t + L_t, \alpha L_t)}\,(L_t + R_t),\quad
+        u_t = w_{t+1} - w_t.
+
+    The update is the bet minus the current parameters, so it already points downhill (no
+    sign flip follows). Real parameters only (it compares magnitudes per coordinate).
+    """
+
+    alpha: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> COCOBState:
+        reject_complex(params, "cocob", "it takes maxima of per-coordinate magnitudes")
+        return COCOBState(
+            init_particles=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            cumulative_gradients=full_like(params),
+            scale=full_like(params, self.eps),
+            subgradients=full_like(params),
+            reward=full_like(params),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("cocob needs params: call update(grads, state, params)")
+        check_updates(updates, state.scale)
+        check_same_structure(params, state.init_particles, "params", "the optimizer state")
+        grads = map_arrays(upcast, updates)
+        scale = map_arrays(lambda g, L: jnp.maximum(upcast(L), jnp.abs(g)), grads, state.scale)
+        subgradients = map_arrays(lambda g, G: upcast(G) + jnp.abs(g), grads, state.subgradients)
+        reward = map_arrays(
+            lambda g, R, p, p0: jnp.maximum(upcast(R) - g * (upcast(p) - p0), 0),
+            grads,
+            state.reward,
+            params,
+            state.init_particles,
+        )
+        cumulative = map_arrays(lambda g, C: upcast(C) - g, grads, state.cumulative_gradients)
+
+        def step(p, p0, C, L, G, R):
+            return -upcast(p) + (p0 + C / (L * jnp.maximum(G + L, self.alpha * L)) * (L + R))
+
+        out = map_arrays(
+            step, params, state.init_particles, cumulative, scale, subgradients, reward
+        )
+        new_state = COCOBState(
+            init_particles=state.init_particles,
+            cumulative_gradients=store_like(cumulative, state.cumulative_gradients),
+            scale=store_like(scale, state.scale),
+            subgradients=store_like(subgradients, state.subgradients),
+            reward=store_like(reward, state.reward),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> ScaleByCocob:
+    """COCOB-Backprop's update (``optax.contrib.scale_by_cocob``; see ``ScaleByCocob``):
+    ``alpha`` bounds the fraction bet early on, ``eps`` is the initial :math:`L_0`."""
+    return ScaleByCocob(
+        alpha=hyper(alpha, "alpha", schedule=False, low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
+    )
+
+
+def cocob(
+    learning_rate: Any = 1.0,
+    alpha: Any = 100.0,
+    eps: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+) -> Chain:
+    r"""COCOB-Backprop (Orabona & Tommasi, 2017) on :math:`\eta_t (g_t + \lambda\theta_t)`
+    (weight decay :math:`\lambda` where ``mask`` is True), as optax chains it: the learning
+    rate scales the gradients that enter the bet, with no sign flip."""
+    return chain(
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate, flip_sign=False),
+        scale_by_cocob(alpha, eps),
+    )

@@ -1,0 +1,85 @@
+"""Complex parameters optimized as pairs of real ones (``optax.contrib``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._pytree import pytree_dataclass
+from optim._tree import PyTree, is_array
+from optim.base import as_transformation
+
+__all__ = [
+    "SplitRealAndImaginaryArrays",
+    "SplitRealAndImaginaryState",
+    "split_real_and_imaginary",
+]
+
+
+class SplitRealAndImaginaryArrays(NamedTuple):
+    """The real and imaginary parts of a complex array, as two real arrays."""
+
+    real: jax.Array
+    imaginary: jax.Array
+
+
+class SplitRealAndImaginaryState(NamedTuple):
+    """The inner transformation's state (built on the split parameters)."""
+
+    inner_state: Any
+
+
+def _split(x: Any) -> Any:
+    if is_array(x) and jnp.iscomplexobj(x):
+        return SplitRealAndImaginaryArrays(jnp.real(x), jnp.imag(x))
+    return x
+
+
+def _merge(x: Any) -> Any:
+    if isinstance(x, SplitRealAndImaginaryArrays):
+        return jax.lax.complex(x.real, x.imaginary)
+    return x
+
+
+def _split_tree(tree: PyTree) -> PyTree:
+    return jax.tree.map(_split, tree, is_leaf=lambda x: x is None)
+
+
+@pytree_dataclass
+class SplitRealAndImaginary:
+    r"""Run ``inner`` on :math:`(\mathrm{Re}\,z, \mathrm{Im}\,z)` for every complex leaf
+    :math:`z` and return :math:`u_{re} + i\,u_{im}`; real leaves pass as they are.
+
+    An optimizer that is not defined for complex numbers (one that orders, clips or squares
+    values) then treats each complex parameter as two real ones. ``jax.grad`` of a real loss
+    with respect to :math:`z` returns the conjugate of the descent direction used elsewhere
+    (PyTorch's convention; see optax#196): conjugate it before ``update``.
+    """
+
+    inner: Any
+
+    def init(self, params: PyTree) -> SplitRealAndImaginaryState:
+        return SplitRealAndImaginaryState(self.inner.init(_split_tree(params)))
+
+    def update(self, updates, state, params=None, **extra_args):
+        inner_updates, inner_state = self.inner.update(
+            _split_tree(updates),
+            state.inner_state,
+            None if params is None else _split_tree(params),
+            **extra_args,
+        )
+        merged = jax.tree.map(
+            _merge,
+            inner_updates,
+            is_leaf=lambda x: isinstance(x, SplitRealAndImaginaryArrays) or x is None,
+        )
+        return merged, SplitRealAndImaginaryState(inner_state)
+
+
+def split_real_and_imaginary(inner: Any) -> SplitRealAndImaginary:
+    """Wrap ``inner`` (ours or an optax transformation) so that it sees each complex leaf as a
+    pair of real leaves (see ``SplitRealAndImaginary``). Extra ``update`` keyword arguments
+    reach ``inner``."""
+    return SplitRealAndImaginary(as_transformation(inner, "inner"))

@@ -1,0 +1,155 @@
+"""D-Adaptation for AdamW (Defazio & Mishchenko, 2023): AdamW with a learning rate that
+estimates the distance to the solution."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import adaptive_step, cast_like_grads, square_safe, store_like
+from optim._pytree import pytree_dataclass
+from optim._tree import (
+    PyTree,
+    check_same_structure,
+    full_like,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+from optim.base import check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import learning_rate_hyper
+
+__all__ = ["DAdaptAdamWState", "dadapt_adamw"]
+
+
+class DAdaptAdamWState(NamedTuple):
+    """Adam's moments (of :math:`\\hat\\eta g` and :math:`g`), the weighted gradient sum
+    :math:`s`, the distance estimate :math:`d`, the weighted numerator and the step count."""
+
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+    grad_sum: PyTree
+    estim_lr: jax.Array
+    numerator_weighted: jax.Array
+    count: jax.Array
+
+
+def _tree_sum(values: PyTree) -> jax.Array:
+    return sum(jax.tree.leaves(values), jnp.zeros([], jnp.float32))
+
+
+@pytree_dataclass
+class DAdaptAdamW:
+    r"""D-Adaptation, AdamW version (Defazio & Mishchenko, 2023, "Learning-Rate-Free Learning
+    by D-Adaptation", as in optax). With :math:`d_t` the distance estimate
+    (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t` the ``learning_rate`` schedule,
+    :math:`\hat\eta_t = d_t\lambda_t\sqrt{1-\beta_2^{t+1}} / (1-\beta_1^{t+1})` and
+    :math:`\beta_3 = \sqrt{\beta_2}`:
+
+    .. math::
+        r_{t+1} = \beta_3 r_t + (1-\beta_3)\,\hat\eta_t
+            \Big\langle g_t, \frac{s_t}{\sqrt{v_t} + \epsilon}\Big\rangle,\quad
+        s_{t+1} = \beta_3 s_t + (1-\beta_3)\,\hat\eta_t g_t,\\
+        m_{t+1} = \beta_1 m_t + (1-\beta_1)\,\hat\eta_t g_t,\quad
+        v_{t+1} = \beta_2 v_t + (1-\beta_2)\, g_t^2,\\
+        d_{t+1} = \max\Big(d_t, \frac{r_{t+1}}{(1-\beta_3)\lVert s_{t+1}\rVert_1}\Big),\quad
+        u_t = -\hat\eta_t w\,\theta_t - \frac{m_{t+1}}{\sqrt{v_{t+1}} + \epsilon},
+
+    :math:`w` = ``weight_decay``. :math:`u_t` is the descent step (apply it as it is). Real
+    parameters only (it squares :math:`g` and takes :math:`\ell_1` norms).
+    """
+
+    learning_rate: Any
+    b1: Any
+    b2: Any
+    eps: Any
+    estim_lr0: Any
+    weight_decay: Any
+
+    def init(self, params: PyTree) -> DAdaptAdamWState:
+        reject_complex(params, "dadapt_adamw", "it squares gradients and d is a max")
+        return DAdaptAdamWState(
+            exp_avg=full_like(params),
+            exp_avg_sq=full_like(params),
+            grad_sum=full_like(params),
+            estim_lr=jnp.asarray(self.estim_lr0, jnp.float32),
+            numerator_weighted=jnp.zeros([], jnp.float32),
+            count=zero_count(),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("dadapt_adamw needs params: call update(grads, state, params)")
+        check_updates(updates, state.exp_avg)
+        check_same_structure(params, state.exp_avg, "params", "the optimizer state")
+        b1, b2, eps = self.b1, self.b2, self.eps
+        sb2 = b2**0.5
+        count = safe_increment(state.count)
+        schedule = value_at(self.learning_rate, state.count)
+        dlr = state.estim_lr * schedule * ((1 - b2**count) ** 0.5 / (1 - b1**count))
+        # Bounded so that g^2 stays finite (see optim._numerics.square_safe).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        weighted_sum = map_arrays(
+            lambda s, v: adaptive_step(upcast(s), upcast(v), eps), state.grad_sum, state.exp_avg_sq
+        )
+        inner = _tree_sum(map_arrays(lambda g, s: jnp.sum(g * s), grads, weighted_sum))
+        exp_avg = map_arrays(lambda m, g: b1 * upcast(m) + (1 - b1) * dlr * g, state.exp_avg, grads)
+        exp_avg_sq = map_arrays(
+            lambda v, g: b2 * upcast(v) + (1 - b2) * g * g, state.exp_avg_sq, grads
+        )
+        grad_sum = map_arrays(
+            lambda s, g: sb2 * upcast(s) + (1 - sb2) * dlr * g, state.grad_sum, grads
+        )
+        l1 = _tree_sum(map_arrays(lambda s: jnp.sum(jnp.abs(s)), grad_sum))
+        numerator = sb2 * state.numerator_weighted + (1 - sb2) * dlr * inner
+        # ||s||_1 = 0 while every gradient so far was 0: optax's 0/0 there makes d, and every
+        # later step, NaN; d keeps its value instead.
+        informed = l1 > 0
+        estimate = numerator / ((1 - sb2) * jnp.where(informed, l1, 1))
+        estim_lr = jnp.where(informed, jnp.maximum(state.estim_lr, estimate), state.estim_lr)
+        out = map_arrays(
+            lambda m, v, p: -self.weight_decay * dlr * upcast(p) - adaptive_step(m, v, eps),
+            exp_avg,
+            exp_avg_sq,
+            params,
+        )
+        new_state = DAdaptAdamWState(
+            exp_avg=store_like(exp_avg, state.exp_avg),
+            exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
+            grad_sum=store_like(grad_sum, state.grad_sum),
+            estim_lr=estim_lr.astype(state.estim_lr.dtype),
+            numerator_weighted=numerator.astype(state.numerator_weighted.dtype),
+            count=count,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def dadapt_adamw(
+    learning_rate: Any = 1.0,
+    betas: Any = (0.9, 0.999),
+    eps: Any = 1e-8,
+    estim_lr0: Any = 1e-6,
+    weight_decay: Any = 0.0,
+) -> DAdaptAdamW:
+    """Learning-rate-free AdamW by D-Adaptation (``optax.contrib.dadapt_adamw``; see
+    ``DAdaptAdamW``). ``learning_rate`` is a schedule with 1 as its peak (recommended: a
+    linear decay to 0 after a short warmup) multiplying the estimated step size."""
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}") from None
+    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
+    return DAdaptAdamW(
+        learning_rate=learning_rate_hyper(learning_rate),
+        b1=hyper(b1, "betas[0]", **unit),
+        b2=hyper(b2, "betas[1]", **unit),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
+        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+    )

@@ -1,0 +1,117 @@
+"""MADGRAD (Defazio & Jelassi, 2021): momentumized, adaptive, dual-averaged gradient method."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper, value_at
+from optim._numerics import cast_like_grads, square_safe, store_like
+from optim._pytree import pytree_dataclass
+from optim._tree import (
+    PyTree,
+    check_same_structure,
+    full_like,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+from optim.base import Chain, chain, check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import add_decayed_weights, learning_rate_hyper
+
+__all__ = ["MadgradState", "madgrad", "scale_by_madgrad"]
+
+
+class MadgradState(NamedTuple):
+    """The step count :math:`k`, :math:`G_k` (weighted squared gradients), :math:`s_k`
+    (weighted gradients) and :math:`x_0`."""
+
+    count: jax.Array
+    grad_sum_sq: PyTree
+    s: PyTree
+    x0: PyTree
+
+
+@pytree_dataclass
+class ScaleByMadgrad:
+    r"""MADGRAD (Defazio & Jelassi, 2021, "Adaptivity without Compromise: A Momentumized,
+    Adaptive, Dual Averaged Gradient Method for Stochastic Optimization"), as in optax and
+    the authors' PyTorch code (step :math:`k` from 0, :math:`\eta_k` the learning rate).
+
+    .. math::
+        \lambda_k = (\eta_k + \epsilon)\sqrt{k + 1},\quad
+        G_{k+1} = G_k + \lambda_k g_k^2,\quad s_{k+1} = s_k + \lambda_k g_k,\\
+        z_{k+1} = x_0 - \frac{s_{k+1}}{G_{k+1}^{1/3} + \epsilon},\quad
+        x_{k+1} = (1 - c)\, z_{k+1} + c\, x_k,\quad u_k = x_{k+1} - x_k,
+
+    :math:`c` = ``momentum``. The update is the new iterate minus the current one (not a
+    descent direction to scale), so the learning rate lives here. Real parameters only
+    (the cube root of :math:`G`).
+    """
+
+    learning_rate: Any
+    momentum: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> MadgradState:
+        reject_complex(params, "madgrad", "its denominator is a cube root of squared gradients")
+        return MadgradState(
+            count=zero_count(),
+            grad_sum_sq=full_like(params),
+            s=full_like(params),
+            x0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("madgrad needs params: call update(grads, state, params)")
+        check_updates(updates, state.s)
+        check_same_structure(params, state.x0, "params", "the optimizer state")
+        learning_rate = value_at(self.learning_rate, state.count)
+        weight = (learning_rate + self.eps) * jnp.sqrt(state.count + 1.0)
+        # Bounded so that g^2 stays finite (see optim._numerics.square_safe).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        grad_sum_sq = map_arrays(lambda g, v: upcast(v) + weight * g**2, grads, state.grad_sum_sq)
+        s = map_arrays(lambda g, s: upcast(s) + weight * g, grads, state.s)
+        c = self.momentum
+
+        def step(x0: jax.Array, s: jax.Array, v: jax.Array, x: jax.Array) -> jax.Array:
+            z = x0 - s / (jnp.cbrt(v) + self.eps)
+            x = upcast(x)
+            # x_{k+1} - x_k as optax computes it, so that trajectories agree to rounding.
+            return ((1 - c) * z + c * x) - x
+
+        out = map_arrays(step, state.x0, s, grad_sum_sq, params)
+        new_state = MadgradState(
+            count=safe_increment(state.count),
+            grad_sum_sq=store_like(grad_sum_sq, state.grad_sum_sq),
+            s=store_like(s, state.s),
+            x0=state.x0,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_madgrad(learning_rate: Any, momentum: Any = 0.9, eps: Any = 1e-6) -> ScaleByMadgrad:
+    """MADGRAD's update :math:`x_{k+1} - x_k` (``optax.contrib.scale_by_madgrad``; see
+    ``ScaleByMadgrad``). ``learning_rate`` may be a schedule."""
+    return ScaleByMadgrad(
+        learning_rate=learning_rate_hyper(learning_rate),
+        momentum=hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
+
+
+def madgrad(
+    learning_rate: Any, momentum: Any = 0.9, weight_decay: Any = 0.0, eps: Any = 1e-6
+) -> Chain:
+    r"""MADGRAD (Defazio & Jelassi, 2021) on :math:`g_k + w\,x_k` (L2 weight decay :math:`w`
+    added to the gradient, as in optax); see ``ScaleByMadgrad``."""
+    return chain(
+        add_decayed_weights(weight_decay),
+        scale_by_madgrad(learning_rate, momentum, eps),
+    )

@@ -1,0 +1,171 @@
+"""Mechanic (Cutkosky, Defazio & Mehta, 2023): learn the scale of any optimizer's updates."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import cast_like_grads, square_safe
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    INT32_MAX,
+    PyTree,
+    abs_sq,
+    check_same_structure,
+    is_trainable,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+from optim.base import as_transformation, check_updates
+from optim.contrib._common import reject_complex
+
+__all__ = ["MechanicState", "mechanize"]
+
+
+class MechanicState(NamedTuple):
+    """The base optimizer's state, the step count, Mechanic's per-:math:`\\beta` accumulators
+    :math:`r, m, v` and scales :math:`s` (vectors of ``num_betas``), and :math:`x_0`."""
+
+    base_optimizer_state: Any
+    count: jax.Array
+    r: jax.Array
+    m: jax.Array
+    v: jax.Array
+    s: jax.Array
+    x0: PyTree
+
+
+def _norm(tree: PyTree) -> jax.Array:
+    squares = [jnp.sum(abs_sq(upcast(x))) for x in jax.tree.leaves(tree) if is_trainable(x)]
+    return jnp.sqrt(sum(squares, jnp.zeros([], jnp.float32)))
+
+
+def _inner(a: PyTree, b: PyTree) -> jax.Array:
+    products = jax.tree.leaves(map_arrays(lambda x, y: jnp.sum(x * y), a, b))
+    return sum(products, jnp.zeros([], jnp.float32))
+
+
+@pytree_dataclass
+class Mechanize:
+    r"""Mechanic (Cutkosky, Defazio & Mehta, 2023, "Mechanic: A Learning Rate Tuner",
+    with optax's clipping of :math:`h`). With :math:`\Delta_t = -\sum_{k<t}
+    u^{base}_k` the base optimizer's summed updates, :math:`S_t = \sum_i s_{t,i}`, the
+    iterates are :math:`x_t = x_0 + S_t \Delta_t`; per step, with
+    :math:`\beta_i = 1 - 10^{-i}` (:math:`i = 1..n`, ``num_betas``):
+
+    .. math::
+        \tilde g_t = g_t + \lambda S_t \frac{\lVert g_t\rVert}{\lVert x_t\rVert + \epsilon}
+            x_t,\quad
+        h_t = \Big\langle \tilde g_t, \frac{x_0 - x_t}{S_t + \epsilon}\Big\rangle,\\
+        m_{t,i} = \max(\beta_i m_{t-1,i}, |h_t| + \epsilon),\quad
+        v_{t,i} = \beta_i^2 v_{t-1,i} + h_t^2,\quad
+        r_{t,i} = \beta_i r_{t-1,i} + \mathrm{clip}(h_t, \pm m_{t-1,i})\, s_{t-1,i},\\
+        s_{t,i} = \frac{(s_{init}/n)\, m_{t,i} + \max(r_{t,i}, 0)}{\sqrt{v_{t,i}} + \epsilon},
+        \quad x_{t+1} = x_0 + S_{t+1}\Delta_{t+1},\quad u_t = x_{t+1} - x_t,
+
+    :math:`\lambda` = ``weight_decay`` (Mechanic's own, not the base optimizer's).
+    :math:`x_0` is the params at the first ``update`` (so a checkpoint loaded after ``init``
+    counts). Real parameters only (:math:`h` is clipped).
+    """
+
+    base_optimizer: Any
+    weight_decay: Any
+    eps: Any
+    s_init: Any
+    num_betas: int = static(6)
+
+    def init(self, params: PyTree) -> MechanicState:
+        reject_complex(params, "mechanize", "its inner product h is clipped")
+        zeros = jnp.zeros([self.num_betas], jnp.float32)
+        return MechanicState(
+            base_optimizer_state=self.base_optimizer.init(params),
+            count=zero_count(),
+            r=zeros,
+            m=zeros,
+            v=zeros,
+            s=jnp.ones([self.num_betas], jnp.float32) * self.s_init,
+            x0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError("mechanize needs params: call update(grads, state, params)")
+        check_updates(updates, state.x0)
+        check_same_structure(params, state.x0, "params", "the optimizer state")
+        eps = self.eps
+        base_updates, base_state = self.base_optimizer.update(
+            updates, state.base_optimizer_state, params, **extra_args
+        )
+        first = state.count == 0
+        x0 = map_arrays(lambda p, x: jnp.where(first, upcast(p), x), params, state.x0)
+        s_sum = jnp.sum(state.s)
+        # Bounded (square_safe; unchanged below 2^62 / (4 sqrt(n))) so that the norms and h^2
+        # stay finite after a gradient spike.
+        bounded = map_arrays(lambda g: square_safe(upcast(g), g.size), updates)
+        decay = self.weight_decay * s_sum * _norm(bounded) / (_norm(params) + eps)
+        grads = map_arrays(lambda g, p: g + decay * upcast(p), bounded, params)
+        # Delta_t, recomputed from x_t (the memory-efficient form): x_t = x_0 + S_t Delta_t.
+        delta_prev = map_arrays(lambda p, x: (x - upcast(p)) / (s_sum + eps), params, x0)
+        delta = map_arrays(lambda d, u: d - upcast(u), delta_prev, base_updates)
+        h = _inner(grads, delta_prev)
+        clipped_h = jnp.clip(h, -state.m, state.m)
+        betas = jnp.array([1.0 - 0.1**i for i in range(1, self.num_betas + 1)], jnp.float32)
+        m = jnp.maximum(betas * state.m, jnp.abs(h) + eps)
+        v = betas**2 * state.v + h**2
+        r = betas * state.r + clipped_h * state.s
+        wealth = (self.s_init / self.num_betas) * m + jnp.maximum(0.0, r)
+        s = wealth / (jnp.sqrt(v) + eps)
+        scale = jnp.sum(s)
+        # x_{t+1} - x_t as optax computes it, so that trajectories agree to rounding.
+        out = map_arrays(lambda x, d, p: (x - scale * d) - upcast(p), x0, delta, params)
+        new_state = MechanicState(
+            base_optimizer_state=base_state,
+            count=safe_increment(state.count),
+            r=r.astype(state.r.dtype),
+            m=m.astype(state.m.dtype),
+            v=v.astype(state.v.dtype),
+            s=s.astype(state.s.dtype),
+            x0=x0,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def _num_betas(value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"num_betas must be an int (the number of betas 1 - 10^-i), got "
+            f"{type(value).__name__} {value!r}"
+        ) from None
+    if not 1 <= count <= INT32_MAX:
+        raise ValueError(f"num_betas must be an int in [1, {INT32_MAX}], got {count}")
+    return count
+
+
+def mechanize(
+    base_optimizer: Any,
+    weight_decay: Any = 1e-2,
+    eps: Any = 1e-8,
+    s_init: Any = 1e-6,
+    num_betas: int = 6,
+) -> Mechanize:
+    """Learn the scale of ``base_optimizer``'s updates with Mechanic
+    (``optax.contrib.mechanize``; see ``Mechanize``). ``base_optimizer`` is one of ours or an
+    optax ``GradientTransformation``; give it a learning rate (schedule) peaking at 1, which
+    Mechanic rescales. Extra ``update`` keyword arguments reach the base optimizer."""
+    return Mechanize(
+        base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
+        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        s_init=hyper(s_init, "s_init", schedule=False, low=0.0, low_open=True),
+        num_betas=_num_betas(num_betas),
+    )

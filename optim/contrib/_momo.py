@@ -1,0 +1,294 @@
+"""MoMo and MoMo-Adam (Schaipp et al., 2023): momentum with a Polyak-type adaptive step size
+built from the loss value and a lower bound on it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import check_flag, hyper, value_at
+from optim._numerics import cast_like_grads, ema_update, safe_sqrt, square_safe, store_like
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_same_structure,
+    full_like,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+from optim.base import check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import learning_rate_hyper
+
+__all__ = ["MomoAdamState", "MomoState", "momo", "momo_adam"]
+
+# optax compares the model's curvature with jnp.finfo(float).eps, float64's epsilon.
+_NO_STEP_BELOW = float(jnp.finfo(jnp.float64).eps)
+
+
+class MomoState(NamedTuple):
+    """The momentum :math:`d_t`, the averaged loss :math:`\\bar f_t`, :math:`\\gamma_t` (the
+    averaged :math:`\\langle g, \\theta\\rangle`), the lower bound and the step count."""
+
+    exp_avg: PyTree
+    barf: jax.Array
+    gamma: jax.Array
+    lb: jax.Array
+    count: jax.Array
+
+
+class MomoAdamState(NamedTuple):
+    """``MomoState`` with Adam's second moment :math:`v_t` as well."""
+
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+    barf: jax.Array
+    gamma: jax.Array
+    lb: jax.Array
+    count: jax.Array
+
+
+def _tree_sum(tree: PyTree) -> jax.Array:
+    return sum(jax.tree.leaves(tree), jnp.zeros([], jnp.float32))
+
+
+def _inner(a: PyTree, b: PyTree) -> jax.Array:
+    """:math:`\\langle a, b\\rangle` over the trainable leaves, float32 (or wider)."""
+    return _tree_sum(map_arrays(lambda x, y: jnp.sum(upcast(x) * upcast(y)), a, b))
+
+
+def _value(value: Any, name: str) -> jax.Array:
+    """The loss passed as ``value=``, checked to be a real scalar."""
+    if value is None:
+        raise ValueError(
+            f"{name} needs the loss: call update(grads, state, params, value=loss) "
+            "(jax.value_and_grad gives both)"
+        )
+    value = jnp.asarray(value)
+    if value.shape != () or jnp.iscomplexobj(value):
+        raise ValueError(
+            f"value must be a real scalar (the loss), got shape {value.shape} and dtype "
+            f"{value.dtype}"
+        )
+    return value.astype(jnp.float32)
+
+
+@pytree_dataclass
+class _Polyak:
+    """The step size and lower-bound update shared by MoMo and MoMo-Adam (see ``Momo``)."""
+
+    lower_bound: Any
+    weight_decay: Any
+    adapt_lower_bound: bool = static(False)
+
+    def __call__(self, alpha, barf, gamma, iprod, sq_norm, lb, bc1):
+        decay = 1 + alpha * self.weight_decay
+        if self.adapt_lower_bound:
+            cap = decay * (barf - gamma) + iprod
+            lb = jnp.where(
+                cap < decay * bc1 * lb, jnp.maximum(cap / (2 * bc1 * decay), self.lower_bound), lb
+            )
+        informative = sq_norm > _NO_STEP_BELOW  # otherwise: no step, as in optax
+        polyak = jnp.maximum(decay * (barf - bc1 * lb - gamma) + iprod, 0.0) / jnp.where(
+            informative, sq_norm, 1.0
+        )
+        tau = jnp.minimum(alpha / bc1, jnp.where(informative, polyak, 0.0))
+        if self.adapt_lower_bound:
+            new_lb = jnp.maximum(
+                ((barf + iprod - gamma) - 0.5 * tau * sq_norm) / bc1, self.lower_bound
+            )
+        else:
+            new_lb = lb
+        return tau, -(alpha * self.weight_decay) / decay, new_lb
+
+
+def _start(name: str, updates: PyTree, state: Any, params: PyTree, value: Any) -> jax.Array:
+    if params is None:
+        raise ValueError(f"{name} needs params: call update(grads, state, params, value=loss)")
+    check_updates(updates, state.exp_avg)
+    check_same_structure(params, state.exp_avg, "params", "the optimizer state")
+    return _value(value, name)
+
+
+def _scalars(lower_bound: Any) -> dict[str, jax.Array]:
+    return dict(
+        barf=jnp.zeros([], jnp.float32),
+        gamma=jnp.zeros([], jnp.float32),
+        lb=jnp.asarray(lower_bound, jnp.float32),
+        count=zero_count(),
+    )
+
+
+@pytree_dataclass
+class Momo:
+    r"""MoMo (Schaipp, Ohana, Eickenberg, Defazio & Gower, 2023, "MoMo: Momentum Models for
+    Adaptive Learning Rates"), SGD-with-momentum version. With :math:`\beta` (0 at the first
+    step), learning rate :math:`\alpha_t`, weight decay :math:`\lambda`,
+    :math:`\delta = 1 + \alpha_t\lambda` and :math:`f_*` the lower bound:
+
+    .. math::
+        \bar f_t = \beta\bar f_{t-1} + (1-\beta) f(\theta_t),\quad
+        d_t = \beta d_{t-1} + (1-\beta) g_t,\quad
+        \gamma_t = \beta\gamma_{t-1} + (1-\beta)\langle g_t, \theta_t\rangle,\\
+        \tau_t = \min\Big(\alpha_t,
+            \frac{\big(\delta(\bar f_t - f_* - \gamma_t) + \langle d_t,\theta_t\rangle\big)_+}
+                 {\lVert d_t\rVert^2}\Big),\quad
+        u_t = -\frac{\alpha_t\lambda}{\delta}\theta_t - \tau_t d_t.
+
+    The loss :math:`f(\theta_t)` is passed as ``update(..., value=loss)``. With
+    ``adapt_lower_bound`` :math:`f_*` is re-estimated every step from the model (see the
+    paper, section 4). No step is taken while :math:`\lVert d_t\rVert^2 \le 2.2\cdot
+    10^{-16}`. Real parameters only (the inner products would be complex).
+    """
+
+    learning_rate: Any
+    beta: Any
+    polyak: _Polyak
+
+    def init(self, params: PyTree) -> MomoState:
+        reject_complex(params, "momo", "its step size compares inner products")
+        return MomoState(exp_avg=full_like(params), **_scalars(self.polyak.lower_bound))
+
+    def update(self, updates, state, params=None, *, value=None, **extra_args):
+        del extra_args
+        value = _start("momo", updates, state, params, value)
+        beta = jnp.where(state.count == 0, 0.0, self.beta)
+        grads = map_arrays(upcast, updates)
+        barf = ema_update(value, state.barf, beta)
+        exp_avg = map_arrays(lambda g, d: ema_update(g, d, beta), grads, state.exp_avg)
+        gamma = ema_update(_inner(grads, params), state.gamma, beta)
+        alpha = value_at(self.learning_rate, state.count)
+        tau, decay, lb = self.polyak(
+            alpha, barf, gamma, _inner(exp_avg, params), _inner(exp_avg, exp_avg), state.lb, 1.0
+        )
+        out = map_arrays(lambda d, p: decay * upcast(p) - tau * d, exp_avg, params)
+        new_state = MomoState(
+            exp_avg=store_like(exp_avg, state.exp_avg),
+            # float32 scalars under x64 too (float64 params would widen them: the state
+            # must keep its dtypes to be a scan carry).
+            barf=barf.astype(state.barf.dtype),
+            gamma=gamma.astype(state.gamma.dtype),
+            lb=lb.astype(state.lb.dtype),
+            count=safe_increment(state.count),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+@pytree_dataclass
+class MomoAdam:
+    r"""MoMo-Adam (Schaipp et al., 2023, "MoMo: Momentum Models for Adaptive Learning Rates"):
+    ``Momo`` with Adam's preconditioner :math:`D_t = \epsilon +
+    \sqrt{v_t / (1-\beta_2^t)}` and bias correction :math:`\rho_t = 1-\beta_1^t`:
+
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
+        \tau_t = \min\Big(\frac{\alpha_t}{\rho_t},
+            \frac{\big(\delta(\bar f_t - \rho_t f_* - \gamma_t)
+                  + \langle d_t,\theta_t\rangle\big)_+}{\langle d_t, d_t / D_t\rangle}\Big),
+        \quad u_t = -\frac{\alpha_t\lambda}{\delta}\theta_t - \tau_t \frac{d_t}{D_t},
+
+    :math:`\bar f, d, \gamma` averaged with :math:`\beta_1` from the first step (zeros
+    initially, hence :math:`\rho_t`). Real parameters only.
+    """
+
+    learning_rate: Any
+    b1: Any
+    b2: Any
+    eps: Any
+    polyak: _Polyak
+
+    def init(self, params: PyTree) -> MomoAdamState:
+        reject_complex(params, "momo_adam", "its step size compares inner products")
+        return MomoAdamState(
+            exp_avg=full_like(params),
+            exp_avg_sq=full_like(params),
+            **_scalars(self.polyak.lower_bound),
+        )
+
+    def update(self, updates, state, params=None, *, value=None, **extra_args):
+        del extra_args
+        value = _start("momo_adam", updates, state, params, value)
+        b1, b2 = self.b1, self.b2
+        count = safe_increment(state.count)
+        # Bounded so that g^2 stays finite (see optim._numerics.square_safe).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        barf = ema_update(value, state.barf, b1)
+        exp_avg = map_arrays(lambda g, d: ema_update(g, d, b1), grads, state.exp_avg)
+        exp_avg_sq = map_arrays(
+            lambda g, v: b2 * upcast(v) + (1 - b2) * g * g, grads, state.exp_avg_sq
+        )
+        bc2 = 1 - b2**count
+        precond = map_arrays(lambda v: self.eps + safe_sqrt(v / bc2), exp_avg_sq)
+        weighted = map_arrays(lambda d, D: d / D, exp_avg, precond)
+        gamma = ema_update(_inner(grads, params), state.gamma, b1)
+        alpha = value_at(self.learning_rate, state.count)
+        tau, decay, lb = self.polyak(
+            alpha,
+            barf,
+            gamma,
+            _inner(exp_avg, params),
+            _inner(exp_avg, weighted),
+            state.lb,
+            1 - b1**count,
+        )
+        out = map_arrays(lambda w, p: decay * upcast(p) - tau * w, weighted, params)
+        new_state = MomoAdamState(
+            exp_avg=store_like(exp_avg, state.exp_avg),
+            exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
+            # float32 scalars under x64 too (float64 params would widen them: the state
+            # must keep its dtypes to be a scan carry).
+            barf=barf.astype(state.barf.dtype),
+            gamma=gamma.astype(state.gamma.dtype),
+            lb=lb.astype(state.lb.dtype),
+            count=count,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def _polyak(lower_bound: Any, weight_decay: Any, adapt_lower_bound: bool) -> _Polyak:
+    return _Polyak(
+        lower_bound=hyper(lower_bound, "lower_bound", schedule=False),
+        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        adapt_lower_bound=check_flag(adapt_lower_bound, "adapt_lower_bound"),
+    )
+
+
+def momo(
+    learning_rate: Any = 1.0,
+    beta: Any = 0.9,
+    lower_bound: Any = 0.0,
+    weight_decay: Any = 0.0,
+    adapt_lower_bound: bool = False,
+) -> Momo:
+    """MoMo: SGD with momentum and the step size :math:`\\min(\\eta_t, \\text{Polyak})`
+    (``optax.contrib.momo``; see ``Momo``). Pass the loss as ``update(..., value=loss)``;
+    ``learning_rate`` (a cap on the step, best chosen large) may be a schedule."""
+    return Momo(
+        learning_rate=learning_rate_hyper(learning_rate),
+        beta=hyper(beta, "beta", schedule=False, low=0.0, high=1.0, high_open=True),
+        polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
+    )
+
+
+def momo_adam(
+    learning_rate: Any = 1e-2,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    lower_bound: Any = 0.0,
+    weight_decay: Any = 0.0,
+    adapt_lower_bound: bool = False,
+) -> MomoAdam:
+    """MoMo-Adam: AdamW with a Polyak-type step size (``optax.contrib.momo_adam``; see
+    ``MomoAdam``). Pass the loss as ``update(..., value=loss)``."""
+    return MomoAdam(
+        learning_rate=learning_rate_hyper(learning_rate),
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
+    )

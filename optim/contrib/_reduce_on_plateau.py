@@ -1,0 +1,191 @@
+"""Reduce the learning rate when a monitored loss stops improving (``optax.contrib``)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    INT32_MAX,
+    PyTree,
+    check_float_updates,
+    check_params,
+    compute_dtype,
+    is_trainable,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+
+__all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
+
+
+class ReduceLROnPlateauState(NamedTuple):
+    """The current multiplier, the best (averaged) value seen, the steps without improvement,
+    the cooldown steps left, the values accumulated so far and their running mean."""
+
+    scale: jax.Array
+    best_value: jax.Array
+    plateau_count: jax.Array
+    cooldown_count: jax.Array
+    count: jax.Array
+    avg_value: jax.Array
+
+
+def _value_dtype(params: PyTree) -> Any:
+    """The widest real compute dtype among the trainable leaves (float32 at least)."""
+    dtype = jnp.dtype(jnp.float32)
+    for leaf in jax.tree.leaves(params):
+        if is_trainable(leaf):
+            dtype = jnp.promote_types(dtype, jnp.finfo(compute_dtype(leaf)).dtype)
+    return dtype
+
+
+@pytree_dataclass
+class ReduceOnPlateau:
+    r"""Multiply the updates by a scale :math:`s` that drops by ``factor`` on a plateau.
+
+    Every ``accumulation_size`` calls, the mean :math:`\bar f` of the ``value`` arguments
+    received since the last check is compared with the best mean so far :math:`f^*`:
+
+    .. math::
+        \text{improved} \iff \bar f < (1 - r_{tol}) f^* - a_{tol}.
+
+    An improvement sets :math:`f^* = \bar f` and the plateau count :math:`p` to 0, otherwise
+    :math:`p` grows by 1. When :math:`p` reaches ``patience`` the scale becomes
+    :math:`\max(s \cdot \text{factor}, s_{min})`, :math:`p` restarts from 0 and the next
+    ``cooldown`` checks cannot count towards a plateau. The outgoing updates are :math:`s\,u`.
+
+    This is the schedule of PyTorch's ``ReduceLROnPlateau`` (mode ``"min"``) as an
+    ``optax.contrib.reduce_on_plateau``-compatible transformation: chain it after an
+    optimizer and pass the monitored loss as ``update(..., value=loss)``. Complex updates are
+    scaled like real ones; the value must be a real scalar.
+    """
+
+    factor: Any
+    rtol: Any
+    atol: Any
+    min_scale: Any
+    patience: int = static(10)
+    cooldown: int = static(0)
+    accumulation_size: int = static(1)
+
+    def init(self, params: PyTree) -> ReduceLROnPlateauState:
+        check_params(params)
+        value_dtype = _value_dtype(params)
+        return ReduceLROnPlateauState(
+            scale=jnp.ones([], jnp.float32),
+            best_value=jnp.asarray(jnp.inf, value_dtype),
+            plateau_count=zero_count(),
+            cooldown_count=zero_count(),
+            count=zero_count(),
+            avg_value=jnp.zeros([], value_dtype),
+        )
+
+    def _check(self, state: ReduceLROnPlateauState) -> ReduceLROnPlateauState:
+        """The plateau logic on the accumulated mean; resets the accumulation."""
+        improved = state.avg_value < (1 - self.rtol) * state.best_value - self.atol
+        best_value = jnp.where(improved, state.avg_value, state.best_value)
+        plateau = jnp.where(improved, 0, safe_increment(state.plateau_count))
+        cooling = state.cooldown_count > 0
+        reduce = (plateau == self.patience) & ~cooling
+        scale = jnp.where(
+            cooling,
+            state.scale,
+            jnp.maximum(jnp.where(reduce, state.scale * self.factor, state.scale), self.min_scale),
+        )
+        return ReduceLROnPlateauState(
+            scale=scale.astype(state.scale.dtype),
+            best_value=best_value,
+            plateau_count=jnp.where(cooling | reduce, 0, plateau).astype(jnp.int32),
+            cooldown_count=jnp.where(
+                cooling, state.cooldown_count - 1, jnp.where(reduce, self.cooldown, 0)
+            ).astype(jnp.int32),
+            count=zero_count(),
+            avg_value=jnp.zeros_like(state.avg_value),
+        )
+
+    def update(self, updates, state, params=None, *, value=None, **extra_args):
+        del params, extra_args
+        if value is None:
+            raise ValueError(
+                "reduce_on_plateau needs the monitored loss: call "
+                "update(grads, state, params, value=loss)"
+            )
+        value = jnp.asarray(value)
+        if value.shape != () or jnp.iscomplexobj(value):
+            raise ValueError(
+                f"value must be a real scalar (the loss), got shape {value.shape} and "
+                f"dtype {value.dtype}"
+            )
+        check_float_updates(updates)
+        count = safe_increment(state.count)
+        avg_value = (state.count * state.avg_value + value.astype(state.avg_value.dtype)) / count
+        state = state._replace(count=count, avg_value=avg_value.astype(state.avg_value.dtype))
+        checked = self._check(state)
+        full = count == self.accumulation_size
+        state = jax.tree.map(lambda new, old: jnp.where(full, new, old), checked, state)
+        return map_arrays(lambda g: (state.scale * upcast(g)).astype(g.dtype), updates), state
+
+
+def _count_arg(value: Any, name: str, low: int) -> int:
+    """A static step count: an int (not a bool, a float or an array) in ``[low, 2**31 - 1]``."""
+    index = None
+    if not isinstance(value, (bool, jax.core.Tracer)):
+        try:
+            index = operator.index(value)
+        except TypeError:
+            index = None
+    if index is None:
+        raise TypeError(
+            f"{name} must be an int (a number of calls to update), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if not low <= index <= INT32_MAX:
+        raise ValueError(f"{name} must be an int in [{low}, {INT32_MAX}], got {index}")
+    return index
+
+
+def reduce_on_plateau(
+    factor: float = 0.1,
+    patience: int = 10,
+    rtol: float = 1e-4,
+    atol: float = 0.0,
+    cooldown: int = 0,
+    accumulation_size: int = 1,
+    min_scale: float = 0.0,
+) -> ReduceOnPlateau:
+    """Scale updates down by ``factor`` after ``patience`` checks without improvement
+    (``optax.contrib.reduce_on_plateau``; see ``ReduceOnPlateau``).
+
+    ``patience``, ``cooldown`` and ``accumulation_size`` count calls to ``update`` (they are
+    static ints; ``patience`` and ``accumulation_size`` at least 1: optax accepts
+    ``patience=0`` and then never reduces). ``accumulation_size`` > 1 averages that many
+    values (minibatch losses) before each check.
+    """
+    unit_open = dict(low=0.0, high=1.0, low_open=True, high_open=True)
+    factor = hyper(factor, "factor", schedule=False, **unit_open)
+    rtol = hyper(rtol, "rtol", schedule=False, low=0.0, high=1.0)
+    atol = hyper(atol, "atol", schedule=False, low=0.0)
+    if _is_zero(rtol) and _is_zero(atol):
+        raise ValueError("at least one of rtol and atol must be positive, got rtol = atol = 0")
+    return ReduceOnPlateau(
+        factor=factor,
+        rtol=rtol,
+        atol=atol,
+        min_scale=hyper(min_scale, "min_scale", schedule=False, low=0.0),
+        patience=_count_arg(patience, "patience", 1),
+        cooldown=_count_arg(cooldown, "cooldown", 0),
+        accumulation_size=_count_arg(accumulation_size, "accumulation_size", 1),
+    )
+
+
+def _is_zero(x: jax.Array) -> bool:
+    """True when ``x`` is concretely 0 (a traced value is assumed not to be)."""
+    return not isinstance(x, jax.core.Tracer) and float(x) == 0.0

@@ -1,0 +1,126 @@
+"""Simplified AdEMAMix (Morwani et al., 2025): one accumulated momentum plus the gradient."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from optim._hyper import hyper, value_at
+from optim._numerics import (
+    adaptive_step,
+    cast_like_grads,
+    debias,
+    square_safe,
+    store_like,
+)
+from optim._pytree import pytree_dataclass
+from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim.base import Chain, chain, check_updates
+from optim.contrib._common import reject_complex
+from optim.transforms import add_decayed_weights, scale_by_learning_rate
+
+__all__ = [
+    "ScaleBySimplifiedAdEMAMixState",
+    "scale_by_simplified_ademamix",
+    "simplified_ademamix",
+]
+
+
+class ScaleBySimplifiedAdEMAMixState(NamedTuple):
+    """The step count, the (undamped) momentum :math:`m` and the second moment :math:`n`."""
+
+    t: jax.Array
+    m: PyTree
+    n: PyTree
+
+
+@pytree_dataclass
+class ScaleBySimplifiedAdemamix:
+    r"""Simplified AdEMAMix (Morwani et al., 2025, "Connections between
+    Schedule-Free Optimizers, AdEMAMix, and Accelerated SGD Variants").
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + g_t,\quad
+        n_t = g_t^2 + \beta_2 (n_{t-1} - g_t^2),\quad
+        u_t = \frac{m_t + \alpha(t)\, g_t}{\sqrt{n_t / (1 - \beta_2^t) + \epsilon_{root}}
+              + \epsilon}.
+
+    :math:`m` sums gradients without the :math:`1-\beta_1` factor (a long memory at
+    :math:`\beta_1 = 0.99`) and is not bias-corrected; :math:`n` is Adam's second moment,
+    written as optax's interpolation. :math:`\alpha` may be a schedule (evaluated at the
+    number of previous updates). Real parameters only (optax squares :math:`g` without
+    conjugating).
+    """
+
+    b1: Any
+    b2: Any
+    alpha: Any
+    eps: Any
+    eps_root: Any
+
+    def init(self, params: PyTree) -> ScaleBySimplifiedAdEMAMixState:
+        reject_complex(params, "simplified_ademamix", "its second moment squares g")
+        return ScaleBySimplifiedAdEMAMixState(
+            t=zero_count(), m=full_like(params), n=full_like(params)
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.m)
+        alpha = value_at(self.alpha, state.t)
+        # Numerical edges as in scale_by_adam: bounded gradients, 0 for 0/0.
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        m = map_arrays(lambda g, m: g + self.b1 * upcast(m), grads, state.m)
+        n = map_arrays(lambda g, n: g * g + self.b2 * (upcast(n) - g * g), grads, state.n)
+        t = safe_increment(state.t)
+        out = map_arrays(
+            lambda g, m, n: adaptive_step(
+                m + alpha * g, debias(n, self.b2, t), self.eps, self.eps_root
+            ),
+            grads,
+            m,
+            n,
+        )
+        new_state = ScaleBySimplifiedAdEMAMixState(
+            t=t, m=store_like(m, state.m), n=store_like(n, state.n)
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_simplified_ademamix(
+    b1: Any = 0.99,
+    b2: Any = 0.95,
+    alpha: Any = 0.0,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+) -> ScaleBySimplifiedAdemamix:
+    """Rescale updates by Simplified AdEMAMix (``optax.contrib.scale_by_simplified_ademamix``;
+    see ``ScaleBySimplifiedAdemamix``). ``alpha`` may be a schedule."""
+    return ScaleBySimplifiedAdemamix(
+        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
+        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        alpha=hyper(alpha, "alpha", low=0.0),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+    )
+
+
+def simplified_ademamix(
+    learning_rate: Any,
+    b1: Any = 0.99,
+    b2: Any = 0.95,
+    alpha: Any = 0.0,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+) -> Chain:
+    r"""Simplified AdEMAMix with decoupled weight decay (Morwani et al., 2025):
+    :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
+    ``scale_by_simplified_ademamix``, the decay where ``mask`` is True."""
+    return chain(
+        scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
