@@ -409,9 +409,16 @@ def test_signatures_match_optax():
         if n[0].islower() and hasattr(THEIRS, n)
     ]
     lowercase = [n for n in optim.contrib.__all__ if n[0].islower()]
-    assert [n for n in lowercase if not hasattr(THEIRS, n)] == ["scale_by_prodigy"]
-    # Ours only: scale_by_prodigy takes prodigy's arguments.
-    pairs.append((optim.contrib.scale_by_prodigy, optax.contrib.prodigy))
+    assert [n for n in lowercase if not hasattr(THEIRS, n)] == [
+        "scale_by_dog", "scale_by_dowg", "scale_by_prodigy"
+    ]
+    # Ours only: scale_by_prodigy takes prodigy's arguments; optax.contrib has scale_by_dog and
+    # scale_by_dowg in its _dog module without exporting them.
+    pairs += [
+        (optim.contrib.scale_by_prodigy, optax.contrib.prodigy),
+        (optim.contrib.scale_by_dog, optax.contrib._dog.scale_by_dog),
+        (optim.contrib.scale_by_dowg, optax.contrib._dog.scale_by_dowg),
+    ]
     for ours, theirs in pairs:
         p_ours = inspect.signature(ours).parameters
         p_theirs = inspect.signature(theirs).parameters
