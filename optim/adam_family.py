@@ -56,7 +56,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, chain, check_updates, require_params
 from optim.transforms import (
     ScaleByAdamState,
     add_decayed_weights,
@@ -897,8 +897,7 @@ class ScaleByNovograd:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("scale_by_novograd needs params: call update(grads, state, params)")
+        require_params(params, "scale_by_novograd")
         check_updates(updates, state.mu)
         check_updates(updates, params, "params")
         count = safe_increment(state.count)

@@ -21,7 +21,7 @@ from optim._tree import (
     map_arrays,
     upcast,
 )
-from optim.base import EmptyState, check_updates
+from optim.base import EmptyState, check_updates, require_params
 
 __all__ = ["AdaptiveGradClipState", "adaptive_grad_clip"]
 
@@ -92,8 +92,7 @@ class AdaptiveGradClip:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("adaptive_grad_clip needs params: call update(grads, state, params)")
+        require_params(params, "adaptive_grad_clip")
         check_updates(updates, params, "params")
         for path, p in leaves_with_paths(params):
             if is_trainable(p):

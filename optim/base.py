@@ -217,6 +217,13 @@ def chain(*transforms: Any) -> Chain:
     )
 
 
+def require_params(params: PyTree, name: str, why: str = "") -> None:
+    """Raise ``ValueError`` if ``update`` was called without the ``params`` that ``name``
+    needs (``why``: an optional reason, inserted after "needs params")."""
+    if params is None:
+        raise ValueError(f"{name} needs params{why}: call update(grads, state, params)")
+
+
 def check_updates(
     updates: PyTree,
     slot: PyTree,

@@ -41,7 +41,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, EmptyState, chain, check_updates
+from optim.base import Chain, EmptyState, chain, check_updates, require_params
 from optim.transforms import (
     add_decayed_weights,
     ema,
@@ -331,10 +331,7 @@ class ScaleByParamBlockRms:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "scale_by_param_block_rms needs params: call update(grads, state, params)"
-            )
+        require_params(params, "scale_by_param_block_rms")
         check_updates(updates, params, "params")
         out = map_arrays(
             lambda g, p: upcast(g) * _safe_rms(upcast(p), self.min_scale), updates, params

@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates, identity
+from optim.base import Chain, chain, check_updates, identity, require_params
 from optim.linesearch import (
     positive_int,
     scalar_dtype,
@@ -131,8 +131,7 @@ class ScaleByLBFGS:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("scale_by_lbfgs needs params: call update(grads, state, params)")
+        require_params(params, "scale_by_lbfgs")
         check_updates(updates, state.updates)
         check_same_structure(params, state.params, "params", "the optimizer state")
         m = self.memory_size

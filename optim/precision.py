@@ -55,7 +55,7 @@ from optim._tree import (
     is_trainable,
     map_arrays,
 )
-from optim.base import as_transformation
+from optim.base import as_transformation, require_params
 
 __all__ = [
     "KahanState",
@@ -428,12 +428,6 @@ def _applied(inner_updates: PyTree, new: PyTree, old: PyTree) -> PyTree:
     return map_arrays(delta, inner_updates, new, old)
 
 
-def _require_params(params: PyTree, name: str) -> None:
-    if params is None:
-        raise ValueError(f"{name} rounds the new parameters itself and needs them: call "
-                         "update(grads, state, params)")
-
-
 class StochasticRoundingState(NamedTuple):
     """The PRNG key of the next step's rounding and the wrapped optimizer's state."""
 
@@ -452,7 +446,7 @@ class StochasticRounding:
         return StochasticRoundingState(jax.random.PRNGKey(self.seed), self.inner.init(params))
 
     def update(self, updates, state, params=None, **extra_args):
-        _require_params(params, "stochastic_rounding")
+        require_params(params, "stochastic_rounding", " (it rounds the new parameters itself)")
         inner_updates, inner_state = self.inner.update(
             updates, state.inner_state, params, **extra_args
         )
@@ -508,7 +502,7 @@ class KahanSummation:
         )
 
     def update(self, updates, state, params=None, **extra_args):
-        _require_params(params, "kahan_summation")
+        require_params(params, "kahan_summation", " (it rounds the new parameters itself)")
         inner_updates, inner_state = self.inner.update(
             updates, state.inner_state, params, **extra_args
         )

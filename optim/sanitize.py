@@ -27,7 +27,7 @@ from optim._tree import (
     map_arrays,
     upcast,
 )
-from optim.base import EmptyState, check_updates
+from optim.base import EmptyState, check_updates, require_params
 
 __all__ = [
     "NonNegativeParamsState",
@@ -111,10 +111,7 @@ class KeepParamsNonnegative:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "keep_params_nonnegative needs params: call update(grads, state, params)"
-            )
+        require_params(params, "keep_params_nonnegative")
         check_updates(updates, params, "params")
         _reject_complex(params, "params", "keep_params_nonnegative")
         _reject_complex(updates, "grads", "keep_params_nonnegative")

@@ -16,7 +16,7 @@ from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast, zero_count
-from optim.base import Chain, EmptyState, chain, check_updates
+from optim.base import Chain, EmptyState, chain, check_updates, require_params
 from optim.transforms import (
     AddDecayedWeights,
     add_decayed_weights,
@@ -78,8 +78,7 @@ class ScaleByTrustRatio:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("scale_by_trust_ratio needs params: call update(grads, state, params)")
+        require_params(params, "scale_by_trust_ratio")
         check_updates(updates, params, "params")
         return cast_like_grads(map_arrays(self._scale, updates, params), updates), state
 

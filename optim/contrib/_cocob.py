@@ -10,7 +10,7 @@ from optim._hyper import hyper
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_same_structure, full_like, map_arrays, upcast
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms import add_decayed_weights, scale_by_learning_rate
 
@@ -59,8 +59,7 @@ class ScaleByCocob:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("cocob needs params: call update(grads, state, params)")
+        require_params(params, "cocob")
         check_updates(updates, state.scale)
         check_same_structure(params, state.init_particles, "params", "the optimizer state")
         grads = map_arrays(upcast, updates)

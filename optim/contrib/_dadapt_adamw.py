@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates
+from optim.base import check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms import learning_rate_hyper
 
@@ -84,8 +84,7 @@ class DAdaptAdamW:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("dadapt_adamw needs params: call update(grads, state, params)")
+        require_params(params, "dadapt_adamw")
         check_updates(updates, state.exp_avg)
         check_same_structure(params, state.exp_avg, "params", "the optimizer state")
         b1, b2, eps = self.b1, self.b2, self.eps

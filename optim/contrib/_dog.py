@@ -20,7 +20,7 @@ from optim._tree import (
     map_arrays,
     upcast,
 )
-from optim.base import Chain, chain, check_updates, identity
+from optim.base import Chain, chain, check_updates, identity, require_params
 from optim.transforms import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "dog", "dowg", "scale_by_dog", "scale_by_dowg"]
@@ -59,8 +59,7 @@ def _copy(params: PyTree) -> PyTree:
 
 def _squared_distance(params: PyTree, init_params: PyTree, algorithm: str) -> jax.Array:
     """:math:`\\lVert\\theta_t - \\theta_0\\rVert^2`; ``params`` are required."""
-    if params is None:
-        raise ValueError(f"{algorithm} needs params: call update(grads, state, params)")
+    require_params(params, algorithm)
     check_same_structure(params, init_params, "params", "the optimizer state")
     return _squared_norm(map_arrays(lambda p0, p: p0 - upcast(p), init_params, params))
 

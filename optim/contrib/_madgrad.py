@@ -19,7 +19,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms import add_decayed_weights, learning_rate_hyper
 
@@ -68,8 +68,7 @@ class ScaleByMadgrad:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("madgrad needs params: call update(grads, state, params)")
+        require_params(params, "madgrad")
         check_updates(updates, state.s)
         check_same_structure(params, state.x0, "params", "the optimizer state")
         learning_rate = value_at(self.learning_rate, state.count)

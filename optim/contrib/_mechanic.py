@@ -22,7 +22,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import as_transformation, check_updates
+from optim.base import as_transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 
 __all__ = ["MechanicState", "mechanize"]
@@ -94,8 +94,7 @@ class Mechanize:
         )
 
     def update(self, updates, state, params=None, **extra_args):
-        if params is None:
-            raise ValueError("mechanize needs params: call update(grads, state, params)")
+        require_params(params, "mechanize")
         check_updates(updates, state.x0)
         check_same_structure(params, state.x0, "params", "the optimizer state")
         eps = self.eps

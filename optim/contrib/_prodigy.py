@@ -26,7 +26,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates
+from optim.base import check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms import learning_rate_hyper
 
@@ -97,8 +97,7 @@ class ScaleByProdigy:
 
     def update(self, updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("prodigy needs params: call update(grads, state, params)")
+        require_params(params, "prodigy")
         check_updates(updates, state.exp_avg)
         check_same_structure(params, state.params0, "params", "the optimizer state")
         b1, b2, d, d0 = self.b1, self.b2, state.estim_lr, self.estim_lr0

@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import EmptyState, apply_updates, as_transformation, check_updates
+from optim.base import EmptyState, apply_updates, as_transformation, check_updates, require_params
 from optim.schedules import _steps
 
 NormalizeState = EmptyState
@@ -117,8 +117,7 @@ class SAM:
         grad_fn: Callable[[PyTree, int], PyTree] | None = None,
         **extra_args: Any,
     ) -> tuple[PyTree, SAMState]:
-        if params is None:
-            raise ValueError("sam needs params: call update(grads, state, params)")
+        require_params(params, "sam")
         if self.opaque_mode:
             return self._opaque_update(updates, state, params, grad_fn, extra_args)
         return self._transparent_update(updates, state, params, extra_args)

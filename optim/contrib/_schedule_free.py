@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
 )
 from optim.alias import sgd
-from optim.base import as_transformation, chain, check_updates
+from optim.base import as_transformation, chain, check_updates, require_params
 from optim.schedules import _steps, warmup_constant_schedule
 from optim.transforms import (
     add_decayed_weights,
@@ -85,8 +85,7 @@ class ScheduleFree:
         )
 
     def update(self, updates, state, params=None, **extra_args):
-        if params is None:
-            raise ValueError("schedule_free needs params: call update(grads, state, params)")
+        require_params(params, "schedule_free")
         check_updates(updates, state.z)
         check_same_structure(params, state.z, "params", "the optimizer state")
         lr = value_at(self.learning_rate, state.step_count)
