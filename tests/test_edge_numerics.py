@@ -286,11 +286,6 @@ STOPS_AFTER_A_SPIKE = {
 
 # Known limitations (each a strict xfail: it fails loudly once fixed; then delete the entry).
 KNOWN_LIMITS = {
-    ("spike", "mechanize"): "the base optimizer (SGD) takes the raw 1e30 step, and Mechanic's "
-    "h = <g, Delta> squared then overflows v (gradients are bounded before Mechanic's own "
-    "norms, not inside the base)",
-    ("zero", "mechanize"): "as for the spike: v becomes inf",
-    ("saturate", "mechanize"): "as for the spike: v becomes inf",
     ("saturate", "madgrad"): "lambda_k = lr sqrt(k + 1) is 4.6e2 at the saturated count and "
     "multiplies the bounded g^2 (2^124): the sum of squares overflows float32",
 }

@@ -71,7 +71,9 @@ class Mechanize:
 
     :math:`\lambda` = ``weight_decay`` (Mechanic's own, not the base optimizer's).
     :math:`x_0` is the params at the first ``update`` (so a checkpoint loaded after ``init``
-    counts). Real parameters only (:math:`h` is clipped).
+    counts). Real parameters only (:math:`h` is clipped). The gradients are bounded first
+    (``square_safe``: unchanged below :math:`2^{62} / (4\sqrt{n})`), for the base optimizer
+    too, so that one spike cannot make :math:`v` infinite and every later step NaN.
     """
 
     base_optimizer: Any
@@ -98,15 +100,15 @@ class Mechanize:
         check_updates(updates, state.x0)
         check_same_structure(params, state.x0, "params", "the optimizer state")
         eps = self.eps
-        base_updates, base_state = self.base_optimizer.update(
-            updates, state.base_optimizer_state, params, **extra_args
-        )
         first = state.count == 0
         x0 = map_arrays(lambda p, x: jnp.where(first, upcast(p), x), params, state.x0)
         s_sum = jnp.sum(state.s)
-        # Bounded (square_safe; unchanged below 2^62 / (4 sqrt(n))) so that the norms and h^2
-        # stay finite after a gradient spike.
+        # Bounded (square_safe; unchanged below 2^62 / (4 sqrt(n))), for the base optimizer
+        # too, so that the norms, Delta and h^2 stay finite after a gradient spike.
         bounded = map_arrays(lambda g: square_safe(upcast(g), g.size), updates)
+        base_updates, base_state = self.base_optimizer.update(
+            cast_like_grads(bounded, updates), state.base_optimizer_state, params, **extra_args
+        )
         decay = self.weight_decay * s_sum * _norm(bounded) / (_norm(params) + eps)
         grads = map_arrays(lambda g, p: g + decay * upcast(p), bounded, params)
         # Delta_t, recomputed from x_t (the memory-efficient form): x_t = x_0 + S_t Delta_t.
