@@ -204,6 +204,22 @@ def safe_increment(count: jax.Array) -> jax.Array:
     return jnp.where(count < INT32_MAX, count + 1, INT32_MAX).astype(count.dtype)
 
 
+def tree_sum(values: PyTree) -> jax.Array:
+    """The sum of a tree's (scalar) leaves in leaf order, in float32 or wider; 0 for none."""
+    return sum(jax.tree.leaves(values), jnp.zeros([], jnp.float32))
+
+
+def tree_inner(a: PyTree, b: PyTree) -> jax.Array:
+    r""":math:`\sum_i a_i b_i` over the trainable leaves (no conjugate), in float32 or wider."""
+    return tree_sum(map_arrays(lambda x, y: jnp.sum(upcast(x) * upcast(y)), a, b))
+
+
+def float_copy(params: PyTree) -> PyTree:
+    """A copy of the trainable leaves in float32 or wider (an optimizer's :math:`\theta_0`);
+    ``None`` elsewhere."""
+    return map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params)
+
+
 def global_norm(tree: PyTree) -> jax.Array:
     """Euclidean norm of all trainable leaves together, in float32 (or wider)."""
     squares = [jnp.sum(jnp.abs(upcast(x)) ** 2) for x in jax.tree.leaves(tree) if is_trainable(x)]

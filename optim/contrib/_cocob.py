@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
-from optim._tree import PyTree, check_same_structure, full_like, map_arrays, upcast
+from optim._tree import PyTree, check_same_structure, float_copy, full_like, map_arrays, upcast
 from optim.base import Chain, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms import add_decayed_weights, scale_by_learning_rate
@@ -50,7 +50,7 @@ class ScaleByCocob:
     def init(self, params: PyTree) -> COCOBState:
         reject_complex(params, "cocob", "it takes maxima of per-coordinate magnitudes")
         return COCOBState(
-            init_particles=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            init_particles=float_copy(params),
             cumulative_gradients=full_like(params),
             scale=full_like(params, self.eps),
             subgradients=full_like(params),

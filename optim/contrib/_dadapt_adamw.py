@@ -17,6 +17,7 @@ from optim._tree import (
     full_like,
     map_arrays,
     safe_increment,
+    tree_sum,
     upcast,
     zero_count,
 )
@@ -37,10 +38,6 @@ class DAdaptAdamWState(NamedTuple):
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
-
-
-def _tree_sum(values: PyTree) -> jax.Array:
-    return sum(jax.tree.leaves(values), jnp.zeros([], jnp.float32))
 
 
 @pytree_dataclass
@@ -97,7 +94,7 @@ class DAdaptAdamW:
         weighted_sum = map_arrays(
             lambda s, v: adaptive_step(upcast(s), upcast(v), eps), state.grad_sum, state.exp_avg_sq
         )
-        inner = _tree_sum(map_arrays(lambda g, s: jnp.sum(g * s), grads, weighted_sum))
+        inner = tree_sum(map_arrays(lambda g, s: jnp.sum(g * s), grads, weighted_sum))
         exp_avg = map_arrays(lambda m, g: b1 * upcast(m) + (1 - b1) * dlr * g, state.exp_avg, grads)
         exp_avg_sq = map_arrays(
             lambda v, g: b2 * upcast(v) + (1 - b2) * g * g, state.exp_avg_sq, grads
@@ -105,7 +102,7 @@ class DAdaptAdamW:
         grad_sum = map_arrays(
             lambda s, g: sb2 * upcast(s) + (1 - sb2) * dlr * g, state.grad_sum, grads
         )
-        l1 = _tree_sum(map_arrays(lambda s: jnp.sum(jnp.abs(s)), grad_sum))
+        l1 = tree_sum(map_arrays(lambda s: jnp.sum(jnp.abs(s)), grad_sum))
         numerator = sb2 * state.numerator_weighted + (1 - sb2) * dlr * inner
         # ||s||_1 = 0 while every gradient so far was 0: optax's 0/0 there makes d, and every
         # later step, NaN; d keeps its value instead.

@@ -16,8 +16,9 @@ from optim._tree import (
     abs_sq,
     check_params,
     check_same_structure,
-    is_trainable,
+    float_copy,
     map_arrays,
+    tree_sum,
     upcast,
 )
 from optim.base import Chain, chain, check_updates, identity, require_params
@@ -47,14 +48,13 @@ class DoWGState(NamedTuple):
 
 def _squared_norm(tree: PyTree) -> jax.Array:
     """:math:`\\sum |x|^2` over the trainable leaves, in float32 (or wider)."""
-    squares = [jnp.sum(abs_sq(upcast(x))) for x in jax.tree.leaves(tree) if is_trainable(x)]
-    return sum(squares, jnp.zeros([], jnp.float32))
+    return tree_sum(map_arrays(lambda x: jnp.sum(abs_sq(upcast(x))), tree))
 
 
 def _copy(params: PyTree) -> PyTree:
     """:math:`\\theta_0`: a float32 (or wider) copy of the trainable leaves."""
     check_params(params)
-    return map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params)
+    return float_copy(params)
 
 
 def _squared_distance(params: PyTree, init_params: PyTree, algorithm: str) -> jax.Array:

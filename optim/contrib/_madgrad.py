@@ -13,6 +13,7 @@ from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_same_structure,
+    float_copy,
     full_like,
     map_arrays,
     safe_increment,
@@ -63,7 +64,7 @@ class ScaleByMadgrad:
             count=zero_count(),
             grad_sum_sq=full_like(params),
             s=full_like(params),
-            x0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            x0=float_copy(params),
         )
 
     def update(self, updates, state, params=None, **extra_args):

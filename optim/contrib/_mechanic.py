@@ -14,11 +14,12 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     INT32_MAX,
     PyTree,
-    abs_sq,
     check_same_structure,
-    is_trainable,
+    float_copy,
+    global_norm,
     map_arrays,
     safe_increment,
+    tree_inner,
     upcast,
     zero_count,
 )
@@ -39,16 +40,6 @@ class MechanicState(NamedTuple):
     v: jax.Array
     s: jax.Array
     x0: PyTree
-
-
-def _norm(tree: PyTree) -> jax.Array:
-    squares = [jnp.sum(abs_sq(upcast(x))) for x in jax.tree.leaves(tree) if is_trainable(x)]
-    return jnp.sqrt(sum(squares, jnp.zeros([], jnp.float32)))
-
-
-def _inner(a: PyTree, b: PyTree) -> jax.Array:
-    products = jax.tree.leaves(map_arrays(lambda x, y: jnp.sum(x * y), a, b))
-    return sum(products, jnp.zeros([], jnp.float32))
 
 
 @pytree_dataclass
@@ -92,7 +83,7 @@ class Mechanize:
             m=zeros,
             v=zeros,
             s=jnp.ones([self.num_betas], jnp.float32) * self.s_init,
-            x0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            x0=float_copy(params),
         )
 
     def update(self, updates, state, params=None, **extra_args):
@@ -109,12 +100,12 @@ class Mechanize:
         base_updates, base_state = self.base_optimizer.update(
             cast_like_grads(bounded, updates), state.base_optimizer_state, params, **extra_args
         )
-        decay = self.weight_decay * s_sum * _norm(bounded) / (_norm(params) + eps)
+        decay = self.weight_decay * s_sum * global_norm(bounded) / (global_norm(params) + eps)
         grads = map_arrays(lambda g, p: g + decay * upcast(p), bounded, params)
         # Delta_t, recomputed from x_t (the memory-efficient form): x_t = x_0 + S_t Delta_t.
         delta_prev = map_arrays(lambda p, x: (x - upcast(p)) / (s_sum + eps), params, x0)
         delta = map_arrays(lambda d, u: d - upcast(u), delta_prev, base_updates)
-        h = _inner(grads, delta_prev)
+        h = tree_inner(grads, delta_prev)
         clipped_h = jnp.clip(h, -state.m, state.m)
         betas = jnp.array([1.0 - 0.1**i for i in range(1, self.num_betas + 1)], jnp.float32)
         m = jnp.maximum(betas * state.m, jnp.abs(h) + eps)

@@ -17,6 +17,7 @@ from optim._tree import (
     full_like,
     map_arrays,
     safe_increment,
+    tree_inner,
     upcast,
     zero_count,
 )
@@ -50,15 +51,6 @@ class MomoAdamState(NamedTuple):
     gamma: jax.Array
     lb: jax.Array
     count: jax.Array
-
-
-def _tree_sum(tree: PyTree) -> jax.Array:
-    return sum(jax.tree.leaves(tree), jnp.zeros([], jnp.float32))
-
-
-def _inner(a: PyTree, b: PyTree) -> jax.Array:
-    """:math:`\\langle a, b\\rangle` over the trainable leaves, float32 (or wider)."""
-    return _tree_sum(map_arrays(lambda x, y: jnp.sum(upcast(x) * upcast(y)), a, b))
 
 
 def _value(value: Any, name: str) -> jax.Array:
@@ -160,10 +152,16 @@ class Momo:
         grads = map_arrays(upcast, updates)
         barf = ema_update(value, state.barf, beta)
         exp_avg = map_arrays(lambda g, d: ema_update(g, d, beta), grads, state.exp_avg)
-        gamma = ema_update(_inner(grads, params), state.gamma, beta)
+        gamma = ema_update(tree_inner(grads, params), state.gamma, beta)
         alpha = value_at(self.learning_rate, state.count)
         tau, decay, lb = self.polyak(
-            alpha, barf, gamma, _inner(exp_avg, params), _inner(exp_avg, exp_avg), state.lb, 1.0
+            alpha,
+            barf,
+            gamma,
+            tree_inner(exp_avg, params),
+            tree_inner(exp_avg, exp_avg),
+            state.lb,
+            1.0,
         )
         out = map_arrays(lambda d, p: decay * upcast(p) - tau * d, exp_avg, params)
         new_state = MomoState(
@@ -224,14 +222,14 @@ class MomoAdam:
         bc2 = 1 - b2**count
         precond = map_arrays(lambda v: self.eps + safe_sqrt(v / bc2), exp_avg_sq)
         weighted = map_arrays(lambda d, D: d / D, exp_avg, precond)
-        gamma = ema_update(_inner(grads, params), state.gamma, b1)
+        gamma = ema_update(tree_inner(grads, params), state.gamma, b1)
         alpha = value_at(self.learning_rate, state.count)
         tau, decay, lb = self.polyak(
             alpha,
             barf,
             gamma,
-            _inner(exp_avg, params),
-            _inner(exp_avg, weighted),
+            tree_inner(exp_avg, params),
+            tree_inner(exp_avg, weighted),
             state.lb,
             1 - b1**count,
         )

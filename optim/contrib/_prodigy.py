@@ -20,9 +20,11 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
     check_same_structure,
+    float_copy,
     full_like,
     map_arrays,
     safe_increment,
+    tree_sum,
     upcast,
     zero_count,
 )
@@ -42,10 +44,6 @@ class ProdigyState(NamedTuple):
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
-
-
-def _leaf_sum(values: list[jax.Array]) -> jax.Array:
-    return sum(values, jnp.zeros([], jnp.float32))
 
 
 @pytree_dataclass
@@ -89,7 +87,7 @@ class ScaleByProdigy:
             exp_avg=full_like(params),
             exp_avg_sq=full_like(params),
             grad_sum=full_like(params),
-            params0=map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params),
+            params0=float_copy(params),
             estim_lr=jnp.asarray(self.estim_lr0, jnp.float32),
             numerator_weighted=jnp.zeros([], jnp.float32),
             count=zero_count(),
@@ -108,17 +106,15 @@ class ScaleByProdigy:
         # Bounded so that (d g)^2 stays finite for d <= 1 (see optim._numerics.square_safe).
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         dg = map_arrays(lambda g: d * g, grads)
-        inner = _leaf_sum(
-            jax.tree.leaves(
-                map_arrays(lambda g, p0, p: jnp.vdot(g, p0 - p), grads, state.params0, params)
-            )
+        inner = tree_sum(
+            map_arrays(lambda g, p0, p: jnp.vdot(g, p0 - p), grads, state.params0, params)
         )
         exp_avg = map_arrays(lambda x, m: ema_update(x, m, b1), dg, state.exp_avg)
         exp_avg_sq = map_arrays(lambda x, v: ema_update_sq(x, v, b2), dg, state.exp_avg_sq)
         sum_weight = d if self.safeguard_warmup else dlr
         grad_sum = map_arrays(lambda s, x: beta3 * s + sum_weight * x / d0, state.grad_sum, dg)
         numerator = beta3 * state.numerator_weighted + (d / d0) * dlr * inner
-        denominator = _leaf_sum([jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(grad_sum)])
+        denominator = tree_sum(map_arrays(lambda s: jnp.sum(jnp.abs(s)), grad_sum))
         # ||s||_1 = 0 while every gradient so far was 0: optax's 0/0 there makes d, and every
         # later step, NaN; d keeps its value instead.
         informed = denominator > 0
