@@ -143,8 +143,12 @@ def benchmark(repeats: int) -> dict[str, Any]:
         first[pair], (_, losses) = seconds(train, params, data)
         final_loss[pair] = float(losses[-1])
     for (name, variant), loss in final_loss.items():
-        np.testing.assert_allclose(loss, final_loss[name, "hand scan"], rtol=1e-4,
-                                   err_msg=f"{variant} does not train {name} like the hand scan")
+        np.testing.assert_allclose(
+            loss,
+            final_loss[name, "hand scan"],
+            rtol=1e-4,
+            err_msg=f"{variant} does not train {name} like the hand scan",
+        )
     for _ in range(repeats):
         for pair, train in trains.items():
             times[pair].append(seconds(train, params, data)[0])
@@ -168,8 +172,13 @@ def benchmark(repeats: int) -> dict[str, Any]:
         }
         for name in OPTIMIZERS
     ]
-    return {"machine": machine(), "steps": STEPS, "repeats": repeats, "timings": rows,
-            "ratios": ratios}
+    return {
+        "machine": machine(),
+        "steps": STEPS,
+        "repeats": repeats,
+        "timings": rows,
+        "ratios": ratios,
+    }
 
 
 def report(results: dict[str, Any]) -> str:
@@ -199,8 +208,12 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15,
-                        help="timed calls of each variant after the first (default: %(default)s)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=15,
+        help="timed calls of each variant after the first (default: %(default)s)",
+    )
     args = parser.parse_args()
     results = benchmark(args.repeats)
     print(report(results))

@@ -116,16 +116,27 @@ def _quantized_adamw(state_dtype: str) -> Callable[[], Any]:
 
 
 KINDS = {
-    "optax": Kind("optax.adamw, float32 state",
-                  lambda: optax.adamw(LR, weight_decay=WEIGHT_DECAY), optax.apply_updates),
-    "adamw": Kind("optim.adamw, float32 state",
-                  lambda: optim.adamw(LR, weight_decay=WEIGHT_DECAY), optim.apply_updates),
-    "adamw.bf16": Kind("optim.quantized.adamw, bfloat16 state", _quantized_adamw("bfloat16"),
-                       optim.apply_updates),
-    "adamw.int8": Kind("optim.quantized.adamw, 8-bit state", _quantized_adamw("int8"),
-                       optim.apply_updates),
-    "adafactor": Kind("optim.adafactor, factored state", lambda: optim.adafactor(ADAFACTOR_LR),
-                      optim.apply_updates),
+    "optax": Kind(
+        "optax.adamw, float32 state",
+        lambda: optax.adamw(LR, weight_decay=WEIGHT_DECAY),
+        optax.apply_updates,
+    ),
+    "adamw": Kind(
+        "optim.adamw, float32 state",
+        lambda: optim.adamw(LR, weight_decay=WEIGHT_DECAY),
+        optim.apply_updates,
+    ),
+    "adamw.bf16": Kind(
+        "optim.quantized.adamw, bfloat16 state", _quantized_adamw("bfloat16"), optim.apply_updates
+    ),
+    "adamw.int8": Kind(
+        "optim.quantized.adamw, 8-bit state", _quantized_adamw("int8"), optim.apply_updates
+    ),
+    "adafactor": Kind(
+        "optim.adafactor, factored state",
+        lambda: optim.adafactor(ADAFACTOR_LR),
+        optim.apply_updates,
+    ),
 }
 
 # The sizes of each --device. cpu: a run of 1-2 minutes on 2 shared cores, most of it compiling.
@@ -136,14 +147,41 @@ KINDS = {
 # two copies of parameters and state (25 GB) the main process needs about 75 GB of an H200's
 # 141 GB, and a peak-memory process about 50 GB.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"layers": 4, "d_model": 128, "heads": 4, "context": 128, "batch": 8,
-            "precision": "float32", "repeats": 10, "steps_per_sample": 1, "budget_s": None},
-    "gpu": {"layers": 24, "d_model": 1024, "heads": 16, "context": 512, "batch": 16,
-            "precision": "params=float32,compute=bfloat16,output=float32", "repeats": 5,
-            "steps_per_sample": 2, "budget_s": 170.0},
+    "cpu": {
+        "layers": 4,
+        "d_model": 128,
+        "heads": 4,
+        "context": 128,
+        "batch": 8,
+        "precision": "float32",
+        "repeats": 10,
+        "steps_per_sample": 1,
+        "budget_s": None,
+    },
+    "gpu": {
+        "layers": 24,
+        "d_model": 1024,
+        "heads": 16,
+        "context": 512,
+        "batch": 16,
+        "precision": "params=float32,compute=bfloat16,output=float32",
+        "repeats": 5,
+        "steps_per_sample": 2,
+        "budget_s": 170.0,
+    },
 }
-SIZES = ("layers", "d_model", "heads", "d_ff", "context", "batch", "vocab_size", "batches",
-         "repeats", "steps_per_sample")
+SIZES = (
+    "layers",
+    "d_model",
+    "heads",
+    "d_ff",
+    "context",
+    "batch",
+    "vocab_size",
+    "batches",
+    "repeats",
+    "steps_per_sample",
+)
 
 
 # --- the problem: the same in every process of a run -------------------------------------
@@ -159,8 +197,9 @@ class Problem:
         self.params_shape = jax.eval_shape(self.init_params)
         token = jax.ShapeDtypeStruct((args.batch, args.context), jnp.int32)
         self.batch_shape = (token, token)
-        self.grads_shape = jax.eval_shape(jax.grad(self.loss_fn), self.params_shape,
-                                          self.batch_shape)
+        self.grads_shape = jax.eval_shape(
+            jax.grad(self.loss_fn), self.params_shape, self.batch_shape
+        )
         self.num_params = sum(x.size for x in jax.tree.leaves(self.params_shape))
         self.param_bytes = optim.state_bytes(self.params_shape)
         self.tokens_per_step = args.batch * args.context
@@ -171,9 +210,14 @@ class Problem:
         threefry draws take several times longer to compile, for numbers of the same law."""
         a = self.args
         return models.Transformer.init(
-            jax.random.key(a.seed, impl="rbg"), vocab_size=a.vocab_size,
-            context_length=a.context, d_model=a.d_model, num_heads=a.heads, num_layers=a.layers,
-            d_ff=a.d_ff, param_dtype=self.policy.param_dtype,
+            jax.random.key(a.seed, impl="rbg"),
+            vocab_size=a.vocab_size,
+            context_length=a.context,
+            d_model=a.d_model,
+            num_heads=a.heads,
+            num_layers=a.layers,
+            d_ff=a.d_ff,
+            param_dtype=self.policy.param_dtype,
         )
 
     def batches(self) -> list[tuple[jax.Array, jax.Array]]:
@@ -184,18 +228,28 @@ class Problem:
         corpus = models.text.stdlib_corpus(max_bytes=needed + 64)
         tokens = models.text.ByteTokenizer().encode(corpus)[:needed]
         if tokens.size < needed:
-            raise ValueError(f"the standard library holds {tokens.size} bytes of source, fewer "
-                             f"than --batches x --batch x --context + 1 = {needed}")
+            raise ValueError(
+                f"the standard library holds {tokens.size} bytes of source, fewer "
+                f"than --batches x --batch x --context + 1 = {needed}"
+            )
         windows = models.text.windows(tokens, a.context)
-        return [(windows.inputs[i * a.batch:(i + 1) * a.batch],
-                 windows.targets[i * a.batch:(i + 1) * a.batch]) for i in range(a.batches)]
+        return [
+            (
+                windows.inputs[i * a.batch : (i + 1) * a.batch],
+                windows.targets[i * a.batch : (i + 1) * a.batch],
+            )
+            for i in range(a.batches)
+        ]
 
     def compile_gradient(self) -> tuple[Any, float]:
         """The forward and backward pass alone, ``(params, batch) -> (loss, grads)``, compiled;
         and the seconds it took."""
         start = time.perf_counter()
-        compiled = jax.jit(jax.value_and_grad(self.loss_fn)).lower(
-            self.params_shape, self.batch_shape).compile()
+        compiled = (
+            jax.jit(jax.value_and_grad(self.loss_fn))
+            .lower(self.params_shape, self.batch_shape)
+            .compile()
+        )
         return compiled, time.perf_counter() - start
 
     def compile_kind(self, name: str) -> KindPrograms:
@@ -214,12 +268,18 @@ class Problem:
             return apply_updates(params, updates), state
 
         state_shape = jax.eval_shape(tx.init, self.params_shape)
-        step, step_s = compile_donated(train_step, self.params_shape, state_shape,
-                                       self.batch_shape)
-        opt, opt_s = compile_donated(optimizer_step, self.params_shape, state_shape,
-                                     self.grads_shape)
+        step, step_s = compile_donated(train_step, self.params_shape, state_shape, self.batch_shape)
+        opt, opt_s = compile_donated(
+            optimizer_step, self.params_shape, state_shape, self.grads_shape
+        )
         return KindPrograms(
-            name, tx, step, opt, step_s, opt_s, optim.state_bytes(state_shape),
+            name,
+            tx,
+            step,
+            opt,
+            step_s,
+            opt_s,
+            optim.state_bytes(state_shape),
             optim.bytes_per_parameter(state_shape, self.params_shape),
         )
 
@@ -261,15 +321,19 @@ def memory_analysis(compiled: Any) -> dict[str, int] | None:
     stats = compiled.memory_analysis()
     if stats is None:
         return None
-    out = {f"{name}_bytes": int(getattr(stats, f"{name}_size_in_bytes"))
-           for name in ("argument", "output", "alias", "temp")}
-    out["total_bytes"] = (out["argument_bytes"] + out["output_bytes"] - out["alias_bytes"]
-                          + out["temp_bytes"])
+    out = {
+        f"{name}_bytes": int(getattr(stats, f"{name}_size_in_bytes"))
+        for name in ("argument", "output", "alias", "temp")
+    }
+    out["total_bytes"] = (
+        out["argument_bytes"] + out["output_bytes"] - out["alias_bytes"] + out["temp_bytes"]
+    )
     return out
 
 
-def train(step: Any, params: Any, state: Any, batches: list[Any], first: int,
-          steps: int) -> tuple[Any, Any, jax.Array]:
+def train(
+    step: Any, params: Any, state: Any, batches: list[Any], first: int, steps: int
+) -> tuple[Any, Any, jax.Array]:
     """``steps`` training steps from batch number ``first`` on; the last loss."""
     for i in range(first, first + steps):
         params, state, loss = step(params, state, batches[i % len(batches)])
@@ -313,17 +377,26 @@ class PeakMemory:
     def read(self, live_bytes: int) -> dict[str, Any]:
         if self.on_device:
             stats = self.device.memory_stats()
-            return {"peak_bytes": stats["peak_bytes_in_use"],
-                    "peak_source": "the device's peak_bytes_in_use",
-                    "bytes_in_use": stats["bytes_in_use"], "bytes_limit": stats.get("bytes_limit")}
+            return {
+                "peak_bytes": stats["peak_bytes_in_use"],
+                "peak_source": "the device's peak_bytes_in_use",
+                "bytes_in_use": stats["bytes_in_use"],
+                "bytes_limit": stats.get("bytes_limit"),
+            }
         if self.rss_start is None:
-            return {"peak_bytes": None, "peak_source": "unavailable (no device memory "
-                    "statistics; no /proc/self/clear_refs or no glibc malloc_trim)"}
+            return {
+                "peak_bytes": None,
+                "peak_source": "unavailable (no device memory "
+                "statistics; no /proc/self/clear_refs or no glibc malloc_trim)",
+            }
         growth = 1024 * (_status_kb("VmHWM") - self.rss_start)
-        return {"peak_bytes": live_bytes + growth,
-                "peak_source": "params, state and batches + the resident memory's growth "
-                               "over two steps after the first (VmHWM)",
-                "live_bytes": live_bytes, "rss_growth_bytes": growth}
+        return {
+            "peak_bytes": live_bytes + growth,
+            "peak_source": "params, state and batches + the resident memory's growth "
+            "over two steps after the first (VmHWM)",
+            "live_bytes": live_bytes,
+            "rss_growth_bytes": growth,
+        }
 
 
 def peak_mode(requested: str, device: Any) -> str:
@@ -333,8 +406,10 @@ def peak_mode(requested: str, device: Any) -> str:
     if requested == "auto":
         return "process" if counter else "inline"
     if requested == "inline" and counter:
-        raise ValueError("--peak inline: this device's peak counter (memory_stats) cannot be "
-                         "reset between kinds; use --peak process")
+        raise ValueError(
+            "--peak inline: this device's peak counter (memory_stats) cannot be "
+            "reset between kinds; use --peak process"
+        )
     return requested
 
 
@@ -356,15 +431,21 @@ def measure_peak(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 def run_peak_process(name: str, argv: Sequence[str], cache: Path) -> dict[str, Any]:
     """``measure_peak`` in a fresh Python process reading the compilation cache ``cache``."""
-    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", name,
-               "--cache-dir", str(cache)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *argv,
+        "--child",
+        name,
+        "--cache-dir",
+        str(cache),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(CHILD_RESULT):
-            return json.loads(line[len(CHILD_RESULT):])
+            return json.loads(line[len(CHILD_RESULT) :])
     tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-    raise RuntimeError(f"the peak-memory process of {name} exited with {done.returncode}:\n"
-                       f"{tail}")
+    raise RuntimeError(f"the peak-memory process of {name} exited with {done.returncode}:\n{tail}")
 
 
 def use_compilation_cache(directory: Path) -> None:
@@ -386,8 +467,15 @@ class KindRun:
     state; the first three training steps warm up (and measure the peak with ``--peak
     inline``)."""
 
-    def __init__(self, programs: KindPrograms, params: Any, grads: Any, batches: list[Any],
-                 steps_per_sample: int, inline_peak: bool) -> None:
+    def __init__(
+        self,
+        programs: KindPrograms,
+        params: Any,
+        grads: Any,
+        batches: list[Any],
+        steps_per_sample: int,
+        inline_peak: bool,
+    ) -> None:
         self.programs, self.grads, self.batches = programs, grads, batches
         self.steps_per_sample, self.inline_peak = steps_per_sample, inline_peak
         self.sample_s = 0.0  # how long one sample takes, from the warm-up
@@ -405,8 +493,9 @@ class KindRun:
 
     def _train(self, steps: int) -> float:
         start = time.perf_counter()
-        self.params, self.state, loss = train(self.programs.step, self.params, self.state,
-                                              self.batches, self.steps_run, steps)
+        self.params, self.state, loss = train(
+            self.programs.step, self.params, self.state, self.batches, self.steps_run, steps
+        )
         elapsed = (time.perf_counter() - start) / steps
         self.steps_run += steps
         self.losses.append(float(loss))
@@ -416,7 +505,8 @@ class KindRun:
         start = time.perf_counter()
         for _ in range(calls):
             self.opt_params, self.opt_state = self.programs.optimizer_step(
-                self.opt_params, self.opt_state, self.grads)
+                self.opt_params, self.opt_state, self.grads
+            )
         jax.block_until_ready((self.opt_params, self.opt_state))
         return (time.perf_counter() - start) / calls
 
@@ -490,9 +580,15 @@ def fits_at_once(problem: Problem, programs: list[KindPrograms], device: Any) ->
     return need < 0.9 * stats["bytes_limit"]
 
 
-def time_kinds(problem: Problem, programs: list[KindPrograms], gradient: Any, inline_peak: bool,
-               deadline: Deadline, log: Progress, notes: list[str]
-               ) -> tuple[dict[str, dict[str, Any]], list[float]]:
+def time_kinds(
+    problem: Problem,
+    programs: list[KindPrograms],
+    gradient: Any,
+    inline_peak: bool,
+    deadline: Deadline,
+    log: Progress,
+    notes: list[str],
+) -> tuple[dict[str, dict[str, Any]], list[float]]:
     """Timed samples of every kind (alternating), and of the forward-backward pass; fewer than
     ``--repeats`` (at least 2) where the time budget would not hold them all."""
     args = problem.args
@@ -502,14 +598,17 @@ def time_kinds(problem: Problem, programs: list[KindPrograms], gradient: Any, in
     groups = [programs]
     if not fits_at_once(problem, programs, jax.devices()[0]):
         groups = [[p] for p in programs]
-        notes.append("every kind's parameters and state do not fit in the device's memory at "
-                     "once: kinds were timed one after another (alternating only each kind's "
-                     "step, optimizer-only step and the forward-backward pass)")
+        notes.append(
+            "every kind's parameters and state do not fit in the device's memory at "
+            "once: kinds were timed one after another (alternating only each kind's "
+            "step, optimizer-only step and the forward-backward pass)"
+        )
     grad_run = GradientRun(gradient, params, batches[0], args.steps_per_sample)
     rows: dict[str, dict[str, Any]] = {}
     for number, group in enumerate(groups):
-        runs: list[Any] = [KindRun(p, params, grads, batches, args.steps_per_sample, inline_peak)
-                           for p in group]
+        runs: list[Any] = [
+            KindRun(p, params, grads, batches, args.steps_per_sample, inline_peak) for p in group
+        ]
         alternating = [*runs, grad_run]
         for run in alternating:
             run.warm_up(args.opt_sample_s)
@@ -517,15 +616,19 @@ def time_kinds(problem: Problem, programs: list[KindPrograms], gradient: Any, in
         fit = 0.9 * share / sum(run.sample_s for run in alternating)
         repeats = args.repeats if fit >= args.repeats else max(min(2, args.repeats), int(fit))
         if repeats < args.repeats:
-            notes.append(f"{', '.join(p.name for p in group)}: {repeats} samples instead of "
-                         f"{args.repeats}, to stay within --budget-s {args.budget_s:g}")
+            notes.append(
+                f"{', '.join(p.name for p in group)}: {repeats} samples instead of "
+                f"{args.repeats}, to stay within --budget-s {args.budget_s:g}"
+            )
         for r in range(repeats):
             for i in range(len(alternating)):
                 alternating[(r + i) % len(alternating)].sample()
         for run in runs:
             rows[run.programs.name] = {**run.row(), "timing_group": number}
-            log(f"  {run.programs.name}: step {rows[run.programs.name]['step_ms']:.2f} ms, "
-                f"optimizer alone {rows[run.programs.name]['optimizer_step_ms']:.2f} ms")
+            log(
+                f"  {run.programs.name}: step {rows[run.programs.name]['step_ms']:.2f} ms, "
+                f"optimizer alone {rows[run.programs.name]['optimizer_step_ms']:.2f} ms"
+            )
             run.release()
     return rows, [1e3 * t for t in grad_run.times]
 
@@ -552,8 +655,9 @@ def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
-def combine(names: list[str], problem: Problem, *parts: dict[str, dict[str, Any]]
-            ) -> list[dict[str, Any]]:
+def combine(
+    names: list[str], problem: Problem, *parts: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """One row per kind: its measurements from each part, and the ratios (see
     ``paired_ratio``; kinds timed in different groups, one after another, are compared through
     their medians)."""
@@ -564,8 +668,7 @@ def combine(names: list[str], problem: Problem, *parts: dict[str, dict[str, Any]
             row.update(part.get(name, {}))
         if "step_ms" in row:
             row["tokens_per_s"] = problem.tokens_per_step / (row["step_ms"] * 1e-3)
-            row["optimizer_share"] = paired_ratio(row["optimizer_step_ms_all"],
-                                                  row["step_ms_all"])
+            row["optimizer_share"] = paired_ratio(row["optimizer_step_ms_all"], row["step_ms_all"])
         rows.append(row)
     reference = next((r for r in rows if r["kind"] == REFERENCE and "step_ms" in r), None)
     for row in rows:
@@ -587,15 +690,18 @@ def run(args: argparse.Namespace, argv: Sequence[str], cache: Path) -> dict[str,
     device = jax.devices()[0]
     notes: list[str] = []
     if args.device == "gpu" and info["backend"] != "gpu":
-        notes.append(f"--device gpu: JAX found no GPU, ran on {info['device']} (GPU sizes "
-                     "unless overridden)")
+        notes.append(
+            f"--device gpu: JAX found no GPU, ran on {info['device']} (GPU sizes unless overridden)"
+        )
     peak = peak_mode(args.peak, device)
     if peak == "process":
         use_compilation_cache(cache)
     problem = Problem(args)
-    log(f"{info['cpu_model']}, {info['cores_available']} cores, load {info['load_average']}, "
+    log(
+        f"{info['cpu_model']}, {info['cores_available']} cores, load {info['load_average']}, "
         f"{info['device']}; {problem.num_params:,} parameters, {problem.tokens_per_step:,} "
-        f"tokens per step, {problem.policy}; kinds {', '.join(args.kinds)}; peak: {peak}")
+        f"tokens per step, {problem.policy}; kinds {', '.join(args.kinds)}; peak: {peak}"
+    )
     compiled: dict[str, KindPrograms] = {}
     measured: dict[str, dict[str, Any]] = {}
     peaks: dict[str, dict[str, Any]] = {}
@@ -608,15 +714,23 @@ def run(args: argparse.Namespace, argv: Sequence[str], cache: Path) -> dict[str,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "settings": {
                 **{key: getattr(args, key) for key in SIZES},
-                "device": args.device, "precision": str(problem.policy), "kinds": args.kinds,
-                "peak": peak, "opt_sample_s": args.opt_sample_s, "budget_s": args.budget_s,
+                "device": args.device,
+                "precision": str(problem.policy),
+                "kinds": args.kinds,
+                "peak": peak,
+                "opt_sample_s": args.opt_sample_s,
+                "budget_s": args.budget_s,
                 "seed": args.seed,
-                "learning_rate": LR, "weight_decay": WEIGHT_DECAY,
+                "learning_rate": LR,
+                "weight_decay": WEIGHT_DECAY,
                 "adafactor_learning_rate": ADAFACTOR_LR,
                 "command": " ".join(["python", "benchmarks/lm.py", *argv]),
             },
-            "model": {"params": problem.num_params, "param_bytes": problem.param_bytes,
-                      "tokens_per_step": problem.tokens_per_step},
+            "model": {
+                "params": problem.num_params,
+                "param_bytes": problem.param_bytes,
+                "tokens_per_step": problem.tokens_per_step,
+            },
             "complete": complete,
             "gradient_compile_s": gradient_s,
             "gradient_ms": median_of(grad_ms) if grad_ms else None,
@@ -639,17 +753,21 @@ def run(args: argparse.Namespace, argv: Sequence[str], cache: Path) -> dict[str,
             log(f"  {name}: failed to compile: {error}")
             continue
         measured[name] = compiled[name].measurements()
-        log(f"  {name}: step {compiled[name].compile_step_s:.1f} s, optimizer step "
+        log(
+            f"  {name}: step {compiled[name].compile_step_s:.1f} s, optimizer step "
             f"{compiled[name].compile_optimizer_step_s:.1f} s; state "
-            f"{compiled[name].state_bytes_per_param:.2f} bytes/param")
+            f"{compiled[name].state_bytes_per_param:.2f} bytes/param"
+        )
     save(complete=False)
     if peak == "process":
         log("peak memory: a fresh process per kind")
         jax.jit(problem.init_params).lower().compile()  # into the cache the processes read
         for name in compiled:
             if deadline.left() < 0.25 * (args.budget_s or 0):
-                notes.append(f"{name}: peak memory not measured, to stay within --budget-s "
-                             f"{args.budget_s:g} (a quarter of it is kept for the timings)")
+                notes.append(
+                    f"{name}: peak memory not measured, to stay within --budget-s "
+                    f"{args.budget_s:g} (a quarter of it is kept for the timings)"
+                )
                 continue
             try:
                 peaks[name] = run_peak_process(name, argv, cache)
@@ -661,8 +779,9 @@ def run(args: argparse.Namespace, argv: Sequence[str], cache: Path) -> dict[str,
         save(complete=False)
     if compiled:
         log(f"timing: {args.repeats} alternating samples")
-        timed, grad_ms = time_kinds(problem, list(compiled.values()), gradient,
-                                    peak == "inline", deadline, log, notes)
+        timed, grad_ms = time_kinds(
+            problem, list(compiled.values()), gradient, peak == "inline", deadline, log, notes
+        )
     results = save(complete=True)
     print("\n" + report(results), flush=True)
     print(f"\nwritten to {args.output}")
@@ -677,8 +796,7 @@ def _fmt(value: Any, spec: str, scale: float = 1.0) -> str:
 
 
 def report(results: dict[str, Any]) -> str:
-    m, s, model, rows = (results["machine"], results["settings"], results["model"],
-                         results["rows"])
+    m, s, model, rows = (results["machine"], results["settings"], results["model"], results["rows"])
     gradient = results["gradient_ms"]
     timed = [r for r in rows if "step_ms" in r]
     samples = sorted({len(r["step_ms_all"]) for r in timed}) or [0]
@@ -701,34 +819,72 @@ def report(results: dict[str, Any]) -> str:
         "optimizer-only step (update and apply on fixed gradients): medians; share = "
         "optimizer-only / step, and the ratios to optax: medians of sample-by-sample ratios; "
         "compile: trace + lower + compile",
-        ["kind", "optimizer", "tokens/s", "step ms", "step / optax", "optimizer ms",
-         "optimizer / optax", "share", "compile s (step / optimizer)"],
-        [[r["kind"], r["optimizer"], f"{r['tokens_per_s']:,.0f}", f"{r['step_ms']:.2f}",
-          _fmt(r.get("step_over_optax"), ".2f"), f"{r['optimizer_step_ms']:.2f}",
-          _fmt(r.get("optimizer_step_over_optax"), ".2f"), f"{100 * r['optimizer_share']:.1f}%",
-          f"{r['compile_step_s']:.1f} / {r['compile_optimizer_step_s']:.1f}"] for r in timed],
+        [
+            "kind",
+            "optimizer",
+            "tokens/s",
+            "step ms",
+            "step / optax",
+            "optimizer ms",
+            "optimizer / optax",
+            "share",
+            "compile s (step / optimizer)",
+        ],
+        [
+            [
+                r["kind"],
+                r["optimizer"],
+                f"{r['tokens_per_s']:,.0f}",
+                f"{r['step_ms']:.2f}",
+                _fmt(r.get("step_over_optax"), ".2f"),
+                f"{r['optimizer_step_ms']:.2f}",
+                _fmt(r.get("optimizer_step_over_optax"), ".2f"),
+                f"{100 * r['optimizer_share']:.1f}%",
+                f"{r['compile_step_s']:.1f} / {r['compile_optimizer_step_s']:.1f}",
+            ]
+            for r in timed
+        ],
     )
     memory = table(
         "(b) optimizer state; XLA's accounting of the compiled step (arguments + outputs not "
         "aliased + temporaries; the temporaries alone); measured peak (see below); loss of "
         "the first and the last training step",
-        ["kind", "optimizer", "state MB", "state B/param", "XLA step MB", "XLA temp MB",
-         "measured peak MB", "loss first -> last (steps)"],
-        [[r["kind"], r["optimizer"], f"{r['state_bytes'] / MB:,.2f}",
-          f"{r['state_bytes_per_param']:.2f}",
-          _fmt((r["xla_step"] or {}).get("total_bytes"), ",.1f", MB),
-          _fmt((r["xla_step"] or {}).get("temp_bytes"), ",.1f", MB),
-          _fmt(r.get("peak_bytes"), ",.1f", MB),
-          f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} ({r['train_steps']})"
-          if "loss_first" in r else "-"] for r in rows if "state_bytes" in r],
+        [
+            "kind",
+            "optimizer",
+            "state MB",
+            "state B/param",
+            "XLA step MB",
+            "XLA temp MB",
+            "measured peak MB",
+            "loss first -> last (steps)",
+        ],
+        [
+            [
+                r["kind"],
+                r["optimizer"],
+                f"{r['state_bytes'] / MB:,.2f}",
+                f"{r['state_bytes_per_param']:.2f}",
+                _fmt((r["xla_step"] or {}).get("total_bytes"), ",.1f", MB),
+                _fmt((r["xla_step"] or {}).get("temp_bytes"), ",.1f", MB),
+                _fmt(r.get("peak_bytes"), ",.1f", MB),
+                f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} ({r['train_steps']})"
+                if "loss_first" in r
+                else "-",
+            ]
+            for r in rows
+            if "state_bytes" in r
+        ],
     )
     sources = sorted({r["peak_source"] for r in rows if "peak_source" in r})
     out = [*head]
     if results.get("complete") is False:
         out.append("(an incomplete run: stopped before the timings)")
     out += ["", speed, "", memory]
-    where = {"process": "in a fresh process per kind",
-             "inline": "in the main process, reset after each kind's first step"}
+    where = {
+        "process": "in a fresh process per kind",
+        "inline": "in the main process, reset after each kind's first step",
+    }
     out += [f"measured peak: {source}, {where.get(s['peak'], s['peak'])}" for source in sources]
     out += [f"note: {note}" for note in results["notes"]]
     return "\n".join(out)
@@ -739,10 +895,15 @@ def report(results: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=sorted(PRESETS), default="cpu",
-                        help="the sizes to use (cpu: also keep JAX on the CPU); default cpu")
-    parser.add_argument("--kinds", default=",".join(KINDS),
-                        help="comma-separated, from: " + ", ".join(KINDS))
+    parser.add_argument(
+        "--device",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="the sizes to use (cpu: also keep JAX on the CPU); default cpu",
+    )
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="comma-separated, from: " + ", ".join(KINDS)
+    )
 
     def size(flag: str, what: str) -> None:
         defaults = ", ".join(f"{d}: {PRESETS[d].get(flag.replace('-', '_'))}" for d in PRESETS)
@@ -754,33 +915,59 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     size("context", "tokens per sequence")
     size("batch", "sequences per step")
     parser.add_argument("--d-ff", type=int, default=None, help="MLP width (4 x --d-model)")
-    parser.add_argument("--vocab-size", type=int, default=256,
-                        help="at least 256, the byte tokenizer's ids; more adds embedding rows "
-                             "and logit columns (the cost of a larger vocabulary)")
-    parser.add_argument("--precision", default=None,
-                        help="an optim.Policy string (cpu: float32; gpu: "
-                             "params=float32,compute=bfloat16,output=float32)")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=256,
+        help="at least 256, the byte tokenizer's ids; more adds embedding rows "
+        "and logit columns (the cost of a larger vocabulary)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        help="an optim.Policy string (cpu: float32; gpu: "
+        "params=float32,compute=bfloat16,output=float32)",
+    )
     size("repeats", "timed samples per kind")
     size("steps-per-sample", "training steps per timed sample")
-    parser.add_argument("--batches", type=int, default=4,
-                        help="distinct batches the training steps cycle through")
-    parser.add_argument("--opt-sample-s", type=float, default=0.1,
-                        help="at least this long per sample of the optimizer-only step "
-                             "(it is repeated)")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help="the run's time budget: past three quarters of it the peak-memory "
-                             "processes are skipped, and the samples are cut to what fits (at "
-                             "least 2); cpu: none, gpu: 170. 0 for none")
+    parser.add_argument(
+        "--batches", type=int, default=4, help="distinct batches the training steps cycle through"
+    )
+    parser.add_argument(
+        "--opt-sample-s",
+        type=float,
+        default=0.1,
+        help="at least this long per sample of the optimizer-only step (it is repeated)",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="the run's time budget: past three quarters of it the peak-memory "
+        "processes are skipped, and the samples are cut to what fits (at "
+        "least 2); cpu: none, gpu: 170. 0 for none",
+    )
     parser.add_argument("--seed", type=int, default=0, help="of the model's initialisation")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="the JSON file to write (default benchmarks/results/"
-                             "lm_<device>.json)")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="print the tables of this JSON file of an earlier run, and exit")
-    parser.add_argument("--peak", choices=("auto", "process", "inline", "off"), default="auto",
-                        help="how to measure peak memory: a fresh process per kind (process; "
-                             "auto on a GPU), in this process around each kind's first steps "
-                             "(inline; auto on the CPU), or not at all")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="the JSON file to write (default benchmarks/results/lm_<device>.json)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="print the tables of this JSON file of an earlier run, and exit",
+    )
+    parser.add_argument(
+        "--peak",
+        choices=("auto", "process", "inline", "off"),
+        default="auto",
+        help="how to measure peak memory: a fresh process per kind (process; "
+        "auto on a GPU), in this process around each kind's first steps "
+        "(inline; auto on the CPU), or not at all",
+    )
     # Internal: how the main process runs one kind in a process of its own.
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -803,8 +990,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.d_model % args.heads:
         parser.error(f"--heads ({args.heads}) must divide --d-model ({args.d_model})")
     if args.vocab_size < 256:
-        parser.error(f"--vocab-size must be at least 256 (the byte tokenizer's ids), got "
-                     f"{args.vocab_size}")
+        parser.error(
+            f"--vocab-size must be at least 256 (the byte tokenizer's ids), got {args.vocab_size}"
+        )
     if args.opt_sample_s <= 0:
         parser.error(f"--opt-sample-s must be positive, got {args.opt_sample_s}")
     try:

@@ -116,7 +116,8 @@ OPTIMIZERS = {
     ),
     "adam": Optimizer(lambda lib: lib.adam(LR), True, torch=_torch_optimizer("Adam")),
     "adamw": Optimizer(
-        lambda lib: lib.adamw(LR, weight_decay=WEIGHT_DECAY), True,
+        lambda lib: lib.adamw(LR, weight_decay=WEIGHT_DECAY),
+        True,
         torch=_torch_optimizer("AdamW", weight_decay=WEIGHT_DECAY),
     ),
     "lion": Optimizer(lambda lib: lib.lion(LR), True),  # torch.optim has no Lion
@@ -124,9 +125,12 @@ OPTIMIZERS = {
         _adafactor, False, torch=_torch_optimizer("Adafactor"), torch_fused=False
     ),
     "clip+adamw": Optimizer(
-        lambda lib: lib.chain(lib.clip_by_global_norm(1.0),
-                              lib.adamw(LR, weight_decay=WEIGHT_DECAY)),
-        True, extra_grad_reads=1, torch=_torch_optimizer("AdamW", weight_decay=WEIGHT_DECAY),
+        lambda lib: lib.chain(
+            lib.clip_by_global_norm(1.0), lib.adamw(LR, weight_decay=WEIGHT_DECAY)
+        ),
+        True,
+        extra_grad_reads=1,
+        torch=_torch_optimizer("AdamW", weight_decay=WEIGHT_DECAY),
         torch_clip=True,
     ),
 }
@@ -179,10 +183,24 @@ def copy_bandwidth(nbytes: int, repeats: int) -> float:
 
 # --- compiled-program inspection ---------------------------------------------------------
 
-_NOT_KERNELS = frozenset({
-    "parameter", "constant", "tuple", "get-tuple-element", "bitcast", "while", "conditional",
-    "call", "after-all", "add-dependency", "opt-barrier", "partition-id", "replica-id", "domain",
-})
+_NOT_KERNELS = frozenset(
+    {
+        "parameter",
+        "constant",
+        "tuple",
+        "get-tuple-element",
+        "bitcast",
+        "while",
+        "conditional",
+        "call",
+        "after-all",
+        "add-dependency",
+        "opt-barrier",
+        "partition-id",
+        "replica-id",
+        "domain",
+    }
+)
 _CONTROL_FLOW = re.compile(
     r"(?:condition|body|true_computation|false_computation)=%?([\w.\-]+)"
     r"|branch_computations=\{([^}]*)\}"
@@ -194,13 +212,13 @@ def _opcode(instruction: str) -> str | None:
     head = re.match(r"\s*(?:ROOT\s+)?%?[^\s=]+\s*=\s*", instruction)
     if head is None:
         return None
-    rest = instruction[head.end():]
+    rest = instruction[head.end() :]
     if rest.startswith("("):  # a tuple type, possibly nested
         depth = 0
         for i, char in enumerate(rest):
             depth += {"(": 1, ")": -1}.get(char, 0)
             if depth == 0:
-                rest = rest[i + 1:]
+                rest = rest[i + 1 :]
                 break
     else:
         rest = rest.split(" ", 1)[1] if " " in rest else ""
@@ -284,8 +302,16 @@ def median_of(times: Sequence[float]) -> float:
 class JaxVariant:
     """A jitted step (a) and a scan of K steps (b) of one transformation, with its buffers."""
 
-    def __init__(self, name: str, tx: Any, apply: Callable[..., Any], params: Any, grads: Any,
-                 scan_steps: int, with_scan: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        tx: Any,
+        apply: Callable[..., Any],
+        params: Any,
+        grads: Any,
+        scan_steps: int,
+        with_scan: bool,
+    ) -> None:
         self.name, self.grads, self.k = name, grads, scan_steps
 
         def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
@@ -302,8 +328,9 @@ class JaxVariant:
         self.state = jax.jit(tx.init)(self.params)
         self.state_bytes = nbytes(self.state)
         start = time.perf_counter()
-        compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
-            self.params, self.state, grads).compile()
+        compiled = (
+            jax.jit(step, donate_argnums=(0, 1)).lower(self.params, self.state, grads).compile()
+        )
         self.compile_s = time.perf_counter() - start
         self.step = compiled
         text = compiled.as_text()
@@ -316,8 +343,9 @@ class JaxVariant:
         self.scan_compile_s = None
         if with_scan:
             start = time.perf_counter()
-            self.scan = jax.jit(scan, donate_argnums=(0, 1)).lower(
-                self.params, self.state, grads).compile()
+            self.scan = (
+                jax.jit(scan, donate_argnums=(0, 1)).lower(self.params, self.state, grads).compile()
+            )
             self.scan_compile_s = time.perf_counter() - start
         self.calls = 1
         self.step_times: list[float] = []
@@ -378,8 +406,9 @@ def torch_device() -> str | None:
 class TorchVariant:
     """``torch.optim`` with ``foreach=True`` or ``fused=True``, gradients set once."""
 
-    def __init__(self, name: str, spec: Optimizer, shapes: list[tuple[int, ...]],
-                 flag: str) -> None:
+    def __init__(
+        self, name: str, spec: Optimizer, shapes: list[tuple[int, ...]], flag: str
+    ) -> None:
         self.name, self.clip = name, spec.torch_clip
         self.device = torch_device()
         generator = torch.Generator().manual_seed(0)
@@ -395,7 +424,8 @@ class TorchVariant:
         self.compile_s = time.perf_counter() - start
         self.state_bytes = sum(
             v.numel() * v.element_size()
-            for state in self.optimizer.state.values() for v in state.values()
+            for state in self.optimizer.state.values()
+            for v in state.values()
             if torch.is_tensor(v) and v.numel() > 1
         )
         self.calls = 1
@@ -459,8 +489,11 @@ class FitVariant:
         and counts the kernels of the whole step: loss, gradient and optimizer, per step."""
         import optim.train as train
 
-        originals = {name: fn for name, fn in vars(train).items()
-                     if name.startswith("run_chunk") and hasattr(fn, "lower")}
+        originals = {
+            name: fn
+            for name, fn in vars(train).items()
+            if name.startswith("run_chunk") and hasattr(fn, "lower")
+        }
 
         def spying(original: Any) -> Callable[..., Any]:
             def spy(*args: Any, **kwargs: Any) -> Any:
@@ -481,8 +514,16 @@ class FitVariant:
 
     def _run(self, steps: int) -> float:
         start = time.perf_counter()
-        result = optim.fit(fit_loss, self.params, self.tx, self.data, steps=steps,
-                           chunk_size=self.k, progress=False, flatten=self.flatten)
+        result = optim.fit(
+            fit_loss,
+            self.params,
+            self.tx,
+            self.data,
+            steps=steps,
+            chunk_size=self.k,
+            progress=False,
+            flatten=self.flatten,
+        )
         jax.block_until_ready(result)
         return time.perf_counter() - start
 
@@ -522,8 +563,15 @@ class Progress:
         print(f"[{time.perf_counter() - self.start:7.1f} s] {message}", flush=True)
 
 
-def build_variants(name: str, spec: Optimizer, params: Any, grads: Any, variants: Sequence[str],
-                   args: argparse.Namespace, log: Progress) -> tuple[list[Any], list[str]]:
+def build_variants(
+    name: str,
+    spec: Optimizer,
+    params: Any,
+    grads: Any,
+    variants: Sequence[str],
+    args: argparse.Namespace,
+    log: Progress,
+) -> tuple[list[Any], list[str]]:
     """The variants of one (optimizer, tree) cell, compiled; and notes on those skipped."""
     ours, theirs = spec.make(optim), spec.make(optax)
     built, notes = [], []
@@ -532,7 +580,9 @@ def build_variants(name: str, spec: Optimizer, params: Any, grads: Any, variants
             notes.append(f"{variant}: {name} is not elementwise (per-leaf statistics)")
             continue
         if variant.startswith("torch.") and (
-            torch is None or spec.torch is None or torch_device() is None
+            torch is None
+            or spec.torch is None
+            or torch_device() is None
             or (variant == "torch.fused" and not spec.torch_fused)
         ):
             if torch is not None and torch_device() is not None:
@@ -540,17 +590,33 @@ def build_variants(name: str, spec: Optimizer, params: Any, grads: Any, variants
             continue
         start = time.perf_counter()
         if variant == "optax":
-            v = JaxVariant(variant, theirs, optax.apply_updates, params, grads,
-                           args.scan_steps, args.scan)
+            v = JaxVariant(
+                variant, theirs, optax.apply_updates, params, grads, args.scan_steps, args.scan
+            )
         elif variant == "optax.flatten":
-            v = JaxVariant(variant, optax.flatten(theirs), optax.apply_updates, params, grads,
-                           args.scan_steps, args.scan)
+            v = JaxVariant(
+                variant,
+                optax.flatten(theirs),
+                optax.apply_updates,
+                params,
+                grads,
+                args.scan_steps,
+                args.scan,
+            )
         elif variant == "optim":
-            v = JaxVariant(variant, ours, optim.apply_updates, params, grads,
-                           args.scan_steps, args.scan)
+            v = JaxVariant(
+                variant, ours, optim.apply_updates, params, grads, args.scan_steps, args.scan
+            )
         elif variant == "optim.flatten":
-            v = JaxVariant(variant, optim.flatten(ours), optim.apply_updates, params, grads,
-                           args.scan_steps, args.scan)
+            v = JaxVariant(
+                variant,
+                optim.flatten(ours),
+                optim.apply_updates,
+                params,
+                grads,
+                args.scan_steps,
+                args.scan,
+            )
         elif variant.startswith("torch."):
             shapes = [tuple(x.shape) for x in jax.tree.leaves(params)]
             v = TorchVariant(variant, spec, shapes, variant.split(".")[1])
@@ -560,16 +626,19 @@ def build_variants(name: str, spec: Optimizer, params: Any, grads: Any, variants
         detail = ""
         if isinstance(v, JaxVariant):
             scan = "" if v.scan_compile_s is None else f", scan {v.scan_compile_s:.1f} s"
-            detail = (f": compile {v.compile_s:.1f} s{scan}, {v.kernels['fusions']} fusions, "
-                      f"{v.kernels['kernels']} kernels")
+            detail = (
+                f": compile {v.compile_s:.1f} s{scan}, {v.kernels['fusions']} fusions, "
+                f"{v.kernels['kernels']} kernels"
+            )
         elif isinstance(v, FitVariant):
             detail = f": first call {v.compile_s:.1f} s"
         log(f"  {variant} ready in {time.perf_counter() - start:.1f} s{detail}")
     return built, notes
 
 
-def measure(name: str, spec: Optimizer, leaves: int, args: argparse.Namespace,
-            log: Progress) -> tuple[list[dict[str, Any]], list[str]]:
+def measure(
+    name: str, spec: Optimizer, leaves: int, args: argparse.Namespace, log: Progress
+) -> tuple[list[dict[str, Any]], list[str]]:
     """All variants of one cell, alternating (the order rotates every repeat)."""
     params = make_tree(leaves, args.params, seed=0)
     grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
@@ -582,16 +651,17 @@ def measure(name: str, spec: Optimizer, leaves: int, args: argparse.Namespace,
             variants[(r + i) % len(variants)].sample()
     rows = []
     for v in variants:
-        row = {"optimizer": name, "leaves": leaves, "params": total, "variant": v.name,
-               **v.row()}
+        row = {"optimizer": name, "leaves": leaves, "params": total, "variant": v.name, **v.row()}
         for key in ("state_bytes", "temp_bytes"):
             if row.get(key) is not None:
                 row[key + "_per_param"] = row[key] / total
         rows.append(row)
         v.release()
     # The bytes a step must move: the reference algorithm's state (optax's; ours when absent).
-    state = next((r["state_bytes"] for r in rows if r["variant"] == "optax"),
-                 next((r["state_bytes"] for r in rows if "state_bytes" in r), 0))
+    state = next(
+        (r["state_bytes"] for r in rows if r["variant"] == "optax"),
+        next((r["state_bytes"] for r in rows if "state_bytes" in r), 0),
+    )
     moved = (3 + spec.extra_grad_reads) * 4 * total + 2 * state
     for row in rows:
         row["bytes_moved_per_step"] = moved
@@ -636,16 +706,21 @@ def table(title: str, header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
 
     def line(cells: list[str]) -> str:  # the first two columns to the left, numbers right
-        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            str(c).ljust(w) if i < 2 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     rule = "-" * len(line(header))
     return "\n".join([title, line(header), rule, *(line(r) for r in body)])
 
 
 def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else (
-        format(value, spec))
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and np.isnan(value))
+        else (format(value, spec))
+    )
 
 
 def report(results: dict[str, Any]) -> str:
@@ -686,52 +761,103 @@ def report(results: dict[str, Any]) -> str:
         out.append("(an incomplete run: stopped before its last cell)")
     if present:
         unit = "ms (GB/s" + (", % of peak)" if peak else ")")
-        for key, title in (("step", "(a) standalone jitted step, params and state donated"),
-                           ("scan", f"(b) inside lax.scan of {results['settings']['scan_steps']}"
-                                    " steps, gradients passed in, per step")):
+        for key, title in (
+            ("step", "(a) standalone jitted step, params and state donated"),
+            (
+                "scan",
+                f"(b) inside lax.scan of {results['settings']['scan_steps']}"
+                " steps, gradients passed in, per step",
+            ),
+        ):
             variants = present if key == "step" else jax_present
             if key == "scan" and not any(r.get("scan_ms") for r in rows):
                 continue
             others_here = [v for v in variants if v != "optax"]
-            out += ["", table(
-                f"{title}: {unit}; ratio = ours / optax",
-                ["optimizer", "leaves", *variants, *(f"{v}/optax" for v in others_here)],
-                cell_rows(lambda c, k=key, vs=variants, os_=others_here: [
-                    *(time_cell(c.get(v), k) for v in vs),
-                    *(ratio(c, v, f"{k}_ms") for v in os_)]),
-            )]
+            out += [
+                "",
+                table(
+                    f"{title}: {unit}; ratio = ours / optax",
+                    ["optimizer", "leaves", *variants, *(f"{v}/optax" for v in others_here)],
+                    cell_rows(
+                        lambda c, k=key, vs=variants, os_=others_here: [
+                            *(time_cell(c.get(v), k) for v in vs),
+                            *(ratio(c, v, f"{k}_ms") for v in os_),
+                        ]
+                    ),
+                ),
+            ]
         if jax_present:
-            out += ["", table(
-                "(c) compile (trace + lower + compile), s: standalone step / scan of K steps",
-                ["optimizer", "leaves", *jax_present,
-                 *(f"{v}/optax" for v in jax_present if v != "optax")],
-                cell_rows(lambda c: [
-                    *(f"{_fmt(c[v]['compile_s'], '.2f')} / {_fmt(c[v]['scan_compile_s'], '.2f')}"
-                      if v in c else "-" for v in jax_present),
-                    *(ratio(c, v, "compile_s") for v in jax_present if v != "optax")]),
-            )]
-            out += ["", table(
-                "(d) kernels in the compiled standalone step: fusions (all kernels)",
-                ["optimizer", "leaves", *jax_present],
-                cell_rows(lambda c: [f"{c[v]['fusions']} ({c[v]['kernels']})" if v in c else "-"
-                                     for v in jax_present]),
-            )]
+            out += [
+                "",
+                table(
+                    "(c) compile (trace + lower + compile), s: standalone step / scan of K steps",
+                    [
+                        "optimizer",
+                        "leaves",
+                        *jax_present,
+                        *(f"{v}/optax" for v in jax_present if v != "optax"),
+                    ],
+                    cell_rows(
+                        lambda c: [
+                            *(
+                                f"{_fmt(c[v]['compile_s'], '.2f')} / "
+                                f"{_fmt(c[v]['scan_compile_s'], '.2f')}"
+                                if v in c
+                                else "-"
+                                for v in jax_present
+                            ),
+                            *(ratio(c, v, "compile_s") for v in jax_present if v != "optax"),
+                        ]
+                    ),
+                ),
+            ]
+            out += [
+                "",
+                table(
+                    "(d) kernels in the compiled standalone step: fusions (all kernels)",
+                    ["optimizer", "leaves", *jax_present],
+                    cell_rows(
+                        lambda c: [
+                            f"{c[v]['fusions']} ({c[v]['kernels']})" if v in c else "-"
+                            for v in jax_present
+                        ]
+                    ),
+                ),
+            ]
         states = [v for v in present if v != "torch.fused"]  # foreach's state is fused's
-        out += ["", table(
-            "(e) optimizer state, bytes per parameter; compiled step's temporaries, bytes per "
-            "parameter; outputs aliased to donated inputs",
-            ["optimizer", "leaves", *(f"{v} state" for v in states),
-             *(f"{v} temp" for v in jax_present), *(f"{v} aliased" for v in jax_present)],
-            cell_rows(lambda c: [
-                *(_fmt(c[v].get("state_bytes_per_param"), ".1f") if v in c else "-"
-                  for v in states),
-                *(_fmt(c[v].get("temp_bytes_per_param"), ".1f") if v in c else "-"
-                  for v in jax_present),
-                *(f"{c[v]['aliased_outputs']}/{c[v]['donated_inputs']}" if v in c else "-"
-                  for v in jax_present)]),
-        )]
+        out += [
+            "",
+            table(
+                "(e) optimizer state, bytes per parameter; compiled step's temporaries, bytes per "
+                "parameter; outputs aliased to donated inputs",
+                [
+                    "optimizer",
+                    "leaves",
+                    *(f"{v} state" for v in states),
+                    *(f"{v} temp" for v in jax_present),
+                    *(f"{v} aliased" for v in jax_present),
+                ],
+                cell_rows(
+                    lambda c: [
+                        *(
+                            _fmt(c[v].get("state_bytes_per_param"), ".1f") if v in c else "-"
+                            for v in states
+                        ),
+                        *(
+                            _fmt(c[v].get("temp_bytes_per_param"), ".1f") if v in c else "-"
+                            for v in jax_present
+                        ),
+                        *(
+                            f"{c[v]['aliased_outputs']}/{c[v]['donated_inputs']}" if v in c else "-"
+                            for v in jax_present
+                        ),
+                    ]
+                ),
+            ),
+        ]
     fits = [v for v in FIT_VARIANTS if any(r["variant"] == v for r in rows)]
     if fits:
+
         def fit_cells(c: dict[str, Any], name: str) -> list[str]:
             out_cells = []
             for v in fits:
@@ -740,27 +866,39 @@ def report(results: dict[str, Any]) -> str:
                     out_cells += ["-"] * 5
                     continue
                 one = cells.get((name, 1), {}).get(v)
-                rel = (f"{row['fit_step_ms'] / one['fit_step_ms']:.2f}"
-                       if one and one["fit_step_ms"] > 0 else "-")
-                out_cells += [f"{row['fit_step_ms']:.2f}", rel,
-                              f"{row['fit_call_overhead_ms']:.0f}",
-                              f"{row['fit_first_call_s']:.1f}",
-                              _fmt(row.get("fit_fusions"), "d")]
+                rel = (
+                    f"{row['fit_step_ms'] / one['fit_step_ms']:.2f}"
+                    if one and one["fit_step_ms"] > 0
+                    else "-"
+                )
+                out_cells += [
+                    f"{row['fit_step_ms']:.2f}",
+                    rel,
+                    f"{row['fit_call_overhead_ms']:.0f}",
+                    f"{row['fit_first_call_s']:.1f}",
+                    _fmt(row.get("fit_fusions"), "d"),
+                ]
             return out_cells
 
         header = ["optimizer", "leaves"]
         for v in fits:
             header += [f"{v} ms/step", "vs 1 leaf", "ms/call", "first s", "fusions"]
-        out += ["", table(
-            f"optim.fit on sum |x|^2/2 (flat: flatten=True; tree: flatten=False): ms per step "
-            f"(slope between {results['settings']['fit_steps']} and "
-            f"{3 * results['settings']['fit_steps']} steps), its ratio to 1 leaf, the per-call "
-            "overhead, the first call (compile included), fusions per step of the compiled "
-            "chunk (loss, gradient and optimizer)",
-            header,
-            [[name, f"{leaves:,}", *fit_cells(c, name)] for (name, leaves), c in cells.items()
-             if any(v in c for v in fits)],
-        )]
+        out += [
+            "",
+            table(
+                f"optim.fit on sum |x|^2/2 (flat: flatten=True; tree: flatten=False): ms per step "
+                f"(slope between {results['settings']['fit_steps']} and "
+                f"{3 * results['settings']['fit_steps']} steps), its ratio to 1 leaf, the per-call "
+                "overhead, the first call (compile included), fusions per step of the compiled "
+                "chunk (loss, gradient and optimizer)",
+                header,
+                [
+                    [name, f"{leaves:,}", *fit_cells(c, name)]
+                    for (name, leaves), c in cells.items()
+                    if any(v in c for v in fits)
+                ],
+            ),
+        ]
     for note in results["notes"]:
         out.append(f"note: {note}")
     return "\n".join(out)
@@ -768,48 +906,91 @@ def report(results: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=float, default=None,
-                        help=f"total parameters (default {PARAMS:,}; --quick: 1e6)")
-    parser.add_argument("--leaves", default=None,
-                        help="comma-separated leaf counts (default 1,16,160,1600,8000)")
-    parser.add_argument("--max-leaves", type=int, default=None,
-                        help="drop leaf counts above this (--quick: 160)")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS),
-                        help="comma-separated, from: " + ", ".join(OPTIMIZERS))
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help="comma-separated, from: " + ", ".join(
-                            (*JAX_VARIANTS, *TORCH_VARIANTS, *FIT_VARIANTS)))
-    parser.add_argument("--fit-optimizers", default="adam",
-                        help="optimizers that also run the fit.* variants (default adam)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per variant (default 10; --quick: 5)")
+    parser.add_argument(
+        "--params",
+        type=float,
+        default=None,
+        help=f"total parameters (default {PARAMS:,}; --quick: 1e6)",
+    )
+    parser.add_argument(
+        "--leaves", default=None, help="comma-separated leaf counts (default 1,16,160,1600,8000)"
+    )
+    parser.add_argument(
+        "--max-leaves", type=int, default=None, help="drop leaf counts above this (--quick: 160)"
+    )
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(OPTIMIZERS),
+        help="comma-separated, from: " + ", ".join(OPTIMIZERS),
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help="comma-separated, from: " + ", ".join((*JAX_VARIANTS, *TORCH_VARIANTS, *FIT_VARIANTS)),
+    )
+    parser.add_argument(
+        "--fit-optimizers",
+        default="adam",
+        help="optimizers that also run the fit.* variants (default adam)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per variant (default 10; --quick: 5)",
+    )
     parser.add_argument("--scan-steps", type=int, default=10, help="K of the scan (b)")
     parser.add_argument("--fit-steps", type=int, default=20, help="chunk length K of fit")
-    parser.add_argument("--no-scan", dest="scan", action="store_false",
-                        help="skip (b), halving the compiles")
-    parser.add_argument("--sample-s", type=float, default=0.05,
-                        help="at least this long per timed sample of (a) (steps are repeated)")
-    parser.add_argument("--peak-bandwidth", type=float, default=None,
-                        help="bytes/s to report the fraction of (a GPU's HBM peak)")
-    parser.add_argument("--copy-bytes", type=float, default=None,
-                        help="size of the copy-bandwidth array (default max(256 MB, the "
-                             "parameters' bytes), at most 4 GB)")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch's intra-op threads (default: the cores available; 1 keeps "
-                             "torch from waiting on descheduled threads on a busy machine)")
-    parser.add_argument("--quick", action="store_true",
-                        help="1M parameters, up to 160 leaves, 5 repeats")
+    parser.add_argument(
+        "--no-scan", dest="scan", action="store_false", help="skip (b), halving the compiles"
+    )
+    parser.add_argument(
+        "--sample-s",
+        type=float,
+        default=0.05,
+        help="at least this long per timed sample of (a) (steps are repeated)",
+    )
+    parser.add_argument(
+        "--peak-bandwidth",
+        type=float,
+        default=None,
+        help="bytes/s to report the fraction of (a GPU's HBM peak)",
+    )
+    parser.add_argument(
+        "--copy-bytes",
+        type=float,
+        default=None,
+        help="size of the copy-bandwidth array (default max(256 MB, the "
+        "parameters' bytes), at most 4 GB)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch's intra-op threads (default: the cores available; 1 keeps "
+        "torch from waiting on descheduled threads on a busy machine)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="1M parameters, up to 160 leaves, 5 repeats"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON file to write")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="print the tables of this JSON file of an earlier run, and exit")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="print the tables of this JSON file of an earlier run, and exit",
+    )
     args = parser.parse_args(argv)
     args.params = int(args.params or (1e6 if args.quick else PARAMS))
     leaves = LEAVES if args.leaves is None else [int(x) for x in args.leaves.split(",")]
     limit = args.max_leaves or (160 if args.quick else None)
     args.leaves = [n for n in leaves if limit is None or n <= limit]
     args.repeats = args.repeats or (5 if args.quick else 10)
-    for field, known in (("optimizers", OPTIMIZERS), ("fit_optimizers", OPTIMIZERS),
-                         ("variants", (*JAX_VARIANTS, *TORCH_VARIANTS, *FIT_VARIANTS))):
+    for field, known in (
+        ("optimizers", OPTIMIZERS),
+        ("fit_optimizers", OPTIMIZERS),
+        ("variants", (*JAX_VARIANTS, *TORCH_VARIANTS, *FIT_VARIANTS)),
+    ):
         values = [x for x in getattr(args, field).split(",") if x]
         unknown = [x for x in values if x not in known]
         if unknown:
@@ -829,8 +1010,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
     log = Progress()
     info = machine()
-    log(f"{info['cpu_model']}, {info['cores_available']} cores, load {info['load_average']}, "
-        f"{info['device']}; {args.params:,} parameters, leaves {args.leaves}")
+    log(
+        f"{info['cpu_model']}, {info['cores_available']} cores, load {info['load_average']}, "
+        f"{info['device']}; {args.params:,} parameters, leaves {args.leaves}"
+    )
     copy_bytes = int(args.copy_bytes or min(max(256e6, 4 * args.params), 4e9))
     bandwidth = copy_bandwidth(copy_bytes, repeats=max(5, args.repeats))
     log(f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s ({copy_bytes / 1e6:.0f} MB in place)")
@@ -842,12 +1025,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "machine": info,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "settings": {
-                "params": args.params, "leaves": args.leaves, "repeats": args.repeats,
-                "scan_steps": args.scan_steps, "fit_steps": args.fit_steps,
-                "peak_bandwidth": args.peak_bandwidth, "copy_bytes": copy_bytes,
+                "params": args.params,
+                "leaves": args.leaves,
+                "repeats": args.repeats,
+                "scan_steps": args.scan_steps,
+                "fit_steps": args.fit_steps,
+                "peak_bandwidth": args.peak_bandwidth,
+                "copy_bytes": copy_bytes,
                 "torch_threads": None if torch is None else torch.get_num_threads(),
-                "command": " ".join(["python", "benchmarks/optimizer_step.py",
-                                     *(sys.argv[1:] if argv is None else argv)]),
+                "command": " ".join(
+                    [
+                        "python",
+                        "benchmarks/optimizer_step.py",
+                        *(sys.argv[1:] if argv is None else argv),
+                    ]
+                ),
             },
             "complete": complete,
             "copy_bandwidth_GBps": bandwidth / 1e9,
@@ -873,8 +1065,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             notes.append(f"{name}: optim has no {name} yet, skipped")
             log(f"{name}: not in optim, skipped")
             continue
-        variants = [v for v in args.variants
-                    if not v.startswith("fit.") or name in args.fit_optimizers]
+        variants = [
+            v for v in args.variants if not v.startswith("fit.") or name in args.fit_optimizers
+        ]
         for leaves in args.leaves:
             log(f"{name}, {leaves:,} leaves")
             cell_args = argparse.Namespace(**{**vars(args), "variants": variants})
@@ -882,8 +1075,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             rows += cell_rows
             notes += [f"{name}, {leaves} leaves: {n}" for n in cell_notes if leaves == 1]
             summary = ", ".join(
-                f"{r['variant']} {r['step_ms']:.2f} ms" if "step_ms" in r
-                else f"{r['variant']} {r['fit_step_ms']:.2f} ms/step" for r in cell_rows)
+                f"{r['variant']} {r['step_ms']:.2f} ms"
+                if "step_ms" in r
+                else f"{r['variant']} {r['fit_step_ms']:.2f} ms/step"
+                for r in cell_rows
+            )
             log(f"  {summary}")
             save(complete=False)
     results = save()

@@ -52,7 +52,7 @@ from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
 from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
 from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     AddDecayedWeightsState,
     EmaState,
     ScaleByAdamState,

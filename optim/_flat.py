@@ -62,10 +62,12 @@ class FlatLayout:
         pieces = {}
         for group, _ in self.sizes:
             sizes = [int(np.prod(s[2], dtype=np.int64)) for s in self.slots if s and s[0] == group]
-            pieces[group] = iter(jax.lax.split(flat[group], sizes) if len(sizes) > 1 else
-                                 [flat[group]])
-        return [None if slot is None else next(pieces[slot[0]]).reshape(slot[2])
-                for slot in self.slots]
+            pieces[group] = iter(
+                jax.lax.split(flat[group], sizes) if len(sizes) > 1 else [flat[group]]
+            )
+        return [
+            None if slot is None else next(pieces[slot[0]]).reshape(slot[2]) for slot in self.slots
+        ]
 
     def is_flat(self, tree: Any) -> bool:
         """Whether ``tree`` is a per-group buffer dict of this layout (an optimizer slot)."""
@@ -99,4 +101,3 @@ def is_elementwise(tx: Any) -> bool:
     if isinstance(tx, Chain):
         return all(is_elementwise(t) for t in tx.transforms)
     return bool(getattr(type(tx), "elementwise", False))
-

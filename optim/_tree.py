@@ -151,8 +151,7 @@ def check_prefix(prefix: PyTree, tree: PyTree, name: str, tree_name: str = "para
         f"no entry in {name} for ", uncovered
     ) or [f"the container types differ ({reason})"]
     raise ValueError(
-        f"{name} must have the structure of {tree_name} or of a prefix of it: "
-        + "; ".join(detail)
+        f"{name} must have the structure of {tree_name} or of a prefix of it: " + "; ".join(detail)
     )
 
 

@@ -57,7 +57,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, chain, check_updates, require_params
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     ScaleByAdamState,
     add_decayed_weights,
     scale_by_learning_rate,

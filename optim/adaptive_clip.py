@@ -85,8 +85,7 @@ class AdaptiveGradClip:
         axes = (self.axis,) if isinstance(self.axis, int) else self.axis
         if any(not -len(shape) <= a < len(shape) for a in axes):
             raise ValueError(
-                f"adaptive_grad_clip: axis={self.axis} is out of range for {where} of shape "
-                f"{shape}"
+                f"adaptive_grad_clip: axis={self.axis} is out of range for {where} of shape {shape}"
             )
         return axes
 

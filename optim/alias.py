@@ -10,7 +10,7 @@ from typing import Any
 
 from optim._hyper import check_flag, hyper
 from optim.base import Chain, chain, identity
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     add_decayed_weights,
     scale_by_adam,
     scale_by_learning_rate,

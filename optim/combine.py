@@ -266,7 +266,9 @@ def partition(
             _check_labels(leaves, labels)
             static_labels = StaticTree(treedef, tuple(leaves))
     return Partition(
-        txs, labels, static_labels,
+        txs,
+        labels,
+        static_labels,
         check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"),
     )
 

@@ -264,9 +264,7 @@ def named_chain(*args: tuple[str, Any]) -> NamedChain:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"named_chain names must be unique; repeated: {duplicates}")
-    transforms = tuple(
-        as_transformation(tx, f"named_chain argument {name!r}") for name, tx in args
-    )
+    transforms = tuple(as_transformation(tx, f"named_chain argument {name!r}") for name, tx in args)
     return NamedChain(transforms, tuple(names))
 
 

@@ -208,26 +208,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "compare their loss curves.",
     )
     parser.add_argument(
-        "--problem", choices=list(DEFAULT_OPTIMIZERS), default="linreg",
+        "--problem",
+        choices=list(DEFAULT_OPTIMIZERS),
+        default="linreg",
         help="linreg: the seed's linear regression (compared with its closed-form optimum); "
         "logreg: softmax regression on scikit-learn's digits; mlp: an MLP [64, 64, 10] on "
         "digits (default: %(default)s)",
     )
     parser.add_argument(
-        "--optimizers", nargs="+", type=parse_optimizer, metavar="NAME:KEY=VALUE,...",
+        "--optimizers",
+        nargs="+",
+        type=parse_optimizer,
+        metavar="NAME:KEY=VALUE,...",
         help="optimizers to compare, e.g. adamw:lr=1e-3,weight_decay=0.1 or "
         "sgd:lr=0.1,momentum=0.9,batch=8. NAME is gd (sgd on the full batch) or an optim "
         f"alias ({', '.join(ALIASES)}); lr is learning_rate; batch=N draws N random examples "
         "a step (sgd default 1, others the full batch). Default per problem: "
         f"{defaults}",
     )
-    parser.add_argument("--steps", type=_positive_int, default=1000,
-                        help="optimizer steps per run (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for data, initial weights and minibatches (default: "
-                        "%(default)s)")
-    parser.add_argument("--output", default="optim_demo.png",
-                        help="where to save the plot of the loss curves (default: %(default)s)")
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=1000,
+        help="optimizer steps per run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for data, initial weights and minibatches (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        default="optim_demo.png",
+        help="where to save the plot of the loss curves (default: %(default)s)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not save the plot")
     args = parser.parse_args(argv)
     if args.optimizers is None:
@@ -310,10 +325,19 @@ def plot(problem: Problem, runs: Sequence[Run], path: str) -> None:
     for run in runs:
         axes.plot(run.losses, label=run.label, linewidth=1)
     if problem.optimum is not None:
-        axes.axhline(problem.optimum, color="black", linestyle="--", linewidth=1,
-                     label=f"closed-form optimum L* = {problem.optimum:.4f}")
-    axes.set(yscale="log", xlabel="step", ylabel="training loss (all examples)",
-             title=f"python -m optim --problem {problem.name}")
+        axes.axhline(
+            problem.optimum,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"closed-form optimum L* = {problem.optimum:.4f}",
+        )
+    axes.set(
+        yscale="log",
+        xlabel="step",
+        ylabel="training loss (all examples)",
+        title=f"python -m optim --problem {problem.name}",
+    )
     axes.legend()
     figure.savefig(path, format="png", dpi=120)
 

@@ -42,7 +42,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, EmptyState, chain, check_updates, require_params
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     add_decayed_weights,
     ema,
     learning_rate_hyper,

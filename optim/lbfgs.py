@@ -28,7 +28,7 @@ from optim.linesearch import (
     tree_sq_norm,
     tree_vdot,
 )
-from optim.transforms import scale, scale_by_learning_rate
+from optim.transforms._building_blocks import scale, scale_by_learning_rate
 
 __all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
 

@@ -26,7 +26,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, chain
-from optim.transforms import scale_by_learning_rate
+from optim.transforms._building_blocks import scale_by_learning_rate
 
 __all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]
 

@@ -16,7 +16,7 @@ from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
 from optim.base import Chain, chain, check_updates
-from optim.transforms import scale_by_adam, scale_by_learning_rate
+from optim.transforms._building_blocks import scale_by_adam, scale_by_learning_rate
 
 __all__ = [
     "ScaleByOptimisticGradientState",

@@ -82,9 +82,7 @@ def _clip_and_sum(grads: PyTree, norms: jax.Array, bound: jax.Array) -> tuple[Py
     return clipped_sum, jnp.sum(multipliers < 1.0).astype(jnp.int32)
 
 
-def per_example_global_norm_clip(
-    grads: PyTree, l2_norm_clip: Any
-) -> tuple[PyTree, jax.Array]:
+def per_example_global_norm_clip(grads: PyTree, l2_norm_clip: Any) -> tuple[PyTree, jax.Array]:
     r"""Clip each example's gradient to global norm ``l2_norm_clip`` and sum over the batch
     (Abadi et al., 2016, "Deep Learning with Differential Privacy").
 

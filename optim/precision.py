@@ -80,22 +80,30 @@ _DTYPE_ABBREVIATIONS = {
     "full": jnp.float32,
     "f64": jnp.float64,
 }
-_KEYS = {"p": "param_dtype", "params": "param_dtype", "c": "compute_dtype",
-         "compute": "compute_dtype", "o": "output_dtype", "output": "output_dtype"}
+_KEYS = {
+    "p": "param_dtype",
+    "params": "param_dtype",
+    "c": "compute_dtype",
+    "compute": "compute_dtype",
+    "o": "output_dtype",
+    "output": "output_dtype",
+}
 
 
 def _real_float_dtype(value: Any, name: str) -> np.dtype:
     """A canonical real floating dtype from a dtype, a type or a name (``"bf16"`` too)."""
     if isinstance(value, str):
         if value == "half":
-            raise ValueError(f"{name}: 'half' is ambiguous (bfloat16 or float16); write "
-                             "'bfloat16' or 'float16'")
+            raise ValueError(
+                f"{name}: 'half' is ambiguous (bfloat16 or float16); write 'bfloat16' or 'float16'"
+            )
         value = _DTYPE_ABBREVIATIONS.get(value, value)
     try:
         dtype = jnp.dtype(value)
     except TypeError:
-        raise TypeError(f"{name} must be a floating dtype such as jnp.bfloat16 or "
-                        f"'float32', got {value!r}") from None
+        raise TypeError(
+            f"{name} must be a floating dtype such as jnp.bfloat16 or 'float32', got {value!r}"
+        ) from None
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{name} must be a real floating dtype, got {dtype}")
     return dtype
@@ -158,8 +166,10 @@ class Policy:
             key, sep, value = part.partition("=")
             key = key.strip()
             if not sep or key not in _KEYS:
-                raise ValueError(f"cannot parse {part!r} in policy {spec!r}: expected "
-                                 "key=dtype with key params (p), compute (c) or output (o)")
+                raise ValueError(
+                    f"cannot parse {part!r} in policy {spec!r}: expected "
+                    "key=dtype with key params (p), compute (c) or output (o)"
+                )
             field = _KEYS[key]
             if field in given:
                 raise ValueError(f"{field} is given twice in policy {spec!r}")
@@ -169,8 +179,10 @@ class Policy:
         return cls(param, compute, given.get("output_dtype", compute))
 
     def __str__(self) -> str:
-        return (f"params={self.param_dtype.name},compute={self.compute_dtype.name},"
-                f"output={self.output_dtype.name}")
+        return (
+            f"params={self.param_dtype.name},compute={self.compute_dtype.name},"
+            f"output={self.output_dtype.name}"
+        )
 
     def cast_to_param(self, tree: PyTree) -> PyTree:
         """Floating arrays of ``tree`` cast to ``param_dtype``."""
@@ -199,8 +211,10 @@ class MixedPrecisionLoss:
 
     def __call__(self, params: PyTree, batch: PyTree, *args: Any, **kwargs: Any) -> Any:
         out = self.loss_fn(
-            self.policy.cast_to_compute(params), self.policy.cast_to_compute(batch),
-            *args, **kwargs,
+            self.policy.cast_to_compute(params),
+            self.policy.cast_to_compute(batch),
+            *args,
+            **kwargs,
         )
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)

@@ -41,7 +41,7 @@ from optim._tree import PyTree, keystr, upcast
 from optim.base import as_transformation
 from optim.sign import ScaleByLionState
 from optim.sign import lion as _lion
-from optim.transforms import ScaleByAdamState, TraceState
+from optim.transforms._building_blocks import ScaleByAdamState, TraceState
 
 __all__ = [
     "Int8Blockwise",

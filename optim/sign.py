@@ -25,7 +25,12 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, EmptyState, chain, check_updates
-from optim.transforms import add_decayed_weights, ema, scale, scale_by_learning_rate
+from optim.transforms._building_blocks import (
+    add_decayed_weights,
+    ema,
+    scale,
+    scale_by_learning_rate,
+)
 
 __all__ = [
     "ScaleByLionState",
@@ -73,9 +78,7 @@ class ScaleByLion:
     mode: str = static("hard")
 
     def init(self, params: PyTree) -> ScaleByLionState:
-        return ScaleByLionState(
-            count=zero_count(), mu=full_like(params, 0.0, self.mu_dtype)
-        )
+        return ScaleByLionState(count=zero_count(), mu=full_like(params, 0.0, self.mu_dtype))
 
     def _direction(self, c: jax.Array) -> jax.Array:
         if self.mode == "smooth":

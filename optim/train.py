@@ -159,17 +159,21 @@ def _metric_functions(metrics: Any, loss_fn: Callable, has_aux: bool) -> tuple:
     if isinstance(metrics, Mapping):
         items = list(metrics.items())
     elif isinstance(metrics, str):
-        raise TypeError(f"metrics must be a sequence of names or a dict, got the string "
-                        f"{metrics!r}; write [{metrics!r}]")
+        raise TypeError(
+            f"metrics must be a sequence of names or a dict, got the string "
+            f"{metrics!r}; write [{metrics!r}]"
+        )
     else:
         items = [(name, name) for name in metrics]
     functions = []
     for name, fn in items:
         if isinstance(fn, str):
             if fn not in builtin:
-                raise ValueError(f"unknown metric {fn!r}: built-in metrics are "
-                                 f"{', '.join(BUILTIN_METRICS)}; pass others as a dict "
-                                 "{name: fn(params, batch) -> scalar}")
+                raise ValueError(
+                    f"unknown metric {fn!r}: built-in metrics are "
+                    f"{', '.join(BUILTIN_METRICS)}; pass others as a dict "
+                    "{name: fn(params, batch) -> scalar}"
+                )
             fn = builtin[fn]
         elif not callable(fn):
             raise TypeError(f"metrics[{name!r}] must be callable, got {type(fn).__name__}")
@@ -218,8 +222,10 @@ def _plan(data: Any, steps: Any, epochs: Any, batch_size: Any, drop_last: bool, 
         batch_size = _check_int(batch_size, "batch_size", 1)
     if isinstance(data, Iterator):
         if epochs is not None or batch_size is not None:
-            raise ValueError("with an iterator of batches, give steps (or nothing: run until "
-                             "it is exhausted), not epochs or batch_size")
+            raise ValueError(
+                "with an iterator of batches, give steps (or nothing: run until "
+                "it is exhausted), not epochs or batch_size"
+            )
         return steps, None, data
     n = num_examples(data)
     if batch_size is not None and batch_size > n:
@@ -227,15 +233,19 @@ def _plan(data: Any, steps: Any, epochs: Any, batch_size: Any, drop_last: bool, 
     if epochs is not None:
         epochs = _check_int(epochs, "epochs", 1)
         if key is None:
-            raise ValueError("key is required with epochs: each epoch shuffles the data, e.g. "
-                             "key=jax.random.PRNGKey(0)")
+            raise ValueError(
+                "key is required with epochs: each epoch shuffles the data, e.g. "
+                "key=jax.random.PRNGKey(0)"
+            )
         sampler = EpochBatches(n, batch_size or n, drop_last)
         return epochs * sampler.steps_per_epoch, sampler, None
     if steps is None:
         raise ValueError("give steps= (optimizer steps) or epochs= (passes over the data)")
     if batch_size is not None and batch_size < n and key is None:
-        raise ValueError("key is required when batch_size is set: minibatches are drawn at "
-                         "random, e.g. key=jax.random.PRNGKey(0)")
+        raise ValueError(
+            "key is required when batch_size is set: minibatches are drawn at "
+            "random, e.g. key=jax.random.PRNGKey(0)"
+        )
     return steps, RandomBatches(n, batch_size or n), None
 
 
@@ -392,11 +402,14 @@ def fit(
     if plan is not None and sampler is not None and getattr(sampler, "partial_size", 0):
         make_plan(mesh, data_axis, sharding, sampler.partial_size)
     split = partition(params)
-    layout = _layout(False if plan is not None and flatten == "auto" else flatten, optimizer,
-                     split.arrays)
+    layout = _layout(
+        False if plan is not None and flatten == "auto" else flatten, optimizer, split.arrays
+    )
     if plan is not None and layout is not None:
-        raise ValueError("flatten=True cannot be combined with mesh=: flat buffers are not "
-                         "sharded; use flatten='auto' or False")
+        raise ValueError(
+            "flatten=True cannot be combined with mesh=: flat buffers are not "
+            "sharded; use flatten='auto' or False"
+        )
     line_search = keeps_line_search_record(
         jax.eval_shape(lambda arrays: optimizer.init(split.combine(arrays)), split.arrays)
     )
@@ -411,9 +424,16 @@ def fit(
         data = data if iterator is not None else plan.place_data(data)
         eval_data = None if eval_data is None else plan.place_data(eval_data)
     program = Program(
-        loss_fn=loss_fn, treedef=split.treedef, constants=split.constants,
-        has_aux=has_aux, sampler=sampler, accumulate=accumulate,
-        skip_nonfinite=skip_nonfinite, metrics=metric_fns, layout=layout, plan=plan,
+        loss_fn=loss_fn,
+        treedef=split.treedef,
+        constants=split.constants,
+        has_aux=has_aux,
+        sampler=sampler,
+        accumulate=accumulate,
+        skip_nonfinite=skip_nonfinite,
+        metrics=metric_fns,
+        layout=layout,
+        plan=plan,
         line_search=line_search,
     )
     run_key = _default_key() if key is None else key
@@ -426,16 +446,20 @@ def fit(
         store = _CheckpointStore(checkpoint_dir, optimizer, bool(metric_fns), eval_every, total)
         if resume:
             if iterator is not None:
-                raise ValueError("resume needs data as arrays: an iterator of batches cannot "
-                                 "be rewound to the checkpoint's step")
+                raise ValueError(
+                    "resume needs data as arrays: an iterator of batches cannot "
+                    "be rewound to the checkpoint's step"
+                )
             carry_shapes = abstract_carry(optimizer, split.arrays, program)
             # data is an argument, not a closure: a tracer cannot index NumPy data
             record = jax.eval_shape(
                 lambda c, d: train_step(program, optimizer, d, run_key, c, None)[1],
-                carry_shapes, data,
+                carry_shapes,
+                data,
             )
-            restored = store.restore(carry_shapes, run_key, history, stopper, record,
-                                     [name for name, _ in metric_fns])
+            restored = store.restore(
+                carry_shapes, run_key, history, stopper, record, [name for name, _ in metric_fns]
+            )
             if restored is not None:
                 start, carry, run_key = restored
 
@@ -459,8 +483,15 @@ def fit(
                 end == total or (eval_every is not None and end % eval_every == 0)
             )
             carry, records, values = (run_chunk_undonated if traced else run_chunk)(
-                carry, optimizer, data if iterator is None else None, run_key, batches,
-                eval_data, program=program, length=end - start, with_eval=with_eval,
+                carry,
+                optimizer,
+                data if iterator is None else None,
+                run_key,
+                batches,
+                eval_data,
+                program=program,
+                length=end - start,
+                with_eval=with_eval,
             )
             history.add(records, end, values)
             if not traced and skip_nonfinite and int(carry.skips) >= max_consecutive_skips:
@@ -468,12 +499,16 @@ def fit(
                     f"{int(carry.skips)} consecutive steps had a non-finite loss or gradient "
                     f"(up to step {end}); params and optimizer state are those before them"
                 )
-            stop = stopper is not None and values is not None and stopper.observe(
-                end, values, carry.arrays
+            stop = (
+                stopper is not None
+                and values is not None
+                and stopper.observe(end, values, carry.arrays)
             )
-            if store is not None and (stop or end == total or (
-                checkpoint_every is not None and end % checkpoint_every == 0
-            )):
+            if store is not None and (
+                stop
+                or end == total
+                or (checkpoint_every is not None and end % checkpoint_every == 0)
+            ):
                 store.save(end, carry, run_key, history, stopper)
             if bar is not None:
                 bar.update(end - start)
@@ -521,9 +556,11 @@ def _layout(flatten: bool | str, optimizer: Any, arrays: list[Any]) -> FlatLayou
         raise ValueError(f"flatten must be True, False or 'auto', got {flatten!r}")
     elementwise = is_elementwise(optimizer)
     if flatten is True and not elementwise:
-        raise ValueError("flatten=True needs an elementwise optimizer (per-leaf statistics such "
-                         "as trust ratios, factored moments or masks would change); "
-                         f"{type(optimizer).__name__} is not known to be one")
+        raise ValueError(
+            "flatten=True needs an elementwise optimizer (per-leaf statistics such "
+            "as trust ratios, factored moments or masks would change); "
+            f"{type(optimizer).__name__} is not known to be one"
+        )
     leaves = sum(a is not None for a in arrays)
     # On XLA:CPU the slices of a flat buffer compile and run slower than per-leaf kernels
     # (benchmarks/README.md); the flat path pays where each kernel is a launch: GPU, TPU.
@@ -540,8 +577,10 @@ def _check_early_stopping(spec: Any, metric_fns: tuple, eval_every: int | None) 
         raise ValueError("early_stopping needs eval_data and eval_every")
     names = [name for name, _ in metric_fns]
     if spec.metric not in names:
-        raise ValueError(f"early_stopping.metric={spec.metric!r} is not among the metrics "
-                         f"computed ({', '.join(names)})")
+        raise ValueError(
+            f"early_stopping.metric={spec.metric!r} is not among the metrics "
+            f"computed ({', '.join(names)})"
+        )
     if spec.mode not in ("min", "max"):
         raise ValueError(f"early_stopping.mode must be 'min' or 'max', got {spec.mode!r}")
     _check_int(spec.patience, "early_stopping.patience", 1)
@@ -646,8 +685,14 @@ class _CheckpointStore:
     shape from the program (``jax.eval_shape`` of one step) before reading it back.
     """
 
-    def __init__(self, directory: Any, optimizer: Any, evaluates: bool, eval_every: int | None,
-                 total: int | None) -> None:
+    def __init__(
+        self,
+        directory: Any,
+        optimizer: Any,
+        evaluates: bool,
+        eval_every: int | None,
+        total: int | None,
+    ) -> None:
         self.directory = directory
         self.hyperparameters = hyperparameter_values(optimizer)
         self.evaluates = evaluates
@@ -685,11 +730,16 @@ class _CheckpointStore:
             )
         except OSError as error:
             latest = checkpoint.latest_step(self.directory)
-            kept = ("no earlier checkpoint" if latest is None else "the earlier checkpoints are "
-                    f"intact: fit(..., resume=True) continues from step {latest}")
+            kept = (
+                "no earlier checkpoint"
+                if latest is None
+                else "the earlier checkpoints are "
+                f"intact: fit(..., resume=True) continues from step {latest}"
+            )
             raise OSError(
-                error.errno, f"fit could not write the checkpoint of step {step} in "
-                f"{Path(self.directory).absolute()} ({error.strerror or error}); {kept}"
+                error.errno,
+                f"fit could not write the checkpoint of step {step} in "
+                f"{Path(self.directory).absolute()} ({error.strerror or error}); {kept}",
             ) from error
 
     def _evals_up_to(self, step: int) -> int:
@@ -699,8 +749,15 @@ class _CheckpointStore:
         final = step == self.total and not (self.eval_every and step % self.eval_every == 0)
         return regular + int(final)
 
-    def restore(self, carry: Carry, key: Any, history: _History, stopper: _Stopper | None,
-                record: StepRecord, metric_names: Sequence[str]):
+    def restore(
+        self,
+        carry: Carry,
+        key: Any,
+        history: _History,
+        stopper: _Stopper | None,
+        record: StepRecord,
+        metric_names: Sequence[str],
+    ):
         """Load the latest complete, intact checkpoint into ``history``/``stopper`` and return
         ``(step, carry, key)``; None when the directory holds no checkpoint yet. ``carry`` and
         ``record`` (one step's) are shapes. A corrupted checkpoint is skipped, with a warning
@@ -733,8 +790,15 @@ class _CheckpointStore:
             )
         return None
 
-    def _template(self, step: int, carry: Carry, key: Any, stopper: _Stopper | None,
-                  record: StepRecord, metric_names: Sequence[str]) -> dict:
+    def _template(
+        self,
+        step: int,
+        carry: Carry,
+        key: Any,
+        stopper: _Stopper | None,
+        record: StepRecord,
+        metric_names: Sequence[str],
+    ) -> dict:
         """The shapes saved at ``step``: history arrays of ``step`` rows, one row per eval."""
         evals = self._evals_up_to(step)
 
@@ -754,9 +818,14 @@ class _CheckpointStore:
 
 
 def _warn_changed(saved: dict[str, float], current: dict[str, float]) -> None:
-    changes = [f"{path}: {saved[path]:g} -> {value:g}" for path, value in current.items()
-               if path in saved and saved[path] != value]
+    changes = [
+        f"{path}: {saved[path]:g} -> {value:g}"
+        for path, value in current.items()
+        if path in saved and saved[path] != value
+    ]
     if changes:
-        warnings.warn("resuming with hyperparameters that differ from the checkpoint's: "
-                      + "; ".join(changes), stacklevel=3)
-
+        warnings.warn(
+            "resuming with hyperparameters that differ from the checkpoint's: "
+            + "; ".join(changes),
+            stacklevel=3,
+        )

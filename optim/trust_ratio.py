@@ -17,7 +17,7 @@ from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast, zero_count
 from optim.base import Chain, EmptyState, chain, check_updates, require_params
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     AddDecayedWeights,
     add_decayed_weights,
     learning_rate_hyper,

@@ -125,6 +125,7 @@ def _cover(mask: PyTree, updates: PyTree) -> PyTree:
     update for them either). The result has the structure of ``updates`` with ``None`` counted
     as a leaf, which ``check_same_structure`` has found equal to the params'.
     """
+
     def is_none(x: Any) -> bool:
         return x is None
 
@@ -193,9 +194,7 @@ def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -
     if not is_tree_function(mask):
         leaves, treedef = jax.tree.flatten(mask)
         mask = StaticTree(treedef, tuple(leaves))
-    return Masked(
-        inner, mask, check_flag(mask_compatible_extra_args, "mask_compatible_extra_args")
-    )
+    return Masked(inner, mask, check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"))
 
 
 # --- apply_if_finite ----------------------------------------------------------------------

@@ -55,8 +55,10 @@ def relative_deviation(ours, reference) -> float:
     """max over leaves of max|ours - ref| / max|ref| (the figure the issues quote); NaN if any
     leaf's deviation is NaN (Python's max would skip it)."""
     deviations = [
-        float(jnp.max(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)))
-              / jnp.maximum(jnp.max(jnp.abs(b.astype(jnp.float32))), 1e-30))
+        float(
+            jnp.max(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)))
+            / jnp.maximum(jnp.max(jnp.abs(b.astype(jnp.float32))), 1e-30)
+        )
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True)
     ]
     return math.nan if any(math.isnan(d) for d in deviations) else max(deviations)

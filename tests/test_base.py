@@ -308,8 +308,12 @@ def test_complex_params_follow_optax():
     def loss(p):
         return jnp.sum(jnp.abs(p["z"] - target) ** 2)
 
-    for make in (lambda m: m.adam(0.05), lambda m: m.sgd(0.05, momentum=0.9),
-                 lambda m: m.rmsprop(0.01), lambda m: m.adagrad(0.1)):
+    for make in (
+        lambda m: m.adam(0.05),
+        lambda m: m.sgd(0.05, momentum=0.9),
+        lambda m: m.rmsprop(0.01),
+        lambda m: m.adagrad(0.1),
+    ):
         results = []
         for lib, apply in ((optim, optim.apply_updates), (optax, optax.apply_updates)):
             tx, p = make(lib), {"z": jnp.zeros(2, jnp.complex64)}

@@ -24,14 +24,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-TINY = ["--params", "2e4", "--leaves", "1,4", "--repeats", "2", "--scan-steps", "2",
-        "--fit-steps", "2", "--sample-s", "0.001", "--copy-bytes", "4e6"]
+TINY = [
+    "--params",
+    "2e4",
+    "--leaves",
+    "1,4",
+    "--repeats",
+    "2",
+    "--scan-steps",
+    "2",
+    "--fit-steps",
+    "2",
+    "--sample-s",
+    "0.001",
+    "--copy-bytes",
+    "4e6",
+]
 
 
 def run(args: list[str], cwd: Path = ROOT, timeout: float = 120) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON": sys.executable}
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -47,15 +60,33 @@ def load_step_module():
 
 def test_optimizer_step(tmp_path):
     output = tmp_path / "step.json"
-    stdout = run([sys.executable, "benchmarks/optimizer_step.py", *TINY, "--optimizers", "adam",
-                  "--variants", "optax,optim,optim.flatten,fit.flat", "--output", str(output)])
-    for title in ("(a) standalone jitted step", "(b) inside lax.scan", "(c) compile",
-                  "(d) kernels", "(e) optimizer state", "optim.fit on"):
+    stdout = run(
+        [
+            sys.executable,
+            "benchmarks/optimizer_step.py",
+            *TINY,
+            "--optimizers",
+            "adam",
+            "--variants",
+            "optax,optim,optim.flatten,fit.flat",
+            "--output",
+            str(output),
+        ]
+    )
+    for title in (
+        "(a) standalone jitted step",
+        "(b) inside lax.scan",
+        "(c) compile",
+        "(d) kernels",
+        "(e) optimizer state",
+        "optim.fit on",
+    ):
         assert title in stdout
     results = json.loads(output.read_text())
     cells = {(r["leaves"], r["variant"]): r for r in results["rows"]}
-    assert set(cells) == {(n, v) for n in (1, 4)
-                          for v in ("optax", "optim", "optim.flatten", "fit.flat")}
+    assert set(cells) == {
+        (n, v) for n in (1, 4) for v in ("optax", "optim", "optim.flatten", "fit.flat")
+    }
     for n in (1, 4):
         for variant in ("optax", "optim", "optim.flatten"):
             row = cells[n, variant]
@@ -72,26 +103,69 @@ def test_optimizer_step(tmp_path):
 def test_optimizer_step_skips_what_does_not_apply(tmp_path):
     """adafactor is not elementwise: no flat variant, said in a note (or absent: skipped)."""
     output = tmp_path / "adafactor.json"
-    stdout = run([sys.executable, "benchmarks/optimizer_step.py", *TINY, "--leaves", "1",
-                  "--optimizers", "adafactor", "--variants", "optim.flatten,fit.flat",
-                  "--fit-optimizers", "adafactor", "--output", str(output)])
+    stdout = run(
+        [
+            sys.executable,
+            "benchmarks/optimizer_step.py",
+            *TINY,
+            "--leaves",
+            "1",
+            "--optimizers",
+            "adafactor",
+            "--variants",
+            "optim.flatten,fit.flat",
+            "--fit-optimizers",
+            "adafactor",
+            "--output",
+            str(output),
+        ]
+    )
     assert "note: adafactor" in stdout
     assert json.loads(output.read_text())["rows"] == []
 
 
 def test_gpu_script_on_cpu(tmp_path):
-    stdout = run(["bash", "benchmarks/gpu.sh", "--params", "2e4", "--big-params", "1e5",
-                  "--leaves", "1,4", "--repeats", "2", "--peak", "1e11", "--out", str(tmp_path),
-                  "--", "--copy-bytes", "4e6", "--sample-s", "0.001", "--fit-steps", "2"])
+    stdout = run(
+        [
+            "bash",
+            "benchmarks/gpu.sh",
+            "--params",
+            "2e4",
+            "--big-params",
+            "1e5",
+            "--leaves",
+            "1,4",
+            "--repeats",
+            "2",
+            "--peak",
+            "1e11",
+            "--out",
+            str(tmp_path),
+            "--",
+            "--copy-bytes",
+            "4e6",
+            "--sample-s",
+            "0.001",
+            "--fit-steps",
+            "2",
+        ]
+    )
     assert "== 1." in stdout and "== 2." in stdout and "gpu.sh done" in stdout
     step = json.loads((tmp_path / "gpu_step.json").read_text())
-    assert {r["variant"] for r in step["rows"]} == {"optax", "optim.flatten", "fit.flat",
-                                                    "fit.tree"}
+    assert {r["variant"] for r in step["rows"]} == {
+        "optax",
+        "optim.flatten",
+        "fit.flat",
+        "fit.tree",
+    }
     hbm = json.loads((tmp_path / "gpu_hbm.json").read_text())
     assert hbm["settings"]["peak_bandwidth"] == 1e11
     for row in hbm["rows"]:
-        assert 0 < row["step_fraction_of_peak"] == pytest.approx(
-            row["bytes_moved_per_step"] / (row["step_ms"] * 1e-3) / 1e11)
+        assert (
+            0
+            < row["step_fraction_of_peak"]
+            == pytest.approx(row["bytes_moved_per_step"] / (row["step_ms"] * 1e-3) / 1e11)
+        )
     assert "% of peak" in stdout
 
 
@@ -108,8 +182,10 @@ def test_fit_vs_loop(tmp_path):
 @pytest.mark.slow
 def test_sweep(tmp_path):
     output = tmp_path / "sweep.json"
-    stdout = run([sys.executable, "benchmarks/sweep.py", "--repeats", "1", "--output",
-                  str(output)], timeout=600)
+    stdout = run(
+        [sys.executable, "benchmarks/sweep.py", "--repeats", "1", "--output", str(output)],
+        timeout=600,
+    )
     assert "speedup" in stdout
     assert len(json.loads(output.read_text())["results"]) == 2
 

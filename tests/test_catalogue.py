@@ -77,8 +77,13 @@ GRAD_VARIANTS = {"lbfgs": lambda lr: optim.lbfgs(lr, linesearch=None)}
 
 # The extra keyword arguments of update each optimizer asks for (the rest take none; ours
 # would ignore them, but lbfgs's line search hands every extra argument to value_fn).
-EXTRAS = {"lbfgs": ("value", "grad", "value_fn"), "polyak_sgd": ("value",),
-          "sophia": ("obj_fn",), "momo": ("value",), "momo_adam": ("value",)}
+EXTRAS = {
+    "lbfgs": ("value", "grad", "value_fn"),
+    "polyak_sgd": ("value",),
+    "sophia": ("obj_fn",),
+    "momo": ("value",),
+    "momo_adam": ("value",),
+}
 
 
 def _step(tx, params, state, name=""):

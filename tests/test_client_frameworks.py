@@ -75,8 +75,10 @@ def adamw(lib: Any, f: Callable[[float], Any], mask: Any = None) -> Any:
 
 def sgd_with_masked_decay(lib: Any, f: Callable[[float], Any]) -> Any:
     """Nesterov SGD with L2 weight decay on the matrices (optax's recipe for SGDW)."""
-    return lib.chain(lib.add_decayed_weights(f(1e-3), mask=decay_matrices),
-                     lib.sgd(f(0.1), f(0.9), nesterov=True))
+    return lib.chain(
+        lib.add_decayed_weights(f(1e-3), mask=decay_matrices),
+        lib.sgd(f(0.1), f(0.9), nesterov=True),
+    )
 
 
 # name -> (builder like ``adamw``, batch size); ``None`` as the batch size is full batch.
@@ -136,8 +138,9 @@ class Framework:
 
 @functools.cache  # built once per session: no path modifies a model, each returns new ones
 def equinox_framework() -> Framework:
-    model = eqx.nn.MLP(64, CLASSES, HIDDEN, depth=2, activation=jax.nn.relu,
-                       key=jax.random.PRNGKey(0))
+    model = eqx.nn.MLP(
+        64, CLASSES, HIDDEN, depth=2, activation=jax.nn.relu, key=jax.random.PRNGKey(0)
+    )
 
     def check_type(trained: Any) -> None:
         assert isinstance(trained, eqx.nn.MLP)
@@ -172,8 +175,10 @@ def nnx_framework() -> Framework:
 
     def check_type(trained: Any) -> None:
         assert isinstance(trained, nnx.State)
-        assert all(isinstance(v, nnx.Param) for v in jax.tree.leaves(
-            trained, is_leaf=lambda x: isinstance(x, nnx.Variable)))
+        assert all(
+            isinstance(v, nnx.Param)
+            for v in jax.tree.leaves(trained, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        )
         assert isinstance(nnx.merge(graphdef, trained, rest), NnxMLP)
 
     return Framework(
@@ -211,8 +216,9 @@ def linen_framework(freeze: bool = False) -> Framework:
 FRAMEWORKS = {"equinox": equinox_framework, "nnx": nnx_framework, "linen": linen_framework}
 
 
-def hand_loop(fw: Framework, tx: Any, batches: list[Any], view: Callable,
-              apply_updates: Callable) -> tuple[Any, jax.Array]:
+def hand_loop(
+    fw: Framework, tx: Any, batches: list[Any], view: Callable, apply_updates: Callable
+) -> tuple[Any, jax.Array]:
     """The loop a framework user writes: a jitted step, called once per batch.
 
     ``tx`` sees ``view(params)`` (the parameters themselves for ours) and ``apply_updates``
@@ -271,8 +277,9 @@ def test_optim_optax_and_fit_train_the_same(framework, optimizer, digits, miniba
 
     ours_params, ours = optim_loop(fw, build(optim, float), batches)
     optax_params, theirs = optax_loop(fw, build(optax, _f32), batches)
-    fitted = optim.fit(fw.loss, fw.params, build(optim, float), digits, steps=STEPS,
-                       batch_size=batch_size, key=KEY)
+    fitted = optim.fit(
+        fw.loss, fw.params, build(optim, float), digits, steps=STEPS, batch_size=batch_size, key=KEY
+    )
 
     np.testing.assert_allclose(ours, theirs, rtol=RTOL)
     np.testing.assert_allclose(fitted.losses, theirs, rtol=RTOL)
@@ -313,8 +320,11 @@ def test_full_nnx_state_with_rng_counters_is_rejected_naming_the_leaf():
 
     model = WithDropout(nnx.Rngs(0))
     _, everything = nnx.split(model)
-    with pytest.raises(TypeError, match=r"params\['dropout'\]\['rngs'\]\['count'\]\.value is an "
-                                        r"array of dtype uint32"):
+    with pytest.raises(
+        TypeError,
+        match=r"params\['dropout'\]\['rngs'\]\['count'\]\.value is an "
+        r"array of dtype uint32",
+    ):
         optim.adam(1e-3).init(everything)
     _, trainable, _ = nnx.split(model, nnx.Param, ...)
     state = optim.adam(1e-3).init(trainable)
@@ -322,9 +332,7 @@ def test_full_nnx_state_with_rng_counters_is_rejected_naming_the_leaf():
     assert jax.tree.structure(state[0].mu) == jax.tree.structure(trainable)
 
 
-@pytest.mark.parametrize(
-    "framework", _cases(list(FRAMEWORKS))
-)
+@pytest.mark.parametrize("framework", _cases(list(FRAMEWORKS)))
 def test_weight_decay_mask_tree_matches_optax(framework, digits):
     """A mask given as a tree made from the model (``jax.tree.map`` over an equinox module is
     an equinox module, an nnx ``State``, a dict): one AdamW update against optax's, in eager

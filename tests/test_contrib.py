@@ -410,7 +410,9 @@ def test_signatures_match_optax():
     ]
     lowercase = [n for n in optim.contrib.__all__ if n[0].islower()]
     assert [n for n in lowercase if not hasattr(THEIRS, n)] == [
-        "scale_by_dog", "scale_by_dowg", "scale_by_prodigy"
+        "scale_by_dog",
+        "scale_by_dowg",
+        "scale_by_prodigy",
     ]
     # Ours only: scale_by_prodigy takes prodigy's arguments; optax.contrib has scale_by_dog and
     # scale_by_dowg in its _dog module without exporting them.

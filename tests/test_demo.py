@@ -37,8 +37,14 @@ def test_default_table(default_run):
     lines = output.splitlines()
     assert lines[0].startswith("linreg: ") and "1000 steps, seed 0" in lines[0]
     assert lines[1].startswith("closed-form least-squares optimum L* = ")
-    for title in ["optimizer", "final train loss", "gap to L*", "rel. gap", "steps to 1% of L*",
-                  "fit ms (compile excluded)"]:
+    for title in [
+        "optimizer",
+        "final train loss",
+        "gap to L*",
+        "rel. gap",
+        "steps to 1% of L*",
+        "fit ms (compile excluded)",
+    ]:
         assert title in lines[2]
     labels = [line.split()[0] for line in lines[3:6]]
     assert labels == ["gd:lr=0.5", "sgd:lr=0.1", "adam:lr=0.05"] == [r.label for r in runs]
@@ -111,8 +117,9 @@ def test_bad_optimizer_token_is_an_argparse_error(token, message, capsys):
 
 
 def test_module_help():
-    result = subprocess.run([sys.executable, "-m", "optim", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "optim", "--help"], capture_output=True, text=True, check=True
+    )
     for option in ["--problem", "--optimizers", "--steps", "--seed", "--output", "--no-plot"]:
         assert option in result.stdout
     assert "linreg: gd:lr=0.5 sgd:lr=0.1 adam:lr=0.05" in " ".join(result.stdout.split())
@@ -120,7 +127,12 @@ def test_module_help():
 
 def test_module_entry_point(tmp_path):
     path = tmp_path / "curves.png"
-    result = subprocess.run([sys.executable, "-m", "optim", "--steps", "50", "--output", str(path)],
-                            capture_output=True, text=True, check=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "optim", "--steps", "50", "--output", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert "50 steps" in result.stdout and "adam:lr=0.05" in result.stdout
     assert path.read_bytes().startswith(PNG_SIGNATURE)

@@ -55,9 +55,9 @@ class ChunkSpy:
         new = jax.tree.leaves((out[0].arrays, out[0].opt_state))
         self.live.append(live((SIZE,)))
         self.carried.append(sum(x.shape == (SIZE,) for x in new))
-        self.consumed.append(all(
-            x.is_deleted() for x in jax.tree.leaves((carry.arrays, carry.opt_state))
-        ))
+        self.consumed.append(
+            all(x.is_deleted() for x in jax.tree.leaves((carry.arrays, carry.opt_state)))
+        )
         return out
 
 
@@ -75,8 +75,16 @@ def run_fit(monkeypatch: pytest.MonkeyPatch, run_chunk: Any, flatten: bool) -> t
     spy = ChunkSpy(run_chunk)
     monkeypatch.setattr(optim.train, "run_chunk", spy)
     before = live((SIZE,))
-    result = optim.fit(loss, params, optim.adam(1e-2), data, steps=16, chunk_size=4,
-                       progress=False, flatten=flatten)
+    result = optim.fit(
+        loss,
+        params,
+        optim.adam(1e-2),
+        data,
+        steps=16,
+        chunk_size=4,
+        progress=False,
+        flatten=flatten,
+    )
     # 4 chunks, each through run_chunk; the carry is built by a separate compiled init from
     # copies of the caller's arrays
     assert result.losses.shape == (16,) and len(spy.live) >= 3
@@ -86,8 +94,6 @@ def run_fit(monkeypatch: pytest.MonkeyPatch, run_chunk: Any, flatten: bool) -> t
 def undonated_run_chunk() -> Any:
     """The chunk ``fit`` compiles, jitted without donation: a stand-in that keeps copies."""
     return jax.jit(optim._engine._chunk, static_argnames=optim._engine._STATIC)
-
-
 
 
 @pytest.mark.parametrize("flatten", [False, True], ids=["tree", "flat"])

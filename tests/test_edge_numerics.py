@@ -603,9 +603,7 @@ def _loss_after_adam_steps(lib, lr, b1, eps, moving_only=False):
 def _hypergradients(lib, moving_only=False):
     """d loss / d (learning rate, b1, eps) at (0.1, 0.9, 1e-8)."""
     hyper = (jnp.float32(0.1), jnp.float32(0.9), jnp.float32(1e-8))
-    grad = jax.grad(
-        lambda h: _loss_after_adam_steps(lib, *h, moving_only=moving_only), argnums=0
-    )
+    grad = jax.grad(lambda h: _loss_after_adam_steps(lib, *h, moving_only=moving_only), argnums=0)
     return np.array(jax.jit(grad)(hyper))
 
 

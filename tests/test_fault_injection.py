@@ -72,9 +72,11 @@ class Kill:
     latest_complete: int  # the latest complete checkpoint afterwards
 
     def __str__(self) -> str:
-        return (f"{self.delay_s * 1e3:.0f} ms after the write of step {self.aimed_at} started "
-                f"(writes took {self.write_s * 1e3:.0f} ms): {self.landed}; latest complete "
-                f"checkpoint: step {self.latest_complete}")
+        return (
+            f"{self.delay_s * 1e3:.0f} ms after the write of step {self.aimed_at} started "
+            f"(writes took {self.write_s * 1e3:.0f} ms): {self.landed}; latest complete "
+            f"checkpoint: step {self.latest_complete}"
+        )
 
 
 def phase_of(folder: Path) -> str:
@@ -96,13 +98,23 @@ def phase_of(folder: Path) -> str:
     return "folder created, nothing written yet"
 
 
-def launch(directory: Path, output: Path, log: Path, *, resume: bool, steps: int,
-           every: int) -> subprocess.Popen:
+def launch(
+    directory: Path, output: Path, log: Path, *, resume: bool, steps: int, every: int
+) -> subprocess.Popen:
     """Start the training script (CPU) with its stderr in ``log``."""
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": pythonpath}
-    command = [sys.executable, str(SCRIPT), str(directory), str(output), "--steps", str(steps),
-               "--checkpoint-every", str(every), *(["--resume"] if resume else [])]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        str(directory),
+        str(output),
+        "--steps",
+        str(steps),
+        "--checkpoint-every",
+        str(every),
+        *(["--resume"] if resume else []),
+    ]
     with open(log, "wb") as stderr:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 
@@ -138,8 +150,13 @@ def poll(condition: Callable[[], Any], process: subprocess.Popen, log: Path, wha
     return found
 
 
-def kill_during_a_write(process: subprocess.Popen, directory: Path, log: Path,
-                        rng: random.Random, max_delay_fraction: float) -> Kill:
+def kill_during_a_write(
+    process: subprocess.Popen,
+    directory: Path,
+    log: Path,
+    rng: random.Random,
+    max_delay_fraction: float,
+) -> Kill:
     """Let one or two checkpoint writes of the run complete (timing them), then SIGKILL it a
     random fraction (up to ``max_delay_fraction``) of that time after the next write starts."""
     seen = temporary_folders(directory)  # debris of an earlier kill: not a write of this run
@@ -171,9 +188,14 @@ def kill_during_a_write(process: subprocess.Popen, directory: Path, log: Path,
         landed = f"in the write of step {step_of(debris[0].name)}: {phase_of(debris[0])}"
     else:
         landed = "between writes (training, or just after a rename)"
-    return Kill(aimed_at=step_of(name), delay_s=delay, write_s=write_s, landed=landed,
-                debris=debris[0] if debris else None,
-                latest_complete=checkpoint.latest_step(directory))
+    return Kill(
+        aimed_at=step_of(name),
+        delay_s=delay,
+        write_s=write_s,
+        landed=landed,
+        debris=debris[0] if debris else None,
+        latest_complete=checkpoint.latest_step(directory),
+    )
 
 
 def step_of(temporary_folder: str) -> int:
@@ -185,15 +207,17 @@ def read_result(path: Path) -> dict[str, np.ndarray]:
         return dict(arrays)
 
 
-def kill_and_resume(tmp_path: Path, *, kills: int, steps: int, every: int,
-                    max_delay_fraction: float) -> list[Kill]:
+def kill_and_resume(
+    tmp_path: Path, *, kills: int, steps: int, every: int, max_delay_fraction: float
+) -> list[Kill]:
     """Kill the training script ``kills`` times during checkpoint writes, resuming it after
     each, let the last resumed run finish, and check it against an uninterrupted run (started
     first, in parallel)."""
     rng = random.Random()
     reference_out, reference_log = tmp_path / "reference.npz", tmp_path / "reference.log"
-    reference = launch(tmp_path / "reference", reference_out, reference_log, resume=False,
-                       steps=steps, every=every)
+    reference = launch(
+        tmp_path / "reference", reference_out, reference_log, resume=False, steps=steps, every=every
+    )
     directory, output = tmp_path / "killed", tmp_path / "killed.npz"
     record = []
     try:
@@ -265,10 +289,19 @@ STEPS, EVERY = 20, 5
 
 def run(directory: Path, data: Any = None, **kwargs: Any) -> optim.FitResult:
     """Adam on minibatches, 20 steps, a checkpoint every 5 in ``directory``."""
-    return optim.fit(mse, {"w": jnp.zeros(3), "b": jnp.zeros(())}, optim.adam(0.05),
-                     regression_data() if data is None else data, steps=STEPS, batch_size=8,
-                     key=jax.random.PRNGKey(3), checkpoint_dir=directory,
-                     checkpoint_every=EVERY, progress=False, **kwargs)
+    return optim.fit(
+        mse,
+        {"w": jnp.zeros(3), "b": jnp.zeros(())},
+        optim.adam(0.05),
+        regression_data() if data is None else data,
+        steps=STEPS,
+        batch_size=8,
+        key=jax.random.PRNGKey(3),
+        checkpoint_dir=directory,
+        checkpoint_every=EVERY,
+        progress=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -319,19 +352,20 @@ def test_resume_with_numpy_data(checkpoints, uninterrupted):
 
 
 _fail_after_writing_the_arrays = functools.partial(write_arrays_then_fail, only=".tmp-step_10-")
-_fail_half_way_through_the_manifest = functools.partial(
-    write_half_a_manifest, only=".tmp-step_10-"
-)
+_fail_half_way_through_the_manifest = functools.partial(write_half_a_manifest, only=".tmp-step_10-")
 
 
 @pytest.mark.parametrize(
     ("writer", "failing"),
-    [("_write_arrays", _fail_after_writing_the_arrays),
-     ("_write_file", _fail_half_way_through_the_manifest)],
+    [
+        ("_write_arrays", _fail_after_writing_the_arrays),
+        ("_write_file", _fail_half_way_through_the_manifest),
+    ],
     ids=["after-the-arrays", "in-the-manifest"],
 )
-def test_disk_full_during_fits_checkpoint_write(tmp_path, monkeypatch, uninterrupted, writer,
-                                                failing):
+def test_disk_full_during_fits_checkpoint_write(
+    tmp_path, monkeypatch, uninterrupted, writer, failing
+):
     """The second checkpoint (step 10) hits a full disk: fit stops with an error naming the
     checkpoint directory, step 5 stays intact with no debris, and resuming from it (disk space
     back) reproduces the uninterrupted run."""
@@ -350,8 +384,10 @@ def test_the_two_newest_checkpoints_corrupted_falls_back_two(checkpoints, uninte
     """Step 20's manifest and step 15's largest array file truncated: resume warns naming
     both files, continues from step 10, writes steps 15 and 20 again (intact: a second resume
     warns about nothing) and reproduces the uninterrupted run."""
-    damaged = [truncate(checkpoints / "step_20" / "manifest.json"),
-               truncate(largest_array_file(checkpoints / "step_15"))]
+    damaged = [
+        truncate(checkpoints / "step_20" / "manifest.json"),
+        truncate(largest_array_file(checkpoints / "step_15")),
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run(checkpoints, resume=True)
@@ -412,10 +448,14 @@ def plant_step_file(folder: Path, payload: bytes) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("plant", [plant_in_array_file, plant_forged_checkpoint,
-                                   plant_step_file], ids=lambda f: f.__name__[6:])
-def test_a_planted_pickle_payload_is_never_executed(checkpoints, uninterrupted, tmp_path,
-                                                    monkeypatch, plant):
+@pytest.mark.parametrize(
+    "plant",
+    [plant_in_array_file, plant_forged_checkpoint, plant_step_file],
+    ids=lambda f: f.__name__[6:],
+)
+def test_a_planted_pickle_payload_is_never_executed(
+    checkpoints, uninterrupted, tmp_path, monkeypatch, plant
+):
     """A pickle payload in or instead of the latest checkpoint (step 20): resume never
     unpickles anything, skips it with a warning naming the planted file and recomputes
     from step 15 to the uninterrupted run's result."""
@@ -430,8 +470,12 @@ def test_a_planted_pickle_payload_is_never_executed(checkpoints, uninterrupted, 
         raise AssertionError("fit(resume=True) unpickled or called np.load")
 
     with monkeypatch.context() as patch:
-        for module, name in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"),
-                             (np, "load")]:
+        for module, name in [
+            (pickle, "load"),
+            (pickle, "loads"),
+            (pickle, "Unpickler"),
+            (np, "load"),
+        ]:
             patch.setattr(module, name, forbidden)
         with pytest.warns(UserWarning, match=re.escape(str(planted))):
             result = run(checkpoints, resume=True)

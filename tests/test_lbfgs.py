@@ -236,8 +236,9 @@ def test_extra_arguments_reach_value_fn():
         params, state, value, grad = step(params, state)
     assert jnp.allclose(params, jnp.array([1.0, -2.0, 0.5]), atol=1e-4)
     # An extra argument value_fn does not take is ignored, as unknown extras are everywhere.
-    ignored, _ = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss, x=x, y=y,
-                           z=1)
+    ignored, _ = tx.update(
+        grad, state, params, value=value, grad=grad, value_fn=loss, x=x, y=y, z=1
+    )
     plain, _ = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss, x=x, y=y)
     assert jnp.array_equal(ignored, plain)
     with pytest.raises(TypeError, match=r"\['value_fn'\]"):
@@ -412,8 +413,7 @@ def test_fit_runs_lbfgs_with_its_line_search(lib):
 
     hand, values, _ = run(lib if lib is optax else OURS, tx, loss, params, False, steps=15)
     assert relative_deviation(result.params, hand) <= STRICT
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=STRICT), result.losses,
-                 values)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=STRICT), result.losses, values)
     # Least squares: L-BFGS reaches the closed-form optimum.
     x1 = jnp.concatenate([data[0], jnp.ones((32, 1))], axis=1)
     optimum = jnp.linalg.lstsq(x1, data[1])[0]
@@ -425,14 +425,28 @@ def test_fit_lbfgs_on_minibatches_searches_each_batch():
     run converges on a consistent least-squares problem (the same optimum for every batch)."""
     x, _ = _regression_data(64)
     y = x @ jnp.array([1.0, -2.0, 0.5, 3.0]) + 0.7
-    result = optim.fit(_mse, {"w": jnp.zeros(4), "b": jnp.zeros(())}, optim.lbfgs(), (x, y),
-                       steps=30, batch_size=16, key=jax.random.PRNGKey(0))
+    result = optim.fit(
+        _mse,
+        {"w": jnp.zeros(4), "b": jnp.zeros(())},
+        optim.lbfgs(),
+        (x, y),
+        steps=30,
+        batch_size=16,
+        key=jax.random.PRNGKey(0),
+    )
     np.testing.assert_allclose(result.params["w"], [1.0, -2.0, 0.5, 3.0], atol=1e-3)
     np.testing.assert_allclose(result.params["b"], 0.7, atol=1e-3)
 
 
 def test_fit_refuses_lbfgs_with_accumulation():
     with pytest.raises(ValueError, match=r"accumulate=2 .*line-search optimizer \(lbfgs\)"):
-        optim.fit(_mse, {"w": jnp.zeros(4), "b": jnp.zeros(())}, optim.lbfgs(),
-                  _regression_data(), steps=2, batch_size=8, accumulate=2,
-                  key=jax.random.PRNGKey(0))
+        optim.fit(
+            _mse,
+            {"w": jnp.zeros(4), "b": jnp.zeros(())},
+            optim.lbfgs(),
+            _regression_data(),
+            steps=2,
+            batch_size=8,
+            accumulate=2,
+            key=jax.random.PRNGKey(0),
+        )

@@ -22,8 +22,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--layers", "1", "--d-model", "32", "--heads", "2", "--context", "16", "--batch", "2",
-        "--batches", "2", "--repeats", "2", "--steps-per-sample", "1", "--opt-sample-s", "0.001"]
+TINY = [
+    "--layers",
+    "1",
+    "--d-model",
+    "32",
+    "--heads",
+    "2",
+    "--context",
+    "16",
+    "--batch",
+    "2",
+    "--batches",
+    "2",
+    "--repeats",
+    "2",
+    "--steps-per-sample",
+    "1",
+    "--opt-sample-s",
+    "0.001",
+]
 TOKENS_PER_STEP = 2 * 16
 TRAIN_STEPS = 3 + 2 * 1  # three warm-up steps, then --repeats x --steps-per-sample
 
@@ -31,9 +49,14 @@ TRAIN_STEPS = 3 + 2 * 1  # three warm-up steps, then --repeats x --steps-per-sam
 def run_lm(tmp_path: Path, *args: str) -> tuple[str, dict]:
     output = tmp_path / "lm.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "benchmarks/lm.py", *TINY, *args, "--output",
-                           str(output)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/lm.py", *TINY, *args, "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"lm.py {args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout, json.loads(output.read_text())
 
@@ -56,8 +79,11 @@ def check_run(stdout: str, results: dict, kinds: list[str]) -> dict[str, dict]:
         assert row["step_ms"] > 0 and row["optimizer_step_ms"] > 0
         assert row["compile_step_s"] > 0 and row["compile_optimizer_step_s"] > 0
         assert row["tokens_per_s"] == pytest.approx(TOKENS_PER_STEP / (row["step_ms"] * 1e-3))
-        assert row["optimizer_share"] == pytest.approx(statistics.median(  # sample by sample
-            o / s for o, s in zip(row["optimizer_step_ms_all"], row["step_ms_all"], strict=True)))
+        assert row["optimizer_share"] == pytest.approx(
+            statistics.median(  # sample by sample
+                o / s for o, s in zip(row["optimizer_step_ms_all"], row["step_ms_all"], strict=True)
+            )
+        )
         assert row["state_bytes_per_param"] == pytest.approx(row["state_bytes"] / params)
         assert row["train_steps"] == TRAIN_STEPS
         assert row["loss_last"] < row["loss_first"]  # it trains
@@ -81,8 +107,9 @@ def check_run(stdout: str, results: dict, kinds: list[str]) -> dict[str, dict]:
 
 def test_gpu_path_on_the_cpu(tmp_path):
     # No time budget (the GPU's is 170 s): a slow test machine must not skip the peak.
-    stdout, results = run_lm(tmp_path, "--device", "gpu", "--kinds", "adamw.int8",
-                             "--peak", "process", "--budget-s", "0")
+    stdout, results = run_lm(
+        tmp_path, "--device", "gpu", "--kinds", "adamw.int8", "--peak", "process", "--budget-s", "0"
+    )
     rows = check_run(stdout, results, ["adamw.int8"])
     assert results["settings"]["precision"] == "params=float32,compute=bfloat16,output=float32"
     assert any("JAX found no GPU" in note for note in results["notes"])
@@ -98,30 +125,46 @@ def test_gpu_path_on_the_cpu(tmp_path):
 def test_cpu_path(tmp_path):
     # d_model 128: Adafactor factors matrices whose two largest dimensions are 128 or more.
     # A budget of 1 s is spent by the compiles: 3 samples asked for, the 2 at least are taken.
-    stdout, results = run_lm(tmp_path, "--kinds", "optax,adamw.bf16,adafactor",
-                             "--d-model", "128", "--repeats", "3", "--budget-s", "1")
+    stdout, results = run_lm(
+        tmp_path,
+        "--kinds",
+        "optax,adamw.bf16,adafactor",
+        "--d-model",
+        "128",
+        "--repeats",
+        "3",
+        "--budget-s",
+        "1",
+    )
     rows = check_run(stdout, results, ["optax", "adamw.bf16", "adafactor"])
     assert results["settings"]["precision"] == "params=float32,compute=float32,output=float32"
     assert "in the main process" in stdout
-    assert results["notes"] == ["optax, adamw.bf16, adafactor: 2 samples instead of 3, to stay "
-                                "within --budget-s 1"]
+    assert results["notes"] == [
+        "optax, adamw.bf16, adafactor: 2 samples instead of 3, to stay within --budget-s 1"
+    ]
     params = results["model"]["params"]
     assert rows["optax"]["state_bytes"] == 8 * params + 4  # float32 mu, nu; an int32 count
     assert rows["adamw.bf16"]["state_bytes"] == 4 * params + 4  # bfloat16 mu, nu
     assert rows["adafactor"]["state_bytes_per_param"] < 0.5  # rows and columns
     assert rows["optax"]["step_over_optax"] == 1.0
     for row in rows.values():
-        assert row["step_over_optax"] == pytest.approx(statistics.median(
-            a / b for a, b in zip(row["step_ms_all"], rows["optax"]["step_ms_all"], strict=True)))
+        assert row["step_over_optax"] == pytest.approx(
+            statistics.median(
+                a / b for a, b in zip(row["step_ms_all"], rows["optax"]["step_ms_all"], strict=True)
+            )
+        )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--heads", "3", "--d-model", "32"], "--heads (3) must divide --d-model (32)"),
-    (["--kinds", "adamw,sgd"], "--kinds: unknown ['sgd']"),
-    (["--vocab-size", "100"], "--vocab-size must be at least 256"),
-    (["--batch", "0"], "--batch must be at least 1, got 0"),
-    (["--precision", "compute=int8"], "--precision: compute_dtype must be a real floating"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--heads", "3", "--d-model", "32"], "--heads (3) must divide --d-model (32)"),
+        (["--kinds", "adamw,sgd"], "--kinds: unknown ['sgd']"),
+        (["--vocab-size", "100"], "--vocab-size must be at least 256"),
+        (["--batch", "0"], "--batch must be at least 1, got 0"),
+        (["--precision", "compute=int8"], "--precision: compute_dtype must be a real floating"),
+    ],
+)
 def test_bad_flags_name_the_flag(monkeypatch, capsys, args, message):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # lm.py imports its sibling
     spec = importlib.util.spec_from_file_location("lm", ROOT / "benchmarks" / "lm.py")

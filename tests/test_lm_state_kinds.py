@@ -74,10 +74,26 @@ class LMRun:
 
 
 # Notebook 05's full run and its quick run (OPTIM_QUICK=1).
-FULL = LMRun(corpus_bytes=1_000_000, context_length=64, d_model=64, num_heads=4, num_layers=4,
-             steps=1000, batch_size=32, eval_every=100)
-TINY = LMRun(corpus_bytes=200_000, context_length=32, d_model=32, num_heads=2, num_layers=2,
-             steps=40, batch_size=16, eval_every=20)
+FULL = LMRun(
+    corpus_bytes=1_000_000,
+    context_length=64,
+    d_model=64,
+    num_heads=4,
+    num_layers=4,
+    steps=1000,
+    batch_size=32,
+    eval_every=100,
+)
+TINY = LMRun(
+    corpus_bytes=200_000,
+    context_length=32,
+    d_model=32,
+    num_heads=2,
+    num_layers=2,
+    steps=40,
+    batch_size=16,
+    eval_every=20,
+)
 
 
 def _decayed(model):
@@ -97,13 +113,18 @@ def _optimizer(run: LMRun, kind: str):
         # Factored second moment, no first moment; the same schedule and decoupled decay as
         # AdamW (Adafactor's weight_decay_rate is not multiplied by the learning rate).
         return optim.adafactor(
-            schedule(run.peak_learning_rate), min_dim_size_to_factor=32,
+            schedule(run.peak_learning_rate),
+            min_dim_size_to_factor=32,
             multiply_by_parameter_scale=False,
             weight_decay_rate=schedule(run.weight_decay * run.peak_learning_rate),
             weight_decay_mask=_decayed,
         )
-    return quantized.adamw(schedule(run.peak_learning_rate), weight_decay=run.weight_decay,
-                           mask=_decayed, state_dtype=kind)
+    return quantized.adamw(
+        schedule(run.peak_learning_rate),
+        weight_decay=run.weight_decay,
+        mask=_decayed,
+        state_dtype=kind,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,16 +144,31 @@ def train_state_kinds(
     train, valid = text.train_validation_split(tokens, 0.1)
     train, valid = text.windows(train, run.context_length), text.windows(valid, run.context_length)
     model = Transformer.init(
-        jax.random.PRNGKey(init_seed), vocab_size=256, context_length=run.context_length,
-        d_model=run.d_model, num_heads=run.num_heads, num_layers=run.num_layers,
+        jax.random.PRNGKey(init_seed),
+        vocab_size=256,
+        context_length=run.context_length,
+        d_model=run.d_model,
+        num_heads=run.num_heads,
+        num_layers=run.num_layers,
     )
     outcomes = {}
     for kind in kinds:
-        result = optim.fit(lm_loss, model, _optimizer(run, kind), train, steps=run.steps,
-                           batch_size=run.batch_size, key=jax.random.PRNGKey(batch_seed),
-                           eval_data=valid, eval_every=run.eval_every, progress=False)
-        outcomes[kind] = Outcome(float(result.eval_metrics["loss"][-1]),
-                                 optim.bytes_per_parameter(result.opt_state, model))
+        result = optim.fit(
+            lm_loss,
+            model,
+            _optimizer(run, kind),
+            train,
+            steps=run.steps,
+            batch_size=run.batch_size,
+            key=jax.random.PRNGKey(batch_seed),
+            eval_data=valid,
+            eval_every=run.eval_every,
+            progress=False,
+        )
+        outcomes[kind] = Outcome(
+            float(result.eval_metrics["loss"][-1]),
+            optim.bytes_per_parameter(result.opt_state, model),
+        )
     return outcomes
 
 
@@ -187,10 +223,13 @@ def test_int8_and_bfloat16_within_one_percent_of_float32(record_property):
         _check_bytes_per_parameter(outcomes, int8_bound=2.2)
         pair = _relative_to_float32(outcomes)
         for kind, outcome in outcomes.items():
-            record_property(f"seed{seed}_{kind}", (outcome.valid_loss, pair[kind],
-                                                   outcome.bytes_per_parameter))
-            print(f"batch seed {seed}: {kind:10s} valid loss {outcome.valid_loss:.4f} "
-                  f"({pair[kind]:+.2%}), {outcome.bytes_per_parameter:.3f} bytes/parameter")
+            record_property(
+                f"seed{seed}_{kind}", (outcome.valid_loss, pair[kind], outcome.bytes_per_parameter)
+            )
+            print(
+                f"batch seed {seed}: {kind:10s} valid loss {outcome.valid_loss:.4f} "
+                f"({pair[kind]:+.2%}), {outcome.bytes_per_parameter:.3f} bytes/parameter"
+            )
         for kind in relative:
             relative[kind].append(pair[kind])
     for kind, values in relative.items():

@@ -29,12 +29,23 @@ def test_two_processes_equal_one():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     port = str(_free_port())
     workers = [
-        subprocess.Popen([sys.executable, str(SCRIPT), str(i), "2", port], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(i), "2", port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
-    reference = subprocess.run([sys.executable, str(SCRIPT), "-1", "1", "0"], env=env,
-                               capture_output=True, text=True, timeout=300, check=True)
+    reference = subprocess.run(
+        [sys.executable, str(SCRIPT), "-1", "1", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     outputs = []
     for worker in workers:
         out, err = worker.communicate(timeout=300)

@@ -19,5 +19,9 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPTIM_QUICK", "1")
     # Runs in tmp_path so that any file a notebook writes lands there; a failing cell raises
     # CellExecutionError with its source and traceback.
-    NotebookClient(notebook, kernel_name="python3", timeout=300,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=300,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()

@@ -177,10 +177,14 @@ def test_state_names_and_fields_match_optax(params):
     pairs = [
         (OURS.zero_nans(), optax.zero_nans()),
         (OURS.apply_every(2), optax.apply_every(2)),
-        (OURS.conditionally_mask(OURS.sgd(0.1), _even), optax.conditionally_mask(
-            optax.sgd(0.1), _even)),
-        (OURS.conditionally_transform(OURS.sgd(0.1), _even), optax.conditionally_transform(
-            optax.sgd(0.1), _even)),
+        (
+            OURS.conditionally_mask(OURS.sgd(0.1), _even),
+            optax.conditionally_mask(optax.sgd(0.1), _even),
+        ),
+        (
+            OURS.conditionally_transform(OURS.sgd(0.1), _even),
+            optax.conditionally_transform(optax.sgd(0.1), _even),
+        ),
         (OURS.adaptive_grad_clip(0.1), optax.adaptive_grad_clip(0.1)),
         (OURS.keep_params_nonnegative(), optax.keep_params_nonnegative()),
     ]
@@ -293,9 +297,9 @@ def test_scale_gradient_against_optax(params, scale):
 def test_scale_gradient_traced_scale_and_passthrough(params):
     """A traced scale (vmap, jit) works; non-float leaves pass through; dtype is kept."""
     scales = jnp.array([0.5, -2.0, 0.0])
-    batched = jax.jit(
-        jax.vmap(lambda s: jax.grad(_loss_through(OURS.scale_gradient, s))(params))
-    )(scales)
+    batched = jax.jit(jax.vmap(lambda s: jax.grad(_loss_through(OURS.scale_gradient, s))(params)))(
+        scales
+    )
     unscaled = jax.grad(_loss_through(OURS.scale_gradient, 1.0))(params)
     for i, s in enumerate(scales):
         expected = jax.tree.map(lambda g, s=s: g * s, unscaled)
@@ -359,8 +363,11 @@ def test_per_example_clipping_jit_vmap_complex_and_passthrough():
 )
 def test_per_example_clipping_errors(function):
     name = function.__name__
-    with pytest.raises(ValueError, match=rf"{name}: grads\['c'\] has 4 examples on axis 0 but "
-                       r"grads\['a'\] has 8"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: grads\['c'\] has 4 examples on axis 0 but "
+        r"grads\['a'\] has 8",
+    ):
         function({**PER_EXAMPLE, "c": jnp.ones((4, 5))}, 1.0)
     with pytest.raises(ValueError, match=rf"{name}: grads\['s'\] is a scalar"):
         function({**PER_EXAMPLE, "s": jnp.ones(())}, 1.0)
@@ -441,8 +448,11 @@ def test_named_chain_and_selective_transform_checks(params):
         OURS.named_chain(("a", OURS.clip(1.0)), ("a", OURS.sgd(0.1)))
     with pytest.raises(TypeError, match=r"named_chain argument 1 must be a \(name, transf"):
         OURS.named_chain(("a", OURS.clip(1.0)), OURS.sgd(0.1))
-    with pytest.raises(ValueError, match=r"freeze_mask must have the structure of params.*"
-                       r"not in params: freeze_mask\['x'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"freeze_mask must have the structure of params.*"
+        r"not in params: freeze_mask\['x'\]",
+    ):
         OURS.selective_transform(OURS.sgd(0.1), freeze_mask={"x": True}).init(params)
     with pytest.raises(TypeError, match=r"freeze_mask\['dense'\]\['w'\] must be a Python bool"):
         OURS.selective_transform(OURS.sgd(0.1), freeze_mask={"dense": {"w": 1, "b": True}})
@@ -464,8 +474,11 @@ def test_named_chain_and_selective_transform_checks(params):
         (lambda: OURS.normalize_by_update_norm(float("nan")), ValueError, r"scale_factor must"),
         (lambda: OURS.normalize_by_update_norm(1.0, -1.0), ValueError, r"eps must be in \[0.0"),
         (lambda: OURS.normalize_by_update_norm("abc"), TypeError, r"scale_factor must be a num"),
-        (lambda: OURS.per_example_layer_norm_clip(PER_EXAMPLE, 1.0, 1), TypeError,
-         r"uniform must be True or False, got int 1"),
+        (
+            lambda: OURS.per_example_layer_norm_clip(PER_EXAMPLE, 1.0, 1),
+            TypeError,
+            r"uniform must be True or False, got int 1",
+        ),
     ],
 )
 def test_bad_hyperparameters(call, error, message):
@@ -475,8 +488,14 @@ def test_bad_hyperparameters(call, error, message):
 
 @pytest.mark.parametrize(
     "name",
-    ["zero_nans", "centralize", "normalize_by_update_norm", "adaptive_grad_clip",
-     "keep_params_nonnegative", "apply_every"],
+    [
+        "zero_nans",
+        "centralize",
+        "normalize_by_update_norm",
+        "adaptive_grad_clip",
+        "keep_params_nonnegative",
+        "apply_every",
+    ],
 )
 def test_non_array_leaves_pass_through(name):
     """A tree with ``None`` and a Python number: they get ``None`` updates, as everywhere."""
@@ -492,8 +511,13 @@ def test_non_array_leaves_pass_through(name):
 def test_bfloat16_updates_keep_their_dtype():
     params = {"w": jnp.ones((2, 3), jnp.bfloat16)}
     grads = {"w": jnp.full((2, 3), -2.0, jnp.bfloat16)}
-    for tx in (OURS.centralize(), OURS.normalize_by_update_norm(), OURS.apply_every(2),
-               OURS.adaptive_grad_clip(0.1), OURS.keep_params_nonnegative()):
+    for tx in (
+        OURS.centralize(),
+        OURS.normalize_by_update_norm(),
+        OURS.apply_every(2),
+        OURS.adaptive_grad_clip(0.1),
+        OURS.keep_params_nonnegative(),
+    ):
         updates, _ = _step(tx, grads, params)
         assert updates["w"].dtype == jnp.bfloat16, tx
     state = OURS.apply_every(2).init(params)

@@ -255,8 +255,9 @@ def quarter_ulp_tree():
 def test_apply_updates_stochastic_under_jit():
     params, updates = quarter_ulp_tree()
     # params closed over: jit would turn its Python int into a traced int32 array.
-    apply = jax.jit(lambda u, k: (apply_updates_stochastic(params, u, k),
-                                  optim.apply_updates(params, u)))
+    apply = jax.jit(
+        lambda u, k: (apply_updates_stochastic(params, u, k), optim.apply_updates(params, u))
+    )
     new, nearest = apply(updates, jax.random.PRNGKey(7))
     assert new["w"].dtype == BF16 and new["f"].dtype == F32
     np.testing.assert_array_equal(new["frozen"], params["frozen"])
@@ -289,8 +290,16 @@ def test_wrappers_return_updates_that_land_exactly():
         expected_sr = apply_updates_stochastic(params, grads, jax.random.split(sr_state.rng_key)[1])
         kahan_delta, kahan_next = kahan.update(grads, kahan_state, params)
         expected_kahan = apply_updates_kahan(params, grads, kahan_compensation(params))
-        return (sr_state, sr_delta, sr_next, expected_sr,
-                kahan_state, kahan_delta, kahan_next, expected_kahan)
+        return (
+            sr_state,
+            sr_delta,
+            sr_next,
+            expected_sr,
+            kahan_state,
+            kahan_delta,
+            kahan_next,
+            expected_kahan,
+        )
 
     sr_state, sr_delta, sr_next, expected_sr, k_state, k_delta, k_next, expected_k = run(grads)
     assert isinstance(sr_state, StochasticRoundingState) and isinstance(k_state, KahanState)
@@ -349,8 +358,11 @@ def test_bad_input():
     with pytest.raises(TypeError, match="compensation_dtype must be a floating"):
         kahan_summation(optim.sgd(0.1), compensation_dtype=jnp.int32)
     for tx in (stochastic_rounding(optim.sgd(0.1)), kahan_summation(optim.sgd(0.1))):
-        with pytest.raises(ValueError, match=r"needs params \(it rounds the new parameters "
-                                             r"itself\): call update"):
+        with pytest.raises(
+            ValueError,
+            match=r"needs params \(it rounds the new parameters "
+            r"itself\): call update",
+        ):
             jax.eval_shape(lambda t=tx: t.update(grads, t.init(params)))
     with pytest.raises(ValueError, match="compensation does not have the structure"):
         apply_updates_kahan(params, grads, {"v": np.zeros(3)})

@@ -628,9 +628,18 @@ def test_tables_name_known_optimizers() -> None:
     from test_catalogue import CATALOGUE
 
     tables = (
-        ALIAS_ARGUMENTS, ZERO_GRADIENT_MOVES, ZERO_GRADIENT_ROUNDING, REJECTS_COMPLEX,
-        LOOKAHEAD, WIDE_UPDATES, JIT_ULPS_FOR, UPDATES_AT_PARAM_SCALE, STATE_AT_UPDATE_SCALE,
-        INIT_COMPUTES, KNOWN_BUGS, COMPLEX_MESSAGE_BUGS,
+        ALIAS_ARGUMENTS,
+        ZERO_GRADIENT_MOVES,
+        ZERO_GRADIENT_ROUNDING,
+        REJECTS_COMPLEX,
+        LOOKAHEAD,
+        WIDE_UPDATES,
+        JIT_ULPS_FOR,
+        UPDATES_AT_PARAM_SCALE,
+        STATE_AT_UPDATE_SCALE,
+        INIT_COMPUTES,
+        KNOWN_BUGS,
+        COMPLEX_MESSAGE_BUGS,
     )
     for table in tables:
         assert set(table) <= set(CASES), set(table) - set(CASES)

@@ -63,75 +63,200 @@ def case(name: str, warns: str | None = None, **kwargs: Any) -> Case:
 CASES = [
     case("constant_schedule", value=0.5),
     case("constant_schedule", value=-2.0),
-    case("polynomial_schedule", init_value=1.0, end_value=0.01, power=2.0, transition_steps=100,
-         transition_begin=5),
+    case(
+        "polynomial_schedule",
+        init_value=1.0,
+        end_value=0.01,
+        power=2.0,
+        transition_steps=100,
+        transition_begin=5,
+    ),
     case("polynomial_schedule", init_value=0.0, end_value=3.0, power=0.5, transition_steps=7),
-    case("polynomial_schedule", init_value=1.0, end_value=0.0, power=2.0, transition_steps=0,
-         warns="transition_steps"),
-    case("polynomial_schedule", init_value=2.0, end_value=1.0, power=3.0, transition_steps=10,
-         transition_begin=-3, warns="transition_begin"),
+    case(
+        "polynomial_schedule",
+        init_value=1.0,
+        end_value=0.0,
+        power=2.0,
+        transition_steps=0,
+        warns="transition_steps",
+    ),
+    case(
+        "polynomial_schedule",
+        init_value=2.0,
+        end_value=1.0,
+        power=3.0,
+        transition_steps=10,
+        transition_begin=-3,
+        warns="transition_begin",
+    ),
     case("linear_schedule", init_value=1.0, end_value=0.0, transition_steps=10),
-    case("linear_schedule", init_value=-1.0, end_value=1.0, transition_steps=20,
-         transition_begin=3),
+    case(
+        "linear_schedule", init_value=-1.0, end_value=1.0, transition_steps=20, transition_begin=3
+    ),
     case("linear_schedule", init_value=0.1, end_value=0.1, transition_steps=1),
     case("cosine_decay_schedule", init_value=1.0, decay_steps=100),
     case("cosine_decay_schedule", init_value=2.0, decay_steps=37, alpha=0.1, exponent=2.0),
     case("cosine_decay_schedule", init_value=0.5, decay_steps=1, alpha=-0.5),
     case("cosine_decay_schedule", init_value=1.0, decay_steps=10, exponent=0.5),
     case("exponential_decay", init_value=1.0, transition_steps=10, decay_rate=0.5),
-    case("exponential_decay", init_value=1.0, transition_steps=10, decay_rate=0.5,
-         transition_begin=5, staircase=True),
+    case(
+        "exponential_decay",
+        init_value=1.0,
+        transition_steps=10,
+        decay_rate=0.5,
+        transition_begin=5,
+        staircase=True,
+    ),
     case("exponential_decay", init_value=0.1, transition_steps=3, decay_rate=0.9, end_value=0.05),
     case("exponential_decay", init_value=1.0, transition_steps=10, decay_rate=1.5, end_value=3.0),
-    case("exponential_decay", init_value=2.0, transition_steps=7, decay_rate=0.3,
-         transition_begin=4, staircase=True, end_value=0.5),
-    case("exponential_decay", init_value=1.0, transition_steps=10, decay_rate=0.0,
-         end_value=2.0, warns="decay_rate"),
-    case("exponential_decay", init_value=1.0, transition_steps=0, decay_rate=0.5,
-         warns="transition_steps"),
-    case("piecewise_constant_schedule", init_value=1.0,
-         boundaries_and_scales={10: 0.1, 20: 0.01}),
-    case("piecewise_constant_schedule", init_value=2.0,
-         boundaries_and_scales={30: 0.5, 0: 0.5, 5: 2.0, 6: 0.0}),
+    case(
+        "exponential_decay",
+        init_value=2.0,
+        transition_steps=7,
+        decay_rate=0.3,
+        transition_begin=4,
+        staircase=True,
+        end_value=0.5,
+    ),
+    case(
+        "exponential_decay",
+        init_value=1.0,
+        transition_steps=10,
+        decay_rate=0.0,
+        end_value=2.0,
+        warns="decay_rate",
+    ),
+    case(
+        "exponential_decay",
+        init_value=1.0,
+        transition_steps=0,
+        decay_rate=0.5,
+        warns="transition_steps",
+    ),
+    case("piecewise_constant_schedule", init_value=1.0, boundaries_and_scales={10: 0.1, 20: 0.01}),
+    case(
+        "piecewise_constant_schedule",
+        init_value=2.0,
+        boundaries_and_scales={30: 0.5, 0: 0.5, 5: 2.0, 6: 0.0},
+    ),
     case("piecewise_constant_schedule", init_value=1.0),
-    case("piecewise_interpolate_schedule", interpolate_type="linear", init_value=1.0,
-         boundaries_and_scales={4: 0.1, 8: 0.01}),
-    case("piecewise_interpolate_schedule", interpolate_type="cosine", init_value=2.0,
-         boundaries_and_scales={25: 0.1, 0: 0.5, 10: 3.0}),
-    case("piecewise_interpolate_schedule", interpolate_type="cosine", init_value=1.0,
-         boundaries_and_scales={5: 2.0, 6: 0.5}),
+    case(
+        "piecewise_interpolate_schedule",
+        interpolate_type="linear",
+        init_value=1.0,
+        boundaries_and_scales={4: 0.1, 8: 0.01},
+    ),
+    case(
+        "piecewise_interpolate_schedule",
+        interpolate_type="cosine",
+        init_value=2.0,
+        boundaries_and_scales={25: 0.1, 0: 0.5, 10: 3.0},
+    ),
+    case(
+        "piecewise_interpolate_schedule",
+        interpolate_type="cosine",
+        init_value=1.0,
+        boundaries_and_scales={5: 2.0, 6: 0.5},
+    ),
     case("piecewise_interpolate_schedule", interpolate_type="linear", init_value=1.0),
     case("warmup_constant_schedule", init_value=0.0, peak_value=1.0, warmup_steps=10),
-    case("warmup_constant_schedule", init_value=0.5, peak_value=1.0, warmup_steps=0,
-         warns="transition_steps"),
-    case("warmup_cosine_decay_schedule", init_value=0.0, peak_value=1.0, warmup_steps=10,
-         decay_steps=100),
-    case("warmup_cosine_decay_schedule", init_value=0.1, peak_value=1.0, warmup_steps=0,
-         decay_steps=50, end_value=0.01, exponent=2.0),
-    case("warmup_cosine_decay_schedule", init_value=0.0, peak_value=0.0, warmup_steps=5,
-         decay_steps=20, end_value=0.1),
-    case("warmup_cosine_decay_schedule", init_value=1.0, peak_value=2.0, warmup_steps=3,
-         decay_steps=4, end_value=-1.0),
-    case("warmup_exponential_decay_schedule", init_value=0.0, peak_value=1.0, warmup_steps=10,
-         transition_steps=5, decay_rate=0.5),
-    case("warmup_exponential_decay_schedule", init_value=0.0, peak_value=1.0, warmup_steps=5,
-         transition_steps=3, decay_rate=0.9, transition_begin=4, staircase=True, end_value=0.5),
-    case("warmup_exponential_decay_schedule", init_value=0.1, peak_value=1.0, warmup_steps=0,
-         transition_steps=10, decay_rate=2.0, end_value=4.0),
+    case(
+        "warmup_constant_schedule",
+        init_value=0.5,
+        peak_value=1.0,
+        warmup_steps=0,
+        warns="transition_steps",
+    ),
+    case(
+        "warmup_cosine_decay_schedule",
+        init_value=0.0,
+        peak_value=1.0,
+        warmup_steps=10,
+        decay_steps=100,
+    ),
+    case(
+        "warmup_cosine_decay_schedule",
+        init_value=0.1,
+        peak_value=1.0,
+        warmup_steps=0,
+        decay_steps=50,
+        end_value=0.01,
+        exponent=2.0,
+    ),
+    case(
+        "warmup_cosine_decay_schedule",
+        init_value=0.0,
+        peak_value=0.0,
+        warmup_steps=5,
+        decay_steps=20,
+        end_value=0.1,
+    ),
+    case(
+        "warmup_cosine_decay_schedule",
+        init_value=1.0,
+        peak_value=2.0,
+        warmup_steps=3,
+        decay_steps=4,
+        end_value=-1.0,
+    ),
+    case(
+        "warmup_exponential_decay_schedule",
+        init_value=0.0,
+        peak_value=1.0,
+        warmup_steps=10,
+        transition_steps=5,
+        decay_rate=0.5,
+    ),
+    case(
+        "warmup_exponential_decay_schedule",
+        init_value=0.0,
+        peak_value=1.0,
+        warmup_steps=5,
+        transition_steps=3,
+        decay_rate=0.9,
+        transition_begin=4,
+        staircase=True,
+        end_value=0.5,
+    ),
+    case(
+        "warmup_exponential_decay_schedule",
+        init_value=0.1,
+        peak_value=1.0,
+        warmup_steps=0,
+        transition_steps=10,
+        decay_rate=2.0,
+        end_value=4.0,
+    ),
     case("linear_onecycle_schedule", transition_steps=100, peak_value=1.0),
-    case("linear_onecycle_schedule", transition_steps=20, peak_value=2.0, pct_start=0.25,
-         pct_final=0.75, div_factor=10.0, final_div_factor=100.0),
+    case(
+        "linear_onecycle_schedule",
+        transition_steps=20,
+        peak_value=2.0,
+        pct_start=0.25,
+        pct_final=0.75,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    ),
     # int(0.3 * 1) == int(0.85 * 1) == 0: the second phase's scale replaces the first's.
     case("linear_onecycle_schedule", transition_steps=1, peak_value=1.0),
     case("cosine_onecycle_schedule", transition_steps=100, peak_value=1.0),
-    case("cosine_onecycle_schedule", transition_steps=20, peak_value=0.5, pct_start=0.5,
-         div_factor=5.0, final_div_factor=50.0),
+    case(
+        "cosine_onecycle_schedule",
+        transition_steps=20,
+        peak_value=0.5,
+        pct_start=0.5,
+        div_factor=5.0,
+        final_div_factor=50.0,
+    ),
     case("cosine_onecycle_schedule", transition_steps=7, peak_value=1.0, pct_start=0.0),
-    case("sgdr_schedule", cosine_kwargs=[
-        dict(init_value=0.0, peak_value=1.0, warmup_steps=5, decay_steps=20),
-        dict(init_value=0.5, peak_value=0.8, warmup_steps=0, decay_steps=10, end_value=0.1),
-        dict(init_value=0.0, peak_value=0.4, warmup_steps=3, decay_steps=30, exponent=2.0),
-    ]),
+    case(
+        "sgdr_schedule",
+        cosine_kwargs=[
+            dict(init_value=0.0, peak_value=1.0, warmup_steps=5, decay_steps=20),
+            dict(init_value=0.5, peak_value=0.8, warmup_steps=0, decay_steps=10, end_value=0.1),
+            dict(init_value=0.0, peak_value=0.4, warmup_steps=3, decay_steps=30, exponent=2.0),
+        ],
+    ),
 ]
 CASE_PARAMS = [pytest.param(c, id=c.id) for c in CASES]
 
@@ -159,16 +284,20 @@ def float_arguments(kwargs: dict[str, Any]) -> list[tuple[str, Callable[[Any], d
     values = [leaf for _, leaf in leaves]
 
     def replacer(i: int) -> Callable[[Any], dict]:
-        return lambda x: jax.tree.unflatten(treedef, [*values[:i], x, *values[i + 1:]])
+        return lambda x: jax.tree.unflatten(treedef, [*values[:i], x, *values[i + 1 :]])
 
-    return [(jax.tree_util.keystr(path), replacer(i)) for i, (path, leaf) in enumerate(leaves)
-            if is_float_argument(path, leaf)]
+    return [
+        (jax.tree_util.keystr(path), replacer(i))
+        for i, (path, leaf) in enumerate(leaves)
+        if is_float_argument(path, leaf)
+    ]
 
 
 def other_floats(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with every float argument moved (to a value the factories still accept)."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, x: 0.5 * x + 0.25 if is_float_argument(path, x) else x, kwargs)
+        lambda path, x: 0.5 * x + 0.25 if is_float_argument(path, x) else x, kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +339,7 @@ def test_is_a_pytree_of_float32_scalars_and_jit_compiles_once(c: Case, optax_val
     assert jax.tree.structure(other) == jax.tree.structure(schedule)
     evaluate(schedule, COUNTS)
     compiled = evaluate._cache_size()
-    np.testing.assert_allclose(evaluate(other, COUNTS), optax_values[c.id][1],
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(evaluate(other, COUNTS), optax_values[c.id][1], rtol=RTOL, atol=ATOL)
     assert evaluate._cache_size() == compiled
     assert schedule(7).dtype == jnp.float32  # a Python int count
 
@@ -227,8 +355,10 @@ def test_vmap_over_each_float_argument(c: Case) -> None:
 
     @jax.jit  # one program for all of the factory's arguments
     def batched(xs: jax.Array) -> list[jax.Array]:
-        return [jax.vmap(lambda x, r=replace: jax.vmap(c.build(schedules, **r(x)))(COUNTS))(xs)
-                for _, replace in arguments]
+        return [
+            jax.vmap(lambda x, r=replace: jax.vmap(c.build(schedules, **r(x)))(COUNTS))(xs)
+            for _, replace in arguments
+        ]
 
     for (path, replace), rows in zip(arguments, batched(xs), strict=True):
         for x, row in zip(xs, rows, strict=True):
@@ -240,18 +370,28 @@ def test_join_schedules_matches_optax_and_wraps_plain_functions() -> None:
     ramp = lambda count: 0.01 * count
     ours = schedules.join_schedules(
         [schedules.linear_schedule(0.0, 1.0, 10), optax.cosine_decay_schedule(1.0, 20), ramp],
-        [10, 30])
+        [10, 30],
+    )
     theirs = optax.join_schedules(
-        [optax.linear_schedule(0.0, 1.0, 10), optax.cosine_decay_schedule(1.0, 20), ramp],
-        [10, 30])
+        [optax.linear_schedule(0.0, 1.0, 10), optax.cosine_decay_schedule(1.0, 20), ramp], [10, 30]
+    )
     assert isinstance(ours.schedules[1], FunctionSchedule)
     assert len(jax.tree.leaves(ours)) == 3  # the linear schedule's; functions are static
-    np.testing.assert_allclose(evaluate(ours, COUNTS), jax.vmap(theirs)(COUNTS),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        evaluate(ours, COUNTS), jax.vmap(theirs)(COUNTS), rtol=RTOL, atol=ATOL
+    )
 
 
-def wsd_reference(t: int, init: float, peak: float, warmup: int, stable: int, decay: int,
-                  end: float, decay_type: str) -> float:
+def wsd_reference(
+    t: int,
+    init: float,
+    peak: float,
+    warmup: int,
+    stable: int,
+    decay: int,
+    end: float,
+    decay_type: str,
+) -> float:
     """Warmup-stable-decay in plain Python floats, phase by phase."""
     if t < warmup:
         return init + (peak - init) * t / warmup
@@ -260,21 +400,29 @@ def wsd_reference(t: int, init: float, peak: float, warmup: int, stable: int, de
     if t >= warmup + stable + decay:
         return end
     pct = (t - warmup - stable) / decay
-    shape = {"linear": 1 - pct, "cosine": 0.5 * (1 + math.cos(math.pi * pct)),
-             "1-sqrt": 1 - math.sqrt(pct)}[decay_type]
+    shape = {
+        "linear": 1 - pct,
+        "cosine": 0.5 * (1 + math.cos(math.pi * pct)),
+        "1-sqrt": 1 - math.sqrt(pct),
+    }[decay_type]
     return end + (peak - end) * shape
 
 
-@pytest.mark.parametrize("args", [
-    (0.0, 1.0, 10, 20, 30, 0.1),
-    (0.5, 1.0, 0, 40, 60, 0.0),    # no warmup
-    (0.0, 2.0, 15, 0, 1, 0.5),     # no stable phase, one decay step
-    (1.0, 0.5, 7, 3, 0, 2.0),      # warmup down, no decay: a jump up to end_value
-], ids=str)
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.0, 1.0, 10, 20, 30, 0.1),
+        (0.5, 1.0, 0, 40, 60, 0.0),  # no warmup
+        (0.0, 2.0, 15, 0, 1, 0.5),  # no stable phase, one decay step
+        (1.0, 0.5, 7, 3, 0, 2.0),  # warmup down, no decay: a jump up to end_value
+    ],
+    ids=str,
+)
 def test_wsd_matches_reference(args: tuple) -> None:
     decay_types = ["linear", "cosine", "1-sqrt"]
-    values = evaluate_all([schedules.wsd_schedule(*args, decay_type=d) for d in decay_types],
-                          COUNTS)
+    values = evaluate_all(
+        [schedules.wsd_schedule(*args, decay_type=d) for d in decay_types], COUNTS
+    )
     for decay_type, value in zip(decay_types, values, strict=True):
         expected = [wsd_reference(int(t), *args, decay_type) for t in COUNTS]
         # float32 against float64: atol also covers float32's rounding of pi * pct inside cos
@@ -295,16 +443,36 @@ def test_wsd_is_a_pytree_and_jit_compiles_once() -> None:
 
 
 GRAD_PARAMS = [
-    pytest.param(lambda r: schedules.exponential_decay(2.0, 10, r), 0.7, 25,
-                 id="exponential_decay.decay_rate"),
-    pytest.param(lambda p: schedules.warmup_cosine_decay_schedule(0.0, p, 10, 100, 0.1, 2.0),
-                 1.0, 40, id="warmup_cosine_decay.peak_value"),
-    pytest.param(lambda a: schedules.cosine_decay_schedule(1.0, 100, 0.1, a), 1.5, 30,
-                 id="cosine_decay.exponent"),
-    pytest.param(lambda s: schedules.piecewise_interpolate_schedule("cosine", 1.0, {10: s}),
-                 0.3, 4, id="piecewise_interpolate.scale"),
-    pytest.param(lambda p: schedules.wsd_schedule(0.0, p, 10, 20, 30, 0.1, "1-sqrt"), 1.0, 45,
-                 id="wsd.peak_value"),
+    pytest.param(
+        lambda r: schedules.exponential_decay(2.0, 10, r),
+        0.7,
+        25,
+        id="exponential_decay.decay_rate",
+    ),
+    pytest.param(
+        lambda p: schedules.warmup_cosine_decay_schedule(0.0, p, 10, 100, 0.1, 2.0),
+        1.0,
+        40,
+        id="warmup_cosine_decay.peak_value",
+    ),
+    pytest.param(
+        lambda a: schedules.cosine_decay_schedule(1.0, 100, 0.1, a),
+        1.5,
+        30,
+        id="cosine_decay.exponent",
+    ),
+    pytest.param(
+        lambda s: schedules.piecewise_interpolate_schedule("cosine", 1.0, {10: s}),
+        0.3,
+        4,
+        id="piecewise_interpolate.scale",
+    ),
+    pytest.param(
+        lambda p: schedules.wsd_schedule(0.0, p, 10, 20, 30, 0.1, "1-sqrt"),
+        1.0,
+        45,
+        id="wsd.peak_value",
+    ),
 ]
 
 
@@ -317,12 +485,18 @@ def test_grad_matches_finite_difference(make: Callable, x: float, count: int) ->
     np.testing.assert_allclose(jax.grad(value)(x), finite_difference, rtol=2e-3)
 
 
-@pytest.mark.parametrize(("make", "x"), [
-    (lambda p: schedules.warmup_cosine_decay_schedule(0.0, p, 10, 100, 0.1), 0.0),  # alpha's 0/0
-    # the pieces _select drops: sqrt of a negative pct unless it is clipped
-    (lambda p: schedules.wsd_schedule(0.0, p, 10, 20, 30, 0.1, "1-sqrt"), 1.0),
-    (lambda r: schedules.exponential_decay(1.0, 10, r, end_value=0.1), 0.5),
-])
+@pytest.mark.parametrize(
+    ("make", "x"),
+    [
+        (
+            lambda p: schedules.warmup_cosine_decay_schedule(0.0, p, 10, 100, 0.1),
+            0.0,
+        ),  # alpha's 0/0
+        # the pieces _select drops: sqrt of a negative pct unless it is clipped
+        (lambda p: schedules.wsd_schedule(0.0, p, 10, 20, 30, 0.1, "1-sqrt"), 1.0),
+        (lambda r: schedules.exponential_decay(1.0, 10, r, end_value=0.1), 0.5),
+    ],
+)
 def test_gradients_are_finite_at_every_count(make: Callable, x: float) -> None:
     grads = jax.jit(jax.vmap(lambda count: jax.grad(lambda x: make(x)(count))(x)))(COUNTS)
     assert bool(jnp.isfinite(grads).all())
@@ -358,47 +532,80 @@ ERRORS = [
     (lambda: schedules.exponential_decay(1.0, 10, -0.5), ValueError, "decay_rate"),
     (lambda: schedules.exponential_decay(1.0, 10, 0.5, staircase=1), TypeError, "staircase"),
     (lambda: schedules.exponential_decay(1.0, 10, 0.5, end_value="x"), TypeError, "end_value"),
-    (lambda: schedules.piecewise_constant_schedule(1.0, {10: -0.1}), ValueError,
-     r"boundaries_and_scales\[10\]"),
-    (lambda: schedules.piecewise_constant_schedule(1.0, {-5: 0.1}), ValueError,
-     "boundaries_and_scales key -5"),
-    (lambda: schedules.piecewise_constant_schedule(1.0, {2.5: 0.1}), TypeError,
-     "boundaries_and_scales key 2.5"),
-    (lambda: schedules.piecewise_constant_schedule(1.0, [(10, 0.1)]), TypeError,
-     "boundaries_and_scales"),
-    (lambda: schedules.piecewise_interpolate_schedule("quadratic", 1.0), ValueError,
-     "interpolate_type"),
+    (
+        lambda: schedules.piecewise_constant_schedule(1.0, {10: -0.1}),
+        ValueError,
+        r"boundaries_and_scales\[10\]",
+    ),
+    (
+        lambda: schedules.piecewise_constant_schedule(1.0, {-5: 0.1}),
+        ValueError,
+        "boundaries_and_scales key -5",
+    ),
+    (
+        lambda: schedules.piecewise_constant_schedule(1.0, {2.5: 0.1}),
+        TypeError,
+        "boundaries_and_scales key 2.5",
+    ),
+    (
+        lambda: schedules.piecewise_constant_schedule(1.0, [(10, 0.1)]),
+        TypeError,
+        "boundaries_and_scales",
+    ),
+    (
+        lambda: schedules.piecewise_interpolate_schedule("quadratic", 1.0),
+        ValueError,
+        "interpolate_type",
+    ),
     (lambda: schedules.join_schedules([], []), ValueError, "schedules"),
     (lambda: schedules.join_schedules([_constant(), 0.5], [10]), TypeError, r"schedules\[1\]"),
     (lambda: schedules.join_schedules([_constant()] * 2, []), ValueError, "boundaries"),
     (lambda: schedules.join_schedules([_constant()] * 3, [10, 5]), ValueError, "non-decreasing"),
     (lambda: schedules.join_schedules([_constant()] * 2, [-1]), ValueError, r"boundaries\[0\]"),
     (lambda: schedules.warmup_constant_schedule(0.0, "peak", 10), TypeError, "peak_value"),
-    (lambda: schedules.warmup_cosine_decay_schedule(0.0, 1.0, 10, 10), ValueError,
-     "decay_steps"),
-    (lambda: schedules.warmup_cosine_decay_schedule(0.0, 1.0, -1, 10), ValueError,
-     "warmup_steps"),
-    (lambda: schedules.warmup_exponential_decay_schedule(0.0, None, 5, 10, 0.5), TypeError,
-     "peak_value"),
-    (lambda: schedules.warmup_exponential_decay_schedule(0.0, 1.0, 5, 10, -1.0), ValueError,
-     "decay_rate"),
+    (lambda: schedules.warmup_cosine_decay_schedule(0.0, 1.0, 10, 10), ValueError, "decay_steps"),
+    (lambda: schedules.warmup_cosine_decay_schedule(0.0, 1.0, -1, 10), ValueError, "warmup_steps"),
+    (
+        lambda: schedules.warmup_exponential_decay_schedule(0.0, None, 5, 10, 0.5),
+        TypeError,
+        "peak_value",
+    ),
+    (
+        lambda: schedules.warmup_exponential_decay_schedule(0.0, 1.0, 5, 10, -1.0),
+        ValueError,
+        "decay_rate",
+    ),
     (lambda: schedules.linear_onecycle_schedule(0, 1.0), ValueError, "transition_steps"),
-    (lambda: schedules.linear_onecycle_schedule(100, 1.0, pct_start=1.5), ValueError,
-     "pct_start"),
-    (lambda: schedules.linear_onecycle_schedule(100, 1.0, pct_final=jnp.float32(0.5)),
-     TypeError, "pct_final"),
-    (lambda: schedules.linear_onecycle_schedule(100, 1.0, div_factor=0.0), ValueError,
-     "div_factor"),
-    (lambda: schedules.cosine_onecycle_schedule(100, 1.0, final_div_factor=-1.0), ValueError,
-     "final_div_factor"),
+    (lambda: schedules.linear_onecycle_schedule(100, 1.0, pct_start=1.5), ValueError, "pct_start"),
+    (
+        lambda: schedules.linear_onecycle_schedule(100, 1.0, pct_final=jnp.float32(0.5)),
+        TypeError,
+        "pct_final",
+    ),
+    (
+        lambda: schedules.linear_onecycle_schedule(100, 1.0, div_factor=0.0),
+        ValueError,
+        "div_factor",
+    ),
+    (
+        lambda: schedules.cosine_onecycle_schedule(100, 1.0, final_div_factor=-1.0),
+        ValueError,
+        "final_div_factor",
+    ),
     (lambda: schedules.sgdr_schedule([]), ValueError, "cosine_kwargs"),
     (lambda: schedules.sgdr_schedule([CYCLE]), TypeError, r"cosine_kwargs\[0\].*decay_steps"),
-    (lambda: schedules.sgdr_schedule([{**CYCLE, "decay_steps": 3}]), ValueError,
-     r"cosine_kwargs\[0\].*decay_steps"),
+    (
+        lambda: schedules.sgdr_schedule([{**CYCLE, "decay_steps": 3}]),
+        ValueError,
+        r"cosine_kwargs\[0\].*decay_steps",
+    ),
     (lambda: schedules.wsd_schedule(0.0, 1.0, 10, -1, 10), ValueError, "stable_steps"),
     (lambda: schedules.wsd_schedule(0.0, 1.0, True, 10, 10), TypeError, "warmup_steps"),
-    (lambda: schedules.wsd_schedule(0.0, 1.0, 10, 10, 10, decay_type="exp"), ValueError,
-     "decay_type"),
+    (
+        lambda: schedules.wsd_schedule(0.0, 1.0, 10, 10, 10, decay_type="exp"),
+        ValueError,
+        "decay_type",
+    ),
 ]
 
 

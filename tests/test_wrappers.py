@@ -738,9 +738,7 @@ def test_mask_functions_on_params_with_function_leaves(make):
     "make",
     [
         lambda mask, labels: optim.adamw(1e-3, weight_decay=0.1, mask=mask),
-        lambda mask, labels: optim.partition(
-            {"a": optim.adam(1e-3), "s": optim.sgd(1e-3)}, labels
-        ),
+        lambda mask, labels: optim.partition({"a": optim.adam(1e-3), "s": optim.sgd(1e-3)}, labels),
         lambda mask, labels: optim.freeze(mask),
     ],
     ids=["adamw-mask-tree", "partition-label-tree", "freeze-tree"],

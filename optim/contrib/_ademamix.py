@@ -20,7 +20,7 @@ from optim._numerics import (
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim.base import Chain, chain, check_updates
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 
 class ScaleByAdemamixState(NamedTuple):

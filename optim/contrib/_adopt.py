@@ -21,7 +21,7 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, map_arrays, safe_increment, upcast
 from optim.base import Chain, chain, check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms import ScaleByAdamState, scale_by_learning_rate
+from optim.transforms._building_blocks import ScaleByAdamState, scale_by_learning_rate
 
 
 def _quarter_power(count: jax.Array) -> jax.Array:

@@ -12,7 +12,7 @@ from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_same_structure, float_copy, full_like, map_arrays, upcast
 from optim.base import Chain, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["COCOBState", "cocob", "scale_by_cocob"]
 

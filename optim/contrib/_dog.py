@@ -22,7 +22,7 @@ from optim._tree import (
     upcast,
 )
 from optim.base import Chain, chain, check_updates, identity, require_params
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "dog", "dowg", "scale_by_dog", "scale_by_dowg"]
 

@@ -22,7 +22,7 @@ from optim._tree import (
 )
 from optim.base import Chain, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms import add_decayed_weights, learning_rate_hyper
+from optim.transforms._building_blocks import add_decayed_weights, learning_rate_hyper
 
 __all__ = ["MadgradState", "madgrad", "scale_by_madgrad"]
 

@@ -23,7 +23,7 @@ from optim._tree import (
 )
 from optim.base import check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms import learning_rate_hyper
+from optim.transforms._building_blocks import learning_rate_hyper
 
 __all__ = ["MomoAdamState", "MomoState", "momo", "momo_adam"]
 

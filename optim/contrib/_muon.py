@@ -39,7 +39,7 @@ from optim.alias import adamw
 from optim.base import EmptyState, chain, check_updates
 from optim.combine import Partition, partition
 from optim.schedules import _choice, _steps
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 from optim.wrappers import StaticTree
 
 # Jordan's quintic coefficients (modded-nanogpt), and the per-step ones of Ahn et al., 2025

@@ -30,7 +30,7 @@ from optim._tree import (
 )
 from optim.base import check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms import learning_rate_hyper
+from optim.transforms._building_blocks import learning_rate_hyper
 
 
 class ProdigyState(NamedTuple):

@@ -41,8 +41,10 @@ class Normalize:
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
-        magnitudes = [jnp.max(jnp.abs(upcast(g)), initial=0.0)
-                      for g in jax.tree.leaves(map_arrays(lambda g: g, updates))]
+        magnitudes = [
+            jnp.max(jnp.abs(upcast(g)), initial=0.0)
+            for g in jax.tree.leaves(map_arrays(lambda g: g, updates))
+        ]
         largest = jnp.max(jnp.stack(magnitudes)) if magnitudes else jnp.float32(0)
         scale = jnp.where(largest > 0, largest, 1)
         scaled = map_arrays(lambda g: upcast(g) / scale, updates)

@@ -22,7 +22,7 @@ from optim._tree import (
 from optim.alias import sgd
 from optim.base import as_transformation, chain, check_updates, require_params
 from optim.schedules import _steps, warmup_constant_schedule
-from optim.transforms import (
+from optim.transforms._building_blocks import (
     add_decayed_weights,
     learning_rate_hyper,
     scale_by_learning_rate,

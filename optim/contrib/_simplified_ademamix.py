@@ -18,7 +18,7 @@ from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim.base import Chain, chain, check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 __all__ = [
     "ScaleBySimplifiedAdEMAMixState",

@@ -23,7 +23,7 @@ from optim.base import Chain, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.grad import partition
 from optim.schedules import _steps
-from optim.transforms import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 
 class HutchinsonState(NamedTuple):

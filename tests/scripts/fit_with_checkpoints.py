@@ -69,17 +69,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint_dir", type=Path)
     parser.add_argument("output", type=Path, help="where to write the final .npz")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest complete checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the latest complete checkpoint"
+    )
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--checkpoint-every", type=int, default=2)
     args = parser.parse_args()
 
     params, data = problem()
     result = optim.fit(
-        loss_fn, params, optim.adam(1e-3), data, steps=args.steps, batch_size=BATCH_SIZE,
-        key=jax.random.PRNGKey(1), checkpoint_dir=args.checkpoint_dir,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, progress=False,
+        loss_fn,
+        params,
+        optim.adam(1e-3),
+        data,
+        steps=args.steps,
+        batch_size=BATCH_SIZE,
+        key=jax.random.PRNGKey(1),
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        progress=False,
     )
     arrays = {
         **flat_leaves("params", result.params),

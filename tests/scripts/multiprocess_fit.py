@@ -47,13 +47,31 @@ def main() -> None:
     x = rng.normal(size=(128, 8)).astype(np.float32)
     y = np.sin(x[:, :1]).astype(np.float32)
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
-    result = optim.fit(loss_fn, params, optim.adamw(0.01), (x, y), steps=20, batch_size=32,
-                       key=jax.random.PRNGKey(1), mesh=mesh, sharding="zero1", progress=False)
-    losses = np.asarray(jax.experimental.multihost_utils.process_allgather(result.losses,
-                                                                           tiled=True))
+    result = optim.fit(
+        loss_fn,
+        params,
+        optim.adamw(0.01),
+        (x, y),
+        steps=20,
+        batch_size=32,
+        key=jax.random.PRNGKey(1),
+        mesh=mesh,
+        sharding="zero1",
+        progress=False,
+    )
+    losses = np.asarray(
+        jax.experimental.multihost_utils.process_allgather(result.losses, tiled=True)
+    )
     if jax.process_index() == 0:
-        print(json.dumps({"processes": jax.process_count(), "devices": jax.device_count(),
-                          "losses": losses.tolist()}))
+        print(
+            json.dumps(
+                {
+                    "processes": jax.process_count(),
+                    "devices": jax.device_count(),
+                    "losses": losses.tolist(),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

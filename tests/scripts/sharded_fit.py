@@ -44,14 +44,11 @@ def main() -> None:
         out[mode] = {
             "losses": np.asarray(result.losses).tolist(),
             "state_bytes_per_device": sum(
-                leaf.addressable_shards[0].data.nbytes
-                for leaf in jax.tree.leaves(result.opt_state)
+                leaf.addressable_shards[0].data.nbytes for leaf in jax.tree.leaves(result.opt_state)
             ),
             "state_bytes_total": sum(leaf.nbytes for leaf in jax.tree.leaves(result.opt_state)),
             "mu_w1_shard_shape": list(mu.addressable_shards[0].data.shape),
-            "params_w1_shard_shape": list(
-                result.params["w1"].addressable_shards[0].data.shape
-            ),
+            "params_w1_shard_shape": list(result.params["w1"].addressable_shards[0].data.shape),
             "max_param_diff": max(
                 float(jnp.max(jnp.abs(a - b)))
                 for a, b in zip(
@@ -60,8 +57,17 @@ def main() -> None:
             ),
         }
     try:
-        optim.fit(loss_fn, params, tx, (x, y), mesh=mesh, steps=2, batch_size=12,
-                  key=jax.random.PRNGKey(0), progress=False)
+        optim.fit(
+            loss_fn,
+            params,
+            tx,
+            (x, y),
+            mesh=mesh,
+            steps=2,
+            batch_size=12,
+            key=jax.random.PRNGKey(0),
+            progress=False,
+        )
     except ValueError as error:
         out["indivisible_error"] = str(error)
     print(json.dumps(out))

@@ -211,9 +211,7 @@ class Ema:
     accumulator_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> EmaState:
-        return EmaState(
-            count=zero_count(), ema=full_like(params, 0.0, self.accumulator_dtype)
-        )
+        return EmaState(count=zero_count(), ema=full_like(params, 0.0, self.accumulator_dtype))
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
