@@ -6,6 +6,17 @@ The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.f
 import sys
 
 from optim import checkpoint, contrib, quantized
+from optim._types import (
+    MaskOrFn,
+    OptState,
+    Params,
+    ScalarOrSchedule,
+    Schedule,
+    TransformInitFn,
+    TransformUpdateExtraArgsFn,
+    TransformUpdateFn,
+    Updates,
+)
 from optim.adam_family import *  # noqa: F403
 from optim.adaptive_clip import *  # noqa: F403
 from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
@@ -13,7 +24,9 @@ from optim.base import (
     Chain,
     EmptyState,
     GradientTransformation,
+    GradientTransformationExtraArgs,
     OptaxTransform,
+    Transformation,
     apply_updates,
     chain,
     identity,
@@ -130,6 +143,17 @@ __all__ = [
     "EarlyStopping",
     "FitResult",
     "GradientTransformation",
+    "GradientTransformationExtraArgs",
+    "MaskOrFn",
+    "OptState",
+    "Params",
+    "ScalarOrSchedule",
+    "Schedule",
+    "TransformInitFn",
+    "TransformUpdateExtraArgsFn",
+    "TransformUpdateFn",
+    "Transformation",
+    "Updates",
     "MaskedState",
     "OptaxTransform",
     "ScaleByAdamState",

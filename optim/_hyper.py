@@ -44,6 +44,32 @@ class FunctionSchedule:
         return value
 
 
+@pytree_dataclass
+class Decay:
+    r"""A decay rate :math:`\beta` kept with its complement :math:`1 - \beta`: two float32 leaves.
+
+    A moving average weighs the new value by :math:`1 - \beta`. Computed in float32 from the
+    float32 :math:`\beta`, that weight loses digits: for :math:`\beta = 0.999` it is
+    0.00099998713, not 0.001 (and 0.14% off for 0.99999). Given a Python number, both are
+    rounded to float32 from the exact values, as optax computes them, so trajectories agree
+    with optax's; given an array (a NumPy or JAX scalar, or a traced value under ``jit`` or
+    ``vmap``) the complement is computed in its precision, as optax does too. Use
+    ``_numerics.decay_rate`` and ``decay_complement`` (they accept a plain array too).
+    """
+
+    rate: Any
+    complement: Any
+
+
+def decay_hyper(value: Any, name: str, *, closed: bool = False) -> Decay:
+    """Validate a decay rate in ``[0, 1)`` (``[0, 1]`` with ``closed``) and keep it with its
+    complement (see ``Decay``)."""
+    rate = hyper(value, name, schedule=False, low=0.0, high=1.0, high_open=not closed)
+    if isinstance(value, (int, float)):
+        return Decay(rate, np.float32(1.0 - float(value)))
+    return Decay(rate, 1 - rate)
+
+
 def check_flag(value: Any, name: str) -> bool:
     """``value`` as a bool if it is True or False (NumPy's too), else a TypeError naming it: a
     truthy string or number is not quietly taken for True."""
@@ -79,7 +105,9 @@ def hyper(
     high_open: bool = False,
     schedule: bool = True,
 ) -> Any:
-    """Validate a float hyperparameter and return it as a float32 scalar array or a schedule.
+    """Validate a float hyperparameter and return it as a float32 scalar or a schedule.
+
+    A concrete value becomes a NumPy ``float32`` scalar; a traced one stays traced.
 
     ``low``/``high`` bound the value (closed unless ``low_open``/``high_open``); the error
     names ``name`` and the range expected.
@@ -105,12 +133,17 @@ def hyper(
             raise ValueError(
                 f"{name} must be in {_interval(low, high, low_open, high_open)}, got {concrete}"
             )
-    array = jnp.asarray(value)
+    array = jnp.asarray(value) if concrete is None else np.asarray(value)
     if array.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {array.shape}")
     if jnp.issubdtype(array.dtype, jnp.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {array.dtype}")
-    return array.astype(jnp.float32)
+    if concrete is None:
+        return array.astype(jnp.float32)
+    # A NumPy scalar, not a device array: a jitted function taking the optimizer as an argument
+    # still traces it (no recompile for a new value), and frameworks that keep the optimizer as
+    # static metadata (flax NNX's ``nnx.Optimizer``) accept it, since it holds no array data.
+    return np.float32(array)
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -126,7 +159,10 @@ def _is_pytree_schedule(value: Any) -> bool:
 
 
 def value_at(hyperparameter: Any, count: jax.Array) -> jax.Array:
-    """The hyperparameter's value at step ``count`` (its own value when it is not a schedule)."""
+    """The hyperparameter's value at step ``count`` (its own value when it is not a schedule;
+    the rate of a ``Decay``)."""
+    if isinstance(hyperparameter, Decay):
+        return hyperparameter.rate
     if is_schedule(hyperparameter):
         return jnp.asarray(hyperparameter(count), jnp.float32)
     return hyperparameter

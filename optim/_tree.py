@@ -1,6 +1,7 @@
 """Tree helpers shared by every transformation.
 
-Trainable leaves are floating or complex arrays (JAX or NumPy). Every other leaf (``None``,
+Trainable leaves are floating or complex arrays (JAX or NumPy), and Python floats, which
+``map_arrays`` and ``apply_updates`` treat as 0-d arrays as optax does. Every other leaf (``None``,
 Python numbers, functions, strings, the static parts of an equinox or flax module) is passed
 through untouched: it gets ``None`` in the optimizer state and ``None`` as its update, and
 ``apply_updates`` leaves it as it was. Integer or boolean *arrays* among the parameters are an
@@ -166,11 +167,26 @@ def map_arrays(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
     for r, o in zip(rest, others, strict=True):
         if len(o) != len(leaves):
             check_same_structure(r, tree, "tree", "reference")
+    leaves = [python_float_as_array(x) for x in leaves]
+    others = [[python_float_as_array(y) for y in o] for o in others]
     out = [
         fn(x, *ys) if is_trainable(x) and all(is_array(y) for y in ys) else None
         for x, *ys in zip(leaves, *others, strict=True)
     ]
     return jax.tree.unflatten(treedef, out)
+
+
+def python_float_as_array(x: Any) -> Any:
+    """A Python ``float`` leaf as a 0-d array of JAX's default float dtype (float32, or float64
+    under ``jax_enable_x64``); any other leaf as it is.
+
+    A parameter written as a plain Python number (``{"w": [1.0, 2.0]}``) is trained, as optax
+    trains it: its state is an array, and ``apply_updates`` returns an array in its place.
+    Python ``int`` and ``bool`` leaves stay untouched (they are configuration, not weights).
+    """
+    if isinstance(x, float):
+        return jnp.asarray(x, jnp.result_type(float))
+    return x
 
 
 def compute_dtype(x: Any) -> Any:
@@ -189,7 +205,9 @@ def full_like(params: PyTree, value: Any = 0.0, dtype: Any = None) -> PyTree:
     bf16 parameters get float32 moments). Integer parameter arrays raise ``TypeError``.
     """
     check_params(params)
-    return map_arrays(lambda p: jnp.full(p.shape, value, dtype or compute_dtype(p)), params)
+    # full_like, not full(shape): the slot keeps the parameter's sharding (a scan carry of
+    # init's state then has the type update returns).
+    return map_arrays(lambda p: jnp.full_like(p, value, dtype or compute_dtype(p)), params)
 
 
 def zero_count() -> jax.Array:

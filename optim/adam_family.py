@@ -28,13 +28,15 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import Decay, check_flag, decay_hyper, hyper
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
     cast_like_grads,
     debias,
     debiased_first_moment,
+    decay_complement,
+    decay_rate,
     ema_update,
     ema_update_sq,
     safe_sqrt,
@@ -56,7 +58,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates, require_params
+from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.transforms._building_blocks import (
     ScaleByAdamState,
     add_decayed_weights,
@@ -92,9 +94,9 @@ __all__ = [
 # --- shared helpers -----------------------------------------------------------------------
 
 
-def _decay(value: Any, name: str, *, closed: bool = False) -> jax.Array:
+def _decay(value: Any, name: str, *, closed: bool = False) -> Decay:
     """A decay rate in [0, 1), or [0, 1] where no bias correction divides by 1 - decay^t."""
-    return hyper(value, name, schedule=False, low=0.0, high=1.0, high_open=not closed)
+    return decay_hyper(value, name, closed=closed)
 
 
 def _non_negative(value: Any, name: str) -> jax.Array:
@@ -140,7 +142,7 @@ class ScaleByBeliefState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByBelief:
+class ScaleByBelief(Transformation):
     r"""AdaBelief (Zhuang et al., 2020, "AdaBelief Optimizer: Adapting Stepsizes by the
     Belief in Observed Gradients").
 
@@ -227,7 +229,7 @@ def adabelief(
 
 
 @pytree_dataclass
-class ScaleByAdamax:
+class ScaleByAdamax(Transformation):
     r"""Adamax (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization", sec. 7.1).
 
     .. math::
@@ -255,7 +257,9 @@ class ScaleByAdamax:
         count = safe_increment(state.count)
         mu = map_arrays(lambda g, m: ema_update(g, m, self.b1), updates, state.mu)
         nu = map_arrays(
-            lambda g, v: jnp.maximum(jnp.abs(upcast(g)) + self.eps, self.b2 * upcast(v)),
+            lambda g, v: jnp.maximum(
+                jnp.abs(upcast(g)) + self.eps, decay_rate(self.b2) * upcast(v)
+            ),
             updates,
             state.nu,
         )
@@ -327,7 +331,7 @@ class ScaleByAmsgradState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAmsgrad:
+class ScaleByAmsgrad(Transformation):
     r"""AMSGrad (Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and Beyond").
 
     .. math::
@@ -437,7 +441,7 @@ def amsgrad(
 
 
 @pytree_dataclass
-class ScaleByRadam:
+class ScaleByRadam(Transformation):
     r"""Rectified Adam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and
     Beyond").
 
@@ -476,8 +480,8 @@ class ScaleByRadam:
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
-        ro_inf = 2 / (1 - b2) - 1
-        b2t = b2**count
+        ro_inf = 2 / decay_complement(b2) - 1
+        b2t = decay_rate(b2) ** count
         ro = ro_inf - 2 * count * b2t / (1 - b2t)
         # Negative for 2 < ro < 4, where the step below is not taken (threshold >= 4): the floor
         # at 0 keeps r finite there, and with it the gradient through jnp.where (0 * NaN).
@@ -544,7 +548,7 @@ def radam(
 
 
 @pytree_dataclass
-class ScaleByYogi:
+class ScaleByYogi(Transformation):
     r"""Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization").
 
     .. math::
@@ -580,7 +584,7 @@ class ScaleByYogi:
 
         def yogi_moment(g: jax.Array, v: jax.Array) -> jax.Array:
             g2, v = abs_sq(g), upcast(v)
-            return v - (1 - b2) * jnp.sign(v - g2) * g2
+            return v - decay_complement(b2) * jnp.sign(v - g2) * g2
 
         nu = map_arrays(yogi_moment, grads, state.nu)
         count = safe_increment(state.count)
@@ -651,7 +655,7 @@ class ScaleByAdanState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdan:
+class ScaleByAdan(Transformation):
     r"""Adan (Xie et al., 2022, "Adan: Adaptive Nesterov Momentum Algorithm for Faster
     Optimizing Deep Models", Algorithm 1).
 
@@ -695,11 +699,13 @@ class ScaleByAdan:
         )
         m = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.m)
         v = map_arrays(lambda d, v: ema_update(d, v, b2), diff, state.v)
-        n = map_arrays(lambda g, d, n: ema_update_sq(g + (1 - b2) * d, n, b3), grads, diff, state.n)
+        n = map_arrays(
+            lambda g, d, n: ema_update_sq(g + decay_complement(b2) * d, n, b3), grads, diff, state.n
+        )
         t = safe_increment(state.t)
         out = map_arrays(
             lambda m, v, n: adaptive_step(
-                debias(m, b1, t) + (1 - b2) * debias(v, b2, t),
+                debias(m, b1, t) + decay_complement(b2) * debias(v, b2, t),
                 debias(n, b3, t),
                 self.eps,
                 self.eps_root,
@@ -771,7 +777,7 @@ class ScaleByAdaDeltaState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdaDelta:
+class ScaleByAdaDelta(Transformation):
     r"""Adadelta (Zeiler, 2012, "ADADELTA: An Adaptive Learning Rate Method").
 
     .. math::
@@ -863,7 +869,7 @@ class ScaleByNovogradState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByNovograd:
+class ScaleByNovograd(Transformation):
     r"""NovoGrad (Ginsburg et al., 2019, "Stochastic Gradient Methods with Layer-wise
     Adaptive Moments for Training of Deep Networks").
 
@@ -912,7 +918,7 @@ class ScaleByNovograd:
         # No special case for the first step: b1 * m_0 = 0 adds nothing.
         mu = map_arrays(
             lambda g, p, m, v: (
-                self.b1 * upcast(m)
+                decay_rate(self.b1) * upcast(m)
                 + (adaptive_step(g, v, self.eps, self.eps_root) + self.weight_decay * upcast(p))
             ),
             grads,

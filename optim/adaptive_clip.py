@@ -21,7 +21,7 @@ from optim._tree import (
     map_arrays,
     upcast,
 )
-from optim.base import EmptyState, check_updates, require_params
+from optim.base import EmptyState, Transformation, check_updates, require_params
 
 __all__ = ["AdaptiveGradClipState", "adaptive_grad_clip"]
 
@@ -48,7 +48,7 @@ def _unitwise_norm(x: jax.Array, axes: tuple[int, ...] | None) -> jax.Array:
 
 
 @pytree_dataclass
-class AdaptiveGradClip:
+class AdaptiveGradClip(Transformation):
     r"""Adaptive gradient clipping (Brock et al., 2021, "High-Performance Large-Scale Image
     Recognition Without Normalization").
 

@@ -14,10 +14,18 @@ function that takes ``tx`` as an argument compiles once for every learning rate,
 from __future__ import annotations
 
 import types
-from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+from optax import (  # optax's protocol types, shared so that isinstance checks agree
+    GradientTransformation as GradientTransformation,
+)
+from optax import (
+    GradientTransformationExtraArgs as GradientTransformationExtraArgs,
+)
 
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -30,18 +38,49 @@ from optim._tree import (
     keystr,
     leaves_with_paths,
     map_arrays,
+    python_float_as_array,
 )
 
 
-@runtime_checkable
-class GradientTransformation(Protocol):
-    """What ``chain`` and ``fit`` accept: anything with optax's ``init`` and ``update``."""
+class Transformation(optax.GradientTransformationExtraArgs):
+    """The base of every transformation here: a pytree dataclass that is also optax's
+    ``GradientTransformationExtraArgs``.
 
-    def init(self, params: PyTree) -> Any: ...
+    Subclasses are ``@pytree_dataclass`` classes defining ``init`` and ``update``; their fields
+    (float hyperparameters, inner transformations) are the pytree, not the tuple. The tuple
+    face is optax's: ``init, update = tx`` and ``tx[0]`` work, and optax's combinators
+    (``optax.chain``, ``optax.MultiSteps``, ``optax.with_extra_args_support``) recognise the
+    object by ``isinstance`` and pass extra arguments such as ``value=`` through to ``update``.
+    Equality and hashing are by identity, as for any object holding arrays.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Transformation:
+        del args, kwargs  # the dataclass __init__ sets the fields
+        return tuple.__new__(cls, ())
+
+    def __len__(self) -> int:
+        return 2
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.init, self.update))
+
+    def __getitem__(self, index: Any) -> Any:
+        return (self.init, self.update)[index]
+
+    def __getnewargs__(self) -> tuple[()]:
+        return ()  # copy and pickle rebuild from the fields, not from (init, update)
+
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def init(self, params: PyTree) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define init")
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra_args: Any
-    ) -> tuple[PyTree, Any]: ...
+    ) -> tuple[PyTree, Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not define update")
 
 
 class EmptyState(NamedTuple):
@@ -52,8 +91,9 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     r"""Add ``updates`` to ``params``: :math:`\theta \leftarrow \theta + u`.
 
     The sum is computed in at least float32 and cast back to each parameter's dtype, so bf16
-    parameters stay bf16. Leaves that are not floating arrays (``None``, Python numbers,
-    functions) and leaves whose update is ``None`` are returned untouched.
+    parameters stay bf16. A Python ``float`` parameter with an update becomes a 0-d array, as
+    in optax. Other leaves that are not floating arrays (``None``, Python ints, functions) and
+    leaves whose update is ``None`` are returned untouched.
 
     Raises:
       TypeError: a parameter is an integer or boolean array; an update is an integer or
@@ -76,6 +116,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     update_leaves = jax.tree.leaves(updates, is_leaf=lambda x: x is None)
 
     def add(p: Any, u: Any) -> Any:
+        p = python_float_as_array(p) if u is not None else p
         if not is_trainable(p) or u is None:
             return p
         total = jnp.promote_types(jnp.promote_types(p.dtype, u.dtype), jnp.float32)
@@ -87,7 +128,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
 
 @pytree_dataclass
-class Identity:
+class Identity(Transformation):
     """Leaves updates unchanged: :math:`u \\leftarrow g`."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -107,7 +148,7 @@ def identity() -> Identity:
 
 
 @pytree_dataclass
-class SetToZero:
+class SetToZero(Transformation):
     """Replaces every update by zeros: :math:`u \\leftarrow 0` (freezes parameters)."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -127,7 +168,7 @@ def set_to_zero() -> SetToZero:
 
 
 @pytree_dataclass
-class OptaxTransform:
+class OptaxTransform(Transformation):
     """An optax ``GradientTransformation`` used inside our combinators.
 
     Its ``init``/``update`` functions are static metadata (optax keeps hyperparameters in
@@ -160,13 +201,13 @@ def as_transformation(tx: Any, name: str) -> Any:
             f"{name} must be a gradient transformation with init and update methods "
             f"(from optim or optax), got {type(tx).__name__}{hint}"
         )
-    if isinstance(tx, tuple):  # optax.GradientTransformation is a NamedTuple of functions
-        return OptaxTransform(tx)
-    return tx
+    if isinstance(tx, Transformation):
+        return tx
+    return OptaxTransform(tx)  # optax's NamedTuple of functions, or any object with both
 
 
 @pytree_dataclass
-class Chain:
+class Chain(Transformation):
     r"""Apply transformations in sequence: :math:`u \leftarrow T_n(\dots T_1(g))`.
 
     The state is a tuple with one entry per transformation, as in ``optax.chain``.

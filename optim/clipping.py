@@ -9,11 +9,11 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, global_norm, map_arrays, upcast
-from optim.base import EmptyState
+from optim.base import EmptyState, Transformation
 
 
 @pytree_dataclass
-class Clip:
+class Clip(Transformation):
     r"""Element-wise clipping: :math:`u_t = \min(\max(g_t, -c), c)`."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -36,7 +36,7 @@ def clip(max_delta: Any) -> Clip:
 
 
 @pytree_dataclass
-class ClipByGlobalNorm:
+class ClipByGlobalNorm(Transformation):
     r"""Global-norm clipping (Pascanu et al., 2013, "On the difficulty of training RNNs").
 
     .. math:: u_t = g_t \cdot \min(1, c / \lVert g_t \rVert_2),

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, hyper, is_schedule, value_at
+from optim._hyper import Decay, check_flag, hyper, is_schedule, value_at
 from optim._pytree import is_static, pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -43,7 +43,7 @@ from optim._tree import (
     is_tree_function,
     zero_count,
 )
-from optim.base import Chain, as_transformation, set_to_zero
+from optim.base import Chain, Transformation, as_transformation, set_to_zero
 from optim.wrappers import (
     ApplyIfFinite,
     Flatten,
@@ -167,7 +167,7 @@ def _regex_labels(param_labels: Any, labels: tuple[Hashable, ...]) -> RegexLabel
 
 
 @pytree_dataclass
-class Partition:
+class Partition(Transformation):
     r"""A transformation per label: :math:`u_i = T_{\ell(i)}(g)_i`, :math:`\ell(i)` the label
     of leaf :math:`i`. Each transformation sees only its leaves (the others are ``None``)."""
 
@@ -328,10 +328,15 @@ def _data_fields(block: Any) -> list[str]:
 
 
 def _is_hyper(value: Any) -> bool:
-    """A float hyperparameter: a floating array or a schedule (not a transformation)."""
+    """A float hyperparameter: a floating array, a ``Decay`` or a schedule (not a
+    transformation)."""
     if _is_transformation(value):
         return False
-    return is_schedule(value) or (is_array(value) and jnp.issubdtype(value.dtype, jnp.floating))
+    return (
+        isinstance(value, Decay)
+        or is_schedule(value)
+        or (is_array(value) and jnp.issubdtype(value.dtype, jnp.floating))
+    )
 
 
 @functools.cache
@@ -378,7 +383,8 @@ def _children(block: Any, state: Any) -> list[tuple[str | None, Any, Any]]:
     children = []
     for name in _data_fields(block):
         value = getattr(block, name)
-        items = value if isinstance(value, (tuple, list)) else [value]
+        several = isinstance(value, (tuple, list)) and not _is_transformation(value)
+        items = value if several else [value]
         for item in items:
             if _is_transformation(item):
                 inner_state = getattr(state, attr, None) if attr and state is not None else None

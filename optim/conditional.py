@@ -30,7 +30,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, as_transformation, check_updates, set_to_zero
+from optim.base import Chain, Transformation, as_transformation, check_updates, set_to_zero
 from optim.combine import Partition, _static_bool, partition
 from optim.wrappers import StaticTree, _like, _positive_int, _zeros_like
 
@@ -58,7 +58,7 @@ class ApplyEvery(NamedTuple):
 
 
 @pytree_dataclass
-class ApplyEveryK:
+class ApplyEveryK(Transformation):
     r"""Sum the updates of ``k`` steps and emit the sum at the last of them:
 
     .. math:: a_n = g_n + [n \bmod k \ne 0]\, a_{n-1},\qquad
@@ -127,7 +127,7 @@ def _condition(fn: Callable[..., Any], step: jax.Array, extra_args: dict[str, An
 
 
 @pytree_dataclass
-class ConditionallyApply:
+class ConditionallyApply(Transformation):
     r"""Apply ``inner`` at the steps where ``should_transform_fn(step)`` is True:
 
     .. math:: (u_t, s_t) = \begin{cases} T(g_t, s_{t-1}) & c(t) \\ (r(g_t), s_{t-1}) &
@@ -214,7 +214,7 @@ def conditionally_mask(
 
 
 @pytree_dataclass
-class NamedChain:
+class NamedChain(Transformation):
     r"""``chain`` whose state is an ordered dict keyed by the transformations' names:
     :math:`u \leftarrow T_n(\dots T_1(g))`, ``state[name]`` the state of that part."""
 

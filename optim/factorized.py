@@ -41,7 +41,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, EmptyState, chain, check_updates, require_params
+from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
 from optim.transforms._building_blocks import (
     add_decayed_weights,
     ema,
@@ -169,7 +169,7 @@ class FactoredState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByFactoredRms:
+class ScaleByFactoredRms(Transformation):
     r"""Adafactor's scaling (Shazeer & Stern, 2018, "Adafactor: Adaptive Learning Rates with
     Sublinear Memory Cost").
 
@@ -202,12 +202,13 @@ class ScaleByFactoredRms:
         check_params(params)
 
         def stats(p):
-            zeros = functools.partial(jnp.zeros, dtype=_real_dtype(p))
+            # Reductions of zeros_like(p) keep p's sharding, as update's means of g^2 do.
+            zeros = jnp.zeros_like(p, _real_dtype(p))
             dims = self._dims(p.shape)
             if dims is None:
-                return None, None, zeros(p.shape)
+                return None, None, zeros
             second, largest = dims
-            return zeros(_drop(p.shape, largest)), zeros(_drop(p.shape, second)), None
+            return jnp.sum(zeros, axis=largest), jnp.sum(zeros, axis=second), None
 
         v_row, v_col, v = _map_leaves(stats, 3, params)
         return FactoredState(zero_count(), v_row, v_col, v)
@@ -244,10 +245,6 @@ class ScaleByFactoredRms:
         )
         new_state = FactoredState(safe_increment(state.count), v_row, v_col, v)
         return cast_like_grads(out, updates), new_state
-
-
-def _drop(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
-    return shape[:axis] + shape[axis + 1 :]
 
 
 def _step_hyper(value: Any, name: str) -> jax.Array:
@@ -293,7 +290,7 @@ def scale_by_factored_rms(
 
 
 @pytree_dataclass
-class ClipByBlockRms:
+class ClipByBlockRms(Transformation):
     r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`."""
 
     threshold: Any
@@ -320,7 +317,7 @@ def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
 
 
 @pytree_dataclass
-class ScaleByParamBlockRms:
+class ScaleByParamBlockRms(Transformation):
     r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
 
     min_scale: Any
@@ -415,13 +412,16 @@ class ScaleBySM3State(NamedTuple):
 
 def _sm3_accumulators(p: jax.Array, dtype: Any) -> list[jax.Array]:
     """One accumulator per axis of a tensor; a vector or scalar keeps one of its own shape."""
+    zeros = jnp.zeros_like(p, dtype)  # keeps p's sharding, which the reductions pass on
     if p.ndim < 2:
-        return [jnp.zeros(p.shape, dtype)]
-    return [jnp.zeros((p.shape[axis],), dtype) for axis in range(p.ndim)]
+        return [zeros]
+    return [
+        jnp.max(zeros, axis=tuple(a for a in range(p.ndim) if a != axis)) for axis in range(p.ndim)
+    ]
 
 
 @pytree_dataclass
-class ScaleBySM3:
+class ScaleBySM3(Transformation):
     r"""SM3 (Anil et al., 2019, "Memory-Efficient Adaptive Optimization"), SM3-II.
 
     Each tensor keeps one accumulator :math:`\mu^{(a)}` per axis :math:`a` (a vector keeps

@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates, identity, require_params
+from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
 from optim.linesearch import (
     positive_int,
     scalar_dtype,
@@ -93,7 +93,7 @@ def _precondition(
 
 
 @pytree_dataclass
-class ScaleByLBFGS:
+class ScaleByLBFGS(Transformation):
     r"""The L-BFGS direction (Liu & Nocedal, 1989, "On the limited memory BFGS method for
     large scale optimization"; Nocedal & Wright, 2006, "Numerical Optimization", Alg. 7.4).
 

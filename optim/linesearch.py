@@ -37,7 +37,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates
+from optim.base import Transformation, check_updates
 from optim.grad import trainable_value_and_grad
 
 __all__ = [
@@ -202,7 +202,7 @@ def _quadratic_minimizer(a, fa, fpa, b, fb):
 
 
 @pytree_dataclass
-class ScaleByZoomLinesearch:
+class ScaleByZoomLinesearch(Transformation):
     r"""Zoom line search for the strong Wolfe conditions (Nocedal & Wright, 2006, "Numerical
     Optimization", Algorithms 3.5 and 3.6), with Hager & Zhang's (2006, "Algorithm 851:
     CG_DESCENT") approximate sufficient decrease near a minimum.

@@ -25,7 +25,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain
+from optim.base import Chain, Transformation, chain
 from optim.transforms._building_blocks import scale_by_learning_rate
 
 __all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]
@@ -39,7 +39,7 @@ class AddNoiseState(NamedTuple):
 
 
 @pytree_dataclass
-class AddNoise:
+class AddNoise(Transformation):
     r"""Annealed gradient noise (Neelakantan et al., 2015, "Adding Gradient Noise Improves
     Learning for Very Deep Networks").
 

@@ -15,7 +15,7 @@ from optim._hyper import hyper
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import scale_by_adam, scale_by_learning_rate
 
 __all__ = [
@@ -34,7 +34,7 @@ class ScaleByOptimisticGradientState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByOptimisticGradient:
+class ScaleByOptimisticGradient(Transformation):
     r"""Generalized optimistic gradient (Mokhtari, Ozdaglar & Pattathil, 2020, "A Unified
     Analysis of Extra-gradient and Optimistic Gradient Methods for Saddle Point Problems:
     Proximal Point Approach").

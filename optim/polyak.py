@@ -17,7 +17,7 @@ from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, is_trainable, map_arrays, upcast
 from optim.alias import sgd
-from optim.base import Chain, EmptyState, chain
+from optim.base import Chain, EmptyState, Transformation, chain
 
 __all__ = ["polyak_sgd", "scale_by_polyak"]
 
@@ -27,7 +27,7 @@ _TINY = float(np.finfo(np.float64).eps)
 
 
 @pytree_dataclass
-class ScaleByPolyak:
+class ScaleByPolyak(Transformation):
     r"""Stochastic Polyak step size (Loizou et al., 2021, "Stochastic Polyak Step-size for
     SGD: An Adaptive Learning Rate for Fast Convergence"; Polyak, 1987).
 

@@ -55,7 +55,7 @@ from optim._tree import (
     is_trainable,
     map_arrays,
 )
-from optim.base import as_transformation, require_params
+from optim.base import Transformation, as_transformation, require_params
 
 __all__ = [
     "KahanState",
@@ -450,7 +450,7 @@ class StochasticRoundingState(NamedTuple):
 
 
 @pytree_dataclass
-class StochasticRounding:
+class StochasticRounding(Transformation):
     r"""Updates landing on :math:`\mathrm{SR}(\theta_t + T(g_t))` (see ``stochastic_rounding``)."""
 
     inner: Any
@@ -504,7 +504,7 @@ class KahanState(NamedTuple):
 
 
 @pytree_dataclass
-class KahanSummation:
+class KahanSummation(Transformation):
     r"""Updates that land on Kahan-compensated parameters (see ``kahan_summation``)."""
 
     inner: Any

@@ -38,7 +38,7 @@ from optim import alias
 from optim._pytree import pytree_dataclass, static
 from optim._quant import BLOCK_SIZE, MIN_SIZE, QuantizedArray, dequantize, quantize
 from optim._tree import PyTree, keystr, upcast
-from optim.base import as_transformation
+from optim.base import Transformation, as_transformation
 from optim.sign import ScaleByLionState
 from optim.sign import lion as _lion
 from optim.transforms._building_blocks import ScaleByAdamState, TraceState
@@ -174,7 +174,7 @@ def _map_slots(state: PyTree, fn: Callable[[Any, bool], Any]) -> PyTree:
 
 
 @pytree_dataclass
-class WithStateDtype:
+class WithStateDtype(Transformation):
     r"""Run ``inner`` on float32 moments that are stored compactly between steps.
 
     With :math:`E` the storage's encoder and :math:`D` its decoder (a cast to bfloat16 and back;

@@ -27,7 +27,7 @@ from optim._tree import (
     map_arrays,
     upcast,
 )
-from optim.base import EmptyState, check_updates, require_params
+from optim.base import EmptyState, Transformation, check_updates, require_params
 
 __all__ = [
     "NonNegativeParamsState",
@@ -50,7 +50,7 @@ class ZeroNansState(NamedTuple):
 
 
 @pytree_dataclass
-class ZeroNans:
+class ZeroNans(Transformation):
     r"""Replace NaNs by zeros: :math:`u_{t,i} = 0` where :math:`g_{t,i}` is NaN, else
     :math:`g_{t,i}`.
 
@@ -93,7 +93,7 @@ def _reject_complex(tree: PyTree, name: str, transformation: str) -> None:
 
 
 @pytree_dataclass
-class KeepParamsNonnegative:
+class KeepParamsNonnegative(Transformation):
     r"""Keep the parameters non-negative after the update:
 
     .. math:: u_t = \begin{cases} -\theta_t & \theta_t + g_t < 0 \\ g_t & \text{otherwise,}
@@ -139,7 +139,7 @@ def _centralized(g: jax.Array) -> jax.Array:
 
 
 @pytree_dataclass
-class Centralize:
+class Centralize(Transformation):
     r"""Gradient centralisation (Yong et al., 2020, "Gradient Centralization: A New
     Optimization Technique for Deep Neural Networks").
 
@@ -173,7 +173,7 @@ def centralize() -> Centralize:
 
 
 @pytree_dataclass
-class NormalizeByUpdateNorm:
+class NormalizeByUpdateNorm(Transformation):
     r"""Scale by the inverse of the global norm of the updates:
 
     .. math:: u_t = s\, \frac{g_t}{\lVert g_t \rVert_2 + \epsilon},

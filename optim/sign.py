@@ -24,7 +24,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, EmptyState, chain, check_updates
+from optim.base import Chain, EmptyState, Transformation, chain, check_updates
 from optim.transforms._building_blocks import (
     add_decayed_weights,
     ema,
@@ -58,7 +58,7 @@ class ScaleByLionState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByLion:
+class ScaleByLion(Transformation):
     r"""Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms").
 
     .. math::
@@ -142,7 +142,7 @@ def lion(
 
 
 @pytree_dataclass
-class ScaleBySign:
+class ScaleBySign(Transformation):
     r"""Sign of the updates: :math:`u_t = \operatorname{sign}(g_t)` (:math:`g/|g|` if complex)."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -208,7 +208,7 @@ def _reject_complex(tree: PyTree, name: str) -> None:
 
 
 @pytree_dataclass
-class ScaleByRprop:
+class ScaleByRprop(Transformation):
     r"""Rprop, the iRprop- variant (Riedmiller & Braun, 1993, "A Direct Adaptive Method for
     Faster Backpropagation Learning: The RPROP Algorithm"; Igel & Hüsken, 2000, "Improving
     the Rprop Learning Algorithm").

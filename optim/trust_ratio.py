@@ -16,7 +16,7 @@ from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast, zero_count
-from optim.base import Chain, EmptyState, chain, check_updates, require_params
+from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
 from optim.transforms._building_blocks import (
     AddDecayedWeights,
     add_decayed_weights,
@@ -46,7 +46,7 @@ def _safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
 
 
 @pytree_dataclass
-class ScaleByTrustRatio:
+class ScaleByTrustRatio(Transformation):
     r"""Scale each leaf by its trust ratio (You et al., 2017, "Large Batch Training of
     Convolutional Networks").
 

@@ -38,7 +38,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import as_transformation, check_updates
+from optim.base import Transformation, as_transformation, check_updates
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -136,7 +136,7 @@ def _cover(mask: PyTree, updates: PyTree) -> PyTree:
 
 
 @pytree_dataclass
-class Masked:
+class Masked(Transformation):
     r"""Apply ``inner`` to the leaves where the mask is True; pass the others through.
 
     :math:`u_t = T(g_t)` on selected leaves, :math:`u_t = g_t` elsewhere. Unselected leaves
@@ -215,7 +215,7 @@ class ApplyIfFiniteState(NamedTuple):
 
 
 @pytree_dataclass
-class ApplyIfFinite:
+class ApplyIfFinite(Transformation):
     r"""Skip steps whose updates hold a NaN or an infinity.
 
     With :math:`c_t` the number of consecutive non-finite steps up to step :math:`t`:
@@ -322,7 +322,7 @@ def _never_skip(updates: PyTree, gradient_step: jax.Array, params: PyTree | None
 
 
 @pytree_dataclass
-class MultiSteps:
+class MultiSteps(Transformation):
     r"""Gradient accumulation: one inner step every :math:`k` calls (optax's ``MultiSteps``).
 
     With :math:`n` the mini-step within the current group of :math:`k` (``every_k_schedule``
@@ -470,7 +470,7 @@ class LookaheadParams(NamedTuple):
 
 
 @pytree_dataclass
-class Lookahead:
+class Lookahead(Transformation):
     r"""Lookahead (Zhang et al., 2019, "Lookahead Optimizer: k steps forward, 1 step back").
 
     The fast weights :math:`\phi` take ``sync_period`` = :math:`k` steps of the fast
@@ -575,7 +575,7 @@ def _unravel(flat: jax.Array, like: PyTree) -> PyTree:
 
 
 @pytree_dataclass
-class Flatten:
+class Flatten(Transformation):
     r"""Run ``inner`` on one vector: all floating leaves raveled and concatenated.
 
     :math:`u = \operatorname{unravel}(T(\operatorname{ravel}(g)))`; fewer, larger kernels
@@ -626,7 +626,7 @@ def _hashable(value: Any) -> Any:
 
 
 @pytree_dataclass
-class InjectHyperparams:
+class InjectHyperparams(Transformation):
     r"""``inner_factory(**hyperparams)`` rebuilt at every step from the state's hyperparameters.
 
     Numeric arguments are kept in ``state.hyperparams`` (change them between steps); arguments

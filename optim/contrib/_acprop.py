@@ -19,14 +19,14 @@ from optim._numerics import (
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim.adam_family import ScaleByBeliefState
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["acprop", "scale_by_acprop"]
 
 
 @pytree_dataclass
-class ScaleByAcprop:
+class ScaleByAcprop(Transformation):
     r"""ACProp (Zhuang et al., 2021, "Momentum Centering and
     Asynchronous Update for Adaptive Gradient Methods").
 

@@ -19,7 +19,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 
@@ -34,7 +34,7 @@ class ScaleByAdemamixState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdemamix:
+class ScaleByAdemamix(Transformation):
     r"""AdEMAMix (Pagliardini et al., 2024, "The AdEMAMix Optimizer: Better, Faster, Older",
     Algorithm 1).
 

@@ -19,7 +19,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, map_arrays, safe_increment, upcast
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import ScaleByAdamState, scale_by_learning_rate
 
@@ -30,7 +30,7 @@ def _quarter_power(count: jax.Array) -> jax.Array:
 
 
 @pytree_dataclass
-class ScaleByAdopt:
+class ScaleByAdopt(Transformation):
     r"""ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with Any
     :math:`\beta_2` with the Optimal Rate", with clipping; step counter :math:`t` from 0).
 

@@ -10,7 +10,7 @@ from optim._hyper import hyper
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_same_structure, float_copy, full_like, map_arrays, upcast
-from optim.base import Chain, chain, check_updates, require_params
+from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
@@ -29,7 +29,7 @@ class COCOBState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByCocob:
+class ScaleByCocob(Transformation):
     r"""COCOB-Backprop (Orabona & Tommasi, 2017, "Training Deep Networks without Learning
     Rates Through Coin Betting", Algorithm 2), per coordinate, with :math:`L_0 = \epsilon`:
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, is_array
-from optim.base import as_transformation
+from optim.base import Transformation, as_transformation
 
 __all__ = [
     "SplitRealAndImaginaryArrays",
@@ -48,7 +48,7 @@ def _split_tree(tree: PyTree) -> PyTree:
 
 
 @pytree_dataclass
-class SplitRealAndImaginary:
+class SplitRealAndImaginary(Transformation):
     r"""Run ``inner`` on :math:`(\mathrm{Re}\,z, \mathrm{Im}\,z)` for every complex leaf
     :math:`z` and return :math:`u_{re} + i\,u_{im}`; real leaves pass as they are.
 

@@ -21,7 +21,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates, require_params
+from optim.base import Transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
 
@@ -41,7 +41,7 @@ class DAdaptAdamWState(NamedTuple):
 
 
 @pytree_dataclass
-class DAdaptAdamW:
+class DAdaptAdamW(Transformation):
     r"""D-Adaptation, AdamW version (Defazio & Mishchenko, 2023, "Learning-Rate-Free Learning
     by D-Adaptation", as in optax). With :math:`d_t` the distance estimate
     (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t` the ``learning_rate`` schedule,

@@ -21,7 +21,7 @@ from optim._tree import (
     tree_sum,
     upcast,
 )
-from optim.base import Chain, chain, check_updates, identity, require_params
+from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "dog", "dowg", "scale_by_dog", "scale_by_dowg"]
@@ -76,7 +76,7 @@ def _scaled(learning_rate: jax.Array, grads: PyTree, updates: PyTree) -> PyTree:
 
 
 @pytree_dataclass
-class ScaleByDog:
+class ScaleByDog(Transformation):
     r"""DoG (Ivgi, Hinder & Carmon, 2023, "DoG is SGD's Best Friend: A Parameter-Free Dynamic
     Step Size Schedule").
 
@@ -133,7 +133,7 @@ class ScaleByDog:
 
 
 @pytree_dataclass
-class ScaleByDowg:
+class ScaleByDowg(Transformation):
     r"""DoWG (Khaled, Mishchenko & Jin, 2023, "DoWG Unleashed: An Efficient Universal
     Parameter-Free Gradient Descent Method").
 

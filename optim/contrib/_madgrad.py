@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, chain, check_updates, require_params
+from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, learning_rate_hyper
 
@@ -38,7 +38,7 @@ class MadgradState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByMadgrad:
+class ScaleByMadgrad(Transformation):
     r"""MADGRAD (Defazio & Jelassi, 2021, "Adaptivity without Compromise: A Momentumized,
     Adaptive, Dual Averaged Gradient Method for Stochastic Optimization"), as in optax and
     the authors' PyTorch code (step :math:`k` from 0, :math:`\eta_k` the learning rate).

@@ -23,7 +23,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import as_transformation, check_updates, require_params
+from optim.base import Transformation, as_transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 
 __all__ = ["MechanicState", "mechanize"]
@@ -43,7 +43,7 @@ class MechanicState(NamedTuple):
 
 
 @pytree_dataclass
-class Mechanize:
+class Mechanize(Transformation):
     r"""Mechanic (Cutkosky, Defazio & Mehta, 2023, "Mechanic: A Learning Rate Tuner",
     with optax's clipping of :math:`h`). With :math:`\Delta_t = -\sum_{k<t}
     u^{base}_k` the base optimizer's summed updates, :math:`S_t = \sum_i s_{t,i}`, the

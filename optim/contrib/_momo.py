@@ -21,7 +21,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates
+from optim.base import Transformation, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
 
@@ -116,7 +116,7 @@ def _scalars(lower_bound: Any) -> dict[str, jax.Array]:
 
 
 @pytree_dataclass
-class Momo:
+class Momo(Transformation):
     r"""MoMo (Schaipp, Ohana, Eickenberg, Defazio & Gower, 2023, "MoMo: Momentum Models for
     Adaptive Learning Rates"), SGD-with-momentum version. With :math:`\beta` (0 at the first
     step), learning rate :math:`\alpha_t`, weight decay :math:`\lambda`,
@@ -177,7 +177,7 @@ class Momo:
 
 
 @pytree_dataclass
-class MomoAdam:
+class MomoAdam(Transformation):
     r"""MoMo-Adam (Schaipp et al., 2023, "MoMo: Momentum Models for Adaptive Learning Rates"):
     ``Momo`` with Adam's preconditioner :math:`D_t = \epsilon +
     \sqrt{v_t / (1-\beta_2^t)}` and bias correction :math:`\rho_t = 1-\beta_1^t`:

@@ -36,7 +36,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.alias import adamw
-from optim.base import EmptyState, chain, check_updates
+from optim.base import EmptyState, Transformation, chain, check_updates
 from optim.combine import Partition, partition
 from optim.schedules import _choice, _steps
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
@@ -242,7 +242,7 @@ class MuonState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByMuon:
+class ScaleByMuon(Transformation):
     r"""Muon (Jordan et al., 2024, "Muon: An optimizer for hidden layers in neural networks",
     and modded-nanogpt), on matrices only.
 
@@ -306,7 +306,7 @@ class ScaleByMuon:
 
 
 @pytree_dataclass
-class ScaleByShape:
+class ScaleByShape(Transformation):
     r"""Muon's shape-dependent scale: :math:`u = \sqrt{\max(1, n_{out}/n_{in})}\, g` (Jordan's
     width transfer), or with ``consistent_rms`` = :math:`r`,
     :math:`u = r\sqrt{\max(n_{in}, n_{out})}\, g` (Liu et al., 2025, "Muon is Scalable for LLM

@@ -28,7 +28,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import check_updates, require_params
+from optim.base import Transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
 
@@ -47,7 +47,7 @@ class ProdigyState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByProdigy:
+class ScaleByProdigy(Transformation):
     r"""Prodigy (Mishchenko & Defazio, 2023, "Prodigy: An Expeditiously Adaptive
     Parameter-Free Learner", the Adam version).
 

@@ -22,6 +22,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim.base import Transformation
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
 
@@ -48,7 +49,7 @@ def _value_dtype(params: PyTree) -> Any:
 
 
 @pytree_dataclass
-class ReduceOnPlateau:
+class ReduceOnPlateau(Transformation):
     r"""Multiply the updates by a scale :math:`s` that drops by ``factor`` on a plateau.
 
     Every ``accumulation_size`` calls, the mean :math:`\bar f` of the ``value`` arguments

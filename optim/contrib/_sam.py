@@ -20,14 +20,21 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import EmptyState, apply_updates, as_transformation, check_updates, require_params
+from optim.base import (
+    EmptyState,
+    Transformation,
+    apply_updates,
+    as_transformation,
+    check_updates,
+    require_params,
+)
 from optim.schedules import _steps
 
 NormalizeState = EmptyState
 
 
 @pytree_dataclass
-class Normalize:
+class Normalize(Transformation):
     r"""Divide by the global norm: :math:`u_t = g_t / \lVert g_t \rVert_2` (over all leaves).
 
     The gradients are first divided by their largest magnitude, so that the norm neither
@@ -73,7 +80,7 @@ def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
 
 
 @pytree_dataclass
-class SAM:
+class SAM(Transformation):
     r"""Sharpness-Aware Minimization (Foret et al., 2021, "Sharpness-Aware Minimization for
     Efficiently Improving Generalization", Algorithm 1), as ``optax.contrib.sam``.
 

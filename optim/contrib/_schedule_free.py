@@ -20,7 +20,7 @@ from optim._tree import (
     upcast,
 )
 from optim.alias import sgd
-from optim.base import as_transformation, chain, check_updates, require_params
+from optim.base import Transformation, as_transformation, chain, check_updates, require_params
 from optim.schedules import _steps, warmup_constant_schedule
 from optim.transforms._building_blocks import (
     add_decayed_weights,
@@ -47,7 +47,7 @@ def _average(y: jax.Array, z: jax.Array, b1: jax.Array) -> jax.Array:
 
 
 @pytree_dataclass
-class ScheduleFree:
+class ScheduleFree(Transformation):
     r"""Schedule-Free wrapper (Defazio et al., 2024, "The Road Less Scheduled").
 
     The parameters the caller holds are the gradient points :math:`y_t`; the base optimizer

@@ -16,7 +16,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
-from optim.base import Chain, chain, check_updates
+from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
@@ -36,7 +36,7 @@ class ScaleBySimplifiedAdEMAMixState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleBySimplifiedAdemamix:
+class ScaleBySimplifiedAdemamix(Transformation):
     r"""Simplified AdEMAMix (Morwani et al., 2025, "Connections between
     Schedule-Free Optimizers, AdEMAMix, and Accelerated SGD Variants").
 

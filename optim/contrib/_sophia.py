@@ -19,7 +19,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, as_transformation, chain, check_updates
+from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.grad import partition
 from optim.schedules import _steps
@@ -33,7 +33,7 @@ class HutchinsonState(NamedTuple):
 
 
 @pytree_dataclass
-class HutchinsonEstimatorDiagHessian:
+class HutchinsonEstimatorDiagHessian(Transformation):
     r"""Hutchinson's estimator of the Hessian diagonal (Hutchinson, 1989; Sophia-H):
     :math:`\hat h = z \odot (\nabla^2 f(\theta)\, z)` with :math:`z` a Rademacher vector
     (:math:`\pm 1` entries), unbiased since :math:`E[z z^\top] = I`.
@@ -112,7 +112,7 @@ class SophiaState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleBySophia:
+class ScaleBySophia(Transformation):
     r"""Sophia (Liu et al., 2023, "Sophia: A Scalable Stochastic Second-order Optimizer for
     Language Model Pre-training", Algorithm 3).
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, is_schedule, value_at
+from optim._hyper import check_flag, decay_hyper, hyper, is_schedule, value_at
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -39,13 +39,13 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import EmptyState, check_updates
+from optim.base import EmptyState, Transformation, check_updates
 
 # --- scaling ------------------------------------------------------------------------------
 
 
 @pytree_dataclass
-class Scale:
+class Scale(Transformation):
     r"""Multiply by a constant: :math:`u_t = s\,g_t`."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -73,7 +73,7 @@ class ScaleByScheduleState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleBySchedule:
+class ScaleBySchedule(Transformation):
     r"""Multiply by a schedule of the step count: :math:`u_t = s(t-1)\,g_t`."""
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
@@ -99,7 +99,7 @@ def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
 
 
 @pytree_dataclass
-class ScaleByLearningRate:
+class ScaleByLearningRate(Transformation):
     r"""Descent step: :math:`u_t = -\eta_t\,g_t` (or :math:`+\eta_t g_t` with ``flip_sign=False``).
 
     :math:`\eta_t` is a constant or a schedule evaluated at the number of previous updates;
@@ -156,7 +156,7 @@ class TraceState(NamedTuple):
 
 
 @pytree_dataclass
-class Trace:
+class Trace(Transformation):
     r"""Heavy-ball momentum (Polyak, 1964): :math:`m_t = g_t + \mu\,m_{t-1}`, :math:`u_t = m_t`.
 
     With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`.
@@ -198,7 +198,7 @@ class EmaState(NamedTuple):
 
 
 @pytree_dataclass
-class Ema:
+class Ema(Transformation):
     r"""Exponential moving average :math:`m_t = (1-\beta) g_t + \beta m_{t-1}`.
 
     :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`.
@@ -225,7 +225,7 @@ class Ema:
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     """Exponential moving average of past updates (``optax.ema``)."""
     return Ema(
-        hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
+        decay_hyper(decay, "decay", closed=True),
         debias=check_flag(debias, "debias"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
@@ -254,7 +254,7 @@ class ScaleByAdamState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdam:
+class ScaleByAdam(Transformation):
     r"""Adam (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization").
 
     .. math::
@@ -325,8 +325,8 @@ def scale_by_adam(
     parameter's dtype when wider); the arithmetic stays float32 whatever they are.
     """
     return ScaleByAdam(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
@@ -355,7 +355,7 @@ def _rms_scaling(v: jax.Array, eps: jax.Array, eps_in_sqrt: bool) -> jax.Array:
 
 
 @pytree_dataclass
-class ScaleByRms:
+class ScaleByRms(Transformation):
     r"""RMSProp scaling (Hinton, 2012, "Neural Networks for Machine Learning", lecture 6e).
 
     .. math::
@@ -406,7 +406,7 @@ class ScaleByRms:
 
 def _rms_args(decay: Any, eps: Any, initial_scale: Any) -> dict[str, Any]:
     return dict(
-        decay=hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
+        decay=decay_hyper(decay, "decay", closed=True),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         initial_scale=hyper(initial_scale, "initial_scale", schedule=False, low=0.0),
     )
@@ -436,7 +436,7 @@ class ScaleByStddevState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByStddev:
+class ScaleByStddev(Transformation):
     r"""Centered RMSProp scaling (Graves, 2013, "Generating Sequences With RNNs", eq. 38-40).
 
     .. math::
@@ -500,7 +500,7 @@ class ScaleByRssState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByRss:
+class ScaleByRss(Transformation):
     r"""Adagrad scaling (Duchi et al., 2011, "Adaptive Subgradient Methods").
 
     .. math::
@@ -550,7 +550,7 @@ class AddDecayedWeightsState(NamedTuple):
 
 
 @pytree_dataclass
-class AddDecayedWeights:
+class AddDecayedWeights(Transformation):
     r"""Decoupled weight decay (Loshchilov & Hutter, 2019): :math:`u_t = g_t + \lambda_t\theta_t`.
 
     Placed before the learning-rate scaling this gives AdamW's
