@@ -276,9 +276,12 @@ class ScaleByZoomLinesearch(Transformation):
         value_and_grad = _value_and_grad(
             functools.partial(value_fn, **_value_fn_kwargs(value_fn, extra_args))
         )
-        dtype = state.learning_rate.dtype
+        # The state's value has the dtype init chose; a learning rate set by hand (e.g.
+        # optim.tree.set(state, learning_rate=0.5), as optax allows) may be a Python float.
+        dtype = jnp.asarray(state.value).dtype
+        learning_rate = jnp.asarray(state.learning_rate, dtype)
         grad = _store(grad, state.grad)
-        final = self._search(value_and_grad, params, updates, value, grad, state.learning_rate)
+        final = self._search(value_and_grad, params, updates, value, grad, learning_rate)
         if self.verbose:
             self._report(final)
         stepsize = final.stepsize

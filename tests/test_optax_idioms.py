@@ -192,3 +192,23 @@ def test_flax_nnx_optimizer_trains_with_optax_losses(make):
     # Same float32 arithmetic with the same rounded rates (1 - b computed from the Python
     # float, as optax does); XLA's fusion of the two programs may differ in the last bit.
     np.testing.assert_allclose(losses["optim"], losses["optax"], rtol=2e-6)
+
+
+def test_zoom_line_search_takes_a_python_float_learning_rate_set_in_its_state():
+    """optax's documented idiom: seed the line search's first step size by setting it in the
+    state (``optax.tree.set(state, learning_rate=0.5)`` puts a Python float there)."""
+
+    def fn(w):
+        return jnp.sum((w - 1.0) ** 2)
+
+    w = jnp.array([3.0, -2.0])
+    results = []
+    for lib in (optim, optax):
+        search = lib.scale_by_zoom_linesearch(max_linesearch_steps=30)
+        state = optax.tree.set(search.init(w), learning_rate=0.5)
+        value, grad = jax.value_and_grad(fn)(w)
+        updates, state = search.update(-grad, state, w, value=value, grad=grad, value_fn=fn)
+        results.append((updates, state.learning_rate))
+    (ours, our_lr), (theirs, their_lr) = results
+    np.testing.assert_array_equal(ours, theirs)
+    assert float(our_lr) == float(their_lr) == 0.5
