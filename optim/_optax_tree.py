@@ -36,11 +36,10 @@ def l1_norm(tree: PyTree) -> jax.Array:
 
 
 def _inner_leaf(x: Any, y: Any) -> jax.Array:
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if jnp.iscomplexobj(x):
-        x = jnp.conj(x)
-    # A full contraction at the highest precision, not jnp.vdot: vdot ravels its operands.
-    return jnp.tensordot(x, y, x.ndim, precision=jax.lax.Precision.HIGHEST)
+    # jnp.vdot at the highest precision: what optax 0.2.8 runs with this JAX (its version test
+    # compares strings, '0.10' < '0.7.2', so it takes the vdot branch). For complex leaves a
+    # full tensordot of conj(x) and y rounds differently.
+    return jnp.vdot(jnp.asarray(x), jnp.asarray(y), precision=jax.lax.Precision.HIGHEST)
 
 
 def inner(x: PyTree, y: PyTree) -> Any:

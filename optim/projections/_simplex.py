@@ -136,9 +136,10 @@ def projection_l1_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
       [0.1500001  0.85000014] 0.0
     """
     check_scalar(scale, "scale")
-    return jax.lax.cond(
-        l1_norm(tree) <= scale,
-        lambda t: t,
-        lambda t: projection_l1_sphere(t, scale),
-        tree,
-    )
+
+    def onto_sphere(t: Any) -> Any:
+        # Back in each leaf's dtype: the simplex projection computes bf16 leaves in float32,
+        # and both branches must return the same types (optax's fails for bf16 here).
+        return jax.tree.map(lambda p, x: p.astype(x.dtype), projection_l1_sphere(t, scale), t)
+
+    return jax.lax.cond(l1_norm(tree) <= scale, lambda t: t, onto_sphere, tree)
