@@ -103,6 +103,21 @@ from optim.wrappers import (
     skip_not_finite,
 )
 
+# --- optax subpackages: projections, second_order, perturbations, assignment, microbatching,
+# experimental (each a subpackage of small modules; optax also has optax.microbatch) ---
+# isort: split
+from optim import (
+    assignment,
+    experimental,
+    microbatching,
+    perturbations,
+    projections,
+    second_order,
+)
+from optim.microbatching import microbatch
+
+# --- end optax subpackages ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -213,4 +228,14 @@ _CATALOGUE_MODULES = (
 )
 __all__ += [
     name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
+]
+# optax subpackages (the block above)
+__all__ += [
+    "assignment",
+    "experimental",
+    "microbatch",
+    "microbatching",
+    "perturbations",
+    "projections",
+    "second_order",
 ]

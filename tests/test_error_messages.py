@@ -78,7 +78,8 @@ def _gap_marks(id: str) -> Any:
 NOT_FACTORIES = {
     "apply_updates", "apply_updates_kahan", "apply_updates_stochastic", "bytes_per_parameter",
     "fit", "hyperparams", "hypergradient_descent", "inject_hyperparams", "join_schedules",
-    "kahan_compensation", "mixed_precision_loss", "num_examples", "per_example_global_norm_clip",
+    "kahan_compensation", "microbatch", "mixed_precision_loss", "num_examples",
+    "per_example_global_norm_clip",
     "per_example_layer_norm_clip", "sample_batch", "scale_gradient",
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
