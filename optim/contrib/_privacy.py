@@ -146,11 +146,11 @@ def differentially_private_aggregate(
 
     Examples:
       >>> import jax, jax.numpy as jnp, optim
-      >>> tx = optim.contrib.differentially_private_aggregate(1.0, 0.0, key=0)
-      >>> per_example = {"w": jnp.array([[3.0, 4.0], [0.3, 0.4]])}  # norms 5 and 0.5
+      >>> tx = optim.contrib.differentially_private_aggregate(2.0, 0.0, key=0)
+      >>> per_example = {"w": jnp.array([[0.0, 4.0], [1.0, 0.0]])}  # norms 4 and 1
       >>> updates, state = tx.update(per_example, tx.init({"w": jnp.zeros(2)}))
-      >>> print(updates["w"].round(4))  # ((0.6, 0.8) + (0.3, 0.4)) / 2
-      [0.45 0.6 ]
+      >>> print(updates["w"])  # ((0, 2) + (1, 0)) / 2: the first example clipped to norm 2
+      [0.5 1. ]
     """
     return _aggregate(l2_norm_clip, noise_multiplier, _resolve_key(key, seed))
 
