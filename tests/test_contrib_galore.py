@@ -362,12 +362,20 @@ def test_grads_of_another_shape_or_structure_name_the_leaf():
     params = {"w": jnp.ones((4, 3)), "b": jnp.ones(3)}
     tx = galore(0.1, rank=2)
     state = tx.init(params)
-    with pytest.raises(ValueError, match=r"grads\['w'\].*projector"):
-        tx.update({"w": jnp.ones((5, 3)), "b": jnp.ones(3)}, state, params)
-    # The transposed shape needs a projector of the same shape: the inner Adam names the leaf.
-    with pytest.raises(ValueError, match=r"grads\['w'\]"):
+    # Given the params (as galore's weight decay needs), the grads are checked against them.
+    with pytest.raises(ValueError, match=r"grads\['w'\] has shape \(3, 4\) but params\['w'\]"):
         tx.update({"w": jnp.ones((3, 4)), "b": jnp.ones(3)}, state, params)
     with pytest.raises(ValueError, match=r"grads.*\['b'\]"):
         tx.update({"w": jnp.ones((4, 3))}, state, params)
     with pytest.raises(TypeError, match=r"grads\['b'\]"):
         tx.update({"w": jnp.ones((4, 3)), "b": jnp.ones(3, jnp.int32)}, state, params)
+    # Without them, against the projector's shape.
+    inner = scale_by_galore(rank=2)
+    inner_state = inner.init(params)
+    with pytest.raises(ValueError, match=r"grads\['w'\].*projector"):
+        inner.update({"w": jnp.ones((5, 3)), "b": jnp.ones(3)}, inner_state)
+    # The transposed matrix needs a projector of the same shape: the inner Adam names the leaf.
+    with pytest.raises(ValueError, match=r"grads\['w'\]"):
+        inner.update({"w": jnp.ones((3, 4)), "b": jnp.ones(3)}, inner_state)
+    with pytest.raises(ValueError, match=r"missing from grads: \['b'\]"):
+        inner.update({"w": jnp.ones((4, 3))}, inner_state)

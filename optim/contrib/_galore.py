@@ -32,7 +32,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, as_transformation, chain
+from optim.base import Chain, as_transformation, chain, check_updates
 from optim.contrib._muon import _canonical_dims, _is_dims, _is_dims_leaf, _matrix_axes
 from optim.schedules import _steps
 from optim.transforms._building_blocks import (
@@ -248,7 +248,9 @@ class ScaleByGalore:
         )
 
     def update(self, updates, state, params=None, **extra_args):
-        del params, extra_args  # the inner optimizer works on projections, not the params
+        del extra_args
+        if params is not None:  # read for this check only: the inner optimizer gets None
+            check_updates(updates, params, "params")
         check_same_structure(
             updates,
             jax.tree.map(lambda _: None, state.projector),  # the structure, not the shapes
