@@ -401,7 +401,7 @@ def galore(
     the gradients onto their top-``rank`` singular vectors, refreshed every
     ``update_proj_gap`` steps, mapped back by :math:`P_t`) and :math:`\lambda` =
     ``weight_decay`` where ``mask`` allows (decoupled, as AdamW's, in the full space). For an
-    :math:`m \times n` matrix Adam's two moments take :math:`2 r \max(m, n)` entries instead
+    :math:`m \times n` matrix Adam's two moments take :math:`2 r \min(m, n)` entries instead
     of :math:`2mn`, plus the projector's :math:`r \max(m, n)`.
 
     References:
