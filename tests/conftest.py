@@ -8,6 +8,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+import optim
+from optim._pytree import pytree_dataclass
+from optim._tree import map_arrays
+
 
 def nested_params(seed: int = 0, dtype=jnp.float32) -> dict:
     """A tree of matrices, vectors and scalars inside dicts, a list and a tuple."""
@@ -67,3 +71,25 @@ def relative_deviation(ours, reference) -> float:
 @pytest.fixture
 def params():
     return nested_params()
+
+
+@pytree_dataclass
+class BatchOfOne:
+    """Gradients as per-example gradients of a batch of one example: a leading axis of size 1
+    on every leaf, which is what ``dpsgd``'s update takes. Lets the generic catalogue tests,
+    which hand an optimizer ordinary gradients, run DP-SGD (B = 1: each step clips the
+    gradient to ``l2_norm_clip`` and adds noise of standard deviation ``l2_norm_clip *
+    noise_multiplier``)."""
+
+    def init(self, params):
+        del params
+        return optim.EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        return map_arrays(lambda g: g[None], updates), state
+
+
+def dpsgd_on_one_example(learning_rate):
+    """``dpsgd`` behind ``BatchOfOne``, with C = 1 and sigma = 1."""
+    return optim.chain(BatchOfOne(), optim.dpsgd(learning_rate, 1.0, 1.0, seed=0))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import convex_loss, nested_params
+from conftest import convex_loss, dpsgd_on_one_example, nested_params
 
 import optim
 
@@ -67,6 +67,13 @@ CATALOGUE = {
     "momo": optim.momo,
     "momo_adam": optim.momo_adam,
     "simplified_ademamix": lambda lr: optim.simplified_ademamix(lr, eps_root=1e-8),
+    # dpsgd's update takes per-example gradients (a batch axis on every leaf); these tests
+    # hand it ordinary ones, as the gradients of a batch of one example (conftest.BatchOfOne).
+    "dpsgd": dpsgd_on_one_example,
+    # Projectors refreshed at every step: with optax's default of every 200 steps, the first
+    # projector of test_edge_numerics's run comes from a zero gradient (an arbitrary basis of
+    # r = 2 of the 3 columns) and holds for 200 steps, in which the third column does not move.
+    "galore": lambda lr: optim.galore(lr, update_proj_gap=1),
 }
 
 PARAMS = nested_params()

@@ -366,6 +366,7 @@ MOVES_WITHOUT_GRADIENTS = {
     "fromage": "theta (1 + lr^2)^(-t/2): Fromage rescales the parameters every step",
     "yogi": "m_0 = v_0 = initial_accumulator_value (1e-6, as in optax): steps decay as b1^t",
     "noisy_sgd": "annealed gradient noise, N(0, eta / t^gamma)",
+    "dpsgd": "the Gaussian mechanism's noise, N(0, (sigma C / B)^2) (C = sigma = B = 1 here)",
     "schedule_free_adamw": "float32 rounding of the interpolation y = (1-b1) z + b1 x",
     "schedule_free_sgd": "float32 rounding of the interpolation y = (1-b1) z + b1 x",
 }
@@ -385,6 +386,12 @@ def _noise_std() -> float:
     eta, gamma = _default(optim.noisy_sgd, "eta"), _default(optim.noisy_sgd, "gamma")
     t = np.arange(1, ZERO_STEPS + 1, dtype=np.float64)
     return float(LR * np.sqrt(np.sum(eta / t**gamma)))
+
+
+def _dpsgd_noise_std() -> float:
+    """Standard deviation of dpsgd's total displacement after ZERO_STEPS steps: a sum of
+    ZERO_STEPS draws of lr N(0, (sigma C / B)^2), with test_catalogue's C = sigma = B = 1."""
+    return LR * np.sqrt(ZERO_STEPS)
 
 
 def _expected_after_zero_gradients(name, p0):
@@ -413,6 +420,8 @@ def test_zero_gradients_for_10000_steps(name):
             np.testing.assert_array_equal(p, p0)
         elif name == "noisy_sgd":
             assert np.all(np.abs(p - p0) < 6 * _noise_std())  # deterministic key; 6 sigma
+        elif name == "dpsgd":
+            assert np.all(np.abs(p - p0) < 6 * _dpsgd_noise_std())  # as noisy_sgd
         elif name.startswith("schedule_free"):
             # 10,000 interpolations, each rounding to within half an ulp of |p| <= 3.
             np.testing.assert_allclose(p, p0, rtol=0, atol=ZERO_STEPS * 2.0**-23)

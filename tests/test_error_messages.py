@@ -99,6 +99,7 @@ REQUIRED = {
     "optimizer": optim.identity(), "adv_optimizer": optim.identity(),
     "base_optimizer": optim.identity(), "clipping": 1.0, "freeze_mask": {"w": True},
     "should_transform_fn": lambda step: step % 2 == 0, "init_step": ("heuristic", 1e-6),
+    "l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0,
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).
@@ -220,6 +221,7 @@ NEEDS_PARAMS = {
     "adan",
     "ademamix",
     "fromage",
+    "galore",  # its add_decayed_weights, as optax's (even at weight_decay=0)
     "lamb",
     "lars",
     "lbfgs",
@@ -235,7 +237,7 @@ NEEDS_PARAMS = {
 }
 # Optimizers that keep no per-leaf state: nothing to compare the gradients' structure with
 # (a mismatch is caught by apply_updates instead).
-NO_LEAF_STATE = {"noisy_sgd", "polyak_sgd", "sign_sgd"}
+NO_LEAF_STATE = {"dpsgd", "noisy_sgd", "polyak_sgd", "sign_sgd"}
 
 
 def _loss(params: Any) -> jax.Array:

@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import dpsgd_on_one_example
 from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from pytree_strategies import ALL_LEAVES, Problem, kitchen_sink, problems, to_jax, x64_sink
 
@@ -122,6 +123,9 @@ ALIAS_ARGUMENTS: dict[str, Callable[[], Any]] = {
     # >= 128 are factored): the path that differs from per-element statistics.
     "adafactor": lambda: optim.adafactor(LEARNING_RATE, min_dim_size_to_factor=2),
     "noisy_sgd": lambda: optim.noisy_sgd(LEARNING_RATE, key=jax.random.PRNGKey(0)),
+    # dpsgd's update takes per-example gradients (a batch axis on every leaf), and its seed has
+    # no default: the drawn gradients as those of a batch of one example (conftest.BatchOfOne).
+    "dpsgd": lambda: dpsgd_on_one_example(LEARNING_RATE),
     # The base optimizer without momentum, as schedule_free's docstring asks.
     "schedule_free": lambda: optim.schedule_free(optim.sgd(LEARNING_RATE), LEARNING_RATE),
 }
@@ -225,6 +229,7 @@ ZERO_GRADIENT_MOVES = {
     "sophia": _WEIGHT_DECAY + " (default weight_decay=1e-4)",
     "fromage": "theta shrinks by 1/sqrt(1 + lr^2) every step (add_decayed_weights(mult - 1))",
     "noisy_sgd": "it adds Gaussian noise to the gradient",
+    "dpsgd": "it adds Gaussian noise (sigma C / B) to the clipped gradients",
     "yogi": "its first moment starts at initial_accumulator_value=1e-6, as optax's",
     "chain(clip_by_global_norm, adamw)": _WEIGHT_DECAY,
     "masked(adamw)": _WEIGHT_DECAY + " (on the matrices)",

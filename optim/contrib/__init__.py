@@ -19,10 +19,16 @@ from optim.contrib._complex_valued import (
 )
 from optim.contrib._dadapt_adamw import DAdaptAdamWState, dadapt_adamw
 from optim.contrib._dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
+from optim.contrib._galore import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
 from optim.contrib._madgrad import MadgradState, madgrad, scale_by_madgrad
 from optim.contrib._mechanic import MechanicState, mechanize
 from optim.contrib._momo import MomoAdamState, MomoState, momo, momo_adam
 from optim.contrib._muon import MuonDimensionNumbers, MuonState, muon, scale_by_muon
+from optim.contrib._privacy import (
+    DifferentiallyPrivateAggregateState,
+    differentially_private_aggregate,
+    dpsgd,
+)
 from optim.contrib._prodigy import ProdigyState, prodigy, scale_by_prodigy
 from optim.contrib._reduce_on_plateau import ReduceLROnPlateauState, reduce_on_plateau
 from optim.contrib._sam import NormalizeState, SAMState, normalize, sam
@@ -49,8 +55,11 @@ from optim.contrib._sophia import (
 __all__ = [
     "COCOBState",
     "DAdaptAdamWState",
+    "DifferentiallyPrivateAggregateState",
     "DoGState",
     "DoWGState",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
     "HutchinsonState",
     "MadgradState",
     "MechanicState",
@@ -73,8 +82,11 @@ __all__ = [
     "adopt",
     "cocob",
     "dadapt_adamw",
+    "differentially_private_aggregate",
     "dog",
     "dowg",
+    "dpsgd",
+    "galore",
     "hutchinson_estimator_diag_hessian",
     "madgrad",
     "mechanize",
@@ -91,6 +103,7 @@ __all__ = [
     "scale_by_cocob",
     "scale_by_dog",
     "scale_by_dowg",
+    "scale_by_galore",
     "scale_by_madgrad",
     "scale_by_muon",
     "scale_by_prodigy",
