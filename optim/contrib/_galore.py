@@ -32,7 +32,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
-from optim.base import Chain, as_transformation, chain, check_updates
+from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._muon import _canonical_dims, _is_dims, _is_dims_leaf, _matrix_axes
 from optim.schedules import _steps
 from optim.transforms._building_blocks import (
@@ -192,7 +192,7 @@ def _top_singular_vectors(g: jax.Array, layout: _Layout, dtype: Any) -> jax.Arra
 
 
 @pytree_dataclass
-class ScaleByGalore:
+class ScaleByGalore(Transformation):
     r"""GaLore (Zhao et al., 2024, "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank
     Projection", Algorithm 2).
 

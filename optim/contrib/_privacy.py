@@ -18,7 +18,7 @@ from optim._hyper import hyper
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_float_updates, compute_dtype, is_trainable, upcast
 from optim.alias import _momentum
-from optim.base import Chain, chain
+from optim.base import Chain, Transformation, chain
 from optim.noise import _as_key, _resolve_key
 from optim.per_example import _clip_bound, _per_example_leaves, per_example_global_norm_clip
 from optim.transforms._building_blocks import scale_by_learning_rate
@@ -31,7 +31,7 @@ class DifferentiallyPrivateAggregateState(NamedTuple):
 
 
 @pytree_dataclass
-class DifferentiallyPrivateAggregate:
+class DifferentiallyPrivateAggregate(Transformation):
     r"""The Gaussian mechanism of DP-SGD (Abadi et al., 2016, "Deep Learning with Differential
     Privacy", Algorithm 1) on a batch of :math:`B` per-example gradients :math:`g_i`:
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree
-from optim.base import as_transformation
+from optim.base import Transformation, as_transformation
 
 PerElementUpdates = PyTree
 AggregatedUpdates = PyTree
@@ -103,7 +103,7 @@ def find_field(tree: Any, key: str, default: Any) -> Any:
 
 
 @pytree_dataclass
-class Process:
+class Process(Transformation):
     """Per-element gradients through a preprocessor, an aggregator and a postprocessor.
 
     The state is ``(preprocess_state, aggregate_state, postprocess_state)``. The

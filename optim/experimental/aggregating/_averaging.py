@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree
-from optim.base import EmptyState, chain, identity
+from optim.base import EmptyState, Transformation, chain, identity
 from optim.experimental.aggregating._aggregator import Aggregator, MaybeAxis
 
 
@@ -41,7 +41,7 @@ def check_steps(accumulation_steps: Any) -> int:
 
 
 @pytree_dataclass
-class AveragePerElementUpdates:
+class AveragePerElementUpdates(Transformation):
     r"""The mean of per-element updates over their element axis: :math:`u = \frac1B \sum_b
     g_b`."""
 
@@ -91,7 +91,7 @@ class AccumulateAvgUpdatesState(NamedTuple):
 
 
 @pytree_dataclass
-class AccumulateAvgUpdates:
+class AccumulateAvgUpdates(Transformation):
     r"""A running mean over ``accumulation_steps`` calls,
     :math:`a_k = a_{k-1} + (g_k - a_{k-1}) / k`, returned (and reset) on the last of them;
     zeros on the others."""

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from optim._hyper import hyper
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, safe_increment, zero_count
-from optim.base import EmptyState, as_transformation, chain, identity
+from optim.base import EmptyState, Transformation, as_transformation, chain, identity
 from optim.experimental.aggregating._aggregator import (
     Aggregator,
     find_field,
@@ -63,7 +63,7 @@ class PerElementMeanAndSumSqDiffGradsState(NamedTuple):
 
 
 @pytree_dataclass
-class PerElementMeanAndSumSqDiffGrads:
+class PerElementMeanAndSumSqDiffGrads(Transformation):
     r"""The mean :math:`\bar g` of per-element gradients and their sum of squared differences
     :math:`\sum_b (g_b - \bar g)^2`, combined across ``accumulation_steps`` microbatches by
     Chan et al.'s pairwise update. Returns ``(mean, {"sum_sq_diff_grads": ..., "sample_size":
@@ -173,7 +173,7 @@ class PerElementMeanAndVarianceEMAState(NamedTuple):
 
 
 @pytree_dataclass
-class TrackPerElementMeanAndVarianceWithEma:
+class TrackPerElementMeanAndVarianceWithEma(Transformation):
     r"""EMAs of the mean gradient and of the per-element variance
     :math:`s / (n - 1)`, from the ``sum_sq_diff_grads`` :math:`s` and ``sample_size``
     :math:`n` extra arguments; the updates pass through unchanged."""
