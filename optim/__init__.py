@@ -72,6 +72,14 @@ from optim.transforms._building_blocks import (
     scale_by_stddev,
     trace,
 )
+
+# --- optax's remaining core names: monitoring, stateless transformations, parameter averages
+# (inject_stateful_hyperparams, WrappedSchedule and the states come with optim.schedules) ---
+from optim.transforms._incremental import *  # noqa: F403
+from optim.transforms._monitoring import *  # noqa: F403
+from optim.transforms._stateless import *  # noqa: F403
+
+# --- end of optax's remaining core names ---
 from optim.trust_ratio import *  # noqa: F403
 from optim.wrappers import (
     ApplyIfFiniteState,
@@ -81,6 +89,7 @@ from optim.wrappers import (
     MaskedState,
     MultiSteps,
     MultiStepsState,
+    ShouldSkipUpdateFunction,
     apply_if_finite,
     flatten,
     inject_hyperparams,
@@ -111,6 +120,7 @@ __all__ = [
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
+    "ShouldSkipUpdateFunction",
     "PartitionState",
     "apply_if_finite",
     "flatten",
@@ -186,7 +196,11 @@ _CATALOGUE_MODULES = (
     "schedules",
     "sign",
     "trust_ratio",
+    "transforms._incremental",
+    "transforms._monitoring",
+    "transforms._stateless",
 )
 __all__ += [
     name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
 ]
+__all__ = list(dict.fromkeys(__all__))  # a name re-exported by two modules, listed once

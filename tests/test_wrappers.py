@@ -190,7 +190,10 @@ def test_state_field_names_match_optax(params):
     assert la._fields == optax.LookaheadState._fields
     assert OURS.LookaheadParams._fields == optax.LookaheadParams._fields
     injected = OURS.inject_hyperparams(OURS.sgd)(0.1).init(params)
-    assert injected._fields == optax.InjectHyperparamsState._fields
+    their_injected = optax.inject_hyperparams(optax.sgd)(0.1).init(params)
+    assert type(injected).__name__ == type(their_injected).__name__
+    assert injected._fields == their_injected._fields
+    assert OURS.InjectHyperparamsState._fields == optax.InjectHyperparamsState._fields
     assert OURS.MultiTransformState is OURS.PartitionState
     assert OURS.multi_transform is OURS.partition
 
