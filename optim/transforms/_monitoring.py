@@ -142,9 +142,16 @@ class Monitor:
     def init(self, params: PyTree) -> MonitorState:
         states = tuple(measure.init(params) for measure in self.measures)
         # Zeros shaped as the measurements the first update will make (optax starts from {}):
-        # the state keeps one structure, as jax.lax.scan and our training loop need.
-        shapes = jax.eval_shape(lambda: self._measure(params, states, params, {})[0])
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        # the state keeps one structure, as jax.lax.scan and our training loop need. A
+        # measure that cannot run without the extra arguments of update is left out, as in
+        # optax.
+        zeros = {}
+        for name, measure, state in zip(self.names, self.measures, states, strict=True):
+            try:
+                shapes = jax.eval_shape(lambda m=measure, s=state: m.update(params, s, params)[0])
+            except (TypeError, KeyError):  # a missing keyword argument, or extra_args["loss"]
+                continue
+            zeros[name] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
         return MonitorState(zeros, states)
 
     def update(self, updates, state, params=None, **extra_args):
@@ -166,7 +173,9 @@ def monitor(measures: Mapping[str, Any]) -> Monitor:
     unchanged.
 
     Unlike optax, whose ``init`` starts with no measurements (``{}``), ``init`` stores zeros
-    shaped as the measurements, so the state keeps one structure (``jax.lax.scan``).
+    shaped as the measurements, so the state keeps one structure (``jax.lax.scan``); only a
+    measuring transformation that needs the extra arguments of ``update`` (a loss value)
+    has no entry before the first update.
 
     Args:
       measures: a dict from measurement names to functions or transformations.
