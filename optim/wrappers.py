@@ -977,7 +977,7 @@ def inject_stateful_hyperparams(
       >>> import warnings, optim
       >>> with warnings.catch_warnings():
       ...     warnings.simplefilter("ignore", DeprecationWarning)
-      ...     tx = optim.inject_stateful_hyperparams(optim.sgd)(learning_rate=0.1)
+      ...     tx = optim.inject_stateful_hyperparams(optim.sgd)(learning_rate=0.1, momentum=0.9)
       >>> sorted(tx.init({}).hyperparams)
       ['learning_rate', 'momentum']
     """
