@@ -92,14 +92,14 @@ __all__ = [
     # Defined in optim.wrappers (one implementation), here as in optax.schedules:
     "InjectHyperparamsState",
     "InjectStatefulHyperparamsState",
-    "Schedule",
     "StatefulSchedule",
     "WrappedSchedule",
     "inject_hyperparams",
     "inject_stateful_hyperparams",
 ]
 
-# The type of a schedule: a function of the step count returning the value at that step.
+# The type of a schedule: a function of the step count returning the value at that step
+# (optax.schedules.Schedule). Not in __all__: a typing alias, not a function to call.
 Schedule = Callable[[ArrayLike], ArrayLike]
 
 
