@@ -85,6 +85,14 @@ from optim.transforms._building_blocks import (
     scale_by_stddev,
     trace,
 )
+
+# --- optax's remaining core names: monitoring, stateless transformations, parameter averages
+# (inject_stateful_hyperparams, WrappedSchedule and the states come with optim.schedules) ---
+from optim.transforms._incremental import *  # noqa: F403
+from optim.transforms._monitoring import *  # noqa: F403
+from optim.transforms._stateless import *  # noqa: F403
+
+# --- end of optax's remaining core names ---
 from optim.trust_ratio import *  # noqa: F403
 from optim.wrappers import (
     ApplyIfFiniteState,
@@ -94,6 +102,7 @@ from optim.wrappers import (
     MaskedState,
     MultiSteps,
     MultiStepsState,
+    ShouldSkipUpdateFunction,
     apply_if_finite,
     flatten,
     inject_hyperparams,
@@ -139,6 +148,7 @@ __all__ = [
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
+    "ShouldSkipUpdateFunction",
     "PartitionState",
     "apply_if_finite",
     "flatten",
@@ -225,6 +235,9 @@ _CATALOGUE_MODULES = (
     "schedules",
     "sign",
     "trust_ratio",
+    "transforms._incremental",
+    "transforms._monitoring",
+    "transforms._stateless",
 )
 __all__ += [
     name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
@@ -239,3 +252,4 @@ __all__ += [
     "projections",
     "second_order",
 ]
+__all__ = list(dict.fromkeys(__all__))  # a name re-exported by two modules, listed once

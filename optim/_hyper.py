@@ -117,7 +117,7 @@ def hyper(
     if is_schedule(value):
         if not schedule:
             raise TypeError(f"{name} must be a number, not a schedule")
-        return value if _is_pytree_schedule(value) else FunctionSchedule(value, name)
+        return value if is_pytree_schedule(value) else FunctionSchedule(value, name)
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     try:
@@ -152,7 +152,7 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
     return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
 
 
-def _is_pytree_schedule(value: Any) -> bool:
+def is_pytree_schedule(value: Any) -> bool:
     """A schedule that is a pytree node (ours), not an opaque function that is itself a leaf."""
     leaves = jax.tree.leaves(value)
     return not (len(leaves) == 1 and leaves[0] is value)

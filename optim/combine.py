@@ -411,8 +411,11 @@ def _count(state: Any) -> jax.Array:
 def _block_values(block: Any, state: Any) -> dict[str, jax.Array]:
     if isinstance(block, InjectHyperparams):
         numeric = getattr(state, "hyperparams", None)
+        schedule_states = getattr(state, "hyperparams_states", None)
         return block.current(
-            numeric if isinstance(numeric, Mapping) else block.numeric, _count(state)
+            numeric if isinstance(numeric, Mapping) else block.numeric,
+            schedule_states if isinstance(schedule_states, Mapping) else {},
+            _count(state),
         )
     count = _count(state)
     return {

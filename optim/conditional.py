@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +112,18 @@ class ConditionallyMaskState(NamedTuple):
 
     step: jax.Array
     inner_state: Any
+
+
+class ConditionFn(Protocol):
+    """The type of ``should_transform_fn`` in ``conditionally_transform`` and
+    ``conditionally_mask`` (optax's protocol).
+
+    Called with the number of earlier calls to ``update`` (an int32 scalar) and, with
+    ``forward_extra_args``, the extra keyword arguments of ``update``; returns a boolean
+    scalar: whether to apply the inner transformation at this step.
+    """
+
+    def __call__(self, step: jax.Array, **extra_args: Any) -> jax.Array: ...
 
 
 def _condition(fn: Callable[..., Any], step: jax.Array, extra_args: dict[str, Any]) -> jax.Array:

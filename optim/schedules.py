@@ -56,6 +56,14 @@ from jax.typing import ArrayLike
 from optim._hyper import check_flag, hyper
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
+from optim.wrappers import (
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    StatefulSchedule,
+    WrappedSchedule,
+    inject_hyperparams,
+    inject_stateful_hyperparams,
+)
 
 __all__ = [
     "ConstantSchedule",
@@ -81,7 +89,18 @@ __all__ = [
     "cosine_onecycle_schedule",
     "sgdr_schedule",
     "wsd_schedule",
+    # Defined in optim.wrappers (one implementation), here as in optax.schedules:
+    "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
+    "StatefulSchedule",
+    "WrappedSchedule",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
 ]
+
+# The type of a schedule: a function of the step count returning the value at that step
+# (optax.schedules.Schedule). Not in __all__: a typing alias, not a function to call.
+Schedule = Callable[[ArrayLike], ArrayLike]
 
 
 # --------------------------------------------------------------------------------------------

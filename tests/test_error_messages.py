@@ -84,6 +84,11 @@ NOT_FACTORIES = {
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
     "with_hyperparams",
+    # optax's helpers of the same kind (tests/test_incremental.py, test_stateless.py and
+    # test_monitoring.py check their arguments):
+    "incremental_update", "init_empty_state", "inject_stateful_hyperparams", "monitor",
+    "periodic_update", "snapshot", "stateless", "stateless_with_tree_map",
+    "with_extra_args_support",
 }  # fmt: skip
 
 # A valid value for each required argument of a factory; floats among them are hyperparameters.
@@ -100,6 +105,7 @@ REQUIRED = {
     "base_optimizer": optim.identity(), "clipping": 1.0, "freeze_mask": {"w": True},
     "should_transform_fn": lambda step: step % 2 == 0, "init_step": ("heuristic", 1e-6),
     "l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0,
+    "measure": jnp.sum,
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).

@@ -14,6 +14,7 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from conftest import nested_params, relative_deviation, trajectory
@@ -548,3 +549,65 @@ def test_hyperparams_reads_inside_named_chain_and_conditional_wrappers():
         values = optim.hyperparams(tx, state)
         assert abs(float(values[key]) - expected) <= 1e-6, (key, values[key])
     assert "clip.clip.max_delta" in optim.hyperparams(named, named.init(params))
+
+
+# --- unitwise_norm and unitwise_clip (optax.transforms' helpers of adaptive_grad_clip) -----
+
+UNIT_SHAPES = [(), (5,), (1, 5), (4, 3), (2, 3, 4), (2, 2, 3, 4), (2, 2, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("shape", UNIT_SHAPES, ids=str)
+def test_unitwise_norm_matches_optax_bitwise(shape):
+    x = jax.random.normal(jax.random.PRNGKey(len(shape)), shape)
+    ours = optim.transforms.unitwise_norm(x)
+    theirs = optax.transforms.unitwise_norm(x)
+    assert ours.shape == x.shape and ours.dtype == theirs.dtype
+    assert ours.tobytes() == theirs.tobytes()  # float32: the same sum of squares and sqrt
+    if len(shape) >= 2:
+        axis = (len(shape) - 1,)
+        assert (
+            optim.transforms.unitwise_norm(x, axis=axis).tobytes()
+            == optax.transforms.unitwise_norm(x, axis=axis).tobytes()
+        )
+
+
+def test_unitwise_norm_dtypes_and_errors():
+    z = jnp.array([3 + 4j, 0j], jnp.complex64)
+    assert optim.transforms.unitwise_norm(z).dtype == jnp.float32
+    np.testing.assert_array_equal(optim.transforms.unitwise_norm(z), [5.0, 5.0])
+    half = optim.transforms.unitwise_norm(jnp.full((2, 2), 300.0, jnp.bfloat16))
+    assert half.dtype == jnp.bfloat16 and float(half[0, 0]) == pytest.approx(424.26, rel=4e-3)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 2, 2, 2, 2, 2\); without axis"):
+        optim.transforms.unitwise_norm(jnp.ones((2,) * 6))
+    with pytest.raises(ValueError, match=r"axis=3 is out of range for x of shape \(2, 2\)"):
+        optim.transforms.unitwise_norm(jnp.ones((2, 2)), axis=3)
+    with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
+        optim.transforms.unitwise_norm(jnp.ones(2), axis=0.5)
+
+
+def test_unitwise_clip_matches_optax_bitwise():
+    grad = jax.random.normal(jax.random.PRNGKey(0), (4, 3)) * 3.0
+    g_norm = optim.transforms.unitwise_norm(grad)
+    max_norm = jnp.full_like(grad, 4.0)
+    ours = optim.transforms.unitwise_clip(g_norm, max_norm, grad)
+    theirs = optax.transforms.unitwise_clip(g_norm, max_norm, grad)
+    assert ours.tobytes() == theirs.tobytes()
+    assert bool(jnp.any(ours != grad))  # some units clipped
+    unclipped = optim.transforms.unitwise_clip(g_norm, max_norm * 100, grad, div_eps=1e-3)
+    assert unclipped.tobytes() == grad.tobytes()
+    with pytest.raises(ValueError, match=r"max_norm has shape \(3,\) but g_norm has shape"):
+        optim.transforms.unitwise_clip(g_norm, jnp.ones(3), grad)
+    with pytest.raises(ValueError, match=r"grad has shape \(3, 4\)"):
+        optim.transforms.unitwise_clip(g_norm, max_norm, grad.T)
+
+
+def test_type_protocols_are_exported_where_optax_has_them():
+    assert optim.transforms.ConditionFn is conditional.ConditionFn
+    assert optim.transforms.ShouldSkipUpdateFunction is optim.ShouldSkipUpdateFunction
+    for name in ("unitwise_norm", "unitwise_clip", "ConditionFn"):
+        assert hasattr(optax.transforms, name) and name in optim.transforms.__all__
+    for name in ("unitwise_norm", "unitwise_clip"):
+        ours = inspect.signature(getattr(optim.transforms, name)).parameters
+        theirs = inspect.signature(getattr(optax.transforms, name)).parameters
+        assert list(ours) == list(theirs)
+        assert [p.default for p in ours.values()] == [p.default for p in theirs.values()]
