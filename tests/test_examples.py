@@ -35,6 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 LAUNCHER = EXAMPLES / "run_with_optim.py"
 RTOL = 1e-6
+# flax's MNIST tutorial trains a batch-normalised CNN with AdamW at 5e-3 from the first step
+# (its training loss climbs to 5.2 before falling): chaotic. Given b1 and b2 as float32
+# arrays instead of Python floats (a 1e-5 relative change in 1 - b2), optax against itself
+# moves its test losses by 3e-3 relative (measured). What this bound still catches is a
+# different optimizer: a wrong learning rate, a missing weight decay.
+RTOL_CHAOTIC = {"flax_nnx_mnist.py": 1e-2}
 TIMEOUT_S = 600
 
 PROGRAMS = [
@@ -95,7 +101,7 @@ def test_example_gives_optax_losses_with_optim(program, tmp_path):
         assert len(ours[name]) == len(values), name
         deviations[name] = relative_deviation(ours[name], values)
     worst = max(deviations, key=deviations.get)
-    assert deviations[worst] <= RTOL, (
+    assert deviations[worst] <= RTOL_CHAOTIC.get(program, RTOL), (
         f"{program}: losses {worst!r} deviate from optax's by {deviations[worst]:.3g} relative "
         f"(all: { {k: float(f'{v:.3g}') for k, v in deviations.items()} })"
     )
