@@ -137,7 +137,8 @@ def hyper(
     if array.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {array.shape}")
     if jnp.issubdtype(array.dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
+        dtype = jax.dtypes.canonicalize_dtype(array.dtype)  # complex64 unless x64 is on
+        raise TypeError(f"{name} must be real, got dtype {dtype}")
     if concrete is None:
         return array.astype(jnp.float32)
     # A NumPy scalar, not a device array: a jitted function taking the optimizer as an argument

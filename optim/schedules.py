@@ -32,7 +32,7 @@ Example:
     >>> from optim.schedules import linear_schedule
     >>> schedule = linear_schedule(init_value=1.0, end_value=0.0, transition_steps=100)
     >>> jax.tree.leaves(schedule)  # init_value, end_value, power
-    [Array(1., dtype=float32), Array(0., dtype=float32), Array(1., dtype=float32)]
+    [np.float32(1.0), np.float32(0.0), np.float32(1.0)]
     >>> print(schedule(25))
     0.75
     >>> sweep = jax.vmap(lambda v: linear_schedule(v, 0.0, 100)(jnp.asarray(50)))
