@@ -83,6 +83,9 @@ NOT_FACTORIES = {
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
     "with_hyperparams",
+    # pytree utilities (optim.tree), not optimizers
+    "bias_correction", "tree_map_params", "update_infinity_moment", "update_moment",
+    "update_moment_per_elem_norm",
 }  # fmt: skip
 
 # A valid value for each required argument of a factory; floats among them are hyperparameters.

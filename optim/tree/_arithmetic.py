@@ -29,8 +29,9 @@ def add(tree_x: PyTree, tree_y: PyTree, *other_trees: PyTree) -> PyTree:
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.add({"a": jnp.array(1.0)}, {"a": jnp.array(2.0)}, {"a": jnp.array(3.0)})
-      {'a': Array(6., dtype=float32)}
+      >>> x = {"a": jnp.array([1.0, 2.0])}
+      >>> optim.tree.add(x, x, x)
+      {'a': Array([3., 6.], dtype=float32)}
     """
     # A left fold starting from the integer 0, as Python's ``sum``: 0 + (-0.0) is +0.0.
     return jax.tree.map(
@@ -50,8 +51,8 @@ def sub(tree_x: PyTree, tree_y: PyTree) -> PyTree:
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.sub({"a": jnp.array(3.0)}, {"a": jnp.array(1.0)})
-      {'a': Array(2., dtype=float32)}
+      >>> optim.tree.sub({"a": jnp.array([3.0])}, {"a": jnp.array([1.0])})
+      {'a': Array([2.], dtype=float32)}
     """
     return jax.tree.map(operator.sub, tree_x, tree_y)
 
@@ -125,8 +126,8 @@ def add_scale(tree_x: PyTree, scalar: jax.typing.ArrayLike, tree_y: PyTree) -> P
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.add_scale({"a": jnp.array(1.0)}, 0.5, {"a": jnp.array(4.0)})
-      {'a': Array(3., dtype=float32)}
+      >>> optim.tree.add_scale({"a": jnp.array([1.0])}, 0.5, {"a": jnp.array([4.0])})
+      {'a': Array([3.], dtype=float32)}
     """
     scalar = jnp.asarray(scalar)
     return jax.tree.map(
@@ -148,8 +149,8 @@ def conj(tree: PyTree) -> PyTree:
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.conj({"a": jnp.array(1.0 + 2.0j)})
-      {'a': Array(1.-2.j, dtype=complex64)}
+      >>> optim.tree.conj({"a": jnp.array([1.0 + 2.0j])})
+      {'a': Array([1.-2.j], dtype=complex64)}
     """
     return jax.tree.map(jnp.conj, tree)
 
@@ -165,8 +166,8 @@ def real(tree: PyTree) -> PyTree:
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.real({"a": jnp.array(1.0 + 2.0j)})
-      {'a': Array(1., dtype=float32)}
+      >>> optim.tree.real({"a": jnp.array([1.0 + 2.0j])})
+      {'a': Array([1.], dtype=float32)}
     """
     return jax.tree.map(jnp.real, tree)
 
@@ -207,8 +208,8 @@ def where(condition: jax.typing.ArrayLike, tree_x: PyTree, tree_y: PyTree) -> Py
 
     Examples:
       >>> import jax.numpy as jnp, optim
-      >>> optim.tree.where(jnp.array(False), {"a": jnp.array(1.0)}, {"a": jnp.array(2.0)})
-      {'a': Array(2., dtype=float32)}
+      >>> optim.tree.where(False, {"a": jnp.array([1.0])}, {"a": jnp.array([2.0])})
+      {'a': Array([2.], dtype=float32)}
     """
     return jax.tree.map(lambda x, y: jnp.where(condition, x, y), tree_x, tree_y)
 

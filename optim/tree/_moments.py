@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._numerics import debias
 from optim._tree import PyTree, abs_sq
 
 
@@ -142,4 +141,7 @@ def bias_correction(moment: PyTree, decay: Any, count: Any) -> PyTree:
       >>> optim.tree.bias_correction({"a": jnp.array(0.5)}, 0.5, 1)
       {'a': Array(1., dtype=float32)}
     """
-    return jax.tree.map(lambda m: debias(m, decay, count), moment)
+    # One correction for all leaves (as optax): XLA may round a power fused into each
+    # leaf's division differently.
+    correction = 1 - decay**count
+    return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)

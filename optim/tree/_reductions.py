@@ -19,22 +19,26 @@ from optim._tree import PyTree, keystr
 
 
 def _leaf_vdot(path: Any, a: Any, b: Any) -> jax.Array:
-    r""":math:`\sum_i \bar a_i b_i` for two arrays of one shape, at the highest precision."""
+    r""":math:`\sum_i \bar a_i b_i` for two arrays of one shape, at the highest precision
+    (``jnp.vdot``, as optax on this JAX version)."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
         raise ValueError(
             f"tree_x{keystr(path)} has shape {a.shape} but tree_y{keystr(path)} has shape "
             f"{b.shape}; vdot needs leaves of equal shapes"
         )
+    mesh = jax.typeof(a).sharding.mesh
+    if not mesh.are_all_axes_explicit:
+        return jnp.vdot(a, b, precision=jax.lax.Precision.HIGHEST)
+    # Explicit sharding: jnp.vdot ravels its operands, which fails there; contract every
+    # axis instead and replicate the scalar (the same numbers, except in the last bits of
+    # complex leaves of two or more dimensions).
     if jnp.issubdtype(a.dtype, jnp.complexfloating):
         a = jnp.conj(a)
-    # A contraction over every axis rather than jnp.vdot, which ravels its operands (a
-    # gather of a sharded array); with explicit sharding the scalar result is replicated.
-    mesh = jax.typeof(a).sharding.mesh
-    sharding = {}
-    if mesh.are_all_axes_explicit:
-        sharding["out_sharding"] = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, **sharding)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jnp.tensordot(
+        a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated
+    )
 
 
 def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.typing.ArrayLike:
