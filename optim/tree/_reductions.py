@@ -36,9 +36,7 @@ def _leaf_vdot(path: Any, a: Any, b: Any) -> jax.Array:
     if jnp.issubdtype(a.dtype, jnp.complexfloating):
         a = jnp.conj(a)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jnp.tensordot(
-        a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated
-    )
+    return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated)
 
 
 def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.typing.ArrayLike:
