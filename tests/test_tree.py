@@ -252,6 +252,19 @@ def test_reductions_under_jit():
         assert_identical(ours, theirs)
 
 
+def test_vdot_under_explicit_sharding():
+    """jnp.vdot ravels a sharded contraction, which explicit sharding rejects (optax 0.2.8
+    takes that path on this JAX); the contraction over every axis gives a replicated scalar."""
+    mesh = jax.make_mesh((1,), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
+    with jax.set_mesh(mesh):
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("x"))
+        a = jax.device_put(jnp.arange(4.0).reshape(2, 2), sharding)
+        b = jax.device_put(jnp.ones((2, 2)), sharding)
+        result = jax.jit(optim.tree.vdot)({"a": a}, {"a": b})
+    assert float(result) == 6.0
+    assert result.sharding.spec == jax.sharding.PartitionSpec()
+
+
 def test_vdot_shape_mismatch_names_the_leaf():
     with pytest.raises(ValueError, match=r"tree_x\['a'\] has shape \(2,\) but tree_y\['a'\]"):
         optim.tree.vdot({"a": jnp.ones(2)}, {"a": jnp.ones(3)})
