@@ -242,6 +242,30 @@ _CATALOGUE_MODULES = (
 __all__ += [
     name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
 ]
+
+# --- pytree utilities (optax.tree, optax.tree_utils and optax's top-level aliases) ---
+from optim import tree, tree_utils  # noqa: E402
+from optim.tree import (  # noqa: E402
+    bias_correction,
+    update_infinity_moment,
+    update_moment,
+    update_moment_per_elem_norm,
+)
+from optim.tree import map_params as tree_map_params  # noqa: E402
+from optim.wrappers import MaskedNode  # noqa: E402
+
+__all__ += [
+    "MaskedNode",
+    "bias_correction",
+    "tree",
+    "tree_map_params",
+    "tree_utils",
+    "update_infinity_moment",
+    "update_moment",
+    "update_moment_per_elem_norm",
+]
+# --- end pytree utilities ---
+
 # optax subpackages (the block above)
 __all__ += [
     "assignment",

@@ -44,6 +44,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, Transformation, as_transformation, set_to_zero
+from optim.tree._map_params import is_params_placeholder
 from optim.wrappers import (
     ApplyIfFinite,
     Flatten,
@@ -198,7 +199,11 @@ class Partition(Transformation):
         return parts
 
     def init(self, params: PyTree) -> PartitionState:
-        return PartitionState({label: part.init(params) for label, part in self._parts(params)})
+        if is_params_placeholder(params):  # from map_params: there are no labels to read
+            parts = zip(self.labels, (Masked(tx, None) for tx in self.transforms), strict=True)
+        else:
+            parts = self._parts(params)
+        return PartitionState({label: part.init(params) for label, part in parts})
 
     def update(self, updates, state, params=None, **extra_args):
         inner_states = getattr(state, "inner_states", None)

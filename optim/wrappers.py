@@ -39,6 +39,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Transformation, as_transformation, check_updates
+from optim.tree._map_params import is_params_placeholder
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -46,6 +47,7 @@ __all__ = [
     "InjectStatefulHyperparamsState",
     "LookaheadParams",
     "LookaheadState",
+    "MaskedNode",
     "MaskedState",
     "MultiSteps",
     "MultiStepsState",
@@ -101,6 +103,14 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
+class MaskedNode(NamedTuple):
+    """Stands for a masked-out part of the parameters in the tree ``masked`` gives its inner
+    transformation (and so in the inner state), as ``optax.MaskedNode``.
+
+    An empty NamedTuple: a pytree node without children, so ``jax.tree.map`` skips it.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class StaticTree:
     """A pytree of Python values held as static metadata (a mask, labels).
@@ -116,36 +126,37 @@ class StaticTree:
         return jax.tree.unflatten(self.treedef, self.leaves)
 
 
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
 def _none_like(tree: PyTree) -> PyTree:
-    return jax.tree.map(lambda _: None, tree, is_leaf=lambda x: x is None)
+    return jax.tree.map(lambda _: None, tree, is_leaf=_is_none)
 
 
-def _cover(mask: PyTree, updates: PyTree) -> PyTree:
-    """``mask``, made from ``updates``, with an entry at every leaf of the params: False where
-    the update is ``None``.
+def _masked_out(sub: PyTree, like: PyTree | None = None) -> PyTree:
+    """What the inner transformation sees for a masked-out subtree ``sub``.
 
-    A mask function maps over the updates, where ``None`` (no gradient: a function or Python
-    number of an equinox or flax module) is an empty subtree, so its mask has no entry there,
-    while the params hold the function. Those leaves are hidden from ``inner`` (it gets no
-    update for them either). The result has the structure of ``updates`` with ``None`` counted
-    as a leaf, which ``check_same_structure`` has found equal to the params'.
+    ``MaskedNode()``, as in optax, where the subtree holds a floating array (in ``like``, the
+    updates at that place, when given); otherwise ``sub`` with ``None`` leaves. Functions,
+    Python numbers and integer arrays of an equinox or flax model get ``None`` updates, and a
+    mask function called on the updates has no entry there: hiding them as ``None`` at
+    ``init`` (from the params) and at ``update`` (from the updates) gives the inner
+    transformation the same structure both times.
     """
-
-    def is_none(x: Any) -> bool:
-        return x is None
-
-    per_leaf = jax.tree.map(
-        lambda m, sub: jax.tree.map(lambda _: m, sub, is_leaf=is_none), mask, updates
-    )
-    return jax.tree.map(lambda m: False if m is None else m, per_leaf, is_leaf=is_none)
+    like = sub if like is None else like
+    if any(is_trainable(x) for x in jax.tree.leaves(like)):
+        return MaskedNode()
+    return _none_like(sub)
 
 
 @pytree_dataclass
 class Masked(Transformation):
     r"""Apply ``inner`` to the leaves where the mask is True; pass the others through.
 
-    :math:`u_t = T(g_t)` on selected leaves, :math:`u_t = g_t` elsewhere. Unselected leaves
-    are hidden from ``inner`` as ``None``, so they get no state.
+    :math:`u_t = T(g_t)` on selected leaves, :math:`u_t = g_t` elsewhere. Unselected parts
+    are hidden from ``inner`` as ``MaskedNode()`` (as in optax; ``None`` leaves where they
+    hold no floating array), so they get no state.
     """
 
     inner: Any
@@ -163,9 +174,26 @@ class Masked(Transformation):
 
     def _hide(self, tree: PyTree, mask: PyTree, tree_name: str = "params") -> PyTree:
         check_prefix(mask, tree, "mask", tree_name)
-        return jax.tree.map(lambda m, sub: sub if m else _none_like(sub), mask, tree)
+        return jax.tree.map(lambda m, sub: sub if m else _masked_out(sub), mask, tree)
+
+    def _hide_params(self, params: PyTree, mask: PyTree, updates: PyTree) -> PyTree:
+        """``params`` hidden as ``updates`` are by ``mask`` (made from the updates).
+
+        Where an update is ``None`` a mask function has no entry (a ``None`` in ``mask``);
+        the parameter there (a function of an equinox model) is hidden as ``None`` too.
+        """
+        return jax.tree.map(
+            lambda m, u, p: None if m is None else (p if m else _masked_out(p, like=u)),
+            mask,
+            updates,
+            params,
+            is_leaf=_is_none,
+        )
 
     def init(self, params: PyTree) -> MaskedState:
+        if is_params_placeholder(params):
+            # map_params finds the parameter slots of the inner state: it needs them whole.
+            return MaskedState(self.inner.init(params))
         return MaskedState(self.inner.init(self._hide(params, self._mask_tree(params))))
 
     def update(self, updates, state, params=None, **extra_args):
@@ -173,7 +201,7 @@ class Masked(Transformation):
         if params is not None:
             check_same_structure(updates, params, "grads", "params")
         hidden_updates = self._hide(updates, mask, "grads")
-        hidden_params = None if params is None else self._hide(params, _cover(mask, updates))
+        hidden_params = None if params is None else self._hide_params(params, mask, updates)
         if self.mask_compatible_extra_args:
             structure = jax.tree.structure(updates)
             extra_args = {

@@ -89,6 +89,9 @@ NOT_FACTORIES = {
     "incremental_update", "init_empty_state", "inject_stateful_hyperparams", "monitor",
     "periodic_update", "snapshot", "stateless", "stateless_with_tree_map",
     "with_extra_args_support",
+    # pytree utilities (optim.tree), not optimizers
+    "bias_correction", "tree_map_params", "update_infinity_moment", "update_moment",
+    "update_moment_per_elem_norm",
 }  # fmt: skip
 
 # A valid value for each required argument of a factory; floats among them are hyperparameters.
