@@ -544,7 +544,11 @@ def test_set_learning_rate_of_our_injected_adam_changes_its_step():
     assert float(optim.tree.get(state, "learning_rate")) == 0.5
     grads = jax.tree.map(jnp.ones_like, PARAMS)
     updates, _ = tx.update(grads, state, PARAMS)
-    expected, _ = optim.adam(0.5).update(grads, optim.adam(0.5).init(PARAMS), PARAMS)
+    # The injected b1, b2 are float32 arrays in the state (as in optax), so 1 - b is computed
+    # in float32: the same step as optax's injected adam given the same learning rate.
+    reference = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    reference_state = optax.tree.set(reference.init(PARAMS), learning_rate=jnp.asarray(0.5))
+    expected, _ = reference.update(grads, reference_state, PARAMS)
     assert_identical(updates, expected)
 
 
