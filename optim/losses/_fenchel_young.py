@@ -32,7 +32,8 @@ def make_fenchel_young_loss(max_fun: MaxFun) -> Callable[..., jax.Array]:
     Returns:
       ``fenchel_young_loss(scores, targets, *args, **kwargs)``: the loss over the last axis of
       ``scores`` and ``targets`` (any leading axes are batch axes, unlike jaxopt, which
-      flattens), the extra arguments passed on to ``max_fun``.
+      flattens), the extra arguments passed on to ``max_fun`` with every score vector. (optax
+      drops extra keyword arguments without a word and rejects extra positional ones.)
 
     Examples:
       >>> import jax.numpy as jnp
@@ -43,9 +44,12 @@ def make_fenchel_young_loss(max_fun: MaxFun) -> Callable[..., jax.Array]:
       [0.3132615 0.6931472]
     """
     vdot_last_axis = jnp.vectorize(jnp.vdot, signature="(n),(n)->()")
-    max_last_axis = jnp.vectorize(max_fun, signature="(n)->()")
 
     def fenchel_young_loss(scores, targets, *args, **kwargs):
-        return max_last_axis(scores, *args, **kwargs) - vdot_last_axis(targets, scores)
+        # The extra arguments are closed over, not vectorized: each score vector gets them
+        # whole. (Handed to jnp.vectorize itself, as optax does, keyword arguments would be
+        # dropped silently and positional ones rejected.)
+        max_last_axis = jnp.vectorize(lambda s: max_fun(s, *args, **kwargs), signature="(n)->()")
+        return max_last_axis(scores) - vdot_last_axis(targets, scores)
 
     return fenchel_young_loss
