@@ -113,12 +113,12 @@ def dice_loss(
     if axis is None:
         axis = tuple(range(1, probs.ndim - 1))
     intersection = jnp.sum(probs * targets, axis=axis)
-    false_positives = jnp.sum(probs, axis=axis) - intersection
-    false_negatives = jnp.sum(targets, axis=axis) - intersection
-    overlap = (intersection + smooth) / (
-        intersection + alpha * false_positives + beta * false_negatives + smooth
+    predicted, actual = jnp.sum(probs, axis=axis), jnp.sum(targets, axis=axis)
+    # False positives are predicted - intersection, false negatives actual - intersection.
+    denominator = (
+        intersection + alpha * (predicted - intersection) + beta * (actual - intersection) + smooth
     )
-    losses = 1.0 - overlap  # [..., classes]
+    losses = 1.0 - (intersection + smooth) / denominator  # [..., classes]
 
     if class_weights is not None:
         rank("class_weights", jnp.asarray(class_weights), 1, "one weight per class")

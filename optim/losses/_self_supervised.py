@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -117,10 +118,14 @@ def triplet_margin_loss(
     positives = floating("positives", positives)
     negatives = floating("negatives", negatives)
 
+    # |x|^q, not x^q: for an odd q a signed sum is no distance, and for a fractional q a
+    # negative base gives NaN. For an even integer q (2 by default) they are equal, and x^q
+    # is kept: it also rounds the gradient as optax does.
+    even = isinstance(norm_degree, (int, float, np.integer, np.floating)) and norm_degree % 2 == 0
+
     def distance(other: jax.Array) -> jax.Array:
-        # |x|^q rather than x^q: for odd q a signed sum is no distance, and for a fractional q
-        # a negative base gives NaN. For even integer q the two agree bit for bit.
-        powered = jnp.power(jnp.abs(anchors - other), norm_degree)
+        difference = anchors - other
+        powered = jnp.power(difference if even else jnp.abs(difference), norm_degree)
         return jnp.power(powered.sum(axis) + eps, 1 / norm_degree)
 
     return jnp.maximum(distance(positives) - distance(negatives) + margin, 0)
