@@ -1,13 +1,14 @@
-"""Losses and metrics with optax's names, argument names and per-example outputs.
+"""Losses and metrics for the models: optax's losses (from ``optim.losses``) plus three helpers.
 
-Each loss that optax also has returns the same values as optax's (no reduction: one value per
-element or per example; take ``.mean()`` yourself). Where optax broadcasts mismatched shapes,
-these raise ``ValueError`` naming both arguments and shapes instead: a ``(n, 1)`` prediction
-against ``(n,)`` targets silently becomes an ``(n, n)`` loss otherwise. The class axis is always
-the last one; optax's ``axis`` and ``where`` arguments are not supported.
+``squared_error``, ``l2_loss``, ``huber_loss``, ``softmax_cross_entropy``,
+``softmax_cross_entropy_with_integer_labels`` and ``sigmoid_binary_cross_entropy`` are
+``optim.losses``'s, re-exported here: the same functions, with optax's names, arguments and
+numbers (one value per element or example; take ``.mean()`` yourself). The helpers optax does
+not have live here:
 
-All of them are stable for large logits (``|logit| ~ 1e4``): values and gradients stay finite
-because they are computed through ``log_softmax``/``logsumexp``/``log_sigmoid``.
+* ``mean_squared_error``: the scalar mean of ``squared_error``;
+* ``accuracy``: the fraction of examples whose largest logit is the label's;
+* ``l2_penalty``: weight decay ``scale * 0.5 * sum(p ** 2)`` over a parameter tree.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from optim.losses import (
+    huber_loss,
+    l2_loss,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+    squared_error,
+)
+from optim.losses._validation import floating, integer, integer_labels
 
 __all__ = [
     "accuracy",
@@ -32,45 +43,39 @@ __all__ = [
 ]
 
 
-def _floating(name: str, x: ArrayLike) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"`{name}` must have a floating-point dtype, got {x.dtype}.")
-    return x
+def mean_squared_error(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:
+    """The scalar ``mean((predictions - targets) ** 2)``; the shapes must be equal.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> print(mean_squared_error(jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
+      2.0
+    """
+    return jnp.mean(squared_error(predictions, targets))
 
 
-def _check_same_shape(a_name: str, a: jax.Array, b_name: str, b: jax.Array, hint: str = "") -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"`{a_name}` and `{b_name}` must have the same shape, got {a_name}: {a.shape} "
-            f"and {b_name}: {b.shape}.{hint}"
-        )
+def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+    """The scalar fraction of examples with ``argmax(logits, -1) == labels``.
 
+    Args:
+      logits: floating-point scores, shape ``(..., num_classes)``.
+      labels: integer classes in ``[0, num_classes)``, shape ``logits.shape[:-1]``; values out
+        of range raise ``ValueError`` (outside ``jit``, where they can be checked).
 
-def _errors(predictions: ArrayLike, targets: ArrayLike | None) -> jax.Array:
-    """``predictions - targets`` for floating ``predictions`` and same-shaped (or no) targets."""
-    predictions = _floating("predictions", predictions)
-    if targets is None:
-        return predictions
-    targets = jnp.asarray(targets)
-    _check_same_shape("predictions", predictions, "targets", targets)
-    return predictions - targets
+    Returns:
+      A float32 scalar.
 
-
-def _logits_and_integer_labels(logits: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    """Validate ``logits`` of shape ``(..., num_classes)`` against integer ``labels`` ``(...)``."""
-    logits, labels = _floating("logits", logits), jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"`labels` must have an integer dtype, got {labels.dtype}.")
-    if logits.ndim == 0 or labels.shape != logits.shape[:-1]:
-        raise ValueError(
-            "`labels` must have the shape of `logits` without its last (class) axis, got "
-            f"logits: {logits.shape} and labels: {labels.shape}. Integer labels hold one class "
-            "index per example (drop a trailing axis of size 1 with labels[..., 0]); for "
-            "one-hot labels use softmax_cross_entropy."
-        )
-    # Out-of-range labels would index past the class axis and give meaningless values; they can
-    # only be checked for concrete inputs, not under jit.
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> print(accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
+      0.5
+    """
+    logits, labels = floating("logits", logits), integer("labels", labels)
+    if logits.ndim == 0:
+        raise ValueError("`logits` must have a class axis, got a scalar.")
+    integer_labels(logits, labels)
+    # An out-of-range label would silently count as wrong; it can only be checked for concrete
+    # inputs, not under jit.
     if not isinstance(labels, jax.core.Tracer) and labels.size:
         concrete = np.asarray(labels)  # NumPy: under an outer jit, labels.min() would trace
         low, high, num_classes = int(concrete.min()), int(concrete.max()), logits.shape[-1]
@@ -79,102 +84,6 @@ def _logits_and_integer_labels(logits: ArrayLike, labels: ArrayLike) -> tuple[ja
                 f"`labels` must lie in [0, num_classes={num_classes}) (the last axis of "
                 f"`logits`), got values in [{low}, {high}]."
             )
-    return logits, labels
-
-
-def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
-    """Elementwise ``(predictions - targets) ** 2``; ``targets=None`` means zeros.
-
-    Same shape as ``predictions``; ``targets`` must have exactly that shape.
-    """
-    return jnp.square(_errors(predictions, targets))
-
-
-def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
-    """Elementwise ``0.5 * (predictions - targets) ** 2``: ``squared_error`` halved (Bishop's)."""
-    return 0.5 * squared_error(predictions, targets)
-
-
-def mean_squared_error(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:
-    """The scalar ``mean((predictions - targets) ** 2)``: the seed experiment's MSE loss."""
-    return jnp.mean(squared_error(predictions, targets))
-
-
-def huber_loss(
-    predictions: ArrayLike, targets: ArrayLike | None = None, *, delta: float = 1.0
-) -> jax.Array:
-    """Elementwise Huber loss of ``e = predictions - targets`` (``targets=None`` means zeros).
-
-    ``0.5 * e ** 2`` where ``|e| <= delta`` and ``0.5 * delta ** 2 + delta * (|e| - delta)``
-    elsewhere: quadratic near zero, linear (gradient clipped to ``±delta``) far from it.
-    ``delta`` is keyword-only, as in optax.
-    """
-    if not isinstance(delta, jax.core.Tracer) and not np.all(np.asarray(delta) > 0):
-        raise ValueError(f"`delta` must be positive, got {delta!r}.")
-    abs_errors = jnp.abs(_errors(predictions, targets))
-    # min/difference rather than where(|e| <= delta, ...) so that exactly one branch carries
-    # the gradient at |e| == delta.
-    quadratic = jnp.minimum(abs_errors, delta)
-    linear = abs_errors - quadratic
-    return 0.5 * jnp.square(quadratic) + delta * linear
-
-
-def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    """Cross entropy ``-sum_j labels[..., j] * log_softmax(logits)[..., j]`` per example.
-
-    Args:
-        logits: unnormalised log-probabilities, shape ``(..., num_classes)``.
-        labels: one-hot labels or class probabilities, the same shape as ``logits``.
-
-    Returns:
-        Shape ``logits.shape[:-1]``.
-    """
-    logits = _floating("logits", logits)
-    labels = jnp.asarray(labels)
-    if logits.ndim == 0:
-        raise ValueError("`logits` must have a class axis, got a scalar.")
-    hint = ""
-    if labels.shape == logits.shape[:-1]:
-        hint = " For integer labels use softmax_cross_entropy_with_integer_labels."
-    _check_same_shape("logits", logits, "labels", labels, hint)
-    return -jnp.sum(labels * jax.nn.log_softmax(logits), axis=-1)
-
-
-def softmax_cross_entropy_with_integer_labels(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    """Cross entropy ``logsumexp(logits) - logits[labels]`` per example.
-
-    Args:
-        logits: unnormalised log-probabilities, shape ``(..., num_classes)``.
-        labels: integer classes in ``[0, num_classes)``, shape ``logits.shape[:-1]``. Values out
-            of range raise ``ValueError``; under ``jit`` they cannot be checked and give
-            meaningless losses.
-
-    Returns:
-        Shape ``labels.shape``.
-    """
-    logits, labels = _logits_and_integer_labels(logits, labels)
-    # Only the label's logit is needed; subtracting the normaliser from it alone, rather than
-    # forming the full log_softmax, saves an (n, num_classes) intermediate.
-    label_logits = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
-    return jax.nn.logsumexp(logits, axis=-1) - label_logits
-
-
-def sigmoid_binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    """Elementwise ``-labels * log(sigmoid(logits)) - (1 - labels) * log(1 - sigmoid(logits))``.
-
-    ``log(1 - sigmoid(x))`` is computed as ``log_sigmoid(-x)``, which stays finite for large
-    ``x``. ``labels`` (0/1 or probabilities, any dtype) must have the shape of ``logits``.
-    """
-    logits = _floating("logits", logits)
-    labels = jnp.asarray(labels)
-    _check_same_shape("logits", logits, "labels", labels)
-    labels = labels.astype(logits.dtype)
-    return -labels * jax.nn.log_sigmoid(logits) - (1.0 - labels) * jax.nn.log_sigmoid(-logits)
-
-
-def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    """The scalar fraction of examples with ``argmax(logits, -1) == labels`` (integer labels)."""
-    logits, labels = _logits_and_integer_labels(logits, labels)
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels, dtype=jnp.float32)
 
 

@@ -5,7 +5,7 @@ The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.f
 
 import sys
 
-from optim import checkpoint, contrib, quantized
+from optim import checkpoint, contrib, losses, quantized
 from optim._types import (
     MaskOrFn,
     OptState,
@@ -48,6 +48,29 @@ from optim.factorized import *  # noqa: F403
 from optim.grad import value_and_grad
 from optim.lbfgs import *  # noqa: F403
 from optim.linesearch import *  # noqa: F403
+
+# losses: the names optax also exports at its top level (all are in optim.losses)
+from optim.losses import (
+    convex_kl_divergence,
+    cosine_distance,
+    cosine_similarity,
+    ctc_loss,
+    ctc_loss_with_forward_probs,
+    generalized_kl_divergence,
+    hinge_loss,
+    huber_loss,
+    kl_divergence,
+    l2_loss,
+    log_cosh,
+    ntxent,
+    safe_softmax_cross_entropy,
+    sigmoid_binary_cross_entropy,
+    sigmoid_focal_loss,
+    smooth_labels,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+    squared_error,
+)
 from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
 from optim.optimistic import *  # noqa: F403
 from optim.per_example import *  # noqa: F403
@@ -217,6 +240,30 @@ __all__ = [
     "trace",
     "value_and_grad",
 ]
+# --- losses ---
+__all__ += [
+    "losses",
+    "convex_kl_divergence",
+    "cosine_distance",
+    "cosine_similarity",
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
+    "generalized_kl_divergence",
+    "hinge_loss",
+    "huber_loss",
+    "kl_divergence",
+    "l2_loss",
+    "log_cosh",
+    "ntxent",
+    "safe_softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "smooth_labels",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "squared_error",
+]
+# --- end losses ---
 # Each catalogue module lists its public names; some share a name with their module (lbfgs).
 _CATALOGUE_MODULES = (
     "adam_family",

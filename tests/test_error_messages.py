@@ -150,7 +150,7 @@ def factories() -> dict[str, tuple[Callable, dict[str, Any], inspect.Signature]]
     """name -> (factory, valid required arguments, signature) for every public factory."""
     found = {}
     for name in public_functions():
-        if name in NOT_FACTORIES:
+        if name in NOT_FACTORIES or name in optim.losses.__all__:  # losses: own rows
             continue
         factory = getattr(optim, name)
         signature = inspect.signature(factory)
@@ -1978,7 +1978,7 @@ AREA_ROWS = [
         ),
         ValueError,
         r"`labels`",
-        r"must have the shape of `logits` without its last",
+        r"must have the shape of `logits` without its class axis \(axis=-1\)",
     ),
     row(
         "softmax_cross_entropy_with_integer_labels float labels",
@@ -1988,18 +1988,18 @@ AREA_ROWS = [
         r"must have an integer dtype, got float32",
     ),
     row(
-        "softmax_cross_entropy_with_integer_labels label out of range",
-        lambda: losses.softmax_cross_entropy_with_integer_labels(jnp.ones((4, 3)), jnp.full(4, 3)),
+        "accuracy label out of range",
+        lambda: losses.accuracy(jnp.ones((4, 3)), jnp.full(4, 3)),
         ValueError,
         r"`labels`",
         r"must lie in \[0, num_classes=3\).*got values in \[3, 3\]",
     ),
     row(
         "sigmoid_binary_cross_entropy shapes",
-        lambda: losses.sigmoid_binary_cross_entropy(jnp.ones(4), jnp.ones((4, 1))),
+        lambda: losses.sigmoid_binary_cross_entropy(jnp.ones(4), jnp.ones(3)),
         ValueError,
         r"`logits` and `labels`",
-        r"got logits: \(4,\) and labels: \(4, 1\)",
+        r"shapes that broadcast together, got logits: \(4,\) and labels: \(3,\)",
     ),
     row(
         "huber_loss shapes",
@@ -2007,13 +2007,6 @@ AREA_ROWS = [
         ValueError,
         r"`predictions` and `targets`",
         r"must have the same shape",
-    ),
-    row(
-        "huber_loss.delta=-1",
-        lambda: losses.huber_loss(jnp.ones(4), jnp.ones(4), delta=-1.0),
-        ValueError,
-        r"`delta`",
-        r"must be positive, got -1.0",
     ),
     row(
         "accuracy shapes",

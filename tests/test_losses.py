@@ -1,4 +1,5 @@
-"""models.losses against optax: values, gradients, large logits, finite differences, bad shapes."""
+"""models.losses (optim.losses re-exported, plus three helpers) against optax: values, gradients,
+large logits, finite differences, bad shapes."""
 
 import functools
 import re
@@ -203,10 +204,10 @@ def _in_order(*words):
             np.zeros((1, N), np.float32),
             ("predictions", "targets"),
         ),
-        (
+        (  # (n, 1) against (n,) broadcasts in huber_loss, as in optax: (n,) against (n - 1,)
             losses.huber_loss,
-            np.zeros((N, 1), np.float32),
             np.zeros((N,), np.float32),
+            np.zeros((N - 1,), np.float32),
             ("predictions", "targets"),
         ),
         (
@@ -231,7 +232,7 @@ def _in_order(*words):
         (
             losses.sigmoid_binary_cross_entropy,
             np.zeros((N,), np.float32),
-            np.zeros((N, 1), np.float32),
+            np.zeros((N - 1,), np.float32),
             ("logits", "labels"),
         ),
     ],
@@ -241,6 +242,31 @@ def test_shape_mismatch_raises(fn, first, second, names):
         fn(first, second)
     message = str(info.value)
     assert str(first.shape) in message and str(second.shape) in message
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second"),
+    [
+        ("huber_loss", LOGITS[:, :1], TARGETS[:, 0]),
+        ("sigmoid_binary_cross_entropy", LOGITS[:, 0], BINARY[:, :1]),
+        ("softmax_cross_entropy", LOGITS, PROBS[0]),
+        ("softmax_cross_entropy_with_integer_labels", LOGITS, INT_LABELS[:1]),
+    ],
+)
+def test_shapes_that_broadcast_are_accepted_as_in_optax(name, first, second):
+    # optax combines these elementwise ((n, 1) with (n,) gives (n, n)); so must a drop-in.
+    ours = getattr(losses, name)(first, second)
+    theirs = getattr(optax.losses, name)(first, second)
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_models_losses_are_optim_losses():
+    import optim.losses
+
+    for name in losses.__all__:
+        if hasattr(optim.losses, name):
+            assert getattr(losses, name) is getattr(optim.losses, name), name
 
 
 def test_integer_labels_for_one_hot_loss_get_a_hint():
