@@ -48,7 +48,7 @@ _ELSEWHERE = {
     "conditionally_transform": "optim.conditional",
     "named_chain": "optim.conditional",
     "selective_transform": "optim.conditional",
-    "NonNegativeParamsState": "optim.base",
+    "NonNegativeParamsState": "optim.sanitize",
     "chain": "optim.base",
     "PartitionState": "optim.combine",
     "freeze": "optim.combine",
