@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._optax_tree import add_scaled, leaf_sum
+from optim import tree as optim_tree
 from optim._tree import PyTree
 from optim.perturbations._noise import Gumbel
 
@@ -120,10 +120,10 @@ def make_perturbed_fun(
         perturbed = jax.lax.stop_gradient(jax.tree.map(lambda xi, zi: xi + sigma * zi, x, z))
         # z again, now as a function of x: its log-density carries the score x -> log mu.
         z = jax.tree.map(lambda xi, yi: (yi - xi) / sigma, x, perturbed)
-        box = _magic_box(leaf_sum(jax.tree.map(noise.log_prob, z)))
+        box = _magic_box(optim_tree.sum(jax.tree.map(noise.log_prob, z)))
         term = jax.tree.map(lambda out: box * out, fun(perturbed))
         if use_baseline:
-            term = add_scaled(term, 1 - box, baseline)
+            term = optim_tree.add_scale(term, 1 - box, baseline)
         return term
 
     def perturbed_fun(key: jax.Array, x: Any) -> Any:

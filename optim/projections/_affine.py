@@ -7,7 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._optax_tree import add_scaled, check_like, check_scalar, inner
+from optim._tree import check_same_structure
+from optim.projections._checks import check_scalar
+from optim.tree import add_scale, vdot
 
 
 def projection_vector(x: Any, a: Any) -> Any:
@@ -35,8 +37,8 @@ def projection_vector(x: Any, a: Any) -> Any:
       >>> print(projections.projection_vector(jnp.array([2.0, 1.0]), jnp.array([1.0, 1.0])))
       [1.5 1.5]
     """
-    check_like(a, x, "a")
-    coefficient = inner(x, a) / inner(a, a)
+    check_same_structure(a, x, "a", "x")
+    coefficient = vdot(x, a) / vdot(a, a)
     return jax.tree.map(lambda ai: coefficient * ai, a)
 
 
@@ -71,9 +73,9 @@ def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
       >>> print(projections.projection_hyperplane(jnp.array([2.0, 0.0]), jnp.ones(2), 1.0))
       [ 1.5 -0.5]
     """
-    check_like(a, x, "a")
+    check_same_structure(a, x, "a", "x")
     check_scalar(b, "b")
-    return add_scaled(x, (b - inner(x, a)) / inner(a, a), a)
+    return add_scale(x, (b - vdot(x, a)) / vdot(a, a), a)
 
 
 def projection_halfspace(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
@@ -110,7 +112,7 @@ def projection_halfspace(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
       >>> print(projections.projection_halfspace(jnp.array([0.0, 0.0]), jnp.ones(2), 1.0))
       [0. 0.]
     """
-    check_like(a, x, "a")
+    check_same_structure(a, x, "a", "x")
     check_scalar(b, "b")
-    step = jnp.clip((b - inner(x, a)) / inner(a, a), max=0)
-    return add_scaled(x, step, a)
+    step = jnp.clip((b - vdot(x, a)) / vdot(a, a), max=0)
+    return add_scale(x, step, a)

@@ -7,8 +7,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._optax_tree import broadcast_prefix, check_scalar
-from optim._tree import PyTree
+from optim._tree import PyTree, check_prefix
+from optim.projections._checks import check_scalar
+
+
+def _broadcast_prefix(prefix: PyTree, tree: PyTree, name: str) -> PyTree:
+    """``prefix`` (a scalar, or a tree whose leaves stand for subtrees of ``tree``) repeated to
+    ``tree``'s structure; ``ValueError`` naming ``name`` when it is not a prefix."""
+    check_prefix(prefix, tree, name, "tree")
+    return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree)
 
 
 def projection_non_negative(tree: Any) -> Any:
@@ -65,8 +72,8 @@ def projection_box(tree: Any, lower: Any, upper: Any) -> Any:
       >>> print(projections.projection_box(x, lower=-1.0, upper={"a": 1.0, "b": 5.0}))
       {'a': Array([-1. ,  0.5,  1. ], dtype=float32), 'b': Array([5.], dtype=float32)}
     """
-    lower = broadcast_prefix(lower, tree, "lower")
-    upper = broadcast_prefix(upper, tree, "upper")
+    lower = _broadcast_prefix(lower, tree, "lower")
+    upper = _broadcast_prefix(upper, tree, "upper")
     return jax.tree.map(jnp.clip, tree, lower, upper)
 
 

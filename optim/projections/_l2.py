@@ -7,7 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._optax_tree import check_scalar, squared_norm
+from optim.projections._checks import check_scalar
+from optim.tree import norm
 
 
 def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
@@ -38,7 +39,7 @@ def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
       [0.6 0.8]
     """
     check_scalar(scale, "scale")
-    factor = scale / jnp.sqrt(squared_norm(tree))
+    factor = scale / jnp.sqrt(norm(tree, squared=True))
     return jax.tree.map(lambda x: factor * x, tree)
 
 
@@ -71,5 +72,5 @@ def projection_l2_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
       {'a': Array([1.5, 2. ], dtype=float32)}
     """
     check_scalar(scale, "scale")
-    factor = scale / jnp.sqrt(jnp.maximum(squared_norm(tree), scale**2))
+    factor = scale / jnp.sqrt(jnp.maximum(norm(tree, squared=True), scale**2))
     return jax.tree.map(lambda x: factor * x, tree)

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from optim._optax_tree import check_scalar, l1_norm
+from optim.projections._checks import check_scalar
+from optim.tree import norm
 
 
 @jax.custom_jvp
@@ -142,4 +143,4 @@ def projection_l1_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
         # and both branches must return the same types (optax's fails for bf16 here).
         return jax.tree.map(lambda p, x: p.astype(x.dtype), projection_l1_sphere(t, scale), t)
 
-    return jax.lax.cond(l1_norm(tree) <= scale, lambda t: t, onto_sphere, tree)
+    return jax.lax.cond(norm(tree, ord=1) <= scale, lambda t: t, onto_sphere, tree)
