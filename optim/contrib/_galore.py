@@ -34,6 +34,7 @@ from optim._tree import (
 )
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._muon import _canonical_dims, _is_dims, _is_dims_leaf, _matrix_axes
+from optim.contrib._muon import _dims_per_leaf as _spread_dims
 from optim.schedules import _steps
 from optim.transforms._building_blocks import (
     add_decayed_weights,
@@ -151,17 +152,7 @@ def _dims_per_leaf(dims: Any, tree: PyTree, name: str) -> list[Any]:
                 f"(a GaLoreDimensionNumbers or a tree of them), not {returned!r}"
             )
         return _dims_per_leaf(_static_dims(returned, name), tree, name)
-    value = dims.value()
-    try:
-        spread = jax.tree.map(
-            lambda d, sub: jax.tree.map(lambda _: d, sub, is_leaf=lambda x: x is None),
-            value,
-            tree,
-            is_leaf=_is_dims_leaf,
-        )
-    except ValueError as e:
-        raise ValueError(f"{name} must be a prefix of the params tree: {e}") from None
-    per_leaf = jax.tree.leaves(spread, is_leaf=_is_dims_leaf)
+    per_leaf = _spread_dims(dims, tree, name)  # a StaticTree: Muon's prefix spreading
     return [d if is_trainable(x) else None for d, x in zip(per_leaf, leaves, strict=True)]
 
 
