@@ -22,16 +22,6 @@ def _magic_box(x: jax.Array) -> jax.Array:
     return jnp.exp(x - jax.lax.stop_gradient(x))
 
 
-def _noise_like(key: jax.Array, tree: PyTree, sample: Callable[..., jax.Array]) -> PyTree:
-    """One draw of ``sample`` per leaf, each with its own key split from ``key`` (in leaf
-    order), in the leaf's shape and dtype."""
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        treedef, [sample(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves, strict=True)]
-    )
-
-
 def _check_arguments(fun: Any, num_samples: Any, noise: Any) -> None:
     if not callable(fun):
         raise TypeError(f"fun must be a function of a pytree, got {type(fun).__name__}")
@@ -116,12 +106,12 @@ def make_perturbed_fun(
     _check_arguments(fun, num_samples, noise)
 
     def one_term(key: jax.Array, x: PyTree, baseline: PyTree) -> PyTree:
-        z = _noise_like(key, x, noise.sample)
+        z = optim_tree.random_like(key, x, noise.sample)
         perturbed = jax.lax.stop_gradient(jax.tree.map(lambda xi, zi: xi + sigma * zi, x, z))
         # z again, now as a function of x: its log-density carries the score x -> log mu.
         z = jax.tree.map(lambda xi, yi: (yi - xi) / sigma, x, perturbed)
         box = _magic_box(optim_tree.sum(jax.tree.map(noise.log_prob, z)))
-        term = jax.tree.map(lambda out: box * out, fun(perturbed))
+        term = optim_tree.scale(box, fun(perturbed))
         if use_baseline:
             term = optim_tree.add_scale(term, 1 - box, baseline)
         return term

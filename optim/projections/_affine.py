@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from optim._tree import check_same_structure
 from optim.projections._checks import check_scalar
-from optim.tree import add_scale, vdot
+from optim.tree import add_scale, scale, vdot
 
 
 def projection_vector(x: Any, a: Any) -> Any:
@@ -39,7 +39,7 @@ def projection_vector(x: Any, a: Any) -> Any:
     """
     check_same_structure(a, x, "a", "x")
     coefficient = vdot(x, a) / vdot(a, a)
-    return jax.tree.map(lambda ai: coefficient * ai, a)
+    return scale(coefficient, a)
 
 
 def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optim.projections._checks import check_scalar
 from optim.tree import norm
+from optim.tree import scale as scale_tree
 
 
 def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
@@ -40,7 +41,7 @@ def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     """
     check_scalar(scale, "scale")
     factor = scale / jnp.sqrt(norm(tree, squared=True))
-    return jax.tree.map(lambda x: factor * x, tree)
+    return scale_tree(factor, tree)
 
 
 def projection_l2_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
@@ -73,4 +74,4 @@ def projection_l2_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     """
     check_scalar(scale, "scale")
     factor = scale / jnp.sqrt(jnp.maximum(norm(tree, squared=True), scale**2))
-    return jax.tree.map(lambda x: factor * x, tree)
+    return scale_tree(factor, tree)
