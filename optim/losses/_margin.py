@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optim.losses._validation import same_shape
+from optim.projections._simplex import _unit_simplex
 
 __all__ = [
     "hinge_loss",
@@ -139,30 +140,8 @@ def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Arra
     return jnp.max(scores, axis=-1) - _dot_last_axis(scores, one_hot)
 
 
-@jax.custom_jvp
-def _sparsemax(scores: jax.Array) -> jax.Array:
-    """Euclidean projection of a vector onto the probability simplex (Martins and Astudillo,
-    2016): ``relu(scores - tau)`` with the threshold ``tau`` that makes it sum to 1."""
-    descending = jnp.sort(scores)[::-1]
-    partial_sums = jnp.cumsum(descending)
-    k = jnp.arange(scores.shape[0]) + 1
-    # The support is the k largest scores for the largest k with 1 + k s_(k) > sum_(i<=k) s_(i).
-    support_size = jnp.count_nonzero(1 / k + (descending - partial_sums / k) > 0)
-    return jax.nn.relu(1 / support_size + (scores - partial_sums[support_size - 1] / support_size))
-
-
-@_sparsemax.defjvp
-def _sparsemax_jvp(primals, tangents):
-    # On the support S the projection is scores - mean_S(scores) + 1/|S|; off it, 0.
-    (scores,), (scores_dot,) = primals, tangents
-    probs = _sparsemax(scores)
-    support = probs > 0
-    size = jnp.count_nonzero(support)
-    return probs, support * scores_dot - (jnp.dot(support, scores_dot) / size) * support
-
-
 def _sparsemax_loss_one(scores: jax.Array, label: jax.Array) -> jax.Array:
-    probs = _sparsemax(scores)
+    probs = _unit_simplex(scores)  # sparsemax: the projection onto the probability simplex
     # The Fenchel conjugate of the Gini negentropy, <p, s> + (1 - <p, p>) / 2, minus s_y.
     # As p sums to 1, <p, s> - s_y = <p, s - s_y>: the shift keeps the terms small. Entries
     # off the support are zeroed, so that an infinite score there does not give 0 * inf.
