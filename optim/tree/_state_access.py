@@ -1,7 +1,7 @@
 """Find and replace values in optimizer states by name: ``get``, ``get_all_with_path``, ``set``.
 
 A name is a field of a NamedTuple (``"count"``, ``"mu"``), a key of a dict
-(``"learning_rate"`` in ``InjectHyperparamsState.hyperparams``) or the class name of a
+(``"learning_rate"`` in ``InjectStatefulHyperparamsState.hyperparams``) or the class name of a
 NamedTuple (``"ScaleByAdamState"``), searched through any pytree: the tuples of a ``chain``,
 the dicts of a ``partition``, the dataclass pytrees of equinox or flax. Paths are jax key paths
 in which a NamedTuple field is a :class:`NamedTupleKey`, which also names the tuple's class, so
@@ -138,7 +138,7 @@ def get_all_with_path(
       >>> state = optim.inject_hyperparams(optim.sgd)(learning_rate=0.1).init(jnp.zeros(3))
       >>> for path, value in optim.tree.get_all_with_path(state, "learning_rate"):
       ...     print(jax.tree_util.keystr(path), value)
-      InjectHyperparamsState.hyperparams['learning_rate'] 0.1
+      InjectStatefulHyperparamsState.hyperparams['learning_rate'] 0.1
     """
     found = _find(tree, key)
     if filtering is None:
