@@ -83,6 +83,10 @@ NOT_FACTORIES = {
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
     "with_hyperparams",
+    # numerics and linear algebra (tests/test_numerics.py, test_linear_algebra.py,
+    # test_distributions.py cover their arguments)
+    "global_norm", "matrix_inverse_pth_root", "multi_normal", "nnls", "power_iteration",
+    "safe_increment", "safe_int32_increment", "safe_norm", "safe_root_mean_squares",
 }  # fmt: skip
 
 # A valid value for each required argument of a factory; floats among them are hyperparameters.
@@ -98,6 +102,7 @@ REQUIRED = {
     "optimizer": optim.identity(), "adv_optimizer": optim.identity(),
     "base_optimizer": optim.identity(), "clipping": 1.0, "freeze_mask": {"w": True},
     "should_transform_fn": lambda step: step % 2 == 0, "init_step": ("heuristic", 1e-6),
+    "max_backtracking_steps": 5,
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).
