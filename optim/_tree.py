@@ -243,7 +243,8 @@ def tree_sq_norm(x: PyTree) -> jax.Array:
 
 def global_norm(updates: PyTree) -> jax.Array:
     r"""The Euclidean norm of all the arrays of a tree together, :math:`\sqrt{\sum_i |x_i|^2}`
-    (``optax.global_norm``; ``optim.linear_algebra.global_norm`` is the public name).
+    (what ``clip_by_global_norm`` clips; the public ``optim.global_norm`` is this function
+    with optax's deprecation warning).
 
     Computed in float32, or wider for wider leaves; ``None`` and other leaves that are not
     arrays count for nothing. The same value as ``optax.global_norm`` for float32 leaves (the
