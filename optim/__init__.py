@@ -323,4 +323,41 @@ __all__ += [
     "projections",
     "second_order",
 ]
+# --- optax's numerics, linear algebra and remaining top-level names (numerics branch) -------
+# (imports after __all__ so that this block stays in one piece for merging)
+from optim import distributions, linear_algebra, numerics  # noqa: E402, F401
+from optim.clipping import ClipByGlobalNormState, ClipState  # noqa: E402
+from optim.contrib._dog import scale_by_distance_over_gradients  # noqa: E402
+from optim.distributions import multi_normal  # noqa: E402
+from optim.linear_algebra import (  # noqa: E402
+    global_norm,
+    matrix_inverse_pth_root,
+    nnls,
+    power_iteration,
+)
+from optim.numerics import (  # noqa: E402
+    safe_increment,
+    safe_int32_increment,
+    safe_norm,
+    safe_root_mean_squares,
+)
+from optim.transforms._building_blocks import ScaleByRStdDevState, ScaleState  # noqa: E402
+
+__all__ += [
+    "ClipByGlobalNormState",
+    "ClipState",
+    "ScaleByRStdDevState",
+    "ScaleState",
+    "global_norm",
+    "matrix_inverse_pth_root",
+    "multi_normal",
+    "nnls",
+    "power_iteration",
+    "safe_increment",
+    "safe_int32_increment",
+    "safe_norm",
+    "safe_root_mean_squares",
+    "scale_by_distance_over_gradients",
+]
+# --- end of the numerics branch's block ------------------------------------------------------
 __all__ = list(dict.fromkeys(__all__))  # a name re-exported by two modules, listed once

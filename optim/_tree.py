@@ -17,6 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# Re-exported: the tree helpers and every step counter build on these.
+from optim.numerics import abs_sq as abs_sq
+from optim.numerics import safe_increment as safe_increment
+
 PyTree = Any
 
 INT32_MAX = np.iinfo(np.int32).max
@@ -216,11 +220,6 @@ def zero_count() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
-def safe_increment(count: jax.Array) -> jax.Array:
-    """``count + 1`` for an int32 counter, saturating at 2**31 - 1 instead of wrapping."""
-    return jnp.where(count < INT32_MAX, count + 1, INT32_MAX).astype(count.dtype)
-
-
 def tree_sum(values: PyTree) -> jax.Array:
     """The sum of a tree's (scalar) leaves in leaf order, in float32 or wider; 0 for none."""
     return sum(jax.tree.leaves(values), jnp.zeros([], jnp.float32))
@@ -237,14 +236,41 @@ def float_copy(params: PyTree) -> PyTree:
     return map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params)
 
 
-def global_norm(tree: PyTree) -> jax.Array:
-    """Euclidean norm of all trainable leaves together, in float32 (or wider)."""
-    squares = [jnp.sum(jnp.abs(upcast(x)) ** 2) for x in jax.tree.leaves(tree) if is_trainable(x)]
-    if not squares:
-        return jnp.zeros([], jnp.float32)
-    return jnp.sqrt(sum(squares))
+def tree_vdot(x: PyTree, y: PyTree) -> jax.Array:
+    r""":math:`\sum_i \bar x_i y_i` over the leaves where both trees hold floating arrays.
+
+    Computed leaf by leaf at the highest matmul precision (no TF32 on GPUs), summed in leaf
+    order, in at least float32.
+    """
+    products = map_arrays(
+        lambda a, b: jnp.tensordot(
+            jnp.conj(upcast(a)), upcast(b), a.ndim, precision=jax.lax.Precision.HIGHEST
+        ),
+        x,
+        y,
+    )
+    return tree_sum(products)
 
 
-def abs_sq(x: jax.Array) -> jax.Array:
-    """:math:`|x|^2`, real for complex ``x``."""
-    return (x.conj() * x).real if jnp.iscomplexobj(x) else x * x
+def tree_sq_norm(x: PyTree) -> jax.Array:
+    r""":math:`\sum_i |x_i|^2` over the floating leaves of ``x``, in at least float32."""
+    return tree_sum(
+        map_arrays(lambda a: jnp.sum(jnp.real(upcast(a)) ** 2 + jnp.imag(upcast(a)) ** 2), x)
+    )
+
+
+def global_norm(updates: PyTree) -> jax.Array:
+    r"""The Euclidean norm of all the arrays of a tree together, :math:`\sqrt{\sum_i |x_i|^2}`
+    (what ``clip_by_global_norm`` clips; the public ``optim.global_norm`` is this function
+    with optax's deprecation warning).
+
+    Computed in float32, or wider for wider leaves; ``None`` and other leaves that are not
+    arrays count for nothing. The same value as ``optax.global_norm`` for float32 leaves (the
+    same squares, summed in the same order); optax sums bf16 or float16 leaves in their own
+    dtype.
+
+    Raises:
+      TypeError: a leaf is an integer or boolean array (not a gradient; optax counts it).
+    """
+    check_float_updates(updates, "updates")
+    return jnp.sqrt(tree_sq_norm(updates))

@@ -8,8 +8,12 @@ import jax.numpy as jnp
 
 from optim._hyper import hyper
 from optim._pytree import pytree_dataclass
-from optim._tree import PyTree, global_norm, map_arrays, upcast
+from optim._tree import PyTree, check_float_updates, global_norm, map_arrays, upcast
 from optim.base import EmptyState, Transformation
+
+# The states of clip and clip_by_global_norm: empty, as in optax (where they are aliases too).
+ClipState = EmptyState
+ClipByGlobalNormState = EmptyState
 
 
 @pytree_dataclass
@@ -20,12 +24,13 @@ class Clip(Transformation):
 
     max_delta: Any
 
-    def init(self, params: PyTree) -> EmptyState:
+    def init(self, params: PyTree) -> ClipState:
         del params
-        return EmptyState()
+        return ClipState()
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
+        check_float_updates(updates)
         c = self.max_delta
         return map_arrays(lambda g: jnp.clip(upcast(g), -c, c).astype(g.dtype), updates), state
 
@@ -48,13 +53,13 @@ class ClipByGlobalNorm(Transformation):
 
     max_norm: Any
 
-    def init(self, params: PyTree) -> EmptyState:
+    def init(self, params: PyTree) -> ClipByGlobalNormState:
         del params
-        return EmptyState()
+        return ClipByGlobalNormState()
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
-        norm = global_norm(updates)
+        norm = global_norm(updates)  # raises TypeError for integer updates
         keep = norm < self.max_norm
 
         def clip_leaf(g):

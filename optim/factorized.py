@@ -42,6 +42,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
+from optim.numerics import safe_norm, safe_root_mean_squares
 from optim.transforms._building_blocks import (
     add_decayed_weights,
     ema,
@@ -56,6 +57,7 @@ __all__ = [
     "adafactor",
     "clip_by_block_rms",
     "scale_by_factored_rms",
+    "scale_by_param_block_norm",
     "scale_by_param_block_rms",
     "scale_by_sm3",
     "sm3",
@@ -109,19 +111,6 @@ def _nonnegative_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return int(value)
-
-
-def _safe_rms(x: jax.Array, min_rms: jax.Array) -> jax.Array:
-    r""":math:`\max(\sqrt{\mathrm{mean}|x|^2}, m)`, with a finite gradient at :math:`x = 0`.
-
-    The square root is taken a second time on a copy of ``x`` whose entries are 1 where the
-    floor applies, so that differentiating through the optimizer never meets
-    :math:`\sqrt{0}`'s infinite derivative.
-    """
-    rms = jnp.sqrt(jnp.mean(abs_sq(x)))
-    floored = rms <= min_rms
-    x = jnp.where(floored, jnp.ones_like(x), x)
-    return jnp.where(floored, min_rms, jnp.sqrt(jnp.mean(abs_sq(x))))
 
 
 # --- Adafactor ----------------------------------------------------------------------------
@@ -331,7 +320,9 @@ class ScaleByParamBlockRms(Transformation):
         require_params(params, "scale_by_param_block_rms")
         check_updates(updates, params, "params")
         out = map_arrays(
-            lambda g, p: upcast(g) * _safe_rms(upcast(p), self.min_scale), updates, params
+            lambda g, p: upcast(g) * safe_root_mean_squares(upcast(p), self.min_scale),
+            updates,
+            params,
         )
         return cast_like_grads(out, updates), state
 
@@ -340,6 +331,44 @@ def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
     """Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
     (``optax.scale_by_param_block_rms``)."""
     return ScaleByParamBlockRms(hyper(min_scale, "min_scale", schedule=False, low=0.0))
+
+
+@pytree_dataclass
+class ScaleByParamBlockNorm(Transformation):
+    r"""Steps relative to each leaf's norm: :math:`u_t = g_t \max(\lVert\theta_t\rVert, m)`,
+    the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``)."""
+
+    min_scale: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        require_params(params, "scale_by_param_block_norm")
+        check_updates(updates, params, "params")
+        out = map_arrays(
+            lambda g, p: upcast(g) * safe_norm(upcast(p), self.min_scale), updates, params
+        )
+        return cast_like_grads(out, updates), state
+
+
+def scale_by_param_block_norm(min_scale: Any = 1e-3) -> ScaleByParamBlockNorm:
+    """Scale each leaf's updates by the norm of its parameters, floored at ``min_scale``
+    (``optax.scale_by_param_block_norm``).
+
+    A block is a leaf of the parameter tree: a weight matrix or a bias vector, say.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_param_block_norm()
+      >>> params = {"w": jnp.array([3.0, 4.0])}
+      >>> tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)[0]["w"]
+      Array([ 5., -5.], dtype=float32)
+    """
+    return ScaleByParamBlockNorm(hyper(min_scale, "min_scale", schedule=False, low=0.0))
 
 
 def adafactor(

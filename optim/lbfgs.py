@@ -17,6 +17,8 @@ from optim._tree import (
     full_like,
     map_arrays,
     safe_increment,
+    tree_sq_norm,
+    tree_vdot,
     upcast,
     zero_count,
 )
@@ -25,8 +27,6 @@ from optim.linesearch import (
     positive_int,
     scalar_dtype,
     scale_by_zoom_linesearch,
-    tree_sq_norm,
-    tree_vdot,
 )
 from optim.transforms._building_blocks import scale, scale_by_learning_rate
 

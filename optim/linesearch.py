@@ -34,6 +34,7 @@ from optim._tree import (
     full_like,
     is_trainable,
     map_arrays,
+    tree_vdot,
     upcast,
     zero_count,
 )
@@ -41,42 +42,22 @@ from optim.base import Transformation, check_updates
 from optim.grad import trainable_value_and_grad
 
 __all__ = [
+    "ScaleByBacktrackingLinesearchState",
     "ScaleByZoomLinesearchState",
     "ZoomLinesearchInfo",
+    "scale_by_backtracking_linesearch",
     "scale_by_zoom_linesearch",
     "value_and_grad_from_state",
 ]
 
 
-# --- tree arithmetic shared with lbfgs ----------------------------------------------------
+# --- pieces shared with lbfgs ------------------------------------------------------------
 
 
 def scalar_dtype(params: PyTree) -> Any:
     """The dtype of stepsizes, losses and inner products: float32, or wider for wide leaves."""
     dtypes = [jnp.finfo(upcast(p).dtype).dtype for p in jax.tree.leaves(params) if is_trainable(p)]
     return functools.reduce(jnp.promote_types, dtypes, jnp.dtype(jnp.float32))
-
-
-def tree_vdot(x: PyTree, y: PyTree) -> jax.Array:
-    r""":math:`\sum_i \bar x_i y_i` over the leaves where both trees hold floating arrays.
-
-    Computed leaf by leaf at the highest matmul precision (no TF32 on GPUs), summed in leaf
-    order, in at least float32.
-    """
-    products = map_arrays(
-        lambda a, b: jnp.tensordot(
-            jnp.conj(upcast(a)), upcast(b), a.ndim, precision=jax.lax.Precision.HIGHEST
-        ),
-        x,
-        y,
-    )
-    return sum(jax.tree.leaves(products), start=jnp.zeros([], jnp.float32))
-
-
-def tree_sq_norm(x: PyTree) -> jax.Array:
-    r""":math:`\sum_i |x_i|^2` over the floating leaves of ``x``."""
-    squares = map_arrays(lambda a: jnp.sum(jnp.real(upcast(a)) ** 2 + jnp.imag(upcast(a)) ** 2), x)
-    return sum(jax.tree.leaves(squares), start=jnp.zeros([], jnp.float32))
 
 
 def add_scaled(params: PyTree, step: jax.Array, direction: PyTree) -> PyTree:
@@ -111,6 +92,26 @@ def _value_and_grad(fn: Callable[[PyTree], Any]) -> Callable[[PyTree], tuple[Any
         return value, conjugate(grad)
 
     return value_and_grad
+
+
+def check_line_search_call(params: PyTree, value: Any, grad: PyTree, value_fn: Any) -> None:
+    """The arguments every line search's ``update`` needs besides the updates and state."""
+    if params is None:
+        raise ValueError("a line search needs params: call update(grads, state, params, ...)")
+    missing = [
+        n for n, v in [("value", value), ("grad", grad), ("value_fn", value_fn)] if v is None
+    ]
+    if missing:
+        raise TypeError(
+            f"a line search's update needs the keyword arguments {missing}: the loss and "
+            "its gradient at params, and the loss function, e.g. update(grads, state, "
+            "params, value=loss, grad=grads, value_fn=loss_fn)"
+        )
+    if not callable(value_fn):
+        raise TypeError(
+            f"value_fn must be the loss function value_fn(params, ...) -> scalar, got "
+            f"{type(value_fn).__name__} {value_fn!r}"
+        )
 
 
 def _value_fn_kwargs(value_fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -260,17 +261,7 @@ class ScaleByZoomLinesearch(Transformation):
         value_fn: Callable[..., Any] | None = None,
         **extra_args,
     ):
-        if params is None:
-            raise ValueError("a line search needs params: call update(grads, state, params, ...)")
-        missing = [
-            n for n, v in [("value", value), ("grad", grad), ("value_fn", value_fn)] if v is None
-        ]
-        if missing:
-            raise TypeError(
-                f"a line search's update needs the keyword arguments {missing}: the loss and "
-                "its gradient at params, and the loss function, e.g. update(grads, state, "
-                "params, value=loss, grad=grads, value_fn=loss_fn)"
-            )
+        check_line_search_call(params, value, grad, value_fn)
         check_updates(updates, state.grad)
         check_same_structure(grad, state.grad, "grad", "the optimizer state")
         value_and_grad = _value_and_grad(
@@ -582,6 +573,271 @@ def scale_by_zoom_linesearch(
     )
 
 
+# --- backtracking line search -------------------------------------------------------------
+
+
+class BacktrackingLinesearchInfo(NamedTuple):
+    """How the last line search went: its number of evaluations and the error of the
+    sufficient decrease condition at the chosen stepsize (0: met; positive: no stepsize tried
+    met it)."""
+
+    num_linesearch_steps: jax.Array
+    decrease_error: jax.Array
+
+
+class ScaleByBacktrackingLinesearchState(NamedTuple):
+    """The accepted stepsize, the loss there and (with ``store_grad=True``, else None) the
+    gradient there, which ``value_and_grad_from_state`` reuses (optax's field names)."""
+
+    learning_rate: jax.Array
+    value: jax.Array
+    grad: PyTree
+    info: BacktrackingLinesearchInfo
+
+
+class _Backtrack(NamedTuple):
+    """The loop carry of one backtracking search."""
+
+    learning_rate: jax.Array
+    value: jax.Array
+    decrease_error: jax.Array
+    count: jax.Array
+
+
+@pytree_dataclass
+class ScaleByBacktrackingLinesearch(Transformation):
+    r"""Backtracking line search for sufficient decrease (the Armijo condition; Nocedal &
+    Wright, 2006, "Numerical Optimization", Algorithm 3.1; Vaswani et al., 2019, "Painless
+    Stochastic Gradient").
+
+    Along the incoming direction :math:`u` from :math:`\theta` it accepts the first stepsize
+    :math:`\eta` of :math:`\eta_0, \beta\eta_0, \beta^2\eta_0, \dots` (:math:`\beta` =
+    ``decrease_factor``) with
+
+    .. math::
+        f(\theta + \eta u) \le (1 + \delta) f(\theta) + c\,\eta \langle \nabla f(\theta), u
+        \rangle + \epsilon
+
+    (:math:`c` = ``slope_rtol``, :math:`\delta` = ``rtol``, :math:`\epsilon` = ``atol``),
+    trying at most ``max_backtracking_steps + 1`` stepsizes; the guess is :math:`\eta_0 =
+    \min(\gamma \eta_{prev}, \eta_{max})` (:math:`\gamma` = ``increase_factor``). Output:
+    :math:`u' = \eta u`, with :math:`\eta = 0` when the loss was infinite or NaN at every
+    stepsize tried. :math:`u` must be a descent direction, :math:`\langle \nabla f(\theta),
+    u\rangle < 0` (the output of ``sgd`` without momentum is one).
+    """
+
+    slope_rtol: Any
+    decrease_factor: Any
+    increase_factor: Any
+    max_learning_rate: Any
+    atol: Any
+    rtol: Any
+    max_backtracking_steps: int = static()
+    store_grad: bool = static(False)
+    verbose: bool = static(False)
+
+    def init(self, params: PyTree) -> ScaleByBacktrackingLinesearchState:
+        check_params(params)
+        dtype = scalar_dtype(params)
+        inf = jnp.full([], jnp.inf, dtype)
+        return ScaleByBacktrackingLinesearchState(
+            learning_rate=jnp.ones([], dtype),
+            value=inf,
+            grad=full_like(params, 0.0) if self.store_grad else None,
+            info=BacktrackingLinesearchInfo(num_linesearch_steps=zero_count(), decrease_error=inf),
+        )
+
+    def update(
+        self,
+        updates,
+        state,
+        params=None,
+        *,
+        value: Any = None,
+        grad: Any = None,
+        value_fn: Callable[..., Any] | None = None,
+        **extra_args,
+    ):
+        check_line_search_call(params, value, grad, value_fn)
+        check_updates(updates, params, "params")
+        check_same_structure(grad, params, "grad", "params")
+        loss = functools.partial(value_fn, **_value_fn_kwargs(value_fn, extra_args))
+        dtype = state.learning_rate.dtype
+        value = jnp.asarray(value, dtype)
+        # The derivative of eta -> f(theta + eta u) at 0 (grad in the usual sense for complex
+        # leaves; see the module docstring).
+        slope = jnp.real(tree_vdot(grad, updates)).astype(dtype)
+
+        def decrease_error(learning_rate: jax.Array, new_value: jax.Array) -> jax.Array:
+            error = new_value - (1.0 + self.rtol) * value - learning_rate * self.slope_rtol * slope
+            return jnp.maximum(_nan_to_inf(error), 0.0)
+
+        def keep_searching(s: _Backtrack) -> jax.Array:
+            return ~(s.decrease_error <= self.atol) & (s.count <= self.max_backtracking_steps)
+
+        def backtrack(s: _Backtrack) -> _Backtrack:
+            # The guess first, then smaller and smaller stepsizes.
+            learning_rate = jnp.where(
+                s.count > 0, self.decrease_factor * s.learning_rate, s.learning_rate
+            )
+            new_value = jnp.asarray(loss(add_scaled(params, learning_rate, updates)), dtype)
+            error = decrease_error(learning_rate, new_value).astype(dtype)
+            return _Backtrack(learning_rate, new_value, error, s.count + 1)
+
+        # After a search that found nothing (stepsize 0), start again from the largest one:
+        # growing 0 would give 0 for ever.
+        previous = state.learning_rate
+        guess = jnp.where(
+            previous > 0,
+            jnp.minimum(self.increase_factor * previous, self.max_learning_rate),
+            self.max_learning_rate,
+        ).astype(dtype)
+        inf = jnp.full([], jnp.inf, dtype)
+        final = jax.lax.while_loop(
+            keep_searching, backtrack, _Backtrack(guess, value, inf, zero_count())
+        )
+        if self.verbose:
+            _report_backtracking(final, value, slope, self.atol)
+        # A loss infinite or NaN at every stepsize tried: no step at all.
+        learning_rate = jnp.where(jnp.isinf(final.decrease_error), 0.0, final.learning_rate)
+        new_grad = None
+        if self.store_grad:
+            # The gradient at the last point tried, for the next step to reuse.
+            _, new_grad = _value_and_grad(loss)(add_scaled(params, final.learning_rate, updates))
+            new_grad = _store(new_grad, state.grad)
+        new_state = ScaleByBacktrackingLinesearchState(
+            learning_rate=learning_rate.astype(dtype),
+            value=final.value,
+            grad=new_grad,
+            info=BacktrackingLinesearchInfo(final.count, final.decrease_error),
+        )
+        out = map_arrays(lambda u: learning_rate * upcast(u), updates)
+        return cast_like_grads(out, updates), new_state
+
+
+def _report_backtracking(final: _Backtrack, value: Any, slope: Any, atol: Any) -> None:
+    """Print why the search failed (``verbose=True``)."""
+    jax.lax.cond(
+        final.decrease_error > atol,
+        lambda: jax.debug.print(
+            "scale_by_backtracking_linesearch: no stepsize met the sufficient decrease "
+            "condition after {n} evaluations: loss {value} at params, slope {slope} along the "
+            "direction (it must be negative), last stepsize {step} with decrease error {error}",
+            n=final.count,
+            value=value,
+            slope=slope,
+            step=final.learning_rate,
+            error=final.decrease_error,
+            ordered=True,
+        ),
+        lambda: None,
+    )
+    jax.lax.cond(
+        jnp.isinf(final.decrease_error),
+        lambda: jax.debug.print(
+            "scale_by_backtracking_linesearch: the loss was infinite or NaN at every stepsize "
+            "tried; taking stepsize 0",
+            ordered=True,
+        ),
+        lambda: None,
+    )
+
+
+def _positive_or_inf(value: Any, name: str) -> jax.Array:
+    """A float32 hyperparameter > 0; +inf admitted."""
+    if isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
+        return jnp.full([], jnp.inf, jnp.float32)
+    return hyper(value, name, schedule=False, low=0.0, low_open=True)
+
+
+def scale_by_backtracking_linesearch(
+    max_backtracking_steps: int,
+    slope_rtol: Any = 1e-4,
+    decrease_factor: Any = 0.8,
+    increase_factor: Any = 1.5,
+    max_learning_rate: Any = 1.0,
+    atol: Any = 0.0,
+    rtol: Any = 0.0,
+    store_grad: bool = False,
+    verbose: bool = False,
+) -> ScaleByBacktrackingLinesearch:
+    r"""Scale the direction by a stepsize that decreases the loss enough (the Armijo
+    condition), found by backtracking (``optax.scale_by_backtracking_linesearch``; see
+    ``ScaleByBacktrackingLinesearch``).
+
+    The last link of a chain whose earlier links give a descent direction, e.g.
+    ``chain(sgd(1.0), scale_by_backtracking_linesearch(15))``. Its ``update`` takes the
+    keyword arguments ``value`` and ``grad`` (the loss and its gradient at ``params``) and
+    ``value_fn`` (the loss function); further keyword arguments that ``value_fn`` accepts
+    (a batch, say) are passed on to it, others are ignored.
+
+    Args:
+      max_backtracking_steps: the most times the stepsize is decreased in one search (a
+        static int >= 0; the loss is evaluated at most one time more).
+      slope_rtol: :math:`c`, the fraction of the first-order decrease required.
+      decrease_factor: :math:`\beta` in (0, 1], the factor of each decrease.
+      increase_factor: :math:`\gamma` > 0, the factor from the previous stepsize to the next
+        guess; 1 keeps it, ``math.inf`` starts every search at ``max_learning_rate``.
+      max_learning_rate: the largest stepsize (> 0), also the first guess after a failed
+        search.
+      atol: :math:`\epsilon`, the absolute tolerance of the condition.
+      rtol: :math:`\delta`, its tolerance relative to the loss.
+      store_grad: keep the gradient at the accepted point in the state, for
+        ``value_and_grad_from_state`` to reuse (one gradient evaluation per step more).
+      verbose: print the reason when a search fails.
+
+    Returns:
+      The transformation.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> def fn(params):
+      ...     return jnp.sum(params**2)
+      >>> solver = optim.chain(
+      ...     optim.sgd(learning_rate=1.0),
+      ...     optim.scale_by_backtracking_linesearch(max_backtracking_steps=15, store_grad=True),
+      ... )
+      >>> params = jnp.array([1.0, 2.0, 3.0])
+      >>> state = solver.init(params)
+      >>> value_and_grad = optim.value_and_grad_from_state(fn)
+      >>> for _ in range(3):
+      ...     value, grad = value_and_grad(params, state=state)
+      ...     updates, state = solver.update(
+      ...         grad, state, params, value=value, grad=grad, value_fn=fn
+      ...     )
+      ...     params = optim.apply_updates(params, updates)
+      ...     print(f"{fn(params):.2E}")
+      5.04E+00
+      1.81E+00
+      6.53E-01
+    """
+    try:
+        steps = operator.index(max_backtracking_steps)
+    except TypeError:
+        steps = -1
+    if isinstance(max_backtracking_steps, bool) or steps < 0:
+        raise ValueError(
+            f"max_backtracking_steps must be an int >= 0, got {max_backtracking_steps!r}"
+        )
+    return ScaleByBacktrackingLinesearch(
+        slope_rtol=hyper(slope_rtol, "slope_rtol", schedule=False, low=0.0, high=1.0),
+        decrease_factor=hyper(
+            decrease_factor, "decrease_factor", schedule=False, low=0.0, high=1.0, low_open=True
+        ),
+        increase_factor=_positive_or_inf(increase_factor, "increase_factor"),
+        max_learning_rate=hyper(
+            max_learning_rate, "max_learning_rate", schedule=False, low=0.0, low_open=True
+        ),
+        atol=hyper(atol, "atol", schedule=False, low=0.0),
+        rtol=hyper(rtol, "rtol", schedule=False, low=0.0),
+        max_backtracking_steps=steps,
+        store_grad=check_flag(store_grad, "store_grad"),
+        verbose=check_flag(verbose, "verbose"),
+    )
+
+
 def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tuple[Any, PyTree]]:
     """``jax.value_and_grad(value_fn)`` that reuses the loss and gradient a line search left
     in the optimizer state (``optax.value_and_grad_from_state``).
@@ -605,6 +861,12 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
                 f"fields in the state (a line search's); found {len(records)}"
             )
         value, grad = records[0].value, records[0].grad
+        if grad is None:
+            raise ValueError(
+                "value_and_grad_from_state found no gradient in the state: build the line "
+                "search with store_grad=True (scale_by_backtracking_linesearch keeps none "
+                "by default)"
+            )
 
         def compute():
             new_value, new_grad = _value_and_grad(lambda p: value_fn(p, *args, **kwargs))(params)

@@ -6,20 +6,26 @@ the cycling of plain gradient descent-ascent on games such as GANs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import hyper, is_schedule
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.transforms._building_blocks import scale_by_adam, scale_by_learning_rate
+from optim.transforms._building_blocks import (
+    learning_rate_hyper,
+    scale_by_adam,
+    scale_by_learning_rate,
+)
 
 __all__ = [
     "ScaleByOptimisticGradientState",
+    "optimistic_adam",
     "optimistic_adam_v2",
     "optimistic_gradient_descent",
     "scale_by_optimistic_gradient",
@@ -104,9 +110,8 @@ def optimistic_adam_v2(
     .. math:: r_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon),\quad
         \theta_{t+1} = \theta_t - \eta_t\big((\alpha+\beta) r_t - \beta r_{t-1}\big)
 
-    with Nesterov momentum in :math:`\hat m_t` by default; see ``scale_by_adam``. optax's
-    deprecated ``optimistic_adam`` (optimism as a second learning rate) is not provided:
-    ``optimistic_adam(lr, o)`` is ``optimistic_adam_v2(1.0, alpha=lr, beta=o)``.
+    with Nesterov momentum in :math:`\hat m_t` by default; see ``scale_by_adam``. The
+    deprecated ``optimistic_adam(lr, o)`` is ``optimistic_adam_v2(1.0, alpha=lr, beta=o)``.
     """
     return chain(
         scale_by_adam(
@@ -115,3 +120,83 @@ def optimistic_adam_v2(
         scale_by_optimistic_gradient(alpha=alpha, beta=beta),
         scale_by_learning_rate(learning_rate),
     )
+
+
+def optimistic_adam(
+    learning_rate: Any,
+    optimism: Any = None,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-08,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+) -> Chain:
+    r"""Optimistic Adam (Daskalakis et al., 2018, "Training GANs with Optimism"), with the
+    optimism as a second learning rate. Deprecated, as in optax: use ``optimistic_adam_v2``.
+
+    .. math::
+        r_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon),\quad
+        \theta_{t+1} = \theta_t - \alpha r_t - o (r_t - r_{t-1})
+
+    (:math:`\alpha` = ``learning_rate``, :math:`o` = ``optimism``, :math:`r_0 = r_1`), with
+    Nesterov momentum in :math:`\hat m_t` by default; see ``scale_by_adam``. It is
+    ``optimistic_adam_v2(1.0, alpha=learning_rate, beta=optimism)``.
+
+    Args:
+      learning_rate: :math:`\alpha`, a number (not a schedule; ``optimistic_adam_v2`` takes
+        one).
+      optimism: :math:`o`; None means ``learning_rate``, as in the paper.
+      b1: the decay of the first moment.
+      b2: the decay of the second moment.
+      eps: added to the root of the second moment.
+      eps_root: added to the second moment inside the root.
+      mu_dtype: the storage dtype of the first moment (None: float32 or the parameter's).
+      nesterov: Nesterov momentum in the first moment.
+
+    Returns:
+      The optimizer: ``scale_by_adam``, ``scale_by_optimistic_gradient`` and a sign flip.
+
+    Raises:
+      ValueError: ``learning_rate`` is a schedule (as in optax), or a bad hyperparameter.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import warnings
+      >>> import optim
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore", DeprecationWarning)
+      ...     opt = optim.optimistic_adam(1e-2, 1.0)
+      >>> def step(carry, _):  # gradient descent-ascent on f(x, y) = x y
+      ...     params, state = carry
+      ...     x, y = params
+      ...     updates, state = opt.update((y, -x), state, params)
+      ...     return (optim.apply_updates(params, updates), state), jnp.hypot(x, y)
+      >>> params = (jnp.array(1.0), jnp.array(2.0))
+      >>> _, distances = jax.lax.scan(step, (params, opt.init(params)), length=1025)
+      >>> print(f"{distances[0]:.3f} {distances[1024]:.3f}")
+      2.236 0.001
+    """
+    if is_schedule(learning_rate):
+        raise ValueError(
+            "learning_rate of optimistic_adam must be a number, not a schedule; "
+            "optimistic_adam_v2 takes a schedule"
+        )
+    learning_rate = learning_rate_hyper(learning_rate)
+    optimism = learning_rate if optimism is None else hyper(optimism, "optimism", schedule=False)
+    tx = chain(
+        scale_by_adam(
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        ),
+        scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
+        scale_by_learning_rate(1.0),  # flips the sign
+    )
+    # After the checks, so that bad arguments raise first; attributed to the caller.
+    warnings.warn(
+        "optimistic_adam is deprecated, as in optax: use optimistic_adam_v2",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return tx

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, abs_sq, check_params, map_arrays, upcast, zero_count
+from optim._tree import PyTree, check_params, map_arrays, upcast, zero_count
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
+from optim.numerics import safe_norm
 from optim.transforms._building_blocks import (
     AddDecayedWeights,
     add_decayed_weights,
@@ -27,22 +28,10 @@ from optim.transforms._building_blocks import (
 )
 from optim.wrappers import masked
 
-__all__ = ["fromage", "lamb", "lars", "scale_by_trust_ratio"]
+__all__ = ["ScaleByTrustRatioState", "fromage", "lamb", "lars", "scale_by_trust_ratio"]
 
-
-def _safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
-    r""":math:`\max(\lVert x\rVert_2, n_{min})`, with a finite gradient where the norm is 0.
-
-    Computed as :math:`m \lVert x / m\rVert_2` with :math:`m = \max_i |x_i|`: the squares of
-    float32 numbers below about 1e-19 underflow (a sum of them is a few bits, or 0) and those
-    above 1e19 overflow; scaled, the largest square is 1.
-    """
-    largest = jnp.max(jnp.abs(x), initial=0.0)
-    scale = jnp.where(largest > 0.0, largest, 1.0)
-    sq = jnp.sum(abs_sq(x / scale))
-    small = scale * jnp.sqrt(sq) <= min_norm
-    # The second sqrt never sees 0 (it would give an infinite derivative), as in optax.
-    return jnp.where(small, min_norm, scale * jnp.sqrt(jnp.where(small, 1.0, sq)))
+# The state of scale_by_trust_ratio: empty, as in optax (where it is an alias too).
+ScaleByTrustRatioState = EmptyState
 
 
 @pytree_dataclass
@@ -61,14 +50,14 @@ class ScaleByTrustRatio(Transformation):
     trust_coefficient: Any
     eps: Any
 
-    def init(self, params: PyTree) -> EmptyState:
+    def init(self, params: PyTree) -> ScaleByTrustRatioState:
         check_params(params)
-        return EmptyState()
+        return ScaleByTrustRatioState()
 
     def _scale(self, g: jax.Array, p: jax.Array) -> jax.Array:
         g32 = upcast(g)
-        param_norm = _safe_norm(upcast(p), self.min_norm)
-        update_norm = _safe_norm(g32, self.min_norm)
+        param_norm = safe_norm(upcast(p), self.min_norm)
+        update_norm = safe_norm(g32, self.min_norm)
         degenerate = (param_norm == 0.0) | (update_norm == 0.0)
         # The division sees 1 where its result is discarded: x / 0 there would make the
         # gradient through the jnp.where 0 * inf = NaN (an all-zero gradient leaf, eps = 0).

@@ -92,6 +92,10 @@ NOT_FACTORIES = {
     # pytree utilities (optim.tree), not optimizers
     "bias_correction", "tree_map_params", "update_infinity_moment", "update_moment",
     "update_moment_per_elem_norm",
+    # numerics and linear algebra (tests/test_numerics.py, test_linear_algebra.py,
+    # test_distributions.py cover their arguments)
+    "global_norm", "matrix_inverse_pth_root", "multi_normal", "nnls", "power_iteration",
+    "safe_increment", "safe_int32_increment", "safe_norm", "safe_root_mean_squares",
 }  # fmt: skip
 
 # A valid value for each required argument of a factory; floats among them are hyperparameters.
@@ -109,6 +113,7 @@ REQUIRED = {
     "should_transform_fn": lambda step: step % 2 == 0, "init_step": ("heuristic", 1e-6),
     "l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0,
     "measure": jnp.sum,
+    "max_backtracking_steps": 5,
 }  # fmt: skip
 
 # Hyperparameters that every factory having them bounds below by 0, or to [0, 1] (or [0, 1)).

@@ -1,5 +1,10 @@
 """DoG (Ivgi et al., 2023) and DoWG (Khaled et al., 2023): step sizes from distance over
-gradients, without a learning rate to tune."""
+gradients, without a learning rate to tune.
+
+Besides ``optax.contrib``'s global DoG and DoWG, the layer-wise DoG of the same paper that optax
+keeps at its top level, ``scale_by_distance_over_gradients``: the same rule, one step size per
+leaf.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper
-from optim._numerics import cast_like_grads, square_safe
+from optim._numerics import canonical_dtype, cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -70,6 +75,16 @@ def _bounded(updates: PyTree) -> PyTree:
     return map_arrays(lambda g: square_safe(upcast(g), g.size), updates)
 
 
+def _initial_distance(reps: jax.Array, squared_norm: jax.Array) -> jax.Array:
+    r"""DoG's heuristic :math:`\bar r_{-1} = r_\epsilon (1 + \lVert\theta_0\rVert)`."""
+    return reps * (1 + jnp.sqrt(squared_norm))
+
+
+def _dog_step_size(max_dist: jax.Array, sum_sq_norm_grads: jax.Array, eps: Any) -> jax.Array:
+    r"""DoG's step size :math:`\bar r_t / \sqrt{G_t + \epsilon}`."""
+    return max_dist / jnp.sqrt(sum_sq_norm_grads + eps)
+
+
 def _scaled(learning_rate: jax.Array, grads: PyTree, updates: PyTree) -> PyTree:
     """``learning_rate * grads`` in the dtypes of ``updates``."""
     return cast_like_grads(map_arrays(lambda g: learning_rate * g, grads), updates)
@@ -103,7 +118,7 @@ class ScaleByDog(Transformation):
         if self.init_step_type == "distance":
             max_dist = self.init_value
         elif self.init_step_type == "heuristic":
-            max_dist = self.init_value * (1 + jnp.sqrt(_squared_norm(init_params)))
+            max_dist = _initial_distance(self.init_value, _squared_norm(init_params))
         else:
             max_dist = jnp.zeros([], jnp.float32)
         return DoGState(
@@ -120,7 +135,7 @@ class ScaleByDog(Transformation):
         dist = jnp.sqrt(_squared_distance(params, state.init_params, "dog"))
         max_dist = jnp.maximum(state.max_dist, dist)
         sum_sq_norm_grads = state.sum_sq_norm_grads + _squared_norm(grads)
-        learning_rate = max_dist / jnp.sqrt(sum_sq_norm_grads + self.eps)
+        learning_rate = _dog_step_size(max_dist, sum_sq_norm_grads, self.eps)
         if self.init_step_type == "learning_rate":
             learning_rate = jnp.where(state.is_init_step, self.init_value, learning_rate)
         new_state = DoGState(
@@ -199,6 +214,126 @@ def scale_by_dowg(init_estim_sq_dist: Any = None, eps: Any = 1e-4) -> ScaleByDow
     else:
         init = hyper(init_estim_sq_dist, "init_estim_sq_dist", schedule=False, low=0.0)
     return ScaleByDowg(init_estim_sq_dist=init, eps=eps)
+
+
+class ScaleByDistanceOverGradientsState(NamedTuple):
+    r"""Per leaf: :math:`\bar r_t`, :math:`G_t` (shape ``(1,)``, as in optax) and
+    :math:`\theta_0`."""
+
+    max_dist: PyTree
+    grad_sum_of_squares: PyTree
+    init_params: PyTree
+
+
+def _leaf_squared_norm(x: jax.Array) -> jax.Array:
+    return jnp.sum(abs_sq(upcast(x)))
+
+
+@pytree_dataclass
+class ScaleByDistanceOverGradients(Transformation):
+    r"""Layer-wise DoG, "LDoG" (Ivgi, Hinder & Carmon, 2023, "DoG is SGD's Best Friend: A
+    Parameter-Free Dynamic Step Size Schedule"): ``ScaleByDog``'s rule for each leaf apart.
+
+    .. math::
+        \bar r_t = \max\big(\bar r_{t-1}, \lVert\theta_t - \theta_0\rVert\big),\quad
+        G_t = G_{t-1} + \lVert g_t\rVert^2,\quad
+        u_t = s\,\frac{\bar r_t}{\sqrt{G_t + \epsilon}}\, g_t,
+
+    norms over each leaf, :math:`\bar r_{-1} = r_\epsilon (1 + \lVert\theta_0\rVert)`
+    (:math:`r_\epsilon` = ``reps_rel``), :math:`G_{-1} = 0`, :math:`s` = ``global_scale``.
+    The gradients are bounded first as in ``ScaleByDog`` (unchanged below
+    :math:`2^{62} / (4\sqrt{n})`). Complex parameters are supported (:math:`|x|^2`).
+    """
+
+    reps_rel: Any
+    eps: Any
+    global_scale: Any
+    param_dtype: Any = static(None)
+
+    def _stored(self, p: jax.Array) -> jax.Array:
+        r""":math:`\theta_0` in ``param_dtype`` (its complex counterpart for complex leaves;
+        the leaf's compute dtype when None)."""
+        if self.param_dtype is None:
+            return upcast(jnp.array(p, copy=True))
+        dtype = self.param_dtype
+        if jnp.iscomplexobj(p) and not jnp.issubdtype(dtype, jnp.complexfloating):
+            dtype = jnp.promote_types(dtype, jnp.complex64)
+        return jnp.array(p, dtype=dtype, copy=True)
+
+    def init(self, params: PyTree) -> ScaleByDistanceOverGradientsState:
+        check_params(params)
+        return ScaleByDistanceOverGradientsState(
+            max_dist=map_arrays(
+                lambda p: _initial_distance(self.reps_rel, _leaf_squared_norm(p)), params
+            ),
+            grad_sum_of_squares=map_arrays(lambda p: jnp.zeros(1, jnp.float32), params),
+            init_params=map_arrays(self._stored, params),
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        require_params(params, "scale_by_distance_over_gradients")
+        check_updates(updates, state.init_params)
+        check_same_structure(params, state.init_params, "params", "the optimizer state")
+        grads = _bounded(updates)
+        max_dist = map_arrays(
+            lambda d, p, p0: jnp.maximum(d, jnp.sqrt(_leaf_squared_norm(upcast(p) - p0))),
+            state.max_dist,
+            params,
+            state.init_params,
+        )
+        sums = map_arrays(lambda s, g: s + _leaf_squared_norm(g), state.grad_sum_of_squares, grads)
+        out = map_arrays(
+            lambda g, d, s: (self.global_scale * _dog_step_size(d, s, self.eps))[0] * g,
+            grads,
+            max_dist,
+            sums,
+        )
+        new_state = ScaleByDistanceOverGradientsState(
+            max_dist=map_arrays(lambda d, old: d.astype(old.dtype), max_dist, state.max_dist),
+            grad_sum_of_squares=map_arrays(
+                lambda s, old: s.astype(old.dtype), sums, state.grad_sum_of_squares
+            ),
+            init_params=state.init_params,
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_distance_over_gradients(
+    reps_rel: Any = 1e-6, eps: Any = 1e-8, param_dtype: Any = jnp.float32, global_scale: Any = 1.0
+) -> ScaleByDistanceOverGradients:
+    r"""Scale each leaf's updates by its own DoG step size (layer-wise DoG;
+    ``optax.scale_by_distance_over_gradients``; see ``ScaleByDistanceOverGradients``).
+
+    It keeps a copy of the parameters (in ``param_dtype``; None: each leaf's compute dtype)
+    and two scalars per leaf. The authors recommend averaging the iterates.
+
+    Args:
+      reps_rel: :math:`r_\epsilon`, the initial distance relative to :math:`1 +
+        \lVert\theta_0\rVert` (> 0); the authors recommend 1e-4 for models with batch
+        normalization, 1e-6 otherwise.
+      eps: added to the sum of squared gradient norms (>= 0).
+      param_dtype: the dtype of the stored initial parameters.
+      global_scale: a factor of every step, typically 1.0 or -1.0.
+
+    Returns:
+      The transformation.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.chain(optim.scale_by_distance_over_gradients(), optim.scale(-1.0))
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> updates, state = tx.update({"w": jnp.array([0.5, 0.5])}, tx.init(params), params)
+      >>> print(updates["w"])
+      [-2.2882457e-06 -2.2882457e-06]
+    """
+    return ScaleByDistanceOverGradients(
+        reps_rel=hyper(reps_rel, "reps_rel", schedule=False, low=0.0, low_open=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        global_scale=hyper(global_scale, "global_scale", schedule=False),
+        param_dtype=canonical_dtype(param_dtype, "param_dtype"),
+    )
 
 
 def _with_decay(weight_decay: Any, mask: Any, scaling: Any, learning_rate: Any) -> Chain:

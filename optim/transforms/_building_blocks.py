@@ -31,6 +31,7 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
     abs_sq,
+    check_float_updates,
     check_params,
     full_like,
     is_trainable,
@@ -43,6 +44,9 @@ from optim.base import EmptyState, Transformation, check_updates
 
 # --- scaling ------------------------------------------------------------------------------
 
+# The state of scale: empty, as in optax (where it is an alias too).
+ScaleState = EmptyState
+
 
 @pytree_dataclass
 class Scale(Transformation):
@@ -52,12 +56,13 @@ class Scale(Transformation):
 
     step_size: Any
 
-    def init(self, params: PyTree) -> EmptyState:
+    def init(self, params: PyTree) -> ScaleState:
         del params
-        return EmptyState()
+        return ScaleState()
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
+        check_float_updates(updates)
         return map_arrays(lambda g: (self.step_size * upcast(g)).astype(g.dtype), updates), state
 
 
@@ -86,6 +91,7 @@ class ScaleBySchedule(Transformation):
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
+        check_float_updates(updates)
         step_size = value_at(self.step_size_fn, state.count)
         updates = map_arrays(lambda g: (step_size * upcast(g)).astype(g.dtype), updates)
         return updates, ScaleByScheduleState(count=safe_increment(state.count))
@@ -119,6 +125,7 @@ class ScaleByLearningRate(Transformation):
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
+        check_float_updates(updates)
         if is_schedule(self.learning_rate):
             lr = value_at(self.learning_rate, state.count)
             state = ScaleByScheduleState(count=safe_increment(state.count))
@@ -427,8 +434,17 @@ def scale_by_rms(
     )
 
 
+class ScaleByRStdDevState(NamedTuple):
+    """Centered RMSProp's first and second moments (``scale_by_stddev`` without bias
+    correction; optax's record)."""
+
+    mu: PyTree
+    nu: PyTree
+
+
 class ScaleByStddevState(NamedTuple):
-    """Centered RMSProp's step count, first and second moments."""
+    """Centered RMSProp's step count, first and second moments (``scale_by_stddev`` with
+    ``bias_correction=True``; optax's ``ScaleByRStdDevWithCountState``)."""
 
     count: jax.Array
     mu: PyTree
@@ -455,9 +471,11 @@ class ScaleByStddev(Transformation):
     eps_in_sqrt: bool = static(True)
     bias_correction: bool = static(False)
 
-    def init(self, params: PyTree) -> ScaleByStddevState:
-        nu = full_like(params, self.initial_scale)
-        return ScaleByStddevState(count=zero_count(), mu=full_like(params), nu=nu)
+    def init(self, params: PyTree) -> ScaleByRStdDevState | ScaleByStddevState:
+        mu, nu = full_like(params), full_like(params, self.initial_scale)
+        if self.bias_correction:
+            return ScaleByStddevState(count=zero_count(), mu=mu, nu=nu)
+        return ScaleByRStdDevState(mu=mu, nu=nu)
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
@@ -466,7 +484,7 @@ class ScaleByStddev(Transformation):
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         mu = map_arrays(lambda g, m: ema_update(g, m, d), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, d), grads, state.nu)
-        count = safe_increment(state.count) if self.bias_correction else state.count
+        count = safe_increment(state.count) if self.bias_correction else None
         hat = (lambda x: debias(x, d, count)) if self.bias_correction else (lambda x: x)
         out = map_arrays(
             lambda g, m, v: _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * g,
@@ -474,8 +492,10 @@ class ScaleByStddev(Transformation):
             mu,
             nu,
         )
-        new_state = ScaleByStddevState(count, store_like(mu, state.mu), store_like(nu, state.nu))
-        return cast_like_grads(out, updates), new_state
+        mu, nu = store_like(mu, state.mu), store_like(nu, state.nu)
+        if self.bias_correction:
+            return cast_like_grads(out, updates), ScaleByStddevState(count, mu, nu)
+        return cast_like_grads(out, updates), ScaleByRStdDevState(mu, nu)
 
 
 def scale_by_stddev(
