@@ -12,8 +12,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 __all__ = ["Dataset", "Digits", "digits", "linear_regression_seed"]
 
@@ -69,6 +67,10 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction!r}.")
+    # scikit-learn takes about a second to import; only this dataset needs it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     raw = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
         raw.data, raw.target, test_size=test_fraction, random_state=seed, stratify=raw.target

@@ -3,9 +3,11 @@
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
 """
 
+import importlib
 import sys
+from typing import TYPE_CHECKING
 
-from optim import checkpoint, contrib, losses, quantized
+from optim import contrib, losses
 from optim._types import (
     MaskOrFn,
     OptState,
@@ -76,13 +78,6 @@ from optim.optimistic import *  # noqa: F403
 from optim.per_example import *  # noqa: F403
 from optim.polyak import *  # noqa: F403
 from optim.precision import *  # noqa: F403
-from optim.quantized import (
-    Int8Blockwise,
-    QuantizedArray,
-    bytes_per_parameter,
-    state_bytes,
-    with_state_dtype,
-)
 from optim.sanitize import *  # noqa: F403
 from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
@@ -135,20 +130,69 @@ from optim.wrappers import (
     skip_not_finite,
 )
 
-# --- optax subpackages: projections, second_order, perturbations, assignment, microbatching,
-# experimental (each a subpackage of small modules; optax also has optax.microbatch) ---
-# isort: split
-from optim import (
-    assignment,
-    experimental,
-    microbatching,
-    perturbations,
-    projections,
-    second_order,
-)
-from optim.microbatching import microbatch
+# --- lazily imported: subpackages and modules that `import optim` does not load until first used
+# (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as before, as
+# `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir().
+# The optax subpackages (projections, second_order, perturbations, assignment, microbatching,
+# experimental; optax also has optax.microbatch), checkpoints (orbax is imported by a save or
+# restore only) and quantized optimizer state.
+if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below imports them
+    from optim import (
+        assignment,
+        checkpoint,
+        experimental,
+        microbatching,
+        perturbations,
+        projections,
+        quantized,
+        second_order,
+    )
+    from optim.microbatching import microbatch
+    from optim.quantized import (
+        Int8Blockwise,
+        QuantizedArray,
+        bytes_per_parameter,
+        state_bytes,
+        with_state_dtype,
+    )
 
-# --- end optax subpackages ---
+_LAZY_SUBMODULES = frozenset(
+    {
+        "assignment",
+        "checkpoint",
+        "experimental",
+        "microbatching",
+        "perturbations",
+        "projections",
+        "quantized",
+        "second_order",
+    }
+)
+_LAZY_NAMES = {  # public name -> the submodule that defines it
+    "Int8Blockwise": "quantized",
+    "QuantizedArray": "quantized",
+    "bytes_per_parameter": "quantized",
+    "state_bytes": "quantized",
+    "with_state_dtype": "quantized",
+    "microbatch": "microbatching",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"optim.{name}")  # importing binds it here too
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"optim.{_LAZY_NAMES[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_SUBMODULES, *_LAZY_NAMES})
+
+
+# --- end lazily imported ---
 
 __version__ = "0.1.0"
 

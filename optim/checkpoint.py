@@ -64,7 +64,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from optim._tree import PyTree, keystr
 
@@ -460,11 +459,16 @@ def _verify(folder: Path) -> None:
 
 
 def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # orbax (and tensorstore under it) take ~0.4 s to import: only a save or restore pays that.
+    import orbax.checkpoint as ocp
+
     with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
         checkpointer.save(path, args=ocp.args.StandardSave(arrays))
 
 
 def _read_arrays(path: Path) -> dict[str, Any]:
+    import orbax.checkpoint as ocp
+
     try:
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
             return dict(checkpointer.restore(path))

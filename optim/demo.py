@@ -22,8 +22,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 import models
 import optim
@@ -319,6 +317,10 @@ def format_table(problem: Problem, runs: Sequence[Run]) -> str:
 
 def plot(problem: Problem, runs: Sequence[Run], path: str) -> None:
     """Save the loss curves (log scale) with the optimum as a dashed line, as a PNG at ``path``."""
+    # matplotlib is imported only when a plot is asked for: it is slow to import.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
