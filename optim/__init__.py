@@ -7,7 +7,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from optim import contrib, losses
+from optim import contrib, losses, projections  # losses (sparsemax) use projections
 from optim._types import (
     MaskOrFn,
     OptState,
@@ -133,8 +133,8 @@ from optim.wrappers import (
 # --- lazily imported: subpackages and modules that `import optim` does not load until first used
 # (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as before, as
 # `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir().
-# The optax subpackages (projections, second_order, perturbations, assignment, microbatching,
-# experimental; optax also has optax.microbatch), checkpoints (orbax is imported by a save or
+# The optax subpackages (second_order, perturbations, assignment, microbatching, experimental;
+# optax also has optax.microbatch; projections is imported above, for the losses), checkpoints (orbax is imported by a save or
 # restore only) and quantized optimizer state.
 if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below imports them
     from optim import (
@@ -143,7 +143,6 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ belo
         experimental,
         microbatching,
         perturbations,
-        projections,
         quantized,
         second_order,
     )
@@ -163,7 +162,6 @@ _LAZY_SUBMODULES = frozenset(
         "experimental",
         "microbatching",
         "perturbations",
-        "projections",
         "quantized",
         "second_order",
     }
