@@ -134,8 +134,8 @@ from optim.wrappers import (
 # (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as before, as
 # `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir().
 # The optax subpackages (second_order, perturbations, assignment, microbatching, experimental;
-# optax also has optax.microbatch; projections is imported above, for the losses), checkpoints (orbax is imported by a save or
-# restore only) and quantized optimizer state.
+# optax also has optax.microbatch; projections is imported above, for the losses),
+# checkpoints (orbax is imported by a save or restore only) and quantized optimizer state.
 if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below imports them
     from optim import (
         assignment,
