@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--update-known", action="store_true", help="rewrite results/known_failures.txt"
     )
+    parser.add_argument(
+        "--from-results",
+        action="store_true",
+        help="run nothing: report (and --save/--update-known) from results/results.json",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="list failing tests")
     args = parser.parse_args(argv)
 
@@ -55,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return run
 
-    jobs = [(m, mode) for m in modules for mode in modes]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        runs = list(pool.map(one, jobs))
-    results: dict = {}
-    for run in runs:
-        results.setdefault(run.module, {})[run.mode] = run
+    if args.from_results:
+        saved = report.load()
+        results = {m: saved[m] for m in modules if m in saved}
+        modules = [m for m in modules if m in saved]
+    else:
+        jobs = [(m, mode) for m in modules for mode in modes]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            runs = list(pool.map(one, jobs))
+        results = {}
+        for run in runs:
+            results.setdefault(run.module, {})[run.mode] = run
 
     rows = [report.row(m, results[m]) for m in modules]
     print(report.plain_table(rows))
