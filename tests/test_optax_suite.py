@@ -10,6 +10,7 @@ list only shrinks: regenerate it with ``python -m tests.optax_suite --update-kno
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import optax
 import pytest
@@ -80,3 +81,10 @@ def test_a_broader_module_is_only_used_for_the_same_optax_object():
 def test_a_missing_optim_module_is_recorded_not_raised():
     assert _proxy._optim_module("optim.no_such_module") is None
     assert "optim.no_such_module" in _proxy.RECORD.missing_modules
+
+
+def test_only_modules_of_the_optim_package_under_test_count_as_optim():
+    # An editable install of another optim checkout serves the submodules this one lacks.
+    assert _proxy._within_optim(importlib.util.find_spec("optim.contrib"))
+    assert not _proxy._within_optim(importlib.util.find_spec("optax.contrib"))
+    assert not _proxy._within_optim(None)

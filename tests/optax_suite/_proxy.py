@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import types
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Accesses made while a test module is imported or collected, before any test runs.
 COLLECTION = "<collection>"
@@ -96,15 +98,32 @@ def _optim_module(name: str) -> types.ModuleType | None:
     """The optim module ``name``, or None (recorded) where optim has no such module yet."""
     if name not in _optim_modules:
         try:
-            _optim_modules[name] = importlib.import_module(name)
+            found = _within_optim(importlib.util.find_spec(name))
         except ModuleNotFoundError as error:
             # Only the module itself being absent is a fallback; a broken import inside an
             # existing optim module is a failure the tests must show.
             if error.name is None or not name.startswith(error.name):
                 raise
-            _optim_modules[name] = None
+            found = False
+        _optim_modules[name] = importlib.import_module(name) if found else None
+        if not found:
             RECORD.missing_modules.add(name)
     return _optim_modules[name]
+
+
+def _within_optim(spec) -> bool:
+    """Whether a module found for an optim name belongs to the optim package under test.
+
+    An editable install of another optim checkout adds a finder that serves the submodules
+    this one lacks from that checkout; those would mix two versions of optim.
+    """
+    if spec is None:
+        return False
+    import optim
+
+    root = Path(optim.__file__).resolve().parent
+    locations = [spec.origin] if spec.origin else list(spec.submodule_search_locations or ())
+    return any(Path(p).resolve().is_relative_to(root) for p in locations if p)
 
 
 def resolve(optax_module: types.ModuleType, name: str):
