@@ -120,7 +120,10 @@ class ModuleRun:
             t: o if o["outcome"] != "passed" else {"outcome": "passed"}
             for t, o in self.outcomes.items()
         }
-        data["resolved"] = [{**r, "tests": len(r["tests"])} for r in self.resolved]
+        data["resolved"] = [
+            {**r, "tests": r["tests"] if isinstance(r["tests"], int) else len(r["tests"])}
+            for r in self.resolved
+        ]
         return data
 
 
