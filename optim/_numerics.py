@@ -127,20 +127,29 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
     of squared gradients; in float32 :math:`g^2` overflows for :math:`|g| > 1.8 \cdot
     10^{19}`, and a moment that reaches inf stays inf (:math:`\beta \cdot \infty = \infty`),
     so one spike would freeze its coordinate for good (its step :math:`m/\infty = 0`). Below
-    the bound the values are unchanged (XLA may fold constants differently around the select:
-    a last-bit difference in a few entries of a long fused program); above it the gradient
-    counts as the bound, in the first moment too, so that their ratio (the step) keeps its
-    meaning. The 4 leaves room for squares of
-    sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
+    the bound the values are unchanged; above it the gradient counts as the bound, in the
+    first moment too, so that their ratio (the step) keeps its meaning. The 4 leaves room for
+    squares of sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
     :math:`g - m`, Adan's :math:`g + (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass
     through, so a NaN or inf gradient still shows in the update.
+
+    The bound is applied in a ``lax.cond`` taken only when some entry exceeds it: on ordinary
+    gradients the array that flows on is ``g`` itself, so XLA compiles the moments exactly as
+    optax's (a select in their place changes how the multiply-adds are fused, and with it
+    their last bits under ``jit``).
     """
     bound = float(np.sqrt(np.finfo(g.dtype).max)) / (4 * float(np.sqrt(max(terms, 1))))
+
+    def clip(g: jax.Array) -> jax.Array:
+        magnitude = jnp.abs(g)
+        over = jnp.isfinite(magnitude) & (magnitude > bound)
+        if jnp.iscomplexobj(g):
+            return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)), g)
+        return jnp.where(over, jnp.copysign(bound, g).astype(g.dtype), g)
+
     magnitude = jnp.abs(g)
-    clip = jnp.isfinite(magnitude) & (magnitude > bound)
-    if jnp.iscomplexobj(g):
-        return jnp.where(clip, g * (bound / jnp.where(clip, magnitude, 1)), g)
-    return jnp.where(clip, jnp.copysign(bound, g).astype(g.dtype), g)
+    needed = jnp.any(jnp.isfinite(magnitude) & (magnitude > bound))
+    return jax.lax.cond(needed, clip, lambda g: g, g)
 
 
 @functools.partial(jax.jit, inline=True)

@@ -468,9 +468,6 @@ class ScaleByRadam(Transformation):
     eps: Any
     eps_root: Any
     threshold: Any
-    # rho_inf and (rho_inf - 4)(rho_inf - 2), computed by the factory (``_radam_limits``).
-    ro_inf: Any
-    ro_inf_terms: Any
     nesterov: bool = static(False)
     nu_dtype: Any = static(None)
 
@@ -485,12 +482,12 @@ class ScaleByRadam(Transformation):
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
-        ro_inf = self.ro_inf
+        ro_inf = b2.ro_inf
         b2t = decay_rate(b2) ** count
         ro = ro_inf - 2 * count * b2t / (1 - b2t)
         # Negative for 2 < ro < 4, where the step below is not taken (threshold >= 4): the floor
         # at 0 keeps r finite there, and with it the gradient through jnp.where (0 * NaN).
-        r_sq = (ro - 4) * (ro - 2) * ro_inf / (self.ro_inf_terms * ro)
+        r_sq = (ro - 4) * (ro - 2) * ro_inf / (b2.ro_inf_terms * ro)
         r = safe_sqrt(jnp.maximum(r_sq, 0))
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
 
@@ -520,28 +517,42 @@ def scale_by_radam(
     """
     return ScaleByRadam(
         b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
+        b2=_radam_decay(b2),
         eps=_non_negative(eps, "eps"),
         eps_root=_non_negative(eps_root, "eps_root"),
         threshold=hyper(threshold, "threshold", schedule=False, low=4.0),
-        **_radam_limits(b2),
         nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
 
-def _radam_limits(b2: Any) -> dict[str, Any]:
-    r""":math:`\rho_\infty = 2/(1-\beta_2) - 1` and :math:`(\rho_\infty-4)(\rho_\infty-2)`.
+@pytree_dataclass
+class RadamDecay(Decay):
+    r"""RAdam's :math:`\beta_2` with the constants it fixes: :math:`\rho_\infty = 2/(1-\beta_2)
+    - 1` and :math:`(\rho_\infty-4)(\rho_\infty-2)`.
 
     From a Python :math:`\beta_2` optax computes both in double precision (in float32,
-    :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does this; from an
-    array, in its precision.
+    :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
+    from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
+    (``with_hyperparams``) replaces them too.
     """
+
+    ro_inf: Any
+    ro_inf_terms: Any
+
+
+def _radam_decay(b2: Any) -> RadamDecay:
+    if isinstance(b2, RadamDecay):
+        return b2
+    decay = _decay(b2, "b2")
     if isinstance(b2, (int, float)):
         ro_inf = 2.0 / (1.0 - float(b2)) - 1.0
-        return dict(ro_inf=np.float32(ro_inf), ro_inf_terms=np.float32((ro_inf - 4) * (ro_inf - 2)))
-    ro_inf = 2 / decay_complement(_decay(b2, "b2")) - 1
-    return dict(ro_inf=ro_inf, ro_inf_terms=(ro_inf - 4) * (ro_inf - 2))
+        terms = (ro_inf - 4.0) * (ro_inf - 2.0)
+        ro_inf, terms = np.float32(ro_inf), np.float32(terms)
+    else:
+        ro_inf = 2 / decay_complement(decay) - 1
+        terms = (ro_inf - 4) * (ro_inf - 2)
+    return RadamDecay(decay.rate, decay.complement, ro_inf, terms)
 
 
 def radam(
