@@ -199,6 +199,18 @@ def _newton_schulz(
     elif preconditioning == "spectral":
         x = x / (jnp.linalg.norm(x, ord=2) + eps)
     coeffs = coeffs.astype(x.real.dtype)
+    if preconditioning in ("frobenius", "spectral"):
+        # In a loop primitive as optax's: run eagerly, its body is then compiled as one program
+        # (fused multiply-adds, as under jit) rather than run op by op, for the same bits.
+        def step(x: jax.Array, abc: jax.Array) -> jax.Array:
+            gram = x @ x.T.conj()
+            return abc[0] * x + (abc[1] * gram + abc[2] * gram @ gram) @ x
+
+        if coeffs.ndim == 1:
+            x = jax.lax.fori_loop(0, ns_steps, lambda _, x: step(x, coeffs), x, unroll=True)
+        else:
+            x, _ = jax.lax.scan(lambda x, abc: (step(x, abc), None), x, coeffs)
+        return x.T if transposed else x
     rows = [coeffs] * ns_steps if coeffs.ndim == 1 else list(coeffs)
     for i, (a, b, c) in enumerate(rows):
         gram = x @ x.T.conj()
