@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
@@ -33,16 +34,35 @@ __all__ = ["fromage", "lamb", "lars", "scale_by_trust_ratio"]
 def _safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
     r""":math:`\max(\lVert x\rVert_2, n_{min})`, with a finite gradient where the norm is 0.
 
-    Computed as :math:`m \lVert x / m\rVert_2` with :math:`m = \max_i |x_i|`: the squares of
-    float32 numbers below about 1e-19 underflow (a sum of them is a few bits, or 0) and those
-    above 1e19 overflow; scaled, the largest square is 1.
+    optax's ``safe_norm`` (the same values), except where the squares of ``x`` underflow or
+    overflow float32 (a norm below 1e-18 or infinite): there it is computed as
+    :math:`m \lVert x / m\rVert_2` with :math:`m = \max_i |x_i|`, so that the largest square
+    is 1 (squares below about 1e-19 are a few bits, or 0; above 1e19, inf).
     """
+    norm = jnp.linalg.norm(x)
+    ordinary = jnp.isfinite(norm) & (norm > _SMALLEST_PLAIN_NORM)
+    return jax.lax.cond(ordinary, _plain_safe_norm, _scaled_safe_norm, x, min_norm)
+
+
+_SMALLEST_PLAIN_NORM = 1e-18
+
+
+def _plain_safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
+    # optax's formula: the second norm never sees an all-zero x (infinite derivative).
+    norm = jnp.linalg.norm(x)
+    masked = jnp.linalg.norm(jnp.where(norm <= min_norm, jnp.ones_like(x), x))
+    return jnp.where(norm <= min_norm, min_norm, masked).astype(norm.dtype)
+
+
+def _scaled_safe_norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
     largest = jnp.max(jnp.abs(x), initial=0.0)
     scale = jnp.where(largest > 0.0, largest, 1.0)
     sq = jnp.sum(abs_sq(x / scale))
     small = scale * jnp.sqrt(sq) <= min_norm
     # The second sqrt never sees 0 (it would give an infinite derivative), as in optax.
-    return jnp.where(small, min_norm, scale * jnp.sqrt(jnp.where(small, 1.0, sq)))
+    return jnp.where(small, min_norm, scale * jnp.sqrt(jnp.where(small, 1.0, sq))).astype(
+        largest.real.dtype
+    )
 
 
 @pytree_dataclass
@@ -70,9 +90,10 @@ class ScaleByTrustRatio(Transformation):
         param_norm = _safe_norm(upcast(p), self.min_norm)
         update_norm = _safe_norm(g32, self.min_norm)
         degenerate = (param_norm == 0.0) | (update_norm == 0.0)
-        # The division sees 1 where its result is discarded: x / 0 there would make the
+        # The division sees inf where its result is discarded: x / 0 there would make the
         # gradient through the jnp.where 0 * inf = NaN (an all-zero gradient leaf, eps = 0).
-        denominator = jnp.where(degenerate, 1.0, update_norm + self.eps)
+        # Only the divisor is selected, so that XLA compiles optax's quotient (same bits).
+        denominator = jnp.where(degenerate, jnp.inf, update_norm + self.eps)
         ratio = jnp.where(degenerate, 1.0, self.trust_coefficient * param_norm / denominator)
         return g32 * ratio
 
@@ -177,7 +198,12 @@ def fromage(learning_rate: Any, min_norm: Any = 1e-6) -> Chain:
     """
     lr = learning_rate_hyper(learning_rate)
     step, decay = _FromageFactor(lr), _FromageFactor(lr, decay=True)
-    if not is_schedule(lr):  # constants, so that the states are optax's (no step counts)
+    if isinstance(learning_rate, (int, float)):
+        # optax computes both from the Python number, in double precision: 1/sqrt(1 + lr^2) - 1
+        # cancels most digits of the float32 quotient (1e-3 relative for lr = 0.01).
+        shrink = 1 / (1 + float(learning_rate) ** 2) ** 0.5
+        step, decay = np.float32(float(learning_rate) * shrink), np.float32(shrink - 1)
+    elif not is_schedule(lr):  # constants, so that the states are optax's (no step counts)
         step, decay = step(zero_count()), decay(zero_count())
     return chain(
         scale_by_trust_ratio(min_norm),
