@@ -8,8 +8,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, value_at
-from optim._numerics import cast_like_grads, ema_update, safe_sqrt, square_safe, store_like
+from optim._hyper import check_flag, decay_hyper, hyper, value_at
+from optim._numerics import (
+    cast_like_grads,
+    decay_complement,
+    decay_rate,
+    ema_update,
+    safe_sqrt,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -217,9 +225,11 @@ class MomoAdam(Transformation):
         barf = ema_update(value, state.barf, b1)
         exp_avg = map_arrays(lambda g, d: ema_update(g, d, b1), grads, state.exp_avg)
         exp_avg_sq = map_arrays(
-            lambda g, v: b2 * upcast(v) + (1 - b2) * g * g, grads, state.exp_avg_sq
+            lambda g, v: decay_rate(b2) * upcast(v) + decay_complement(b2) * g * g,
+            grads,
+            state.exp_avg_sq,
         )
-        bc2 = 1 - b2**count
+        bc2 = 1 - decay_rate(b2) ** count
         precond = map_arrays(lambda v: self.eps + safe_sqrt(v / bc2), exp_avg_sq)
         weighted = map_arrays(lambda d, D: d / D, exp_avg, precond)
         gamma = ema_update(tree_inner(grads, params), state.gamma, b1)
@@ -231,7 +241,7 @@ class MomoAdam(Transformation):
             tree_inner(exp_avg, params),
             tree_inner(exp_avg, weighted),
             state.lb,
-            1 - b1**count,
+            1 - decay_rate(b1) ** count,
         )
         out = map_arrays(lambda w, p: decay * upcast(p) - tau * w, weighted, params)
         new_state = MomoAdamState(
@@ -285,8 +295,8 @@ def momo_adam(
     ``MomoAdam``). Pass the loss as ``update(..., value=loss)``."""
     return MomoAdam(
         learning_rate=learning_rate_hyper(learning_rate),
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
     )
