@@ -26,6 +26,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     tree_inner,
+    tree_sum,
     upcast,
     zero_count,
 )
@@ -184,6 +185,19 @@ class Momo(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+def _vdot(a: PyTree, b: PyTree) -> jax.Array:
+    """optax's tree inner product: a tensordot per leaf at the highest precision, summed."""
+    return tree_sum(
+        map_arrays(
+            lambda x, y: jnp.tensordot(
+                upcast(x), upcast(y), x.ndim, precision=jax.lax.Precision.HIGHEST
+            ),
+            a,
+            b,
+        )
+    )
+
+
 @pytree_dataclass
 class MomoAdam(Transformation):
     r"""MoMo-Adam (Schaipp et al., 2023, "MoMo: Momentum Models for Adaptive Learning Rates"):
@@ -232,18 +246,19 @@ class MomoAdam(Transformation):
         bc2 = 1 - decay_rate(b2) ** count
         precond = map_arrays(lambda v: self.eps + safe_sqrt(v / bc2), exp_avg_sq)
         weighted = map_arrays(lambda d, D: d / D, exp_avg, precond)
-        gamma = ema_update(tree_inner(grads, params), state.gamma, b1)
+        gamma = ema_update(_vdot(grads, params), state.gamma, b1)
         alpha = value_at(self.learning_rate, state.count)
         tau, decay, lb = self.polyak(
             alpha,
             barf,
             gamma,
-            tree_inner(exp_avg, params),
-            tree_inner(exp_avg, weighted),
+            _vdot(exp_avg, params),
+            _vdot(exp_avg, weighted),
             state.lb,
             1 - decay_rate(b1) ** count,
         )
-        out = map_arrays(lambda w, p: decay * upcast(p) - tau * w, weighted, params)
+        # tau * m / D in optax's order (not tau * (m / D)).
+        out = map_arrays(lambda m, D, p: decay * upcast(p) - tau * m / D, exp_avg, precond, params)
         new_state = MomoAdamState(
             exp_avg=store_like(exp_avg, state.exp_avg),
             exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
