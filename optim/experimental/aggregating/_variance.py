@@ -14,7 +14,7 @@ from optim._hyper import decay_hyper
 from optim._numerics import decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, safe_increment, zero_count
-from optim.base import EmptyState, as_transformation, chain, identity
+from optim.base import EmptyState, Transformation, as_transformation, chain, identity
 from optim.experimental.aggregating._aggregator import (
     Aggregator,
     find_field,
@@ -174,7 +174,7 @@ class PerElementMeanAndVarianceEMAState(NamedTuple):
 
 
 @pytree_dataclass
-class TrackPerElementMeanAndVarianceWithEma:
+class TrackPerElementMeanAndVarianceWithEma(Transformation):
     r"""EMAs of the mean gradient and of the per-element variance
     :math:`s / (n - 1)`, from the ``sum_sq_diff_grads`` :math:`s` and ``sample_size``
     :math:`n` extra arguments; the updates pass through unchanged."""
