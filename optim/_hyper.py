@@ -63,11 +63,29 @@ class Decay:
 
 def decay_hyper(value: Any, name: str, *, closed: bool = False) -> Decay:
     """Validate a decay rate in ``[0, 1)`` (``[0, 1]`` with ``closed``) and keep it with its
-    complement (see ``Decay``)."""
+    complement (see ``Decay``). A ``Decay`` is returned as it is (a factory rebuilding an
+    optimizer from its own fields, as ``with_hyperparams`` does, passes them back)."""
+    if isinstance(value, Decay):
+        return value
     rate = hyper(value, name, schedule=False, low=0.0, high=1.0, high_open=not closed)
     if isinstance(value, (int, float)):
         return Decay(rate, np.float32(1.0 - float(value)))
     return Decay(rate, 1 - rate)
+
+
+def decay_or_schedule(value: Any, name: str) -> Any:
+    """A decay rate in ``[0, 1]`` that may also be a schedule: a ``Decay`` for a number (see
+    ``decay_hyper``), the schedule itself otherwise (read it with ``decay_at``)."""
+    if is_schedule(value) and not isinstance(value, Decay):
+        return hyper(value, name, low=0.0, high=1.0)
+    return decay_hyper(value, name, closed=True)
+
+
+def decay_at(hyperparameter: Any, count: Any) -> Any:
+    """A ``Decay`` as it is, a schedule's value at ``count``, any other value as it is."""
+    if isinstance(hyperparameter, Decay):
+        return hyperparameter
+    return value_at(hyperparameter, count)
 
 
 def check_flag(value: Any, name: str) -> bool:

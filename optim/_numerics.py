@@ -111,10 +111,11 @@ def adaptive_step(m: jax.Array, v: jax.Array, eps: Any, eps_root: Any = 0.0) -> 
     not move. Elsewhere the values are the plain formula's.
     """
     denominator = safe_sqrt(v + eps_root) + eps
-    nonzero = denominator > 0
-    # Select the operands, not the quotient: XLA then rewrites the division (fused with the
-    # learning rate) as it does the plain formula's, which keeps the values bit for bit.
-    return jnp.where(nonzero, m, 0) / jnp.where(nonzero, denominator, 1)
+    # m / inf = 0. Only the divisor is selected: the program XLA compiles then rounds as
+    # optax's plain m / d does, under jit too (a select of m as well changes how XLA fuses the
+    # division with the learning rate: last-bit differences). No NaN in the derivative either:
+    # the quotient's partials at d = inf are 0.
+    return m / jnp.where(denominator > 0, denominator, jnp.inf)
 
 
 def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
@@ -126,20 +127,29 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
     of squared gradients; in float32 :math:`g^2` overflows for :math:`|g| > 1.8 \cdot
     10^{19}`, and a moment that reaches inf stays inf (:math:`\beta \cdot \infty = \infty`),
     so one spike would freeze its coordinate for good (its step :math:`m/\infty = 0`). Below
-    the bound the values are unchanged (XLA may fold constants differently around the select:
-    a last-bit difference in a few entries of a long fused program); above it the gradient
-    counts as the bound, in the first moment too, so that their ratio (the step) keeps its
-    meaning. The 4 leaves room for squares of
-    sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
+    the bound the values are unchanged; above it the gradient counts as the bound, in the
+    first moment too, so that their ratio (the step) keeps its meaning. The 4 leaves room for
+    squares of sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
     :math:`g - m`, Adan's :math:`g + (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass
     through, so a NaN or inf gradient still shows in the update.
+
+    The bound is applied in a ``lax.cond`` taken only when some entry exceeds it: on ordinary
+    gradients the array that flows on is ``g`` itself, so XLA compiles the moments exactly as
+    optax's (a select in their place changes how the multiply-adds are fused, and with it
+    their last bits under ``jit``).
     """
     bound = float(np.sqrt(np.finfo(g.dtype).max)) / (4 * float(np.sqrt(max(terms, 1))))
+
+    def clip(g: jax.Array) -> jax.Array:
+        magnitude = jnp.abs(g)
+        over = jnp.isfinite(magnitude) & (magnitude > bound)
+        if jnp.iscomplexobj(g):
+            return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)), g)
+        return jnp.where(over, jnp.copysign(bound, g).astype(g.dtype), g)
+
     magnitude = jnp.abs(g)
-    clip = jnp.isfinite(magnitude) & (magnitude > bound)
-    if jnp.iscomplexobj(g):
-        return jnp.where(clip, g * (bound / jnp.where(clip, magnitude, 1)), g)
-    return jnp.where(clip, jnp.copysign(bound, g).astype(g.dtype), g)
+    needed = jnp.any(jnp.isfinite(magnitude) & (magnitude > bound))
+    return jax.lax.cond(needed, clip, lambda g: g, g)
 
 
 @functools.partial(jax.jit, inline=True)
@@ -151,8 +161,28 @@ def _one_minus_power(rate: jax.Array, count: jax.Array) -> jax.Array:
 
 
 def debias(m: jax.Array, decay: Any, count: jax.Array) -> jax.Array:
-    """Bias correction :math:`m / (1 - \\beta^t)`."""
+    """Bias correction :math:`m / (1 - \\beta^t)` of one array (see ``debias_tree``)."""
     return m / _one_minus_power(decay_rate(decay), count).astype(m.dtype)
+
+
+@functools.partial(jax.jit, inline=True)
+def _debias_arrays(arrays: list, rate: jax.Array, count: jax.Array) -> list:
+    correction = 1 - rate**count
+    return [m / correction.astype(m.dtype) for m in arrays]
+
+
+def debias_tree(tree: PyTree, decay: Any, count: jax.Array) -> PyTree:
+    """Bias correction :math:`m / (1 - \\beta^t)` of every array of ``tree`` in one compiled
+    program, as optax's ``tree.bias_correction`` (``None`` where ``tree`` holds no array).
+
+    Whole trees, not leaf by leaf: XLA compiles the division by a scalar shared by one array
+    as a multiplication by its reciprocal, and by a scalar shared by several arrays as a true
+    division, so the same grouping as optax's gives the same last bits.
+    """
+    arrays: list = []
+    map_arrays(arrays.append, tree)
+    debiased = iter(_debias_arrays(arrays, decay_rate(decay), count))
+    return map_arrays(lambda _: next(debiased), tree)
 
 
 def debiased_first_moment(
@@ -161,12 +191,10 @@ def debiased_first_moment(
     r""":math:`\hat m_t`, or with Nesterov momentum (Dozat, 2016)
     :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`."""
     if not nesterov:
-        return map_arrays(lambda m: debias(m, b1, count), mu)
+        return debias_tree(mu, b1, count)
     rate, complement = decay_rate(b1), decay_complement(b1)
     return map_arrays(
-        lambda m, g: (
-            rate * debias(m, b1, safe_increment(count)) + complement * debias(upcast(g), b1, count)
-        ),
-        mu,
-        grads,
+        lambda m, g: rate * m + complement * upcast(g),
+        debias_tree(mu, b1, safe_increment(count)),
+        debias_tree(map_arrays(upcast, grads), b1, count),
     )

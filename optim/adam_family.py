@@ -27,13 +27,14 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optim._hyper import Decay, check_flag, decay_hyper, hyper
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
     cast_like_grads,
-    debias,
+    debias_tree,
     debiased_first_moment,
     decay_complement,
     decay_rate,
@@ -182,7 +183,8 @@ class ScaleByBelief(Transformation):
         )
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
-        out = map_arrays(lambda m, s: adaptive_step(m, debias(s, b2, count), self.eps), mu_hat, nu)
+        nu_hat = debias_tree(nu, b2, count)
+        out = map_arrays(lambda m, s: adaptive_step(m, s, self.eps), mu_hat, nu_hat)
         new_state = ScaleByBeliefState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state
 
@@ -263,7 +265,7 @@ class ScaleByAdamax(Transformation):
             updates,
             state.nu,
         )
-        out = map_arrays(lambda m, v: debias(m, self.b1, count) / v, mu, nu)
+        out = map_arrays(lambda m, v: m / v, debias_tree(mu, self.b1, count), nu)
         new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state
 
@@ -371,8 +373,8 @@ class ScaleByAmsgrad(Transformation):
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
-        mu_hat = map_arrays(lambda m: debias(m, b1, count), mu) if self.bias_correction_mu else mu
-        nu_hat = map_arrays(lambda v: debias(v, b2, count), nu) if self.bias_correction_nu else nu
+        mu_hat = debias_tree(mu, b1, count) if self.bias_correction_mu else mu
+        nu_hat = debias_tree(nu, b2, count) if self.bias_correction_nu else nu
         nu_max = map_arrays(lambda v, vmax: jnp.maximum(upcast(vmax), v), nu_hat, state.nu_max)
         out = map_arrays(lambda m, v: adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
         new_state = ScaleByAmsgradState(
@@ -480,21 +482,20 @@ class ScaleByRadam(Transformation):
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
-        ro_inf = 2 / decay_complement(b2) - 1
+        ro_inf = b2.ro_inf
         b2t = decay_rate(b2) ** count
         ro = ro_inf - 2 * count * b2t / (1 - b2t)
         # Negative for 2 < ro < 4, where the step below is not taken (threshold >= 4): the floor
         # at 0 keeps r finite there, and with it the gradient through jnp.where (0 * NaN).
-        r_sq = (ro - 4) * (ro - 2) * ro_inf / ((ro_inf - 4) * (ro_inf - 2) * ro)
+        r_sq = (ro - 4) * (ro - 2) * ro_inf / (b2.ro_inf_terms * ro)
         r = safe_sqrt(jnp.maximum(r_sq, 0))
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
 
-        def rectified(m: jax.Array, v: jax.Array) -> jax.Array:
-            v_hat = debias(v, b2, count)
+        def rectified(m: jax.Array, v_hat: jax.Array) -> jax.Array:
             step = adaptive_step(r.astype(m.dtype) * m, v_hat, self.eps, self.eps_root)
             return jnp.where(ro >= self.threshold, step, m)
 
-        out = map_arrays(rectified, mu_hat, nu)
+        out = map_arrays(rectified, mu_hat, debias_tree(nu, b2, count))
         new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state
 
@@ -516,13 +517,42 @@ def scale_by_radam(
     """
     return ScaleByRadam(
         b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
+        b2=_radam_decay(b2),
         eps=_non_negative(eps, "eps"),
         eps_root=_non_negative(eps_root, "eps_root"),
         threshold=hyper(threshold, "threshold", schedule=False, low=4.0),
         nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
+
+
+@pytree_dataclass
+class RadamDecay(Decay):
+    r"""RAdam's :math:`\beta_2` with the constants it fixes: :math:`\rho_\infty = 2/(1-\beta_2)
+    - 1` and :math:`(\rho_\infty-4)(\rho_\infty-2)`.
+
+    From a Python :math:`\beta_2` optax computes both in double precision (in float32,
+    :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
+    from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
+    (``with_hyperparams``) replaces them too.
+    """
+
+    ro_inf: Any
+    ro_inf_terms: Any
+
+
+def _radam_decay(b2: Any) -> RadamDecay:
+    if isinstance(b2, RadamDecay):
+        return b2
+    decay = _decay(b2, "b2")
+    if isinstance(b2, (int, float)):
+        ro_inf = 2.0 / (1.0 - float(b2)) - 1.0
+        terms = (ro_inf - 4.0) * (ro_inf - 2.0)
+        ro_inf, terms = np.float32(ro_inf), np.float32(terms)
+    else:
+        ro_inf = 2 / decay_complement(decay) - 1
+        terms = (ro_inf - 4) * (ro_inf - 2)
+    return RadamDecay(decay.rate, decay.complement, ro_inf, terms)
 
 
 def radam(
@@ -589,11 +619,9 @@ class ScaleByYogi(Transformation):
         nu = map_arrays(yogi_moment, grads, state.nu)
         count = safe_increment(state.count)
         out = map_arrays(
-            lambda m, v: adaptive_step(
-                debias(m, b1, count), debias(v, b2, count), self.eps, self.eps_root
-            ),
-            mu,
-            nu,
+            lambda m, v: adaptive_step(m, v, self.eps, self.eps_root),
+            debias_tree(mu, b1, count),
+            debias_tree(nu, b2, count),
         )
         new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state
@@ -704,15 +732,10 @@ class ScaleByAdan(Transformation):
         )
         t = safe_increment(state.t)
         out = map_arrays(
-            lambda m, v, n: adaptive_step(
-                debias(m, b1, t) + decay_complement(b2) * debias(v, b2, t),
-                debias(n, b3, t),
-                self.eps,
-                self.eps_root,
-            ),
-            m,
-            v,
-            n,
+            lambda m, v, n: adaptive_step(m + decay_complement(b2) * v, n, self.eps, self.eps_root),
+            debias_tree(m, b1, t),
+            debias_tree(v, b2, t),
+            debias_tree(n, b3, t),
         )
         new_state = ScaleByAdanState(
             m=store_like(m, state.m),
@@ -909,7 +932,8 @@ class ScaleByNovograd(Transformation):
         count = safe_increment(state.count)
         # Bounded so that the layer's sum of squares (not just each square) stays finite.
         grads = map_arrays(lambda g: square_safe(upcast(g), terms=g.size), updates)
-        grad_sq_norm = map_arrays(lambda g: jnp.sum(abs_sq(g)), grads)
+        # optax's rounding: the norm squared, not the sum of squares.
+        grad_sq_norm = map_arrays(lambda g: jnp.linalg.norm(g) ** 2, grads)
         nu = map_arrays(
             lambda s, v: jnp.where(count == 1, s, ema_update(s, v, self.b2)),
             grad_sq_norm,

@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, decay_hyper, hyper
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
+    decay_complement,
+    decay_rate,
     ema_update,
     inverse_sqrt,
     safe_sqrt,
@@ -420,7 +422,7 @@ def adafactor(
     if multiply_by_parameter_scale:
         txs.append(scale_by_param_block_rms())
     if momentum is not None:
-        momentum = hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0)
+        momentum = decay_hyper(momentum, "momentum", closed=True)
         txs.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
     if weight_decay_rate is not None:
         weight_decay_rate = hyper(weight_decay_rate, "weight_decay_rate", low=0.0)
@@ -484,7 +486,8 @@ class ScaleBySM3(Transformation):
         del params, extra_args
         check_updates(updates, state.nu)
         _check_state_shapes(state, jax.eval_shape(self.init, updates), ("mu",))
-        new_weight = jnp.where(self.b2 == 1.0, 1.0, 1.0 - self.b2)
+        # optax's weights: 1 - b2 from the Python number, or 1 for b2 = 1.
+        new_weight = jnp.where(decay_rate(self.b2) == 1.0, 1.0, decay_complement(self.b2))
 
         def scale_leaf(g, mu, nu):
             g32 = square_safe(upcast(g))  # g**2 stays finite (see optim._numerics)
@@ -496,7 +499,7 @@ class ScaleBySM3(Transformation):
                     for a, m in enumerate(mu)
                 ]
                 previous = functools.reduce(jnp.minimum, broadcast)
-            accum = new_weight * g32**2 + self.b2 * previous
+            accum = new_weight * g32**2 + decay_rate(self.b2) * previous
             scaled = g32 * jnp.where(accum > 0, jax.lax.rsqrt(accum + self.eps), 0.0)
             new_nu = ema_update(scaled, nu, self.b1)
             if g.ndim < 2:
@@ -514,8 +517,8 @@ class ScaleBySM3(Transformation):
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
     """Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``)."""
     return ScaleBySM3(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0),
+        b1=decay_hyper(b1, "b1", closed=True),
+        b2=decay_hyper(b2, "b2", closed=True),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
     )
 
@@ -527,5 +530,5 @@ def sm3(learning_rate: Any, momentum: Any = 0.9) -> Chain:
     ``momentum=None`` means no momentum (:math:`\beta_1 = 0`), as optax documents (optax
     itself fails on None). ``learning_rate`` may be a schedule (optax takes a number only).
     """
-    b1 = 0.0 if momentum is None else hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0)
+    b1 = decay_hyper(0.0 if momentum is None else momentum, "momentum", closed=True)
     return chain(scale_by_sm3(b1), scale_by_learning_rate(learning_rate_hyper(learning_rate)))

@@ -11,7 +11,8 @@ The factories carry optax's names, argument names, order and defaults, and compu
 values in the same float32 operations. Where this module differs from optax, it is on purpose:
 
 - Bad arguments raise at construction with the argument's name: step counts must be ints
-  (``1e4`` is refused rather than used as a float) within int32's range, ``warmup_steps``,
+  (``1e4`` is refused rather than used as a float; lengths beyond int32's range are accepted,
+  as optax accepts them, and computed with in float arithmetic), ``warmup_steps``,
   ``decay_steps`` and boundaries may not be negative, ``decay_rate`` and scales may not be
   negative, ``join_schedules`` needs exactly one boundary fewer than schedules, in order, and the
   one-cycle ``pct_*`` fractions must lie in [0, 1].
@@ -137,11 +138,12 @@ class PolynomialSchedule:
     transition_begin: int = static()
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        count = jnp.clip(jnp.asarray(count) - self.transition_begin, 0, self.transition_steps)
-        # optax computes 1 - t' / T; under jit XLA turns the division into a product with 1 / T,
-        # so at t' = T that is -4e-8 for T = 7, and a fractional power of it NaN. (T - t') / T
-        # is exactly 0 there, and as close as 1 - t' / T elsewhere (closer near the end).
-        frac = (self.transition_steps - count) / self.transition_steps
+        steps = _length(self.transition_steps)
+        count = jnp.clip(_offset(jnp.asarray(count), self.transition_begin), 0, steps)
+        # optax's 1 - t' / T, floored at 0: under jit XLA turns the division into a product with
+        # 1 / T, so at t' = T that is -4e-8 for T = 7, and a fractional power of it NaN (optax's
+        # value there). Elsewhere the same float32 operations as optax's, so the same values.
+        frac = jnp.maximum(1 - count / steps, 0)
         return (self.init_value - self.end_value) * frac**self.power + self.end_value
 
 
@@ -190,8 +192,9 @@ class ExponentialDecaySchedule:
     staircase: bool = static()
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        count = jnp.asarray(count) - self.transition_begin
-        p = count / self.transition_steps
+        count = _offset(jnp.asarray(count), self.transition_begin)
+        # A float length: the same float32 quotient, and no int32 overflow for T > 2^31 - 1.
+        p = count / float(self.transition_steps)
         if self.staircase:
             p = jnp.floor(p)
         value = jnp.where(count <= 0, self.init_value, self.init_value * self.decay_rate**p)
@@ -264,7 +267,7 @@ class JoinSchedule:
     def __call__(self, count: ArrayLike) -> jax.Array:
         count = jnp.asarray(count)
         first, *rest = self.schedules
-        values = [first(count), *(s(count - b) for s, b in zip(rest, self.boundaries, strict=True))]
+        values = [first(count), *(s(count - b) for s, b in _reachable(rest, self.boundaries))]
         return _select(count, self.boundaries, values)
 
 
@@ -314,9 +317,32 @@ def _cumulative_products(init_value: jax.Array, scales: Sequence[jax.Array]) -> 
 def _select(count: jax.Array, boundaries: Sequence[int], values: Sequence[jax.Array]) -> jax.Array:
     """``values[0]`` before ``boundaries[0]``, ``values[i]`` from ``boundaries[i - 1]`` on."""
     value = values[0]
-    for boundary, later in zip(boundaries, values[1:], strict=True):
+    for later, boundary in _reachable(values[1:], boundaries):
         value = jnp.where(count < boundary, value, later)
     return value
+
+
+def _reachable(items: Sequence[Any], boundaries: Sequence[int]) -> list[tuple[Any, int]]:
+    """The (item, boundary) pairs whose boundary an int32 step count can reach.
+
+    Beyond 2^31 - 1 a boundary is never reached (and as a Python int it would overflow int32
+    in ``count < boundary``); ``items`` may be shorter than ``boundaries`` then.
+    """
+    return [(item, b) for item, b in zip(items, boundaries, strict=False) if b <= INT32_MAX]
+
+
+def _offset(count: jax.Array, step: int) -> jax.Array:
+    """``count - step``: in the count's integers when ``step`` fits int32, else in float32 (a
+    step beyond int32's range is never reached: the offset is then negative)."""
+    if step <= INT32_MAX:
+        return count - step
+    return count.astype(jnp.float32) - float(step)
+
+
+def _length(steps: int) -> Any:
+    """A length to divide or clip by: the int itself when it fits int32, else a float (an int
+    beyond int32's range would overflow when JAX converts it)."""
+    return steps if steps <= INT32_MAX else float(steps)
 
 
 def _interpolate_linear(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
@@ -348,7 +374,8 @@ def _interpolate(
     """
     pieces = []
     for i, kind in enumerate(kinds):
-        pct = jnp.clip((count - steps[i]) / max(steps[i + 1] - steps[i], 1), 0, 1)
+        length = _length(max(steps[i + 1] - steps[i], 1))
+        pct = jnp.clip(_offset(count, steps[i]) / length, 0, 1)
         pieces.append(_INTERPOLATIONS[kind](values[i], values[i + 1], pct))
     return _select(count, steps[1:], [*pieces, values[-1]])
 
@@ -364,7 +391,12 @@ def _float(value: Any, name: str, **bounds: Any) -> jax.Array:
 
 
 def _steps(value: Any, name: str, low: int | None = 0) -> int:
-    """A static step count: an int (not a bool, a float or a traced array) in int32's range."""
+    """A static step count: an int (not a bool, a float or a traced array).
+
+    Step counts are int32, so a length or boundary beyond 2^31 - 1 is never reached; it is
+    accepted (optax accepts ``cosine_decay_schedule(1.0, decay_steps=10**10)``), and the
+    schedules compute with it in float arithmetic.
+    """
     index = None
     if not isinstance(value, (bool, jax.core.Tracer)):
         with contextlib.suppress(TypeError):
@@ -374,11 +406,10 @@ def _steps(value: Any, name: str, low: int | None = 0) -> int:
             f"{name} must be an int (step counts are static, like array shapes), "
             f"got {type(value).__name__} {value!r}"
         )
-    lowest = -INT32_MAX if low is None else low
-    if not lowest <= index <= INT32_MAX:
-        raise ValueError(
-            f"{name} must be an int in [{lowest}, {INT32_MAX}] (step counts are int32), got {index}"
-        )
+    if low is not None and index < low:
+        raise ValueError(f"{name} must be an int of at least {low}, got {index}")
+    if low is None and index < -INT32_MAX:
+        raise ValueError(f"{name} must be an int of at least {-INT32_MAX}, got {index}")
     return index
 
 

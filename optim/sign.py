@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, decay_hyper, hyper
 from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -108,8 +108,8 @@ def scale_by_lion(
     if mode not in _LION_MODES:
         raise ValueError(f"mode must be one of {_LION_MODES}, got {mode!r}")
     return ScaleByLion(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0),
+        b1=decay_hyper(b1, "b1", closed=True),
+        b2=decay_hyper(b2, "b2", closed=True),
         smooth_beta=hyper(smooth_beta, "smooth_beta", schedule=False, low=0.0),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         mode=mode,
@@ -178,7 +178,7 @@ def signum(learning_rate: Any, beta: Any = 0.9, accumulator_dtype: Any = None) -
     """
     return chain(
         ema(
-            hyper(beta, "beta", schedule=False, low=0.0, high=1.0),
+            decay_hyper(beta, "beta", closed=True),
             debias=False,
             accumulator_dtype=accumulator_dtype,
         ),

@@ -20,8 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import FunctionSchedule, check_flag, hyper, is_pytree_schedule, value_at
-from optim._numerics import canonical_dtype, cast_like_grads
+from optim._hyper import (
+    FunctionSchedule,
+    check_flag,
+    decay_hyper,
+    hyper,
+    is_pytree_schedule,
+    value_at,
+)
+from optim._numerics import canonical_dtype, cast_like_grads, decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -565,10 +572,14 @@ class Lookahead(Transformation):
             params.slow,
         )
         slow_updates = map_arrays(
-            lambda d, s: jnp.where(sync, alpha * d, 0).astype(s.dtype), diff, params.slow
+            lambda d, s: jnp.where(sync, decay_rate(alpha) * d, 0).astype(s.dtype),
+            diff,
+            params.slow,
         )
         fast_updates = map_arrays(
-            lambda u, d: (upcast(u) - jnp.where(sync, (1 - alpha) * d, 0)).astype(u.dtype),
+            lambda u, d: (upcast(u) - jnp.where(sync, decay_complement(alpha) * d, 0)).astype(
+                u.dtype
+            ),
             fast_updates,
             diff,
         )
@@ -593,7 +604,8 @@ def lookahead(
     return Lookahead(
         fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
         sync_period=_positive_int(sync_period, "sync_period", 1),
-        slow_step_size=hyper(slow_step_size, "slow_step_size", schedule=False, low=0.0, high=1.0),
+        # with 1 - slow_step_size from the Python number, as optax computes it
+        slow_step_size=decay_hyper(slow_step_size, "slow_step_size", closed=True),
         reset_state=check_flag(reset_state, "reset_state"),
     )
 

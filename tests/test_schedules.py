@@ -523,7 +523,7 @@ ERRORS = [
     (lambda: schedules.constant_schedule(float("nan")), ValueError, "value"),
     (lambda: schedules.linear_schedule("a", 0.0, 10), TypeError, "init_value"),
     (lambda: schedules.linear_schedule(1.0, 0.0, 1e4), TypeError, "transition_steps"),
-    (lambda: schedules.linear_schedule(1.0, 0.0, 2**31), ValueError, "transition_steps"),
+    (lambda: schedules.linear_schedule(1.0, 0.0, -(2**31)), ValueError, "transition_steps"),
     (lambda: schedules.linear_schedule(1.0, 0.0, 10, 2.5), TypeError, "transition_begin"),
     (lambda: schedules.polynomial_schedule(1.0, 0.0, jnp.ones(2), 10), ValueError, "power"),
     (lambda: schedules.cosine_decay_schedule(1.0, 0), ValueError, "decay_steps"),
@@ -622,3 +622,98 @@ def test_traced_step_count_is_refused() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(schedules).failed == 0
+
+
+# --- lengths beyond int32's range ----------------------------------------------------------
+#
+# Step counts are int32, so a length of 10^10 steps is never reached; optax accepts it where its
+# arithmetic allows (cosine decays) and so do we, everywhere, computing with it in float32.
+
+BIG = 10**10
+BIG_COUNTS = [0, 5, 1_000, 2**31 - 1]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda m: m.cosine_decay_schedule(1.0, decay_steps=BIG),
+        lambda m: m.cosine_decay_schedule(2.0, decay_steps=BIG, alpha=0.1, exponent=2.0),
+        lambda m: m.warmup_cosine_decay_schedule(0.0, 1.0, 100, BIG),
+        lambda m: m.sgdr_schedule(
+            [dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=BIG)]
+        ),
+    ],
+    ids=["cosine", "cosine_alpha_exponent", "warmup_cosine", "sgdr"],
+)
+def test_lengths_beyond_int32_equal_optax(build):
+    ours, theirs = build(schedules), build(optax)
+    for count in BIG_COUNTS:
+        c = jnp.int32(count)
+        assert float(ours(c)) == float(theirs(c)), count
+        assert float(jax.jit(ours)(c)) == float(jax.jit(theirs)(c)), count
+
+
+def _ramp(start, end, length):
+    """start -> end linearly over ``length`` steps, in float64."""
+    return lambda c: start + (end - start) * min(c, length) / length
+
+
+@pytest.mark.parametrize(
+    ("build", "reference"),
+    [
+        (lambda: schedules.linear_schedule(1.0, 0.1, BIG), _ramp(1.0, 0.1, BIG)),
+        (lambda: schedules.linear_schedule(1.0, 0.1, BIG, transition_begin=BIG), lambda c: 1.0),
+        (
+            lambda: schedules.polynomial_schedule(1.0, 0.1, 2.0, BIG),
+            lambda c: 0.9 * ((BIG - c) / BIG) ** 2 + 0.1,
+        ),
+        (lambda: schedules.exponential_decay(1.0, BIG, 0.5), lambda c: 0.5 ** (c / BIG)),
+        (lambda: schedules.exponential_decay(1.0, BIG, 0.5, staircase=True), lambda c: 1.0),
+        (lambda: schedules.warmup_constant_schedule(0.0, 1.0, BIG), _ramp(0.0, 1.0, BIG)),
+        (
+            lambda: schedules.warmup_exponential_decay_schedule(0.0, 1.0, 100, BIG, 0.5),
+            lambda c: c / 100 if c < 100 else 0.5 ** ((c - 100) / BIG),
+        ),
+        (
+            lambda: schedules.warmup_cosine_decay_schedule(0.0, 1.0, BIG, 2 * BIG),
+            _ramp(0.0, 1.0, BIG),
+        ),
+        (lambda: schedules.linear_onecycle_schedule(BIG, 1.0), _ramp(0.04, 1.0, 0.3 * BIG)),
+        (
+            lambda: schedules.piecewise_constant_schedule(1.0, {10: 0.5, BIG: 0.1}),
+            lambda c: 1.0 if c < 10 else 0.5,
+        ),
+        (
+            lambda: schedules.join_schedules(
+                [schedules.constant_schedule(1.0), schedules.constant_schedule(2.0)], [BIG]
+            ),
+            lambda c: 1.0,
+        ),
+        (
+            lambda: schedules.wsd_schedule(0.0, 1.0, 10, 20, BIG),
+            lambda c: c / 10 if c < 10 else 1.0 if c < 30 else 1.0 - (c - 30) / BIG,
+        ),
+    ],
+    ids=[
+        "linear",
+        "linear_late",
+        "polynomial",
+        "exponential",
+        "exponential_staircase",
+        "warmup_constant",
+        "warmup_exponential",
+        "warmup_cosine_long_warmup",
+        "linear_onecycle",
+        "piecewise_constant",
+        "join",
+        "wsd",
+    ],
+)
+def test_lengths_beyond_int32_compute_in_float(build, reference):
+    """optax overflows int32 converting such a length in these; ours give the float values."""
+    schedule = build()
+    for count in BIG_COUNTS:
+        c = jnp.int32(count)
+        for value in (schedule(c), jax.jit(schedule)(c)):
+            assert np.isfinite(float(value))
+            np.testing.assert_allclose(float(value), reference(count), rtol=1e-6, atol=1e-7)

@@ -1,8 +1,8 @@
 """Lion, sign methods, Rprop, trust ratios, gradient noise, optimistic and Polyak steps vs optax.
 
 The comparisons of tests/test_optax_parity.py (see its docstring), over 200 float32 steps of
-``convex_loss``: ours with Python-float hyperparameters against optax given the same values as
-float32 arrays (bound 2e-6) and as Python floats (bound 1e-5).
+``convex_loss``: ours against optax, both given the same Python-float hyperparameters; bound
+1e-6 relative (the arithmetic is the same, XLA's fusion choices may move last bits).
 
 Sign-based methods (Lion, signSGD, Signum, Rprop) are discontinuous where their argument
 crosses 0: their hyperparameters are chosen so that 200 steps stay on the descending side of
@@ -40,8 +40,7 @@ class _Ours:
 
 OURS = _Ours()
 STEPS = 200
-STRICT = 2e-6
-ISSUE_BOUND = 1e-5
+STRICT = 1e-6
 MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
 
 
@@ -49,13 +48,8 @@ def _matrices(params):
     return jax.tree.map(lambda x: x.ndim > 1, params)
 
 
-def _f32(value: float) -> jax.Array:
-    return jnp.asarray(value, jnp.float32)
-
-
-# (id, builder(lib, f) -> transformation); f turns a float into what the library is given.
-# Every float hyperparameter is passed explicitly, so the strict comparison gives optax float32
-# arrays throughout rather than its Python-float defaults.
+# (id, builder(lib, f) -> transformation); f turns a float into what the library is given
+# (here always ``float``: Python numbers, as users write them).
 CASES = [
     ("lion", lambda m, f: m.lion(f(0.01), f(0.9), f(0.99), weight_decay=f(0.01))),
     (
@@ -156,12 +150,9 @@ def _polyak_trajectory(tx, apply_updates, steps=STEPS, params=None, loss=convex_
 
 def _check_parity(build, run):
     ours = run(build(OURS, float), optim.apply_updates)
-    same_hyper = run(build(optax, _f32), optax.apply_updates)
-    python_hyper = run(build(optax, float), optax.apply_updates)
-    strict = relative_deviation(ours, same_hyper)
-    python = relative_deviation(ours, python_hyper)
-    assert strict < STRICT, strict
-    assert python < ISSUE_BOUND, python
+    theirs = run(build(optax, float), optax.apply_updates)
+    deviation = relative_deviation(ours, theirs)
+    assert deviation < STRICT, deviation
     # The trajectory moved: the comparison is not between two untouched trees.
     assert relative_deviation(ours, nested_params()) > 1e-3
 
@@ -180,7 +171,7 @@ def test_optimistic_adam_v2_is_optax_deprecated_optimistic_adam():
     """The docstring's translation of optax's deprecated optimistic_adam holds."""
     ours = trajectory(OURS.optimistic_adam_v2(1.0, alpha=0.01, beta=0.5), optim.apply_updates)
     with pytest.warns(DeprecationWarning):
-        theirs_tx = optax.optimistic_adam(_f32(0.01), _f32(0.5), _f32(0.9), _f32(0.999))
+        theirs_tx = optax.optimistic_adam(0.01, 0.5, 0.9, 0.999)
     theirs = trajectory(theirs_tx, optax.apply_updates)
     assert relative_deviation(ours, theirs) < STRICT
 
@@ -218,7 +209,7 @@ def test_complex_trajectory_equals_optax(name):
         return _polyak_trajectory(tx, apply_updates, params=_complex_params(), loss=_complex_loss)
 
     ours = run(build(OURS, float), optim.apply_updates)
-    theirs = run(build(optax, _f32), optax.apply_updates)
+    theirs = run(build(optax, float), optax.apply_updates)
     assert all(jnp.iscomplexobj(x) for x in jax.tree.leaves(ours))
     assert relative_deviation(_parts(ours), _parts(theirs)) < STRICT
     assert relative_deviation(_parts(ours), _parts(_complex_params())) > 1e-3
@@ -282,7 +273,7 @@ def test_zero_norms_match_optax():
         lambda m, f: m.scale_by_trust_ratio(f(0.7), f(0.5), f(0.1)),
         lambda m, f: m.fromage(f(0.1), f(1e-6)),
     ]:
-        ours, theirs = build(OURS, float), build(optax, _f32)
+        ours, theirs = build(OURS, float), build(optax, float)
         u, _ = ours.update(grads, ours.init(params), params)
         v, _ = theirs.update(grads, theirs.init(params), params)
         assert relative_deviation(u, v) == 0.0

@@ -6,11 +6,11 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import decay_hyper, hyper
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
-    debias,
+    debias_tree,
     ema_update,
     ema_update_sq,
     square_safe,
@@ -66,12 +66,9 @@ class ScaleByAcprop(Transformation):
         initial = state.count == 0
         # First step: no past second moment yet, the denominator is 1 + eps.
         previous = jnp.where(initial, count, state.count)
+        nu_hat = debias_tree(map_arrays(upcast, state.nu), b2, previous)
         out = map_arrays(
-            lambda g, s: adaptive_step(
-                g, jnp.where(initial, 1.0, debias(upcast(s), b2, previous)), self.eps
-            ),
-            grads,
-            state.nu,
+            lambda g, s: adaptive_step(g, jnp.where(initial, 1.0, s), self.eps), grads, nu_hat
         )
         new_state = ScaleByBeliefState(
             count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
@@ -84,10 +81,9 @@ def scale_by_acprop(
 ) -> ScaleByAcprop:
     """Rescale updates by ACProp's lagged centred second moment
     (``optax.contrib.scale_by_acprop``; see ``ScaleByAcprop``)."""
-    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
     return ScaleByAcprop(
-        b1=hyper(b1, "b1", **unit),
-        b2=hyper(b2, "b2", **unit),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
     )

@@ -6,12 +6,12 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import hyper, value_at
+from optim._hyper import decay_at, decay_hyper, decay_or_schedule, hyper, value_at
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
     cast_like_grads,
-    debias,
+    debias_tree,
     ema_update,
     ema_update_sq,
     square_safe,
@@ -71,7 +71,7 @@ class ScaleByAdemamix(Transformation):
         del params, extra_args
         check_updates(updates, state.m1)
         b1, b2 = self.b1, self.b2
-        b3 = value_at(self.b3, state.count_m2)
+        b3 = decay_at(self.b3, state.count_m2)
         alpha = value_at(self.alpha, state.count_m2)
         # Numerical edges as in scale_by_adam: bounded gradients, 0 for 0/0, finite gradients.
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
@@ -80,15 +80,10 @@ class ScaleByAdemamix(Transformation):
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
         out = map_arrays(
-            lambda fast, slow, v: adaptive_step(
-                debias(fast, b1, count) + alpha * slow,
-                debias(v, b2, count),
-                self.eps,
-                self.eps_root,
-            ),
-            m1,
+            lambda fast, slow, v: adaptive_step(fast + alpha * slow, v, self.eps, self.eps_root),
+            debias_tree(m1, b1, count),
             m2,
-            nu,
+            debias_tree(nu, b2, count),
         )
         new_state = ScaleByAdemamixState(
             count=count,
@@ -115,9 +110,9 @@ def scale_by_ademamix(
     in ``ademamix``.
     """
     return ScaleByAdemamix(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
-        b3=hyper(b3, "b3", low=0.0, high=1.0),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
+        b3=decay_or_schedule(b3, "b3"),
         alpha=hyper(alpha, "alpha", low=0.0),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),

@@ -75,8 +75,8 @@ class ScaleByAdopt(Transformation):
 
         def normalised(g: jax.Array, v: jax.Array) -> jax.Array:
             denominator = jnp.maximum(safe_sqrt(upcast(v)), self.eps)
-            positive = denominator > 0
-            scaled = jnp.where(positive, g, 0) / jnp.where(positive, denominator, 1)
+            # 0 where the denominator is 0 (g / inf), selecting the divisor only (as adaptive_step).
+            scaled = g / jnp.where(denominator > 0, denominator, jnp.inf)
             return scaled if limit is None else jnp.clip(scaled, -limit, limit)
 
         step = map_arrays(normalised, grads, state.nu)  # v_{t-1}: the old second moment

@@ -7,9 +7,17 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from optim._hyper import hyper, value_at
-from optim._numerics import adaptive_step, cast_like_grads, square_safe, store_like
+from optim._hyper import Decay, decay_hyper, hyper, value_at
+from optim._numerics import (
+    adaptive_step,
+    cast_like_grads,
+    decay_complement,
+    decay_rate,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
@@ -84,30 +92,38 @@ class DAdaptAdamW(Transformation):
         require_params(params, "dadapt_adamw")
         check_updates(updates, state.exp_avg)
         check_same_structure(params, state.exp_avg, "params", "the optimizer state")
-        b1, b2, eps = self.b1, self.b2, self.eps
-        sb2 = b2**0.5
+        b1, b2, eps = decay_rate(self.b1), self.b2, self.eps
+        # sqrt(b2) with its complement, from the Python number as optax computes them
+        sb2 = b2.root if isinstance(b2, _Beta2) else decay_rate(b2) ** 0.5
         count = safe_increment(state.count)
         schedule = value_at(self.learning_rate, state.count)
-        dlr = state.estim_lr * schedule * ((1 - b2**count) ** 0.5 / (1 - b1**count))
+        dlr = state.estim_lr * schedule * ((1 - decay_rate(b2) ** count) ** 0.5 / (1 - b1**count))
         # Bounded so that g^2 stays finite (see optim._numerics.square_safe).
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         weighted_sum = map_arrays(
             lambda s, v: adaptive_step(upcast(s), upcast(v), eps), state.grad_sum, state.exp_avg_sq
         )
-        inner = tree_sum(map_arrays(lambda g, s: jnp.sum(g * s), grads, weighted_sum))
-        exp_avg = map_arrays(lambda m, g: b1 * upcast(m) + (1 - b1) * dlr * g, state.exp_avg, grads)
+        # optax's inner product: a tensordot at the highest precision.
+        inner = tree_sum(
+            map_arrays(
+                lambda g, s: jnp.tensordot(g, s, g.ndim, precision=jax.lax.Precision.HIGHEST),
+                grads,
+                weighted_sum,
+            )
+        )
+        c1, c2, csb2 = decay_complement(self.b1), decay_complement(b2), decay_complement(sb2)
+        sb2 = decay_rate(sb2)
+        exp_avg = map_arrays(lambda m, g: b1 * upcast(m) + c1 * dlr * g, state.exp_avg, grads)
         exp_avg_sq = map_arrays(
-            lambda v, g: b2 * upcast(v) + (1 - b2) * g * g, state.exp_avg_sq, grads
+            lambda v, g: decay_rate(b2) * upcast(v) + c2 * g * g, state.exp_avg_sq, grads
         )
-        grad_sum = map_arrays(
-            lambda s, g: sb2 * upcast(s) + (1 - sb2) * dlr * g, state.grad_sum, grads
-        )
+        grad_sum = map_arrays(lambda s, g: sb2 * upcast(s) + csb2 * dlr * g, state.grad_sum, grads)
         l1 = tree_sum(map_arrays(lambda s: jnp.sum(jnp.abs(s)), grad_sum))
-        numerator = sb2 * state.numerator_weighted + (1 - sb2) * dlr * inner
+        numerator = sb2 * state.numerator_weighted + csb2 * dlr * inner
         # ||s||_1 = 0 while every gradient so far was 0: optax's 0/0 there makes d, and every
         # later step, NaN; d keeps its value instead.
         informed = l1 > 0
-        estimate = numerator / ((1 - sb2) * jnp.where(informed, l1, 1))
+        estimate = numerator / (csb2 * jnp.where(informed, l1, 1))
         estim_lr = jnp.where(informed, jnp.maximum(state.estim_lr, estimate), state.estim_lr)
         out = map_arrays(
             lambda m, v, p: -self.weight_decay * dlr * upcast(p) - adaptive_step(m, v, eps),
@@ -126,6 +142,24 @@ class DAdaptAdamW(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@pytree_dataclass
+class _Beta2(Decay):
+    """D-Adaptation's :math:`\beta_2` with :math:`\\sqrt{\beta_2}` and its complement as a
+    ``Decay``: from a Python number optax computes both in double precision."""
+
+    root: Any
+
+
+def _beta2(value: Any) -> _Beta2:
+    if isinstance(value, _Beta2):
+        return value
+    decay = decay_hyper(value, "betas[1]")
+    if isinstance(value, (int, float)):
+        root = float(value) ** 0.5
+        return _Beta2(decay.rate, decay.complement, Decay(np.float32(root), np.float32(1 - root)))
+    return _Beta2(decay.rate, decay.complement, decay.rate**0.5)
+
+
 def dadapt_adamw(
     learning_rate: Any = 1.0,
     betas: Any = (0.9, 0.999),
@@ -140,11 +174,10 @@ def dadapt_adamw(
         b1, b2 = betas
     except (TypeError, ValueError):
         raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}") from None
-    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
     return DAdaptAdamW(
         learning_rate=learning_rate_hyper(learning_rate),
-        b1=hyper(b1, "betas[0]", **unit),
-        b2=hyper(b2, "betas[1]", **unit),
+        b1=decay_hyper(b1, "betas[0]"),
+        b2=_beta2(b2),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
         weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),

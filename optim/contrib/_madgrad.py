@@ -7,8 +7,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, value_at
-from optim._numerics import cast_like_grads, square_safe, store_like
+from optim._hyper import decay_hyper, hyper, value_at
+from optim._numerics import (
+    cast_like_grads,
+    decay_complement,
+    decay_rate,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
@@ -84,7 +90,7 @@ class ScaleByMadgrad(Transformation):
             z = x0 - s / (jnp.cbrt(v) + self.eps)
             x = upcast(x)
             # x_{k+1} - x_k as optax computes it, so that trajectories agree to rounding.
-            return ((1 - c) * z + c * x) - x
+            return (decay_complement(c) * z + decay_rate(c) * x) - x
 
         out = map_arrays(step, state.x0, s, grad_sum_sq, params)
         new_state = MadgradState(
@@ -101,7 +107,7 @@ def scale_by_madgrad(learning_rate: Any, momentum: Any = 0.9, eps: Any = 1e-6) -
     ``ScaleByMadgrad``). ``learning_rate`` may be a schedule."""
     return ScaleByMadgrad(
         learning_rate=learning_rate_hyper(learning_rate),
-        momentum=hyper(momentum, "momentum", schedule=False, low=0.0, high=1.0),
+        momentum=decay_hyper(momentum, "momentum", closed=True),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
     )
 

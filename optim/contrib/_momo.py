@@ -8,8 +8,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, value_at
-from optim._numerics import cast_like_grads, ema_update, safe_sqrt, square_safe, store_like
+from optim._hyper import check_flag, decay_hyper, hyper, value_at
+from optim._numerics import (
+    cast_like_grads,
+    decay_complement,
+    decay_rate,
+    ema_update,
+    safe_sqrt,
+    square_safe,
+    store_like,
+)
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -18,6 +26,7 @@ from optim._tree import (
     map_arrays,
     safe_increment,
     tree_inner,
+    tree_sum,
     upcast,
     zero_count,
 )
@@ -176,6 +185,19 @@ class Momo(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+def _vdot(a: PyTree, b: PyTree) -> jax.Array:
+    """optax's tree inner product: a tensordot per leaf at the highest precision, summed."""
+    return tree_sum(
+        map_arrays(
+            lambda x, y: jnp.tensordot(
+                upcast(x), upcast(y), x.ndim, precision=jax.lax.Precision.HIGHEST
+            ),
+            a,
+            b,
+        )
+    )
+
+
 @pytree_dataclass
 class MomoAdam(Transformation):
     r"""MoMo-Adam (Schaipp et al., 2023, "MoMo: Momentum Models for Adaptive Learning Rates"):
@@ -217,23 +239,26 @@ class MomoAdam(Transformation):
         barf = ema_update(value, state.barf, b1)
         exp_avg = map_arrays(lambda g, d: ema_update(g, d, b1), grads, state.exp_avg)
         exp_avg_sq = map_arrays(
-            lambda g, v: b2 * upcast(v) + (1 - b2) * g * g, grads, state.exp_avg_sq
+            lambda g, v: decay_rate(b2) * upcast(v) + decay_complement(b2) * g * g,
+            grads,
+            state.exp_avg_sq,
         )
-        bc2 = 1 - b2**count
+        bc2 = 1 - decay_rate(b2) ** count
         precond = map_arrays(lambda v: self.eps + safe_sqrt(v / bc2), exp_avg_sq)
         weighted = map_arrays(lambda d, D: d / D, exp_avg, precond)
-        gamma = ema_update(tree_inner(grads, params), state.gamma, b1)
+        gamma = ema_update(_vdot(grads, params), state.gamma, b1)
         alpha = value_at(self.learning_rate, state.count)
         tau, decay, lb = self.polyak(
             alpha,
             barf,
             gamma,
-            tree_inner(exp_avg, params),
-            tree_inner(exp_avg, weighted),
+            _vdot(exp_avg, params),
+            _vdot(exp_avg, weighted),
             state.lb,
-            1 - b1**count,
+            1 - decay_rate(b1) ** count,
         )
-        out = map_arrays(lambda w, p: decay * upcast(p) - tau * w, weighted, params)
+        # tau * m / D in optax's order (not tau * (m / D)).
+        out = map_arrays(lambda m, D, p: decay * upcast(p) - tau * m / D, exp_avg, precond, params)
         new_state = MomoAdamState(
             exp_avg=store_like(exp_avg, state.exp_avg),
             exp_avg_sq=store_like(exp_avg_sq, state.exp_avg_sq),
@@ -285,8 +310,8 @@ def momo_adam(
     ``MomoAdam``). Pass the loss as ``update(..., value=loss)``."""
     return MomoAdam(
         learning_rate=learning_rate_hyper(learning_rate),
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
     )

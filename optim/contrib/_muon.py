@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, decay_hyper, hyper
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -199,6 +199,18 @@ def _newton_schulz(
     elif preconditioning == "spectral":
         x = x / (jnp.linalg.norm(x, ord=2) + eps)
     coeffs = coeffs.astype(x.real.dtype)
+    if preconditioning in ("frobenius", "spectral"):
+        # In a loop primitive as optax's: run eagerly, its body is then compiled as one program
+        # (fused multiply-adds, as under jit) rather than run op by op, for the same bits.
+        def step(x: jax.Array, abc: jax.Array) -> jax.Array:
+            gram = x @ x.T.conj()
+            return abc[0] * x + (abc[1] * gram + abc[2] * gram @ gram) @ x
+
+        if coeffs.ndim == 1:
+            x = jax.lax.fori_loop(0, ns_steps, lambda _, x: step(x, coeffs), x, unroll=True)
+        else:
+            x, _ = jax.lax.scan(lambda x, abc: (step(x, abc), None), x, coeffs)
+        return x.T if transposed else x
     rows = [coeffs] * ns_steps if coeffs.ndim == 1 else list(coeffs)
     for i, (a, b, c) in enumerate(rows):
         gram = x @ x.T.conj()
@@ -384,7 +396,7 @@ def scale_by_muon(
     ns_steps = _steps(ns_steps, "ns_steps", 1)
     return ScaleByMuon(
         ns_coeffs=_ns_coeffs(ns_coeffs, ns_steps),
-        beta=hyper(beta, "beta", schedule=False, low=0.0, high=1.0, high_open=True),
+        beta=decay_hyper(beta, "beta"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         ns_steps=ns_steps,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
@@ -456,8 +468,8 @@ def muon(
     """
     dims = _static_dims(muon_weight_dimension_numbers, "muon_weight_dimension_numbers")
     # Validated here so that errors name muon's arguments, not adamw's.
-    adam_b1 = hyper(adam_b1, "adam_b1", schedule=False, low=0.0, high=1.0, high_open=True)
-    adam_b2 = hyper(adam_b2, "adam_b2", schedule=False, low=0.0, high=1.0, high_open=True)
+    adam_b1 = decay_hyper(adam_b1, "adam_b1")
+    adam_b2 = decay_hyper(adam_b2, "adam_b2")
     adam_eps_root = hyper(adam_eps_root, "adam_eps_root", schedule=False, low=0.0)
     adam_weight_decay = hyper(adam_weight_decay, "adam_weight_decay", low=0.0)
     if adam_learning_rate is not None:

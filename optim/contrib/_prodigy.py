@@ -6,12 +6,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from optim._hyper import check_flag, hyper, value_at
+from optim._hyper import Decay, check_flag, decay_hyper, hyper, value_at
 from optim._numerics import (
     cast_like_grads,
+    decay_complement,
+    decay_rate,
     ema_update,
-    ema_update_sq,
     safe_sqrt,
     square_safe,
     store_like,
@@ -99,10 +101,12 @@ class ScaleByProdigy(Transformation):
         check_updates(updates, state.exp_avg)
         check_same_structure(params, state.params0, "params", "the optimizer state")
         b1, b2, d, d0 = self.b1, self.b2, state.estim_lr, self.estim_lr0
-        beta3 = jnp.sqrt(b2) if self.beta3 is None else self.beta3
+        beta3 = self.beta3
+        if beta3 is None:  # optax's default, beta2 ** 0.5
+            beta3 = b2.root if isinstance(b2, _Beta2) else decay_rate(b2) ** 0.5
         count = safe_increment(state.count)
         schedule = value_at(self.learning_rate, state.count)
-        dlr = d * schedule * (jnp.sqrt(1 - b2**count) / (1 - b1**count))
+        dlr = d * schedule * ((1 - decay_rate(b2) ** count) ** 0.5 / (1 - decay_rate(b1) ** count))
         # Bounded so that (d g)^2 stays finite for d <= 1 (see optim._numerics.square_safe).
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         dg = map_arrays(lambda g: d * g, grads)
@@ -110,7 +114,12 @@ class ScaleByProdigy(Transformation):
             map_arrays(lambda g, p0, p: jnp.vdot(g, p0 - p), grads, state.params0, params)
         )
         exp_avg = map_arrays(lambda x, m: ema_update(x, m, b1), dg, state.exp_avg)
-        exp_avg_sq = map_arrays(lambda x, v: ema_update_sq(x, v, b2), dg, state.exp_avg_sq)
+        # optax's rounding order, (1 - b2) x x rather than (1 - b2) x^2.
+        exp_avg_sq = map_arrays(
+            lambda x, v: decay_rate(b2) * upcast(v) + decay_complement(b2) * x * x,
+            dg,
+            state.exp_avg_sq,
+        )
         sum_weight = d if self.safeguard_warmup else dlr
         grad_sum = map_arrays(lambda s, x: beta3 * s + sum_weight * x / d0, state.grad_sum, dg)
         numerator = beta3 * state.numerator_weighted + (d / d0) * dlr * inner
@@ -124,7 +133,10 @@ class ScaleByProdigy(Transformation):
         out = map_arrays(
             lambda m, v, p: (
                 sign
-                * (self.weight_decay * dlr * upcast(p) + dlr * m / (safe_sqrt(v) + d * self.eps))
+                * (
+                    self.weight_decay * dlr * upcast(p)
+                    + dlr * m / (safe_sqrt(v) + estim_lr * self.eps)
+                )
             ),
             exp_avg,
             exp_avg_sq,
@@ -141,6 +153,22 @@ class ScaleByProdigy(Transformation):
             count=count,
         )
         return cast_like_grads(out, updates), new_state
+
+
+@pytree_dataclass
+class _Beta2(Decay):
+    """Prodigy's :math:`\beta_2` with :math:`\\sqrt{\beta_2}`, the default :math:`\beta_3`: from a
+    Python number optax computes the root in double precision, and so does ``_beta2``."""
+
+    root: Any
+
+
+def _beta2(value: Any) -> _Beta2:
+    if isinstance(value, _Beta2):
+        return value
+    decay = decay_hyper(value, "betas[1]")
+    root = np.float32(float(value) ** 0.5) if isinstance(value, (int, float)) else decay.rate**0.5
+    return _Beta2(decay.rate, decay.complement, root)
 
 
 def _prodigy(
@@ -161,8 +189,8 @@ def _prodigy(
     unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
     return ScaleByProdigy(
         learning_rate=learning_rate_hyper(learning_rate),
-        b1=hyper(b1, "betas[0]", **unit),
-        b2=hyper(b2, "betas[1]", **unit),
+        b1=decay_hyper(b1, "betas[0]"),
+        b2=_beta2(b2),
         beta3=None if beta3 is None else hyper(beta3, "beta3", **unit),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),

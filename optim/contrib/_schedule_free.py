@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, value_at
-from optim._numerics import canonical_dtype, cast_like_grads
+from optim._hyper import decay_hyper, hyper, value_at
+from optim._numerics import canonical_dtype, cast_like_grads, decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -43,7 +43,7 @@ class ScheduleFreeState(NamedTuple):
 
 def _average(y: jax.Array, z: jax.Array, b1: jax.Array) -> jax.Array:
     r"""The averaged iterate recovered from :math:`y = \beta_1 x + (1-\beta_1) z`."""
-    return (upcast(y) - (1 - b1) * upcast(z)) / b1
+    return (upcast(y) - decay_complement(b1) * upcast(z)) / decay_rate(b1)
 
 
 @pytree_dataclass
@@ -76,7 +76,7 @@ class ScheduleFree(Transformation):
             lambda p: jnp.array(p, dtype=self.state_dtype or compute_dtype(p), copy=True), params
         )
         return ScheduleFreeState(
-            b1=self.b1,
+            b1=decay_rate(self.b1),
             weight_sum=jnp.zeros([], jnp.float32),
             step_count=jnp.ones([], jnp.int32),
             max_lr=jnp.zeros([], jnp.float32),
@@ -105,7 +105,7 @@ class ScheduleFree(Transformation):
 
         def step(y: jax.Array, z_old: jax.Array, z_new: jax.Array) -> jax.Array:
             x = (1 - ck) * _average(y, z_old, self.b1) + ck * upcast(z_new)
-            return self.b1 * x + (1 - self.b1) * upcast(z_new) - upcast(y)
+            return decay_rate(self.b1) * x + decay_complement(self.b1) * upcast(z_new) - upcast(y)
 
         out = map_arrays(step, params, state.z, z)
         new_state = ScheduleFreeState(
@@ -139,6 +139,12 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
     )
 
 
+def _interpolation(b1: Any) -> Any:
+    """b1 in (0, 1] with its complement 1 - b1 (a ``Decay``, as optax computes it)."""
+    hyper(b1, "b1", schedule=False, low=0.0, high=1.0, low_open=True)  # validation only
+    return decay_hyper(b1, "b1", closed=True)
+
+
 def schedule_free(
     base_optimizer: Any,
     learning_rate: Any,
@@ -156,7 +162,7 @@ def schedule_free(
     return ScheduleFree(
         base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
         learning_rate=learning_rate_hyper(learning_rate),
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, low_open=True),
+        b1=_interpolation(b1),
         weight_lr_power=hyper(weight_lr_power, "weight_lr_power", schedule=False),
         state_dtype=canonical_dtype(state_dtype, "state_dtype"),
     )
@@ -206,7 +212,7 @@ def schedule_free_adamw(
     (``scale_by_rms`` with bias correction, as in optax).
     """
     learning_rate = _warmup(learning_rate, warmup_steps)
-    b2 = hyper(b2, "b2", schedule=False, low=0.0, high=1.0)  # named here, not as rms's decay
+    b2 = decay_hyper(b2, "b2", closed=True)  # named here, not as rms's decay
     optimizer = chain(
         scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
         add_decayed_weights(weight_decay),

@@ -10,7 +10,7 @@ from optim._hyper import hyper, value_at
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
-    debias,
+    debias_tree,
     square_safe,
     store_like,
 )
@@ -75,12 +75,10 @@ class ScaleBySimplifiedAdemamix(Transformation):
         n = map_arrays(lambda g, n: g * g + self.b2 * (upcast(n) - g * g), grads, state.n)
         t = safe_increment(state.t)
         out = map_arrays(
-            lambda g, m, n: adaptive_step(
-                m + alpha * g, debias(n, self.b2, t), self.eps, self.eps_root
-            ),
+            lambda g, m, n: adaptive_step(m + alpha * g, n, self.eps, self.eps_root),
             grads,
             m,
-            n,
+            debias_tree(n, self.b2, t),
         )
         new_state = ScaleBySimplifiedAdEMAMixState(
             t=t, m=store_like(m, state.m), n=store_like(n, state.n)

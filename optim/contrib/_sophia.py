@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper
-from optim._numerics import canonical_dtype, cast_like_grads, debias, ema_update, store_like
+from optim._hyper import check_flag, decay_hyper, hyper
+from optim._numerics import canonical_dtype, cast_like_grads, debias_tree, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -156,8 +156,8 @@ class ScaleBySophia(Transformation):
         count = safe_increment(state.count)
         mu = map_arrays(lambda g, m: ema_update(g, m, self.b1), updates, state.mu)
         out = map_arrays(
-            lambda m, h: debias(m, self.b1, count) / jnp.maximum(self.gamma * upcast(h), self.eps),
-            mu,
+            lambda m, h: m / jnp.maximum(self.gamma * upcast(h), self.eps),
+            debias_tree(mu, self.b1, count),
             state.nu,
         )
         if self.clip_threshold is not None:
@@ -218,10 +218,9 @@ def scale_by_sophia(
     ``hessian_diagonal_fn`` may be ours or an optax transformation; ``update`` passes its
     extra keyword arguments (``obj_fn=`` for the default) on to it.
     """
-    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
     return ScaleBySophia(
-        b1=hyper(b1, "b1", **unit),
-        b2=hyper(b2, "b2", **unit),
+        b1=decay_hyper(b1, "b1"),
+        b2=decay_hyper(b2, "b2"),
         eps=hyper(eps, "eps", schedule=False, low=0.0),
         gamma=hyper(gamma, "gamma", schedule=False, low=0.0),
         clip_threshold=(

@@ -20,7 +20,7 @@ from optim._numerics import (
     adaptive_step,
     canonical_dtype,
     cast_like_grads,
-    debias,
+    debias_tree,
     debiased_first_moment,
     ema_update,
     ema_update_sq,
@@ -225,7 +225,7 @@ class Ema(Transformation):
         check_updates(updates, state.ema)
         ema = map_arrays(lambda g, m: ema_update(g, m, self.decay), updates, state.ema)
         count = safe_increment(state.count)
-        out = map_arrays(lambda m: debias(m, self.decay, count), ema) if self.debias else ema
+        out = debias_tree(ema, self.decay, count) if self.debias else ema
         return cast_like_grads(out, updates), EmaState(count=count, ema=store_like(ema, state.ema))
 
 
@@ -306,9 +306,9 @@ class ScaleByAdam(Transformation):
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
         out = map_arrays(
-            lambda m, v: adaptive_step(m, debias(v, b2, count), self.eps, self.eps_root),
+            lambda m, v: adaptive_step(m, v, self.eps, self.eps_root),
             mu_hat,
-            nu,
+            debias_tree(nu, b2, count),
         )
         new_state = ScaleByAdamState(
             count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
@@ -394,17 +394,11 @@ class ScaleByRms(Transformation):
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, self.decay), grads, state.nu)
         count = safe_increment(state.count) if self.bias_correction else state.count
+        nu_hat = debias_tree(nu, self.decay, count) if self.bias_correction else nu
         out = map_arrays(
-            lambda g, v: (
-                _rms_scaling(
-                    debias(v, self.decay, count) if self.bias_correction else v,
-                    self.eps,
-                    self.eps_in_sqrt,
-                )
-                * g
-            ),
+            lambda g, v: _rms_scaling(v, self.eps, self.eps_in_sqrt) * g,
             grads,
-            nu,
+            nu_hat,
         )
         return cast_like_grads(out, updates), ScaleByRmsState(
             count=count, nu=store_like(nu, state.nu)
@@ -485,12 +479,12 @@ class ScaleByStddev(Transformation):
         mu = map_arrays(lambda g, m: ema_update(g, m, d), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, d), grads, state.nu)
         count = safe_increment(state.count) if self.bias_correction else None
-        hat = (lambda x: debias(x, d, count)) if self.bias_correction else (lambda x: x)
+        hat = (lambda x: debias_tree(x, d, count)) if self.bias_correction else (lambda x: x)
         out = map_arrays(
-            lambda g, m, v: _rms_scaling(hat(v) - abs_sq(hat(m)), self.eps, self.eps_in_sqrt) * g,
+            lambda g, m, v: _rms_scaling(v - abs_sq(m), self.eps, self.eps_in_sqrt) * g,
             grads,
-            mu,
-            nu,
+            hat(mu),
+            hat(nu),
         )
         mu, nu = store_like(mu, state.mu), store_like(nu, state.nu)
         if self.bias_correction:

@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import decay_hyper
+from optim._numerics import decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, safe_increment, zero_count
 from optim.base import EmptyState, Transformation, as_transformation, chain, identity
@@ -183,7 +184,7 @@ class TrackPerElementMeanAndVarianceWithEma(Transformation):
     def init(self, params: PyTree) -> PerElementMeanAndVarianceEMAState:
         return PerElementMeanAndVarianceEMAState(
             count=zero_count(),
-            ema_decay=jnp.asarray(self.ema_decay),
+            ema_decay=jnp.asarray(decay_rate(self.ema_decay)),
             mean_grads_ema=jax.tree.map(jnp.zeros_like, params),
             variance_grads_ema=jax.tree.map(jnp.zeros_like, params),
         )
@@ -209,7 +210,7 @@ class TrackPerElementMeanAndVarianceWithEma(Transformation):
         decay = self.ema_decay
 
         def ema(x, y):
-            return (1.0 - decay) * x + decay * y
+            return decay_complement(decay) * x + decay_rate(decay) * y
 
         variance = jax.tree.map(lambda s: 1 / (sample_size - 1) * s, sum_sq_diff_grads)
         return updates, state._replace(
@@ -256,9 +257,7 @@ def track_per_element_mean_and_variance_with_ema(
       >>> print(state.mean_grads_ema, state.variance_grads_ema)
       [1.] [1.]
     """
-    return TrackPerElementMeanAndVarianceWithEma(
-        hyper(ema_decay, "ema_decay", low=0.0, high=1.0, schedule=False)
-    )
+    return TrackPerElementMeanAndVarianceWithEma(decay_hyper(ema_decay, "ema_decay", closed=True))
 
 
 def get_unbiased_mean_and_variance_ema(state: Any) -> tuple[Any, Any]:
