@@ -403,3 +403,8 @@ __all__ += [
 ]
 # --- end of the numerics branch's block ------------------------------------------------------
 __all__ = list(dict.fromkeys(__all__))  # a name re-exported by two modules, listed once
+
+from optim._types import resolve_learning_rate_annotations  # noqa: E402
+
+resolve_learning_rate_annotations(sys.modules[__name__], contrib)
+del resolve_learning_rate_annotations

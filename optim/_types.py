@@ -29,3 +29,21 @@ __all__ = [
     "TransformUpdateFn",
     "Updates",
 ]
+
+
+def resolve_learning_rate_annotations(*namespaces: object) -> None:
+    """Put the ``ScalarOrSchedule`` object back where a public factory's ``learning_rate`` is
+    annotated with it.
+
+    Our modules postpone annotations (``from __future__ import annotations``), so
+    ``inspect.signature(optim.adam).parameters["learning_rate"].annotation`` would be the string
+    ``"ScalarOrSchedule"``. optax's tests and tools compare that annotation with the object to
+    learn whether a factory takes a schedule; with the object they read ours as optax's.
+    """
+    for namespace in namespaces:
+        for name in getattr(namespace, "__all__", ()):
+            annotations = getattr(getattr(namespace, name, None), "__annotations__", None)
+            if isinstance(annotations, dict) and (
+                annotations.get("learning_rate") == "ScalarOrSchedule"
+            ):
+                annotations["learning_rate"] = ScalarOrSchedule

@@ -59,6 +59,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.transforms._building_blocks import (
     ScaleByAdamState,
@@ -210,7 +211,7 @@ def scale_by_belief(
 
 
 def adabelief(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-16,
@@ -283,7 +284,7 @@ def scale_by_adamax(
 
 
 def adamax(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -298,7 +299,7 @@ def adamax(
 
 
 def adamaxw(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -411,7 +412,7 @@ def scale_by_amsgrad(
 
 
 def amsgrad(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -556,7 +557,7 @@ def _radam_decay(b2: Any) -> RadamDecay:
 
 
 def radam(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -654,7 +655,7 @@ def scale_by_yogi(
 
 
 def yogi(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-3,
@@ -768,7 +769,7 @@ def scale_by_adan(
 
 
 def adan(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.98,
     b2: Any = 0.92,
     b3: Any = 0.99,
@@ -977,7 +978,7 @@ def scale_by_novograd(
 
 
 def novograd(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.25,
     eps: Any = 1e-6,

@@ -9,6 +9,7 @@ import functools
 from typing import Any
 
 from optim._hyper import check_flag, hyper
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, chain, identity
 from optim.transforms._building_blocks import (
     add_decayed_weights,
@@ -22,7 +23,7 @@ from optim.transforms._building_blocks import (
 
 
 def sgd(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     momentum: Any = None,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
@@ -55,7 +56,7 @@ def _momentum(momentum: Any, nesterov: Any, accumulator_dtype: Any = None) -> An
 
 
 def adam(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -74,7 +75,7 @@ def adam(
 
 
 def adamw(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -107,7 +108,7 @@ nadamw.__doc__ = """NAdamW: ``adamw`` with Nesterov momentum (``nesterov=True``)
 
 
 def rmsprop(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     decay: Any = 0.9,
     eps: Any = 1e-8,
     initial_scale: Any = 0.0,
@@ -133,7 +134,9 @@ def rmsprop(
     )
 
 
-def adagrad(learning_rate: Any, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Chain:
+def adagrad(
+    learning_rate: ScalarOrSchedule, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7
+) -> Chain:
     r"""Adagrad (Duchi et al., 2011): :math:`s_t = s_{t-1} + g_t^2`,
     :math:`\theta_{t+1} = \theta_t - \eta_t g_t / \sqrt{s_t + \epsilon}`."""
     return chain(

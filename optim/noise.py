@@ -25,6 +25,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain
 from optim.transforms._building_blocks import scale_by_learning_rate
 
@@ -126,7 +127,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
 
 
 def noisy_sgd(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     eta: Any = 0.01,
     gamma: Any = 0.55,
     key: Any = None,

@@ -16,6 +16,7 @@ from optim._hyper import hyper, is_schedule
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import (
     learning_rate_hyper,
@@ -84,7 +85,9 @@ def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOp
     )
 
 
-def optimistic_gradient_descent(learning_rate: Any, alpha: Any = 1.0, beta: Any = 1.0) -> Chain:
+def optimistic_gradient_descent(
+    learning_rate: ScalarOrSchedule, alpha: Any = 1.0, beta: Any = 1.0
+) -> Chain:
     r"""Optimistic gradient descent (Mokhtari et al., 2020):
     :math:`\theta_{t+1} = \theta_t - \eta_t\big((\alpha+\beta) g_t - \beta g_{t-1}\big)`."""
     return chain(
@@ -94,7 +97,7 @@ def optimistic_gradient_descent(learning_rate: Any, alpha: Any = 1.0, beta: Any 
 
 
 def optimistic_adam_v2(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     *,
     alpha: Any = 1.0,
     beta: Any = 1.0,

@@ -38,6 +38,7 @@ from optim import alias
 from optim._pytree import pytree_dataclass, static
 from optim._quant import BLOCK_SIZE, MIN_SIZE, QuantizedArray, dequantize, quantize
 from optim._tree import PyTree, keystr, upcast
+from optim._types import ScalarOrSchedule
 from optim.base import Transformation, as_transformation
 from optim.sign import ScaleByLionState
 from optim.sign import lion as _lion
@@ -314,7 +315,7 @@ def _one_storage_setting(state_dtype: Any, **dtypes: Any) -> None:
 
 
 def adam(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -343,7 +344,7 @@ def adam(
 
 
 def adamw(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -384,7 +385,7 @@ def adamw(
 
 
 def lion(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.99,
     mu_dtype: Any = None,
@@ -408,7 +409,7 @@ def lion(
 
 
 def sgd(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     momentum: Any = None,
     nesterov: bool = False,
     accumulator_dtype: Any = None,

@@ -24,6 +24,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates
 from optim.transforms._building_blocks import (
     add_decayed_weights,
@@ -117,7 +118,7 @@ def scale_by_lion(
 
 
 def lion(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.99,
     mu_dtype: Any = None,
@@ -161,13 +162,15 @@ def scale_by_sign() -> ScaleBySign:
     return ScaleBySign()
 
 
-def sign_sgd(learning_rate: Any) -> Chain:
+def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     r"""signSGD (Bernstein et al., 2018, "signSGD: Compressed Optimisation for Non-Convex
     Problems"): :math:`\theta_{t+1} = \theta_t - \eta_t \operatorname{sign}(g_t)`."""
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
-def signum(learning_rate: Any, beta: Any = 0.9, accumulator_dtype: Any = None) -> Chain:
+def signum(
+    learning_rate: ScalarOrSchedule, beta: Any = 0.9, accumulator_dtype: Any = None
+) -> Chain:
     r"""Signum, sign of the momentum (Bernstein et al., 2018, "signSGD: Compressed
     Optimisation for Non-Convex Problems").
 

@@ -17,6 +17,7 @@ from optim._hyper import hyper, is_schedule, value_at
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, check_params, map_arrays, upcast, zero_count
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
 from optim.numerics import safe_norm
 from optim.transforms._building_blocks import (
@@ -86,7 +87,7 @@ def scale_by_trust_ratio(
 
 
 def lars(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     weight_decay: Any = 0.0,
     weight_decay_mask: Any = True,
     trust_coefficient: Any = 0.001,
@@ -115,7 +116,7 @@ def lars(
 
 
 def lamb(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-6,
@@ -146,7 +147,7 @@ class _FromageFactor:
     A schedule when the learning rate is one (it then takes the step count).
     """
 
-    learning_rate: Any
+    learning_rate: ScalarOrSchedule
     decay: bool = static(False)
 
     def __call__(self, count: jax.Array) -> jax.Array:
@@ -155,7 +156,7 @@ class _FromageFactor:
         return shrink - 1 if self.decay else lr * shrink
 
 
-def fromage(learning_rate: Any, min_norm: Any = 1e-6) -> Chain:
+def fromage(learning_rate: ScalarOrSchedule, min_norm: Any = 1e-6) -> Chain:
     r"""Fromage (Bernstein et al., 2020, "On the distance between two neural networks and the
     stability of learning").
 

@@ -18,6 +18,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim._types import ScalarOrSchedule
 from optim.adam_family import ScaleByBeliefState
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
@@ -90,7 +91,7 @@ def scale_by_acprop(
 
 
 def acprop(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-16,

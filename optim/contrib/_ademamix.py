@@ -19,6 +19,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
@@ -121,7 +122,7 @@ def scale_by_ademamix(
 
 
 def ademamix(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.999,
     b3: Any = 0.9999,

@@ -19,6 +19,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, map_arrays, safe_increment, upcast
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import ScaleByAdamState, scale_by_learning_rate
@@ -117,7 +118,7 @@ def scale_by_adopt(
 
 
 def adopt(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     b2: Any = 0.9999,
     eps: Any = 1e-6,

@@ -10,6 +10,7 @@ from optim._hyper import hyper
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_same_structure, float_copy, full_like, map_arrays, upcast
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
@@ -100,7 +101,7 @@ def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> ScaleByCocob:
 
 
 def cocob(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     alpha: Any = 100.0,
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,

@@ -29,6 +29,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
@@ -161,7 +162,7 @@ def _beta2(value: Any) -> _Beta2:
 
 
 def dadapt_adamw(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     betas: Any = (0.9, 0.999),
     eps: Any = 1e-8,
     estim_lr0: Any = 1e-6,

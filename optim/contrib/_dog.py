@@ -26,6 +26,7 @@ from optim._tree import (
     tree_sum,
     upcast,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
 
@@ -343,7 +344,7 @@ def _with_decay(weight_decay: Any, mask: Any, scaling: Any, learning_rate: Any) 
 
 
 def dog(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     init_step: tuple[str, Any] = ("heuristic", 1e-6),
     eps: Any = 1e-8,
     weight_decay: Any = None,
@@ -360,7 +361,7 @@ def dog(
 
 
 def dowg(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     init_estim_sq_dist: Any = None,
     eps: Any = 1e-4,
     weight_decay: Any = None,

@@ -32,6 +32,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._muon import _canonical_dims, _is_dims, _is_dims_leaf, _matrix_axes
 from optim.contrib._muon import _dims_per_leaf as _spread_dims
@@ -375,7 +376,7 @@ def scale_by_galore(
 
 
 def galore(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     rank: int = 128,
     update_proj_gap: int = 200,
     scale: Any = 1.0,

@@ -26,6 +26,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, learning_rate_hyper
@@ -102,7 +103,9 @@ class ScaleByMadgrad(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
-def scale_by_madgrad(learning_rate: Any, momentum: Any = 0.9, eps: Any = 1e-6) -> ScaleByMadgrad:
+def scale_by_madgrad(
+    learning_rate: ScalarOrSchedule, momentum: Any = 0.9, eps: Any = 1e-6
+) -> ScaleByMadgrad:
     """MADGRAD's update :math:`x_{k+1} - x_k` (``optax.contrib.scale_by_madgrad``; see
     ``ScaleByMadgrad``). ``learning_rate`` may be a schedule."""
     return ScaleByMadgrad(
@@ -113,7 +116,7 @@ def scale_by_madgrad(learning_rate: Any, momentum: Any = 0.9, eps: Any = 1e-6) -
 
 
 def madgrad(
-    learning_rate: Any, momentum: Any = 0.9, weight_decay: Any = 0.0, eps: Any = 1e-6
+    learning_rate: ScalarOrSchedule, momentum: Any = 0.9, weight_decay: Any = 0.0, eps: Any = 1e-6
 ) -> Chain:
     r"""MADGRAD (Defazio & Jelassi, 2021) on :math:`g_k + w\,x_k` (L2 weight decay :math:`w`
     added to the gradient, as in optax); see ``ScaleByMadgrad``."""

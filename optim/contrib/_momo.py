@@ -30,6 +30,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
@@ -281,7 +282,7 @@ def _polyak(lower_bound: Any, weight_decay: Any, adapt_lower_bound: bool) -> _Po
 
 
 def momo(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     beta: Any = 0.9,
     lower_bound: Any = 0.0,
     weight_decay: Any = 0.0,
@@ -298,7 +299,7 @@ def momo(
 
 
 def momo_adam(
-    learning_rate: Any = 1e-2,
+    learning_rate: ScalarOrSchedule = 1e-2,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,

@@ -35,6 +35,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.alias import adamw
 from optim.base import EmptyState, Transformation, chain, check_updates
 from optim.combine import Partition, partition
@@ -431,7 +432,7 @@ class _MuonLabels:
 
 
 def muon(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
     ns_steps: int = 5,
     beta: Any = 0.95,
@@ -447,7 +448,7 @@ def muon(
     adam_b2: Any = 0.999,
     adam_eps_root: Any = 0.0,
     adam_weight_decay: Any = 0.0,
-    adam_learning_rate: Any = None,
+    adam_learning_rate: ScalarOrSchedule = None,
     muon_weight_dimension_numbers: Any = None,
     consistent_rms: Any = None,
 ) -> Partition:

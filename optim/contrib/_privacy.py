@@ -17,6 +17,7 @@ import numpy as np
 from optim._hyper import hyper
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_float_updates, compute_dtype, is_trainable, upcast
+from optim._types import ScalarOrSchedule
 from optim.alias import _momentum
 from optim.base import Chain, Transformation, chain
 from optim.noise import _as_key, _resolve_key
@@ -163,7 +164,7 @@ def differentially_private_aggregate(
 
 
 def dpsgd(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     l2_norm_clip: Any,
     noise_multiplier: Any,
     seed: int,

@@ -30,6 +30,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import learning_rate_hyper
@@ -230,7 +231,7 @@ def scale_by_prodigy(
 
 
 def prodigy(
-    learning_rate: Any = 1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     betas: Any = (0.9, 0.999),
     beta3: Any = None,
     eps: Any = 1e-8,

@@ -19,6 +19,7 @@ from optim._tree import (
     safe_increment,
     upcast,
 )
+from optim._types import ScalarOrSchedule
 from optim.alias import sgd
 from optim.base import Transformation, as_transformation, chain, check_updates, require_params
 from optim.schedules import _steps, warmup_constant_schedule
@@ -147,7 +148,7 @@ def _interpolation(b1: Any) -> Any:
 
 def schedule_free(
     base_optimizer: Any,
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
     weight_lr_power: Any = 2.0,
     state_dtype: Any = None,

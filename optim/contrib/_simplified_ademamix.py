@@ -16,6 +16,7 @@ from optim._numerics import (
 )
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
@@ -105,7 +106,7 @@ def scale_by_simplified_ademamix(
 
 
 def simplified_ademamix(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.99,
     b2: Any = 0.95,
     alpha: Any = 0.0,

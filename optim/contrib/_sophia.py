@@ -19,6 +19,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.grad import partition
@@ -239,7 +240,7 @@ def scale_by_sophia(
 
 
 def sophia(
-    learning_rate: Any,
+    learning_rate: ScalarOrSchedule,
     b1: Any = 0.965,
     b2: Any = 0.99,
     eps: Any = 1e-8,
