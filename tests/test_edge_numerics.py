@@ -333,8 +333,8 @@ def test_tiny_and_zero_gradients_never_divide_by_zero(name, eps, eps_root):
     """Gradients [1e-30, 0, 1] for three steps: 1e-30 squared underflows to 0 in float32.
     With eps = eps_root = 0 optax divides m = 1e-31 by 0 (inf) and 0 by 0 (NaN); ours takes
     no step where the denominator is 0 (a gradient whose square underflows counts as 0). With
-    either eps positive both agree (same float32 arithmetic; hyperparameters given to optax as
-    float32)."""
+    either eps positive both agree (both given Python floats: the same float32 arithmetic,
+    with 1 - b rounded from the Python number)."""
     build = TINY_BUILDERS[name]
     params = jnp.array([1.0, -2.0, 0.5])
     grads = jnp.array([1e-30, 0.0, 1.0])
@@ -346,7 +346,7 @@ def test_tiny_and_zero_gradients_never_divide_by_zero(name, eps, eps_root):
 
         return np.asarray(jax.jit(lambda: jax.lax.scan(body, tx.init(params), length=3)[1])())
 
-    theirs = three_steps(build(optax, np.float32, eps, eps_root))
+    theirs = three_steps(build(optax, float, eps, eps_root))
     ours = three_steps(build(optim, float, eps, eps_root))
     assert np.all(np.isfinite(ours))
     if eps == eps_root == 0:

@@ -197,7 +197,11 @@ def catalogue_aliases() -> list[str]:
             continue
         if name in NOT_OPTIMIZERS:
             continue
-        if {"learning_rate", "max_learning_rate"} & set(inspect.signature(factory).parameters):
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # a type alias (optim.Schedule), not a factory
+            continue
+        if {"learning_rate", "max_learning_rate"} & set(parameters):
             names.append(name)
     return names
 
