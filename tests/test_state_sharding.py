@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "state_sharding_types.py"
 
 # Optimizers whose update reduces over a sharded axis with jnp.vdot (a ravel), which explicit
 # sharding refuses; they need an inner product that keeps the sharding.
-KNOWN_LIMITS = {"dadapt_adamw", "lbfgs", "prodigy"}
+KNOWN_LIMITS = {"dadapt_adamw", "lbfgs", "momo_adam", "prodigy"}
 
 
 @pytest.fixture(scope="module")
