@@ -245,12 +245,15 @@ ZERO_GRADIENT_MOVES = {
 }
 
 # Optimizers whose zero-gradient step is zero in exact arithmetic but a difference of
-# param-sized terms in floating point: the params stay within JIT_ULPS of their size.
+# param-sized terms in floating point: the params stay within JIT_ULPS float32 ulps of their
+# size (the coefficients are float32 hyperparameters).
 _INTERPOLATION = (
     "the step is b1 x + (1 - b1) z - y with the average x recomputed from y and z (as optax): "
     "zero in exact arithmetic at the first step, rounded to an ulp of y"
 )
 ZERO_GRADIENT_ROUNDING = {
+    "madgrad": "the step is (1 - c) z + c x - x (as optax): zero in exact arithmetic at the first "
+    "step, rounded to an ulp of x",
     "schedule_free": _INTERPOLATION,
     "schedule_free_adamw": _INTERPOLATION,
     "schedule_free_sgd": _INTERPOLATION,
@@ -370,6 +373,18 @@ def _max_abs(tree: PyTree) -> list[float]:
     return out
 
 
+def _at_hyperparameter_precision(tree: PyTree) -> list[float]:
+    """Per array leaf: its largest finite magnitude in ulps of float32 expressed in the leaf's
+    own ulps (hyperparameters are float32 scalars, so a float64 leaf that meets two of them
+    summing to one, b and 1 - b each rounded from the Python float, keeps their float32
+    rounding)."""
+    out = []
+    for (_, x), size in zip(_numeric_leaves(tree), _max_abs(tree), strict=True):
+        leaf_eps = float(jnp.finfo(x.dtype).eps) if jnp.issubdtype(x.dtype, jnp.inexact) else 1.0
+        out.append(size * max(1.0, float(np.finfo(np.float32).eps / leaf_eps)))
+    return out
+
+
 def assert_close(
     want: PyTree, got: PyTree, what: str, ulps: int, floors: list[float] | None = None
 ) -> None:
@@ -380,7 +395,7 @@ def assert_close(
     floors = floors or [0.0] * len(_numeric_leaves(want))
     pairs = zip(_numeric_leaves(want), _numeric_leaves(got), _max_abs(want), floors, strict=True)
     for (path, a), (_, b), size, floor in pairs:
-        if not np.issubdtype(a.dtype, np.inexact):
+        if not jnp.issubdtype(a.dtype, jnp.inexact):
             np.testing.assert_array_equal(b, a, err_msg=f"{what}{path}")
             continue
         scale = max(size, floor)
@@ -494,7 +509,7 @@ def check_properties(name: str, params: PyTree, grads: PyTree) -> None:
             optim.apply_updates(params, zero_updates),
             f"{name}: zero gradients moved params",
             ulps=0 if exact else JIT_ULPS,
-            floors=None if exact else _max_abs(params),
+            floors=None if exact else _at_hyperparameter_precision(params),
         )
 
 
