@@ -138,18 +138,27 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
     optax's (a select in their place changes how the multiply-adds are fused, and with it
     their last bits under ``jit``).
     """
-    bound = float(np.sqrt(np.finfo(g.dtype).max)) / (4 * float(np.sqrt(max(terms, 1))))
-
-    def clip(g: jax.Array) -> jax.Array:
-        magnitude = jnp.abs(g)
-        over = jnp.isfinite(magnitude) & (magnitude > bound)
-        if jnp.iscomplexobj(g):
-            return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)), g)
-        return jnp.where(over, jnp.copysign(bound, g).astype(g.dtype), g)
-
+    real = jnp.finfo(g.dtype).dtype
+    bound = np.asarray(np.sqrt(np.finfo(real).max) / (4 * np.sqrt(max(terms, 1))), real)
     magnitude = jnp.abs(g)
     needed = jnp.any(jnp.isfinite(magnitude) & (magnitude > bound))
-    return jax.lax.cond(needed, clip, lambda g: g, g)
+    # The branches are module functions taking the bound as an operand: lax.cond caches its
+    # compiled branches by function identity, so closures would recompile every eager step.
+    return jax.lax.cond(needed, _clipped_to, _unchanged, g, bound)
+
+
+def _clipped_to(g: jax.Array, bound: jax.Array) -> jax.Array:
+    """``g`` with finite entries above ``bound`` in magnitude set to ``bound`` (sign kept)."""
+    magnitude = jnp.abs(g)
+    over = jnp.isfinite(magnitude) & (magnitude > bound)
+    if jnp.iscomplexobj(g):
+        return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)).astype(g.dtype), g)
+    return jnp.where(over, jnp.copysign(bound, g).astype(g.dtype), g)
+
+
+def _unchanged(g: jax.Array, bound: jax.Array) -> jax.Array:
+    del bound
+    return g
 
 
 @functools.partial(jax.jit, inline=True)

@@ -236,20 +236,27 @@ def float_copy(params: PyTree) -> PyTree:
     return map_arrays(lambda p: upcast(jnp.array(p, copy=True)), params)
 
 
+def inner_product(a: jax.Array, b: jax.Array) -> jax.Array:
+    r""":math:`\sum_i \bar a_i b_i` of two arrays of one shape, at the highest matmul precision
+    (no TF32 on GPUs), as optax computes it: ``jnp.vdot``. Under a mesh whose axes are all
+    explicit, where ``jnp.vdot``'s ravel fails, every axis is contracted instead and the scalar
+    replicated (the same numbers, except in the last bits of complex leaves of two or more
+    dimensions)."""
+    mesh = jax.typeof(a).sharding.mesh
+    if not mesh.are_all_axes_explicit:
+        return jnp.vdot(a, b, precision=jax.lax.Precision.HIGHEST)
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        a = jnp.conj(a)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated)
+
+
 def tree_vdot(x: PyTree, y: PyTree) -> jax.Array:
     r""":math:`\sum_i \bar x_i y_i` over the leaves where both trees hold floating arrays.
 
-    Computed leaf by leaf at the highest matmul precision (no TF32 on GPUs), summed in leaf
-    order, in at least float32.
+    Computed leaf by leaf (``inner_product``), summed in leaf order, in at least float32.
     """
-    products = map_arrays(
-        lambda a, b: jnp.tensordot(
-            jnp.conj(upcast(a)), upcast(b), a.ndim, precision=jax.lax.Precision.HIGHEST
-        ),
-        x,
-        y,
-    )
-    return tree_sum(products)
+    return tree_sum(map_arrays(lambda a, b: inner_product(upcast(a), upcast(b)), x, y))
 
 
 def tree_sq_norm(x: PyTree) -> jax.Array:

@@ -41,8 +41,9 @@ def resolve_learning_rate_annotations(*namespaces: object) -> None:
     learn whether a factory takes a schedule; with the object they read ours as optax's.
     """
     for namespace in namespaces:
+        defined = vars(namespace)  # not getattr: that would import the lazy submodules
         for name in getattr(namespace, "__all__", ()):
-            annotations = getattr(getattr(namespace, name, None), "__annotations__", None)
+            annotations = getattr(defined.get(name), "__annotations__", None)
             if isinstance(annotations, dict) and (
                 annotations.get("learning_rate") == "ScalarOrSchedule"
             ):

@@ -188,6 +188,24 @@ class OptaxTransform(Transformation):
         )
 
 
+@pytree_dataclass
+class PytreeTransform(OptaxTransform):
+    """A transformation of another library, or the user's own, that is a registered pytree
+    (a flax struct, an equinox module, a dataclass registered with JAX): its leaves stay
+    leaves, so re-creating it with new values does not recompile."""
+
+    transformation: Any
+
+
+def _is_pytree_node(tx: Any) -> bool:
+    """A registered pytree with structure of its own (not a tuple: optax's NamedTuples hold
+    functions as leaves)."""
+    if isinstance(tx, tuple):
+        return False
+    leaves = jax.tree.leaves(tx)
+    return not (len(leaves) == 1 and leaves[0] is tx)
+
+
 def as_transformation(tx: Any, name: str) -> Any:
     """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``."""
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
@@ -203,6 +221,8 @@ def as_transformation(tx: Any, name: str) -> Any:
         )
     if isinstance(tx, Transformation):
         return tx
+    if _is_pytree_node(tx):
+        return PytreeTransform(tx)
     return OptaxTransform(tx)  # optax's NamedTuple of functions, or any object with both
 
 

@@ -117,8 +117,12 @@ class ScaleByLBFGS(Transformation):
 
     def init(self, params: PyTree) -> ScaleByLBFGSState:
         check_params(params)
+        # Broadcast from the parameter's zeros, so each slot keeps the parameter's sharding.
         stacked = map_arrays(
-            lambda p: jnp.zeros((self.memory_size, *p.shape), upcast(p).dtype), params
+            lambda p: jnp.broadcast_to(
+                jnp.zeros_like(p, upcast(p).dtype)[None], (self.memory_size, *p.shape)
+            ),
+            params,
         )
         return ScaleByLBFGSState(
             count=zero_count(),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -38,7 +39,7 @@ from optim import alias
 from optim._pytree import pytree_dataclass, static
 from optim._quant import BLOCK_SIZE, MIN_SIZE, QuantizedArray, dequantize, quantize
 from optim._tree import PyTree, keystr, upcast
-from optim._types import ScalarOrSchedule
+from optim._types import ScalarOrSchedule, resolve_learning_rate_annotations
 from optim.base import Transformation, as_transformation
 from optim.sign import ScaleByLionState
 from optim.sign import lion as _lion
@@ -455,3 +456,6 @@ def bytes_per_parameter(state: PyTree, params: PyTree) -> float:
     if count == 0:
         raise ValueError("params holds no floating-point array to count")
     return state_bytes(state) / count
+
+
+resolve_learning_rate_annotations(sys.modules[__name__])

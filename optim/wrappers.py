@@ -981,13 +981,17 @@ def inject_hyperparams(
                 numeric[name] = value
             else:
                 static_kwargs[name] = value
-        tx = InjectHyperparams({}, schedules, inner_factory, (), dtype)
+
+        def static(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+            return tuple((k, _hashable(v)) for k, v in kwargs.items())
+
+        tx = InjectHyperparams({}, schedules, inner_factory, static(static_kwargs), dtype)
         for name in tx._untraceable({k: tx._cast(v) for k, v in numeric.items()}):
             static_kwargs[name] = numeric.pop(name)
         tx = dataclasses.replace(
             tx,
             numeric={k: tx._cast(v) for k, v in numeric.items()},
-            static_kwargs=tuple((k, _hashable(v)) for k, v in static_kwargs.items()),
+            static_kwargs=static(static_kwargs),
         )
         tx.inner(tx.current(tx.numeric, tx.schedule_states(), zero_count()))  # validates
         return tx

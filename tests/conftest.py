@@ -99,39 +99,13 @@ def dpsgd_on_one_example(learning_rate):
 # each is marked xfail (not strict) with what broke, so that it shows in every run's summary
 # until it is mended. Remove an entry once its test passes again.
 KNOWN_REGRESSIONS = {
-    "test_error_messages.py::test_error_message[piecewise_constant_schedule negative key]": (
-        "schedule step arguments are validated differently since lengths beyond int32 are "
-        "accepted; the expected message needs updating"
-    ),
-    "test_error_messages.py::test_error_message[wsd_schedule.stable_steps=-1]": (
-        "schedule step validation changed (lengths beyond int32 accepted)"
-    ),
-    "test_error_messages.py::test_error_message[cosine_decay_schedule.decay_steps=-3]": (
-        "schedule step validation changed (lengths beyond int32 accepted)"
-    ),
-    "test_error_messages.py::test_error_message[linear_schedule.transition_steps=2**40]": (
-        "lengths beyond int32 are accepted now, as in optax: the row expects an error"
-    ),
     "test_benchmarks_smoke.py::test_optimizer_step": (
         "Adam's one-leaf step has 11 fused kernels, was 6: square_safe's lax.cond and the "
         "compiled bias correction; compile-time work must bring it back"
     ),
-    "test_import_cost.py::test_lazy_names_resolve_like_eager_ones": (
-        "a lazily imported submodule is now loaded by import optim (found after the merges)"
-    ),
-    "test_catalogue.py::test_catalogue_guarantees[dpsgd]": (
-        "dpsgd recompiles for a new learning rate (a hyperparameter kept static)"
-    ),
     "test_donation.py::test_jitted_step_keeps_one_copy[donated]": (
         "the donated Adam step's temporary buffer grew (6472 > 4 x 1237 bytes): the "
         "lax.cond in square_safe keeps a copy"
-    ),
-    "test_notebooks.py::test_notebook_runs[02_optimizer_zoo.ipynb]": (
-        "notebook 02 fails in its digits cell after the merges; rerun and refresh it"
-    ),
-    "test_optax_top_level_names.py::test_scale_by_stddev_keeps_optax_records": (
-        "scale_by_stddev's trajectory is 6.8e-6 from optax's (bound 2e-6) after the numbers "
-        "work changed its state records"
     ),
 }
 

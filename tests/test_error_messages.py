@@ -1007,7 +1007,7 @@ AREA_ROWS = [
         lambda: optim.piecewise_constant_schedule(0.1, {-5: 0.1}),
         ValueError,
         r"boundaries_and_scales key -5",
-        r"must be an int in \[0, 2147483647\]",
+        r"must be an int of at least 0, got -5",
     ),
     row(
         "piecewise_constant_schedule scale nan",
@@ -1042,7 +1042,7 @@ AREA_ROWS = [
         lambda: optim.wsd_schedule(0.0, 1.0, 5, -1, 5),
         ValueError,
         r"stable_steps",
-        r"must be an int in \[0,",
+        r"must be an int of at least 0, got -1",
     ),
     row(
         "exponential_decay.staircase",
@@ -1077,14 +1077,14 @@ AREA_ROWS = [
         lambda: optim.cosine_decay_schedule(0.1, -3),
         ValueError,
         r"decay_steps",
-        r"must be an int in \[1, 2147483647\]",
+        r"must be an int of at least 1, got -3",
     ),
     row(
-        "linear_schedule.transition_steps=2**40",
-        lambda: optim.linear_schedule(0.1, 0.0, 2**40),
-        ValueError,
+        "linear_schedule.transition_steps=2.5",
+        lambda: optim.linear_schedule(0.1, 0.0, 2.5),
+        TypeError,
         r"transition_steps",
-        r"\(step counts are int32\)",
+        r"must be an int \(step counts are static, like array shapes\), got float 2.5",
     ),
     row(
         "warmup_constant_schedule.warmup_steps traced",

@@ -6,6 +6,8 @@ Every transformation here is an ``optax.GradientTransformationExtraArgs`` (a tup
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -212,3 +214,49 @@ def test_zoom_line_search_takes_a_python_float_learning_rate_set_in_its_state():
     (ours, our_lr), (theirs, their_lr) = results
     np.testing.assert_array_equal(ours, theirs)
     assert float(our_lr) == float(their_lr) == 0.5
+
+
+def test_schedule_lengths_beyond_int32_are_accepted_with_optax_values():
+    """optax takes ``decay_steps=10**10``; the values at int32 step counts are optax's, and a
+    schedule longer than int32's range is evaluated where optax's jitted clip overflows."""
+    for ours, theirs in [
+        (optim.cosine_decay_schedule(1.0, 10**10), optax.cosine_decay_schedule(1.0, 10**10)),
+        (optim.exponential_decay(1.0, 10**10, 0.5), optax.exponential_decay(1.0, 10**10, 0.5)),
+    ]:
+        for count in (0, 10**6, 2**31 - 1):
+            assert float(ours(count)) == float(theirs(count)), (ours, count)
+    long_linear = optim.linear_schedule(1.0, 0.0, 2**40)
+    assert float(long_linear(2**31 - 1)) == pytest.approx(1.0 - (2**31 - 1) / 2**40, rel=1e-6)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class _UserScale:
+    """A user's own transformation: a registered pytree dataclass with init and update."""
+
+    factor: jax.Array
+
+    def init(self, params):
+        del params
+        return optax.EmptyState()
+
+    def update(self, updates, state, params=None):
+        del params
+        return jax.tree.map(lambda g: self.factor * g, updates), state
+
+
+def test_user_pytree_transformation_in_chain_keeps_its_leaves_as_arguments():
+    """Re-created with a new value, the user's pytree transformation does not retrace a
+    jitted step that takes the chain as an argument (its leaves stay leaves)."""
+    traces = []
+
+    @jax.jit
+    def step(tx, params):
+        traces.append(1)
+        updates, _ = tx.update(params, tx.init(params), params, value=0.0)
+        return updates
+
+    for factor in (0.5, 2.0):
+        tx = optim.chain(_UserScale(jnp.float32(factor)), optim.sgd(1.0))
+        np.testing.assert_allclose(step(tx, PARAMS)["w"], -factor * PARAMS["w"])
+    assert len(traces) == 1

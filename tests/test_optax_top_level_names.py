@@ -103,12 +103,10 @@ def test_scale_by_stddev_keeps_optax_records(params):
     # And it still updates as optax does (bias correction or not).
     for bias_correction in (False, True):
         tx = optim.scale_by_stddev(0.9, 1e-6, 1.0, bias_correction=bias_correction)
-        ref = optax.scale_by_stddev(
-            _f32(0.9), _f32(1e-6), _f32(1.0), bias_correction=bias_correction
-        )
+        ref = optax.scale_by_stddev(0.9, 1e-6, 1.0, bias_correction=bias_correction)
         bound = STRICT if not bias_correction else 1e-5  # step 1: v - m^2 cancels to rounding
         ours_t = trajectory(optim.chain(tx, optim.scale(-0.01)), optim.apply_updates)
-        theirs_t = trajectory(optax.chain(ref, optax.scale(_f32(-0.01))), optax.apply_updates)
+        theirs_t = trajectory(optax.chain(ref, optax.scale(-0.01)), optax.apply_updates)
         assert relative_deviation(ours_t, theirs_t) < bound
 
 

@@ -14,10 +14,6 @@ import pytest
 
 SCRIPT = Path(__file__).parent / "scripts" / "state_sharding_types.py"
 
-# Optimizers whose update reduces over a sharded axis with jnp.vdot (a ravel), which explicit
-# sharding refuses; they need an inner product that keeps the sharding.
-KNOWN_LIMITS = {"dadapt_adamw", "lbfgs", "momo_adam", "prodigy"}
-
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, str]:
@@ -35,11 +31,6 @@ def results() -> dict[str, str]:
 
 
 def test_every_catalogue_optimizer_keeps_the_sharding(results):
-    broken = {k: v for k, v in results.items() if v != "ok" and k not in KNOWN_LIMITS}
+    broken = {k: v for k, v in results.items() if v != "ok"}
     assert not broken, broken
     assert len(results) >= 40
-
-
-def test_known_limits_still_fail(results):
-    """A limit that is fixed must leave the table."""
-    assert {k for k in KNOWN_LIMITS if results[k] == "ok"} == set()

@@ -23,6 +23,7 @@ from optim._tree import (
     PyTree,
     check_same_structure,
     full_like,
+    inner_product,
     map_arrays,
     safe_increment,
     tree_sum,
@@ -104,14 +105,7 @@ class DAdaptAdamW(Transformation):
         weighted_sum = map_arrays(
             lambda s, v: adaptive_step(upcast(s), upcast(v), eps), state.grad_sum, state.exp_avg_sq
         )
-        # optax's inner product: a tensordot at the highest precision.
-        inner = tree_sum(
-            map_arrays(
-                lambda g, s: jnp.tensordot(g, s, g.ndim, precision=jax.lax.Precision.HIGHEST),
-                grads,
-                weighted_sum,
-            )
-        )
+        inner = tree_sum(map_arrays(inner_product, grads, weighted_sum))
         c1, c2, csb2 = decay_complement(self.b1), decay_complement(b2), decay_complement(sb2)
         sb2 = decay_rate(sb2)
         exp_avg = map_arrays(lambda m, g: b1 * upcast(m) + c1 * dlr * g, state.exp_avg, grads)

@@ -23,6 +23,7 @@ from optim._tree import (
     PyTree,
     check_same_structure,
     full_like,
+    inner_product,
     map_arrays,
     safe_increment,
     tree_inner,
@@ -187,16 +188,8 @@ class Momo(Transformation):
 
 
 def _vdot(a: PyTree, b: PyTree) -> jax.Array:
-    """optax's tree inner product: a tensordot per leaf at the highest precision, summed."""
-    return tree_sum(
-        map_arrays(
-            lambda x, y: jnp.tensordot(
-                upcast(x), upcast(y), x.ndim, precision=jax.lax.Precision.HIGHEST
-            ),
-            a,
-            b,
-        )
-    )
+    """optax's tree inner product (``optim._tree.inner_product`` per leaf, summed)."""
+    return tree_sum(map_arrays(lambda x, y: inner_product(upcast(x), upcast(y)), a, b))
 
 
 @pytree_dataclass

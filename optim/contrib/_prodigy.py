@@ -24,6 +24,7 @@ from optim._tree import (
     check_same_structure,
     float_copy,
     full_like,
+    inner_product,
     map_arrays,
     safe_increment,
     tree_sum,
@@ -112,7 +113,7 @@ class ScaleByProdigy(Transformation):
         grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
         dg = map_arrays(lambda g: d * g, grads)
         inner = tree_sum(
-            map_arrays(lambda g, p0, p: jnp.vdot(g, p0 - p), grads, state.params0, params)
+            map_arrays(lambda g, p0, p: inner_product(g, p0 - p), grads, state.params0, params)
         )
         exp_avg = map_arrays(lambda x, m: ema_update(x, m, b1), dg, state.exp_avg)
         # optax's rounding order, (1 - b2) x x rather than (1 - b2) x^2.

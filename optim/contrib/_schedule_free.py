@@ -29,6 +29,7 @@ from optim.transforms._building_blocks import (
     scale_by_learning_rate,
     scale_by_rms,
 )
+from optim.wrappers import MaskedNode
 
 
 class ScheduleFreeState(NamedTuple):
@@ -125,7 +126,8 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
 
     ``state`` is the state of ``schedule_free`` (or of ``schedule_free_sgd``/``_adamw``);
     ``params`` the parameters being trained. The result has the parameters' dtypes; leaves
-    that are not floating arrays are returned as they are.
+    that are not floating arrays are returned as they are, and so are the parameters that a
+    ``masked`` or ``partition`` around the optimizer hid from it (``MaskedNode`` in ``z``).
     """
     b1, z = getattr(state, "b1", None), getattr(state, "z", None)
     if b1 is None or z is None:
@@ -133,6 +135,20 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
             "schedule_free_eval_params needs the state of a schedule_free optimizer "
             f"(a ScheduleFreeState with fields b1 and z), got {type(state).__name__}"
         )
+    untrained = lambda x: x is None or isinstance(x, MaskedNode)
+    if any(isinstance(x, MaskedNode) for x in jax.tree.leaves(z, is_leaf=untrained)):
+        # Inside masked or partition: the parameters hidden from it are returned as they are.
+        try:
+            return jax.tree.map(
+                lambda zi, y: y if untrained(zi) else _average(y, zi, b1).astype(y.dtype),
+                z,
+                params,
+                is_leaf=untrained,
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"params does not have the structure of the state's z: {error}"
+            ) from None
     check_same_structure(params, z, "params", "the state's z")
     averaged = map_arrays(lambda y, zi: _average(y, zi, b1).astype(y.dtype), params, z)
     return jax.tree.map(

@@ -592,9 +592,22 @@ class AddDecayedWeights(Transformation):
             state = AddDecayedWeightsState(count=safe_increment(state.count))
         else:
             wd = self.weight_decay
+        params = _without_missing_updates(updates, params)
         check_updates(updates, params, "params")
         out = map_arrays(lambda g, p: upcast(g) + wd * upcast(p), updates, params)
         return cast_like_grads(out, updates), state
+
+
+def _without_missing_updates(updates: PyTree, params: PyTree) -> PyTree:
+    """``params`` with the subtrees where ``updates`` has ``None`` set to ``None`` too (optax:
+    a ``None`` update stays ``None``, whatever the parameter under it)."""
+    is_none = lambda x: x is None
+    if not any(x is None for x in jax.tree.leaves(updates, is_leaf=is_none)):
+        return params
+    try:
+        return jax.tree.map(lambda g, p: None if g is None else p, updates, params, is_leaf=is_none)
+    except ValueError:
+        return params  # not a prefix: check_updates names the difference
 
 
 def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._tree import PyTree, keystr
+from optim._tree import PyTree, inner_product, keystr
 
 
 def _leaf_vdot(path: Any, a: Any, b: Any) -> jax.Array:
@@ -27,16 +27,7 @@ def _leaf_vdot(path: Any, a: Any, b: Any) -> jax.Array:
             f"tree_x{keystr(path)} has shape {a.shape} but tree_y{keystr(path)} has shape "
             f"{b.shape}; vdot needs leaves of equal shapes"
         )
-    mesh = jax.typeof(a).sharding.mesh
-    if not mesh.are_all_axes_explicit:
-        return jnp.vdot(a, b, precision=jax.lax.Precision.HIGHEST)
-    # Explicit sharding: jnp.vdot ravels its operands, which fails there; contract every
-    # axis instead and replicate the scalar (the same numbers, except in the last bits of
-    # complex leaves of two or more dimensions).
-    if jnp.issubdtype(a.dtype, jnp.complexfloating):
-        a = jnp.conj(a)
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jnp.tensordot(a, b, a.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated)
+    return inner_product(a, b)
 
 
 def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.typing.ArrayLike:

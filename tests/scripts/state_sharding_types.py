@@ -16,13 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_catalogue import CATALOGUE
 
 
-def _extra_args() -> dict:
-    """What the optimizers that need more than gradients ask for (polyak, lbfgs, sophia)."""
-    return {
-        "value": jnp.ones([]),
-        "value_fn": lambda p: 0.0,
-        "obj_fn": lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(p)),
-    }
+def _loss(params) -> jax.Array:
+    return sum(jnp.sum(x**2) / 2 for x in jax.tree.leaves(params))
+
+
+def _extra_args(params) -> dict:
+    """What the optimizers that need more than gradients ask for (polyak, lbfgs, sophia):
+    the loss, its gradient at ``params`` (``params`` itself) and the loss function."""
+    return {"value": _loss(params), "grad": params, "value_fn": _loss, "obj_fn": _loss}
 
 
 def check(make) -> str:
@@ -32,7 +33,7 @@ def check(make) -> str:
         params = {"w": jnp.ones((2, 8, 4), jnp.float32, out_sharding=sharding)}
         tx = make(0.1)
         state0 = tx.init(params)
-        _, state1 = tx.update(params, state0, params, **_extra_args())
+        _, state1 = tx.update(params, state0, params, **_extra_args(params))
         type0 = jax.tree.map(jax.typeof, state0)
         type1 = jax.tree.map(jax.typeof, state1)
         if type0 != type1:
@@ -49,7 +50,7 @@ def check(make) -> str:
 
         def body(carry, _):
             p, s = carry
-            _, s = tx.update(p, s, p, **_extra_args())
+            _, s = tx.update(p, s, p, **_extra_args(p))
             return (p, s), None
 
         jax.lax.scan(body, (params, tx.init(params)), length=2)
