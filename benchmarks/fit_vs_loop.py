@@ -131,7 +131,7 @@ def machine() -> dict[str, Any]:
 def benchmark(repeats: int) -> dict[str, Any]:
     """Time every (optimizer, variant) pair, alternating them; medians after the first call."""
     data_key, init_key = jax.random.split(jax.random.PRNGKey(0))
-    data = models.datasets.linear_regression_seed(data_key)
+    data = models.datasets.linear_regression_uniform(data_key)
     params = models.LinearRegression.init(init_key, in_features=1)
     trains = {
         (name, variant): make(ours if variant == "optim.fit" else theirs)

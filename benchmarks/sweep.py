@@ -1,7 +1,7 @@
 """A 32-point learning-rate sweep: one vmapped ``optim.sweep`` against 32 sequential ``optim.fit``.
 
 Two problems, as issue 4 asks: the seed's linear regression (``LinearRegression`` on
-``linear_regression_seed``, gradient descent, 1000 full-batch steps) and a small MLP on
+``linear_regression_uniform``, gradient descent, 1000 full-batch steps) and a small MLP on
 scikit-learn's digits (``MLP([64, 32, 10])``, Adam, 300 steps of minibatches of 64). Both ways
 train the same 32 runs with the same minibatches; the script reports how far their losses
 differ. The largest learning rate of the regression diverges (gradient descent there is stable
@@ -56,7 +56,7 @@ def problems() -> dict[str, dict[str, Any]]:
             "loss_fn": regression_loss,
             "params": models.LinearRegression.init(init_key, 1),
             "make_optimizer": optim.sgd,
-            "data": models.datasets.linear_regression_seed(data_key),
+            "data": models.datasets.linear_regression_uniform(data_key),
             "learning_rates": np.geomspace(1e-3, 1.0, POINTS),
             "fit": {"steps": 1000},
         },

@@ -9,7 +9,6 @@ builds one and ``model(x)`` applies it, so a model is directly the ``params`` of
 """
 
 from models import datasets, losses, text
-from models import text as data  # the issue's name for the text corpus module
 from models.linear import Linear, LinearRegression, LogisticRegression
 from models.mlp import MLP
 from models.transformer import Transformer, generate, lm_loss, perplexity
@@ -28,5 +27,4 @@ __all__ = [
     "lm_loss",
     "perplexity",
     "text",
-    "data",
 ]

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Dataset", "Digits", "digits", "linear_regression_seed"]
+__all__ = ["Dataset", "Digits", "digits", "linear_regression_uniform"]
 
 
 class Dataset(NamedTuple):
@@ -40,12 +40,13 @@ class Digits(NamedTuple):
     scale: jax.Array
 
 
-def linear_regression_seed(key: jax.Array, n: int = 100) -> Dataset:
-    """The seed experiment's data: ``x`` and ``y`` each ``(n, 1)``, float32, uniform on [0, 1).
+def linear_regression_uniform(key: jax.Array, n: int = 100) -> Dataset:
+    """The demo's regression data: ``x`` and ``y`` each ``(n, 1)``, float32, uniform on [0, 1).
 
-    ``x`` and ``y`` are drawn independently, exactly as the seed's ``np.random.rand(100, 1)``
-    twice: there is no relationship to learn, and the best linear fit is close to the constant
-    ``mean(y)`` (about 0.5), with an MSE near the variance of U(0, 1), 1/12.
+    ``x`` and ``y`` are drawn independently, as the textbook TensorFlow 1 experiment draws them
+    (``np.random.rand(100, 1)`` twice): there is no relationship to learn, and the best linear
+    fit is close to the constant ``mean(y)`` (about 0.5), with an MSE near the variance of
+    U(0, 1), 1/12.
     """
     x_key, y_key = jax.random.split(key)
     return Dataset(

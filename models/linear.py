@@ -74,9 +74,10 @@ class Linear:
 class LinearRegression(Linear):
     """Linear regression ``y = x @ w + b``, trained with the mean squared error.
 
-    ``init`` draws both ``w`` and ``b`` from a standard normal, as the seed experiment does
-    (``tf.random_normal``). The seed's bias has shape ``(1, 1)``; here it is ``(out_features,)``,
-    which broadcasts the same way. ``closed_form`` gives the least-squares optimum directly.
+    ``init`` draws both ``w`` and ``b`` from a standard normal, as the textbook TensorFlow 1
+    experiment does (``tf.random_normal``). Its bias has shape ``(1, 1)``; here it is
+    ``(out_features,)``, which broadcasts the same way. ``closed_form`` gives the least-squares
+    optimum directly.
     """
 
     @classmethod

@@ -110,7 +110,7 @@ def make_problem(name: str, seed: int) -> Problem:
     """The ``linreg``, ``logreg`` or ``mlp`` problem, with data and weights drawn from ``seed``."""
     data_key, init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     if name == "linreg":
-        data = models.datasets.linear_regression_seed(data_key)
+        data = models.datasets.linear_regression_uniform(data_key)
         optimum = squared_error_loss(models.LinearRegression.closed_form(data.x, data.y), data)
         return Problem(
             name=name,

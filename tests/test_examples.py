@@ -36,11 +36,13 @@ EXAMPLES = ROOT / "examples"
 LAUNCHER = EXAMPLES / "run_with_optim.py"
 RTOL = 1e-6
 # flax's MNIST tutorial trains a batch-normalised CNN with AdamW at 5e-3 from the first step
-# (its training loss climbs to 5.2 before falling): chaotic. Given b1 and b2 as float32
-# arrays instead of Python floats (a 1e-5 relative change in 1 - b2), optax against itself
-# moves its test losses by 3e-3 relative (measured). What this bound still catches is a
-# different optimizer: a wrong learning rate, a missing weight decay.
-RTOL_CHAOTIC = {"flax_nnx_mnist.py": 1e-2}
+# (its training loss climbs to 5.2 before falling): chaotic. Its training losses agree to
+# 5.7e-9 and its test losses to 9.3e-5 relative (measured): our hyperparameters are jit
+# arguments where optax's Python floats are constants XLA folds, and the last-bit differences
+# that leaves in a few fused kernels grow in this chaotic run (optax against itself, given
+# b1 and b2 as float32 arrays, moves by 3e-3). What 1e-3 still catches is a different
+# optimizer: a wrong learning rate, a missing weight decay.
+RTOL_CHAOTIC = {"flax_nnx_mnist.py": 1e-3}
 TIMEOUT_S = 600
 
 PROGRAMS = [

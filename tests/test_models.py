@@ -175,16 +175,16 @@ def test_value_and_grad_has_aux_and_non_array_leaves():
 # datasets
 
 
-def test_linear_regression_seed_data():
-    data = datasets.linear_regression_seed(KEY)
+def test_linear_regression_uniform_data():
+    data = datasets.linear_regression_uniform(KEY)
     for a in data:
         assert a.shape == (100, 1) and a.dtype == jnp.float32
         assert 0.0 <= np.min(a) and np.max(a) < 1.0
     assert not np.allclose(data.x, data.y)  # drawn independently
-    small = jax.eval_shape(lambda k: datasets.linear_regression_seed(k, n=7), KEY)
+    small = jax.eval_shape(lambda k: datasets.linear_regression_uniform(k, n=7), KEY)
     assert small.x.shape == small.y.shape == (7, 1)
-    same = datasets.linear_regression_seed(KEY)
-    other = datasets.linear_regression_seed(jax.random.PRNGKey(1))
+    same = datasets.linear_regression_uniform(KEY)
+    other = datasets.linear_regression_uniform(jax.random.PRNGKey(1))
     assert np.array_equal(data.x, same.x) and not np.array_equal(data.x, other.x)
 
 
