@@ -198,7 +198,7 @@ def optimistic_adam(
     )
     # After the checks, so that bad arguments raise first; attributed to the caller.
     warnings.warn(
-        "optimistic_adam is deprecated, as in optax: use optimistic_adam_v2",
+        "`optimistic_adam` is deprecated, please use `optimistic_adam_v2` instead.",
         DeprecationWarning,
         stacklevel=2,
     )
