@@ -80,7 +80,8 @@ def multi_normal(loc: Any, log_scale: Any) -> MultiNormalDiagFromLogScale:
         jax.lax.broadcast_shapes(loc.shape, log_scale.shape)
     except ValueError:
         raise ValueError(
-            f"loc and log_scale must have shapes that broadcast together, got {loc.shape} and "
+            "Incompatible shapes for broadcasting: loc and log_scale must have shapes that "
+            f"broadcast together, got {loc.shape} and "
             f"{log_scale.shape}"
         ) from None
     return MultiNormalDiagFromLogScale(loc=loc, log_scale=log_scale)

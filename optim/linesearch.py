@@ -3,7 +3,9 @@
 A line search is the last link of a chain (``lbfgs`` ends with one). Its ``update`` needs three
 keyword arguments besides the updates, as in optax: ``value`` and ``grad``, the loss and its
 gradient at ``params``, and ``value_fn``, the loss as a function of the parameters. Further
-keyword arguments that ``value_fn`` accepts (a batch, say) are passed on to it. The state keeps
+keyword arguments are passed on to ``value_fn`` (a batch, say); one it does not take is a
+``TypeError``, as in optax, where every other transformation ignores extras it does not use
+(the search would otherwise minimise another function than the caller meant). The state keeps
 the loss and gradient at the accepted point, which ``value_and_grad_from_state`` returns at the
 next step instead of computing them again.
 
@@ -115,18 +117,39 @@ def check_line_search_call(params: PyTree, value: Any, grad: PyTree, value_fn: A
 
 
 def _value_fn_kwargs(value_fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments ``value_fn`` takes (all of them if it takes ``**kwargs``); the
-    others are ignored, as unknown extra arguments are everywhere in optim (DESIGN.md)."""
+    """The extra keyword arguments of ``update``, all passed on to ``value_fn`` (the batch,
+    say). One that ``value_fn`` does not take is a ``TypeError``, as in optax: the search would
+    otherwise minimise another function than the one the caller meant."""
     try:
         parameters = inspect.signature(value_fn).parameters
     except (TypeError, ValueError):  # a builtin without a signature: pass everything
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return kwargs
-    return {k: v for k, v in kwargs.items() if k in parameters}
+    unexpected = sorted(k for k in kwargs if k not in parameters)
+    if unexpected:
+        raise TypeError(
+            f"Unexpected keyword arguments {unexpected} for the line search: update passes "
+            f"its extra keyword arguments on to value_fn, which takes {list(parameters)}"
+        )
+    return kwargs
 
 
 # --- zoom line search ---------------------------------------------------------------------
+
+# What a verbose search prints when it fails, in optax's words (tools and tests look for them).
+FLAG_INTERVAL_NOT_FOUND = (
+    "No interval satisfying curvature condition. "
+    "Consider increasing maximal possible stepsize of the linesearch."
+)
+FLAG_INTERVAL_TOO_SMALL = "Length of searched interval has been reduced below threshold."
+FLAG_CURVATURE_COND_NOT_SATISFIED = (
+    "Returning stepsize with sufficient decrease but curvature condition not satisfied."
+)
+FLAG_NO_STEPSIZE_FOUND = "Linesearch failed, no stepsize satisfying sufficient decrease found."
+FLAG_NOT_A_DESCENT_DIRECTION = (
+    "The linesearch failed because the provided direction is not a descent direction. "
+)
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -274,7 +297,7 @@ class ScaleByZoomLinesearch(Transformation):
         grad = _store(grad, state.grad)
         final = self._search(value_and_grad, params, updates, value, grad, learning_rate)
         if self.verbose:
-            self._report(final)
+            self._report(final, jnp.real(tree_vdot(updates, grad)))
         stepsize = final.stepsize
         new_state = ScaleByZoomLinesearchState(
             learning_rate=stepsize,
@@ -453,24 +476,50 @@ class ScaleByZoomLinesearch(Transformation):
             safe_grad=safe_grad,
         )
 
-    def _report(self, final: _Search) -> None:
-        """Print why the chosen stepsize misses a Wolfe condition (``verbose=True``)."""
-        jax.lax.cond(
-            (final.decrease_error > 0) | (final.curvature_error > 0),
-            lambda: jax.debug.print(
-                "scale_by_zoom_linesearch: after {n} evaluations, stepsize {step} has "
-                "decrease error {dec} and curvature error {curv} (0 = condition met). A "
-                "positive decrease error: no stepsize decreased the loss enough (is the "
-                "direction a descent direction? more max_linesearch_steps?); only a positive "
-                "curvature error: max_learning_rate or stepsize_precision stopped the search.",
-                n=final.count,
-                step=final.stepsize,
-                dec=final.decrease_error,
-                curv=final.curvature_error,
-                ordered=True,
-            ),
-            lambda: None,
+    def _report(self, final: _Search, slope_init: jax.Array) -> None:
+        """Print why the chosen stepsize misses a Wolfe condition (``verbose=True``), in
+        optax's words (``FLAG_*``, which tools grep for) and with the numbers."""
+        at_max = (
+            jnp.asarray(False)
+            if self.max_learning_rate is None
+            else final.stepsize >= self.max_learning_rate
         )
+        no_interval = at_max & ~final.interval_found
+        narrow = jnp.abs(final.high - final.low) <= self.stepsize_precision
+        kept_safe = final.safe_stepsize > 0
+        missed = (final.decrease_error > 0) | (final.curvature_error > 0)
+        _print_if(
+            missed,
+            "scale_by_zoom_linesearch: after {n} evaluations, stepsize {step} has decrease "
+            "error {dec} and curvature error {curv} (0 = condition met).",
+            n=final.count,
+            step=final.stepsize,
+            dec=final.decrease_error,
+            curv=final.curvature_error,
+        )
+        _print_if(no_interval, FLAG_INTERVAL_NOT_FOUND + "\n" + FLAG_CURVATURE_COND_NOT_SATISFIED)
+        failed = missed & ~no_interval
+        _print_if(failed & narrow, FLAG_INTERVAL_TOO_SMALL)
+        _print_if(
+            failed & kept_safe,
+            FLAG_CURVATURE_COND_NOT_SATISFIED + " Stepsize ensuring sufficient decrease: {s}.",
+            s=final.safe_stepsize,
+        )
+        _print_if(failed & ~kept_safe, FLAG_NO_STEPSIZE_FOUND)
+        _print_if(
+            failed & ~kept_safe & (slope_init >= 0),
+            FLAG_NOT_A_DESCENT_DIRECTION + "The slope (={slope}) at stepsize=0 should be negative.",
+            slope=slope_init,
+        )
+        _print_if(
+            failed & ~kept_safe & (slope_init < 0),
+            "Consider a larger max_linesearch_steps.",
+        )
+
+
+def _print_if(condition: jax.Array, message: str, **values: Any) -> None:
+    """``jax.debug.print(message)`` when ``condition`` holds (ordered, inside jit too)."""
+    jax.lax.cond(condition, lambda: jax.debug.print(message, **values, ordered=True), lambda: None)
 
 
 def _zoom_point(s: _Search) -> jax.Array:
@@ -560,7 +609,7 @@ def scale_by_zoom_linesearch(
         if max_learning_rate is None
         else hyper(max_learning_rate, "max_learning_rate", schedule=False, low=0.0, low_open=True),
         tol=_nonnegative(tol, "tol"),
-        increase_factor=hyper(increase_factor, "increase_factor", schedule=False, low=1.0),
+        increase_factor=_positive_or_inf(increase_factor, "increase_factor"),
         slope_rtol=hyper(slope_rtol, "slope_rtol", schedule=False, low=0.0, high=1.0),
         curv_rtol=_nonnegative(curv_rtol, "curv_rtol", allow_inf=True),
         approx_dec_rtol=None
@@ -769,7 +818,7 @@ def scale_by_backtracking_linesearch(
     ``chain(sgd(1.0), scale_by_backtracking_linesearch(15))``. Its ``update`` takes the
     keyword arguments ``value`` and ``grad`` (the loss and its gradient at ``params``) and
     ``value_fn`` (the loss function); further keyword arguments that ``value_fn`` accepts
-    (a batch, say) are passed on to it, others are ignored.
+    (a batch, say) are passed on to it; one it does not take is a ``TypeError``, as in optax.
 
     Args:
       max_backtracking_steps: the most times the stepsize is decreased in one search (a
@@ -838,6 +887,13 @@ def scale_by_backtracking_linesearch(
     )
 
 
+class _AmbiguousRecord(KeyError, ValueError):
+    """Several line-search records in one state (a KeyError as in optax, and a ValueError)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tuple[Any, PyTree]]:
     """``jax.value_and_grad(value_fn)`` that reuses the loss and gradient a line search left
     in the optimizer state (``optax.value_and_grad_from_state``).
@@ -856,7 +912,9 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
     def value_and_grad(params: PyTree, *args: Any, state: Any, **kwargs: Any):
         records = [r for r in jax.tree.leaves(state, is_leaf=_is_record) if _is_record(r)]
         if len(records) != 1:
-            raise ValueError(
+            # Several records: optax's KeyError (an ambiguous lookup by name); none: ValueError.
+            error = ValueError if not records else _AmbiguousRecord
+            raise error(
                 "value_and_grad_from_state needs exactly one record with value and grad "
                 f"fields in the state (a line search's); found {len(records)}"
             )

@@ -171,7 +171,9 @@ def test_complex_parameters_descend():
     assert loss(z) < 1e-4 * start
 
 
-def test_extra_arguments_value_fn_does_not_take_are_ignored():
+def test_extra_arguments_value_fn_does_not_take_are_refused():
+    """As in optax: update passes its extras on to value_fn; one it does not take would
+    leave the search minimising another function than the caller meant."""
     tx = optim.scale_by_backtracking_linesearch(5)
     grad = {"w": jnp.ones(2)}
     params = {"w": jnp.ones(2)}
@@ -179,11 +181,11 @@ def test_extra_arguments_value_fn_does_not_take_are_ignored():
     def loss(p, scale=1.0):
         return scale * jnp.sum(p["w"] ** 2)
 
-    updates, _ = tx.update(
-        {"w": -jnp.ones(2)}, tx.init(params), params, value=2.0, grad=grad, value_fn=loss,
-        scale=3.0, unrelated=object(),
-    )  # fmt: skip
+    args = dict(value=2.0, grad=grad, value_fn=loss, scale=3.0)
+    updates, _ = tx.update({"w": -jnp.ones(2)}, tx.init(params), params, **args)
     assert jnp.all(jnp.isfinite(updates["w"]))
+    with pytest.raises(TypeError, match=r"Unexpected keyword arguments \['unrelated'\]"):
+        tx.update({"w": -jnp.ones(2)}, tx.init(params), params, **args, unrelated=object())
 
 
 def test_update_errors():
