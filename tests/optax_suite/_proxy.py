@@ -134,19 +134,27 @@ PRIVATE_COUNTERPARTS = {
 }
 
 
+def _optax_submodule(
+    optax_module: types.ModuleType, name: str, real: object
+) -> types.ModuleType | None:
+    """The optax module ``optax_module.name`` stands for, if it is one."""
+    if isinstance(real, types.ModuleType) and real.__name__.startswith("optax"):
+        return real
+    if real is not _MISSING:
+        return None
+    # optax may import the submodule lazily; the import statement asked for it by name.
+    try:
+        return importlib.import_module(f"{optax_module.__name__}.{name}")
+    except ModuleNotFoundError:
+        return None
+
+
 def resolve(optax_module: types.ModuleType, name: str):
     """What ``optax_module.name`` means when the test runs against optim (see module doc)."""
     real = getattr(optax_module, name, _MISSING)
-    if isinstance(real, types.ModuleType) and real.__name__.startswith("optax"):
-        return real if is_test_support(real.__name__) else proxy_for(real)
-    if real is _MISSING:
-        # optax may import the submodule lazily; the import statement asked for it by name.
-        try:
-            submodule = importlib.import_module(f"{optax_module.__name__}.{name}")
-        except ModuleNotFoundError:
-            submodule = None
-        if submodule is not None:
-            return submodule if is_test_support(submodule.__name__) else proxy_for(submodule)
+    module = _optax_submodule(optax_module, name, real)
+    if module is not None:
+        return module if is_test_support(module.__name__) else proxy_for(module)
     if name.startswith("__") and name.endswith("__"):
         if real is _MISSING:
             raise AttributeError(name)
