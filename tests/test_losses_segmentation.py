@@ -36,7 +36,7 @@ def test_dice_loss_on_probabilities_matches_optax_and_is_checked_outside_jit():
     np.testing.assert_array_equal(
         jax.jit(lambda p: losses.dice_loss(p, TARGETS, apply_softmax=False))(probs), ours
     )
-    with pytest.raises(ValueError, match="`predictions` must be probability distributions"):
+    with pytest.raises(ValueError, match="`predictions` must be valid probability distributions"):
         losses.dice_loss(LOGITS, TARGETS, apply_softmax=False)
 
 

@@ -25,7 +25,7 @@ def _check_probabilities(predictions: jax.Array) -> None:
     sums = jnp.sum(predictions, axis=-1)
     if not jnp.allclose(sums, 1.0, rtol=1e-5):
         raise ValueError(
-            "`predictions` must be probability distributions summing to 1 over the class "
+            "`predictions` must be valid probability distributions summing to 1 over the class "
             f"axis when apply_softmax=False, got sums in [{jnp.min(sums):.6f}, "
             f"{jnp.max(sums):.6f}]."
         )
