@@ -36,8 +36,8 @@ import pytest
 from test_checkpoint import write_arrays_then_fail, write_half_a_manifest
 
 import optim
-from optim import checkpoint
-from optim.checkpoint import CorruptCheckpointError
+from optim.train import _checkpoint as checkpoint
+from optim.train._checkpoint import CorruptCheckpointError
 
 SCRIPT = Path(__file__).parent / "scripts" / "fit_with_checkpoints.py"
 ROOT = SCRIPT.parents[2]  # the child processes import this checkout's optim
