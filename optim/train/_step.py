@@ -332,6 +332,7 @@ def needs_value_fn(optimizer: Any, params: PyTree) -> bool:
     of a transformation, or in a tuple, list or dict there. A wrapped optax transformation
     is a line search when its state holds one of optax's line-search states.
     """
+    optimizer = as_transformation(optimizer, "optimizer")
     if getattr(type(optimizer), "needs_value_fn", False):
         return True
     if isinstance(optimizer, OptaxTransform):
