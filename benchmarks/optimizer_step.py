@@ -484,10 +484,10 @@ class FitVariant:
     def _first_call(self) -> float:
         """The first call (tracing and compiling included), counting the chunk's kernels.
 
-        ``fit`` runs its chunks with the jitted functions ``optim.train.run_chunk*``; a spy
+        ``fit`` runs its chunks with the jitted functions ``optim.train._run.run_chunk*``; a spy
         on them lowers and compiles the first chunk (the call then reuses that executable)
         and counts the kernels of the whole step: loss, gradient and optimizer, per step."""
-        import optim.train as train
+        import optim.train._run as train
 
         originals = {
             name: fn

@@ -33,7 +33,7 @@ import numpy as np
 
 import models
 import optim
-from optim.sweep import sweep
+from optim.train import sweep
 
 POINTS = 32
 KEY = jax.random.PRNGKey(0)

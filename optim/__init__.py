@@ -81,8 +81,17 @@ from optim.precision import *  # noqa: F403
 from optim.sanitize import *  # noqa: F403
 from optim.schedules import *  # noqa: F403
 from optim.sign import *  # noqa: F403
-from optim.sweep import HypergradientResult, SweepResult, hypergradient_descent, sweep
-from optim.train import EarlyStopping, FitResult, fit, num_examples, sample_batch
+from optim.train import (
+    EarlyStopping,
+    FitResult,
+    HypergradientResult,
+    SweepResult,
+    fit,
+    hypergradient_descent,
+    num_examples,
+    sample_batch,
+    sweep,
+)
 from optim.transforms._building_blocks import (
     AddDecayedWeightsState,
     EmaState,

@@ -1,6 +1,6 @@
-"""``python -m optim``: the seed document's optimizer comparison (see ``optim.demo``)."""
+"""``python -m optim``: the GD / SGD / Adam comparison of ``optim.cli.demo``."""
 
-from optim.demo import main
+from optim.cli import main
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,9 @@ keyword arguments are passed on to ``value_fn`` (a batch, say); one it does not 
 ``TypeError``, as in optax, where every other transformation ignores extras it does not use
 (the search would otherwise minimise another function than the caller meant). The state keeps
 the loss and gradient at the accepted point, which ``value_and_grad_from_state`` returns at the
-next step instead of computing them again.
+next step instead of computing them again. Each line search declares so with the class
+attribute ``needs_value_fn = True``; ``optim.fit`` and ``optim.train.train_step`` find it through
+chains and wrappers and pass the three arguments.
 
 For complex parameters ``grad`` is the gradient in the usual sense, the conjugate of what
 ``jax.grad`` returns, as in optax's own tests; ``value_and_grad_from_state`` returns it so.
@@ -20,7 +22,7 @@ import inspect
 import math
 import operator
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -251,6 +253,7 @@ class ScaleByZoomLinesearch(Transformation):
     :math:`u = \eta d`.
     """
 
+    needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
     max_learning_rate: Any
     tol: Any
     increase_factor: Any
@@ -675,6 +678,7 @@ class ScaleByBacktrackingLinesearch(Transformation):
     u\rangle < 0` (the output of ``sgd`` without momentum is one).
     """
 
+    needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
     slope_rtol: Any
     decrease_factor: Any
     increase_factor: Any
@@ -934,13 +938,6 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
         return jax.lax.cond(jnp.isfinite(value), lambda: (value, grad), compute)
 
     return value_and_grad
-
-
-def keeps_line_search_record(state: Any) -> bool:
-    """Whether an optimizer state holds a line search's ``(value, grad)`` record (lbfgs,
-    ``scale_by_zoom_linesearch``, ``scale_by_backtracking_linesearch``; optax's too): its
-    ``update`` then needs ``grad=`` and ``value_fn=``."""
-    return any(_is_record(r) for r in jax.tree.leaves(state, is_leaf=_is_record))
 
 
 def _is_record(x: Any) -> bool:

@@ -64,7 +64,7 @@ def test_each_heavy_library_is_imported_by_what_uses_it(tmp_path):
         import types
         import numpy as np
         import jax.numpy as jnp
-        import optim, optim.demo, models
+        import optim, optim.cli.demo, models
         seen = {{"imported": heavy_loaded()}}
 
         path = optim.checkpoint.save({str(tmp_path / "ckpt")!r}, 1, {{"w": jnp.ones(3)}})
@@ -75,12 +75,12 @@ def test_each_heavy_library_is_imported_by_what_uses_it(tmp_path):
         models.datasets.digits()
         seen["digits"] = heavy_loaded()
 
-        run = optim.demo.Run(label="sgd", params=None, losses=np.ones(3), seconds=0.0)
+        run = optim.cli.demo.Run(label="sgd", params=None, losses=np.ones(3), seconds=0.0)
         problem = types.SimpleNamespace(name="linear", optimum=None)
-        optim.demo.plot(problem, [run], {str(tmp_path / "plot.png")!r})
+        optim.cli.demo.plot(problem, [run], {str(tmp_path / "plot.png")!r})
         seen["plot"] = heavy_loaded()
 
-        optim.train._progress_bar(total=2, start=0).close()
+        optim.train._progress.progress_bar(total=2, start=0).close()
         seen["progress"] = heavy_loaded()
         print(json.dumps(seen))
         """

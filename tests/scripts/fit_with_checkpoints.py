@@ -52,7 +52,7 @@ def problem() -> tuple[dict, tuple]:
     }
     x = rng.normal(size=(EXAMPLES, INPUTS)).astype(np.float32)
     y = np.sin(x[:, :1] * x[:, 1:2]).astype(np.float32)
-    # JAX arrays: resuming with NumPy data is a separate case (test_fault_injection.py,
+    # JAX arrays: resuming with NumPy data is a separate case (train/test_fault_injection.py,
     # test_resume_with_numpy_data), kept out of the kill tests.
     return params, (jnp.asarray(x), jnp.asarray(y))
 

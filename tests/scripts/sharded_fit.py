@@ -1,6 +1,6 @@
 """Run fit on 8 simulated CPU devices, one device and each sharding plan; print JSON.
 
-Started by tests/test_sharding.py in a subprocess, because the device count must be set
+Started by tests/train/test_sharding.py in a subprocess, because the device count must be set
 before JAX is imported.
 """
 

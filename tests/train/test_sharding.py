@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).parent / "scripts" / "sharded_fit.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "sharded_fit.py"
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from optim._tree import PyTree, is_array
 from optim.alias import adam
 from optim.base import apply_updates
 from optim.grad import Partition, partition
-from optim.train import fit
+from optim.train._fit import fit
 
 __all__ = ["HypergradientResult", "SweepResult", "hypergradient_descent", "sweep"]
 

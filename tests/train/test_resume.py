@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import optim
-import optim.train as fit_module
+from optim.train import _history
 
 PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(())}
 
@@ -36,7 +36,7 @@ RUN = dict(
 
 def _interrupt_after(monkeypatch, chunks: int) -> None:
     """Raise KeyboardInterrupt between chunks, as Ctrl-C or a pre-empted job would."""
-    original, calls = fit_module._History.add, []
+    original, calls = _history.History.add, []
 
     def add(self, *args):
         original(self, *args)
@@ -44,7 +44,7 @@ def _interrupt_after(monkeypatch, chunks: int) -> None:
         if len(calls) == chunks:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit_module._History, "add", add)
+    monkeypatch.setattr(_history.History, "add", add)
 
 
 def _assert_identical(a, b):

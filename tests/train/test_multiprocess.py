@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).parent / "scripts" / "multiprocess_fit.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "multiprocess_fit.py"
 
 
 def _free_port() -> int:

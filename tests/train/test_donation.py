@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import pytest
 
 import optim
-import optim._engine
-import optim.train
+import optim.train._run
+import optim.train._step
 
 SIZE = 1237  # the length of the carried buffers: no other array in the process has it
 
@@ -36,7 +36,7 @@ def nbytes(tree: Any) -> int:
 
 
 class ChunkSpy:
-    """Stands in for ``optim.train.run_chunk``: after each chunk, what is alive and reused."""
+    """Stands in for ``optim.train._run.run_chunk``: after each chunk, what is alive and reused."""
 
     def __init__(self, run_chunk: Any) -> None:
         self.run_chunk = run_chunk
@@ -73,7 +73,7 @@ def run_fit(monkeypatch: pytest.MonkeyPatch, run_chunk: Any, flatten: bool) -> t
         return sum(jnp.sum((x - jnp.mean(batch)) ** 2) for x in jax.tree.leaves(p))
 
     spy = ChunkSpy(run_chunk)
-    monkeypatch.setattr(optim.train, "run_chunk", spy)
+    monkeypatch.setattr(optim.train._run, "run_chunk", spy)
     before = live((SIZE,))
     result = optim.fit(
         loss,
@@ -93,12 +93,12 @@ def run_fit(monkeypatch: pytest.MonkeyPatch, run_chunk: Any, flatten: bool) -> t
 
 def undonated_run_chunk() -> Any:
     """The chunk ``fit`` compiles, jitted without donation: a stand-in that keeps copies."""
-    return jax.jit(optim._engine._chunk, static_argnames=optim._engine._STATIC)
+    return jax.jit(optim.train._step._chunk, static_argnames=optim.train._step._STATIC)
 
 
 @pytest.mark.parametrize("flatten", [False, True], ids=["tree", "flat"])
 def test_fit_donates_params_and_state_across_chunks(monkeypatch, flatten):
-    spy, before = run_fit(monkeypatch, optim.train.run_chunk, flatten)
+    spy, before = run_fit(monkeypatch, optim.train._run.run_chunk, flatten)
     # params, Adam's mu and nu: three buffers of SIZE, one copy each, however many chunks ran
     assert set(spy.carried) == {3}
     expected = before + 3
@@ -117,7 +117,7 @@ def test_fit_donation_check_sees_a_missing_donation(monkeypatch):
 
 def test_fit_flat_keeps_no_raveled_copy(monkeypatch):
     """The flat buffers are raveled inside the compiled init: no raveled copy stays behind."""
-    spy, before = run_fit(monkeypatch, optim.train.run_chunk, flatten=True)
+    spy, before = run_fit(monkeypatch, optim.train._run.run_chunk, flatten=True)
     assert set(spy.live) == {before + 3}
 
 

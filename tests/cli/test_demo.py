@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import optim
-from optim import demo
+from optim.cli import demo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

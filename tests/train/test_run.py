@@ -384,11 +384,11 @@ def test_a_second_fit_with_evaluation_reuses_the_compiled_program():
     """The built-in "loss" metric is a value (equal for the same loss function), not a new
     closure per call: a second fit with the same loss, optimizer kind and shapes compiles
     nothing (it used to compile its chunk again on every call that had eval_data)."""
-    from optim import _engine
+    from optim.train import _step
 
     data = _data()
     optim.fit(mse, PARAMS, optim.adam(0.1), data, steps=4, eval_data=data, eval_every=2)
-    compiled = _engine.run_chunk._cache_size()
+    compiled = _step.run_chunk._cache_size()
     result = optim.fit(mse, PARAMS, optim.adam(0.05), data, steps=4, eval_data=data, eval_every=2)
-    assert _engine.run_chunk._cache_size() == compiled
+    assert _step.run_chunk._cache_size() == compiled
     assert result.eval_metrics["loss"].shape == (2,)

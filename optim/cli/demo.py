@@ -1,12 +1,13 @@
-"""``python -m optim``: the seed document's GD / SGD / Adam comparison, done right.
+"""``python -m optim``: a GD / SGD / Adam comparison on independent copies of one model.
 
-The seed's TensorFlow 1 example fits a line to 100 points (``x`` and ``y`` both uniform on
+The classic TensorFlow 1 example fits a line to 100 points (``x`` and ``y`` both uniform on
 [0, 1)) with three optimizers. Here every optimizer trains its own copy of the same initial
 weights with ``optim.fit``, and the table compares each run with the closed-form least-squares
 optimum. ``--problem logreg`` and ``--problem mlp`` run the same comparison on scikit-learn's
 digits, where there is no closed form and the table reports test accuracy instead.
 
-This module (with ``optim/__main__.py``) is the one place where ``optim`` imports ``models``.
+This module (with ``optim/cli/__init__.py`` and ``optim/__main__.py``) is the one place where
+``optim`` imports ``models``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""The compiled part of ``fit``: one training step, and a chunk of steps as one ``lax.scan``.
+"""The traceable core of training: one step, and many steps as one ``lax.scan``.
 
-A *program* is the static description of the step (loss, batching, accumulation, skipping,
-metrics). ``run_chunk`` is jitted on it and donates the carry, so between chunks memory holds
-one copy of the parameters and the optimizer state.
+``train_step`` and ``train_loop`` are pure functions for use inside a program of one's own
+(``jax.jit``, ``jax.vmap``, ``jax.grad``); ``fit`` compiles the same step in chunks.
+
+Inside ``fit``, a *program* is the static description of the step (loss, batching,
+accumulation, skipping, metrics, flat buffers, sharding). ``run_chunk`` is jitted on it and
+donates the carry, so between chunks memory holds one copy of the parameters and the
+optimizer state.
 """
 
 from __future__ import annotations
@@ -14,13 +18,23 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
-from optim._flat import FlatLayout
-from optim._sharding import ShardingPlan
-from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays, zero_count
-from optim.base import apply_updates
+from optim._tree import (
+    PyTree,
+    check_params,
+    compute_dtype,
+    is_array,
+    is_trainable,
+    map_arrays,
+    zero_count,
+)
+from optim.base import OptaxTransform, Transformation, apply_updates, as_transformation
 from optim.grad import Partition, partition, trainable_value_and_grad
 from optim.linesearch import conjugate
+from optim.train._flat import FlatLayout
+from optim.train._options import StepOptions
+from optim.train._sharding import ShardingPlan
 
 
 class Carry(NamedTuple):
@@ -53,9 +67,18 @@ class Program:
     accumulate: int
     skip_nonfinite: bool
     metrics: tuple[tuple[str, Callable[..., Any]], ...]
-    layout: FlatLayout | None = None  # the optimizer sees raveled buffers (see optim._flat)
+    layout: FlatLayout | None = None  # the optimizer sees raveled buffers (see _flat)
     plan: ShardingPlan | None = None  # batches, params and state laid out on a mesh
     line_search: bool = False  # the optimizer's update needs grad= and value_fn= (lbfgs)
+
+    def __post_init__(self) -> None:
+        if self.line_search and self.accumulate > 1:
+            raise ValueError(
+                f"accumulate={self.accumulate} cannot be used with a line-search optimizer "
+                "(lbfgs): its line search evaluates the loss and gradient on the whole batch "
+                "at trial points, which holds the activations accumulation avoids; use "
+                "accumulate=1 or a smaller batch_size"
+            )
 
     def params(self, arrays: Any) -> PyTree:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
@@ -163,7 +186,7 @@ def _update(program: Program, optimizer: Any, arrays: list[Any], opt_state: Any,
     return new_arrays, new_state, loss, aux, finite
 
 
-def train_step(
+def carry_step(
     program: Program, optimizer: Any, data: PyTree, key: Any, carry: Carry, batch_in: Any
 ) -> tuple[Carry, StepRecord]:
     """One optimizer step; ``batch_in`` is the batch when batches come as scan inputs."""
@@ -195,6 +218,22 @@ def train_step(
             new_carry, program.plan.carry_shardings(new_carry)
         )
     return new_carry, StepRecord(loss, aux, skipped)
+
+
+def scan_steps(
+    program: Program,
+    optimizer: Any,
+    data: PyTree,
+    key: Any,
+    carry: Carry,
+    batches: Any,
+    length: int | None = None,
+) -> tuple[Carry, StepRecord]:
+    """``length`` steps as one ``lax.scan`` (one per leading entry of ``batches`` when batches
+    come as scan inputs); the records stacked per step."""
+    return jax.lax.scan(
+        lambda c, b: carry_step(program, optimizer, data, key, c, b), carry, batches, length
+    )
 
 
 def evaluate(program: Program, arrays: list[Any], eval_data: PyTree) -> dict[str, jax.Array]:
@@ -251,12 +290,7 @@ def _chunk(
     with_eval: bool,
 ) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
     """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``."""
-    carry, records = jax.lax.scan(
-        lambda c, b: train_step(program, optimizer, data, key, c, b),
-        carry,
-        batches,
-        length=length,
-    )
+    carry, records = scan_steps(program, optimizer, data, key, carry, batches, length)
     if program.plan is not None:
         carry = jax.lax.with_sharding_constraint(carry, program.plan.carry_shardings(carry))
     metrics = evaluate(program, carry.arrays, eval_data) if with_eval else None
@@ -269,3 +303,172 @@ _STATIC = ("program", "length", "with_eval")
 # arrays, which must not be donated.
 run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
 run_chunk_undonated = jax.jit(_chunk, static_argnames=_STATIC)
+
+
+# --- the public traceable core --------------------------------------------------------------
+
+
+def check_loss_fn(loss_fn: Any) -> Callable[..., Any]:
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a function loss_fn(params, batch) -> scalar loss, got "
+            f"{type(loss_fn).__name__} {loss_fn!r}"
+        )
+    return loss_fn
+
+
+# optax's line searches declare nothing: their state types say what they are.
+_OPTAX_LINE_SEARCH_STATES = (
+    optax.ScaleByZoomLinesearchState,
+    optax.ScaleByBacktrackingLinesearchState,
+)
+
+
+def needs_value_fn(optimizer: Any, params: PyTree) -> bool:
+    """Whether ``optimizer.update`` needs ``grad=`` and ``value_fn=`` besides ``value=``.
+
+    A transformation says so with the class attribute ``needs_value_fn = True`` (optim's line
+    searches do), found here through chains and wrappers: any transformation held in a field
+    of a transformation, or in a tuple, list or dict there. A wrapped optax transformation
+    is a line search when its state holds one of optax's line-search states.
+    """
+    optimizer = as_transformation(optimizer, "optimizer")
+    if getattr(type(optimizer), "needs_value_fn", False):
+        return True
+    if isinstance(optimizer, OptaxTransform):
+        inner = optimizer.transformation
+        if getattr(type(inner), "needs_value_fn", False):
+            return True
+        split = partition(params)
+        state = jax.eval_shape(lambda arrays: inner.init(split.combine(arrays)), split.arrays)
+        records = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, _OPTAX_LINE_SEARCH_STATES))
+        return any(isinstance(x, _OPTAX_LINE_SEARCH_STATES) for x in records)
+    return any(needs_value_fn(inner, params) for inner in _held_transformations(optimizer))
+
+
+def _held_transformations(tx: Any) -> list[Any]:
+    """The transformations a transformation holds in its fields (a chain's, a wrapper's)."""
+    if not dataclasses.is_dataclass(tx):
+        return []
+    found: list[Any] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Transformation):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+
+    for field in dataclasses.fields(tx):
+        visit(getattr(tx, field.name))
+    return found
+
+
+def step_program(
+    loss_fn: Callable[..., Any],
+    optimizer: Any,
+    params: PyTree,
+    *,
+    has_aux: bool,
+    accumulate: int,
+    skip_nonfinite: bool,
+    **placement: Any,
+) -> Program:
+    """The static description of a step of ``loss_fn`` with ``optimizer`` on ``params``
+    (checked); ``placement`` adds fit's sampler, metrics, flat layout and sharding plan."""
+    split = partition(params)
+    return Program(
+        loss_fn=loss_fn,
+        treedef=split.treedef,
+        constants=split.constants,
+        has_aux=has_aux,
+        accumulate=accumulate,
+        skip_nonfinite=skip_nonfinite,
+        line_search=needs_value_fn(optimizer, params),
+        **{"sampler": None, "metrics": (), **placement},
+    )
+
+
+def _checked(loss_fn, optimizer, params, opt_state, options: StepOptions):
+    """The program, optimizer and first carry of ``train_step``/``train_loop``, all checked."""
+    optimizer = as_transformation(optimizer, "optimizer")
+    check_params(params)
+    program = step_program(
+        check_loss_fn(loss_fn),
+        optimizer,
+        params,
+        has_aux=options.has_aux,
+        accumulate=options.accumulate,
+        skip_nonfinite=options.skip_nonfinite,
+    )
+    carry = Carry(partition(params).arrays, opt_state, zero_count(), zero_count(), None)
+    return program, optimizer, carry
+
+
+def train_step(
+    loss_fn: Callable[..., Any],
+    optimizer: Any,
+    params: PyTree,
+    opt_state: Any,
+    batch: PyTree,
+    *,
+    has_aux: bool = False,
+    accumulate: int = 1,
+    skip_nonfinite: bool = False,
+) -> tuple[PyTree, Any, StepRecord]:
+    """One training step, a pure function: ``(params, opt_state, record)`` after it.
+
+    The step ``fit`` compiles: ``loss_fn(params, batch)`` and its gradient (averaged over
+    ``accumulate`` microbatches of ``batch``), the optimizer's update (given ``value=`` the
+    loss; a line search also ``grad=`` and ``value_fn=``, the loss on ``batch``) applied to
+    ``params``. ``record`` holds the loss before the update, ``loss_fn``'s aux (``has_aux``)
+    and, with ``skip_nonfinite``, whether the step was skipped for a non-finite loss or
+    gradient (params and state then unchanged). Traceable: call it inside ``jax.jit``,
+    ``jax.vmap`` or ``jax.grad``.
+
+    >>> import jax, jax.numpy as jnp, optim
+    >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
+    >>> tx = optim.sgd(0.1)
+    >>> step = jax.jit(lambda w, s, b: optim.train.train_step(loss_fn, tx, w, s, b))
+    >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+    >>> w, state, record = step(w, state, jnp.ones(8))
+    >>> float(record.loss), round(float(w), 4)
+    (1.0, 0.2)
+    """
+    options = StepOptions(has_aux, accumulate, skip_nonfinite)
+    program, optimizer, carry = _checked(loss_fn, optimizer, params, opt_state, options)
+    carry, record = carry_step(program, optimizer, None, None, carry, batch)
+    return program.params(carry.arrays), carry.opt_state, record
+
+
+def train_loop(
+    loss_fn: Callable[..., Any],
+    optimizer: Any,
+    params: PyTree,
+    opt_state: Any,
+    batches: PyTree,
+    *,
+    has_aux: bool = False,
+    accumulate: int = 1,
+    skip_nonfinite: bool = False,
+) -> tuple[PyTree, Any, StepRecord]:
+    """``train_step`` over each of ``batches`` (stacked on a leading axis) as one ``lax.scan``:
+    ``(params, opt_state, records)`` with ``records`` stacked per step. A pure function, the
+    loop ``fit`` runs in each compiled chunk.
+
+    >>> import jax, jax.numpy as jnp, optim
+    >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
+    >>> tx = optim.sgd(0.1)
+    >>> run = jax.jit(lambda w, s, b: optim.train.train_loop(loss_fn, tx, w, s, b))
+    >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+    >>> w, state, records = run(w, state, jnp.ones((50, 8)))  # 50 steps of 8 examples
+    >>> records.loss.shape, round(float(w), 4)
+    ((50,), 1.0)
+    """
+    options = StepOptions(has_aux, accumulate, skip_nonfinite)
+    program, optimizer, carry = _checked(loss_fn, optimizer, params, opt_state, options)
+    carry, records = scan_steps(program, optimizer, None, None, carry, batches)
+    return program.params(carry.arrays), carry.opt_state, records

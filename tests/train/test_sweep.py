@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import optim
-from optim.sweep import hypergradient_descent, sweep
+from optim.train import hypergradient_descent, sweep
 
 STEPS = 20
 LEARNING_RATES = [0.01, 0.1]

@@ -1,4 +1,5 @@
-"""optim.checkpoint: exact round trips, structure checks, and surviving crashes and tampering."""
+"""optim.checkpoint (optim/train/_checkpoint.py): exact round trips, structure checks, and
+surviving crashes and tampering."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ import numpy as np
 import optax
 import pytest
 
-from optim import checkpoint
-from optim.checkpoint import CorruptCheckpointError
+from optim.train import _checkpoint as checkpoint
+from optim.train._checkpoint import CorruptCheckpointError
 
 
 def assert_bitwise_equal(restored: Any, original: Any) -> None:
@@ -425,7 +426,7 @@ SAVE_LOOP = textwrap.dedent(
 def test_sigkill_during_a_save_loop_leaves_a_complete_checkpoint(tmp_path):
     directory, log = tmp_path / "ckpt", tmp_path / "stderr.txt"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    root = Path(checkpoint.__file__).resolve().parents[1]  # the child imports this optim
+    root = Path(checkpoint.__file__).resolve().parents[2]  # the child imports this optim
     with open(log, "wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-c", SAVE_LOOP, str(directory)], cwd=root, env=env, stderr=stderr

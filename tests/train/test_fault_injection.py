@@ -4,8 +4,8 @@ payloads planted where a checkpoint is expected. After each, ``fit(..., resume=T
 continues from the last intact checkpoint and ends bit-identical to a run never interrupted,
 or stops with an error that names the directory or file.
 
-tests/test_checkpoint.py does the same for bare ``checkpoint.save``/``restore``;
-tests/test_fit_checkpoint.py covers a clean interruption between chunks and one corrupted final
+tests/train/test_checkpoint.py does the same for bare ``checkpoint.save``/``restore``;
+tests/train/test_resume.py covers a clean interruption between chunks and one corrupted final
 checkpoint, which are not repeated here.
 """
 
@@ -36,10 +36,10 @@ import pytest
 from test_checkpoint import write_arrays_then_fail, write_half_a_manifest
 
 import optim
-from optim import checkpoint
-from optim.checkpoint import CorruptCheckpointError
+from optim.train import _checkpoint as checkpoint
+from optim.train._checkpoint import CorruptCheckpointError
 
-SCRIPT = Path(__file__).parent / "scripts" / "fit_with_checkpoints.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "fit_with_checkpoints.py"
 ROOT = SCRIPT.parents[2]  # the child processes import this checkout's optim
 TIMEOUT_S = 240  # per child process; a healthy one takes about 10 s on a loaded 2-core machine
 

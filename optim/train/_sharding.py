@@ -71,6 +71,15 @@ class ShardingPlan:
             perm=jax.tree.map(lambda _: self.replicated, abstract_carry.perm),
         )
 
+    def check_batch(self, batch: int) -> None:
+        """A batch of ``batch`` examples splits evenly over the data axis."""
+        if batch % self.size:
+            raise ValueError(
+                f"the mesh's data axis {self.axis!r} has {self.size} devices, which does not "
+                f"divide the batch of {batch} examples; choose batch_size as a multiple of "
+                f"{self.size}"
+            )
+
     def constrain_batch(self, batch: Any) -> Any:
         return jax.tree.map(
             lambda x: jax.lax.with_sharding_constraint(x, self.batch(x.shape)), batch
@@ -88,7 +97,7 @@ class ShardingPlan:
         return jax.tree.map(put, data)
 
 
-def make_plan(mesh: Any, axis: str, mode: str, batch: int | None) -> ShardingPlan | None:
+def make_plan(mesh: Any, axis: str, mode: str) -> ShardingPlan | None:
     """Validate the sharding arguments of ``fit``; ``None`` when no mesh is given."""
     if mesh is None:
         if mode != "replicated":
@@ -103,10 +112,4 @@ def make_plan(mesh: Any, axis: str, mode: str, batch: int | None) -> ShardingPla
     # The plan places arrays and lets XLA's partitioner propagate layouts (Auto axes); a mesh
     # with Explicit axes would ask every gather for an output sharding.
     auto = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
-    plan = ShardingPlan(auto, axis, mode)
-    if batch is not None and batch % plan.size:
-        raise ValueError(
-            f"the mesh's data axis {axis!r} has {plan.size} devices, which does not divide the "
-            f"batch of {batch} examples; choose batch_size as a multiple of {plan.size}"
-        )
-    return plan
+    return ShardingPlan(auto, axis, mode)

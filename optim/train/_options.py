@@ -1,0 +1,345 @@
+"""``fit``'s options, grouped in small records that check themselves when built.
+
+``fit`` takes its options as keyword arguments and builds these records from them; every rule
+that relates two arguments of one group lives in that group's ``__post_init__``, so a bad
+combination fails before anything is compiled, with a message naming the arguments. Rules
+that relate a group to the data, the parameters or the optimizer are in ``optim.train._plan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optim._hyper import check_flag
+from optim._tree import PyTree, keystr, leaves_with_paths
+from optim.train._batches import EpochBatches, RandomBatches
+from optim.train._sharding import ShardingPlan, make_plan
+
+
+def _set(record: Any, **values: Any) -> None:
+    """Store normalised values on a frozen record (from its ``__post_init__``)."""
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
+
+
+def check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a Python int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _optional_int(value: Any, name: str, low: int) -> int | None:
+    return None if value is None else check_int(value, name, low)
+
+
+def check_key(key: Any) -> None:
+    """``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32`` data (``PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape:
+            raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}")
+        return
+    if dtype == np.uint32 and np.ndim(key) == 1:
+        return
+    described = f"{dtype} array of shape {np.shape(key)}" if dtype is not None else repr(key)
+    raise TypeError(
+        f"key must be a PRNG key such as jax.random.PRNGKey(0) or jax.random.key(0), "
+        f"got {type(key).__name__} {described}"
+    )
+
+
+def num_examples(data: PyTree) -> int:
+    """The shared leading size of every array in ``data``; ``ValueError`` naming any other."""
+    sized = [(p, leaf) for p, leaf in leaves_with_paths(data) if leaf is not None]
+    if not sized:
+        raise ValueError("data must contain at least one array with a leading example axis")
+    sizes: dict[int, str] = {}
+    for path, leaf in sized:
+        shape = np.shape(leaf)
+        if not shape:
+            raise ValueError(
+                f"data{keystr(path)} is a scalar; every data leaf needs a leading example axis"
+            )
+        sizes.setdefault(shape[0], keystr(path))
+    if len(sizes) > 1:
+        listed = ", ".join(f"data{path} has {n}" for n, path in sizes.items())
+        raise ValueError(f"data leaves must share their leading (example) size: {listed}")
+    return next(iter(sizes))
+
+
+# --- batching -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """How many steps, and which examples each one trains on (``steps``/``epochs``,
+    ``batch_size``, ``drop_last``, ``key``); see ``optim.train._batches``."""
+
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    drop_last: bool = True
+    key: Any = None
+
+    def __post_init__(self) -> None:
+        _set(self, drop_last=check_flag(self.drop_last, "drop_last"))
+        if self.key is not None:
+            check_key(self.key)
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        _set(
+            self,
+            steps=_optional_int(self.steps, "steps", 1),
+            batch_size=_optional_int(self.batch_size, "batch_size", 1),
+        )
+
+    def plan(self, data: Any) -> tuple[int | None, Any, Iterator | None]:
+        """``(total steps, sampler, iterator)`` for ``data``: arrays are sampled on device,
+        an iterator's batches are fed in chunks."""
+        steps, batch_size = self.steps, self.batch_size
+        if isinstance(data, Iterator):
+            if self.epochs is not None or batch_size is not None:
+                raise ValueError(
+                    "with an iterator of batches, give steps (or nothing: run until "
+                    "it is exhausted), not epochs or batch_size"
+                )
+            return steps, None, data
+        n = num_examples(data)
+        if batch_size is not None and batch_size > n:
+            raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
+        if self.epochs is not None:
+            epochs = check_int(self.epochs, "epochs", 1)
+            if self.key is None:
+                raise ValueError(
+                    "key is required with epochs: each epoch shuffles the data, e.g. "
+                    "key=jax.random.PRNGKey(0)"
+                )
+            sampler = EpochBatches(n, batch_size or n, self.drop_last)
+            return epochs * sampler.steps_per_epoch, sampler, None
+        if steps is None:
+            raise ValueError("give steps= (optimizer steps) or epochs= (passes over the data)")
+        if batch_size is not None and batch_size < n and self.key is None:
+            raise ValueError(
+                "key is required when batch_size is set: minibatches are drawn at "
+                "random, e.g. key=jax.random.PRNGKey(0)"
+            )
+        return steps, RandomBatches(n, batch_size or n), None
+
+
+# --- the step -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """What each step computes besides the update: ``loss_fn``'s aux, gradient accumulation
+    over microbatches, skipping non-finite steps."""
+
+    has_aux: bool = False
+    accumulate: int = 1
+    skip_nonfinite: bool = False
+    max_consecutive_skips: int = 10
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            has_aux=check_flag(self.has_aux, "has_aux"),
+            skip_nonfinite=check_flag(self.skip_nonfinite, "skip_nonfinite"),
+            accumulate=check_int(self.accumulate, "accumulate", 1),
+            max_consecutive_skips=check_int(self.max_consecutive_skips, "max_consecutive_skips", 1),
+        )
+
+
+# --- evaluation and early stopping --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``metric`` on ``eval_data`` has not improved by ``min_delta`` for
+    ``patience`` evaluations; with ``restore_best`` return the best parameters seen."""
+
+    metric: str = "loss"
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def improved(self, value: float, best: float) -> bool:
+        if self.mode == "min":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
+
+
+def _accuracy(params: Any, batch: Any) -> jax.Array:
+    x, y = batch
+    return jnp.mean(jnp.argmax(params(x), axis=-1) == y)
+
+
+BUILTIN_METRICS = ("loss", "accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class _LossMetric:
+    """The training loss as the metric "loss" (its value without the aux). A frozen dataclass,
+    not a closure: equal metrics hash equal, so a second ``fit`` with the same ``loss_fn``
+    reuses the compiled program instead of compiling it again."""
+
+    loss_fn: Callable
+    has_aux: bool
+
+    def __call__(self, params: Any, batch: Any) -> jax.Array:
+        out = self.loss_fn(params, batch)
+        return out[0] if self.has_aux else out
+
+
+def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
+    """``(name, built-in name or function)`` pairs, each checked."""
+    if isinstance(metrics, Mapping):
+        items = list(metrics.items())
+    elif isinstance(metrics, str):
+        raise TypeError(
+            f"metrics must be a sequence of names or a dict, got the string "
+            f"{metrics!r}; write [{metrics!r}]"
+        )
+    else:
+        items = [(name, name) for name in metrics]
+    for name, fn in items:
+        if isinstance(fn, str) and fn not in BUILTIN_METRICS:
+            raise ValueError(
+                f"unknown metric {fn!r}: built-in metrics are "
+                f"{', '.join(BUILTIN_METRICS)}; pass others as a dict "
+                "{name: fn(params, batch) -> scalar}"
+            )
+        if not isinstance(fn, str) and not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be callable, got {type(fn).__name__}")
+    return [(str(name), fn) for name, fn in items]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """``metrics`` on ``data`` every ``every`` steps and at the end, and early stopping on one
+    of them. ``data=None``: no evaluation."""
+
+    data: Any = None
+    every: int | None = None
+    metrics: Any = None
+    early_stopping: EarlyStopping | None = None
+
+    def __post_init__(self) -> None:
+        if self.every is not None:
+            _set(self, every=check_int(self.every, "eval_every", 1))
+            if self.data is None:
+                raise ValueError("eval_every needs eval_data: the data to evaluate metrics on")
+        if self.metrics is not None and self.data is None:
+            raise ValueError("metrics are computed on eval_data; pass eval_data=")
+        items = () if self.data is None else _metric_items(self.metrics or ["loss"])
+        if self.early_stopping is not None:
+            _check_early_stopping(self.early_stopping, [name for name, _ in items], self.every)
+
+    def metric_functions(self, loss_fn: Callable, has_aux: bool) -> tuple:
+        """``((name, fn(params, batch) -> scalar), ...)``; empty without evaluation."""
+        if self.data is None:
+            return ()
+        builtin = {"loss": _LossMetric(loss_fn, has_aux), "accuracy": _accuracy}
+        return tuple(
+            (name, builtin[fn] if isinstance(fn, str) else fn)
+            for name, fn in _metric_items(self.metrics or ["loss"])
+        )
+
+    def due(self, end: int, total: int | None) -> bool:
+        """Whether the chunk ending at step ``end`` ends with an evaluation."""
+        return self.data is not None and (
+            end == total or (self.every is not None and end % self.every == 0)
+        )
+
+
+def _check_early_stopping(spec: Any, names: list[str], eval_every: int | None) -> None:
+    if not isinstance(spec, EarlyStopping):
+        raise TypeError(f"early_stopping must be an optim.EarlyStopping, got {spec!r}")
+    if eval_every is None:
+        raise ValueError("early_stopping needs eval_data and eval_every")
+    if spec.metric not in names:
+        raise ValueError(
+            f"early_stopping.metric={spec.metric!r} is not among the metrics "
+            f"computed ({', '.join(names)})"
+        )
+    if spec.mode not in ("min", "max"):
+        raise ValueError(f"early_stopping.mode must be 'min' or 'max', got {spec.mode!r}")
+    check_int(spec.patience, "early_stopping.patience", 1)
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Save to ``directory`` every ``every`` steps and at the end; with ``resume`` continue
+    from its latest intact checkpoint. ``directory=None``: no checkpoints."""
+
+    directory: Any = None
+    every: int | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, resume=check_flag(self.resume, "resume"))
+        if self.every is not None:
+            _set(self, every=check_int(self.every, "checkpoint_every", 1))
+            if self.directory is None:
+                raise ValueError("checkpoint_every needs checkpoint_dir")
+        if self.resume and self.directory is None:
+            raise ValueError("resume=True needs checkpoint_dir")
+
+    def due(self, end: int, total: int | None, stopping: bool) -> bool:
+        """Whether the chunk ending at step ``end`` ends with a save."""
+        return self.directory is not None and (
+            stopping or end == total or (self.every is not None and end % self.every == 0)
+        )
+
+
+# --- placement: flat buffers and meshes ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where the arrays live: one flat buffer per dtype or one array per leaf (``flatten``),
+    on one device or laid out on a mesh (``mesh``, ``data_axis``, ``sharding``)."""
+
+    flatten: bool | str = "auto"
+    mesh: Any = None
+    data_axis: str = "data"
+    sharding: str = "replicated"
+    plan: ShardingPlan | None = dataclasses.field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.flatten not in (True, False, "auto"):
+            raise ValueError(f"flatten must be True, False or 'auto', got {self.flatten!r}")
+        _set(self, plan=make_plan(self.mesh, self.data_axis, self.sharding))
+        if self.plan is not None and self.flatten is True:
+            raise ValueError(
+                "flatten=True cannot be combined with mesh=: flat buffers are not "
+                "sharded; use flatten='auto' or False"
+            )
+
+
+# --- the host between chunks --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunking:
+    """The host's part: at most ``chunk_size`` steps per compiled chunk, and a progress bar
+    (``progress=None``: shown when the session is interactive)."""
+
+    chunk_size: int | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, chunk_size=_optional_int(self.chunk_size, "chunk_size", 1))
+        if self.progress is not None:
+            _set(self, progress=check_flag(self.progress, "progress"))
