@@ -50,18 +50,18 @@ DEFAULT_OPTIMIZERS = {
     "mlp": ["gd:lr=0.5", "sgd:lr=0.02", "adam:lr=0.01"],
 }
 
-SEED_NOTE = (
-    "Note: the seed's TensorFlow 1 example runs its three minimize ops on shared variables W "
-    "and b (each epoch moves the same weights three times) and calls "
+TUTORIAL_NOTE = (
+    "Note: the textbook TensorFlow 1 version of this experiment runs its three minimize ops "
+    "on shared variables W and b (each epoch moves the same weights three times) and calls "
     "tf.train.StochasticGradientDescentOptimizer, which does not exist. Here each optimizer "
     "trains its own copy from the same initial weights, SGD is optim.sgd on one random example "
-    "per step, and Adam has bias correction with eps outside the square root (the seed's "
+    "per step, and Adam has bias correction with eps outside the square root (its "
     "formula has neither). SGD's final loss is noisy: at a constant rate, one example a step "
-    "keeps it a few percent above L* on average. The seed's rates (0.01, 0.01, 0.001) leave "
+    "keeps it a few percent above L* on average. Its rates (0.01, 0.01, 0.001) leave "
     "all three well above L* after 1000 steps: the loss's slowest curvature is about 0.12, so "
     "gradient descent at 0.01 shrinks the error along it by only ~0.1% a step. The defaults "
     f"here are {' '.join(DEFAULT_OPTIMIZERS['linreg'])}; pass --optimizers gd:lr=0.01 "
-    "sgd:lr=0.01 adam:lr=0.001 to see the seed's rates."
+    "sgd:lr=0.01 adam:lr=0.001 to see its rates."
 )
 
 
@@ -97,7 +97,7 @@ class Run(NamedTuple):
 
 
 def squared_error_loss(model: Any, batch: Dataset) -> jax.Array:
-    """The seed's loss, ``mean((model(x) - y) ** 2)``."""
+    """The mean squared error ``mean((model(x) - y) ** 2)``."""
     return models.losses.mean_squared_error(model(batch.x), batch.y)
 
 
@@ -116,7 +116,7 @@ def make_problem(name: str, seed: int) -> Problem:
         return Problem(
             name=name,
             description=f"linear regression on {len(data.x)} points, x and y ~ U[0, 1) as in "
-            "the seed; MSE loss",
+            "the TensorFlow 1 tutorial; MSE loss",
             params=models.LinearRegression.init(init_key, in_features=1),
             data=data,
             loss_fn=squared_error_loss,
@@ -203,14 +203,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m optim",
         description="Train independent copies of one model with several optimizers (by default "
-        "the seed document's gradient descent, SGD and Adam on its linear regression) and "
+        "gradient descent, SGD and Adam on a 100-point linear regression) and "
         "compare their loss curves.",
     )
     parser.add_argument(
         "--problem",
         choices=list(DEFAULT_OPTIMIZERS),
         default="linreg",
-        help="linreg: the seed's linear regression (compared with its closed-form optimum); "
+        help="linreg: a 100-point linear regression (compared with its closed-form optimum); "
         "logreg: softmax regression on scikit-learn's digits; mlp: an MLP [64, 64, 10] on "
         "digits (default: %(default)s)",
     )
@@ -355,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
         print(f"closed-form least-squares optimum L* = {problem.optimum:.6f}")
     print(format_table(problem, runs))
     if problem.name == "linreg":
-        print(textwrap.fill(SEED_NOTE, width=100))
+        print(textwrap.fill(TUTORIAL_NOTE, width=100))
     if not args.no_plot:
         plot(problem, runs, args.output)
         print(f"plot saved to {args.output}")

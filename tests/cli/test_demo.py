@@ -1,4 +1,4 @@
-"""``python -m optim``: the seed's GD / SGD / Adam comparison on independent copies."""
+"""``python -m optim``: the GD / SGD / Adam comparison on independent copies."""
 
 from __future__ import annotations
 
