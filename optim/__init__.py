@@ -26,43 +26,6 @@ from optim._types import (
     Updates,
     resolve_learning_rate_annotations,
 )
-from optim.adam_family import (
-    ScaleByAdaDeltaState,
-    ScaleByAdanState,
-    ScaleByAmsgradState,
-    ScaleByBeliefState,
-    ScaleByNovogradState,
-    adabelief,
-    adadelta,
-    adamax,
-    adamaxw,
-    adan,
-    amsgrad,
-    novograd,
-    radam,
-    scale_by_adadelta,
-    scale_by_adamax,
-    scale_by_adan,
-    scale_by_amsgrad,
-    scale_by_belief,
-    scale_by_novograd,
-    scale_by_radam,
-    scale_by_yogi,
-    yogi,
-)
-from optim.adaptive_clip import (
-    AdaptiveGradClipState,
-    adaptive_grad_clip,
-)
-from optim.alias import (
-    adagrad,
-    adam,
-    adamw,
-    nadam,
-    nadamw,
-    rmsprop,
-    sgd,
-)
 from optim.base import (
     Chain,
     EmptyState,
@@ -75,69 +38,20 @@ from optim.base import (
     identity,
     set_to_zero,
 )
-from optim.clipping import (
-    ClipByGlobalNormState,
-    ClipState,
-    clip,
-    clip_by_global_norm,
-)
-from optim.combine import (
-    MultiTransformState,
-    PartitionState,
-    freeze,
-    hyperparams,
-    multi_transform,
-    partition,
-    with_hyperparams,
-)
-from optim.conditional import (
-    ApplyEvery,
-    ConditionallyMaskState,
-    ConditionallyTransformState,
-    apply_every,
-    conditionally_mask,
-    conditionally_transform,
-    named_chain,
-    selective_transform,
-)
 from optim.contrib._dog import (
     scale_by_distance_over_gradients,
 )
 from optim.distributions import (
     multi_normal,
 )
-from optim.factorized import (
-    FactoredState,
-    ScaleBySM3State,
-    adafactor,
-    clip_by_block_rms,
-    scale_by_factored_rms,
-    scale_by_param_block_norm,
-    scale_by_param_block_rms,
-    scale_by_sm3,
-    sm3,
-)
 from optim.grad import (
     value_and_grad,
-)
-from optim.lbfgs import (
-    ScaleByLBFGSState,
-    lbfgs,
-    scale_by_lbfgs,
 )
 from optim.linear_algebra import (
     global_norm,
     matrix_inverse_pth_root,
     nnls,
     power_iteration,
-)
-from optim.linesearch import (
-    ScaleByBacktrackingLinesearchState,
-    ScaleByZoomLinesearchState,
-    ZoomLinesearchInfo,
-    scale_by_backtracking_linesearch,
-    scale_by_zoom_linesearch,
-    value_and_grad_from_state,
 )
 from optim.losses import (
     convex_kl_divergence,
@@ -160,31 +74,90 @@ from optim.losses import (
     softmax_cross_entropy_with_integer_labels,
     squared_error,
 )
-from optim.noise import (
-    AddNoiseState,
-    add_noise,
-    noisy_sgd,
-)
 from optim.numerics import (
     safe_increment,
     safe_int32_increment,
     safe_norm,
     safe_root_mean_squares,
 )
-from optim.optimistic import (
+from optim.optimizers import (
+    FactoredState,
+    ScaleByAdaDeltaState,
+    ScaleByAdamState,
+    ScaleByAdanState,
+    ScaleByAmsgradState,
+    ScaleByBacktrackingLinesearchState,
+    ScaleByBeliefState,
+    ScaleByLBFGSState,
+    ScaleByLionState,
+    ScaleByNovogradState,
     ScaleByOptimisticGradientState,
+    ScaleByRmsState,
+    ScaleByRpropState,
+    ScaleByRssState,
+    ScaleByRStdDevState,
+    ScaleBySM3State,
+    ScaleByStddevState,
+    ScaleByTrustRatioState,
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    adabelief,
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    adamaxw,
+    adamw,
+    adan,
+    amsgrad,
+    fromage,
+    lamb,
+    lars,
+    lbfgs,
+    lion,
+    nadam,
+    nadamw,
+    noisy_sgd,
+    novograd,
     optimistic_adam,
     optimistic_adam_v2,
     optimistic_gradient_descent,
-    scale_by_optimistic_gradient,
-)
-from optim.per_example import (
-    per_example_global_norm_clip,
-    per_example_layer_norm_clip,
-)
-from optim.polyak import (
     polyak_sgd,
+    radam,
+    rmsprop,
+    rprop,
+    scale_by_adadelta,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_adan,
+    scale_by_amsgrad,
+    scale_by_backtracking_linesearch,
+    scale_by_belief,
+    scale_by_factored_rms,
+    scale_by_lbfgs,
+    scale_by_lion,
+    scale_by_novograd,
+    scale_by_optimistic_gradient,
+    scale_by_param_block_norm,
+    scale_by_param_block_rms,
     scale_by_polyak,
+    scale_by_radam,
+    scale_by_rms,
+    scale_by_rprop,
+    scale_by_rss,
+    scale_by_sign,
+    scale_by_sm3,
+    scale_by_stddev,
+    scale_by_trust_ratio,
+    scale_by_yogi,
+    scale_by_zoom_linesearch,
+    sgd,
+    sign_sgd,
+    signum,
+    sm3,
+    value_and_grad_from_state,
+    yogi,
 )
 from optim.precision import (
     KahanState,
@@ -198,19 +171,11 @@ from optim.precision import (
     stochastic_round,
     stochastic_rounding,
 )
-from optim.sanitize import (
-    NonNegativeParamsState,
-    ZeroNansState,
-    centralize,
-    keep_params_nonnegative,
-    normalize_by_update_norm,
-    scale_gradient,
-    zero_nans,
-)
 from optim.schedules import (
     ConstantSchedule,
     CosineDecaySchedule,
     ExponentialDecaySchedule,
+    InjectHyperparamsState,
     InjectStatefulHyperparamsState,
     JoinSchedule,
     PiecewiseConstantSchedule,
@@ -223,6 +188,7 @@ from optim.schedules import (
     cosine_decay_schedule,
     cosine_onecycle_schedule,
     exponential_decay,
+    inject_hyperparams,
     inject_stateful_hyperparams,
     join_schedules,
     linear_onecycle_schedule,
@@ -235,17 +201,6 @@ from optim.schedules import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
     wsd_schedule,
-)
-from optim.sign import (
-    ScaleByLionState,
-    ScaleByRpropState,
-    lion,
-    rprop,
-    scale_by_lion,
-    scale_by_rprop,
-    scale_by_sign,
-    sign_sgd,
-    signum,
 )
 from optim.sweep import (
     HypergradientResult,
@@ -260,38 +215,88 @@ from optim.train import (
     num_examples,
     sample_batch,
 )
-from optim.transforms._building_blocks import (
+from optim.transforms import (
     AddDecayedWeightsState,
+    AddNoiseState,
+    ApplyIfFiniteState,
+    ConditionallyMaskState,
+    ConditionallyTransformState,
     EmaState,
-    ScaleByAdamState,
-    ScaleByRmsState,
-    ScaleByRssState,
-    ScaleByRStdDevState,
+    MaskedNode,
+    MaskedState,
+    MonitorState,
+    MultiSteps,
+    MultiStepsState,
+    NonNegativeParamsState,
+    PartitionState,
     ScaleByScheduleState,
-    ScaleByStddevState,
-    ScaleState,
+    ShouldSkipUpdateFunction,
+    SnapshotState,
     TraceState,
+    ZeroNansState,
+    adaptive_grad_clip,
     add_decayed_weights,
+    add_noise,
+    apply_if_finite,
+    clip,
+    clip_by_block_rms,
+    clip_by_global_norm,
+    conditionally_mask,
+    conditionally_transform,
     ema,
+    flatten,
+    freeze,
+    keep_params_nonnegative,
+    masked,
+    measure_with_ema,
+    monitor,
+    named_chain,
+    partition,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
     scale,
-    scale_by_adam,
     scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_rss,
     scale_by_schedule,
-    scale_by_stddev,
+    selective_transform,
+    skip_large_updates,
+    skip_not_finite,
+    snapshot,
     trace,
+    zero_nans,
+)
+from optim.transforms._accumulation import (
+    ApplyEvery,
+    apply_every,
+)
+from optim.transforms._clipping import (
+    AdaptiveGradClipState,
+    ClipByGlobalNormState,
+    ClipState,
+)
+from optim.transforms._combining import (
+    MultiTransformState,
+    multi_transform,
+)
+from optim.transforms._hyperparams import (
+    hyperparams,
+    with_hyperparams,
 )
 from optim.transforms._incremental import (
     incremental_update,
     periodic_update,
 )
-from optim.transforms._monitoring import (
-    MonitorState,
-    SnapshotState,
-    measure_with_ema,
-    monitor,
-    snapshot,
+from optim.transforms._lookahead import (
+    LookaheadParams,
+    LookaheadState,
+    lookahead,
+)
+from optim.transforms._normalizing import (
+    centralize,
+    normalize_by_update_norm,
+)
+from optim.transforms._scaling import (
+    ScaleState,
+    scale_gradient,
 )
 from optim.transforms._stateless import (
     init_empty_state,
@@ -307,31 +312,6 @@ from optim.tree import (
 )
 from optim.tree import (
     map_params as tree_map_params,
-)
-from optim.trust_ratio import (
-    ScaleByTrustRatioState,
-    fromage,
-    lamb,
-    lars,
-    scale_by_trust_ratio,
-)
-from optim.wrappers import (
-    ApplyIfFiniteState,
-    InjectHyperparamsState,
-    LookaheadParams,
-    LookaheadState,
-    MaskedNode,
-    MaskedState,
-    MultiSteps,
-    MultiStepsState,
-    ShouldSkipUpdateFunction,
-    apply_if_finite,
-    flatten,
-    inject_hyperparams,
-    lookahead,
-    masked,
-    skip_large_updates,
-    skip_not_finite,
 )
 
 # Lazily imported: subpackages and modules that `import optim` does not load until first used

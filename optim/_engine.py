@@ -20,7 +20,7 @@ from optim._sharding import ShardingPlan
 from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays, zero_count
 from optim.base import apply_updates
 from optim.grad import Partition, partition, trainable_value_and_grad
-from optim.linesearch import conjugate
+from optim.optimizers._linesearch import conjugate
 
 
 class Carry(NamedTuple):

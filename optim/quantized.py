@@ -35,15 +35,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim import alias
 from optim._pytree import pytree_dataclass, static
 from optim._quant import BLOCK_SIZE, MIN_SIZE, QuantizedArray, dequantize, quantize
 from optim._tree import PyTree, keystr, upcast
 from optim._types import ScalarOrSchedule, resolve_learning_rate_annotations
 from optim.base import Transformation, as_transformation
-from optim.sign import ScaleByLionState
-from optim.sign import lion as _lion
-from optim.transforms._building_blocks import ScaleByAdamState, TraceState
+from optim.optimizers import _adam, _sgd
+from optim.optimizers._adam import ScaleByAdamState
+from optim.optimizers._sign import ScaleByLionState
+from optim.optimizers._sign import lion as _lion
+from optim.transforms._accumulation import TraceState
 
 __all__ = [
     "Int8Blockwise",
@@ -338,7 +339,7 @@ def adam(
     (see ``with_state_dtype`` for ``state_dtype``, ``block_size``, ``min_size``).
     """
     _one_storage_setting(state_dtype, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    tx = alias.adam(
+    tx = _adam.adam(
         learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype
     )
     return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
@@ -370,7 +371,7 @@ def adamw(
     >>> tx = optim.quantized.adamw(1e-3, weight_decay=0.1, state_dtype="int8")
     """
     _one_storage_setting(state_dtype, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    tx = alias.adamw(
+    tx = _adam.adamw(
         learning_rate,
         b1,
         b2,
@@ -426,7 +427,7 @@ def sgd(
     (:math:`m` on the signed map; a ``state_dtype`` other than float32 needs ``momentum``).
     """
     _one_storage_setting(state_dtype, accumulator_dtype=accumulator_dtype)
-    tx = alias.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
+    tx = _sgd.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
     return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
 
 

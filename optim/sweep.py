@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._tree import PyTree, is_array
-from optim.alias import adam
 from optim.base import apply_updates
 from optim.grad import Partition, partition
+from optim.optimizers._adam import adam
 from optim.train import fit
 
 __all__ = ["HypergradientResult", "SweepResult", "hypergradient_descent", "sweep"]

@@ -59,7 +59,7 @@ from optim._sharding import make_plan
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
 from optim.grad import partition
-from optim.linesearch import keeps_line_search_record
+from optim.optimizers._linesearch import keeps_line_search_record
 
 
 class FitResult(NamedTuple):

@@ -23,8 +23,9 @@ from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
 from optim.grad import partition
-from optim.schedules import _steps
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.schedules._schedules import _steps
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class HutchinsonState(NamedTuple):

@@ -26,29 +26,11 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates
-from optim.transforms._building_blocks import (
-    add_decayed_weights,
-    ema,
-    scale,
-    scale_by_learning_rate,
-)
-
-__all__ = [
-    "ScaleByLionState",
-    "ScaleByRpropState",
-    "lion",
-    "rprop",
-    "scale_by_lion",
-    "scale_by_rprop",
-    "scale_by_sign",
-    "sign_sgd",
-    "signum",
-]
+from optim.transforms._accumulation import ema
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale, scale_by_learning_rate
 
 _LION_MODES = ("hard", "smooth", "refined")
-
-
-# --- Lion ---------------------------------------------------------------------------------
 
 
 class ScaleByLionState(NamedTuple):
@@ -139,9 +121,6 @@ def lion(
     )
 
 
-# --- signSGD and Signum -------------------------------------------------------------------
-
-
 @pytree_dataclass
 class ScaleBySign(Transformation):
     r"""Sign of the updates: :math:`u_t = \operatorname{sign}(g_t)` (:math:`g/|g|` if complex)."""
@@ -188,9 +167,6 @@ def signum(
         scale_by_sign(),
         scale_by_learning_rate(learning_rate),
     )
-
-
-# --- Rprop --------------------------------------------------------------------------------
 
 
 class ScaleByRpropState(NamedTuple):

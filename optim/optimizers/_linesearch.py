@@ -41,18 +41,6 @@ from optim._tree import (
 from optim.base import Transformation, check_updates
 from optim.grad import trainable_value_and_grad
 
-__all__ = [
-    "ScaleByBacktrackingLinesearchState",
-    "ScaleByZoomLinesearchState",
-    "ZoomLinesearchInfo",
-    "scale_by_backtracking_linesearch",
-    "scale_by_zoom_linesearch",
-    "value_and_grad_from_state",
-]
-
-
-# --- pieces shared with lbfgs ------------------------------------------------------------
-
 
 def scalar_dtype(params: PyTree) -> Any:
     """The dtype of stepsizes, losses and inner products: float32, or wider for wide leaves."""
@@ -124,9 +112,6 @@ def _value_fn_kwargs(value_fn: Callable[..., Any], kwargs: dict[str, Any]) -> di
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return kwargs
     return {k: v for k, v in kwargs.items() if k in parameters}
-
-
-# --- zoom line search ---------------------------------------------------------------------
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -571,9 +556,6 @@ def scale_by_zoom_linesearch(
         initial_guess_strategy=initial_guess_strategy,
         verbose=check_flag(verbose, "verbose"),
     )
-
-
-# --- backtracking line search -------------------------------------------------------------
 
 
 class BacktrackingLinesearchInfo(NamedTuple):
