@@ -361,9 +361,11 @@ def _choice(value: Any, name: str, choices: Sequence[str]) -> str:
 
 
 def _warn(message: str) -> None:
-    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested."""
+    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested
+    (in any module of ``optim.schedules``)."""
+    package = __name__.rpartition(".")[0] + "."
     frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, UserWarning, stacklevel=level)
 

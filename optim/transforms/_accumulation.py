@@ -48,7 +48,7 @@ from optim.base import (
     as_transformation,
     check_updates,
 )
-from optim.transforms._common import _like, _positive_int, _zeros_like
+from optim.transforms._common import cast_like, positive_int, zeros_like
 
 
 class TraceState(NamedTuple):
@@ -228,7 +228,7 @@ class MultiSteps(Transformation):
         if isinstance(self.opt, tuple) and callable(getattr(self.opt, "update", None)):
             object.__setattr__(self, "opt", as_transformation(self.opt, "opt"))
         if not callable(self.every_k_schedule):
-            _positive_int(self.every_k_schedule, "every_k_schedule", 1)
+            positive_int(self.every_k_schedule, "every_k_schedule", 1)
         if self.should_skip_update_fn is not None and not callable(self.should_skip_update_fn):
             raise TypeError(
                 f"should_skip_update_fn must be a function, got {self.should_skip_update_fn!r}"
@@ -261,7 +261,7 @@ class MultiSteps(Transformation):
     def init(self, params: PyTree) -> MultiStepsState:
         check_params(params)
         gradient_step = zero_count()
-        _, skip_state = self._should_skip(_zeros_like(params), gradient_step, params)
+        _, skip_state = self._should_skip(zeros_like(params), gradient_step, params)
         return MultiStepsState(
             mini_step=zero_count(),
             gradient_step=gradient_step,
@@ -289,10 +289,10 @@ class MultiSteps(Transformation):
                 new, inner_state = self.opt.update(
                     cast_like_grads(acc, updates), state.inner_opt_state, params, **extra_args
                 )
-                return new, _like(inner_state, state.inner_opt_state)
+                return new, cast_like(inner_state, state.inner_opt_state)
 
             new_updates, inner_state = jax.lax.cond(
-                emit, step, lambda: (_zeros_like(updates), state.inner_opt_state)
+                emit, step, lambda: (zeros_like(updates), state.inner_opt_state)
             )
             new_state = MultiStepsState(
                 mini_step=(safe_increment(n) % k).astype(jnp.int32),
@@ -308,7 +308,7 @@ class MultiSteps(Transformation):
             return new_updates, new_state
 
         def skip_step():
-            return _zeros_like(updates), state._replace(skip_state=skip_state)
+            return zeros_like(updates), state._replace(skip_state=skip_state)
 
         return jax.lax.cond(skip, skip_step, accumulate)
 
@@ -366,4 +366,4 @@ class ApplyEveryK(Transformation):
 
 def apply_every(k: int = 1) -> ApplyEveryK:
     """Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``)."""
-    return ApplyEveryK(_positive_int(k, "k", 1))
+    return ApplyEveryK(positive_int(k, "k", 1))

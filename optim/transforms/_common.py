@@ -17,12 +17,12 @@ from optim._tree import (
 )
 
 
-def _zeros_like(updates: PyTree) -> PyTree:
+def zeros_like(updates: PyTree) -> PyTree:
     """Zero updates: zeros where ``updates`` holds floating arrays, ``None`` elsewhere."""
     return map_arrays(jnp.zeros_like, updates)
 
 
-def _like(new: PyTree, old: PyTree) -> PyTree:
+def cast_like(new: PyTree, old: PyTree) -> PyTree:
     """``new`` with every array cast to the dtype of its counterpart in ``old``.
 
     The two branches of ``lax.cond`` must return identical types; an inner optimizer from
@@ -31,13 +31,13 @@ def _like(new: PyTree, old: PyTree) -> PyTree:
     return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype) if is_array(o) else n, new, old)
 
 
-def _all_finite(updates: PyTree) -> jax.Array:
+def all_finite(updates: PyTree) -> jax.Array:
     """True when no floating leaf of ``updates`` holds a NaN or an infinity."""
     checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(updates) if is_trainable(x)]
     return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
-def _positive_int(value: Any, name: str, low: int) -> int:
+def positive_int(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return int(value)

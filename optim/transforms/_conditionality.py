@@ -24,7 +24,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Transformation, as_transformation
-from optim.transforms._common import _all_finite, _like, _positive_int, _zeros_like
+from optim.transforms._common import all_finite, cast_like, positive_int, zeros_like
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -62,17 +62,17 @@ class ApplyIfFinite(Transformation):
         return ApplyIfFiniteState(zero, jnp.array(True), zero, self.inner.init(params))
 
     def update(self, updates, state, params=None, **extra_args):
-        finite = _all_finite(updates)
+        finite = all_finite(updates)
         notfinite_count = jnp.where(finite, 0, safe_increment(state.notfinite_count))
 
         def apply():
             new, inner_state = self.inner.update(updates, state.inner_state, params, **extra_args)
-            return new, _like(inner_state, state.inner_state)
+            return new, cast_like(inner_state, state.inner_state)
 
         new_updates, inner_state = jax.lax.cond(
             finite | (notfinite_count > self.max_consecutive_errors),
             apply,
-            lambda: (_zeros_like(updates), state.inner_state),
+            lambda: (zeros_like(updates), state.inner_state),
         )
         total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
         return new_updates, ApplyIfFiniteState(notfinite_count, finite, total, inner_state)
@@ -93,7 +93,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
     """
     return ApplyIfFinite(
         as_transformation(inner, "inner"),
-        _positive_int(max_consecutive_errors, "max_consecutive_errors", 0),
+        positive_int(max_consecutive_errors, "max_consecutive_errors", 0),
     )
 
 
@@ -171,10 +171,10 @@ class ConditionallyApply(Transformation):
 
         def transform() -> tuple[PyTree, Any]:
             new, inner_state = self.inner.update(updates, state.inner_state, params, **extra_args)
-            return _like(new, updates), _like(inner_state, state.inner_state)
+            return cast_like(new, updates), cast_like(inner_state, state.inner_state)
 
         def reject() -> tuple[PyTree, Any]:
-            return (_zeros_like(updates) if self.zero_rejected else updates), state.inner_state
+            return (zeros_like(updates) if self.zero_rejected else updates), state.inner_state
 
         new_updates, inner_state = jax.lax.cond(condition, transform, reject)
         return new_updates, self._state(inner_state, safe_increment(state.step))

@@ -23,7 +23,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Transformation, as_transformation
-from optim.transforms._common import _positive_int
+from optim.transforms._common import positive_int
 
 
 class LookaheadState(NamedTuple):
@@ -125,7 +125,7 @@ def lookahead(
     """
     return Lookahead(
         fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
-        sync_period=_positive_int(sync_period, "sync_period", 1),
+        sync_period=positive_int(sync_period, "sync_period", 1),
         # with 1 - slow_step_size from the Python number, as optax computes it
         slow_step_size=decay_hyper(slow_step_size, "slow_step_size", closed=True),
         reset_state=check_flag(reset_state, "reset_state"),
