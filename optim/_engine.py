@@ -19,7 +19,7 @@ from optim._flat import FlatLayout
 from optim._sharding import ShardingPlan
 from optim._tree import PyTree, compute_dtype, is_array, is_trainable, map_arrays, zero_count
 from optim.base import apply_updates
-from optim.grad import Partition, partition, trainable_value_and_grad
+from optim.grad import ArraySplit, split_arrays, trainable_value_and_grad
 from optim.optimizers._linesearch import conjugate
 
 
@@ -61,7 +61,7 @@ class Program:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
         if self.layout is not None:
             arrays = self.layout.unravel(arrays)
-        return Partition(arrays, self.treedef, self.constants).combine(arrays)
+        return ArraySplit(arrays, self.treedef, self.constants).combine(arrays)
 
     def optimizer_view(self, arrays: Any, params: PyTree, grads: PyTree) -> tuple[Any, Any]:
         """``(params, grads)`` as the optimizer sees them: raveled, or the model's trees."""
@@ -72,7 +72,7 @@ class Program:
     def carried(self, optimizer_params: Any) -> Any:
         """Back from the optimizer's view to what the carry holds."""
         if self.layout is None:
-            return partition(optimizer_params).arrays
+            return split_arrays(optimizer_params).arrays
         return optimizer_params
 
     def value_fn(self, batch: PyTree) -> Callable[[Any], jax.Array]:

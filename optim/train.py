@@ -58,7 +58,7 @@ from optim._hyper import check_flag
 from optim._sharding import make_plan
 from optim._tree import PyTree, check_params, keystr, leaves_with_paths
 from optim.base import as_transformation
-from optim.grad import partition
+from optim.grad import split_arrays
 from optim.optimizers._linesearch import keeps_line_search_record
 
 
@@ -401,7 +401,7 @@ def fit(
     plan = make_plan(mesh, data_axis, sharding, _batch_size_of(sampler))
     if plan is not None and sampler is not None and getattr(sampler, "partial_size", 0):
         make_plan(mesh, data_axis, sharding, sampler.partial_size)
-    split = partition(params)
+    split = split_arrays(params)
     layout = _layout(
         False if plan is not None and flatten == "auto" else flatten, optimizer, split.arrays
     )
