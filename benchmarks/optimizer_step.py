@@ -84,13 +84,8 @@ DEFAULT_VARIANTS = ("optax", "optim", "optim.flatten", *TORCH_VARIANTS, *FIT_VAR
 
 
 def _adafactor(lib: Any) -> Any:
-    """``lib.adafactor``; for ours, the not-yet-exported ``optim.factorized`` one if present."""
+    """``lib.adafactor(LR)``, or None for a library without it."""
     factory = getattr(lib, "adafactor", None)
-    if factory is None and lib is optim:
-        try:
-            from optim.factorized import adafactor as factory
-        except ImportError:
-            return None
     return None if factory is None else factory(LR)
 
 

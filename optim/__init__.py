@@ -1,13 +1,20 @@
 """optim: functional optimizers for JAX as pytrees, with optax's names and a scan training loop.
 
 The public API is flat, as in optax: ``optim.adamw``, ``optim.chain``, ``optim.fit``, ...
+Optimizers that optax keeps in ``optax.contrib`` are in ``optim.contrib`` only.
 """
 
 import importlib
-import sys
 from typing import TYPE_CHECKING
 
-from optim import contrib, losses, projections  # losses (sparsemax) use projections
+from optim import (
+    contrib,
+    losses,
+    projections,
+    train,
+    tree,
+    tree_utils,
+)
 from optim._types import (
     MaskOrFn,
     OptState,
@@ -18,10 +25,8 @@ from optim._types import (
     TransformUpdateExtraArgsFn,
     TransformUpdateFn,
     Updates,
+    resolve_learning_rate_annotations,
 )
-from optim.adam_family import *  # noqa: F403
-from optim.adaptive_clip import *  # noqa: F403
-from optim.alias import adagrad, adam, adamw, nadam, nadamw, rmsprop, sgd
 from optim.base import (
     Chain,
     EmptyState,
@@ -34,24 +39,21 @@ from optim.base import (
     identity,
     set_to_zero,
 )
-from optim.clipping import clip, clip_by_global_norm
-from optim.combine import (
-    MultiTransformState,
-    PartitionState,
-    freeze,
-    hyperparams,
-    multi_transform,
-    partition,
-    with_hyperparams,
+from optim.contrib._dog import (
+    scale_by_distance_over_gradients,
 )
-from optim.conditional import *  # noqa: F403
-from optim.contrib import *  # noqa: F403
-from optim.factorized import *  # noqa: F403
-from optim.grad import value_and_grad
-from optim.lbfgs import *  # noqa: F403
-from optim.linesearch import *  # noqa: F403
-
-# losses: the names optax also exports at its top level (all are in optim.losses)
+from optim.distributions import (
+    multi_normal,
+)
+from optim.grad import (
+    value_and_grad,
+)
+from optim.linear_algebra import (
+    global_norm,
+    matrix_inverse_pth_root,
+    nnls,
+    power_iteration,
+)
 from optim.losses import (
     convex_kl_divergence,
     cosine_distance,
@@ -73,14 +75,134 @@ from optim.losses import (
     softmax_cross_entropy_with_integer_labels,
     squared_error,
 )
-from optim.noise import *  # noqa: F403 - each catalogue module defines its __all__
-from optim.optimistic import *  # noqa: F403
-from optim.per_example import *  # noqa: F403
-from optim.polyak import *  # noqa: F403
-from optim.precision import *  # noqa: F403
-from optim.sanitize import *  # noqa: F403
-from optim.schedules import *  # noqa: F403
-from optim.sign import *  # noqa: F403
+from optim.numerics import (
+    safe_increment,
+    safe_int32_increment,
+    safe_norm,
+    safe_root_mean_squares,
+)
+from optim.optimizers import (
+    FactoredState,
+    ScaleByAdaDeltaState,
+    ScaleByAdamState,
+    ScaleByAdanState,
+    ScaleByAmsgradState,
+    ScaleByBacktrackingLinesearchState,
+    ScaleByBeliefState,
+    ScaleByLBFGSState,
+    ScaleByLionState,
+    ScaleByNovogradState,
+    ScaleByOptimisticGradientState,
+    ScaleByRmsState,
+    ScaleByRpropState,
+    ScaleByRssState,
+    ScaleByRStdDevState,
+    ScaleBySM3State,
+    ScaleByStddevState,
+    ScaleByTrustRatioState,
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    adabelief,
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    adamaxw,
+    adamw,
+    adan,
+    amsgrad,
+    fromage,
+    lamb,
+    lars,
+    lbfgs,
+    lion,
+    nadam,
+    nadamw,
+    noisy_sgd,
+    novograd,
+    optimistic_adam,
+    optimistic_adam_v2,
+    optimistic_gradient_descent,
+    polyak_sgd,
+    radam,
+    rmsprop,
+    rprop,
+    scale_by_adadelta,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_adan,
+    scale_by_amsgrad,
+    scale_by_backtracking_linesearch,
+    scale_by_belief,
+    scale_by_factored_rms,
+    scale_by_lbfgs,
+    scale_by_lion,
+    scale_by_novograd,
+    scale_by_optimistic_gradient,
+    scale_by_param_block_norm,
+    scale_by_param_block_rms,
+    scale_by_polyak,
+    scale_by_radam,
+    scale_by_rms,
+    scale_by_rprop,
+    scale_by_rss,
+    scale_by_sign,
+    scale_by_sm3,
+    scale_by_stddev,
+    scale_by_trust_ratio,
+    scale_by_yogi,
+    scale_by_zoom_linesearch,
+    sgd,
+    sign_sgd,
+    signum,
+    sm3,
+    value_and_grad_from_state,
+    yogi,
+)
+from optim.precision import (
+    KahanState,
+    Policy,
+    StochasticRoundingState,
+    apply_updates_kahan,
+    apply_updates_stochastic,
+    kahan_compensation,
+    kahan_summation,
+    mixed_precision_loss,
+    stochastic_round,
+    stochastic_rounding,
+)
+from optim.schedules import (
+    ConstantSchedule,
+    CosineDecaySchedule,
+    ExponentialDecaySchedule,
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    JoinSchedule,
+    PiecewiseConstantSchedule,
+    PiecewiseInterpolateSchedule,
+    PolynomialSchedule,
+    StatefulSchedule,
+    WarmupStableDecaySchedule,
+    WrappedSchedule,
+    constant_schedule,
+    cosine_decay_schedule,
+    cosine_onecycle_schedule,
+    exponential_decay,
+    inject_hyperparams,
+    inject_stateful_hyperparams,
+    join_schedules,
+    linear_onecycle_schedule,
+    linear_schedule,
+    piecewise_constant_schedule,
+    piecewise_interpolate_schedule,
+    polynomial_schedule,
+    sgdr_schedule,
+    warmup_constant_schedule,
+    warmup_cosine_decay_schedule,
+    warmup_exponential_decay_schedule,
+    wsd_schedule,
+)
 from optim.train import (
     EarlyStopping,
     FitResult,
@@ -92,59 +214,111 @@ from optim.train import (
     sample_batch,
     sweep,
 )
-from optim.transforms._building_blocks import (
+from optim.transforms import (
     AddDecayedWeightsState,
-    EmaState,
-    ScaleByAdamState,
-    ScaleByRmsState,
-    ScaleByRssState,
-    ScaleByScheduleState,
-    ScaleByStddevState,
-    TraceState,
-    add_decayed_weights,
-    ema,
-    scale,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_schedule,
-    scale_by_stddev,
-    trace,
-)
-
-# --- optax's remaining core names: monitoring, stateless transformations, parameter averages
-# (inject_stateful_hyperparams, WrappedSchedule and the states come with optim.schedules) ---
-from optim.transforms._incremental import *  # noqa: F403
-from optim.transforms._monitoring import *  # noqa: F403
-from optim.transforms._stateless import *  # noqa: F403
-
-# --- end of optax's remaining core names ---
-from optim.trust_ratio import *  # noqa: F403
-from optim.wrappers import (
+    AddNoiseState,
     ApplyIfFiniteState,
-    InjectHyperparamsState,
-    LookaheadParams,
-    LookaheadState,
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    EmaState,
+    MaskedNode,
     MaskedState,
+    MonitorState,
     MultiSteps,
     MultiStepsState,
+    NonNegativeParamsState,
+    PartitionState,
+    ScaleByScheduleState,
     ShouldSkipUpdateFunction,
+    SnapshotState,
+    TraceState,
+    ZeroNansState,
+    adaptive_grad_clip,
+    add_decayed_weights,
+    add_noise,
     apply_if_finite,
+    clip,
+    clip_by_block_rms,
+    clip_by_global_norm,
+    conditionally_mask,
+    conditionally_transform,
+    ema,
     flatten,
-    inject_hyperparams,
-    lookahead,
+    freeze,
+    keep_params_nonnegative,
     masked,
+    measure_with_ema,
+    monitor,
+    named_chain,
+    partition,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+    scale,
+    scale_by_learning_rate,
+    scale_by_schedule,
+    selective_transform,
     skip_large_updates,
     skip_not_finite,
+    snapshot,
+    trace,
+    zero_nans,
+)
+from optim.transforms._accumulation import (
+    ApplyEvery,
+    apply_every,
+)
+from optim.transforms._clipping import (
+    AdaptiveGradClipState,
+    ClipByGlobalNormState,
+    ClipState,
+)
+from optim.transforms._combining import (
+    MultiTransformState,
+    multi_transform,
+)
+from optim.transforms._hyperparams import (
+    hyperparams,
+    with_hyperparams,
+)
+from optim.transforms._incremental import (
+    incremental_update,
+    periodic_update,
+)
+from optim.transforms._lookahead import (
+    LookaheadParams,
+    LookaheadState,
+    lookahead,
+)
+from optim.transforms._normalizing import (
+    centralize,
+    normalize_by_update_norm,
+)
+from optim.transforms._scaling import (
+    ScaleState,
+    scale_gradient,
+)
+from optim.transforms._stateless import (
+    init_empty_state,
+    stateless,
+    stateless_with_tree_map,
+    with_extra_args_support,
+)
+from optim.tree import (
+    bias_correction,
+    update_infinity_moment,
+    update_moment,
+    update_moment_per_elem_norm,
+)
+from optim.tree import (
+    map_params as tree_map_params,
 )
 
-# --- lazily imported: subpackages and modules that `import optim` does not load until first used
-# (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as before, as
-# `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir().
-# The optax subpackages (second_order, perturbations, assignment, microbatching, experimental;
-# optax also has optax.microbatch; projections is imported above, for the losses),
-# checkpoints (orbax is imported by a save or restore only) and quantized optimizer state.
+# Lazily imported: subpackages and modules that `import optim` does not load until first used
+# (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as
+# `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir():
+# optax's subpackages second_order, perturbations, assignment, microbatching and experimental
+# (and optax.microbatch), checkpoints (orbax is imported by a save or restore only) and
+# quantized optimizer state.
 if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below imports them
     from optim import (
         assignment,
@@ -199,221 +373,277 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY_SUBMODULES, *_LAZY_NAMES})
 
 
-# --- end lazily imported ---
-
 __version__ = "0.1.0"
 
 __all__ = [
-    "Int8Blockwise",
-    "QuantizedArray",
-    "bytes_per_parameter",
-    "quantized",
-    "state_bytes",
-    "with_state_dtype",
-    "contrib",
-    "HypergradientResult",
-    "SweepResult",
-    "hypergradient_descent",
-    "sweep",
-    "ApplyIfFiniteState",
-    "InjectHyperparamsState",
-    "LookaheadParams",
-    "LookaheadState",
-    "MultiSteps",
-    "MultiStepsState",
-    "MultiTransformState",
-    "ShouldSkipUpdateFunction",
-    "PartitionState",
-    "apply_if_finite",
-    "flatten",
-    "freeze",
-    "hyperparams",
-    "inject_hyperparams",
-    "lookahead",
-    "multi_transform",
-    "partition",
-    "skip_large_updates",
-    "skip_not_finite",
-    "with_hyperparams",
+    "AdaptiveGradClipState",
     "AddDecayedWeightsState",
+    "AddNoiseState",
+    "ApplyEvery",
+    "ApplyIfFiniteState",
     "Chain",
+    "ClipByGlobalNormState",
+    "ClipState",
+    "ConditionallyMaskState",
+    "ConditionallyTransformState",
+    "ConstantSchedule",
+    "CosineDecaySchedule",
+    "EarlyStopping",
     "EmaState",
     "EmptyState",
-    "EarlyStopping",
+    "ExponentialDecaySchedule",
+    "FactoredState",
     "FitResult",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
+    "HypergradientResult",
+    "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
+    "Int8Blockwise",
+    "JoinSchedule",
+    "KahanState",
+    "LookaheadParams",
+    "LookaheadState",
     "MaskOrFn",
+    "MaskedNode",
+    "MaskedState",
+    "MonitorState",
+    "MultiSteps",
+    "MultiStepsState",
+    "MultiTransformState",
+    "NonNegativeParamsState",
     "OptState",
+    "OptaxTransform",
     "Params",
+    "PartitionState",
+    "PiecewiseConstantSchedule",
+    "PiecewiseInterpolateSchedule",
+    "Policy",
+    "PolynomialSchedule",
+    "QuantizedArray",
     "ScalarOrSchedule",
+    "ScaleByAdaDeltaState",
+    "ScaleByAdamState",
+    "ScaleByAdanState",
+    "ScaleByAmsgradState",
+    "ScaleByBacktrackingLinesearchState",
+    "ScaleByBeliefState",
+    "ScaleByLBFGSState",
+    "ScaleByLionState",
+    "ScaleByNovogradState",
+    "ScaleByOptimisticGradientState",
+    "ScaleByRStdDevState",
+    "ScaleByRmsState",
+    "ScaleByRpropState",
+    "ScaleByRssState",
+    "ScaleBySM3State",
+    "ScaleByScheduleState",
+    "ScaleByStddevState",
+    "ScaleByTrustRatioState",
+    "ScaleByZoomLinesearchState",
+    "ScaleState",
     "Schedule",
+    "ShouldSkipUpdateFunction",
+    "SnapshotState",
+    "StatefulSchedule",
+    "StochasticRoundingState",
+    "SweepResult",
+    "TraceState",
     "TransformInitFn",
     "TransformUpdateExtraArgsFn",
     "TransformUpdateFn",
     "Transformation",
     "Updates",
-    "MaskedState",
-    "OptaxTransform",
-    "ScaleByAdamState",
-    "ScaleByRmsState",
-    "ScaleByRssState",
-    "ScaleByScheduleState",
-    "ScaleByStddevState",
-    "TraceState",
+    "WarmupStableDecaySchedule",
+    "WrappedSchedule",
+    "ZeroNansState",
+    "ZoomLinesearchInfo",
+    "adabelief",
+    "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
+    "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
+    "adaptive_grad_clip",
     "add_decayed_weights",
+    "add_noise",
+    "amsgrad",
+    "apply_every",
+    "apply_if_finite",
     "apply_updates",
+    "apply_updates_kahan",
+    "apply_updates_stochastic",
+    "assignment",
+    "bias_correction",
+    "bytes_per_parameter",
+    "centralize",
     "chain",
     "checkpoint",
     "clip",
+    "clip_by_block_rms",
     "clip_by_global_norm",
-    "ema",
-    "fit",
-    "identity",
-    "masked",
-    "nadam",
-    "nadamw",
-    "num_examples",
-    "rmsprop",
-    "sample_batch",
-    "scale",
-    "scale_by_adam",
-    "scale_by_learning_rate",
-    "scale_by_rms",
-    "scale_by_rss",
-    "scale_by_schedule",
-    "scale_by_stddev",
-    "set_to_zero",
-    "sgd",
-    "trace",
-    "value_and_grad",
-]
-# --- losses ---
-__all__ += [
-    "losses",
+    "conditionally_mask",
+    "conditionally_transform",
+    "constant_schedule",
+    "contrib",
     "convex_kl_divergence",
+    "cosine_decay_schedule",
     "cosine_distance",
+    "cosine_onecycle_schedule",
     "cosine_similarity",
     "ctc_loss",
     "ctc_loss_with_forward_probs",
+    "ema",
+    "experimental",
+    "exponential_decay",
+    "fit",
+    "flatten",
+    "freeze",
+    "fromage",
     "generalized_kl_divergence",
+    "global_norm",
     "hinge_loss",
     "huber_loss",
+    "hypergradient_descent",
+    "hyperparams",
+    "identity",
+    "incremental_update",
+    "init_empty_state",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
+    "join_schedules",
+    "kahan_compensation",
+    "kahan_summation",
+    "keep_params_nonnegative",
     "kl_divergence",
     "l2_loss",
+    "lamb",
+    "lars",
+    "lbfgs",
+    "linear_onecycle_schedule",
+    "linear_schedule",
+    "lion",
     "log_cosh",
+    "lookahead",
+    "losses",
+    "masked",
+    "matrix_inverse_pth_root",
+    "measure_with_ema",
+    "microbatch",
+    "microbatching",
+    "mixed_precision_loss",
+    "monitor",
+    "multi_normal",
+    "multi_transform",
+    "nadam",
+    "nadamw",
+    "named_chain",
+    "nnls",
+    "noisy_sgd",
+    "normalize_by_update_norm",
+    "novograd",
     "ntxent",
+    "num_examples",
+    "optimistic_adam",
+    "optimistic_adam_v2",
+    "optimistic_gradient_descent",
+    "partition",
+    "per_example_global_norm_clip",
+    "per_example_layer_norm_clip",
+    "periodic_update",
+    "perturbations",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "polyak_sgd",
+    "polynomial_schedule",
+    "power_iteration",
+    "projections",
+    "quantized",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "safe_increment",
+    "safe_int32_increment",
+    "safe_norm",
+    "safe_root_mean_squares",
     "safe_softmax_cross_entropy",
+    "sample_batch",
+    "scale",
+    "scale_by_adadelta",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_amsgrad",
+    "scale_by_backtracking_linesearch",
+    "scale_by_belief",
+    "scale_by_distance_over_gradients",
+    "scale_by_factored_rms",
+    "scale_by_lbfgs",
+    "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_novograd",
+    "scale_by_optimistic_gradient",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+    "scale_by_polyak",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rprop",
+    "scale_by_rss",
+    "scale_by_schedule",
+    "scale_by_sign",
+    "scale_by_sm3",
+    "scale_by_stddev",
+    "scale_by_trust_ratio",
+    "scale_by_yogi",
+    "scale_by_zoom_linesearch",
+    "scale_gradient",
+    "second_order",
+    "selective_transform",
+    "set_to_zero",
+    "sgd",
+    "sgdr_schedule",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
+    "sign_sgd",
+    "signum",
+    "skip_large_updates",
+    "skip_not_finite",
+    "sm3",
     "smooth_labels",
+    "snapshot",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "squared_error",
-]
-# --- end losses ---
-# Each catalogue module lists its public names; some share a name with their module (lbfgs).
-_CATALOGUE_MODULES = (
-    "adam_family",
-    "adaptive_clip",
-    "conditional",
-    "contrib",
-    "factorized",
-    "lbfgs",
-    "linesearch",
-    "noise",
-    "optimistic",
-    "per_example",
-    "polyak",
-    "precision",
-    "sanitize",
-    "schedules",
-    "sign",
-    "trust_ratio",
-    "transforms._incremental",
-    "transforms._monitoring",
-    "transforms._stateless",
-)
-__all__ += [
-    name for module in _CATALOGUE_MODULES for name in sys.modules[f"optim.{module}"].__all__
-]
-
-# --- pytree utilities (optax.tree, optax.tree_utils and optax's top-level aliases) ---
-from optim import tree, tree_utils  # noqa: E402
-from optim.tree import (  # noqa: E402
-    bias_correction,
-    update_infinity_moment,
-    update_moment,
-    update_moment_per_elem_norm,
-)
-from optim.tree import map_params as tree_map_params  # noqa: E402
-from optim.wrappers import MaskedNode  # noqa: E402
-
-__all__ += [
-    "MaskedNode",
-    "bias_correction",
+    "state_bytes",
+    "stateless",
+    "stateless_with_tree_map",
+    "stochastic_round",
+    "stochastic_rounding",
+    "sweep",
+    "trace",
+    "train",
     "tree",
     "tree_map_params",
     "tree_utils",
     "update_infinity_moment",
     "update_moment",
     "update_moment_per_elem_norm",
+    "value_and_grad",
+    "value_and_grad_from_state",
+    "warmup_constant_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "with_extra_args_support",
+    "with_hyperparams",
+    "with_state_dtype",
+    "wsd_schedule",
+    "yogi",
+    "zero_nans",
 ]
-# --- end pytree utilities ---
 
-# optax subpackages (the block above)
-__all__ += [
-    "assignment",
-    "experimental",
-    "microbatch",
-    "microbatching",
-    "perturbations",
-    "projections",
-    "second_order",
-]
-# --- optax's numerics, linear algebra and remaining top-level names (numerics branch) -------
-# (imports after __all__ so that this block stays in one piece for merging)
-from optim import distributions, linear_algebra, numerics  # noqa: E402, F401
-from optim.clipping import ClipByGlobalNormState, ClipState  # noqa: E402
-from optim.contrib._dog import scale_by_distance_over_gradients  # noqa: E402
-from optim.distributions import multi_normal  # noqa: E402
-from optim.linear_algebra import (  # noqa: E402
-    global_norm,
-    matrix_inverse_pth_root,
-    nnls,
-    power_iteration,
-)
-from optim.numerics import (  # noqa: E402
-    safe_increment,
-    safe_int32_increment,
-    safe_norm,
-    safe_root_mean_squares,
-)
-from optim.transforms._building_blocks import ScaleByRStdDevState, ScaleState  # noqa: E402
-
-__all__ += [
-    "ClipByGlobalNormState",
-    "ClipState",
-    "ScaleByRStdDevState",
-    "ScaleState",
-    "global_norm",
-    "matrix_inverse_pth_root",
-    "multi_normal",
-    "nnls",
-    "power_iteration",
-    "safe_increment",
-    "safe_int32_increment",
-    "safe_norm",
-    "safe_root_mean_squares",
-    "scale_by_distance_over_gradients",
-]
-# --- end of the numerics branch's block ------------------------------------------------------
-__all__ = list(dict.fromkeys(__all__))  # a name re-exported by two modules, listed once
-
-from optim._types import resolve_learning_rate_annotations  # noqa: E402
-
-resolve_learning_rate_annotations(sys.modules[__name__], contrib)
+resolve_learning_rate_annotations(importlib.import_module(__name__), contrib)
 del resolve_learning_rate_annotations

@@ -131,7 +131,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 class Identity(Transformation):
     """Leaves updates unchanged: :math:`u \\leftarrow g`."""
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     def init(self, params: PyTree) -> EmptyState:
         del params
@@ -151,7 +151,7 @@ def identity() -> Identity:
 class SetToZero(Transformation):
     """Replaces every update by zeros: :math:`u \\leftarrow 0` (freezes parameters)."""
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     def init(self, params: PyTree) -> EmptyState:
         del params

@@ -18,7 +18,7 @@ from optim._hyper import check_flag
 from optim._tree import PyTree, is_array, is_trainable
 
 
-class Partition(NamedTuple):
+class ArraySplit(NamedTuple):
     """A model split into traced arrays and static constants (see module docstring)."""
 
     arrays: list[Any]  # every array leaf, None elsewhere
@@ -30,18 +30,19 @@ class Partition(NamedTuple):
         return jax.tree.unflatten(self.treedef, leaves)
 
 
-def partition(tree: PyTree) -> Partition:
+def split_arrays(tree: PyTree) -> ArraySplit:
+    """``tree`` split into its array leaves (traced) and the rest (constants)."""
     leaves, treedef = jax.tree.flatten(tree, is_leaf=lambda x: x is None)
     arrays = [leaf if is_array(leaf) else None for leaf in leaves]
     constants = tuple(None if is_array(leaf) else leaf for leaf in leaves)
-    return Partition(arrays, treedef, constants)
+    return ArraySplit(arrays, treedef, constants)
 
 
 def trainable_value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callable:
     """``jax.value_and_grad(loss_fn)`` over the floating arrays of its first argument only."""
 
     def wrapped(model: PyTree, *args: Any) -> tuple[Any, PyTree]:
-        split = partition(model)
+        split = split_arrays(model)
         floats = [a if is_trainable(a) else None for a in split.arrays]
 
         def on_floats(values: list[Any]) -> Any:
@@ -71,11 +72,11 @@ def value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callab
 
     @functools.partial(jax.jit, static_argnums=(1, 2))
     def compiled(arrays: list[Any], treedef: Any, constants: tuple[Any, ...], *args: Any) -> Any:
-        return grad_fn(Partition(arrays, treedef, constants).combine(arrays), *args)
+        return grad_fn(ArraySplit(arrays, treedef, constants).combine(arrays), *args)
 
     @functools.wraps(loss_fn)
     def wrapped(model: PyTree, *args: Any) -> tuple[Any, PyTree]:
-        split = partition(model)
+        split = split_arrays(model)
         return compiled(split.arrays, split.treedef, split.constants, *args)
 
     return wrapped

@@ -92,7 +92,7 @@ class BatchOfOne:
 
 def dpsgd_on_one_example(learning_rate):
     """``dpsgd`` behind ``BatchOfOne``, with C = 1 and sigma = 1."""
-    return optim.chain(BatchOfOne(), optim.dpsgd(learning_rate, 1.0, 1.0, seed=0))
+    return optim.chain(BatchOfOne(), optim.contrib.dpsgd(learning_rate, 1.0, 1.0, seed=0))
 
 
 # Regressions found by the last full run after the optax-numbers work landed, not yet fixed:

@@ -1,4 +1,5 @@
-"""The Adam family (optim/adam_family.py) against optax: names, state, trajectories, dtypes.
+"""The Adam family (optim/optimizers/_adam.py, _adam_variants.py, _adagrad.py) against optax:
+names, state, trajectories, dtypes.
 
 Trajectories are 200 jitted steps on ``convex_loss`` (complex ones on ``complex_loss``), as in
 tests/test_optax_parity.py, against optax given the same Python floats: a decay keeps its
@@ -20,13 +21,37 @@ import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import optim
-from optim import adam_family
 from optim._tree import abs_sq
 
-# Our side of the comparisons: this module's names with optim's chain and scale (so the tests
-# do not depend on optim/__init__.py re-exporting them).
+# The Adam family's public names (Adam, AdamW and NAdam themselves: test_alias.py).
+FAMILY = (
+    "ScaleByAdaDeltaState",
+    "ScaleByAdanState",
+    "ScaleByAmsgradState",
+    "ScaleByBeliefState",
+    "ScaleByNovogradState",
+    "adabelief",
+    "adadelta",
+    "adamax",
+    "adamaxw",
+    "adan",
+    "amsgrad",
+    "novograd",
+    "radam",
+    "scale_by_adadelta",
+    "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_novograd",
+    "scale_by_radam",
+    "scale_by_yogi",
+    "yogi",
+)
+
+# Our side of the comparisons: the family's names with optim's chain and scale.
 OURS = types.SimpleNamespace(
-    **{name: getattr(adam_family, name) for name in adam_family.__all__},
+    **{name: getattr(optim, name) for name in FAMILY},
     chain=optim.chain,
     scale=optim.scale,
 )
@@ -206,15 +231,15 @@ def test_complex_trajectory_equals_optax(name, build):
 def test_adadelta_rejects_complex_parameters():
     """optax's Adadelta squares complex gradients (g**2, not |g|^2) and does not converge."""
     with pytest.raises(ValueError, match=r"scale_by_adadelta does not support complex.*\['w'\]"):
-        adam_family.adadelta(1.0).init({"w": jnp.ones(2, jnp.complex64)})
+        optim.adadelta(1.0).init({"w": jnp.ones(2, jnp.complex64)})
 
 
 def test_real_mu_dtype_for_complex_params_is_rejected():
     params = {"w": jnp.ones(2, jnp.complex64)}
     with pytest.raises(TypeError, match=r"mu_dtype=float32 is real but params\['w'\]"):
-        adam_family.amsgrad(0.1, mu_dtype=jnp.float32).init(params)
+        optim.amsgrad(0.1, mu_dtype=jnp.float32).init(params)
     # A real dtype for a second moment (|g|^2 is real) is fine.
-    state = adam_family.amsgrad(0.1, nu_dtype=jnp.float32).init(params)
+    state = optim.amsgrad(0.1, nu_dtype=jnp.float32).init(params)
     assert state[0].nu["w"].dtype == jnp.float32 and state[0].mu["w"].dtype == jnp.complex64
 
 
@@ -223,7 +248,7 @@ def test_real_mu_dtype_for_complex_params_is_rejected():
 
 def test_adadelta_without_learning_rate_descends():
     """Deliberate difference: optax.adadelta(None) skips the sign flip and climbs the loss."""
-    ours = trajectory(adam_family.adadelta(None), optim.apply_updates, STEPS)
+    ours = trajectory(optim.adadelta(None), optim.apply_updates, STEPS)
     unit = trajectory(optax.adadelta(1.0, 0.9, 1e-6), optax.apply_updates, STEPS)
     assert relative_deviation(ours, unit) < STRICT
     start = nested_params()
@@ -234,14 +259,14 @@ def test_adadelta_without_learning_rate_descends():
 
 # --- state and signatures -----------------------------------------------------------------
 
-BLOCKS = [n for n in adam_family.__all__ if n.startswith("scale_by_")]
-ALIASES = [n for n in adam_family.__all__ if n[0].islower() and not n.startswith("scale_by_")]
+BLOCKS = [n for n in FAMILY if n.startswith("scale_by_")]
+ALIASES = [n for n in FAMILY if n[0].islower() and not n.startswith("scale_by_")]
 
 
 @pytest.mark.parametrize("name", BLOCKS)
 def test_state_matches_optax(name, params):
     """optax's field names (optax.tree.get(state, "nu") works), leaf shapes and dtypes."""
-    ours = getattr(adam_family, name)().init(params)
+    ours = getattr(optim, name)().init(params)
     theirs = getattr(optax, name)().init(params)
     assert ours._fields == theirs._fields
     for field in ours._fields:
@@ -256,7 +281,7 @@ def test_signatures_match_optax():
     """optax's arguments (names, order, defaults) first; our extras keyword-only, default None."""
     assert len(BLOCKS) == 8 and len(ALIASES) == 9
     for name in BLOCKS + ALIASES:
-        ours = inspect.signature(getattr(adam_family, name)).parameters
+        ours = inspect.signature(getattr(optim, name)).parameters
         theirs = inspect.signature(getattr(optax, name)).parameters
         assert list(ours)[: len(theirs)] == list(theirs), name
         for arg, param in theirs.items():
@@ -271,7 +296,7 @@ def test_signatures_match_optax():
 @pytest.mark.parametrize("name", ALIASES)
 def test_hyperparameters_are_float32_leaves(name):
     """So a jitted step taking the optimizer compiles once for every learning rate."""
-    leaves = jax.tree.leaves(getattr(adam_family, name)(1e-3))
+    leaves = jax.tree.leaves(getattr(optim, name)(1e-3))
     assert leaves and all(x.dtype == jnp.float32 and x.shape == () for x in leaves)
 
 
@@ -280,21 +305,21 @@ def test_hyperparameters_are_float32_leaves(name):
 BF16 = jnp.bfloat16
 # block -> (its factory with low-precision slots, the state fields they govern)
 LOW_PRECISION = {
-    "scale_by_belief": (lambda: adam_family.scale_by_belief(nu_dtype=BF16), {"nu"}),
-    "scale_by_adamax": (lambda: adam_family.scale_by_adamax(nu_dtype=BF16), {"nu"}),
+    "scale_by_belief": (lambda: optim.scale_by_belief(nu_dtype=BF16), {"nu"}),
+    "scale_by_adamax": (lambda: optim.scale_by_adamax(nu_dtype=BF16), {"nu"}),
     "scale_by_amsgrad": (
-        lambda: adam_family.scale_by_amsgrad(mu_dtype=BF16, nu_dtype=BF16),
+        lambda: optim.scale_by_amsgrad(mu_dtype=BF16, nu_dtype=BF16),
         {"mu", "nu", "nu_max"},
     ),
-    "scale_by_radam": (lambda: adam_family.scale_by_radam(nu_dtype=BF16), {"nu"}),
-    "scale_by_yogi": (lambda: adam_family.scale_by_yogi(nu_dtype=BF16), {"nu"}),
-    "scale_by_adan": (lambda: adam_family.scale_by_adan(nu_dtype=BF16), {"n"}),
+    "scale_by_radam": (lambda: optim.scale_by_radam(nu_dtype=BF16), {"nu"}),
+    "scale_by_yogi": (lambda: optim.scale_by_yogi(nu_dtype=BF16), {"nu"}),
+    "scale_by_adan": (lambda: optim.scale_by_adan(nu_dtype=BF16), {"n"}),
     "scale_by_adadelta": (
-        lambda: adam_family.scale_by_adadelta(nu_dtype=BF16),
+        lambda: optim.scale_by_adadelta(nu_dtype=BF16),
         {"e_g", "e_x"},
     ),
     "scale_by_novograd": (
-        lambda: adam_family.scale_by_novograd(mu_dtype=BF16, nu_dtype=BF16),
+        lambda: optim.scale_by_novograd(mu_dtype=BF16, nu_dtype=BF16),
         {"mu", "nu"},
     ),
 }
@@ -317,7 +342,7 @@ def _small_params(dtype=jnp.float32) -> dict:
 @pytest.mark.parametrize("name", sorted(LOW_PRECISION))
 def test_low_precision_slots_keep_their_dtype_and_float32_arithmetic(name):
     build, fields = LOW_PRECISION[name]
-    low, full = build(), getattr(adam_family, name)()
+    low, full = build(), getattr(optim, name)()
     params = _small_params()
     grads = jax.grad(convex_loss)(params)
     # One step first, so every slot holds a history (Adan's previous gradient, NovoGrad's
@@ -359,7 +384,7 @@ def test_bf16_params_and_non_array_leaves(name):
     """bf16 parameters: float32 state, bf16 updates. Non-array leaves: no state, untouched."""
     params = {**_small_params(BF16), "act": jax.nn.relu, "depth": 3, "bias": None}
     grads = {**jax.grad(convex_loss)(_small_params(BF16)), "act": None, "depth": None, "bias": None}
-    tx = getattr(adam_family, name)(0.1)
+    tx = getattr(optim, name)(0.1)
     updates, state = tx.update(grads, tx.init(params), params)
     assert _dtypes(state) <= {"float32", "int32"}
     assert _dtypes(updates) == {"bfloat16"}
@@ -374,26 +399,26 @@ def test_bf16_params_and_non_array_leaves(name):
 @pytest.mark.parametrize(
     ("build", "error", "match"),
     [
-        (lambda: adam_family.adabelief(-0.1), ValueError, "learning_rate"),
-        (lambda: adam_family.adabelief(0.1, b1=1.0), ValueError, r"b1 must be in \[0.0, 1"),
-        (lambda: adam_family.adamax(0.1, b2=1.5), ValueError, r"b2 must be in \[0.0, 1.0\]"),
-        (lambda: adam_family.adamaxw(0.1, weight_decay=-1.0), ValueError, "weight_decay"),
-        (lambda: adam_family.amsgrad(0.1, eps=-1.0), ValueError, "eps must be"),
-        (lambda: adam_family.amsgrad(0.1, mu_dtype=jnp.int32), TypeError, "mu_dtype"),
-        (lambda: adam_family.radam(0.1, threshold=3.0), ValueError, "threshold"),
-        (lambda: adam_family.radam(0.1, eps_root=float("nan")), ValueError, "eps_root"),
-        (lambda: adam_family.yogi(0.1, nu_dtype="int8"), TypeError, "nu_dtype"),
+        (lambda: optim.adabelief(-0.1), ValueError, "learning_rate"),
+        (lambda: optim.adabelief(0.1, b1=1.0), ValueError, r"b1 must be in \[0.0, 1"),
+        (lambda: optim.adamax(0.1, b2=1.5), ValueError, r"b2 must be in \[0.0, 1.0\]"),
+        (lambda: optim.adamaxw(0.1, weight_decay=-1.0), ValueError, "weight_decay"),
+        (lambda: optim.amsgrad(0.1, eps=-1.0), ValueError, "eps must be"),
+        (lambda: optim.amsgrad(0.1, mu_dtype=jnp.int32), TypeError, "mu_dtype"),
+        (lambda: optim.radam(0.1, threshold=3.0), ValueError, "threshold"),
+        (lambda: optim.radam(0.1, eps_root=float("nan")), ValueError, "eps_root"),
+        (lambda: optim.yogi(0.1, nu_dtype="int8"), TypeError, "nu_dtype"),
         (
-            lambda: adam_family.scale_by_yogi(initial_accumulator_value=0.0),
+            lambda: optim.scale_by_yogi(initial_accumulator_value=0.0),
             ValueError,
             "initial_accumulator_value",
         ),
-        (lambda: adam_family.adan(0.1, b3=1.0), ValueError, "b3"),
-        (lambda: adam_family.adadelta(rho=-0.1), ValueError, "rho"),
-        (lambda: adam_family.adadelta(eps=0.0), ValueError, r"eps must be in \(0.0"),
-        (lambda: adam_family.novograd(0.1, b2="0.25"), TypeError, "b2 must be a number"),
+        (lambda: optim.adan(0.1, b3=1.0), ValueError, "b3"),
+        (lambda: optim.adadelta(rho=-0.1), ValueError, "rho"),
+        (lambda: optim.adadelta(eps=0.0), ValueError, r"eps must be in \(0.0"),
+        (lambda: optim.novograd(0.1, b2="0.25"), TypeError, "b2 must be a number"),
         (
-            lambda: adam_family.scale_by_novograd(weight_decay=lambda c: 0.1),
+            lambda: optim.scale_by_novograd(weight_decay=lambda c: 0.1),
             TypeError,
             "weight_decay must be a number, not a schedule",
         ),
@@ -405,13 +430,13 @@ def test_bad_hyperparameters_name_the_argument(build, error, match):
 
 
 def test_novograd_needs_params(params):
-    tx = adam_family.novograd(0.1)
+    tx = optim.novograd(0.1)
     with pytest.raises(ValueError, match="scale_by_novograd needs params"):
         tx.update(params, tx.init(params))
 
 
 def test_gradient_structure_mismatch_names_the_path(params):
-    tx = adam_family.adan(0.1)
+    tx = optim.adan(0.1)
     missing = {k: v for k, v in params.items() if k != "scale"}
     with pytest.raises(ValueError, match=r"missing from grads: \['scale'\]"):
         tx.update(missing, tx.init(params), params)

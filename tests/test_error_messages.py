@@ -145,10 +145,17 @@ BAD_FLOATS = [
 ]
 
 
+# The public names, top level and contrib (optax's contrib optimizers are there only).
+PUBLIC = {
+    **{name: getattr(optim.contrib, name) for name in optim.contrib.__all__},
+    **{name: getattr(optim, name) for name in optim.__all__},
+}
+
+
 def public_functions() -> list[str]:
     """The public names of optim that are functions (``nadam``, ``nadamw``: partials)."""
     kinds = (types.FunctionType, functools.partial)
-    return sorted(name for name in optim.__all__ if isinstance(getattr(optim, name), kinds))
+    return sorted(name for name, value in PUBLIC.items() if isinstance(value, kinds))
 
 
 def factories() -> dict[str, tuple[Callable, dict[str, Any], inspect.Signature]]:
@@ -157,7 +164,7 @@ def factories() -> dict[str, tuple[Callable, dict[str, Any], inspect.Signature]]
     for name in public_functions():
         if name in NOT_FACTORIES or name in optim.losses.__all__:  # losses: own rows
             continue
-        factory = getattr(optim, name)
+        factory = PUBLIC[name]
         signature = inspect.signature(factory)
         required = {
             p.name: REQUIRED[p.name]
@@ -501,7 +508,7 @@ AREA_ROWS = [
     ),
     row(
         "muon.adam_learning_rate=nan",
-        lambda: optim.muon(0.1, adam_learning_rate=math.nan),
+        lambda: optim.contrib.muon(0.1, adam_learning_rate=math.nan),
         ValueError,
         r"\badam_learning_rate\b",
         r"must be finite",
@@ -532,7 +539,7 @@ AREA_ROWS = [
     ),
     row(
         "prodigy.betas[1]=1.5",
-        lambda: optim.prodigy(betas=(0.9, 1.5)),
+        lambda: optim.contrib.prodigy(betas=(0.9, 1.5)),
         ValueError,
         path("betas[1]"),
         r"must be in \[0\.0, 1\.0\)",
@@ -1494,7 +1501,7 @@ AREA_ROWS = [
     ),
     row(
         "schedule_free_eval_params adam's state",
-        lambda: optim.schedule_free_eval_params(optim.adam(0.1).init(PARAMS), PARAMS),
+        lambda: optim.contrib.schedule_free_eval_params(optim.adam(0.1).init(PARAMS), PARAMS),
         TypeError,
         r"schedule_free_eval_params",
         r"needs the state of a schedule_free optimizer",

@@ -1,4 +1,5 @@
-"""Adafactor and SM3 (optim.factorized) against optax: trajectories, state, signatures, errors.
+"""Adafactor and SM3 (optim/optimizers/_factorized.py) against optax: trajectories, state,
+signatures, errors.
 
 Parity follows tests/test_optax_parity.py: 200 float32 steps of ``convex_loss``, against optax
 given the same Python floats (bound 1e-6: the same arithmetic, up to XLA's fusion choices).
@@ -17,7 +18,19 @@ import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import optim
-from optim import factorized
+
+# Adafactor's and SM3's public names.
+FACTORIZED = (
+    "FactoredState",
+    "ScaleBySM3State",
+    "adafactor",
+    "clip_by_block_rms",
+    "scale_by_factored_rms",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+    "scale_by_sm3",
+    "sm3",
+)
 
 STRICT = 1e-6
 STEPS = 200
@@ -124,7 +137,7 @@ def all_finite(tree) -> bool:
 @pytest.mark.parametrize(("name", "build", "make_params"), CASES, ids=[c[0] for c in CASES])
 def test_trajectory_equals_optax(name, build, make_params):
     params = make_params()
-    ours = trajectory(build(factorized, float), optim.apply_updates, STEPS, params)
+    ours = trajectory(build(optim, float), optim.apply_updates, STEPS, params)
     theirs = trajectory(build(optax, float), optax.apply_updates, STEPS, params)
     assert all_finite(ours)  # relative_deviation's max over leaves can skip a NaN
     assert relative_deviation(ours, theirs) < STRICT
@@ -135,7 +148,7 @@ def test_sm3_without_momentum_and_scalar_leaves():
     """momentum=None (which optax documents but fails on) is b1 = 0; a scalar leaf keeps one
     accumulator of its own, as a one-element vector does in optax."""
     scalar = {"s": jnp.asarray(0.3)}
-    ours = trajectory(factorized.sm3(0.1, None), optim.apply_updates, 50, scalar)
+    ours = trajectory(optim.sm3(0.1, None), optim.apply_updates, 50, scalar)
     as_vector = trajectory(
         optax.sm3(0.1, 0.0), optax.apply_updates, 50, {"s": scalar["s"].reshape(1)}
     )
@@ -145,8 +158,8 @@ def test_sm3_without_momentum_and_scalar_leaves():
 
 
 def test_factored_state_keeps_row_and_column_statistics_only():
-    state = factorized.adafactor(0.01).init(big_params())[0]
-    assert isinstance(state, factorized.FactoredState)
+    state = optim.adafactor(0.01).init(big_params())[0]
+    assert isinstance(state, optim.FactoredState)
     assert state.v_row["dense"]["w"].shape == (128,) and state.v_col["dense"]["w"].shape == (160,)
     assert state.v_row["wide"].shape == (128,) and state.v_col["wide"].shape == (140,)
     # conv (2, 130, 128): rows are reduced over the largest axis (130), columns over 128.
@@ -161,14 +174,14 @@ def test_state_field_names_match_optax():
     params = no_scalars(big_params())
     for ours, theirs in [
         (
-            factorized.adafactor(0.01, momentum=0.9, weight_decay_rate=0.1),
+            optim.adafactor(0.01, momentum=0.9, weight_decay_rate=0.1),
             optax.adafactor(0.01, momentum=0.9, weight_decay_rate=0.1),
         ),
-        (factorized.sm3(0.1), optax.sm3(0.1)),
+        (optim.sm3(0.1), optax.sm3(0.1)),
     ]:
         ours_state, their_state = ours.init(params), theirs.init(params)
         assert [s._fields for s in ours_state] == [s._fields for s in their_state]
-    mu = factorized.sm3(0.1).init(params)[0].mu
+    mu = optim.sm3(0.1).init(params)[0].mu
     their_mu = optax.sm3(0.1).init(params)[0].mu
     assert jax.tree.map(jnp.shape, mu) == jax.tree.map(jnp.shape, their_mu)
 
@@ -180,7 +193,7 @@ def test_complex_updates_equal_optax():
     params = {"m": z, "v": z[0]}
     grads = jax.tree.map(lambda x: 0.5 * x + 1j, params)
     outputs = []
-    for lib in (factorized, optax):
+    for lib in (optim, optax):
         tx = lib.adafactor(0.01)
 
         @jax.jit
@@ -192,15 +205,15 @@ def test_complex_updates_equal_optax():
     assert jax.tree.map(lambda x: x.dtype, outputs[0]) == jax.tree.map(lambda x: x.dtype, params)
     for a, b in zip(jax.tree.leaves(outputs[0]), jax.tree.leaves(outputs[1]), strict=True):
         assert jnp.max(jnp.abs(a - b)) <= 1e-6 * jnp.max(jnp.abs(b))
-    assert factorized.adafactor(0.01).init(params)[0].v_row["m"].dtype == jnp.float32
+    assert optim.adafactor(0.01).init(params)[0].v_row["m"].dtype == jnp.float32
     with pytest.raises(ValueError, match=r"params\['m'\] is complex"):
-        factorized.sm3(0.1).init(params)
+        optim.sm3(0.1).init(params)
 
 
 def test_bf16_params_get_float32_statistics():
     params = no_scalars(jax.tree.map(lambda x: x.astype(jnp.bfloat16), big_params()))
     grads = jax.eval_shape(jax.grad(convex_loss), params)
-    for tx in (factorized.adafactor(0.01, momentum=0.9), factorized.sm3(0.1)):
+    for tx in (optim.adafactor(0.01, momentum=0.9), optim.sm3(0.1)):
         state = jax.eval_shape(tx.init, params)
         assert {x.dtype for x in jax.tree.leaves(state) if x.ndim} == {jnp.dtype(jnp.float32)}
         updates, new_state = jax.eval_shape(tx.update, grads, state, params)
@@ -217,19 +230,19 @@ def test_one_compilation_for_all_hyperparameters():
         return tx.update(grads, state, params)
 
     for lr, decay, offset in [(0.01, 0.8, 0), (0.03, 0.7, 5)]:
-        tx = factorized.adafactor(lr, decay_rate=decay, decay_offset=offset)
+        tx = optim.adafactor(lr, decay_rate=decay, decay_offset=offset)
         step(tx, tx.init(params), params)
-        tx = factorized.sm3(lr, momentum=decay)
+        tx = optim.sm3(lr, momentum=decay)
         step(tx, tx.init(params), params)
     assert step._cache_size() == 2  # one per optimizer, not per hyperparameter
 
 
 def test_state_from_other_shapes_is_rejected():
-    tx = factorized.scale_by_factored_rms()
+    tx = optim.scale_by_factored_rms()
     state = tx.init({"w": jnp.zeros((256, 128))})
     with pytest.raises(ValueError, match=r"state.v_row\['w'\] has shape \(128,\).*need \(130,\)"):
         tx.update({"w": jnp.zeros((256, 130))}, state)
-    tx = factorized.scale_by_sm3()
+    tx = optim.scale_by_sm3()
     state = tx.init({"w": jnp.zeros((4, 5, 6))})
     with pytest.raises(ValueError, match="grads"):
         tx.update({"w": jnp.zeros((4, 5))}, state)
@@ -238,24 +251,24 @@ def test_state_from_other_shapes_is_rejected():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: factorized.adafactor(-0.1), ValueError, "learning_rate"),
-        (lambda: factorized.adafactor(decay_rate=-0.8), ValueError, "decay_rate"),
-        (lambda: factorized.adafactor(decay_offset=-1), ValueError, "decay_offset"),
-        (lambda: factorized.adafactor(decay_offset=1.5), TypeError, "decay_offset"),
-        (lambda: factorized.adafactor(min_dim_size_to_factor=-1), ValueError, "min_dim_size"),
-        (lambda: factorized.adafactor(clipping_threshold=0.0), ValueError, "threshold"),
-        (lambda: factorized.adafactor(momentum=1.5), ValueError, "momentum"),
-        (lambda: factorized.adafactor(dtype_momentum=jnp.int32), TypeError, "dtype_momentum"),
-        (lambda: factorized.adafactor(weight_decay_rate=-1.0), ValueError, "weight_decay_rate"),
-        (lambda: factorized.adafactor(eps=float("nan")), ValueError, "eps"),
-        (lambda: factorized.scale_by_factored_rms(decay_rate_fn=0.8), TypeError, "decay_rate_fn"),
-        (lambda: factorized.scale_by_param_block_rms(-1.0), ValueError, "min_scale"),
-        (lambda: factorized.sm3(0.1, momentum=2.0), ValueError, "momentum"),
-        (lambda: factorized.scale_by_sm3(b2=-0.5), ValueError, "b2"),
-        (lambda: factorized.scale_by_factored_rms(step_offset=-2), ValueError, "step_offset"),
-        (lambda: factorized.scale_by_factored_rms(epsilon=-1.0), ValueError, "epsilon"),
-        (lambda: factorized.scale_by_sm3(eps=-1.0), ValueError, "eps"),
-        (lambda: factorized.sm3(None), TypeError, "learning_rate"),
+        (lambda: optim.adafactor(-0.1), ValueError, "learning_rate"),
+        (lambda: optim.adafactor(decay_rate=-0.8), ValueError, "decay_rate"),
+        (lambda: optim.adafactor(decay_offset=-1), ValueError, "decay_offset"),
+        (lambda: optim.adafactor(decay_offset=1.5), TypeError, "decay_offset"),
+        (lambda: optim.adafactor(min_dim_size_to_factor=-1), ValueError, "min_dim_size"),
+        (lambda: optim.adafactor(clipping_threshold=0.0), ValueError, "threshold"),
+        (lambda: optim.adafactor(momentum=1.5), ValueError, "momentum"),
+        (lambda: optim.adafactor(dtype_momentum=jnp.int32), TypeError, "dtype_momentum"),
+        (lambda: optim.adafactor(weight_decay_rate=-1.0), ValueError, "weight_decay_rate"),
+        (lambda: optim.adafactor(eps=float("nan")), ValueError, "eps"),
+        (lambda: optim.scale_by_factored_rms(decay_rate_fn=0.8), TypeError, "decay_rate_fn"),
+        (lambda: optim.scale_by_param_block_rms(-1.0), ValueError, "min_scale"),
+        (lambda: optim.sm3(0.1, momentum=2.0), ValueError, "momentum"),
+        (lambda: optim.scale_by_sm3(b2=-0.5), ValueError, "b2"),
+        (lambda: optim.scale_by_factored_rms(step_offset=-2), ValueError, "step_offset"),
+        (lambda: optim.scale_by_factored_rms(epsilon=-1.0), ValueError, "epsilon"),
+        (lambda: optim.scale_by_sm3(eps=-1.0), ValueError, "eps"),
+        (lambda: optim.sm3(None), TypeError, "learning_rate"),
     ],
 )
 def test_bad_hyperparameters_name_the_argument(make, error, match):
@@ -264,21 +277,19 @@ def test_bad_hyperparameters_name_the_argument(make, error, match):
 
 
 def test_scale_by_param_block_rms_needs_params():
-    tx = factorized.scale_by_param_block_rms()
+    tx = optim.scale_by_param_block_rms()
     with pytest.raises(ValueError, match="needs params"):
         tx.update({"w": jnp.ones(3)}, tx.init({"w": jnp.ones(3)}))
 
 
 def test_signatures_match_optax():
-    for name in factorized.__all__:
+    for name in FACTORIZED:
         if name[0].isupper():
             continue
-        ours = inspect.signature(getattr(factorized, name)).parameters
+        ours = inspect.signature(getattr(optim, name)).parameters
         theirs = inspect.signature(getattr(optax, name)).parameters
         assert list(ours) == list(theirs), name
         for arg, param in theirs.items():
             if isinstance(param.default, (int, float, bool, type(None))):
                 assert ours[arg].default == param.default, (name, arg)
-    assert inspect.signature(factorized.adafactor).parameters["dtype_momentum"].default is (
-        jnp.float32
-    )
+    assert inspect.signature(optim.adafactor).parameters["dtype_momentum"].default is (jnp.float32)

@@ -1,4 +1,4 @@
-"""L-BFGS and the zoom line search (optim.lbfgs, optim.linesearch) against optax.
+"""L-BFGS and the zoom line search (optim/optimizers/_lbfgs.py, _linesearch.py) against optax.
 
 Trajectories: 50 jitted iterations inside ``lax.scan`` on conftest's convex loss and on the
 Rosenbrock function, the loss and gradient either reused from the state
@@ -18,7 +18,6 @@ trajectories below are then bit for bit optax's (deviation 0, every iteration co
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import types
@@ -31,10 +30,6 @@ import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import optim
-from optim import linesearch
-
-# optim.lbfgs is the optimizer (a function); the module of the same name is here:
-lbfgs_module = importlib.import_module("optim.lbfgs")
 
 STRICT = 2e-6
 PYTHON_BOUND = 1e-6
@@ -44,10 +39,10 @@ OURS = types.SimpleNamespace(
     chain=optim.chain,
     scale=optim.scale,
     sgd=optim.sgd,
-    lbfgs=lbfgs_module.lbfgs,
-    scale_by_lbfgs=lbfgs_module.scale_by_lbfgs,
-    scale_by_zoom_linesearch=linesearch.scale_by_zoom_linesearch,
-    value_and_grad_from_state=linesearch.value_and_grad_from_state,
+    lbfgs=optim.lbfgs,
+    scale_by_lbfgs=optim.scale_by_lbfgs,
+    scale_by_zoom_linesearch=optim.scale_by_zoom_linesearch,
+    value_and_grad_from_state=optim.value_and_grad_from_state,
     apply_updates=optim.apply_updates,
 )
 
@@ -272,7 +267,8 @@ def test_state_interoperates_with_optax():
 
 def test_complex_parameters_match_the_real_problem():
     """optax's own check: L-BFGS on z in C^2 finds what it finds on (Re z, Im z) in R^2x2.
-    ``grad`` is the conjugate of jax.grad's for complex leaves (optim.linesearch's doc)."""
+    ``grad`` is the conjugate of jax.grad's for complex leaves (see
+    optim/optimizers/_linesearch.py)."""
     mat = jnp.array([[1, -2], [3, 4], [-4 + 2j, 5 - 3j], [-2 - 2j, 6]])
 
     def f_complex(z):
@@ -363,12 +359,24 @@ def test_bad_hyperparameters_name_the_argument(make, error, match):
         make()
 
 
+# The public names of L-BFGS and of the line searches.
+LBFGS = ("ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs")
+LINESEARCH = (
+    "ScaleByBacktrackingLinesearchState",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "scale_by_backtracking_linesearch",
+    "scale_by_zoom_linesearch",
+    "value_and_grad_from_state",
+)
+
+
 def test_signatures_match_optax():
-    for module in (lbfgs_module, linesearch):
-        for name in module.__all__:
+    for names in (LBFGS, LINESEARCH):
+        for name in names:
             if name[0].isupper():
                 continue
-            ours = inspect.signature(getattr(module, name)).parameters
+            ours = inspect.signature(getattr(optim, name)).parameters
             theirs = inspect.signature(getattr(optax, name)).parameters
             assert list(ours) == list(theirs), name
             for arg, param in theirs.items():

@@ -178,7 +178,7 @@ def test_distance_over_gradients_shares_dog_rule():
     params = {"w": jnp.array([1.0, -2.0, 0.5])}
     grads = {"w": jnp.array([0.3, 0.1, -0.2])}
     ldog = optim.scale_by_distance_over_gradients(reps_rel=1e-3)
-    dog = optim.scale_by_dog(("heuristic", 1e-3))
+    dog = optim.contrib.scale_by_dog(("heuristic", 1e-3))
     a, b = (
         ldog.update(grads, ldog.init(params), params)[0],
         dog.update(grads, dog.init(params), params)[0],

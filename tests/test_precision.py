@@ -1,4 +1,4 @@
-"""Mixed precision (optim/precision.py): the dtype policy, bf16 compute with float32 master
+"""Mixed precision (optim/precision/): the dtype policy, bf16 compute with float32 master
 weights, and bfloat16 parameters with stochastic rounding or Kahan summation.
 
 Training comparisons run ``optim.fit`` on fixed data and compare loss curves with float32

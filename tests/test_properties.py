@@ -25,11 +25,12 @@ float64 leaves need x64: an example with one runs inside ``jax.enable_x64(True)`
 context manager in jax 0.10; ``jax.experimental.enable_x64`` no longer exists), the others
 with x64 off. The optimizer is built inside the context, as a user in x64 mode would.
 
-The optimizers: every public factory of ``optim.__all__`` that takes a ``learning_rate`` (or
-``max_learning_rate``), so a new one is covered automatically (``scale_by_*`` building
-blocks and ``NOT_OPTIMIZERS`` aside), called with ``LEARNING_RATE`` when the learning rate has
-no default and with all defaults otherwise, unless ``ALIAS_ARGUMENTS`` says otherwise; plus
-``COMBINATORS`` (sam, the quantized optimizers, wrappers). Those that need extra arguments of
+The optimizers: every public factory of ``optim.__all__`` and ``optim.contrib.__all__`` that
+takes a ``learning_rate`` (or ``max_learning_rate``), so a new one is covered automatically
+(``scale_by_*`` building blocks and ``NOT_OPTIMIZERS`` aside), called with ``LEARNING_RATE``
+when the learning rate has no default and with all defaults otherwise, unless
+``ALIAS_ARGUMENTS`` says otherwise; plus ``COMBINATORS`` (sam, the quantized optimizers,
+wrappers). Those that need extra arguments of
 ``update`` (lbfgs: ``value``, ``grad``, ``value_fn``; polyak_sgd: ``value``; sophia:
 ``obj_fn``) get them from a quadratic whose gradient at the params is the drawn gradient;
 every optimizer gets all of them (unknown extras are ignored, DESIGN.md). None is excluded.
@@ -127,7 +128,7 @@ ALIAS_ARGUMENTS: dict[str, Callable[[], Any]] = {
     # no default: the drawn gradients as those of a batch of one example (conftest.BatchOfOne).
     "dpsgd": lambda: dpsgd_on_one_example(LEARNING_RATE),
     # The base optimizer without momentum, as schedule_free's docstring asks.
-    "schedule_free": lambda: optim.schedule_free(optim.sgd(LEARNING_RATE), LEARNING_RATE),
+    "schedule_free": lambda: optim.contrib.schedule_free(optim.sgd(LEARNING_RATE), LEARNING_RATE),
 }
 
 
@@ -153,7 +154,7 @@ def _quantized(name: str, state_dtype: str) -> Callable[[], Any]:
 
 COMBINATORS: dict[str, Callable[[], Any]] = {
     # The paper's ascent: a step of rho along the normalized gradient.
-    "sam": lambda: optim.sam(
+    "sam": lambda: optim.contrib.sam(
         optim.sgd(LEARNING_RATE), optim.chain(optim.contrib.normalize(), optim.sgd(0.05))
     ),
     "chain(clip_by_global_norm, adamw)": lambda: optim.chain(
@@ -172,7 +173,7 @@ COMBINATORS: dict[str, Callable[[], Any]] = {
         learning_rate=LEARNING_RATE
     ),
     # Mechanic's learned scale around SGD (its name alone: test_catalogue's entry).
-    "mechanize": lambda: optim.mechanize(optim.sgd(LEARNING_RATE)),
+    "mechanize": lambda: optim.contrib.mechanize(optim.sgd(LEARNING_RATE)),
     "kahan_summation(adam)": lambda: optim.kahan_summation(optim.adam(LEARNING_RATE)),
     "stochastic_rounding(adam)": lambda: optim.stochastic_rounding(optim.adam(LEARNING_RATE)),
     **{
@@ -188,11 +189,18 @@ LOOKAHEAD = {"lookahead(sgd)"}
 WIDE_UPDATES = {"kahan_summation(adam)", "stochastic_rounding(adam)"}
 
 
+# The public factories, top level and contrib (optax's contrib optimizers are there only).
+PUBLIC = {
+    **{name: getattr(optim.contrib, name) for name in optim.contrib.__all__},
+    **{name: getattr(optim, name) for name in optim.__all__},
+}
+
+
 def catalogue_aliases() -> list[str]:
-    """Public factories of ``optim.__all__`` that take a learning rate, minus building blocks."""
+    """Public factories (``PUBLIC``) that take a learning rate, minus building blocks."""
     names = []
-    for name in sorted(set(optim.__all__)):
-        factory = getattr(optim, name)  # a function, or a functools.partial (nadamw)
+    for name in sorted(PUBLIC):
+        factory = PUBLIC[name]  # a function, or a functools.partial (nadamw)
         if not callable(factory) or inspect.isclass(factory) or name.startswith("scale_by_"):
             continue
         if name in NOT_OPTIMIZERS:
@@ -209,7 +217,7 @@ def catalogue_aliases() -> list[str]:
 def _alias_maker(name: str) -> Callable[[], Any]:
     if name in ALIAS_ARGUMENTS:
         return ALIAS_ARGUMENTS[name]
-    factory = getattr(optim, name)
+    factory = PUBLIC[name]
     first = next(iter(inspect.signature(factory).parameters.values()))
     if first.default is inspect.Parameter.empty:
         return lambda: factory(LEARNING_RATE)

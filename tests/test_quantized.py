@@ -1,5 +1,5 @@
 """Memory-lean optimizer state: the 8-bit block-wise codec, and adam/adamw/lion/sgd with
-bfloat16 or int8 moments (optim.quantized, optim._quant).
+bfloat16 or int8 moments (optim.quantized, optim.precision._blockwise).
 
 Tolerances, and why:
 
@@ -36,15 +36,15 @@ import pytest
 from conftest import convex_loss, relative_deviation, trajectory
 
 import optim
-from optim import _quant
 from optim import quantized as Q
+from optim.precision import _blockwise
 
 # --- the codec ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("signed", [True, False])
 def test_dynamic_map(signed):
-    m = _quant.dynamic_map(signed)
+    m = _blockwise.dynamic_map(signed)
     assert m.dtype == np.float32 and m.shape == ((255,) if signed else (256,))
     assert np.all(np.diff(m) > 0)  # strictly increasing
     assert m[-1] == 1.0 and m[0] == (-1.0 if signed else 0.0)
@@ -64,7 +64,7 @@ def test_dynamic_map(signed):
 @pytest.mark.parametrize("signed", [True, False])
 def test_nearest_code_equals_searchsorted(signed):
     """The bucket-table search gives exactly searchsorted over the map's midpoints."""
-    book = _quant.SIGNED if signed else _quant.UNSIGNED
+    book = _blockwise.SIGNED if signed else _blockwise.UNSIGNED
     m = book.values
     midpoints = ((m[1:] + m[:-1]) / 2).astype(np.float32)
     rng = np.random.default_rng(0)
@@ -95,11 +95,11 @@ def _heavy_tailed(shape, signed, seed=0):
 def test_round_trip_error_bounds(signed, block_size):
     x = _heavy_tailed((3, 5000), signed)  # 15000 elements: the last block is padded
     x = x.at[0, :7].set(0.0)
-    q = _quant.quantize(x, signed=signed, block_size=block_size)
+    q = _blockwise.quantize(x, signed=signed, block_size=block_size)
     blocks = -(-x.size // block_size)
     assert q.codes.shape == x.shape and q.codes.dtype == (jnp.int8 if signed else jnp.uint8)
     assert q.absmax.shape == (blocks,) and q.absmax.dtype == jnp.float32
-    y = np.asarray(_quant.dequantize(q, block_size=block_size))
+    y = np.asarray(_blockwise.dequantize(q, block_size=block_size))
     assert y.shape == x.shape and y.dtype == np.float32
 
     flat = np.pad(np.asarray(x).ravel(), (0, blocks * block_size - x.size))
@@ -108,7 +108,7 @@ def test_round_trip_error_bounds(signed, block_size):
     a = np.repeat(absmax, block_size)[: x.size]
     xf, yf = np.asarray(x).ravel(), y.ravel()
     # The decoded value is the nearest map entry (brute force; float rounding aside).
-    m = _quant.dynamic_map(signed)
+    m = _blockwise.dynamic_map(signed)
     r = xf / a
     nearest = np.min(np.abs(r[:, None] - m[None, :]), axis=1)
     assert np.all(np.abs(r - yf / a) <= nearest + 1e-6)
@@ -127,10 +127,10 @@ def test_round_trip_error_bounds(signed, block_size):
 
 
 def test_all_zero_block_and_small_input():
-    q = _quant.quantize(jnp.zeros((5, 7)), signed=True, block_size=16)
-    np.testing.assert_array_equal(_quant.dequantize(q, block_size=16), np.zeros((5, 7)))
+    q = _blockwise.quantize(jnp.zeros((5, 7)), signed=True, block_size=16)
+    np.testing.assert_array_equal(_blockwise.dequantize(q, block_size=16), np.zeros((5, 7)))
     x = jnp.array([-3.0, 0.5, 2.0])
-    y = _quant.dequantize(_quant.quantize(x, signed=True, block_size=16), block_size=16)
+    y = _blockwise.dequantize(_blockwise.quantize(x, signed=True, block_size=16), block_size=16)
     np.testing.assert_allclose(y, x, atol=3 * 0.45 / 64)
 
 

@@ -1,4 +1,5 @@
-"""Combinators and wrappers (optim/combine.py, optim/wrappers.py) against optax, and behaviour.
+"""Combinators and wrappers (optim/transforms/, optim/schedules/_inject.py) against optax, and
+behaviour.
 
 Parity follows tests/test_optax_parity.py: 200 float32 steps of ``convex_loss``, ours against
 optax, both given the same Python-float hyperparameters (bound 1e-6: the same arithmetic, only
@@ -10,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import types
 
 import jax
 import jax.numpy as jnp
@@ -21,15 +21,9 @@ from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import models
 import optim
-from optim import combine, wrappers
+from optim.transforms._combining import _path_parts
 
-# The public names, whether or not optim/__init__.py re-exports them yet.
-OURS = types.SimpleNamespace(
-    **{
-        **{name: getattr(optim, name) for name in optim.__all__},
-        **{name: getattr(m, name) for m in (combine, wrappers) for name in m.__all__},
-    }
-)
+OURS = optim
 
 STRICT = 1e-6
 STEPS = 200
@@ -246,7 +240,7 @@ def test_partition_regex_labels_apply_the_right_transform():
         "layers/1/bias": 5.0,
     }
     got = {
-        "/".join(combine._path_parts(path)): float(leaf[0] if leaf.ndim == 1 else leaf[0, 0])
+        "/".join(_path_parts(path)): float(leaf[0] if leaf.ndim == 1 else leaf[0, 0])
         for path, leaf in jax.tree_util.tree_flatten_with_path(updates)[0]
     }
     assert got == factors
@@ -743,7 +737,7 @@ def test_schedules_reexport_the_inject_names():
         "inject_hyperparams",
         "inject_stateful_hyperparams",
     ]:
-        assert getattr(schedules, name) is getattr(wrappers, name), name
+        assert getattr(schedules, name) is getattr(optim, name), name
         assert hasattr(optax.schedules, name), name
     assert schedules.Schedule is not None and hasattr(optax.schedules, "Schedule")
 

@@ -19,9 +19,10 @@ from optim._numerics import (
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim._types import ScalarOrSchedule
-from optim.adam_family import ScaleByBeliefState
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.optimizers._adam_variants import ScaleByBeliefState
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 __all__ = ["acprop", "scale_by_acprop"]
 

@@ -21,7 +21,8 @@ from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByAdemamixState(NamedTuple):

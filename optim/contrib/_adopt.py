@@ -22,7 +22,8 @@ from optim._tree import PyTree, map_arrays, safe_increment, upcast
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import ScaleByAdamState, scale_by_learning_rate
+from optim.optimizers._adam import ScaleByAdamState
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 def _quarter_power(count: jax.Array) -> jax.Array:

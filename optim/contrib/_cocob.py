@@ -13,7 +13,8 @@ from optim._tree import PyTree, check_same_structure, float_copy, full_like, map
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 __all__ = ["COCOBState", "cocob", "scale_by_cocob"]
 

@@ -33,7 +33,7 @@ from optim._tree import (
 from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import learning_rate_hyper
+from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 

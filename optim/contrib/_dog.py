@@ -28,7 +28,8 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "dog", "dowg", "scale_by_dog", "scale_by_dowg"]
 

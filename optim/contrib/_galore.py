@@ -36,13 +36,11 @@ from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._muon import _canonical_dims, _is_dims, _is_dims_leaf, _matrix_axes
 from optim.contrib._muon import _dims_per_leaf as _spread_dims
-from optim.schedules import _steps
-from optim.transforms._building_blocks import (
-    add_decayed_weights,
-    scale_by_adam,
-    scale_by_learning_rate,
-)
-from optim.wrappers import StaticTree
+from optim.optimizers._adam import scale_by_adam
+from optim.schedules._schedules import _steps
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._common import StaticTree
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class GaLoreDimensionNumbers(NamedTuple):

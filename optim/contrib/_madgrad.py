@@ -29,7 +29,8 @@ from optim._tree import (
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import add_decayed_weights, learning_rate_hyper
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["MadgradState", "madgrad", "scale_by_madgrad"]
 

@@ -34,7 +34,7 @@ from optim._tree import (
 from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import learning_rate_hyper
+from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["MomoAdamState", "MomoState", "momo", "momo_adam"]
 

@@ -36,12 +36,13 @@ from optim._tree import (
     zero_count,
 )
 from optim._types import ScalarOrSchedule
-from optim.alias import adamw
 from optim.base import EmptyState, Transformation, chain, check_updates
-from optim.combine import Partition, partition
-from optim.schedules import _choice, _steps
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
-from optim.wrappers import StaticTree
+from optim.optimizers._adam import adamw
+from optim.schedules._schedules import _choice, _steps
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._combining import Partition, partition
+from optim.transforms._common import StaticTree
+from optim.transforms._scaling import scale_by_learning_rate
 
 # Jordan's quintic coefficients (modded-nanogpt), and the per-step ones of Ahn et al., 2025
 # ("Dion"), as named by optax.

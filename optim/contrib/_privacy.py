@@ -18,11 +18,15 @@ from optim._hyper import hyper
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_float_updates, compute_dtype, is_trainable, upcast
 from optim._types import ScalarOrSchedule
-from optim.alias import _momentum
 from optim.base import Chain, Transformation, chain
-from optim.noise import _as_key, _resolve_key
-from optim.per_example import _clip_bound, _per_example_leaves, per_example_global_norm_clip
-from optim.transforms._building_blocks import scale_by_learning_rate
+from optim.optimizers._sgd import _momentum
+from optim.transforms._adding import _as_key, _resolve_key
+from optim.transforms._clipping import (
+    _clip_bound,
+    _per_example_leaves,
+    per_example_global_norm_clip,
+)
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class DifferentiallyPrivateAggregateState(NamedTuple):

@@ -28,7 +28,7 @@ from optim.base import (
     check_updates,
     require_params,
 )
-from optim.schedules import _steps
+from optim.schedules._schedules import _steps
 
 NormalizeState = EmptyState
 

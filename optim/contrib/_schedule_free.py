@@ -20,16 +20,14 @@ from optim._tree import (
     upcast,
 )
 from optim._types import ScalarOrSchedule
-from optim.alias import sgd
 from optim.base import Transformation, as_transformation, chain, check_updates, require_params
-from optim.schedules import _steps, warmup_constant_schedule
-from optim.transforms._building_blocks import (
-    add_decayed_weights,
-    learning_rate_hyper,
-    scale_by_learning_rate,
-    scale_by_rms,
-)
-from optim.wrappers import MaskedNode
+from optim.optimizers._rmsprop import scale_by_rms
+from optim.optimizers._sgd import sgd
+from optim.schedules._join import warmup_constant_schedule
+from optim.schedules._schedules import _steps
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._masking import MaskedNode
+from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rate
 
 
 class ScheduleFreeState(NamedTuple):

@@ -19,7 +19,8 @@ from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, z
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.contrib._common import reject_complex
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 __all__ = [
     "ScaleBySimplifiedAdEMAMixState",

@@ -22,9 +22,10 @@ from optim._tree import (
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
 from optim.contrib._common import reject_complex
-from optim.grad import partition
-from optim.schedules import _steps
-from optim.transforms._building_blocks import add_decayed_weights, scale_by_learning_rate
+from optim.grad import split_arrays
+from optim.schedules._schedules import _steps
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class HutchinsonState(NamedTuple):
@@ -69,7 +70,7 @@ class HutchinsonEstimatorDiagHessian(Transformation):
             for k, leaf in zip(keys, leaves, strict=True)
             if is_trainable(leaf)
         )
-        split = partition(params)
+        split = split_arrays(params)
         floats = [a if is_trainable(a) else None for a in split.arrays]
         tangents = [None if a is None else next(probes) for a in floats]
 

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from optim._tree import PyTree
-from optim.grad import Partition, partition
+from optim.grad import ArraySplit, split_arrays
 from optim.train._flat import FlatLayout, is_elementwise
 from optim.train._history import History, Stopper
 from optim.train._options import (
@@ -47,7 +47,7 @@ class Run:
 
     program: Program
     optimizer: Any
-    split: Partition
+    split: ArraySplit
     data: Any  # arrays (sampled on device) or None with an iterator
     iterator: Iterator | None
     total: int | None
@@ -182,7 +182,7 @@ def plan(
         for size in (sampler.batch_size, sampler.partial_size):
             if size:
                 sharding.check_batch(size)
-    split = partition(params)
+    split = split_arrays(params)
     eval_data = evaluation.data
     if sharding is not None:
         data = data if iterator is not None else sharding.place_data(data)

@@ -30,8 +30,8 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import OptaxTransform, Transformation, apply_updates, as_transformation
-from optim.grad import Partition, partition, trainable_value_and_grad
-from optim.linesearch import conjugate
+from optim.grad import ArraySplit, split_arrays, trainable_value_and_grad
+from optim.optimizers._linesearch import conjugate
 from optim.train._flat import FlatLayout
 from optim.train._options import StepOptions
 from optim.train._sharding import ShardingPlan
@@ -84,7 +84,7 @@ class Program:
         """The model's parameter tree from the carried arrays (flat buffers or leaves)."""
         if self.layout is not None:
             arrays = self.layout.unravel(arrays)
-        return Partition(arrays, self.treedef, self.constants).combine(arrays)
+        return ArraySplit(arrays, self.treedef, self.constants).combine(arrays)
 
     def optimizer_view(self, arrays: Any, params: PyTree, grads: PyTree) -> tuple[Any, Any]:
         """``(params, grads)`` as the optimizer sees them: raveled, or the model's trees."""
@@ -95,7 +95,7 @@ class Program:
     def carried(self, optimizer_params: Any) -> Any:
         """Back from the optimizer's view to what the carry holds."""
         if self.layout is None:
-            return partition(optimizer_params).arrays
+            return split_arrays(optimizer_params).arrays
         return optimizer_params
 
     def value_fn(self, batch: PyTree) -> Callable[[Any], jax.Array]:
@@ -168,7 +168,7 @@ def _update(program: Program, optimizer: Any, arrays: list[Any], opt_state: Any,
     opt_params, opt_grads = program.optimizer_view(arrays, params, grads)
     line_search_args = {}
     if program.line_search:
-        # optim.linesearch's convention: the gradient conjugated on complex leaves.
+        # The line searches' convention: the gradient conjugated on complex leaves.
         opt_grads = conjugate(opt_grads)
         line_search_args = {"grad": opt_grads, "value_fn": program.value_fn(batch)}
 
@@ -339,7 +339,7 @@ def needs_value_fn(optimizer: Any, params: PyTree) -> bool:
         inner = optimizer.transformation
         if getattr(type(inner), "needs_value_fn", False):
             return True
-        split = partition(params)
+        split = split_arrays(params)
         state = jax.eval_shape(lambda arrays: inner.init(split.combine(arrays)), split.arrays)
         records = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, _OPTAX_LINE_SEARCH_STATES))
         return any(isinstance(x, _OPTAX_LINE_SEARCH_STATES) for x in records)
@@ -379,7 +379,7 @@ def step_program(
 ) -> Program:
     """The static description of a step of ``loss_fn`` with ``optimizer`` on ``params``
     (checked); ``placement`` adds fit's sampler, metrics, flat layout and sharding plan."""
-    split = partition(params)
+    split = split_arrays(params)
     return Program(
         loss_fn=loss_fn,
         treedef=split.treedef,
@@ -404,7 +404,7 @@ def _checked(loss_fn, optimizer, params, opt_state, options: StepOptions):
         accumulate=options.accumulate,
         skip_nonfinite=options.skip_nonfinite,
     )
-    carry = Carry(partition(params).arrays, opt_state, zero_count(), zero_count(), None)
+    carry = Carry(split_arrays(params).arrays, opt_state, zero_count(), zero_count(), None)
     return program, optimizer, carry
 
 

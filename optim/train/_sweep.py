@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._tree import PyTree, is_array
-from optim.alias import adam
 from optim.base import apply_updates
-from optim.grad import Partition, partition
+from optim.grad import ArraySplit, split_arrays
+from optim.optimizers._adam import adam
 from optim.train._fit import fit
 
 __all__ = ["HypergradientResult", "SweepResult", "hypergradient_descent", "sweep"]
@@ -225,7 +225,7 @@ def sweep(
         name: jnp.asarray([point[i] for point in points], jnp.float32)
         for i, name in enumerate(axes)
     }
-    split = partition({} if init_fn is not None else params)
+    split = split_arrays({} if init_fn is not None else params)
     trained, losses, final_loss, evals = _sweep_program(
         flat,
         run_keys,
@@ -284,7 +284,7 @@ def _sweep_program(
 
     def run(point, run_key):
         if init_fn is None:
-            params = Partition(arrays, treedef, constants).combine(arrays)
+            params = ArraySplit(arrays, treedef, constants).combine(arrays)
         else:
             init_key, run_key = jax.random.split(run_key)
             params = init_fn(init_key)

@@ -1,76 +1,102 @@
 """Gradient transformations: the building blocks and combinators optimizers are made of.
 
 The same public names as ``optax.transforms``, plus the building blocks optax keeps at its top
-level (``scale_by_adam``, ``trace``, ...). The combinators are defined in the modules of their
-concern and re-exported here on first access, so importing this package loads nothing else.
+level (``scale``, ``trace``, ``scale_by_adam``, ...). One concern a module: scaling,
+accumulation, adding, clipping, combining, conditionality, constraining, freezing, layouts,
+masking, lookahead, monitoring, normalizing and stateless transformations. The maths of an
+optimizer family (``scale_by_adam``, ``scale_by_rms``, ``scale_by_rss``) lives with its
+optimizers in ``optim.optimizers`` and is re-exported here on first access.
 """
 
 import importlib
 
-from optim.transforms._building_blocks import (
-    AddDecayedWeightsState,
+from optim.base import (
+    chain,
+)
+from optim.transforms._accumulation import (
     EmaState,
-    ScaleByAdamState,
-    ScaleByRmsState,
-    ScaleByRssState,
-    ScaleByScheduleState,
-    ScaleByStddevState,
+    MultiSteps,
+    MultiStepsState,
+    ShouldSkipUpdateFunction,
     TraceState,
-    add_decayed_weights,
     ema,
-    scale,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_schedule,
-    scale_by_stddev,
+    skip_large_updates,
+    skip_not_finite,
     trace,
 )
+from optim.transforms._adding import (
+    AddDecayedWeightsState,
+    AddNoiseState,
+    add_decayed_weights,
+    add_noise,
+)
+from optim.transforms._clipping import (
+    adaptive_grad_clip,
+    clip,
+    clip_by_block_rms,
+    clip_by_global_norm,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+    unitwise_clip,
+    unitwise_norm,
+)
+from optim.transforms._combining import (
+    PartitionState,
+    named_chain,
+    partition,
+)
+from optim.transforms._conditionality import (
+    ApplyIfFiniteState,
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    ConditionFn,
+    apply_if_finite,
+    conditionally_mask,
+    conditionally_transform,
+)
+from optim.transforms._constraining import (
+    NonNegativeParamsState,
+    ZeroNansState,
+    keep_params_nonnegative,
+    zero_nans,
+)
+from optim.transforms._freezing import (
+    freeze,
+    selective_transform,
+)
+from optim.transforms._layouts import (
+    flatten,
+)
+from optim.transforms._masking import (
+    MaskedNode,
+    MaskedState,
+    masked,
+)
+from optim.transforms._monitoring import (
+    MonitorState,
+    SnapshotState,
+    measure_with_ema,
+    monitor,
+    snapshot,
+)
+from optim.transforms._scaling import (
+    ScaleByScheduleState,
+    scale,
+    scale_by_learning_rate,
+    scale_by_schedule,
+)
 
-# name -> the module that defines it (loaded on first access).
+# name -> the optimizer-family module that defines it (loaded on first access: those modules
+# import this package).
 _ELSEWHERE = {
-    "AddNoiseState": "optim.noise",
-    "add_noise": "optim.noise",
-    "ApplyIfFiniteState": "optim.wrappers",
-    "MaskedNode": "optim.wrappers",
-    "MaskedState": "optim.wrappers",
-    "MultiSteps": "optim.wrappers",
-    "MultiStepsState": "optim.wrappers",
-    "apply_if_finite": "optim.wrappers",
-    "flatten": "optim.wrappers",
-    "masked": "optim.wrappers",
-    "skip_large_updates": "optim.wrappers",
-    "skip_not_finite": "optim.wrappers",
-    "ConditionallyMaskState": "optim.conditional",
-    "ConditionallyTransformState": "optim.conditional",
-    "conditionally_mask": "optim.conditional",
-    "conditionally_transform": "optim.conditional",
-    "named_chain": "optim.conditional",
-    "selective_transform": "optim.conditional",
-    "NonNegativeParamsState": "optim.sanitize",
-    "chain": "optim.base",
-    "PartitionState": "optim.combine",
-    "freeze": "optim.combine",
-    "partition": "optim.combine",
-    "ZeroNansState": "optim.sanitize",
-    "keep_params_nonnegative": "optim.sanitize",
-    "zero_nans": "optim.sanitize",
-    "adaptive_grad_clip": "optim.adaptive_clip",
-    "clip": "optim.clipping",
-    "clip_by_global_norm": "optim.clipping",
-    "clip_by_block_rms": "optim.factorized",
-    "per_example_global_norm_clip": "optim.per_example",
-    "per_example_layer_norm_clip": "optim.per_example",
-    "unitwise_clip": "optim.adaptive_clip",
-    "unitwise_norm": "optim.adaptive_clip",
-    "ConditionFn": "optim.conditional",
-    "ShouldSkipUpdateFunction": "optim.wrappers",
-    "MonitorState": "optim.transforms._monitoring",
-    "SnapshotState": "optim.transforms._monitoring",
-    "measure_with_ema": "optim.transforms._monitoring",
-    "monitor": "optim.transforms._monitoring",
-    "snapshot": "optim.transforms._monitoring",
+    "ScaleByAdamState": "optim.optimizers._adam",
+    "ScaleByRmsState": "optim.optimizers._rmsprop",
+    "ScaleByRssState": "optim.optimizers._adagrad",
+    "ScaleByStddevState": "optim.optimizers._rmsprop",
+    "scale_by_adam": "optim.optimizers._adam",
+    "scale_by_rms": "optim.optimizers._rmsprop",
+    "scale_by_rss": "optim.optimizers._adagrad",
+    "scale_by_stddev": "optim.optimizers._rmsprop",
 }
 
 __all__ = [

@@ -26,7 +26,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import EmptyState, Transformation, as_transformation
-from optim.transforms._building_blocks import EmaState
+from optim.transforms._accumulation import EmaState
 
 __all__ = ["MonitorState", "SnapshotState", "measure_with_ema", "monitor", "snapshot"]
 

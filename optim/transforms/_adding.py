@@ -1,35 +1,108 @@
-"""Gradient noise: annealed Gaussian noise added to the updates, and noisy SGD.
+r"""Adding to the updates: decoupled weight decay and annealed Gaussian gradient noise.
 
-The PRNG key is a leaf of the transformation (a typed key array next to the float32
-hyperparameters), so re-creating the optimizer with another key or learning rate reuses the
-compiled program, and ``jax.vmap`` over keys trains independently-noised models.
+The noise's PRNG key is a leaf of the transformation (a typed key array next to the float32
+hyperparameters), so re-creating it with another key reuses the compiled program, and
+``jax.vmap`` over keys trains independently-noised models.
+
+Notation in the docstrings: :math:`g_t` is the incoming update (the gradient, or the output of
+the previous transformation in a chain), :math:`u_t` the outgoing one, :math:`\theta_t` the
+parameters, :math:`t \ge 1` the step count. Arithmetic runs in at least float32 whatever the
+parameter dtype; state slots keep the dtype they were created with (float32 for bf16/fp16
+parameters unless a ``*_dtype`` argument says otherwise); updates leave in the incoming
+gradient's dtype.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
-from optim._numerics import cast_like_grads
+from optim._hyper import hyper, is_schedule, value_at
+from optim._numerics import (
+    cast_like_grads,
+)
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_params,
     compute_dtype,
+    is_trainable,
     map_arrays,
     safe_increment,
     upcast,
     zero_count,
 )
-from optim._types import ScalarOrSchedule
-from optim.base import Chain, Transformation, chain
-from optim.transforms._building_blocks import scale_by_learning_rate
+from optim.base import EmptyState, Transformation, check_updates
 
-__all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]
+
+class AddDecayedWeightsState(NamedTuple):
+    """The step count, kept only when the weight decay is a schedule."""
+
+    count: jax.Array
+
+
+@pytree_dataclass
+class AddDecayedWeights(Transformation):
+    r"""Decoupled weight decay (Loshchilov & Hutter, 2019): :math:`u_t = g_t + \lambda_t\theta_t`.
+
+    Placed before the learning-rate scaling this gives AdamW's
+    :math:`\theta_{t+1} = \theta_t - \eta(\hat u_t + \lambda\theta_t)`.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
+
+    weight_decay: Any
+
+    def init(self, params: PyTree) -> EmptyState | AddDecayedWeightsState:
+        check_params(params)
+        if is_schedule(self.weight_decay):
+            return AddDecayedWeightsState(count=zero_count())
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            if not any(is_trainable(g) for g in jax.tree.leaves(updates)):
+                return updates, state  # nothing to decay (e.g. every leaf masked out)
+            raise ValueError("add_decayed_weights needs params: call update(grads, state, params)")
+        if is_schedule(self.weight_decay):
+            wd = value_at(self.weight_decay, state.count)
+            state = AddDecayedWeightsState(count=safe_increment(state.count))
+        else:
+            wd = self.weight_decay
+        params = _without_missing_updates(updates, params)
+        check_updates(updates, params, "params")
+        out = map_arrays(lambda g, p: upcast(g) + wd * upcast(p), updates, params)
+        return cast_like_grads(out, updates), state
+
+
+def _without_missing_updates(updates: PyTree, params: PyTree) -> PyTree:
+    """``params`` with the subtrees where ``updates`` has ``None`` set to ``None`` too (optax:
+    a ``None`` update stays ``None``, whatever the parameter under it)."""
+    is_none = lambda x: x is None
+    if not any(x is None for x in jax.tree.leaves(updates, is_leaf=is_none)):
+        return params
+    try:
+        return jax.tree.map(lambda g, p: None if g is None else p, updates, params, is_leaf=is_none)
+    except ValueError:
+        return params  # not a prefix: check_updates names the difference
+
+
+def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
+    """Add ``weight_decay * params`` to the updates, on the leaves ``mask`` selects.
+
+    ``mask`` is a pytree of booleans (a prefix of the params tree) or a function of the params
+    returning one, as in ``optax.add_decayed_weights``.
+    """
+    tx = AddDecayedWeights(hyper(weight_decay, "weight_decay", low=0.0))
+    if mask is None:
+        return tx
+    from optim.transforms._masking import masked
+
+    return masked(tx, mask)
 
 
 class AddNoiseState(NamedTuple):
@@ -124,17 +197,3 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
         gamma=hyper(gamma, "gamma", schedule=False, low=0.0),
         key=_resolve_key(key, seed),
     )
-
-
-def noisy_sgd(
-    learning_rate: ScalarOrSchedule,
-    eta: Any = 0.01,
-    gamma: Any = 0.55,
-    key: Any = None,
-    *,
-    seed: int | None = None,
-) -> Chain:
-    r"""Noisy SGD (Neelakantan et al., 2015): :math:`\theta_{t+1} = \theta_t - \alpha_t(g_t +
-    \mathcal N(0, \eta / t^\gamma))`; see ``add_noise``."""
-    key = _resolve_key(key, seed)
-    return chain(add_noise(eta, gamma, key), scale_by_learning_rate(learning_rate))

@@ -25,7 +25,6 @@ from optim._numerics import (
     decay_rate,
     ema_update,
     inverse_sqrt,
-    safe_sqrt,
     square_safe,
     store_like,
 )
@@ -45,28 +44,10 @@ from optim._tree import (
 )
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
 from optim.numerics import safe_norm, safe_root_mean_squares
-from optim.transforms._building_blocks import (
-    add_decayed_weights,
-    ema,
-    learning_rate_hyper,
-    scale,
-    scale_by_learning_rate,
-)
-
-__all__ = [
-    "FactoredState",
-    "ScaleBySM3State",
-    "adafactor",
-    "clip_by_block_rms",
-    "scale_by_factored_rms",
-    "scale_by_param_block_norm",
-    "scale_by_param_block_rms",
-    "scale_by_sm3",
-    "sm3",
-]
-
-
-# --- helpers ------------------------------------------------------------------------------
+from optim.transforms._accumulation import ema
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._clipping import clip_by_block_rms
+from optim.transforms._scaling import learning_rate_hyper, scale, scale_by_learning_rate
 
 
 def _real_dtype(x: Any) -> Any:
@@ -113,9 +94,6 @@ def _nonnegative_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return int(value)
-
-
-# --- Adafactor ----------------------------------------------------------------------------
 
 
 def _decay_rate_pow(step: jax.Array, exponent: jax.Array) -> jax.Array:
@@ -281,33 +259,6 @@ def scale_by_factored_rms(
 
 
 @pytree_dataclass
-class ClipByBlockRms(Transformation):
-    r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`."""
-
-    threshold: Any
-
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(self, updates, state, params=None, **extra_args):
-        del params, extra_args
-
-        def clip_leaf(g):
-            g32 = upcast(g)
-            rms = safe_sqrt(jnp.mean(abs_sq(g32)))  # finite derivative for an all-zero leaf
-            return g32 / jnp.maximum(1.0, rms / self.threshold)
-
-        return cast_like_grads(map_arrays(clip_leaf, updates), updates), state
-
-
-def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
-    """Scale each leaf down to a root mean square of at most ``threshold``
-    (``optax.clip_by_block_rms``)."""
-    return ClipByBlockRms(hyper(threshold, "threshold", schedule=False, low=0.0, low_open=True))
-
-
-@pytree_dataclass
 class ScaleByParamBlockRms(Transformation):
     r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
 
@@ -429,9 +380,6 @@ def adafactor(
         txs.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
     txs.append(scale(-1.0))
     return chain(*txs)
-
-
-# --- SM3 ----------------------------------------------------------------------------------
 
 
 class ScaleBySM3State(NamedTuple):

@@ -1,11 +1,5 @@
-"""Combinators: a different optimizer per part of the parameters, frozen parameters, and the
-float hyperparameters of any composed optimizer read or replaced by name.
-
-Leaf paths. ``partition`` matches regular expressions against a leaf's path written as its
-keys joined by ``/``: dict keys as ``str(key)``, list and tuple positions as numbers,
-dataclass and NamedTuple fields by name. ``{"dense": {"w": .., "b": ..}}`` has the paths
-``dense/w`` and ``dense/b``; ``{"layers": [{"kernel": ..}]}`` has ``layers/0/kernel``; a
-single array has the empty path ``""``.
+"""The float hyperparameters of any composed optimizer, read (``hyperparams``) or replaced
+(``with_hyperparams``) by name.
 
 Hyperparameter names. ``hyperparams`` names each value ``<block>.<field>``: the block by the
 factory that builds it (``scale_by_adam.b1``, ``scale_by_learning_rate.learning_rate``; the
@@ -25,289 +19,26 @@ import inspect
 import re
 import sys
 from collections import Counter
-from collections.abc import Hashable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from optim._hyper import Decay, check_flag, hyper, is_schedule, value_at
-from optim._pytree import is_static, pytree_dataclass, static
+from optim._hyper import Decay, hyper, is_schedule, value_at
+from optim._pytree import is_static
 from optim._tree import (
-    PyTree,
-    check_prefix,
-    check_same_structure,
     is_array,
-    is_trainable,
-    is_tree_function,
     zero_count,
 )
-from optim.base import Chain, Transformation, as_transformation, set_to_zero
-from optim.tree._map_params import is_params_placeholder
-from optim.wrappers import (
-    ApplyIfFinite,
-    Flatten,
-    InjectHyperparams,
-    Lookahead,
-    Masked,
-    MultiSteps,
-    StaticTree,
-    masked,
-)
-
-__all__ = [
-    "MultiTransformState",
-    "PartitionState",
-    "freeze",
-    "hyperparams",
-    "multi_transform",
-    "partition",
-    "with_hyperparams",
-]
-
-
-def _path_parts(path: tuple[Any, ...]) -> list[str]:
-    parts = []
-    for key in path:
-        if isinstance(key, jax.tree_util.DictKey):
-            parts.append(str(key.key))
-        elif isinstance(key, jax.tree_util.SequenceKey):
-            parts.append(str(key.idx))
-        elif isinstance(key, jax.tree_util.GetAttrKey):
-            parts.append(key.name)
-        elif isinstance(key, jax.tree_util.FlattenedIndexKey):
-            parts.append(str(key.key))
-        else:
-            parts.append(str(key))
-    return parts
-
-
-def _is_none(x: Any) -> bool:
-    return x is None
-
-
-# --- partition ----------------------------------------------------------------------------
-
-
-class PartitionState(NamedTuple):
-    """Each label's transformation state, built from the leaves with that label."""
-
-    inner_states: dict[Hashable, Any]
-
-
-MultiTransformState = PartitionState
-
-
-class _Unlabeled:
-    """The label of a non-trainable leaf that no pattern matches: no transform sees it."""
-
-
-_UNLABELED = _Unlabeled()
-
-
-@dataclasses.dataclass(frozen=True)
-class RegexLabels:
-    """``(label, pattern, flags)`` in priority order; static and compared by value."""
-
-    patterns: tuple[tuple[Hashable, str, int], ...]
-
-    def label_tree(self, tree: PyTree) -> PyTree:
-        """The label of every leaf of ``tree``: the first pattern that matches its whole path."""
-        compiled = [(label, re.compile(p, flags)) for label, p, flags in self.patterns]
-
-        def label_of(path: tuple[Any, ...], leaf: Any) -> Any:
-            name = "/".join(_path_parts(path))
-            for label, pattern in compiled:
-                if pattern.fullmatch(name):
-                    return label
-            if is_trainable(leaf):
-                raise ValueError(
-                    f"param_labels: leaf {name!r} matches none of the patterns "
-                    f"{[p for _, p, _ in self.patterns]} (each must match the whole path); "
-                    "add a catch-all such as r'.*' last"
-                )
-            return _UNLABELED
-
-        return jax.tree_util.tree_map_with_path(label_of, tree, is_leaf=_is_none)
-
-
-def _check_labels(found: list[Any], labels: tuple[Hashable, ...]) -> None:
-    try:
-        unknown = {label for label in found if label is not _UNLABELED} - set(labels)
-    except TypeError:
-        raise TypeError(f"param_labels must hold hashable labels, got {found}") from None
-    if unknown:
-        raise ValueError(
-            f"param_labels has labels with no transformation: {sorted(map(repr, unknown))}; "
-            f"the transforms are labelled {list(labels)}"
-        )
-
-
-def _regex_labels(param_labels: Any, labels: tuple[Hashable, ...]) -> RegexLabels | None:
-    """``param_labels`` read as ``{label: pattern}`` when it can only mean that (see partition)."""
-    if not isinstance(param_labels, Mapping) or not param_labels:
-        return None
-    values = list(param_labels.values())
-    if not all(isinstance(v, (str, re.Pattern)) for v in values):
-        return None
-    if not all(key in labels for key in param_labels):
-        return None
-    if all(isinstance(v, str) and v in labels for v in values):
-        return None  # a valid tree of labels, as optax reads it
-    patterns = []
-    for label, pattern in param_labels.items():
-        try:
-            compiled = re.compile(pattern)
-        except re.error as e:
-            raise ValueError(
-                f"param_labels[{label!r}] is not a valid regular expression: {e}"
-            ) from None
-        patterns.append((label, compiled.pattern, compiled.flags))
-    return RegexLabels(tuple(patterns))
-
-
-@pytree_dataclass
-class Partition(Transformation):
-    r"""A transformation per label: :math:`u_i = T_{\ell(i)}(g)_i`, :math:`\ell(i)` the label
-    of leaf :math:`i`. Each transformation sees only its leaves (the others are ``None``)."""
-
-    transforms: tuple[Any, ...]
-    labels: tuple[Hashable, ...] = static()
-    param_labels: Any = static()
-    mask_compatible_extra_args: bool = static(False)
-
-    def _label_tree(self, tree: PyTree) -> PyTree:
-        if isinstance(self.param_labels, StaticTree):
-            labels = self.param_labels.value()
-        elif isinstance(self.param_labels, RegexLabels):
-            labels = self.param_labels.label_tree(tree)
-        else:
-            labels = self.param_labels(tree)
-        check_prefix(labels, tree, "param_labels")
-        _check_labels(jax.tree.leaves(labels), self.labels)
-        return labels
-
-    def _parts(self, tree: PyTree) -> list[tuple[Hashable, Masked]]:
-        labels = self._label_tree(tree)
-        parts = []
-        for label, tx in zip(self.labels, self.transforms, strict=True):
-            mask = jax.tree.map(lambda x, label=label: x is not _UNLABELED and x == label, labels)
-            leaves, treedef = jax.tree.flatten(mask)
-            static_mask = StaticTree(treedef, tuple(bool(m) for m in leaves))
-            parts.append((label, Masked(tx, static_mask, self.mask_compatible_extra_args)))
-        return parts
-
-    def init(self, params: PyTree) -> PartitionState:
-        if is_params_placeholder(params):  # from map_params: there are no labels to read
-            parts = zip(self.labels, (Masked(tx, None) for tx in self.transforms), strict=True)
-        else:
-            parts = self._parts(params)
-        return PartitionState({label: part.init(params) for label, part in parts})
-
-    def update(self, updates, state, params=None, **extra_args):
-        inner_states = getattr(state, "inner_states", None)
-        if not isinstance(inner_states, Mapping) or set(inner_states) != set(self.labels):
-            raise ValueError(
-                f"state does not belong to this partition of labels {list(self.labels)}; "
-                "create it with init"
-            )
-        if params is not None:
-            check_same_structure(updates, params, "grads", "params")
-        new_states = {}
-        for label, part in self._parts(updates):
-            updates, new_states[label] = part.update(
-                updates, inner_states[label], params, **extra_args
-            )
-        return updates, PartitionState(new_states)
-
-
-def partition(
-    transforms: Mapping[Hashable, Any],
-    param_labels: Any,
-    *,
-    mask_compatible_extra_args: bool = False,
-) -> Partition:
-    """Apply a different transformation to each labelled part of the parameters.
-
-    ``transforms`` maps labels to transformations (ours or optax's). ``param_labels`` is one
-    of (as ``optax.partition``, plus regular expressions):
-
-    * a pytree of labels with the structure of the params, or a prefix of it;
-    * a function of the params (or updates) returning such a tree;
-    * a dict ``{label: regular expression}``, e.g. ``{"decay": r".*kernel|.*w",
-      "no_decay": r".*"}``: each floating leaf gets the first label, in dict order, whose
-      pattern matches its whole path (``re.fullmatch``; path format in the module
-      docstring). A floating leaf that matches none raises ``ValueError`` naming its path;
-      other leaves (``None``, functions, ints) that match none are passed through.
-
-    A dict is read as patterns when its keys are labels of ``transforms`` and at least one
-    value is a compiled pattern or a string that is not a label; otherwise it is a tree of
-    labels, as in optax (use ``re.compile`` to force patterns). Labels and patterns are static
-    and compared by value, so re-creating the optimizer reuses the compiled program; a label
-    function is compared by identity.
-
-    >>> import jax.numpy as jnp, optim
-    >>> params = {"dense": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}}
-    >>> tx = optim.partition({"decay": optim.adamw(1e-3, weight_decay=0.1),
-    ...                       "no_decay": optim.adam(1e-3)},
-    ...                      {"decay": r".*/w", "no_decay": r".*"})
-    >>> sorted(tx.init(params).inner_states)
-    ['decay', 'no_decay']
-    """
-    if not isinstance(transforms, Mapping):
-        raise TypeError(
-            f"transforms must be a dict from labels to transformations, got "
-            f"{type(transforms).__name__}"
-        )
-    labels = tuple(transforms)
-    txs = tuple(as_transformation(t, f"transforms[{k!r}]") for k, t in transforms.items())
-    if is_tree_function(param_labels):
-        static_labels = param_labels
-    else:
-        static_labels = _regex_labels(param_labels, labels)
-        if static_labels is None:
-            leaves, treedef = jax.tree.flatten(param_labels)
-            _check_labels(leaves, labels)
-            static_labels = StaticTree(treedef, tuple(leaves))
-    return Partition(
-        txs,
-        labels,
-        static_labels,
-        check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"),
-    )
-
-
-multi_transform = partition
-
-
-# --- freeze -------------------------------------------------------------------------------
-
-
-def _static_bool(m: Any) -> Any:
-    """A concrete boolean scalar array as a Python bool; anything else unchanged."""
-    if (
-        is_array(m)
-        and not isinstance(m, jax.core.Tracer)
-        and np.shape(m) == ()
-        and m.dtype == np.bool_
-    ):
-        return bool(m)
-    return m
-
-
-def freeze(mask: Any) -> Masked:
-    r"""Zero the updates where ``mask`` is True: :math:`u_i = 0` there, :math:`g_i` elsewhere.
-
-    ``mask`` is one bool (freeze all or nothing), a tree of bools with the structure of the
-    params or a prefix of it, or a function of the params returning one (``optax.freeze``).
-    """
-    if not is_tree_function(mask):
-        mask = jax.tree.map(_static_bool, mask)
-    return masked(set_to_zero(), mask)
-
-
-# --- reading and replacing hyperparameters ------------------------------------------------
+from optim.base import Chain
+from optim.schedules._inject import InjectHyperparams
+from optim.transforms._accumulation import MultiSteps
+from optim.transforms._combining import Partition, _path_parts
+from optim.transforms._conditionality import ApplyIfFinite
+from optim.transforms._layouts import Flatten
+from optim.transforms._lookahead import Lookahead
+from optim.transforms._masking import Masked
 
 # Single-transformation wrappers and the field of their state holding the inner state.
 _INNER_STATE = {
@@ -368,7 +99,7 @@ def _children(block: Any, state: Any) -> list[tuple[str | None, Any, Any]]:
     """(name segment or None, inner transformation, its state or None) inside ``block``.
 
     A block may say so itself with a ``hyperparameter_children(state)`` method returning that
-    list (the wrappers of ``optim.conditional``, which this module cannot import).
+    list (``conditionally_transform``, ``named_chain``, ...).
     """
     own = getattr(block, "hyperparameter_children", None)
     if callable(own):

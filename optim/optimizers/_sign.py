@@ -26,29 +26,11 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates
-from optim.transforms._building_blocks import (
-    add_decayed_weights,
-    ema,
-    scale,
-    scale_by_learning_rate,
-)
-
-__all__ = [
-    "ScaleByLionState",
-    "ScaleByRpropState",
-    "lion",
-    "rprop",
-    "scale_by_lion",
-    "scale_by_rprop",
-    "scale_by_sign",
-    "sign_sgd",
-    "signum",
-]
+from optim.transforms._accumulation import ema
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale, scale_by_learning_rate
 
 _LION_MODES = ("hard", "smooth", "refined")
-
-
-# --- Lion ---------------------------------------------------------------------------------
 
 
 class ScaleByLionState(NamedTuple):
@@ -70,7 +52,7 @@ class ScaleByLion(Transformation):
     keeps :math:`c_t` where :math:`|c_t| < 1` and its sign elsewhere.
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     b1: Any
     b2: Any
@@ -139,14 +121,11 @@ def lion(
     )
 
 
-# --- signSGD and Signum -------------------------------------------------------------------
-
-
 @pytree_dataclass
 class ScaleBySign(Transformation):
     r"""Sign of the updates: :math:`u_t = \operatorname{sign}(g_t)` (:math:`g/|g|` if complex)."""
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     def init(self, params: PyTree) -> EmptyState:
         del params
@@ -190,9 +169,6 @@ def signum(
     )
 
 
-# --- Rprop --------------------------------------------------------------------------------
-
-
 class ScaleByRpropState(NamedTuple):
     """Per-element step sizes and the update of the previous step (zero after a sign flip)."""
 
@@ -231,7 +207,7 @@ class ScaleByRprop(Transformation):
     previous step's update, so the first step does not move (optax PR #1725).
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     learning_rate: Any
     eta_minus: Any

@@ -16,12 +16,12 @@ from optim._hyper import hyper
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, is_trainable, map_arrays, upcast
-from optim.alias import sgd
 from optim.base import Chain, EmptyState, Transformation, chain
-
-__all__ = ["polyak_sgd", "scale_by_polyak"]
+from optim.optimizers._sgd import sgd
 
 _VARIANTS = ("sps", "sps+")
+
+
 # optax's threshold below which the squared gradient norm counts as zero: float64 epsilon.
 _TINY = float(np.finfo(np.float64).eps)
 
@@ -41,7 +41,7 @@ class ScaleByPolyak(Transformation):
     :math:`\max(f(\theta_t) - f^\star, 0)`.
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     f_min: Any
     max_learning_rate: Any

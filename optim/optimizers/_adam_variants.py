@@ -1,24 +1,10 @@
-r"""The Adam family: AdaBelief, Adamax, AMSGrad, RAdam, Yogi, Adan, Adadelta and NovoGrad.
+"""Adam's relatives with other moments or steps: AdaBelief, RAdam, Yogi, Adan and NovoGrad.
 
 Each optimizer is a building block (``scale_by_*``, with optax's name, arguments, defaults and
 state field names) and an alias chaining it with weight decay and the learning rate, as in
-optax. Notation as in ``optim.transforms``: :math:`g_t` the incoming update, :math:`u_t` the
-outgoing one, :math:`t \ge 1` the step count, :math:`\hat x_t = x_t / (1 - \beta^t)` the
-bias-corrected moment.
-
-Beyond optax, every block and alias takes a keyword-only ``nu_dtype`` for its second-moment
-slots (nu, AMSGrad's nu_max, Adan's n, Adadelta's e_g and e_x), and ``novograd`` passes
-``scale_by_novograd``'s ``mu_dtype`` on as a keyword-only argument. A slot given a dtype is
-stored in exactly that dtype while the arithmetic runs in float32 or wider. Without one, slots
-take the compute dtype (float32 for bf16/fp16 parameters, where optax would use the parameter
-dtype).
-
-Numerical edges, unlike optax (see ``optim.transforms.ScaleByAdam``): every block that keeps a
-second moment bounds the incoming gradients at :math:`2^{62}` in magnitude (float32;
-``optim._numerics.square_safe``) before either moment sees them, so no second moment overflows
-to inf; a step whose denominator is 0 (``eps = eps_root = 0`` and a zero second moment) is 0;
-and square roots of second moments have derivative 0 at 0, so ``jax.grad`` through updates
-with zero gradients stays finite. Adamax keeps no squares and needs no bound.
+optax. Notation and numerical edges as in ``optim.optimizers._adam``. Beyond optax, every
+block and alias takes a keyword-only ``nu_dtype`` for its second-moment slots (Adan's n
+included), and ``novograd`` passes ``scale_by_novograd``'s ``mu_dtype`` on.
 """
 
 from __future__ import annotations
@@ -29,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, check_flag, decay_hyper, hyper
+from optim._hyper import Decay, check_flag, hyper
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -51,9 +37,6 @@ from optim._tree import (
     check_params,
     compute_dtype,
     full_like,
-    is_trainable,
-    keystr,
-    leaves_with_paths,
     map_arrays,
     safe_increment,
     upcast,
@@ -61,78 +44,15 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
-from optim.transforms._building_blocks import (
+from optim.optimizers._adam import (
     ScaleByAdamState,
-    add_decayed_weights,
-    scale_by_learning_rate,
+    _decay,
+    _first_moment_slot,
+    _non_negative,
+    _square_safe,
 )
-
-__all__ = [
-    "ScaleByAdaDeltaState",
-    "ScaleByAdanState",
-    "ScaleByAmsgradState",
-    "ScaleByBeliefState",
-    "ScaleByNovogradState",
-    "adabelief",
-    "adadelta",
-    "adamax",
-    "adamaxw",
-    "adan",
-    "amsgrad",
-    "novograd",
-    "radam",
-    "scale_by_adadelta",
-    "scale_by_adamax",
-    "scale_by_adan",
-    "scale_by_amsgrad",
-    "scale_by_belief",
-    "scale_by_novograd",
-    "scale_by_radam",
-    "scale_by_yogi",
-    "yogi",
-]
-
-
-# --- shared helpers -----------------------------------------------------------------------
-
-
-def _decay(value: Any, name: str, *, closed: bool = False) -> Decay:
-    """A decay rate in [0, 1), or [0, 1] where no bias correction divides by 1 - decay^t."""
-    return decay_hyper(value, name, closed=closed)
-
-
-def _non_negative(value: Any, name: str) -> jax.Array:
-    return hyper(value, name, schedule=False, low=0.0)
-
-
-def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
-    """A slot holding a signed moment: complex for complex params, so a real dtype is refused."""
-    if dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating):
-        for path, leaf in leaves_with_paths(params):
-            if is_trainable(leaf) and jnp.iscomplexobj(leaf):
-                raise TypeError(
-                    f"{name}={dtype} is real but params{keystr(path)} is {leaf.dtype}: its "
-                    f"first moment is complex and would lose its imaginary part. Pass a "
-                    f"complex {name} or None."
-                )
-    return full_like(params, 0.0, dtype)
-
-
-def _reject_complex(tree: PyTree, name: str, what: str) -> None:
-    for path, leaf in leaves_with_paths(tree):
-        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
-            raise ValueError(
-                f"{name} does not support complex parameters: {what}{keystr(path)} is "
-                f"{leaf.dtype}. Optimize the real and imaginary parts as separate real leaves."
-            )
-
-
-def _square_safe(updates: PyTree) -> PyTree:
-    """The incoming updates in the compute dtype, bounded so that squares stay finite."""
-    return map_arrays(lambda g: square_safe(upcast(g)), updates)
-
-
-# --- AdaBelief ----------------------------------------------------------------------------
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByBeliefState(NamedTuple):
@@ -157,7 +77,7 @@ class ScaleByBelief(Transformation):
     ``nesterov=True`` :math:`\hat m_t` is Nadam's (see ``scale_by_adam``).
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     b1: Any
     b2: Any
@@ -228,221 +148,6 @@ def adabelief(
     )
 
 
-# --- Adamax -------------------------------------------------------------------------------
-
-
-@pytree_dataclass
-class ScaleByAdamax(Transformation):
-    r"""Adamax (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization", sec. 7.1).
-
-    .. math::
-        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
-        v_t = \max(|g_t| + \epsilon, \beta_2 v_{t-1}),\quad
-        u_t = \hat m_t / v_t.
-
-    Adam with the :math:`L^2` norm of past gradients replaced by the :math:`L^\infty` norm; the
-    maximum needs no bias correction, so :math:`\beta_2 = 1` is allowed.
-    """
-
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
-
-    b1: Any
-    b2: Any
-    eps: Any
-    nu_dtype: Any = static(None)
-
-    def init(self, params: PyTree) -> ScaleByAdamState:
-        return ScaleByAdamState.zeros(params, nu_dtype=self.nu_dtype)
-
-    def update(self, updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_updates(updates, state.mu)
-        count = safe_increment(state.count)
-        mu = map_arrays(lambda g, m: ema_update(g, m, self.b1), updates, state.mu)
-        nu = map_arrays(
-            lambda g, v: jnp.maximum(
-                jnp.abs(upcast(g)) + self.eps, decay_rate(self.b2) * upcast(v)
-            ),
-            updates,
-            state.nu,
-        )
-        out = map_arrays(lambda m, v: m / v, debias_tree(mu, self.b1, count), nu)
-        new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
-        return cast_like_grads(out, updates), new_state
-
-
-def scale_by_adamax(
-    b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, *, nu_dtype: Any = None
-) -> ScaleByAdamax:
-    """Rescale updates by Adamax's first moment and infinity norm (``optax.scale_by_adamax``)."""
-    return ScaleByAdamax(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2", closed=True),
-        eps=_non_negative(eps, "eps"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
-    )
-
-
-def adamax(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    *,
-    nu_dtype: Any = None,
-) -> Chain:
-    r"""Adamax (Kingma & Ba, 2015): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t / v_t`;
-    see ``scale_by_adamax``."""
-    return chain(
-        scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
-    )
-
-
-def adamaxw(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    weight_decay: Any = 1e-4,
-    mask: Any = None,
-    *,
-    nu_dtype: Any = None,
-) -> Chain:
-    r"""Adamax with decoupled weight decay (Loshchilov & Hutter, 2019).
-
-    .. math:: \theta_{t+1} = \theta_t - \eta_t (\hat m_t / v_t + \lambda \theta_t)
-
-    with the decay applied only where ``mask`` is True.
-    """
-    return chain(
-        scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
-
-
-# --- AMSGrad ------------------------------------------------------------------------------
-
-
-class ScaleByAmsgradState(NamedTuple):
-    """AMSGrad's step count, moments and the running maximum of the second moment."""
-
-    count: jax.Array
-    mu: PyTree
-    nu: PyTree
-    nu_max: PyTree
-
-
-@pytree_dataclass
-class ScaleByAmsgrad(Transformation):
-    r"""AMSGrad (Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and Beyond").
-
-    .. math::
-        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
-        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\quad
-        \bar v_t = \max(\bar v_{t-1}, \hat v_t),\quad
-        u_t = \hat m_t / (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon).
-
-    The second moment never decreases, so the effective step size never grows. Without
-    ``bias_correction_mu``/``bias_correction_nu`` the hats are dropped (the paper's form).
-    """
-
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
-
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
-    mu_dtype: Any = static(None)
-    bias_correction_mu: bool = static(True)
-    bias_correction_nu: bool = static(True)
-    nu_dtype: Any = static(None)
-
-    def init(self, params: PyTree) -> ScaleByAmsgradState:
-        return ScaleByAmsgradState(
-            count=zero_count(),
-            mu=_first_moment_slot(params, self.mu_dtype, "mu_dtype"),
-            nu=full_like(params, 0.0, self.nu_dtype),
-            nu_max=full_like(params, 0.0, self.nu_dtype),
-        )
-
-    def update(self, updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_updates(updates, state.mu)
-        b1, b2 = self.b1, self.b2
-        grads = _square_safe(updates)
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
-        count = safe_increment(state.count)
-        mu_hat = debias_tree(mu, b1, count) if self.bias_correction_mu else mu
-        nu_hat = debias_tree(nu, b2, count) if self.bias_correction_nu else nu
-        nu_max = map_arrays(lambda v, vmax: jnp.maximum(upcast(vmax), v), nu_hat, state.nu_max)
-        out = map_arrays(lambda m, v: adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
-        new_state = ScaleByAmsgradState(
-            count=count,
-            mu=store_like(mu, state.mu),
-            nu=store_like(nu, state.nu),
-            nu_max=store_like(nu_max, state.nu_max),
-        )
-        return cast_like_grads(out, updates), new_state
-
-
-def scale_by_amsgrad(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
-    bias_correction_mu: bool = True,
-    bias_correction_nu: bool = True,
-    *,
-    nu_dtype: Any = None,
-) -> ScaleByAmsgrad:
-    """Rescale updates by AMSGrad's moments (``optax.scale_by_amsgrad``)."""
-    return ScaleByAmsgrad(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        bias_correction_mu=check_flag(bias_correction_mu, "bias_correction_mu"),
-        bias_correction_nu=check_flag(bias_correction_nu, "bias_correction_nu"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
-    )
-
-
-def amsgrad(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
-    bias_correction_mu: bool = True,
-    bias_correction_nu: bool = True,
-    *,
-    nu_dtype: Any = None,
-) -> Chain:
-    r"""AMSGrad (Reddi et al., 2018): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
-    (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon)`; see ``scale_by_amsgrad``."""
-    return chain(
-        scale_by_amsgrad(
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            bias_correction_mu,
-            bias_correction_nu,
-            nu_dtype=nu_dtype,
-        ),
-        scale_by_learning_rate(learning_rate),
-    )
-
-
-# --- RAdam --------------------------------------------------------------------------------
-
-
 @pytree_dataclass
 class ScaleByRadam(Transformation):
     r"""Rectified Adam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and
@@ -462,7 +167,7 @@ class ScaleByRadam(Transformation):
     ``nesterov=True`` :math:`\hat m_t` is Nadam's.
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     b1: Any
     b2: Any
@@ -575,9 +280,6 @@ def radam(
     )
 
 
-# --- Yogi ---------------------------------------------------------------------------------
-
-
 @pytree_dataclass
 class ScaleByYogi(Transformation):
     r"""Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization").
@@ -592,7 +294,7 @@ class ScaleByYogi(Transformation):
     step size explode as in Adam.
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     b1: Any
     b2: Any
@@ -669,9 +371,6 @@ def yogi(
     )
 
 
-# --- Adan ---------------------------------------------------------------------------------
-
-
 class ScaleByAdanState(NamedTuple):
     """Adan's moments of the gradient (m), its change (v) and the squared term (n); the
     previous gradient (g) and the step count (t)."""
@@ -700,7 +399,7 @@ class ScaleByAdan(Transformation):
     The gradient change is a cheap estimate of Nesterov's look-ahead gradient.
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     b1: Any
     b2: Any
@@ -788,100 +487,6 @@ def adan(
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
-
-
-# --- Adadelta -----------------------------------------------------------------------------
-
-
-class ScaleByAdaDeltaState(NamedTuple):
-    """Adadelta's running averages of squared gradients (e_g) and squared steps (e_x)."""
-
-    e_g: PyTree
-    e_x: PyTree
-
-
-@pytree_dataclass
-class ScaleByAdaDelta(Transformation):
-    r"""Adadelta (Zeiler, 2012, "ADADELTA: An Adaptive Learning Rate Method").
-
-    .. math::
-        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
-        u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,\quad
-        E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2.
-
-    The ratio of RMS step to RMS gradient gives the step the units of the parameters. Real
-    parameters only (as in optax, whose tests skip complex Adadelta); complex ones raise
-    ``ValueError`` rather than being optimized wrongly.
-    """
-
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
-
-    rho: Any
-    eps: Any
-    nu_dtype: Any = static(None)
-
-    def init(self, params: PyTree) -> ScaleByAdaDeltaState:
-        _reject_complex(params, "scale_by_adadelta", "params")
-        return ScaleByAdaDeltaState(
-            e_g=full_like(params, 0.0, self.nu_dtype), e_x=full_like(params, 0.0, self.nu_dtype)
-        )
-
-    def update(self, updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_updates(updates, state.e_g)
-        _reject_complex(updates, "scale_by_adadelta", "grads")
-        rho, eps = self.rho, self.eps
-        grads = _square_safe(updates)
-        e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), grads, state.e_g)
-        out = map_arrays(
-            lambda g, s, x: jnp.sqrt(upcast(x) + eps) / jnp.sqrt(s + eps) * g,
-            grads,
-            e_g,
-            state.e_x,
-        )
-        e_x = map_arrays(lambda u, x: ema_update_sq(u, x, rho), out, state.e_x)
-        new_state = ScaleByAdaDeltaState(store_like(e_g, state.e_g), store_like(e_x, state.e_x))
-        return cast_like_grads(out, updates), new_state
-
-
-def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) -> ScaleByAdaDelta:
-    """Rescale updates by Adadelta's ratio of RMS step to RMS gradient
-    (``optax.scale_by_adadelta``); ``nu_dtype`` is the dtype of both e_g and e_x.
-
-    ``eps`` must be positive: it is the step's only source while :math:`E[\\Delta x^2] = 0`.
-    """
-    return ScaleByAdaDelta(
-        rho=_decay(rho, "rho", closed=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
-    )
-
-
-def adadelta(
-    learning_rate: Any = None,
-    rho: Any = 0.9,
-    eps: Any = 1e-6,
-    weight_decay: Any = 0.0,
-    weight_decay_mask: Any = None,
-    *,
-    nu_dtype: Any = None,
-) -> Chain:
-    r"""Adadelta (Zeiler, 2012) with weight decay added to the gradient first:
-    :math:`\theta_{t+1} = \theta_t - \eta_t u_t`, :math:`u_t` from ``scale_by_adadelta``
-    applied to :math:`g_t + \lambda\theta_t`.
-
-    ``learning_rate=None`` is the paper's Adadelta, :math:`\eta = 1`. (optax's
-    ``adadelta(learning_rate=None)`` skips the learning-rate scaling and with it the sign flip,
-    so it climbs the loss; ours descends, as ``optax.adadelta(1.0)`` does.)
-    """
-    return chain(
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_adadelta(rho, eps, nu_dtype=nu_dtype),
-        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
-    )
-
-
-# --- NovoGrad -----------------------------------------------------------------------------
 
 
 class ScaleByNovogradState(NamedTuple):

@@ -1,4 +1,4 @@
-"""Layer-wise trust ratios: LARS, LAMB and Fromage scale each leaf's step by its norms.
+r"""Layer-wise trust ratios: LARS, LAMB and Fromage scale each leaf's step by its norms.
 
 Each parameter array (a "layer") gets a step proportional to its own norm,
 :math:`\\lVert\\theta\\rVert / \\lVert u\\rVert`, so that layers of different scales move by
@@ -20,17 +20,11 @@ from optim._tree import PyTree, check_params, map_arrays, upcast, zero_count
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
 from optim.numerics import safe_norm
-from optim.transforms._building_blocks import (
-    AddDecayedWeights,
-    add_decayed_weights,
-    learning_rate_hyper,
-    scale_by_adam,
-    scale_by_learning_rate,
-    trace,
-)
-from optim.wrappers import masked
-
-__all__ = ["ScaleByTrustRatioState", "fromage", "lamb", "lars", "scale_by_trust_ratio"]
+from optim.optimizers._adam import scale_by_adam
+from optim.transforms._accumulation import trace
+from optim.transforms._adding import AddDecayedWeights, add_decayed_weights
+from optim.transforms._masking import masked
+from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rate
 
 # The state of scale_by_trust_ratio: empty, as in optax (where it is an alias too).
 ScaleByTrustRatioState = EmptyState

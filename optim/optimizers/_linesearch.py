@@ -45,18 +45,6 @@ from optim._tree import (
 from optim.base import Transformation, check_updates
 from optim.grad import trainable_value_and_grad
 
-__all__ = [
-    "ScaleByBacktrackingLinesearchState",
-    "ScaleByZoomLinesearchState",
-    "ZoomLinesearchInfo",
-    "scale_by_backtracking_linesearch",
-    "scale_by_zoom_linesearch",
-    "value_and_grad_from_state",
-]
-
-
-# --- pieces shared with lbfgs ------------------------------------------------------------
-
 
 def scalar_dtype(params: PyTree) -> Any:
     """The dtype of stepsizes, losses and inner products: float32, or wider for wide leaves."""
@@ -623,9 +611,6 @@ def scale_by_zoom_linesearch(
         initial_guess_strategy=initial_guess_strategy,
         verbose=check_flag(verbose, "verbose"),
     )
-
-
-# --- backtracking line search -------------------------------------------------------------
 
 
 class BacktrackingLinesearchInfo(NamedTuple):

@@ -47,7 +47,7 @@ import contextlib
 import operator
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -57,56 +57,10 @@ from jax.typing import ArrayLike
 from optim._hyper import check_flag, hyper
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
-from optim.wrappers import (
-    InjectHyperparamsState,
-    InjectStatefulHyperparamsState,
-    StatefulSchedule,
-    WrappedSchedule,
-    inject_hyperparams,
-    inject_stateful_hyperparams,
-)
-
-__all__ = [
-    "ConstantSchedule",
-    "PolynomialSchedule",
-    "CosineDecaySchedule",
-    "ExponentialDecaySchedule",
-    "PiecewiseConstantSchedule",
-    "PiecewiseInterpolateSchedule",
-    "JoinSchedule",
-    "WarmupStableDecaySchedule",
-    "constant_schedule",
-    "polynomial_schedule",
-    "linear_schedule",
-    "cosine_decay_schedule",
-    "exponential_decay",
-    "piecewise_constant_schedule",
-    "piecewise_interpolate_schedule",
-    "join_schedules",
-    "warmup_constant_schedule",
-    "warmup_cosine_decay_schedule",
-    "warmup_exponential_decay_schedule",
-    "linear_onecycle_schedule",
-    "cosine_onecycle_schedule",
-    "sgdr_schedule",
-    "wsd_schedule",
-    # Defined in optim.wrappers (one implementation), here as in optax.schedules:
-    "InjectHyperparamsState",
-    "InjectStatefulHyperparamsState",
-    "StatefulSchedule",
-    "WrappedSchedule",
-    "inject_hyperparams",
-    "inject_stateful_hyperparams",
-]
 
 # The type of a schedule: a function of the step count returning the value at that step
 # (optax.schedules.Schedule). Not in __all__: a typing alias, not a function to call.
 Schedule = Callable[[ArrayLike], ArrayLike]
-
-
-# --------------------------------------------------------------------------------------------
-# Schedules (the pytrees)
-# --------------------------------------------------------------------------------------------
 
 
 @pytree_dataclass
@@ -252,26 +206,6 @@ class PiecewiseInterpolateSchedule:
 
 
 @pytree_dataclass
-class JoinSchedule:
-    r"""``schedules[0]`` until ``boundaries[0]``, then ``schedules[i]`` counted from its boundary.
-
-    ::
-
-        value(t) = schedules[0](t)                     for t < b_1
-                   schedules[i](t - b_i)               for b_i <= t < b_{i+1}
-    """
-
-    schedules: tuple[Callable[[jax.Array], jax.Array], ...]
-    boundaries: tuple[int, ...] = static()
-
-    def __call__(self, count: ArrayLike) -> jax.Array:
-        count = jnp.asarray(count)
-        first, *rest = self.schedules
-        values = [first(count), *(s(count - b) for s, b in _reachable(rest, self.boundaries))]
-        return _select(count, self.boundaries, values)
-
-
-@pytree_dataclass
 class WarmupStableDecaySchedule:
     r"""Warmup-stable-decay: linear warmup, a constant phase, then a decay to ``end_value``.
 
@@ -380,11 +314,6 @@ def _interpolate(
     return _select(count, steps[1:], [*pieces, values[-1]])
 
 
-# --------------------------------------------------------------------------------------------
-# Argument checks
-# --------------------------------------------------------------------------------------------
-
-
 def _float(value: Any, name: str, **bounds: Any) -> jax.Array:
     """A float argument as a float32 scalar array (checked by ``hyper`` unless traced)."""
     return hyper(value, name, schedule=False, **bounds)
@@ -432,9 +361,11 @@ def _choice(value: Any, name: str, choices: Sequence[str]) -> str:
 
 
 def _warn(message: str) -> None:
-    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested."""
+    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested
+    (in any module of ``optim.schedules``)."""
+    package = __name__.rpartition(".")[0] + "."
     frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, UserWarning, stacklevel=level)
 
@@ -478,11 +409,6 @@ def _boundaries_and_scales(
         _float(scale, f"boundaries_and_scales[{boundary}]", low=0.0) for boundary, scale in items
     )
     return boundaries, scales
-
-
-# --------------------------------------------------------------------------------------------
-# Factories (optax's names, arguments and defaults)
-# --------------------------------------------------------------------------------------------
 
 
 def constant_schedule(value: ArrayLike) -> ConstantSchedule:
@@ -636,132 +562,6 @@ def piecewise_interpolate_schedule(
     )
 
 
-def join_schedules(
-    schedules: Sequence[Callable[[jax.Array], ArrayLike]], boundaries: Sequence[int]
-) -> JoinSchedule:
-    """One schedule after another (see :class:`JoinSchedule`).
-
-    Args:
-      schedules: schedules of this module or any function of the step count (an optax schedule,
-        a lambda), which is kept as static metadata. ``schedules[i]`` counts its steps from
-        ``boundaries[i - 1]``.
-      boundaries: ``len(schedules) - 1`` non-negative, non-decreasing ints: the steps at which
-        the next schedule takes over.
-    """
-    schedules = tuple(schedules)
-    if not schedules:
-        raise ValueError("schedules must hold at least one schedule")
-    for i, schedule in enumerate(schedules):
-        if not callable(schedule):
-            raise TypeError(
-                f"schedules[{i}] must be a schedule (a function of the step count), "
-                f"got {type(schedule).__name__} {schedule!r}"
-            )
-    boundaries = tuple(_steps(b, f"boundaries[{i}]") for i, b in enumerate(boundaries))
-    if len(boundaries) != len(schedules) - 1:
-        raise ValueError(
-            f"boundaries must hold one int fewer than schedules ({len(schedules)}), "
-            f"got {len(boundaries)}"
-        )
-    if list(boundaries) != sorted(boundaries):
-        raise ValueError(f"boundaries must be non-decreasing, got {list(boundaries)}")
-    return JoinSchedule(
-        tuple(hyper(s, f"schedules[{i}]") for i, s in enumerate(schedules)), boundaries
-    )
-
-
-def _warmup_then(
-    init_value: jax.Array, peak_value: jax.Array, warmup_steps: int, schedule: Callable
-) -> JoinSchedule:
-    """Linear warmup from ``init_value`` to ``peak_value``, then ``schedule``."""
-    # With no warmup the first piece is never used (its boundary is 0): a constant avoids the
-    # warning linear_schedule gives for zero transition steps.
-    warmup = (
-        linear_schedule(init_value, peak_value, warmup_steps)
-        if warmup_steps
-        else constant_schedule(init_value)
-    )
-    return join_schedules((warmup, schedule), (warmup_steps,))
-
-
-def warmup_constant_schedule(
-    init_value: ArrayLike,
-    peak_value: ArrayLike,
-    warmup_steps: int,
-) -> PolynomialSchedule | ConstantSchedule:
-    """Linear warmup from ``init_value`` to ``peak_value`` over ``warmup_steps``, then constant.
-
-    ``warmup_steps=0`` holds ``init_value`` (with a warning), as in optax.
-    """
-    warmup_steps = _steps(warmup_steps, "warmup_steps", low=None)
-    return linear_schedule(init_value, _float(peak_value, "peak_value"), warmup_steps)
-
-
-def warmup_cosine_decay_schedule(
-    init_value: ArrayLike,
-    peak_value: ArrayLike,
-    warmup_steps: int,
-    decay_steps: int,
-    end_value: ArrayLike = 0.0,
-    exponent: ArrayLike = 1.0,
-) -> JoinSchedule:
-    """Linear warmup to ``peak_value``, then cosine decay to ``end_value``.
-
-    The join of :func:`linear_schedule` and :func:`cosine_decay_schedule` with
-    ``alpha = end_value / peak_value`` (0 when ``peak_value`` is 0, as in optax)::
-
-        value(t) = I + (P - I) * t / W                                        for t < W
-                   P * ((1 - alpha) * (0.5 * (1 + cos(pi * (t - W) / (D - W)))) ** p + alpha)
-
-    Args:
-      init_value: value at step 0.
-      peak_value: value at the end of the warmup.
-      warmup_steps: non-negative length of the warmup.
-      decay_steps: total length of the schedule, warmup included; more than ``warmup_steps``.
-      end_value: value from step ``decay_steps`` on.
-      exponent: power applied to the cosine factor.
-    """
-    init_value = _float(init_value, "init_value")
-    peak_value = _float(peak_value, "peak_value")
-    end_value = _float(end_value, "end_value")
-    warmup_steps = _steps(warmup_steps, "warmup_steps")
-    decay_steps = _steps(decay_steps, "decay_steps")
-    if decay_steps <= warmup_steps:
-        raise ValueError(
-            f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps}): "
-            "it is the length of the whole schedule, warmup included"
-        )
-    # optax branches in Python on peak_value == 0; the inner where keeps the gradient finite.
-    zero_peak = peak_value == 0
-    alpha = jnp.where(zero_peak, 0.0, end_value / jnp.where(zero_peak, 1.0, peak_value))
-    decay = cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)
-    return _warmup_then(init_value, peak_value, warmup_steps, decay)
-
-
-def warmup_exponential_decay_schedule(
-    init_value: ArrayLike,
-    peak_value: ArrayLike,
-    warmup_steps: int,
-    transition_steps: int,
-    decay_rate: ArrayLike,
-    transition_begin: int = 0,
-    staircase: bool = False,
-    end_value: ArrayLike | None = None,
-) -> JoinSchedule:
-    """Linear warmup to ``peak_value``, then :func:`exponential_decay` from ``peak_value``.
-
-    The decay's step count starts at ``warmup_steps``; its arguments are those of
-    :func:`exponential_decay`, ``peak_value`` in the place of ``init_value``.
-    """
-    init_value = _float(init_value, "init_value")
-    peak_value = _float(peak_value, "peak_value")
-    warmup_steps = _steps(warmup_steps, "warmup_steps")
-    decay = exponential_decay(
-        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
-    )
-    return _warmup_then(init_value, peak_value, warmup_steps, decay)
-
-
 def _onecycle_arguments(
     transition_steps: int, peak_value: ArrayLike, div_factor: ArrayLike, final_div_factor: ArrayLike
 ) -> tuple[int, jax.Array, jax.Array, jax.Array]:
@@ -834,28 +634,6 @@ def cosine_onecycle_schedule(
         transition_steps: 1.0 / (div_factor * final_div_factor),
     }
     return piecewise_interpolate_schedule("cosine", peak_value / div_factor, boundaries_and_scales)
-
-
-def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> JoinSchedule:
-    """SGD with warm restarts (Loshchilov & Hutter, https://arxiv.org/abs/1608.03983).
-
-    One :func:`warmup_cosine_decay_schedule` per cycle, joined: cycle i starts at the sum of the
-    ``decay_steps`` of the cycles before it.
-
-    Args:
-      cosine_kwargs: one dict of :func:`warmup_cosine_decay_schedule` arguments per cycle.
-    """
-    schedules, boundaries, step = [], [], 0
-    for i, kwargs in enumerate(cosine_kwargs):
-        try:
-            schedules.append(warmup_cosine_decay_schedule(**kwargs))
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"cosine_kwargs[{i}]: {e}") from e
-        step += kwargs["decay_steps"]
-        boundaries.append(step)
-    if not schedules:
-        raise ValueError("cosine_kwargs must hold at least one cycle")
-    return join_schedules(schedules, boundaries[:-1])
 
 
 def wsd_schedule(

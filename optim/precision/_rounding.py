@@ -1,259 +1,45 @@
-r"""Mixed precision: a dtype policy, and bfloat16 parameters that still learn from small updates.
+r"""bfloat16 parameters with no float32 copy that still learn from small updates (Zamirai et al.,
+2020, "Revisiting BFloat16 Training").
 
-Two recipes, both usable with ``optim.fit`` unchanged:
+With round-to-nearest, :math:`\mathrm{RN}(\theta + u) = \theta` whenever :math:`|u|` is below
+half a unit in the last place of :math:`\theta` (for bfloat16, 8 significant bits:
+:math:`|u| < 2^{-9}|\theta|` roughly), so late, small updates are lost and training stalls. Two
+remedies, each a functional ``apply_updates_*`` and a wrapper around any optimizer:
 
-1. **float32 master weights, bfloat16 compute** (Micikevicius et al., 2018, "Mixed Precision
-   Training"). ``mixed_precision_loss(loss_fn, policy)`` casts the float32 parameters and the
-   floating batch leaves to ``policy.compute_dtype`` before the forward pass and returns the
-   loss in float32. The cast is part of the differentiated function, so its transpose casts
-   the gradients back: they arrive in float32 and the optimizer updates float32 weights::
+* stochastic rounding (``apply_updates_stochastic``, ``stochastic_rounding(tx)``):
+  :math:`\mathrm{SR}(\theta + u)` is unbiased, so small updates move the parameters in
+  expectation (Gupta et al., 2015, "Deep Learning with Limited Numerical Precision");
+* Kahan summation (``apply_updates_kahan``, ``kahan_summation(tx)``): a compensation buffer in
+  the parameters' dtype keeps what rounding dropped and adds it back at the next step (Kahan,
+  1965, "Further remarks on reducing truncation errors").
 
-       policy = optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
-       result = optim.fit(optim.mixed_precision_loss(loss_fn, policy), params, tx, data, ...)
-
-2. **bfloat16 parameters, no float32 copy** (Zamirai et al., 2020, "Revisiting BFloat16
-   Training"). With round-to-nearest, :math:`\mathrm{RN}(\theta + u) = \theta` whenever
-   :math:`|u|` is below half a unit in the last place of :math:`\theta` (for bfloat16, 8
-   significant bits: :math:`|u| < 2^{-9}|\theta|` roughly), so late, small updates are lost
-   and training stalls. Two remedies, each a functional ``apply_updates_*`` and a wrapper
-   around any optimizer:
-
-   * stochastic rounding (``apply_updates_stochastic``, ``stochastic_rounding(tx)``):
-     :math:`\mathrm{SR}(\theta + u)` is unbiased, so small updates move the parameters in
-     expectation (Gupta et al., 2015, "Deep Learning with Limited Numerical Precision");
-   * Kahan summation (``apply_updates_kahan``, ``kahan_summation(tx)``): a compensation
-     buffer in the parameters' dtype keeps what rounding dropped and adds it back at the next
-     step (Kahan, 1965, "Further remarks on reducing truncation errors").
-
-   A wrapper runs the inner optimizer, computes the rounded new parameters itself and returns
-   the difference ``new - old`` in float32. ``apply_updates`` (ours or optax's) adds it in
-   float32 and casts back, which lands exactly on ``new``: the difference of two bfloat16
-   numbers is exact in float32 unless :math:`|new| < 2^{-16} |old|` (a parameter collapsing
-   to nearly zero in one step), and then the result is off by about :math:`2^{-24}|old|`.
-   Its updates are the final, already rounded steps, so a wrapper must be the *last*
-   transformation of a chain.
+A wrapper runs the inner optimizer, computes the rounded new parameters itself and returns the
+difference ``new - old`` in float32. ``apply_updates`` (ours or optax's) adds it in float32 and
+casts back, which lands exactly on ``new``: the difference of two bfloat16 numbers is exact in
+float32 unless :math:`|new| < 2^{-16} |old|` (a parameter collapsing to nearly zero in one
+step), and then the result is off by about :math:`2^{-24}|old|`. Its updates are the final,
+already rounded steps, so a wrapper must be the *last* transformation of a chain.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag
 from optim._numerics import canonical_dtype
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
     check_params,
     check_same_structure,
-    is_array,
     is_trainable,
     map_arrays,
 )
 from optim.base import Transformation, as_transformation, require_params
-
-__all__ = [
-    "KahanState",
-    "Policy",
-    "StochasticRoundingState",
-    "apply_updates_kahan",
-    "apply_updates_stochastic",
-    "kahan_compensation",
-    "kahan_summation",
-    "mixed_precision_loss",
-    "stochastic_round",
-    "stochastic_rounding",
-]
-
-
-# --- policy -------------------------------------------------------------------------------
-
-_DTYPE_ABBREVIATIONS = {
-    "bf16": jnp.bfloat16,
-    "f16": jnp.float16,
-    "f32": jnp.float32,
-    "full": jnp.float32,
-    "f64": jnp.float64,
-}
-_KEYS = {
-    "p": "param_dtype",
-    "params": "param_dtype",
-    "c": "compute_dtype",
-    "compute": "compute_dtype",
-    "o": "output_dtype",
-    "output": "output_dtype",
-}
-
-
-def _real_float_dtype(value: Any, name: str) -> np.dtype:
-    """A canonical real floating dtype from a dtype, a type or a name (``"bf16"`` too)."""
-    if isinstance(value, str):
-        if value == "half":
-            raise ValueError(
-                f"{name}: 'half' is ambiguous (bfloat16 or float16); write 'bfloat16' or 'float16'"
-            )
-        value = _DTYPE_ABBREVIATIONS.get(value, value)
-    try:
-        dtype = jnp.dtype(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a floating dtype such as jnp.bfloat16 or 'float32', got {value!r}"
-        ) from None
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"{name} must be a real floating dtype, got {dtype}")
-    return dtype
-
-
-def _cast_floating(tree: PyTree, dtype: np.dtype) -> PyTree:
-    """``tree`` with every real floating array cast to ``dtype``; other leaves untouched."""
-
-    def cast(x: Any) -> Any:
-        if is_array(x) and jnp.issubdtype(x.dtype, jnp.floating):
-            return x.astype(dtype)
-        return x
-
-    return jax.tree.map(cast, tree)
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    """Which dtype parameters are stored in, computed in, and returned in (as in jmp).
-
-    The casts touch real floating arrays only (JAX and NumPy): integer and boolean arrays
-    (labels, token ids), complex arrays and non-array leaves (Python numbers, functions,
-    static model configuration) pass through unchanged. A policy is hashable and compared by
-    value.
-
-    >>> import jax.numpy as jnp, optim
-    >>> policy = optim.Policy(jnp.float32, jnp.bfloat16, jnp.float32)
-    >>> policy == optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
-    True
-    >>> policy.cast_to_compute({"w": jnp.ones(2), "labels": jnp.arange(2)})["w"].dtype
-    dtype(bfloat16)
-    """
-
-    param_dtype: Any
-    compute_dtype: Any
-    output_dtype: Any
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = _real_float_dtype(getattr(self, field.name), field.name)
-            object.__setattr__(self, field.name, value)
-
-    @classmethod
-    def from_string(cls, spec: str) -> Policy:
-        """Parse jmp's grammar: ``"params=float32,compute=bfloat16,output=float32"``.
-
-        Keys ``params``/``p``, ``compute``/``c``, ``output``/``o``; dtypes by name or as
-        ``bf16``, ``f16``, ``f32`` (``full``), ``f64``. Unspecified parameters are float32,
-        compute follows params and output follows compute (``"c=bf16"`` is
-        ``params=float32,compute=bfloat16,output=bfloat16``). A bare dtype (``"bf16"``) sets
-        all three.
-        """
-        if not isinstance(spec, str):
-            raise TypeError(f"spec must be a string, got {type(spec).__name__}")
-        if "=" not in spec:
-            dtype = _real_float_dtype(spec.strip(), "spec")
-            return cls(dtype, dtype, dtype)
-        given: dict[str, Any] = {}
-        for part in spec.split(","):
-            key, sep, value = part.partition("=")
-            key = key.strip()
-            if not sep or key not in _KEYS:
-                raise ValueError(
-                    f"cannot parse {part!r} in policy {spec!r}: expected "
-                    "key=dtype with key params (p), compute (c) or output (o)"
-                )
-            field = _KEYS[key]
-            if field in given:
-                raise ValueError(f"{field} is given twice in policy {spec!r}")
-            given[field] = _real_float_dtype(value.strip(), field)
-        param = given.get("param_dtype", jnp.dtype(jnp.float32))
-        compute = given.get("compute_dtype", param)
-        return cls(param, compute, given.get("output_dtype", compute))
-
-    def __str__(self) -> str:
-        return (
-            f"params={self.param_dtype.name},compute={self.compute_dtype.name},"
-            f"output={self.output_dtype.name}"
-        )
-
-    def cast_to_param(self, tree: PyTree) -> PyTree:
-        """Floating arrays of ``tree`` cast to ``param_dtype``."""
-        return _cast_floating(tree, self.param_dtype)
-
-    def cast_to_compute(self, tree: PyTree) -> PyTree:
-        """Floating arrays of ``tree`` cast to ``compute_dtype``."""
-        return _cast_floating(tree, self.compute_dtype)
-
-    def cast_to_output(self, tree: PyTree) -> PyTree:
-        """Floating arrays of ``tree`` cast to ``output_dtype``."""
-        return _cast_floating(tree, self.output_dtype)
-
-
-@dataclasses.dataclass(frozen=True)
-class MixedPrecisionLoss:
-    """``loss_fn`` run in ``policy.compute_dtype`` (see ``mixed_precision_loss``).
-
-    A frozen dataclass rather than a closure: equal wrappers hash equal, so ``fit`` reuses
-    its compiled program when the wrapper is re-created around the same ``loss_fn``.
-    """
-
-    loss_fn: Callable[..., Any]
-    policy: Policy
-    has_aux: bool = False
-
-    def __call__(self, params: PyTree, batch: PyTree, *args: Any, **kwargs: Any) -> Any:
-        out = self.loss_fn(
-            self.policy.cast_to_compute(params),
-            self.policy.cast_to_compute(batch),
-            *args,
-            **kwargs,
-        )
-        loss, aux = out if self.has_aux else (out, None)
-        loss = jnp.asarray(loss)
-        loss = loss.astype(jnp.promote_types(loss.dtype, jnp.float32))
-        return (loss, self.policy.cast_to_output(aux)) if self.has_aux else loss
-
-
-def mixed_precision_loss(
-    loss_fn: Callable[..., Any], policy: Policy | str, *, has_aux: bool = False
-) -> MixedPrecisionLoss:
-    r"""``loss_fn`` evaluated in ``policy.compute_dtype``, returning a float32 loss.
-
-    .. math:: L_{\mathrm{mp}}(\theta, B) = \mathrm{f32}\big(L(c(\theta), c(B))\big),\qquad
-        \nabla_\theta L_{\mathrm{mp}} = c^{\top}\big(\nabla L\big),
-
-    with :math:`c` the cast of floating leaves to the compute dtype (integer leaves such as
-    labels are untouched). Since :math:`c` is differentiated, gradients come back in the
-    parameters' own dtype: float32 master weights receive float32 gradients (Micikevicius et
-    al., 2018, "Mixed Precision Training"; Kalamkar et al., 2019, "A Study of BFLOAT16 for
-    Deep Learning Training"). With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and the
-    floating leaves of ``aux`` are cast to ``policy.output_dtype``. The loss is returned in
-    float32 (float64 stays float64). bfloat16 has float32's exponent range, so no loss
-    scaling is needed; float16 compute would need it.
-
-    Args:
-      loss_fn: ``loss_fn(params, batch, *args, **kwargs) -> scalar`` (or ``(scalar, aux)``).
-      policy: a ``Policy`` or a string for ``Policy.from_string``.
-      has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
-    """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-    if isinstance(policy, str):
-        policy = Policy.from_string(policy)
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be an optim.Policy or a policy string, got {policy!r}")
-    return MixedPrecisionLoss(loss_fn, policy, check_flag(has_aux, "has_aux"))
-
-
-# --- stochastic rounding --------------------------------------------------------------------
+from optim.precision._policy import _real_float_dtype
 
 
 def _round_bfloat16(x: jax.Array, key: jax.Array) -> jax.Array:
@@ -368,9 +154,6 @@ def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) ->
     return jax.tree.unflatten(treedef, new)
 
 
-# --- Kahan summation ----------------------------------------------------------------------
-
-
 def kahan_compensation(params: PyTree, dtype: Any = None) -> PyTree:
     """The initial compensation for ``apply_updates_kahan``: zeros in each parameter's dtype
     (or ``dtype``) at every floating leaf, ``None`` elsewhere."""
@@ -427,9 +210,6 @@ def apply_updates_kahan(
         jax.tree.unflatten(treedef, [p for p, _ in pairs]),
         jax.tree.unflatten(treedef, [c for _, c in pairs]),
     )
-
-
-# --- wrappers for fit -----------------------------------------------------------------------
 
 
 def _applied(inner_updates: PyTree, new: PyTree, old: PyTree) -> PyTree:

@@ -42,6 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 BLOCK_SIZE = 2048  # the paper's block size: 4 bytes of scale per 2048 codes (0.2% overhead)
+
+
 MIN_SIZE = 4096  # bitsandbytes' default: smaller tensors keep float32 state
 
 
@@ -103,6 +105,8 @@ class _Codebook:
 
 
 SIGNED = _Codebook(signed=True)
+
+
 UNSIGNED = _Codebook(signed=False)
 
 

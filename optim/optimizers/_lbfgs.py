@@ -23,14 +23,8 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
-from optim.linesearch import (
-    positive_int,
-    scalar_dtype,
-    scale_by_zoom_linesearch,
-)
-from optim.transforms._building_blocks import scale, scale_by_learning_rate
-
-__all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
+from optim.optimizers._linesearch import positive_int, scalar_dtype, scale_by_zoom_linesearch
+from optim.transforms._scaling import scale, scale_by_learning_rate
 
 
 class ScaleByLBFGSState(NamedTuple):
@@ -210,7 +204,7 @@ def lbfgs(
     :math:`H_k g_k` from ``scale_by_lbfgs``, :math:`\eta_k` from ``linesearch`` (by default
     ``scale_by_zoom_linesearch(20, initial_guess_strategy="one")``; ``None``: no line search)
     times ``learning_rate`` when one is given. Its ``update`` needs ``value=``, ``grad=`` and
-    ``value_fn=`` as in optax (see ``optim.linesearch``):
+    ``value_fn=`` as in optax (see ``optim.scale_by_zoom_linesearch``):
 
     >>> import jax.numpy as jnp, optim
     >>> f = lambda x: jnp.sum((x - 1.0) ** 2)

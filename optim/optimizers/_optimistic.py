@@ -1,4 +1,4 @@
-"""Optimistic gradient methods for saddle-point (min-max) problems: OGD and optimistic Adam.
+r"""Optimistic gradient methods for saddle-point (min-max) problems: OGD and optimistic Adam.
 
 They extrapolate with the previous gradient, :math:`g_t + \\beta (g_t - g_{t-1})`, which damps
 the cycling of plain gradient descent-ascent on games such as GANs.
@@ -18,19 +18,8 @@ from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.transforms._building_blocks import (
-    learning_rate_hyper,
-    scale_by_adam,
-    scale_by_learning_rate,
-)
-
-__all__ = [
-    "ScaleByOptimisticGradientState",
-    "optimistic_adam",
-    "optimistic_adam_v2",
-    "optimistic_gradient_descent",
-    "scale_by_optimistic_gradient",
-]
+from optim.optimizers._adam import scale_by_adam
+from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rate
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
@@ -51,7 +40,7 @@ class ScaleByOptimisticGradient(Transformation):
     with :math:`g_0 = g_1` (the first step is :math:`\alpha g_1`, as in optax).
     """
 
-    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim._flat)
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     alpha: Any
     beta: Any

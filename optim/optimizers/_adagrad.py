@@ -1,0 +1,193 @@
+r"""AdaGrad (Duchi et al., 2011): steps divided by the root of the summed squared gradients;
+and Adadelta (Zeiler, 2012), its decaying-average extension with unit-corrected steps.
+
+Notation in the docstrings: :math:`g_t` is the incoming update (the gradient, or the output of
+the previous transformation in a chain), :math:`u_t` the outgoing one, :math:`\theta_t` the
+parameters, :math:`t \ge 1` the step count. Arithmetic runs in at least float32 whatever the
+parameter dtype; state slots keep the dtype they were created with (float32 for bf16/fp16
+parameters unless a ``*_dtype`` argument says otherwise); updates leave in the incoming
+gradient's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    ema_update_sq,
+    square_safe,
+    store_like,
+)
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    abs_sq,
+    full_like,
+    map_arrays,
+    upcast,
+)
+from optim._types import ScalarOrSchedule
+from optim.base import (
+    Chain,
+    Transformation,
+    chain,
+    check_updates,
+)
+from optim.optimizers._adam import (
+    _decay,
+    _reject_complex,
+    _square_safe,
+)
+from optim.transforms._adding import add_decayed_weights
+from optim.transforms._scaling import scale_by_learning_rate
+
+
+class ScaleByRssState(NamedTuple):
+    """Adagrad's running sum of squared updates."""
+
+    sum_of_squares: PyTree
+
+
+@pytree_dataclass
+class ScaleByRss(Transformation):
+    r"""Adagrad scaling (Duchi et al., 2011, "Adaptive Subgradient Methods").
+
+    .. math::
+        s_t = s_{t-1} + |g_t|^2,\quad u_t = g_t / \sqrt{s_t + \epsilon}\ (0 \text{ where }
+        s_t = 0),\quad s_0 = \text{initial\_accumulator\_value}.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
+
+    initial_accumulator_value: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> ScaleByRssState:
+        return ScaleByRssState(full_like(params, self.initial_accumulator_value))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.sum_of_squares)
+        # Bounded as in scale_by_adam: one gradient spike cannot make the sum inf (many can).
+        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        sums = map_arrays(lambda g, s: abs_sq(g) + upcast(s), grads, state.sum_of_squares)
+        out = map_arrays(
+            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + self.eps), 0.0) * g, grads, sums
+        )
+        return cast_like_grads(out, updates), ScaleByRssState(
+            store_like(sums, state.sum_of_squares)
+        )
+
+
+def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
+    """Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``)."""
+    return ScaleByRss(
+        initial_accumulator_value=hyper(
+            initial_accumulator_value, "initial_accumulator_value", schedule=False, low=0.0
+        ),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7
+) -> Chain:
+    r"""Adagrad (Duchi et al., 2011): :math:`s_t = s_{t-1} + g_t^2`,
+    :math:`\theta_{t+1} = \theta_t - \eta_t g_t / \sqrt{s_t + \epsilon}`."""
+    return chain(
+        scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
+    )
+
+
+class ScaleByAdaDeltaState(NamedTuple):
+    """Adadelta's running averages of squared gradients (e_g) and squared steps (e_x)."""
+
+    e_g: PyTree
+    e_x: PyTree
+
+
+@pytree_dataclass
+class ScaleByAdaDelta(Transformation):
+    r"""Adadelta (Zeiler, 2012, "ADADELTA: An Adaptive Learning Rate Method").
+
+    .. math::
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
+        u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,\quad
+        E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2.
+
+    The ratio of RMS step to RMS gradient gives the step the units of the parameters. Real
+    parameters only (as in optax, whose tests skip complex Adadelta); complex ones raise
+    ``ValueError`` rather than being optimized wrongly.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
+
+    rho: Any
+    eps: Any
+    nu_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> ScaleByAdaDeltaState:
+        _reject_complex(params, "scale_by_adadelta", "params")
+        return ScaleByAdaDeltaState(
+            e_g=full_like(params, 0.0, self.nu_dtype), e_x=full_like(params, 0.0, self.nu_dtype)
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.e_g)
+        _reject_complex(updates, "scale_by_adadelta", "grads")
+        rho, eps = self.rho, self.eps
+        grads = _square_safe(updates)
+        e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), grads, state.e_g)
+        out = map_arrays(
+            lambda g, s, x: jnp.sqrt(upcast(x) + eps) / jnp.sqrt(s + eps) * g,
+            grads,
+            e_g,
+            state.e_x,
+        )
+        e_x = map_arrays(lambda u, x: ema_update_sq(u, x, rho), out, state.e_x)
+        new_state = ScaleByAdaDeltaState(store_like(e_g, state.e_g), store_like(e_x, state.e_x))
+        return cast_like_grads(out, updates), new_state
+
+
+def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) -> ScaleByAdaDelta:
+    """Rescale updates by Adadelta's ratio of RMS step to RMS gradient
+    (``optax.scale_by_adadelta``); ``nu_dtype`` is the dtype of both e_g and e_x.
+
+    ``eps`` must be positive: it is the step's only source while :math:`E[\\Delta x^2] = 0`.
+    """
+    return ScaleByAdaDelta(
+        rho=_decay(rho, "rho", closed=True),
+        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
+        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+    )
+
+
+def adadelta(
+    learning_rate: Any = None,
+    rho: Any = 0.9,
+    eps: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
+    *,
+    nu_dtype: Any = None,
+) -> Chain:
+    r"""Adadelta (Zeiler, 2012) with weight decay added to the gradient first:
+    :math:`\theta_{t+1} = \theta_t - \eta_t u_t`, :math:`u_t` from ``scale_by_adadelta``
+    applied to :math:`g_t + \lambda\theta_t`.
+
+    ``learning_rate=None`` is the paper's Adadelta, :math:`\eta = 1`. (optax's
+    ``adadelta(learning_rate=None)`` skips the learning-rate scaling and with it the sign flip,
+    so it climbs the loss; ours descends, as ``optax.adadelta(1.0)`` does.)
+    """
+    return chain(
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_adadelta(rho, eps, nu_dtype=nu_dtype),
+        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+    )

@@ -1,0 +1,369 @@
+r"""Accumulation over steps: momentum (``trace``), moving averages (``ema``), gradient
+accumulation (``MultiSteps``, ``apply_every``) and the skip rules ``MultiSteps`` takes.
+
+Notation in the docstrings: :math:`g_t` is the incoming update (the gradient, or the output of
+the previous transformation in a chain), :math:`u_t` the outgoing one, :math:`\theta_t` the
+parameters, :math:`t \ge 1` the step count. Arithmetic runs in at least float32 whatever the
+parameter dtype; state slots keep the dtype they were created with (float32 for bf16/fp16
+parameters unless a ``*_dtype`` argument says otherwise); updates leave in the incoming
+gradient's dtype.
+
+A wrapper is a pytree whose children are the wrapped transformations (so their float
+hyperparameters stay leaves) and its own float hyperparameters; masks, step counts, flags and
+functions are static metadata. Names, arguments, defaults and state fields follow optax.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import (
+    check_flag,
+    decay_hyper,
+    hyper,
+)
+from optim._numerics import (
+    canonical_dtype,
+    cast_like_grads,
+    debias_tree,
+    ema_update,
+    store_like,
+)
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    check_params,
+    full_like,
+    is_trainable,
+    map_arrays,
+    safe_increment,
+    upcast,
+    zero_count,
+)
+from optim.base import (
+    Transformation,
+    as_transformation,
+    check_updates,
+)
+from optim.transforms._common import cast_like, positive_int, zeros_like
+
+
+class TraceState(NamedTuple):
+    """The momentum buffer."""
+
+    trace: PyTree
+
+
+@pytree_dataclass
+class Trace(Transformation):
+    r"""Heavy-ball momentum (Polyak, 1964): :math:`m_t = g_t + \mu\,m_{t-1}`, :math:`u_t = m_t`.
+
+    With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
+
+    decay: Any
+    nesterov: bool = static(False)
+    accumulator_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> TraceState:
+        return TraceState(trace=full_like(params, 0.0, self.accumulator_dtype))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.trace)
+        trace = map_arrays(lambda g, t: upcast(g) + self.decay * upcast(t), updates, state.trace)
+        out = trace
+        if self.nesterov:
+            out = map_arrays(lambda g, t: upcast(g) + self.decay * t, updates, trace)
+        return cast_like_grads(out, updates), TraceState(trace=store_like(trace, state.trace))
+
+
+def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
+    """Momentum: a decaying sum of past updates (``optax.trace``)."""
+    return Trace(
+        hyper(decay, "decay", schedule=False),
+        nesterov=check_flag(nesterov, "nesterov"),
+        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
+    )
+
+
+class EmaState(NamedTuple):
+    """Step count and the exponential moving average."""
+
+    count: jax.Array
+    ema: PyTree
+
+
+@pytree_dataclass
+class Ema(Transformation):
+    r"""Exponential moving average :math:`m_t = (1-\beta) g_t + \beta m_{t-1}`.
+
+    :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`.
+    """
+
+    elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
+
+    decay: Any
+    debias: bool = static(True)
+    accumulator_dtype: Any = static(None)
+
+    def init(self, params: PyTree) -> EmaState:
+        return EmaState(count=zero_count(), ema=full_like(params, 0.0, self.accumulator_dtype))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.ema)
+        ema = map_arrays(lambda g, m: ema_update(g, m, self.decay), updates, state.ema)
+        count = safe_increment(state.count)
+        out = debias_tree(ema, self.decay, count) if self.debias else ema
+        return cast_like_grads(out, updates), EmaState(count=count, ema=store_like(ema, state.ema))
+
+
+def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
+    """Exponential moving average of past updates (``optax.ema``)."""
+    return Ema(
+        decay_hyper(decay, "decay", closed=True),
+        debias=check_flag(debias, "debias"),
+        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
+    )
+
+
+class MultiStepsState(NamedTuple):
+    """Gradient accumulation: the position within the current group of mini-steps, the number
+    of inner steps taken, the inner state, the accumulated gradient and the skip function's
+    record (optax's fields)."""
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    inner_opt_state: Any
+    acc_grads: PyTree
+    skip_state: Any = ()
+
+
+class ShouldSkipUpdateFunction(Protocol):
+    """The type of ``MultiSteps``'s ``should_skip_update_fn`` (optax's protocol).
+
+    Called with the proposed updates, the number of inner steps taken so far and the params
+    (or None); returns a boolean scalar (True: ignore this mini-step) and any pytree of
+    arrays, kept in ``MultiStepsState.skip_state`` (for example what the decision was based
+    on). ``skip_not_finite`` and ``skip_large_updates`` are two.
+    """
+
+    def __call__(
+        self, updates: PyTree, gradient_step: jax.Array, params: PyTree | None
+    ) -> tuple[jax.Array, PyTree]: ...
+
+
+def skip_not_finite(
+    updates: PyTree, gradient_step: jax.Array, params: PyTree | None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """A ``should_skip_update_fn`` for ``MultiSteps``: skip when any update is NaN or infinite.
+
+    Returns the decision and ``{"should_skip", "num_not_finite"}``, as ``optax.skip_not_finite``.
+    """
+    del gradient_step, params
+    counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates) if is_trainable(x)]
+    num_not_finite = sum(counts, zero_count())
+    should_skip = num_not_finite > 0
+    return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
+
+
+def skip_large_updates(
+    updates: PyTree, gradient_step: jax.Array, params: PyTree | None, max_squared_norm: Any
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """A ``should_skip_update_fn``: skip when the squared global norm is not below the bound.
+
+    Bind ``max_squared_norm`` with ``functools.partial``. NaN norms are skipped too. Returns the
+    decision and ``{"should_skip", "norm_squared"}``, as ``optax.skip_large_updates``.
+    """
+    del gradient_step, params
+    squares = [
+        jnp.sum(jnp.abs(upcast(x)) ** 2) for x in jax.tree.leaves(updates) if is_trainable(x)
+    ]
+    norm_sq = sum(squares, jnp.zeros([], jnp.float32))
+    should_skip = ~(norm_sq < max_squared_norm)
+    return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}
+
+
+def _never_skip(updates: PyTree, gradient_step: jax.Array, params: PyTree | None) -> Any:
+    del updates, gradient_step, params
+    return jnp.array(False), ()
+
+
+@pytree_dataclass
+class MultiSteps(Transformation):
+    r"""Gradient accumulation: one inner step every :math:`k` calls (optax's ``MultiSteps``).
+
+    With :math:`n` the mini-step within the current group of :math:`k` (``every_k_schedule``
+    of the number of inner steps taken):
+
+    .. math:: a_n = a_{n-1} + (g - a_{n-1}) / (n + 1)\ \text{(mean, Welford)}\quad
+        \text{or}\quad a_n = a_{n-1} + g\ \text{(sum)};
+
+    at :math:`n = k - 1` the inner optimizer is applied to :math:`a_n` and :math:`a` is
+    reset; other calls return zero updates. One accumulation buffer, in
+    ``accumulator_dtype`` (by default float32 for bf16/fp16 parameters and each parameter's
+    own dtype otherwise). A mini-step that ``should_skip_update_fn`` rejects changes nothing
+    but ``skip_state``.
+
+    Use it as optax's class: ``opt = MultiSteps(optim.adam(1e-3), every_k_schedule=4)``, then
+    ``opt.init``, ``opt.update``, ``opt.has_updated(state)``; it is a pytree itself, so
+    ``opt.gradient_transformation()`` returns ``opt``.
+    """
+
+    opt: Any
+    every_k_schedule: Any = static()
+    use_grad_mean: bool = static(True)
+    should_skip_update_fn: Any = static(None)
+    accumulator_dtype: Any = static(None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        # Runs on every unflatten too: only normalises static fields (always real values)
+        # and wraps an optax GradientTransformation, which unflatten never passes.
+        if isinstance(self.opt, tuple) and callable(getattr(self.opt, "update", None)):
+            object.__setattr__(self, "opt", as_transformation(self.opt, "opt"))
+        if not callable(self.every_k_schedule):
+            positive_int(self.every_k_schedule, "every_k_schedule", 1)
+        if self.should_skip_update_fn is not None and not callable(self.should_skip_update_fn):
+            raise TypeError(
+                f"should_skip_update_fn must be a function, got {self.should_skip_update_fn!r}"
+            )
+        dtype = canonical_dtype(self.accumulator_dtype, "accumulator_dtype")
+        object.__setattr__(self, "accumulator_dtype", dtype)
+        object.__setattr__(self, "use_grad_mean", bool(self.use_grad_mean))
+
+    @property
+    def inner_opt(self) -> Any:
+        return self.opt
+
+    def _k(self, gradient_step: jax.Array) -> Any:
+        if callable(self.every_k_schedule):
+            return self.every_k_schedule(gradient_step)
+        return self.every_k_schedule
+
+    def _should_skip(self, updates: PyTree, gradient_step: jax.Array, params: PyTree) -> Any:
+        skip, skip_state = (self.should_skip_update_fn or _never_skip)(
+            updates, gradient_step, params
+        )
+        skip = jnp.asarray(skip)
+        if skip.dtype != jnp.bool_ or skip.shape != ():
+            raise ValueError(
+                "should_skip_update_fn must return a boolean scalar first, got an array of "
+                f"dtype {skip.dtype} and shape {skip.shape}"
+            )
+        return skip, skip_state
+
+    def init(self, params: PyTree) -> MultiStepsState:
+        check_params(params)
+        gradient_step = zero_count()
+        _, skip_state = self._should_skip(zeros_like(params), gradient_step, params)
+        return MultiStepsState(
+            mini_step=zero_count(),
+            gradient_step=gradient_step,
+            inner_opt_state=self.opt.init(params),
+            acc_grads=full_like(params, 0.0, self.accumulator_dtype),
+            skip_state=skip_state,
+        )
+
+    def update(self, updates, state, params=None, **extra_args):
+        check_updates(updates, state.acc_grads)
+        k = self._k(state.gradient_step)
+        skip, skip_state = self._should_skip(updates, state.gradient_step, params)
+        n = state.mini_step
+
+        def accumulate_leaf(g: jax.Array, a: jax.Array) -> jax.Array:
+            if self.use_grad_mean:
+                return upcast(a) + (upcast(g) - upcast(a)) / (n + 1)
+            return upcast(a) + upcast(g)
+
+        def accumulate():
+            acc = map_arrays(accumulate_leaf, updates, state.acc_grads)
+            emit = n == k - 1
+
+            def step():
+                new, inner_state = self.opt.update(
+                    cast_like_grads(acc, updates), state.inner_opt_state, params, **extra_args
+                )
+                return new, cast_like(inner_state, state.inner_opt_state)
+
+            new_updates, inner_state = jax.lax.cond(
+                emit, step, lambda: (zeros_like(updates), state.inner_opt_state)
+            )
+            new_state = MultiStepsState(
+                mini_step=(safe_increment(n) % k).astype(jnp.int32),
+                gradient_step=jnp.where(
+                    emit, safe_increment(state.gradient_step), state.gradient_step
+                ),
+                inner_opt_state=inner_state,
+                acc_grads=map_arrays(
+                    lambda a, old: jnp.where(emit, 0, a).astype(old.dtype), acc, state.acc_grads
+                ),
+                skip_state=skip_state,
+            )
+            return new_updates, new_state
+
+        def skip_step():
+            return zeros_like(updates), state._replace(skip_state=skip_state)
+
+        return jax.lax.cond(skip, skip_step, accumulate)
+
+    def has_updated(self, state: Any) -> jax.Array:
+        """True right after a call that applied the inner optimizer."""
+        return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
+
+    def gradient_transformation(self) -> MultiSteps:
+        """This object (it has ``init`` and ``update`` and is a pytree), as optax's method."""
+        return self
+
+
+class ApplyEvery(NamedTuple):
+    """The position within the current group of ``k`` steps and the sum of its updates
+    (optax's state, named ``ApplyEvery`` there too)."""
+
+    count: jax.Array
+    grad_acc: PyTree
+
+
+@pytree_dataclass
+class ApplyEveryK(Transformation):
+    r"""Sum the updates of ``k`` steps and emit the sum at the last of them:
+
+    .. math:: a_n = g_n + [n \bmod k \ne 0]\, a_{n-1},\qquad
+        u_n = [n \bmod k = k - 1]\, a_n \quad (n = 0, 1, \dots \text{ earlier calls}),
+
+    zero updates at the other steps. Transformations before it in a chain still update their
+    state at every step (``MultiSteps`` skips the inner optimizer instead). The accumulator
+    is float32 for bf16/fp16 parameters (optax keeps their dtype); a new group starts from
+    0 where optax multiplies the old sum by 0 (the same, unless it held an inf or NaN).
+    """
+
+    k: int = static(1)
+
+    def init(self, params: PyTree) -> ApplyEvery:
+        return ApplyEvery(count=zero_count(), grad_acc=full_like(params, 0.0))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_updates(updates, state.grad_acc)
+        position = state.count % self.k
+        continuing = position != 0
+        grad_acc = map_arrays(
+            lambda g, a: jnp.where(continuing, upcast(a), 0) + upcast(g), updates, state.grad_acc
+        )
+        emit = position == self.k - 1
+        out = map_arrays(lambda a: jnp.where(emit, a, 0), grad_acc)
+        new_state = ApplyEvery(
+            count=(safe_increment(state.count) % self.k).astype(jnp.int32),
+            grad_acc=store_like(grad_acc, state.grad_acc),
+        )
+        return cast_like_grads(out, updates), new_state
+
+
+def apply_every(k: int = 1) -> ApplyEveryK:
+    """Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``)."""
+    return ApplyEveryK(positive_int(k, "k", 1))

@@ -1,0 +1,109 @@
+"""Constraints on updates and parameters: zero NaNs, keep parameters non-negative.
+
+Arithmetic runs in at least float32; updates leave in the incoming gradient's dtype; leaves
+that are not floating arrays get ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass
+from optim._tree import (
+    PyTree,
+    check_float_updates,
+    check_params,
+    is_trainable,
+    keystr,
+    leaves_with_paths,
+    map_arrays,
+    upcast,
+)
+from optim.base import EmptyState, Transformation, check_updates, require_params
+
+
+class ZeroNansState(NamedTuple):
+    """Per leaf, a boolean scalar: whether the last update held a NaN there (optax's field)."""
+
+    found_nan: PyTree
+
+
+@pytree_dataclass
+class ZeroNans(Transformation):
+    r"""Replace NaNs by zeros: :math:`u_{t,i} = 0` where :math:`g_{t,i}` is NaN, else
+    :math:`g_{t,i}`.
+
+    The state records, per leaf, whether a NaN was replaced at the last step; the
+    transformation does not read it. Complex entries with a NaN part are zeroed whole, as
+    in optax. Infinities pass through.
+    """
+
+    def init(self, params: PyTree) -> ZeroNansState:
+        check_params(params)
+        return ZeroNansState(found_nan=map_arrays(lambda p: jnp.array(False), params))
+
+    def update(self, updates, state, params=None, **extra_args):
+        del state, params, extra_args
+        check_float_updates(updates)
+        found_nan = map_arrays(lambda g: jnp.any(jnp.isnan(g)), updates)
+        cleaned = map_arrays(lambda g: jnp.where(jnp.isnan(g), jnp.zeros_like(g), g), updates)
+        return cleaned, ZeroNansState(found_nan=found_nan)
+
+
+def zero_nans() -> ZeroNans:
+    """Replace NaNs in the updates by 0 and record where it happened (``optax.zero_nans``)."""
+    return ZeroNans()
+
+
+NonNegativeParamsState = EmptyState
+
+
+def _reject_complex(tree: PyTree, name: str, transformation: str) -> None:
+    """Raise ``ValueError`` naming the first complex leaf of ``tree``."""
+    for path, leaf in leaves_with_paths(tree):
+        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
+            raise ValueError(
+                f"{transformation}: {name}{keystr(path)} is complex ({leaf.dtype}); complex "
+                "numbers are not ordered, so 'non-negative' has no meaning for them. Apply it "
+                "to real parameters only (e.g. with optim.masked)."
+            )
+
+
+@pytree_dataclass
+class KeepParamsNonnegative(Transformation):
+    r"""Keep the parameters non-negative after the update:
+
+    .. math:: u_t = \begin{cases} -\theta_t & \theta_t + g_t < 0 \\ g_t & \text{otherwise,}
+        \end{cases}
+
+    so that :math:`\theta_{t+1} = \max(\theta_t + g_t, 0)` for :math:`\theta_t \ge 0` (a
+    negative parameter is moved to 0). Put it last in a chain: it sees the final update.
+    Real parameters only (complex ones raise ``ValueError``, where optax would compare real
+    parts).
+    """
+
+    def init(self, params: PyTree) -> NonNegativeParamsState:
+        check_params(params)
+        return NonNegativeParamsState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del extra_args
+        require_params(params, "keep_params_nonnegative")
+        check_updates(updates, params, "params")
+        _reject_complex(params, "params", "keep_params_nonnegative")
+        _reject_complex(updates, "grads", "keep_params_nonnegative")
+
+        def clamp(g: jax.Array, p: jax.Array) -> jax.Array:
+            g32, p32 = upcast(g), upcast(p)
+            return jnp.where(p32 + g32 < 0.0, -p32, g32)
+
+        return cast_like_grads(map_arrays(clamp, updates, params), updates), state
+
+
+def keep_params_nonnegative() -> KeepParamsNonnegative:
+    """Modify updates so that parameters stay >= 0 (``optax.keep_params_nonnegative``)."""
+    return KeepParamsNonnegative()

@@ -1,0 +1,132 @@
+"""Lookahead (Zhang et al., 2019): fast weights trained by an inner optimizer, pulled every k
+steps toward slow weights that follow them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import (
+    check_flag,
+    decay_hyper,
+)
+from optim._numerics import decay_complement, decay_rate
+from optim._pytree import pytree_dataclass, static
+from optim._tree import (
+    PyTree,
+    map_arrays,
+    upcast,
+    zero_count,
+)
+from optim.base import Transformation, as_transformation
+from optim.transforms._common import positive_int
+
+
+class LookaheadState(NamedTuple):
+    """The fast optimizer's state and the fast steps taken since the last synchronisation."""
+
+    fast_state: Any
+    steps_since_sync: jax.Array
+
+
+class LookaheadParams(NamedTuple):
+    """Fast parameters (compute gradients with these) and slow ones (evaluate these)."""
+
+    fast: PyTree
+    slow: PyTree
+
+    @classmethod
+    def init_synced(cls, params: PyTree) -> LookaheadParams:
+        """Fast and slow parameters both equal to ``params``."""
+        return cls(slow=params, fast=params)
+
+
+@pytree_dataclass
+class Lookahead(Transformation):
+    r"""Lookahead (Zhang et al., 2019, "Lookahead Optimizer: k steps forward, 1 step back").
+
+    The fast weights :math:`\phi` take ``sync_period`` = :math:`k` steps of the fast
+    optimizer; then the slow weights move towards them and the fast ones are reset:
+
+    .. math:: \theta \leftarrow \theta + \alpha(\phi_k - \theta),\qquad \phi \leftarrow \theta,
+
+    :math:`\alpha` = ``slow_step_size``. Written, as optax does, as one update of
+    ``LookaheadParams(fast, slow)`` per step, with :math:`d = \phi + u - \theta`:
+    :math:`u_\theta = \alpha\,d` and :math:`u_\phi = u - (1-\alpha)\,d` on synchronising steps,
+    :math:`u_\theta = 0` and :math:`u_\phi = u` otherwise.
+    """
+
+    fast_optimizer: Any
+    sync_period: int = static()
+    slow_step_size: Any
+    reset_state: bool = static(False)
+
+    def init(self, params: PyTree) -> LookaheadState:
+        fast = getattr(params, "fast", None)
+        if fast is None:
+            warnings.warn(
+                "lookahead init got params without a `fast` attribute; treating them as the "
+                "fast parameters. Pass LookaheadParams.init_synced(params).",
+                stacklevel=2,
+            )
+            fast = params
+        return LookaheadState(self.fast_optimizer.init(fast), zero_count())
+
+    def update(self, updates, state, params=None, **extra_args):
+        if not (hasattr(params, "fast") and hasattr(params, "slow")):
+            raise ValueError(
+                "lookahead needs params=LookaheadParams(fast=..., slow=...) in update, got "
+                f"{type(params).__name__}"
+            )
+        fast_updates, fast_state = self.fast_optimizer.update(
+            updates, state.fast_state, params.fast, **extra_args
+        )
+        sync = state.steps_since_sync == self.sync_period - 1
+        alpha = self.slow_step_size
+        diff = map_arrays(
+            lambda f, u, s: upcast(f) + upcast(u) - upcast(s),
+            params.fast,
+            fast_updates,
+            params.slow,
+        )
+        slow_updates = map_arrays(
+            lambda d, s: jnp.where(sync, decay_rate(alpha) * d, 0).astype(s.dtype),
+            diff,
+            params.slow,
+        )
+        fast_updates = map_arrays(
+            lambda u, d: (upcast(u) - jnp.where(sync, decay_complement(alpha) * d, 0)).astype(
+                u.dtype
+            ),
+            fast_updates,
+            diff,
+        )
+        if self.reset_state:
+            initial = self.fast_optimizer.init(params.fast)
+            fast_state = jax.tree.map(lambda c, i: jnp.where(sync, i, c), fast_state, initial)
+        steps = (state.steps_since_sync + 1) % self.sync_period
+        return LookaheadParams(fast=fast_updates, slow=slow_updates), LookaheadState(
+            fast_state, steps.astype(jnp.int32)
+        )
+
+
+def lookahead(
+    fast_optimizer: Any, sync_period: int, slow_step_size: Any, reset_state: bool = False
+) -> Lookahead:
+    """Lookahead around ``fast_optimizer`` (``optax.lookahead``).
+
+    Params are ``LookaheadParams(fast, slow)``; compute gradients at ``params.fast`` and apply
+    the returned updates unchanged with ``apply_updates``. ``reset_state`` re-initialises the
+    fast optimizer's state at each synchronisation.
+    """
+    return Lookahead(
+        fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
+        sync_period=positive_int(sync_period, "sync_period", 1),
+        # with 1 - slow_step_size from the Python number, as optax computes it
+        slow_step_size=decay_hyper(slow_step_size, "slow_step_size", closed=True),
+        reset_state=check_flag(reset_state, "reset_state"),
+    )

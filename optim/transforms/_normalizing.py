@@ -1,0 +1,101 @@
+"""Normalising updates: subtract each leaf's mean (gradient centralisation), or divide by the
+updates' global norm.
+
+Arithmetic runs in at least float32; updates leave in the incoming gradient's dtype; leaves
+that are not floating arrays get ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optim._hyper import hyper
+from optim._numerics import cast_like_grads
+from optim._pytree import pytree_dataclass
+from optim._tree import (
+    PyTree,
+    check_float_updates,
+    check_params,
+    global_norm,
+    map_arrays,
+    upcast,
+)
+from optim.base import EmptyState, Transformation
+
+
+def _centralized(g: jax.Array) -> jax.Array:
+    if g.ndim <= 1:
+        return g
+    g32 = upcast(g)
+    return (g32 - g32.mean(axis=tuple(range(1, g.ndim)), keepdims=True)).astype(g.dtype)
+
+
+@pytree_dataclass
+class Centralize(Transformation):
+    r"""Gradient centralisation (Yong et al., 2020, "Gradient Centralization: A New
+    Optimization Technique for Deep Neural Networks").
+
+    For a leaf of rank :math:`\ge 2`, each slice along the first axis loses its mean over
+    all the other axes:
+
+    .. math:: u_{t,i\ldots} = g_{t,i\ldots} - \operatorname{mean}_{j\ldots}\, g_{t,ij\ldots};
+
+    vectors and scalars pass unchanged. The first axis is the output axis of PyTorch's
+    weights (``(out, in, kh, kw)``), as in the paper and optax; for flax's ``(in, out)``
+    kernels the mean is taken over the outputs instead. Complex leaves are supported.
+    """
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_float_updates(updates)
+        return map_arrays(_centralized, updates), state
+
+
+def centralize() -> Centralize:
+    """Subtract from each matrix-like update its mean over all but the first axis
+    (``optax.centralize``)."""
+    return Centralize()
+
+
+@pytree_dataclass
+class NormalizeByUpdateNorm(Transformation):
+    r"""Scale by the inverse of the global norm of the updates:
+
+    .. math:: u_t = s\, \frac{g_t}{\lVert g_t \rVert_2 + \epsilon},
+
+    the norm taken over all leaves together; :math:`s` = ``scale_factor`` (negative for a
+    descent step with no other scaling). Where :math:`\lVert g_t\rVert_2 + \epsilon = 0`
+    (every update 0 and :math:`\epsilon = 0`) the updates stay 0, where optax's are NaN.
+    """
+
+    scale_factor: Any
+    eps: Any
+
+    def init(self, params: PyTree) -> EmptyState:
+        check_params(params)
+        return EmptyState()
+
+    def update(self, updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_float_updates(updates)
+        total = global_norm(updates) + self.eps
+        # optax's order of operations, (norm + eps) / s, keeps the values bit for bit.
+        denominator = jnp.where(total > 0, total, 1.0) / self.scale_factor
+        normalized = map_arrays(lambda g: upcast(g) / denominator, updates)
+        return cast_like_grads(normalized, updates), state
+
+
+def normalize_by_update_norm(scale_factor: Any = 1.0, eps: Any = 1e-6) -> NormalizeByUpdateNorm:
+    """Divide the updates by their global norm (plus ``eps``) and multiply by ``scale_factor``
+    (``optax.normalize_by_update_norm``)."""
+    return NormalizeByUpdateNorm(
+        scale_factor=hyper(scale_factor, "scale_factor", schedule=False),
+        eps=hyper(eps, "eps", schedule=False, low=0.0),
+    )
