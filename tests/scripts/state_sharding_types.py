@@ -16,7 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_catalogue import CATALOGUE
 
 
-def _loss(params) -> jax.Array:
+def _loss(params, **extras) -> jax.Array:
+    """The loss; it takes (and ignores) the extras meant for other optimizers, since a line
+    search passes every extra keyword argument on to its value_fn."""
+    del extras
     return sum(jnp.sum(x**2) / 2 for x in jax.tree.leaves(params))
 
 
