@@ -115,3 +115,9 @@ def pytest_collection_modifyitems(config, items):
         for node, reason in KNOWN_REGRESSIONS.items():
             if item.nodeid.endswith(node):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+
+
+# --doctest-modules imports every module under tests/ as well: the scripts run their work at
+# import (they are started as subprocesses by the tests) and the optax suite's runner patches
+# imports, so neither is collected.
+collect_ignore = ["scripts", "optax_suite"]
