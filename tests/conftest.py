@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import optim
@@ -37,6 +39,18 @@ def convex_loss(params) -> jax.Array:
         jnp.sum(0.5 * (x.astype(jnp.float32) - 10.0) ** 2 + 0.001 * x.astype(jnp.float32) ** 4)
         for x in jax.tree.leaves(params)
     )
+
+
+# The two bounds of the trajectory comparisons with optax: relative_deviation of the parameters
+# after 100 to 200 float32 steps of the same optimizer in both libraries. A comparison that needs
+# another bound states it, with its numerical reason, where it is checked.
+# Given the same Python-float hyperparameters (what users write): a decay keeps its complement
+# 1 - b rounded from the Python value, as optax computes it, and bias corrections are compiled
+# as optax's, so the arithmetic is the same; the bound leaves room for XLA's fusion choices.
+PYTHON_FLOAT_BOUND = 1e-6
+# Given the same float32 hyperparameters: the arithmetic is the same, and XLA may fuse the two
+# programs differently.
+FLOAT32_BOUND = 2e-6
 
 
 def trajectory(tx, apply_updates, steps: int = 100, params=None):
@@ -115,3 +129,33 @@ def pytest_collection_modifyitems(config, items):
         for node, reason in KNOWN_REGRESSIONS.items():
             if item.nodeid.endswith(node):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+
+
+# --doctest-modules imports every module under tests/ as well: the scripts run their work at
+# import (they are started as subprocesses by the tests) and the optax suite's runner patches
+# imports, so neither is collected.
+collect_ignore = ["scripts", "optax_suite"]
+
+
+def jitted_update(tx, grads, params, state=None, **extra):
+    """One jitted update from ``tx.init(params)`` or ``state`` (eager, each operation would
+    compile on its own)."""
+    return jax.jit(tx.update)(grads, tx.init(params) if state is None else state, params, **extra)
+
+
+def assert_trees_identical(ours, theirs) -> None:
+    """Same structure, shapes, dtypes and values, bit for bit (NaN equals NaN)."""
+    ours, theirs = jax.tree.map(jnp.asarray, ours), jax.tree.map(jnp.asarray, theirs)
+    chex.assert_trees_all_equal_structs(ours, theirs)
+    chex.assert_trees_all_equal_shapes_and_dtypes(ours, theirs)
+    chex.assert_trees_all_equal(ours, theirs)
+
+
+def tree_bytes(tree) -> list[bytes]:
+    """The leaves' bytes, for comparisons that must be bit-identical (NaNs included)."""
+    return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
+
+
+def real_and_imaginary(tree):
+    """Real and imaginary parts side by side (``relative_deviation`` compares real arrays)."""
+    return jax.tree.map(lambda x: jnp.stack([x.real, x.imag]), tree)

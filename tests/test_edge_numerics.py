@@ -149,11 +149,6 @@ def test_float16_params_with_an_eps_that_underflows():
     which makes those steps larger than Adam's (the user's trade: pick float32 or bfloat16
     moments for small gradients).
     """
-    theirs = np.asarray(_first_update(optax.adam(1e-3), FP16_PARAMS, FP16_GRADS), np.float32)
-    assert np.isnan(theirs[0]) and np.isinf(theirs[1]), (
-        f"optax's float16 Adam no longer divides by a zero eps ({theirs}): optax#1754 fixed?"
-    )
-
     fp32 = _first_update(
         optim.adam(1e-3), FP16_PARAMS.astype(jnp.float32), FP16_GRADS.astype(jnp.float32)
     )
@@ -444,12 +439,10 @@ def test_prodigy_without_gradients_unlike_optax():
     while every gradient was 0: optax's estimate is 0/0 = NaN after one step, and so is every
     parameter from then on. Ours keeps the estimate until a gradient arrives."""
     params = jnp.array([1.0, -2.0])
-    zeros = jnp.zeros_like(params)
-    for lib, finite in ((optax.contrib, False), (optim.contrib, True)):
-        tx = lib.prodigy(LR)
-        updates, state = tx.update(zeros, tx.init(params), params)
-        assert bool(jnp.isfinite(state.estim_lr)) is finite
-        assert bool(jnp.all(jnp.isfinite(updates))) is finite
+    tx = optim.contrib.prodigy(LR)
+    updates, state = tx.update(jnp.zeros_like(params), tx.init(params), params)
+    assert float(state.estim_lr) == float(tx.init(params).estim_lr)
+    assert bool(jnp.all(jnp.isfinite(updates)))
 
 
 # --- (d) step counters past 2**31 - 1 -----------------------------------------------------

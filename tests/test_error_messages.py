@@ -10,9 +10,7 @@ The hyperparameter rows are generated from the signature of every public factory
 ``optim`` (each float hyperparameter given NaN, a string and a list; known non-negative and
 ``[0, 1]`` hyperparameters given values outside; step counts given a float); the optimizer
 rows run every optimizer of the catalogue (``tests/test_catalogue.py``); the rest are written
-out by area. ``KNOWN_GAPS`` lists rows whose message still falls short because the fix is in
-a file owned elsewhere; they are strict ``xfail`` and start failing (XPASS) once fixed, at
-which point their entry is deleted.
+out by area.
 """
 
 from __future__ import annotations
@@ -48,27 +46,14 @@ from optim import quantized as Q
 INT_ERRORS = (TypeError, ValueError)
 
 
-def row(
-    id: str, call: Callable[[], Any], error: Any, names: str, expects: str, marks: Any = ()
-) -> Any:
+def row(id: str, call: Callable[[], Any], error: Any, names: str, expects: str) -> Any:
     """One table row: ``call()`` raises ``error`` whose message matches both patterns."""
-    return pytest.param(call, error, names, expects, id=id, marks=marks)
+    return pytest.param(call, error, names, expects, id=id)
 
 
 def path(text: str) -> str:
     """A regular expression matching a leaf path such as ``grads['w']`` literally."""
     return re.escape(text)
-
-
-# Rows whose message still falls short, id -> the file to fix (each an xfail(strict=True), so a
-# fix shows up as an XPASS to remove here). Empty: every row passes.
-KNOWN_GAPS: dict[str, str] = {}
-
-
-def _gap_marks(id: str) -> Any:
-    if id in KNOWN_GAPS:
-        return pytest.mark.xfail(strict=True, reason=f"message fixed by a diff to {KNOWN_GAPS[id]}")
-    return ()
 
 
 # --- hyperparameters of every public factory, from the signatures -------------------------
@@ -84,7 +69,7 @@ NOT_FACTORIES = {
     "schedule_free_eval_params", "sgdr_schedule", "skip_large_updates", "skip_not_finite",
     "state_bytes", "stochastic_round", "sweep", "value_and_grad", "value_and_grad_from_state",
     "with_hyperparams",
-    # optax's helpers of the same kind (tests/test_incremental.py, test_stateless.py and
+    # optax's helpers of the same kind (tests/transforms/test_incremental.py, test_stateless.py and
     # test_monitoring.py check their arguments):
     "incremental_update", "init_empty_state", "inject_stateful_hyperparams", "monitor",
     "periodic_update", "snapshot", "stateless", "stateless_with_tree_map",
@@ -222,7 +207,6 @@ def hyperparameter_rows() -> list[Any]:
                         error,
                         rf"\b{p.name}\b",
                         expects,
-                        _gap_marks(id),
                     )
                 )
     return rows
@@ -334,7 +318,6 @@ def optimizer_rows() -> list[Any]:
                     ValueError,
                     path("['w']"),
                     r"has shape \((2, 3|3, 2)\) but .* has shape \((3, 2|2, 3)\)",
-                    _gap_marks(id),
                 )
             )
     return rows
@@ -496,7 +479,6 @@ AREA_ROWS = [
         ValueError,
         r"\bmomentum\b",
         r"must be finite",
-        _gap_marks("sgd.momentum=nan"),
     ),
     row(
         "rmsprop.momentum=nan",
@@ -504,7 +486,6 @@ AREA_ROWS = [
         ValueError,
         r"\bmomentum\b",
         r"must be finite",
-        _gap_marks("rmsprop.momentum=nan"),
     ),
     row(
         "muon.adam_learning_rate=nan",
@@ -512,7 +493,6 @@ AREA_ROWS = [
         ValueError,
         r"\badam_learning_rate\b",
         r"must be finite",
-        _gap_marks("muon.adam_learning_rate=nan"),
     ),
     row(
         "adafactor.decay_offset='abc'",
@@ -520,7 +500,6 @@ AREA_ROWS = [
         TypeError,
         r"decay_offset",
         r"must be an integer",
-        _gap_marks("adafactor.decay_offset='abc'"),
     ),
     row(
         "scale_by_factored_rms.step_offset='abc'",
@@ -528,7 +507,6 @@ AREA_ROWS = [
         TypeError,
         r"step_offset",
         r"must be an integer",
-        _gap_marks("scale_by_factored_rms.step_offset='abc'"),
     ),
     row(
         "adafactor.weight_decay_rate=nan",
@@ -685,7 +663,6 @@ AREA_ROWS = [
         ValueError,
         path("grads['w']"),
         path("but params['w'] has shape (2, 3)"),
-        _gap_marks("adamw.update params shape names params"),
     ),
     row(
         "adam.update grads as a list",
@@ -2070,8 +2047,3 @@ def test_table_covers_every_public_factory() -> None:
     }  # fmt: skip
     assert set(factories()) - generated == without_numbers
     assert len(ROWS) >= 150
-
-
-def test_known_gaps_are_rows() -> None:
-    """A stale KNOWN_GAPS entry (a renamed row) would silently stop marking anything."""
-    assert set(KNOWN_GAPS) <= {p.id for p in ROWS}

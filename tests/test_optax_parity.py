@@ -13,11 +13,9 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import relative_deviation, trajectory
+from conftest import PYTHON_FLOAT_BOUND, relative_deviation, trajectory
 
 import optim
-
-STRICT = 1e-6
 
 
 def _matrices(params):
@@ -117,7 +115,7 @@ CASES = [
 def test_trajectory_equals_optax(name, build):
     ours = trajectory(build(optim, float), optim.apply_updates)
     theirs = trajectory(build(optax, float), optax.apply_updates)
-    assert relative_deviation(ours, theirs) < STRICT
+    assert relative_deviation(ours, theirs) < PYTHON_FLOAT_BOUND
     # The trajectory moved: the comparison is not between two untouched trees.
     start = trajectory(optim.identity(), optim.apply_updates, steps=1)
     if name != "set_to_zero":
@@ -228,11 +226,9 @@ def _factory(lib, qualified: str):
     return factory() if name in _LEARNING_RATE_FREE else factory(_LR)
 
 
-# name -> (bound on the 200-step deviation, why); the first update is bitwise for all.
+# The bound on the 200-step deviation of every shared optimizer; the first update is bitwise.
 # Measured on CPU (XLA's fusion on another backend may move last bits: the bound is not a
 # claim about GPUs).
-PARITY_EXCEPTIONS: dict[str, tuple[float, str]] = {}
-PARITY_BOUND = 1e-6
 
 
 def _first_update(tx, name, jit):
@@ -279,7 +275,6 @@ def test_every_shared_optimizer_is_covered():
     ]
     assert not missing, f"optax has these, optim does not: {missing}"
     assert len(SHARED) >= 45
-    assert set(PARITY_EXCEPTIONS) <= {n.split(".")[-1] for n in SHARED}
 
 
 @pytest.mark.parametrize("qualified", SHARED)
@@ -290,9 +285,9 @@ def test_shared_optimizer_matches_optax_with_python_floats(qualified):
         assert _bitwise(_first_update(ours, name, jit), _first_update(theirs, name, jit)), (
             f"{qualified}: first update differs from optax's ({'jit' if jit else 'eager'})"
         )
-    bound = PARITY_EXCEPTIONS.get(name, (PARITY_BOUND, ""))[0]
     reference = _trajectory(theirs, name, optax.apply_updates)
-    assert relative_deviation(_trajectory(ours, name, optim.apply_updates), reference) <= bound
+    ours_trajectory = _trajectory(ours, name, optim.apply_updates)
+    assert relative_deviation(ours_trajectory, reference) <= PYTHON_FLOAT_BOUND
     assert relative_deviation(reference, _P0) > 1e-3  # it moved
 
 
@@ -311,4 +306,4 @@ def test_shared_optimizer_eager_trajectory_matches_optax(qualified):
 
     ours = run(_factory(optim, qualified), optim.apply_updates)
     theirs = run(_factory(optax, qualified), optax.apply_updates)
-    assert relative_deviation(ours, theirs) <= PARITY_EXCEPTIONS.get(name, (PARITY_BOUND, ""))[0]
+    assert relative_deviation(ours, theirs) <= PYTHON_FLOAT_BOUND

@@ -8,16 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_trees_identical
 
 import optim
 from optim import perturbations as PT
-
-
-def assert_same(ours, theirs) -> None:
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(a, b)
 
 
 def argmax_one_hot(tree):
@@ -47,9 +41,11 @@ def test_noise_samples_and_log_probs_bitwise(key):
         (PT.Gumbel(), optax.perturbations.Gumbel()),
     ]
     for ours, theirs in pairs:
-        assert_same(ours.sample(key, (5, 2)), theirs.sample(key, (5, 2)))
-        assert_same(ours.sample(key, (3,), jnp.bfloat16), theirs.sample(key, (3,), jnp.bfloat16))
-        assert_same(ours.log_prob(z), theirs.log_prob(z))
+        assert_trees_identical(ours.sample(key, (5, 2)), theirs.sample(key, (5, 2)))
+        assert_trees_identical(
+            ours.sample(key, (3,), jnp.bfloat16), theirs.sample(key, (3,), jnp.bfloat16)
+        )
+        assert_trees_identical(ours.log_prob(z), theirs.log_prob(z))
 
 
 @pytest.mark.parametrize(
@@ -77,13 +73,13 @@ def test_values_and_gradients_bitwise(noise, use_baseline):
     ours = value_and_grad(build(PT))
     theirs = value_and_grad(build(optax.perturbations))
     key, x = jax.random.key(7), inputs(7)
-    assert_same(ours(key, x), theirs(key, x))
+    assert_trees_identical(ours(key, x), theirs(key, x))
 
 
 def test_default_arguments_as_optax_doc():
     key, x = jax.random.key(0), jnp.zeros(3)
     f = lambda x: jnp.sum(jnp.maximum(x, 0.0))
-    assert_same(
+    assert_trees_identical(
         jax.grad(PT.make_perturbed_fun(f), argnums=1)(key, x),
         jax.grad(optax.perturbations.make_perturbed_fun(f), argnums=1)(key, x),
     )

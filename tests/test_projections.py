@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_trees_identical
 
 import optim
 from optim import projections as P
@@ -24,14 +25,6 @@ def random_tree(seed: int, scale: float = 1.0, dtype=jnp.float32) -> dict:
         "b": scale * jax.random.normal(k[1], (3,), dtype),
         "s": [scale * jax.random.normal(k[2], (), dtype)],
     }
-
-
-def assert_same(ours, theirs) -> None:
-    """Same structure, dtypes and values, bit for bit."""
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        assert jnp.asarray(a).dtype == jnp.asarray(b).dtype
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_names_match_optax():
@@ -62,7 +55,7 @@ def test_scaled_projections_bitwise(name, args, jit):
         ours, theirs = jax.jit(ours), jax.jit(theirs)
     for seed in range(3):
         x = random_tree(seed, scale=2.0)
-        assert_same(ours(x, *args), theirs(x, *args))
+        assert_trees_identical(ours(x, *args), theirs(x, *args))
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
@@ -80,7 +73,7 @@ def test_non_negative_box_hypercube_bitwise(jit):
     x = random_tree(0, scale=2.0)
     lower = jax.tree.map(lambda v: -jnp.abs(v) * 0.5, random_tree(1))
     upper = jax.tree.map(lambda v: jnp.abs(v), random_tree(2))
-    assert_same(run(P)(x, lower, upper), run(optax.projections)(x, lower, upper))
+    assert_trees_identical(run(P)(x, lower, upper), run(optax.projections)(x, lower, upper))
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
@@ -97,18 +90,18 @@ def test_affine_projections_bitwise(jit):
                 ours, theirs = getattr(P, name), getattr(optax.projections, name)
                 if jit:
                     ours, theirs = jax.jit(ours), jax.jit(theirs)
-                assert_same(ours(*args), theirs(*args))
+                assert_trees_identical(ours(*args), theirs(*args))
 
 
 def test_complex_and_bfloat16_leaves_bitwise():
     k1, k2 = jax.random.split(jax.random.key(3))
     z = {"z": jax.random.normal(k1, (5,), jnp.complex64)}
     a = {"z": jax.random.normal(k2, (5,), jnp.complex64)}
-    assert_same(P.projection_vector(z, a), optax.projections.projection_vector(z, a))
-    assert_same(P.projection_l2_ball(z), optax.projections.projection_l2_ball(z))
+    assert_trees_identical(P.projection_vector(z, a), optax.projections.projection_vector(z, a))
+    assert_trees_identical(P.projection_l2_ball(z), optax.projections.projection_l2_ball(z))
     x16 = random_tree(4, scale=3.0, dtype=jnp.bfloat16)
     for name in ("projection_l2_ball", "projection_l1_sphere", "projection_linf_ball"):
-        assert_same(getattr(P, name)(x16), getattr(optax.projections, name)(x16))
+        assert_trees_identical(getattr(P, name)(x16), getattr(optax.projections, name)(x16))
 
 
 def test_l1_ball_bfloat16():
@@ -116,15 +109,17 @@ def test_l1_ball_bfloat16():
     # sphere's projection (computed in float32, as optax's projection_l1_sphere) in bf16.
     x16 = random_tree(4, scale=3.0, dtype=jnp.bfloat16)
     sphere = optax.projections.projection_l1_sphere(x16)
-    assert_same(P.projection_l1_ball(x16), jax.tree.map(lambda p: p.astype(jnp.bfloat16), sphere))
+    assert_trees_identical(
+        P.projection_l1_ball(x16), jax.tree.map(lambda p: p.astype(jnp.bfloat16), sphere)
+    )
     inside = jax.tree.map(lambda v: v / 100, x16)
-    assert_same(P.projection_l1_ball(inside), inside)
+    assert_trees_identical(P.projection_l1_ball(inside), inside)
 
 
 def test_simplex_python_number_leaf_as_optax_doc():
     data = {"w": jnp.array([2.5, 3.2]), "b": 0.5}
-    assert_same(P.projection_simplex(data), optax.projections.projection_simplex(data))
-    assert_same(P.projection_l1_ball(data), optax.projections.projection_l1_ball(data))
+    assert_trees_identical(P.projection_simplex(data), optax.projections.projection_simplex(data))
+    assert_trees_identical(P.projection_l1_ball(data), optax.projections.projection_l1_ball(data))
 
 
 def test_simplex_derivatives_bitwise():
@@ -132,8 +127,8 @@ def test_simplex_derivatives_bitwise():
     v = jax.random.normal(jax.random.key(6), (7,))
     ours = jax.jvp(P.projection_simplex, (x,), (v,))
     theirs = jax.jvp(optax.projections.projection_simplex, (x,), (v,))
-    assert_same(ours, theirs)
-    assert_same(
+    assert_trees_identical(ours, theirs)
+    assert_trees_identical(
         jax.jacobian(P.projection_l1_ball)(x * 3),
         jax.jacobian(optax.projections.projection_l1_ball)(x * 3),
     )
@@ -155,10 +150,14 @@ def test_box_scalar_bounds_on_a_tree():
     x = random_tree(8, scale=2.0)
     lower = jax.tree.map(lambda v: jnp.full_like(v, -0.5), x)
     upper = jax.tree.map(lambda v: jnp.full_like(v, 0.5), x)
-    assert_same(P.projection_box(x, -0.5, 0.5), optax.projections.projection_box(x, lower, upper))
+    assert_trees_identical(
+        P.projection_box(x, -0.5, 0.5), optax.projections.projection_box(x, lower, upper)
+    )
     ones = jax.tree.map(jnp.ones_like, x)
     zeros = jax.tree.map(jnp.zeros_like, x)
-    assert_same(P.projection_hypercube(x), optax.projections.projection_box(x, zeros, ones))
+    assert_trees_identical(
+        P.projection_hypercube(x), optax.projections.projection_box(x, zeros, ones)
+    )
     # A prefix: one bound per subtree.
     out = P.projection_box(x, {"w": -0.1, "b": -0.2, "s": -0.3}, 0.0)
     assert jnp.min(out["w"]) == jnp.float32(-0.1) and jnp.min(out["s"][0]) >= jnp.float32(-0.3)

@@ -56,7 +56,7 @@ import collections
 import inspect
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -327,11 +327,6 @@ STATE_AT_UPDATE_SCALE = {
     "kahan_summation(adam)": lambda state, updates: state._replace(compensation=updates),
 }
 
-# Bugs in optim found by these tests (fixes in the report of issue 7, item 1): the test fails
-# until its fix lands, then passes (a strict xfail fails): remove the entry.
-KNOWN_BUGS: dict[str, str] = {}
-COMPLEX_MESSAGE_BUGS: dict[str, str] = {}
-
 # --- comparing trees ----------------------------------------------------------------------------
 
 
@@ -572,18 +567,10 @@ def run_examples(name: str, profile: str) -> None:
     check()
 
 
-def _marked(names: Iterable[str], bugs: dict[str, str]) -> list[Any]:
-    """``names`` as pytest params, strict xfail where ``bugs`` gives a reason."""
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=bugs[n])) if n in bugs else n
-        for n in names
-    ]
-
-
 @pytest.mark.parametrize(
     "profile", [PROFILE, pytest.param("thorough", marks=pytest.mark.slow, id="slow-thorough")]
 )
-@pytest.mark.parametrize("name", _marked(sorted(CASES), KNOWN_BUGS))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_properties(name: str, profile: str) -> None:
     before = EXAMPLES[profile, name]
     run_examples(name, profile)
@@ -592,7 +579,7 @@ def test_properties(name: str, profile: str) -> None:
     assert ran >= wanted, f"{name}: {ran} examples ran, the {profile} profile asks for {wanted}"
 
 
-@pytest.mark.parametrize("name", _marked(sorted(REJECTS_COMPLEX), COMPLEX_MESSAGE_BUGS))
+@pytest.mark.parametrize("name", sorted(REJECTS_COMPLEX))
 def test_complex_rejected_naming_the_leaf(name: str) -> None:
     """The error names the path of a complex leaf (the kitchen sink has two; the optimizers
     not in REJECTS_COMPLEX run on them in test_properties)."""
@@ -670,8 +657,6 @@ def test_tables_name_known_optimizers() -> None:
         UPDATES_AT_PARAM_SCALE,
         STATE_AT_UPDATE_SCALE,
         INIT_COMPUTES,
-        KNOWN_BUGS,
-        COMPLEX_MESSAGE_BUGS,
     )
     for table in tables:
         assert set(table) <= set(CASES), set(table) - set(CASES)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_trees_identical
 
 import optim
 from optim import second_order as S
@@ -36,13 +37,6 @@ def problem(seed: int):
     return params, inputs, targets
 
 
-def assert_same(ours, theirs) -> None:
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(a, b)
-
-
 def test_names_match_optax():
     public = {n for n in dir(optax.second_order) if not n.startswith("_")}
     assert set(S.__all__) == public and sorted(S.__all__) == S.__all__
@@ -63,7 +57,7 @@ def test_bitwise_against_optax(jit):
         ]:
             ours = wrap(functools.partial(getattr(S, name), net_loss))
             theirs = wrap(functools.partial(getattr(optax.second_order, name), net_loss))
-            assert_same(ours(*args), theirs(*args))
+            assert_trees_identical(ours(*args), theirs(*args))
 
 
 def test_hessian_diag_is_the_hessians_diagonal():

@@ -326,6 +326,7 @@ def adamw(
 
     computed in float32 (see ``adam`` and ``with_state_dtype``).
 
+    >>> import optim
     >>> tx = optim.quantized.adamw(1e-3, weight_decay=0.1, state_dtype="int8")
     """
     _one_storage_setting(state_dtype, mu_dtype=mu_dtype, nu_dtype=nu_dtype)

@@ -5,6 +5,9 @@ Parity follows tests/test_optax_parity.py: 200 float32 steps of ``convex_loss``,
 given the same Python floats (bound 1e-6: the same arithmetic, up to XLA's fusion choices).
 The tree has leaves whose two largest dimensions reach ``min_dim_size_to_factor`` = 128
 (factored) beside small ones, a vector and a scalar (full second moment).
+
+``scale_by_param_block_norm`` runs 100 steps given the same float32 hyperparameters as optax
+(bound 2e-6).
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import convex_loss, nested_params, relative_deviation, trajectory
+from conftest import (
+    FLOAT32_BOUND,
+    PYTHON_FLOAT_BOUND,
+    convex_loss,
+    nested_params,
+    relative_deviation,
+    trajectory,
+)
 
 import optim
 
@@ -32,7 +42,6 @@ FACTORIZED = (
     "sm3",
 )
 
-STRICT = 1e-6
 STEPS = 200
 
 
@@ -140,7 +149,7 @@ def test_trajectory_equals_optax(name, build, make_params):
     ours = trajectory(build(optim, float), optim.apply_updates, STEPS, params)
     theirs = trajectory(build(optax, float), optax.apply_updates, STEPS, params)
     assert all_finite(ours)  # relative_deviation's max over leaves can skip a NaN
-    assert relative_deviation(ours, theirs) < STRICT
+    assert relative_deviation(ours, theirs) < PYTHON_FLOAT_BOUND
     assert relative_deviation(ours, params) > 1e-3  # it moved
 
 
@@ -153,7 +162,7 @@ def test_sm3_without_momentum_and_scalar_leaves():
         optax.sm3(0.1, 0.0), optax.apply_updates, 50, {"s": scalar["s"].reshape(1)}
     )
     assert all_finite(ours)
-    assert relative_deviation({"s": ours["s"].reshape(1)}, as_vector) < STRICT
+    assert relative_deviation({"s": ours["s"].reshape(1)}, as_vector) < PYTHON_FLOAT_BOUND
     assert relative_deviation(ours, scalar) > 1e-3
 
 
@@ -293,3 +302,24 @@ def test_signatures_match_optax():
             if isinstance(param.default, (int, float, bool, type(None))):
                 assert ours[arg].default == param.default, (name, arg)
     assert inspect.signature(optim.adafactor).parameters["dtype_momentum"].default is (jnp.float32)
+
+
+def _f32(x):
+    return jnp.asarray(x, jnp.float32)
+
+
+@pytest.mark.parametrize("min_scale", [1e-3, 2.5])
+def test_param_block_norm_trajectory(min_scale):
+    ours = optim.chain(optim.scale_by_param_block_norm(min_scale), optim.scale(-0.01))
+    theirs = optax.chain(optax.scale_by_param_block_norm(_f32(min_scale)), optax.scale(_f32(-0.01)))
+    a = trajectory(ours, optim.apply_updates)
+    b = trajectory(theirs, optax.apply_updates)
+    assert relative_deviation(a, b) < FLOAT32_BOUND
+
+
+def test_param_block_norm_errors():
+    tx = optim.scale_by_param_block_norm()
+    with pytest.raises(ValueError, match="scale_by_param_block_norm needs params"):
+        tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
+    with pytest.raises(ValueError, match=r"min_scale must be in \[0.0, inf\)"):
+        optim.scale_by_param_block_norm(-1.0)

@@ -16,8 +16,8 @@ Tolerances, and why:
   bound 3e-2. SGD's momentum changes fast relative to the code spacing: 2e-5, bound 1e-4.
   Lion moves each element by exactly lr per step whatever its momentum's size; only a flipped
   sign of the interpolated momentum would change it, and these hyperparameters keep it away
-  from 0 (as in test_sign_trust_misc): 0 measured, bound 1e-3, below what one flipped step of
-  one element gives (1.4e-3).
+  from 0 (as in tests/optimizers/test_optimizers.py): 0 measured, bound 1e-3, below what one
+  flipped step of one element gives (1.4e-3).
 * MLP regression with minibatch noise (300 AdamW steps, both fall ~100-fold): the final
   full-data loss with int8 moments is within 5.2% of float32's (-5.2%, +4.1%, -4.9%, +3.8% over
   four batch orders; bfloat16 within 1.2%), while float32's own loss varies by +-13% across

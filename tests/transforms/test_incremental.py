@@ -12,17 +12,11 @@ import inspect
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
-from conftest import nested_params, relative_deviation
+from conftest import nested_params, relative_deviation, tree_bytes
 
 import optim
-
-
-def _bits(tree):
-    return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
-
 
 NEW = nested_params(1)
 OLD = nested_params(2)
@@ -31,14 +25,16 @@ OLD = nested_params(2)
 @pytest.mark.parametrize("step_size", [0.0, 0.01, 0.3, 1.0])
 def test_incremental_update_matches_optax(step_size):
     ours = optim.incremental_update(NEW, OLD, step_size)
-    assert _bits(ours) == _bits(optax.incremental_update(NEW, OLD, jnp.float32(step_size)))
+    assert tree_bytes(ours) == tree_bytes(
+        optax.incremental_update(NEW, OLD, jnp.float32(step_size))
+    )
     assert relative_deviation(ours, optax.incremental_update(NEW, OLD, step_size)) < 1e-6
 
 
 def test_incremental_update_jitted_with_a_traced_step_size():
     average = jax.jit(optim.incremental_update)(NEW, OLD, jnp.float32(0.3))
     expected = jax.jit(optax.incremental_update)(NEW, OLD, jnp.float32(0.3))
-    assert _bits(average) == _bits(expected)
+    assert tree_bytes(average) == tree_bytes(expected)
 
 
 def test_polyak_average_over_a_training_loop():
@@ -100,15 +96,15 @@ def test_incremental_update_structure_mismatch_names_the_leaf():
 def test_periodic_update_matches_optax(update_period):
     for steps in range(7):
         ours = optim.periodic_update(NEW, OLD, steps, update_period)
-        assert _bits(ours) == _bits(optax.periodic_update(NEW, OLD, steps, update_period))
-        assert _bits(ours) == _bits(NEW if steps % update_period == 0 else OLD)
+        assert tree_bytes(ours) == tree_bytes(optax.periodic_update(NEW, OLD, steps, update_period))
+        assert tree_bytes(ours) == tree_bytes(NEW if steps % update_period == 0 else OLD)
 
 
 def test_periodic_update_jitted_with_traced_steps_and_period():
     update = jax.jit(optim.periodic_update)
     for steps in (4, 6):
         got = update(NEW, OLD, jnp.int32(steps), jnp.int32(3))
-        assert _bits(got) == _bits(NEW if steps % 3 == 0 else OLD)
+        assert tree_bytes(got) == tree_bytes(NEW if steps % 3 == 0 else OLD)
 
 
 def test_periodic_update_keeps_old_dtypes_and_non_array_leaves():

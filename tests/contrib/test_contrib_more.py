@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import convex_loss, nested_params, relative_deviation
+from conftest import PYTHON_FLOAT_BOUND, convex_loss, nested_params, relative_deviation
 
 import optim
 from optim.contrib import (
@@ -36,7 +36,6 @@ from optim.contrib import (
 MODULES = (_acprop, _cocob, _complex_valued, _dadapt_adamw, _dog, _madgrad, _mechanic, _momo,
            _reduce_on_plateau, _simplified_ademamix)  # fmt: skip
 STEPS = 200
-STRICT = 1e-6
 
 OURS = types.SimpleNamespace(
     **{**vars(optim), **{n: getattr(m, n) for m in MODULES for n in m.__all__}}
@@ -196,11 +195,6 @@ CASES += [
     ),
 ]
 
-# name -> bound where a documented numerical reason sets it. None at present: momo_adam's
-# adaptive lower bound and dadapt_adamw's distance estimate needed 3e-5 and 5e-5 while 1 - b
-# (and 1 - sqrt(b2)) were computed from the float32 b.
-BOUNDS: dict[str, float] = {}
-
 
 def _python(x):
     return x
@@ -228,7 +222,7 @@ def test_trajectory_equals_optax(name, build, with_value):
     deviation = relative_deviation(ours, theirs)
     print(f"{name}: moved {moved:.3g}, deviation {deviation:.3g}")
     assert moved > 0.05, "the optimizer barely moved: the comparison would be vacuous"
-    assert deviation <= BOUNDS.get(name, STRICT), deviation
+    assert deviation <= PYTHON_FLOAT_BOUND, deviation
     if name.startswith("reduce_on_plateau"):
         ours_scale = float(our_state[1].scale)
         assert ours_scale < 0.5, "the plateau logic never triggered"
@@ -407,7 +401,7 @@ def test_split_real_and_imaginary_equals_optax_on_complex_params(inner):
 
     ours = path(OURS, _python)
     assert ours["z"].dtype == jnp.complex64
-    assert relative_deviation(parts(ours), parts(path(THEIRS, _python))) <= STRICT
+    assert relative_deviation(parts(ours), parts(path(THEIRS, _python))) <= PYTHON_FLOAT_BOUND
     assert float(complex_loss(jax.tree.map(lambda x: x[-1], ours))) < float(complex_loss(params))
 
 
@@ -424,7 +418,7 @@ def test_mechanize_passes_extra_args_to_the_base_optimizer():
         tx.update(GRADS, tx.init(PARAMS), PARAMS)
     ours = run(tx, optim.apply_updates, True, steps=10)[0]
     theirs = run(build(THEIRS, _python), optax.apply_updates, True, steps=10)[0]
-    assert relative_deviation(ours, theirs) <= STRICT
+    assert relative_deviation(ours, theirs) <= PYTHON_FLOAT_BOUND
     assert relative_deviation(jax.tree.map(lambda x: x[-1], ours), nested_params()) > 1e-3
 
 
@@ -484,7 +478,7 @@ def test_jit_and_vmap_over_a_hyperparameter(name, with_value, arg, values):
 
     batched = jax.jit(jax.vmap(path))(jnp.array(values))
     row = jax.tree.map(lambda x: x[1], batched)
-    assert relative_deviation(row, path(values[1])) <= STRICT, name
+    assert relative_deviation(row, path(values[1])) <= PYTHON_FLOAT_BOUND, name
     other = jax.tree.map(lambda x: x[0], batched)
     assert relative_deviation(other, row) > 1e-3, f"{arg} did not matter"
 

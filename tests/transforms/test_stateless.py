@@ -10,10 +10,9 @@ import inspect
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
-from conftest import convex_loss, nested_params
+from conftest import convex_loss, nested_params, tree_bytes
 
 import optim
 
@@ -25,10 +24,6 @@ def _pull(updates, params):
 
 def _leaf_pull(g, p):
     return g if p is None else g + 0.01 * p
-
-
-def _bits(tree):
-    return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
 
 
 def _run(tx, apply_updates, steps=5, **extra_args):
@@ -57,7 +52,7 @@ def test_matches_optax_bitwise_in_both_chains(ours, theirs):
     expected, their_state = _run(optax.chain(theirs, optax.sgd(0.1)), optax.apply_updates)
     for chain in (optim.chain, optax.chain):
         got, state = _run(chain(ours, optim.sgd(0.1)), optim.apply_updates)
-        assert _bits(got) == _bits(expected)
+        assert tree_bytes(got) == tree_bytes(expected)
         assert type(state[0]).__name__ == "EmptyState"
     assert type(their_state[0]).__name__ == "EmptyState"
 
@@ -137,7 +132,7 @@ def test_with_extra_args_support_wraps_optax_transformations():
     wrapped = optim.with_extra_args_support(plain)
     got, _ = _run(wrapped, optim.apply_updates, loss=jnp.float32(1.0))
     expected, _ = _run(plain, optax.apply_updates)
-    assert _bits(got) == _bits(expected)
+    assert tree_bytes(got) == tree_bytes(expected)
     assert isinstance(optax.chain(wrapped, optax.scale(1.0)).init(params), tuple)
 
 

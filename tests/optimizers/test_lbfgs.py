@@ -27,12 +27,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import convex_loss, nested_params, relative_deviation, trajectory
+from conftest import (
+    FLOAT32_BOUND,
+    PYTHON_FLOAT_BOUND,
+    convex_loss,
+    nested_params,
+    relative_deviation,
+    trajectory,
+)
 
 import optim
 
-STRICT = 2e-6
-PYTHON_BOUND = 1e-6
 ITERATIONS = 50
 
 OURS = types.SimpleNamespace(
@@ -152,7 +157,7 @@ def test_trajectory_equals_optax(name, build, loss, make_params, from_state):
     params = make_params()
     ours, ours_values, ours_searches = run(OURS, build(OURS, float), loss, params, from_state)
     assert all_finite((ours, ours_values))  # relative_deviation's max can skip a NaN
-    for f, bound in [(_f32, STRICT), (float, PYTHON_BOUND)]:
+    for f, bound in [(_f32, FLOAT32_BOUND), (float, PYTHON_FLOAT_BOUND)]:
         theirs, values, searches = run(optax, build(optax, f), loss, params, from_state)
         assert relative_deviation(ours, theirs) < bound
         assert relative_deviation(ours_values, values) < bound
@@ -171,8 +176,8 @@ def test_lbfgs_without_linesearch_equals_optax():
     assert all_finite(ours)
     same_hyper = trajectory(build(optax, _f32), optax.apply_updates, 200)
     python_hyper = trajectory(build(optax, float), optax.apply_updates, 200)
-    assert relative_deviation(ours, same_hyper) < STRICT
-    assert relative_deviation(ours, python_hyper) < PYTHON_BOUND
+    assert relative_deviation(ours, same_hyper) < FLOAT32_BOUND
+    assert relative_deviation(ours, python_hyper) < PYTHON_FLOAT_BOUND
     assert relative_deviation(ours, nested_params()) > 1e-2
 
 
@@ -417,8 +422,10 @@ def test_fit_runs_lbfgs_with_its_line_search(lib):
         return _mse(p, data)
 
     hand, values, _ = run(lib if lib is optax else OURS, tx, loss, params, False, steps=15)
-    assert relative_deviation(result.params, hand) <= STRICT
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=STRICT), result.losses, values)
+    assert relative_deviation(result.params, hand) <= FLOAT32_BOUND
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=FLOAT32_BOUND), result.losses, values
+    )
     # Least squares: L-BFGS reaches the closed-form optimum.
     x1 = jnp.concatenate([data[0], jnp.ones((32, 1))], axis=1)
     optimum = jnp.linalg.lstsq(x1, data[1])[0]

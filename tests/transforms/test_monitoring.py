@@ -15,15 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import convex_loss, nested_params
+from conftest import convex_loss, nested_params, tree_bytes
 
 import optim
 
 STEPS = 6
-
-
-def _bits(tree):
-    return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
 
 
 def _norm(updates):
@@ -77,13 +73,13 @@ def test_measurements_match_optax_bitwise(chain):
     ours = lib.chain(*_monitored(optim, 0.8).transforms)
     expected, their_states = _run(_monitored(optax, jnp.float32(0.8)), optax.apply_updates)
     params, states = _run(ours, optim.apply_updates)
-    assert _bits(params) == _bits(expected)
+    assert tree_bytes(params) == tree_bytes(expected)
     for ours_state, their_state in zip(states, their_states, strict=True):
         for name in ("norm", "per_leaf", "clipped_ema", "norm_ema", "before_clip"):
-            assert _bits(optax.tree.get(ours_state, name)) == _bits(
+            assert tree_bytes(optax.tree.get(ours_state, name)) == tree_bytes(
                 optax.tree.get(their_state, name)
             ), name
-        assert _bits(ours_state[1].measure_states) == _bits(their_state[1].measure_states)
+        assert tree_bytes(ours_state[1].measure_states) == tree_bytes(their_state[1].measure_states)
 
 
 def test_python_float_decay_is_within_one_ulp_of_optax():
@@ -99,7 +95,7 @@ def test_the_state_keeps_one_structure_for_scan():
     tx = _monitored(optim, 0.8)
     params = nested_params()
     state = tx.init(params)
-    assert _bits(state[1].measurements) == _bits(
+    assert tree_bytes(state[1].measurements) == tree_bytes(
         {
             "clipped_ema": jnp.float32(0),
             "norm": jnp.float32(0),
@@ -116,14 +112,14 @@ def test_the_state_keeps_one_structure_for_scan():
     (_, scanned), _ = jax.lax.scan(step, (params, state), length=STEPS)
     _, states = _run(tx, optim.apply_updates)
     assert jax.tree.structure(scanned) == jax.tree.structure(state)
-    assert _bits(scanned) == _bits(states[-1])
+    assert tree_bytes(scanned) == tree_bytes(states[-1])
 
 
 def test_snapshot_init_measures_the_params():
     params = nested_params()
     state = optim.snapshot("max", _per_leaf_max).init(params)
     assert state._fields == optax.SnapshotState._fields
-    assert _bits(state.measurement["max"]) == _bits(_per_leaf_max(params))
+    assert tree_bytes(state.measurement["max"]) == tree_bytes(_per_leaf_max(params))
 
 
 def test_monitor_passes_params_and_extra_args_to_measuring_transformations():
@@ -140,7 +136,7 @@ def test_monitor_passes_params_and_extra_args_to_measuring_transformations():
     state = tx.init(params)
     assert list(state.measurements) == ["norm"]
     updates, state = jax.jit(lambda s: tx.update(params, s, params, loss=jnp.float32(2.5)))(state)
-    assert updates is not params and _bits(updates) == _bits(params)
+    assert updates is not params and tree_bytes(updates) == tree_bytes(params)
     assert float(state.measurements["recorded"]["loss"]) == 2.5
     assert float(state.measurements["recorded"]["params"]) == 1.0
     assert int(state.measure_states[0]) == 1
@@ -159,8 +155,8 @@ def test_measure_with_ema_state_and_values_like_optax():
     for _ in range(3):
         average, state = ours.update(grads, state)
         their_average, their_state = theirs.update(grads, their_state)
-        assert _bits(average) == _bits(their_average)
-        assert _bits(state[1]) == _bits(their_state[1])
+        assert tree_bytes(average) == tree_bytes(their_average)
+        assert tree_bytes(state[1]) == tree_bytes(their_state[1])
 
 
 def test_measure_with_ema_of_a_boolean_is_float32_from_init():
@@ -174,7 +170,7 @@ def test_measure_with_ema_of_a_boolean_is_float32_from_init():
     for g in (jnp.ones(2), jnp.zeros(2), jnp.ones(2)):
         average, state = jax.jit(tx.update)(g, state)
         their_average, their_state = theirs.update(g, their_state)
-        assert average.dtype == jnp.float32 and _bits(average) == _bits(their_average)
+        assert average.dtype == jnp.float32 and tree_bytes(average) == tree_bytes(their_average)
     assert float(average) == pytest.approx((0.5 * 0.5 * 0.5 + 0.5) / (1 - 0.5**3))
 
 
