@@ -850,7 +850,7 @@ def test_with_hyperparams_bad_input(values, match):
         (lambda: OURS.apply_if_finite(OURS.sgd(0.1), -1), ValueError, "max_consecutive_errors"),
         (lambda: OURS.apply_if_finite("sgd", 1), TypeError, "inner"),
         (lambda: OURS.MultiSteps(OURS.sgd(0.1), 0), ValueError, "every_k_schedule"),
-        (lambda: OURS.MultiSteps(OURS.sgd(0.1), 2.5), ValueError, "every_k_schedule"),
+        (lambda: OURS.MultiSteps(OURS.sgd(0.1), 2.5), TypeError, "every_k_schedule"),
         (
             lambda: OURS.MultiSteps(OURS.sgd(0.1), 2, accumulator_dtype=jnp.int32),
             TypeError,
