@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, check_flag, decay, decay_hyper, hyper_field, nonnegative
+from optim._hyper import Decay, check_flag, decay, decay_hyper, hyper_field, nonnegative, positive
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -298,7 +298,7 @@ class ScaleByYogi(Transformation):
     b2: Any = decay()
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    initial_accumulator_value: Any = nonnegative()
+    initial_accumulator_value: Any = positive()
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
