@@ -8,11 +8,19 @@ metadata, compared by identity).
 Checks that need a concrete value (sign, finiteness, range) run on Python and NumPy numbers
 only; a traced value (inside ``jit``/``vmap``/``grad``) is accepted as it is, since its value
 is unknown until run time.
+
+A transformation declares each hyperparameter's constraint once, on its dataclass field
+(``b1: Any = decay()``, ``eps: Any = nonnegative()``, ``x: Any = hyper_field(low=1.0)``); the
+value is checked and converted by ``hyper`` when the object is built, so a factory passes its
+arguments through as they are. Unflattening never re-checks (see ``optim._pytree``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import checked, pytree_dataclass, static
 
 
 @pytree_dataclass
@@ -61,13 +69,16 @@ class Decay:
     complement: Any
 
 
-def decay_hyper(value: Any, name: str, *, closed: bool = False) -> Decay:
-    """Validate a decay rate in ``[0, 1)`` (``[0, 1]`` with ``closed``) and keep it with its
-    complement (see ``Decay``). A ``Decay`` is returned as it is (a factory rebuilding an
-    optimizer from its own fields, as ``with_hyperparams`` does, passes them back)."""
+def decay_hyper(value: Any, name: str, *, closed: bool = False, low_open: bool = False) -> Decay:
+    """Validate a decay rate in ``[0, 1)`` (``[0, 1]`` with ``closed``, 0 excluded with
+    ``low_open``) and keep it with its complement (see ``Decay``). A ``Decay`` is returned as
+    it is (a factory rebuilding an optimizer from its own fields, as ``with_hyperparams``
+    does, passes them back)."""
     if isinstance(value, Decay):
         return value
-    rate = hyper(value, name, schedule=False, low=0.0, high=1.0, high_open=not closed)
+    rate = hyper(
+        value, name, schedule=False, low=0.0, high=1.0, low_open=low_open, high_open=not closed
+    )
     if isinstance(value, (int, float)):
         return Decay(rate, np.float32(1.0 - float(value)))
     return Decay(rate, 1 - rate)
@@ -96,6 +107,30 @@ def check_flag(value: Any, name: str) -> bool:
     raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
 
 
+def check_int(
+    value: Any, name: str, *, low: int | None = None, high: int | None = None, note: str = ""
+) -> int:
+    """``value`` as a Python int if it is a static integer (Python's or NumPy's; not a bool, a
+    float or a traced array) in ``[low, high]``: else a TypeError (another type) or a
+    ValueError (out of range) naming it. ``note``, in the TypeError, says why an int."""
+    index = None
+    if not isinstance(value, (bool, np.bool_, jax.core.Tracer)):
+        with contextlib.suppress(TypeError):
+            index = operator.index(value)
+    hint = f" ({note})" if note else ""
+    if index is None:
+        raise TypeError(f"{name} must be an int{hint}, got {type(value).__name__} {value!r}")
+    if (low is not None and index < low) or (high is not None and index > high):
+        if high is None:
+            expected = f">= {low}"
+        elif low is None:
+            expected = f"<= {high}"
+        else:
+            expected = f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an int {expected}, got {index}")
+    return index
+
+
 def is_schedule(value: Any) -> bool:
     return callable(value)
 
@@ -122,13 +157,15 @@ def hyper(
     low_open: bool = False,
     high_open: bool = False,
     schedule: bool = True,
+    allow_inf: bool = False,
 ) -> Any:
     """Validate a float hyperparameter and return it as a float32 scalar or a schedule.
 
     A concrete value becomes a NumPy ``float32`` scalar; a traced one stays traced.
 
     ``low``/``high`` bound the value (closed unless ``low_open``/``high_open``); the error
-    names ``name`` and the range expected.
+    names ``name`` and the range expected. ``allow_inf`` admits +inf (a condition switched
+    off).
     """
     if value is None:
         raise TypeError(f"{name} must be a number, got None")
@@ -143,7 +180,7 @@ def hyper(
     except ValueError as e:
         raise ValueError(f"{name} {e}") from None
     if concrete is not None:
-        if not math.isfinite(concrete):
+        if not math.isfinite(concrete) and not (allow_inf and concrete == math.inf):
             raise ValueError(f"{name} must be finite, got {concrete}")
         below = low is not None and (concrete <= low if low_open else concrete < low)
         above = high is not None and (concrete >= high if high_open else concrete > high)
@@ -185,3 +222,96 @@ def value_at(hyperparameter: Any, count: jax.Array) -> jax.Array:
     if is_schedule(hyperparameter):
         return jnp.asarray(hyperparameter(count), jnp.float32)
     return hyperparameter
+
+
+# --- constraints declared on a dataclass field ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The constraint of a float hyperparameter field: ``hyper``'s keyword arguments; with
+    ``optional`` the field may also be None (an option switched off)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    schedule: bool = False
+    optional: bool = False
+    allow_inf: bool = False
+
+    def __call__(self, value: Any, name: str) -> Any:
+        if value is None and self.optional:
+            return None
+        return hyper(
+            value,
+            name,
+            low=self.low,
+            high=self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            schedule=self.schedule,
+            allow_inf=self.allow_inf,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DecayBounds:
+    """The constraint of a decay-rate field: ``[0, 1)``, or ``[0, 1]`` when ``closed``, kept
+    with its complement (``decay_hyper``); with ``schedule`` a schedule is taken as it is
+    (``decay_or_schedule``, closed)."""
+
+    closed: bool = False
+    schedule: bool = False
+    low_open: bool = False
+
+    def __call__(self, value: Any, name: str) -> Any:
+        if self.schedule:
+            return decay_or_schedule(value, name)
+        return decay_hyper(value, name, closed=self.closed, low_open=self.low_open)
+
+
+def hyper_field(
+    default: Any = dataclasses.MISSING,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    schedule: bool = False,
+    name: str | None = None,
+    optional: bool = False,
+    allow_inf: bool = False,
+    kw_only: bool = False,
+) -> Any:
+    """A float hyperparameter field: a finite real number (or, with ``schedule``, a schedule)
+    bounded by ``low``/``high`` (closed unless ``low_open``/``high_open``), checked and converted
+    by ``hyper`` when the object is built; ``optional`` admits None, ``allow_inf`` +inf, and
+    ``name`` is the argument errors name where the factory's differs from the field's."""
+    bounds = Bounds(low, high, low_open, high_open, schedule, optional, allow_inf)
+    return checked(bounds, default, name=name, kw_only=kw_only)
+
+
+def nonnegative(default: Any = dataclasses.MISSING, *, schedule: bool = False, **kw: Any) -> Any:
+    """A float hyperparameter field in ``[0, inf)`` (epsilons, weight decays, thresholds)."""
+    return hyper_field(default, low=0.0, schedule=schedule, **kw)
+
+
+def positive(default: Any = dataclasses.MISSING, *, schedule: bool = False, **kw: Any) -> Any:
+    """A float hyperparameter field in ``(0, inf)``."""
+    return hyper_field(default, low=0.0, low_open=True, schedule=schedule, **kw)
+
+
+def decay(
+    default: Any = dataclasses.MISSING,
+    *,
+    closed: bool = False,
+    schedule: bool = False,
+    name: str | None = None,
+    low_open: bool = False,
+    kw_only: bool = False,
+) -> Any:
+    """A decay-rate field (see ``DecayBounds``): ``[0, 1)``, or ``[0, 1]`` when ``closed``
+    (where no bias correction divides by :math:`1 - \\beta^t`); with ``schedule`` also a
+    schedule; with ``low_open`` 0 is excluded. ``name`` as in ``hyper_field``."""
+    return checked(DecayBounds(closed, schedule, low_open), default, name=name, kw_only=kw_only)

@@ -40,6 +40,27 @@ def is_trainable(x: Any) -> bool:
     return is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
+def reject_complex(
+    tree: PyTree,
+    algorithm: str,
+    why: str = "",
+    *,
+    what: str = "params",
+    advice: str = "Optimize the real and imaginary parts as separate real arrays instead.",
+) -> None:
+    """Raise ``TypeError`` naming the first complex leaf of ``tree`` (``what``: how the user
+    calls it, ``params`` or ``grads``), for algorithms whose rule orders or clips values
+    (undefined for complex numbers). It reads dtypes only, so it costs nothing under ``jit``.
+    """
+    for path, leaf in leaves_with_paths(tree):
+        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
+            reason = f" ({why})" if why else ""
+            raise TypeError(
+                f"{algorithm} does not support complex {what}{reason}: "
+                f"{what}{keystr(path)} has dtype {leaf.dtype}. {advice}"
+            )
+
+
 def keystr(path: Sequence[Any]) -> str:
     """A leaf path as the user would index it, e.g. ``['layers'][0].w``."""
     return jax.tree_util.keystr(tuple(path)) or "<root>"

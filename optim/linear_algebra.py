@@ -8,7 +8,6 @@ preconditioner) and ``nnls``.
 
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import Any
 
@@ -16,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._hyper import check_int
 from optim._tree import PyTree, map_arrays, tree_sq_norm, tree_vdot
 from optim._tree import global_norm as _global_norm
 
@@ -384,12 +384,7 @@ def nnls(
             f"b must have shape (M,) or (M, K) with M = {A.shape[0]} (A's rows), got shape "
             f"{b.shape}"
         )
-    try:
-        steps = operator.index(iters)
-    except TypeError:
-        steps = -1
-    if isinstance(iters, bool) or steps < 0:
-        raise ValueError(f"iters must be an int >= 0, got {iters!r}")
+    steps = check_int(iters, "iters", low=0)
     q_matrix = A.mT @ A
     q = A.mT @ b
     if L is None:

@@ -991,7 +991,7 @@ AREA_ROWS = [
         lambda: optim.piecewise_constant_schedule(0.1, {-5: 0.1}),
         ValueError,
         r"boundaries_and_scales key -5",
-        r"must be an int of at least 0, got -5",
+        r"must be an int >= 0, got -5",
     ),
     row(
         "piecewise_constant_schedule scale nan",
@@ -1026,7 +1026,7 @@ AREA_ROWS = [
         lambda: optim.wsd_schedule(0.0, 1.0, 5, -1, 5),
         ValueError,
         r"stable_steps",
-        r"must be an int of at least 0, got -1",
+        r"must be an int >= 0, got -1",
     ),
     row(
         "exponential_decay.staircase",
@@ -1061,7 +1061,7 @@ AREA_ROWS = [
         lambda: optim.cosine_decay_schedule(0.1, -3),
         ValueError,
         r"decay_steps",
-        r"must be an int of at least 1, got -3",
+        r"must be an int >= 1, got -3",
     ),
     row(
         "linear_schedule.transition_steps=2.5",
@@ -1738,7 +1738,7 @@ AREA_ROWS = [
         lambda: optim.with_state_dtype(optim.adam(0.1), "int8", block_size=0),
         ValueError,
         r"block_size",
-        r"must be >= 1",
+        r"must be an int >= 1",
     ),
     row(
         "with_state_dtype.block_size for bfloat16",

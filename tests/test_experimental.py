@@ -197,7 +197,7 @@ def test_get_batch_size():
 
 
 def test_errors_name_the_argument():
-    with pytest.raises(ValueError, match=r"^accumulation_steps must be larger than or equal"):
+    with pytest.raises(ValueError, match=r"^accumulation_steps must be an int >= 1"):
         AG.accumulate_avg_updates(0)
     with pytest.raises(TypeError, match=r"^accumulation_steps must be an int"):
         AG.get_per_element_mean_and_sum_sq_diff_grads(0, 2.0)

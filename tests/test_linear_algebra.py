@@ -175,8 +175,10 @@ def test_nnls_errors():
         optim.nnls(jnp.ones(3), jnp.ones(3), 5)
     with pytest.raises(ValueError, match=r"b must have shape \(M,\) or \(M, K\) with M = 3"):
         optim.nnls(jnp.ones((3, 2)), jnp.ones(2), 5)
-    for iters in (-1, 2.5, True):
-        with pytest.raises(ValueError, match="iters must be an int >= 0"):
+    with pytest.raises(ValueError, match="iters must be an int >= 0, got -1"):
+        optim.nnls(jnp.ones((3, 2)), jnp.ones(3), -1)
+    for iters in (2.5, True):
+        with pytest.raises(TypeError, match="iters must be an int, got"):
             optim.nnls(jnp.ones((3, 2)), jnp.ones(3), iters)
 
 

@@ -98,7 +98,7 @@ def test_errors_name_the_argument():
         PT.make_perturbed_fun(None)
     with pytest.raises(TypeError, match=r"^num_samples must be an int"):
         PT.make_perturbed_fun(jnp.sum, num_samples=10.0)
-    with pytest.raises(ValueError, match=r"^num_samples must be at least 1"):
+    with pytest.raises(ValueError, match=r"^num_samples must be an int >= 1"):
         PT.make_perturbed_fun(jnp.sum, num_samples=0)
     with pytest.raises(TypeError, match=r"^noise must have sample and log_prob"):
         PT.make_perturbed_fun(jnp.sum, noise=jax.random.normal)

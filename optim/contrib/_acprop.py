@@ -6,7 +6,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from optim._hyper import decay_hyper, hyper
+from optim._hyper import decay, nonnegative
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -43,10 +43,10 @@ class ScaleByAcprop(Transformation):
     supported (:math:`|\cdot|^2`), as in optax.
     """
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
 
     def init(self, params: PyTree) -> ScaleByBeliefState:
         return ScaleByBeliefState(count=zero_count(), mu=full_like(params), nu=full_like(params))
@@ -84,10 +84,10 @@ def scale_by_acprop(
     """Rescale updates by ACProp's lagged centred second moment
     (``optax.contrib.scale_by_acprop``; see ``ScaleByAcprop``)."""
     return ScaleByAcprop(
-        b1=decay_hyper(b1, "b1"),
-        b2=decay_hyper(b2, "b2"),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
     )
 
 

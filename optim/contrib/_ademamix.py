@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import decay_at, decay_hyper, decay_or_schedule, hyper, value_at
+from optim._hyper import decay, decay_at, nonnegative, value_at
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -52,12 +52,12 @@ class ScaleByAdemamix(Transformation):
     previous updates (``count_m2``).
     """
 
-    b1: Any
-    b2: Any
-    b3: Any
-    alpha: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    b3: Any = decay(schedule=True)
+    alpha: Any = nonnegative(schedule=True)
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
     mu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdemamixState:
@@ -112,12 +112,12 @@ def scale_by_ademamix(
     in ``ademamix``.
     """
     return ScaleByAdemamix(
-        b1=decay_hyper(b1, "b1"),
-        b2=decay_hyper(b2, "b2"),
-        b3=decay_or_schedule(b3, "b3"),
-        alpha=hyper(alpha, "alpha", low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        alpha=alpha,
+        eps=eps,
+        eps_root=eps_root,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
     )
 

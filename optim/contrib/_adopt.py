@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, value_at
+from optim._hyper import check_flag, hyper_field, nonnegative, value_at
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -18,10 +18,9 @@ from optim._numerics import (
     store_like,
 )
 from optim._pytree import pytree_dataclass, static
-from optim._tree import PyTree, map_arrays, safe_increment, upcast
+from optim._tree import PyTree, map_arrays, reject_complex, safe_increment, upcast
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.contrib._common import reject_complex
 from optim.optimizers._adam import ScaleByAdamState
 from optim.transforms._scaling import scale_by_learning_rate
 
@@ -49,10 +48,10 @@ class ScaleByAdopt(Transformation):
     :math:`\beta_1 m_t + (1-\beta_1)\,\mathrm{clip}(\cdot)` instead of :math:`m_t`.
     """
 
-    b1: Any
-    b2: Any
-    eps: Any
-    clip_value_fn: Any
+    b1: Any = hyper_field(low=0.0, high=1.0, high_open=True)
+    b2: Any = hyper_field(low=0.0, high=1.0, high_open=True)
+    eps: Any = nonnegative()
+    clip_value_fn: Any = nonnegative(schedule=True)
     mu_dtype: Any = static(None)
     nesterov: bool = static(False)
     use_clipping: bool = static(True)
@@ -108,10 +107,10 @@ def scale_by_adopt(
     constant bound.
     """
     return ScaleByAdopt(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        clip_value_fn=hyper(clip_value_fn, "clip_value_fn", low=0.0),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        clip_value_fn=clip_value_fn,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nesterov=check_flag(nesterov, "nesterov"),
         use_clipping=check_flag(use_clipping, "use_clipping"),

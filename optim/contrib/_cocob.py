@@ -6,13 +6,20 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import nonnegative, positive
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
-from optim._tree import PyTree, check_same_structure, float_copy, full_like, map_arrays, upcast
+from optim._tree import (
+    PyTree,
+    check_same_structure,
+    float_copy,
+    full_like,
+    map_arrays,
+    reject_complex,
+    upcast,
+)
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
-from optim.contrib._common import reject_complex
 from optim.transforms._adding import add_decayed_weights
 from optim.transforms._scaling import scale_by_learning_rate
 
@@ -46,8 +53,8 @@ class ScaleByCocob(Transformation):
     sign flip follows). Real parameters only (it compares magnitudes per coordinate).
     """
 
-    alpha: Any
-    eps: Any
+    alpha: Any = nonnegative()
+    eps: Any = positive()
 
     def init(self, params: PyTree) -> COCOBState:
         reject_complex(params, "cocob", "it takes maxima of per-coordinate magnitudes")
@@ -96,8 +103,8 @@ def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> ScaleByCocob:
     """COCOB-Backprop's update (``optax.contrib.scale_by_cocob``; see ``ScaleByCocob``):
     ``alpha`` bounds the fraction bet early on, ``eps`` is the initial :math:`L_0`."""
     return ScaleByCocob(
-        alpha=hyper(alpha, "alpha", schedule=False, low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
+        alpha=alpha,
+        eps=eps,
     )
 
 

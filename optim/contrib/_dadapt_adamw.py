@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, decay_hyper, hyper, value_at
+from optim._hyper import Decay, decay, decay_hyper, nonnegative, positive, value_at
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -18,13 +18,14 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass
+from optim._pytree import checked, pytree_dataclass
 from optim._tree import (
     PyTree,
     check_same_structure,
     full_like,
     inner_product,
     map_arrays,
+    reject_complex,
     safe_increment,
     tree_sum,
     upcast,
@@ -32,8 +33,6 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates, require_params
-from optim.contrib._common import reject_complex
-from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
@@ -48,6 +47,24 @@ class DAdaptAdamWState(NamedTuple):
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
+
+
+@pytree_dataclass
+class _Beta2(Decay):
+    """D-Adaptation's :math:`\beta_2` with :math:`\\sqrt{\beta_2}` and its complement as a
+    ``Decay``: from a Python number optax computes both in double precision."""
+
+    root: Any
+
+
+def _beta2(value: Any, name: str) -> _Beta2:
+    if isinstance(value, _Beta2):
+        return value
+    rate = decay_hyper(value, name)
+    if isinstance(value, (int, float)):
+        root = float(value) ** 0.5
+        return _Beta2(rate.rate, rate.complement, Decay(np.float32(root), np.float32(1 - root)))
+    return _Beta2(rate.rate, rate.complement, rate.rate**0.5)
 
 
 @pytree_dataclass
@@ -71,12 +88,12 @@ class DAdaptAdamW(Transformation):
     parameters only (it squares :math:`g` and takes :math:`\ell_1` norms).
     """
 
-    learning_rate: Any
-    b1: Any
-    b2: Any
-    eps: Any
-    estim_lr0: Any
-    weight_decay: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    b1: Any = decay(name="betas[0]")
+    b2: Any = checked(_beta2, name="betas[1]")
+    eps: Any = nonnegative()
+    estim_lr0: Any = positive()
+    weight_decay: Any = nonnegative()
 
     def init(self, params: PyTree) -> DAdaptAdamWState:
         reject_complex(params, "dadapt_adamw", "it squares gradients and d is a max")
@@ -137,24 +154,6 @@ class DAdaptAdamW(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
-@pytree_dataclass
-class _Beta2(Decay):
-    """D-Adaptation's :math:`\beta_2` with :math:`\\sqrt{\beta_2}` and its complement as a
-    ``Decay``: from a Python number optax computes both in double precision."""
-
-    root: Any
-
-
-def _beta2(value: Any) -> _Beta2:
-    if isinstance(value, _Beta2):
-        return value
-    decay = decay_hyper(value, "betas[1]")
-    if isinstance(value, (int, float)):
-        root = float(value) ** 0.5
-        return _Beta2(decay.rate, decay.complement, Decay(np.float32(root), np.float32(1 - root)))
-    return _Beta2(decay.rate, decay.complement, decay.rate**0.5)
-
-
 def dadapt_adamw(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: Any = (0.9, 0.999),
@@ -170,10 +169,10 @@ def dadapt_adamw(
     except (TypeError, ValueError):
         raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}") from None
     return DAdaptAdamW(
-        learning_rate=learning_rate_hyper(learning_rate),
-        b1=decay_hyper(b1, "betas[0]"),
-        b2=_beta2(b2),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
-        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        weight_decay=weight_decay,
     )

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import hyper_field, nonnegative, positive
 from optim._numerics import canonical_dtype, cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -111,8 +111,8 @@ class ScaleByDog(Transformation):
     :math:`|x|^2`).
     """
 
-    init_value: Any
-    eps: Any
+    init_value: Any = positive(name="init_step[1]")
+    eps: Any = nonnegative()
     init_step_type: str = static("heuristic")
 
     def init(self, params: PyTree) -> DoGState:
@@ -164,8 +164,13 @@ class ScaleByDowg(Transformation):
     None), :math:`v_{-1} = 0`. Complex parameters are supported.
     """
 
-    init_estim_sq_dist: Any
-    eps: Any
+    init_estim_sq_dist: Any = nonnegative(optional=True)
+    eps: Any = nonnegative()
+
+    def __post_init__(self) -> None:
+        # After the field checks (see optim._pytree), so that a bad eps is named as eps.
+        if self.init_estim_sq_dist is None:
+            object.__setattr__(self, "init_estim_sq_dist", self.eps)
 
     def init(self, params: PyTree) -> DoWGState:
         return DoWGState(
@@ -201,8 +206,8 @@ def scale_by_dog(init_step: tuple[str, Any], eps: Any = 1e-8) -> ScaleByDog:
     if not isinstance(tag, str) or tag not in _INIT_STEP_TAGS:
         raise ValueError(f"init_step[0] must be one of {_INIT_STEP_TAGS}, got {tag!r}")
     return ScaleByDog(
-        init_value=hyper(value, "init_step[1]", schedule=False, low=0.0, low_open=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        init_value=value,
+        eps=eps,
         init_step_type=tag,
     )
 
@@ -210,12 +215,7 @@ def scale_by_dog(init_step: tuple[str, Any], eps: Any = 1e-8) -> ScaleByDog:
 def scale_by_dowg(init_estim_sq_dist: Any = None, eps: Any = 1e-4) -> ScaleByDowg:
     """Scale updates by DoWG's step size (``optax.contrib._dog.scale_by_dowg``; see
     ``ScaleByDowg``). ``init_estim_sq_dist`` None means ``eps``."""
-    eps = hyper(eps, "eps", schedule=False, low=0.0)
-    if init_estim_sq_dist is None:
-        init = eps
-    else:
-        init = hyper(init_estim_sq_dist, "init_estim_sq_dist", schedule=False, low=0.0)
-    return ScaleByDowg(init_estim_sq_dist=init, eps=eps)
+    return ScaleByDowg(init_estim_sq_dist=init_estim_sq_dist, eps=eps)
 
 
 class ScaleByDistanceOverGradientsState(NamedTuple):
@@ -247,9 +247,9 @@ class ScaleByDistanceOverGradients(Transformation):
     :math:`2^{62} / (4\sqrt{n})`). Complex parameters are supported (:math:`|x|^2`).
     """
 
-    reps_rel: Any
-    eps: Any
-    global_scale: Any
+    reps_rel: Any = positive()
+    eps: Any = nonnegative()
+    global_scale: Any = hyper_field()
     param_dtype: Any = static(None)
 
     def _stored(self, p: jax.Array) -> jax.Array:
@@ -331,9 +331,9 @@ def scale_by_distance_over_gradients(
       [-2.2882457e-06 -2.2882457e-06]
     """
     return ScaleByDistanceOverGradients(
-        reps_rel=hyper(reps_rel, "reps_rel", schedule=False, low=0.0, low_open=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        global_scale=hyper(global_scale, "global_scale", schedule=False),
+        reps_rel=reps_rel,
+        eps=eps,
+        global_scale=global_scale,
         param_dtype=canonical_dtype(param_dtype, "param_dtype"),
     )
 

@@ -10,7 +10,6 @@ optimizer's update on their full gradient.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper
+from optim._hyper import check_int, hyper_field
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -211,7 +210,7 @@ class ScaleByGalore(Transformation):
     is not differentiated (see ``_top_singular_vectors``).
     """
 
-    scale: Any
+    scale: Any = hyper_field()
     base_optimizer: Any
     rank: int = static(128)
     update_proj_gap: int = static(200)
@@ -297,22 +296,6 @@ class ScaleByGalore(Transformation):
         return _unflatten_like(updates, out), new_state
 
 
-def _rank(value: Any) -> int:
-    """A positive int: the projections' rank is an array shape, fixed when the program is
-    traced."""
-    index = None
-    if not isinstance(value, (bool, jax.core.Tracer)):
-        try:
-            index = operator.index(value)
-        except TypeError:
-            pass
-    if index is None:
-        raise TypeError(f"rank must be an int, got {type(value).__name__} {value!r}")
-    if index <= 0:
-        raise ValueError(f"rank must be positive, got {index}")
-    return index
-
-
 def scale_by_galore(
     rank: int = 128,
     update_proj_gap: int = 200,
@@ -363,11 +346,11 @@ def scale_by_galore(
       ((6, 2), (2, 4))
     """
     return ScaleByGalore(
-        scale=hyper(scale, "scale", schedule=False),
+        scale=scale,
         base_optimizer=scale_by_adam()
         if base_optimizer is None
         else as_transformation(base_optimizer, "base_optimizer"),
-        rank=_rank(rank),
+        rank=check_int(rank, "rank", low=1),
         update_proj_gap=_steps(update_proj_gap, "update_proj_gap", 1),
         weight_dimension_numbers=_static_dims(weight_dimension_numbers, "weight_dimension_numbers"),
     )

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import decay_hyper, hyper, value_at
+from optim._hyper import decay, nonnegative, value_at
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -22,15 +22,14 @@ from optim._tree import (
     float_copy,
     full_like,
     map_arrays,
+    reject_complex,
     safe_increment,
     upcast,
     zero_count,
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
-from optim.contrib._common import reject_complex
 from optim.transforms._adding import add_decayed_weights
-from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["MadgradState", "madgrad", "scale_by_madgrad"]
 
@@ -62,9 +61,9 @@ class ScaleByMadgrad(Transformation):
     (the cube root of :math:`G`).
     """
 
-    learning_rate: Any
-    momentum: Any
-    eps: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    momentum: Any = decay(closed=True)
+    eps: Any = nonnegative()
 
     def init(self, params: PyTree) -> MadgradState:
         reject_complex(params, "madgrad", "its denominator is a cube root of squared gradients")
@@ -110,9 +109,9 @@ def scale_by_madgrad(
     """MADGRAD's update :math:`x_{k+1} - x_k` (``optax.contrib.scale_by_madgrad``; see
     ``ScaleByMadgrad``). ``learning_rate`` may be a schedule."""
     return ScaleByMadgrad(
-        learning_rate=learning_rate_hyper(learning_rate),
-        momentum=decay_hyper(momentum, "momentum", closed=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        learning_rate=learning_rate,
+        momentum=momentum,
+        eps=eps,
     )
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import check_int, nonnegative, positive
 from optim._numerics import cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -18,13 +17,13 @@ from optim._tree import (
     float_copy,
     global_norm,
     map_arrays,
+    reject_complex,
     safe_increment,
     tree_inner,
     upcast,
     zero_count,
 )
 from optim.base import Transformation, as_transformation, check_updates, require_params
-from optim.contrib._common import reject_complex
 
 __all__ = ["MechanicState", "mechanize"]
 
@@ -68,9 +67,9 @@ class Mechanize(Transformation):
     """
 
     base_optimizer: Any
-    weight_decay: Any
-    eps: Any
-    s_init: Any
+    weight_decay: Any = nonnegative()
+    eps: Any = nonnegative()
+    s_init: Any = positive()
     num_betas: int = static(6)
 
     def init(self, params: PyTree) -> MechanicState:
@@ -128,21 +127,6 @@ class Mechanize(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
-def _num_betas(value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        count = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"num_betas must be an int (the number of betas 1 - 10^-i), got "
-            f"{type(value).__name__} {value!r}"
-        ) from None
-    if not 1 <= count <= INT32_MAX:
-        raise ValueError(f"num_betas must be an int in [1, {INT32_MAX}], got {count}")
-    return count
-
-
 def mechanize(
     base_optimizer: Any,
     weight_decay: Any = 1e-2,
@@ -156,8 +140,10 @@ def mechanize(
     Mechanic rescales. Extra ``update`` keyword arguments reach the base optimizer."""
     return Mechanize(
         base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
-        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        s_init=hyper(s_init, "s_init", schedule=False, low=0.0, low_open=True),
-        num_betas=_num_betas(num_betas),
+        weight_decay=weight_decay,
+        eps=eps,
+        s_init=s_init,
+        num_betas=check_int(
+            num_betas, "num_betas", low=1, high=INT32_MAX, note="the number of betas 1 - 10^-i"
+        ),
     )

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay_hyper, hyper, value_at
+from optim._hyper import check_flag, decay, hyper_field, nonnegative, value_at
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -25,6 +25,7 @@ from optim._tree import (
     full_like,
     inner_product,
     map_arrays,
+    reject_complex,
     safe_increment,
     tree_inner,
     tree_sum,
@@ -33,8 +34,6 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates
-from optim.contrib._common import reject_complex
-from optim.transforms._scaling import learning_rate_hyper
 
 __all__ = ["MomoAdamState", "MomoState", "momo", "momo_adam"]
 
@@ -84,8 +83,8 @@ def _value(value: Any, name: str) -> jax.Array:
 class _Polyak:
     """The step size and lower-bound update shared by MoMo and MoMo-Adam (see ``Momo``)."""
 
-    lower_bound: Any
-    weight_decay: Any
+    lower_bound: Any = hyper_field()
+    weight_decay: Any = nonnegative()
     adapt_lower_bound: bool = static(False)
 
     def __call__(self, alpha, barf, gamma, iprod, sq_norm, lb, bc1):
@@ -148,8 +147,8 @@ class Momo(Transformation):
     10^{-16}`. Real parameters only (the inner products would be complex).
     """
 
-    learning_rate: Any
-    beta: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    beta: Any = hyper_field(low=0.0, high=1.0, high_open=True)
     polyak: _Polyak
 
     def init(self, params: PyTree) -> MomoState:
@@ -209,10 +208,10 @@ class MomoAdam(Transformation):
     initially, hence :math:`\rho_t`). Real parameters only.
     """
 
-    learning_rate: Any
-    b1: Any
-    b2: Any
-    eps: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
     polyak: _Polyak
 
     def init(self, params: PyTree) -> MomoAdamState:
@@ -268,8 +267,8 @@ class MomoAdam(Transformation):
 
 def _polyak(lower_bound: Any, weight_decay: Any, adapt_lower_bound: bool) -> _Polyak:
     return _Polyak(
-        lower_bound=hyper(lower_bound, "lower_bound", schedule=False),
-        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        lower_bound=lower_bound,
+        weight_decay=weight_decay,
         adapt_lower_bound=check_flag(adapt_lower_bound, "adapt_lower_bound"),
     )
 
@@ -285,8 +284,8 @@ def momo(
     (``optax.contrib.momo``; see ``Momo``). Pass the loss as ``update(..., value=loss)``;
     ``learning_rate`` (a cap on the step, best chosen large) may be a schedule."""
     return Momo(
-        learning_rate=learning_rate_hyper(learning_rate),
-        beta=hyper(beta, "beta", schedule=False, low=0.0, high=1.0, high_open=True),
+        learning_rate=learning_rate,
+        beta=beta,
         polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
     )
 
@@ -303,9 +302,9 @@ def momo_adam(
     """MoMo-Adam: AdamW with a Polyak-type step size (``optax.contrib.momo_adam``; see
     ``MomoAdam``). Pass the loss as ``update(..., value=loss)``."""
     return MomoAdam(
-        learning_rate=learning_rate_hyper(learning_rate),
-        b1=decay_hyper(b1, "b1"),
-        b2=decay_hyper(b2, "b2"),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
         polyak=_polyak(lower_bound, weight_decay, adapt_lower_bound),
     )

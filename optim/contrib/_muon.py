@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, decay, decay_hyper, hyper, nonnegative
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -273,8 +273,8 @@ class ScaleByMuon(Transformation):
     """
 
     ns_coeffs: jax.Array
-    beta: Any
-    eps: Any
+    beta: Any = decay()
+    eps: Any = nonnegative()
     ns_steps: int = static(5)
     mu_dtype: Any = static(None)
     nesterov: bool = static(True)
@@ -326,7 +326,7 @@ class ScaleByShape(Transformation):
     :math:`u = r\sqrt{\max(n_{in}, n_{out})}\, g` (Liu et al., 2025, "Muon is Scalable for LLM
     Training": an update RMS of about :math:`r`, like AdamW's 0.2)."""
 
-    consistent_rms: Any
+    consistent_rms: Any = nonnegative(optional=True)
     weight_dimension_numbers: Any = static(None)
 
     def init(self, params: PyTree) -> EmptyState:
@@ -398,8 +398,8 @@ def scale_by_muon(
     ns_steps = _steps(ns_steps, "ns_steps", 1)
     return ScaleByMuon(
         ns_coeffs=_ns_coeffs(ns_coeffs, ns_steps),
-        beta=decay_hyper(beta, "beta"),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        beta=beta,
+        eps=eps,
         ns_steps=ns_steps,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nesterov=check_flag(nesterov, "nesterov"),
@@ -488,12 +488,7 @@ def muon(
             preconditioning=preconditioning,
             weight_dimension_numbers=dims,
         ),
-        ScaleByShape(
-            None
-            if consistent_rms is None
-            else hyper(consistent_rms, "consistent_rms", schedule=False, low=0.0),
-            weight_dimension_numbers=dims,
-        ),
+        ScaleByShape(consistent_rms, weight_dimension_numbers=dims),
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
     )

@@ -8,7 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, check_flag, decay_hyper, hyper, value_at
+from optim._hyper import (
+    Decay,
+    check_flag,
+    decay,
+    decay_hyper,
+    hyper_field,
+    nonnegative,
+    positive,
+    value_at,
+)
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -18,7 +27,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import checked, pytree_dataclass, static
 from optim._tree import (
     PyTree,
     check_same_structure,
@@ -26,6 +35,7 @@ from optim._tree import (
     full_like,
     inner_product,
     map_arrays,
+    reject_complex,
     safe_increment,
     tree_sum,
     upcast,
@@ -33,8 +43,6 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Transformation, check_updates, require_params
-from optim.contrib._common import reject_complex
-from optim.transforms._scaling import learning_rate_hyper
 
 
 class ProdigyState(NamedTuple):
@@ -48,6 +56,22 @@ class ProdigyState(NamedTuple):
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
+
+
+@pytree_dataclass
+class _Beta2(Decay):
+    """Prodigy's :math:`\beta_2` with :math:`\\sqrt{\beta_2}`, the default :math:`\beta_3`: from a
+    Python number optax computes the root in double precision, and so does ``_beta2``."""
+
+    root: Any
+
+
+def _beta2(value: Any, name: str) -> _Beta2:
+    if isinstance(value, _Beta2):
+        return value
+    rate = decay_hyper(value, name)
+    root = np.float32(float(value) ** 0.5) if isinstance(value, (int, float)) else rate.rate**0.5
+    return _Beta2(rate.rate, rate.complement, root)
 
 
 @pytree_dataclass
@@ -74,14 +98,14 @@ class ScaleByProdigy(Transformation):
     sign). Real parameters only: the update squares and compares values.
     """
 
-    learning_rate: Any
-    b1: Any
-    b2: Any
-    beta3: Any
-    eps: Any
-    estim_lr0: Any
-    estim_lr_coef: Any
-    weight_decay: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    b1: Any = decay(name="betas[0]")
+    b2: Any = checked(_beta2, name="betas[1]")
+    beta3: Any = hyper_field(low=0.0, high=1.0, high_open=True, optional=True)
+    eps: Any = nonnegative()
+    estim_lr0: Any = positive()
+    estim_lr_coef: Any = nonnegative()
+    weight_decay: Any = nonnegative()
     safeguard_warmup: bool = static(False)
     flip_sign: bool = static(False)
 
@@ -157,22 +181,6 @@ class ScaleByProdigy(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
-@pytree_dataclass
-class _Beta2(Decay):
-    """Prodigy's :math:`\beta_2` with :math:`\\sqrt{\beta_2}`, the default :math:`\beta_3`: from a
-    Python number optax computes the root in double precision, and so does ``_beta2``."""
-
-    root: Any
-
-
-def _beta2(value: Any) -> _Beta2:
-    if isinstance(value, _Beta2):
-        return value
-    decay = decay_hyper(value, "betas[1]")
-    root = np.float32(float(value) ** 0.5) if isinstance(value, (int, float)) else decay.rate**0.5
-    return _Beta2(decay.rate, decay.complement, root)
-
-
 def _prodigy(
     learning_rate: Any,
     betas: Any,
@@ -188,16 +196,15 @@ def _prodigy(
         b1, b2 = betas
     except (TypeError, ValueError):
         raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}") from None
-    unit = dict(schedule=False, low=0.0, high=1.0, high_open=True)
     return ScaleByProdigy(
-        learning_rate=learning_rate_hyper(learning_rate),
-        b1=decay_hyper(b1, "betas[0]"),
-        b2=_beta2(b2),
-        beta3=None if beta3 is None else hyper(beta3, "beta3", **unit),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        estim_lr0=hyper(estim_lr0, "estim_lr0", schedule=False, low=0.0, low_open=True),
-        estim_lr_coef=hyper(estim_lr_coef, "estim_lr_coef", schedule=False, low=0.0),
-        weight_decay=hyper(weight_decay, "weight_decay", schedule=False, low=0.0),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        beta3=beta3,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        estim_lr_coef=estim_lr_coef,
+        weight_decay=weight_decay,
         safeguard_warmup=check_flag(safeguard_warmup, "safeguard_warmup"),
         flip_sign=flip_sign,
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import check_int, hyper_field, nonnegative
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     INT32_MAX,
@@ -69,13 +68,18 @@ class ReduceOnPlateau(Transformation):
     scaled like real ones; the value must be a real scalar.
     """
 
-    factor: Any
-    rtol: Any
-    atol: Any
-    min_scale: Any
+    factor: Any = hyper_field(low=0.0, high=1.0, low_open=True, high_open=True)
+    rtol: Any = hyper_field(low=0.0, high=1.0)
+    atol: Any = nonnegative()
+    min_scale: Any = nonnegative()
     patience: int = static(10)
     cooldown: int = static(0)
     accumulation_size: int = static(1)
+
+    def __post_init__(self) -> None:
+        # After the field checks (see optim._pytree): rtol and atol are float32 scalars here.
+        if _is_zero(self.rtol) and _is_zero(self.atol):
+            raise ValueError("at least one of rtol and atol must be positive, got rtol = atol = 0")
 
     def init(self, params: PyTree) -> ReduceLROnPlateauState:
         check_params(params)
@@ -136,21 +140,8 @@ class ReduceOnPlateau(Transformation):
 
 
 def _count_arg(value: Any, name: str, low: int) -> int:
-    """A static step count: an int (not a bool, a float or an array) in ``[low, 2**31 - 1]``."""
-    index = None
-    if not isinstance(value, (bool, jax.core.Tracer)):
-        try:
-            index = operator.index(value)
-        except TypeError:
-            index = None
-    if index is None:
-        raise TypeError(
-            f"{name} must be an int (a number of calls to update), "
-            f"got {type(value).__name__} {value!r}"
-        )
-    if not low <= index <= INT32_MAX:
-        raise ValueError(f"{name} must be an int in [{low}, {INT32_MAX}], got {index}")
-    return index
+    """A static count of calls to ``update`` in ``[low, 2**31 - 1]``."""
+    return check_int(value, name, low=low, high=INT32_MAX, note="a number of calls to update")
 
 
 def reduce_on_plateau(
@@ -170,17 +161,11 @@ def reduce_on_plateau(
     ``patience=0`` and then never reduces). ``accumulation_size`` > 1 averages that many
     values (minibatch losses) before each check.
     """
-    unit_open = dict(low=0.0, high=1.0, low_open=True, high_open=True)
-    factor = hyper(factor, "factor", schedule=False, **unit_open)
-    rtol = hyper(rtol, "rtol", schedule=False, low=0.0, high=1.0)
-    atol = hyper(atol, "atol", schedule=False, low=0.0)
-    if _is_zero(rtol) and _is_zero(atol):
-        raise ValueError("at least one of rtol and atol must be positive, got rtol = atol = 0")
     return ReduceOnPlateau(
         factor=factor,
         rtol=rtol,
         atol=atol,
-        min_scale=hyper(min_scale, "min_scale", schedule=False, low=0.0),
+        min_scale=min_scale,
         patience=_count_arg(patience, "patience", 1),
         cooldown=_count_arg(cooldown, "cooldown", 0),
         accumulation_size=_count_arg(accumulation_size, "accumulation_size", 1),

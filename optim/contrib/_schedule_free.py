@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import decay_hyper, hyper, value_at
+from optim._hyper import decay, decay_hyper, hyper_field, nonnegative, value_at
 from optim._numerics import canonical_dtype, cast_like_grads, decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -27,7 +27,7 @@ from optim.schedules._join import warmup_constant_schedule
 from optim.schedules._schedules import _steps
 from optim.transforms._adding import add_decayed_weights
 from optim.transforms._masking import MaskedNode
-from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rate
+from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScheduleFreeState(NamedTuple):
@@ -65,9 +65,9 @@ class ScheduleFree(Transformation):
     """
 
     base_optimizer: Any
-    learning_rate: Any
-    b1: Any
-    weight_lr_power: Any
+    learning_rate: Any = nonnegative(schedule=True)
+    b1: Any = decay(closed=True, low_open=True)
+    weight_lr_power: Any = hyper_field()
     state_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScheduleFreeState:
@@ -154,12 +154,6 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
     )
 
 
-def _interpolation(b1: Any) -> Any:
-    """b1 in (0, 1] with its complement 1 - b1 (a ``Decay``, as optax computes it)."""
-    hyper(b1, "b1", schedule=False, low=0.0, high=1.0, low_open=True)  # validation only
-    return decay_hyper(b1, "b1", closed=True)
-
-
 def schedule_free(
     base_optimizer: Any,
     learning_rate: ScalarOrSchedule,
@@ -176,9 +170,9 @@ def schedule_free(
     """
     return ScheduleFree(
         base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
-        learning_rate=learning_rate_hyper(learning_rate),
-        b1=_interpolation(b1),
-        weight_lr_power=hyper(weight_lr_power, "weight_lr_power", schedule=False),
+        learning_rate=learning_rate,
+        b1=b1,
+        weight_lr_power=weight_lr_power,
         state_dtype=canonical_dtype(state_dtype, "state_dtype"),
     )
 

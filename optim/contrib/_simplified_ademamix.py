@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import hyper, value_at
+from optim._hyper import hyper_field, nonnegative, value_at
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -15,10 +15,17 @@ from optim._numerics import (
     store_like,
 )
 from optim._pytree import pytree_dataclass
-from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
+from optim._tree import (
+    PyTree,
+    full_like,
+    map_arrays,
+    reject_complex,
+    safe_increment,
+    upcast,
+    zero_count,
+)
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
-from optim.contrib._common import reject_complex
 from optim.transforms._adding import add_decayed_weights
 from optim.transforms._scaling import scale_by_learning_rate
 
@@ -55,11 +62,11 @@ class ScaleBySimplifiedAdemamix(Transformation):
     conjugating).
     """
 
-    b1: Any
-    b2: Any
-    alpha: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = hyper_field(low=0.0, high=1.0, high_open=True)
+    b2: Any = hyper_field(low=0.0, high=1.0, high_open=True)
+    alpha: Any = nonnegative(schedule=True)
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
 
     def init(self, params: PyTree) -> ScaleBySimplifiedAdEMAMixState:
         reject_complex(params, "simplified_ademamix", "its second moment squares g")
@@ -98,11 +105,11 @@ def scale_by_simplified_ademamix(
     """Rescale updates by Simplified AdEMAMix (``optax.contrib.scale_by_simplified_ademamix``;
     see ``ScaleBySimplifiedAdemamix``). ``alpha`` may be a schedule."""
     return ScaleBySimplifiedAdemamix(
-        b1=hyper(b1, "b1", schedule=False, low=0.0, high=1.0, high_open=True),
-        b2=hyper(b2, "b2", schedule=False, low=0.0, high=1.0, high_open=True),
-        alpha=hyper(alpha, "alpha", low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        alpha=alpha,
+        eps=eps,
+        eps_root=eps_root,
     )
 
 

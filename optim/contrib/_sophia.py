@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, decay, nonnegative
 from optim._numerics import canonical_dtype, cast_like_grads, debias_tree, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -15,13 +15,13 @@ from optim._tree import (
     full_like,
     is_trainable,
     map_arrays,
+    reject_complex,
     safe_increment,
     upcast,
     zero_count,
 )
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, as_transformation, chain, check_updates
-from optim.contrib._common import reject_complex
 from optim.grad import split_arrays
 from optim.schedules._schedules import _steps
 from optim.transforms._adding import add_decayed_weights
@@ -131,11 +131,11 @@ class ScaleBySophia(Transformation):
     parameters only: the update compares and clips values.
     """
 
-    b1: Any
-    b2: Any
-    eps: Any
-    gamma: Any
-    clip_threshold: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    gamma: Any = nonnegative()
+    clip_threshold: Any = nonnegative(optional=True)
     hessian_diagonal_fn: Any
     update_interval: int = static(10)
     mu_dtype: Any = static(None)
@@ -221,15 +221,11 @@ def scale_by_sophia(
     extra keyword arguments (``obj_fn=`` for the default) on to it.
     """
     return ScaleBySophia(
-        b1=decay_hyper(b1, "b1"),
-        b2=decay_hyper(b2, "b2"),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        gamma=hyper(gamma, "gamma", schedule=False, low=0.0),
-        clip_threshold=(
-            None
-            if clip_threshold is None
-            else hyper(clip_threshold, "clip_threshold", schedule=False, low=0.0)
-        ),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        gamma=gamma,
+        clip_threshold=clip_threshold,
         hessian_diagonal_fn=as_transformation(hessian_diagonal_fn, "hessian_diagonal_fn"),
         update_interval=_steps(update_interval, "update_interval", 1),
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),

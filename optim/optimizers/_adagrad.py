@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import decay, nonnegative, positive
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -30,6 +30,7 @@ from optim._tree import (
     abs_sq,
     full_like,
     map_arrays,
+    reject_complex,
     upcast,
 )
 from optim._types import ScalarOrSchedule
@@ -40,8 +41,6 @@ from optim.base import (
     check_updates,
 )
 from optim.optimizers._adam import (
-    _decay,
-    _reject_complex,
     _square_safe,
 )
 from optim.transforms._adding import add_decayed_weights
@@ -65,8 +64,8 @@ class ScaleByRss(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    initial_accumulator_value: Any
-    eps: Any
+    initial_accumulator_value: Any = nonnegative()
+    eps: Any = nonnegative()
 
     def init(self, params: PyTree) -> ScaleByRssState:
         return ScaleByRssState(full_like(params, self.initial_accumulator_value))
@@ -88,10 +87,8 @@ class ScaleByRss(Transformation):
 def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
     """Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``)."""
     return ScaleByRss(
-        initial_accumulator_value=hyper(
-            initial_accumulator_value, "initial_accumulator_value", schedule=False, low=0.0
-        ),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
     )
 
 
@@ -128,12 +125,12 @@ class ScaleByAdaDelta(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    rho: Any
-    eps: Any
+    rho: Any = decay(closed=True)
+    eps: Any = positive()
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdaDeltaState:
-        _reject_complex(params, "scale_by_adadelta", "params")
+        reject_complex(params, "scale_by_adadelta")
         return ScaleByAdaDeltaState(
             e_g=full_like(params, 0.0, self.nu_dtype), e_x=full_like(params, 0.0, self.nu_dtype)
         )
@@ -141,7 +138,7 @@ class ScaleByAdaDelta(Transformation):
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.e_g)
-        _reject_complex(updates, "scale_by_adadelta", "grads")
+        reject_complex(updates, "scale_by_adadelta", what="grads")
         rho, eps = self.rho, self.eps
         grads = _square_safe(updates)
         e_g = map_arrays(lambda g, s: ema_update_sq(g, s, rho), grads, state.e_g)
@@ -163,8 +160,8 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) 
     ``eps`` must be positive: it is the step's only source while :math:`E[\\Delta x^2] = 0`.
     """
     return ScaleByAdaDelta(
-        rho=_decay(rho, "rho", closed=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0, low_open=True),
+        rho=rho,
+        eps=eps,
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 

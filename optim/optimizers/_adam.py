@@ -29,7 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import Decay, check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, decay, nonnegative
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -109,10 +109,10 @@ class ScaleByAdam(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
     mu_dtype: Any = static(None)
     nesterov: bool = static(False)
     nu_dtype: Any = static(None)
@@ -156,10 +156,10 @@ def scale_by_adam(
     parameter's dtype when wider); the arithmetic stays float32 whatever they are.
     """
     return ScaleByAdam(
-        b1=decay_hyper(b1, "b1"),
-        b2=decay_hyper(b2, "b2"),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        eps_root=hyper(eps_root, "eps_root", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
@@ -224,15 +224,6 @@ nadamw = functools.partial(adamw, nesterov=True)
 nadamw.__doc__ = """NAdamW: ``adamw`` with Nesterov momentum (``nesterov=True``)."""
 
 
-def _decay(value: Any, name: str, *, closed: bool = False) -> Decay:
-    """A decay rate in [0, 1), or [0, 1] where no bias correction divides by 1 - decay^t."""
-    return decay_hyper(value, name, closed=closed)
-
-
-def _non_negative(value: Any, name: str) -> jax.Array:
-    return hyper(value, name, schedule=False, low=0.0)
-
-
 def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
     """A slot holding a signed moment: complex for complex params, so a real dtype is refused."""
     if dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating):
@@ -244,15 +235,6 @@ def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
                     f"complex {name} or None."
                 )
     return full_like(params, 0.0, dtype)
-
-
-def _reject_complex(tree: PyTree, name: str, what: str) -> None:
-    for path, leaf in leaves_with_paths(tree):
-        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
-            raise ValueError(
-                f"{name} does not support complex parameters: {what}{keystr(path)} is "
-                f"{leaf.dtype}. Optimize the real and imaginary parts as separate real leaves."
-            )
 
 
 def _square_safe(updates: PyTree) -> PyTree:
@@ -275,9 +257,9 @@ class ScaleByAdamax(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
+    b1: Any = decay()
+    b2: Any = decay(closed=True)
+    eps: Any = nonnegative()
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
@@ -305,9 +287,9 @@ def scale_by_adamax(
 ) -> ScaleByAdamax:
     """Rescale updates by Adamax's first moment and infinity norm (``optax.scale_by_adamax``)."""
     return ScaleByAdamax(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2", closed=True),
-        eps=_non_negative(eps, "eps"),
+        b1=b1,
+        b2=b2,
+        eps=eps,
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -375,10 +357,10 @@ class ScaleByAmsgrad(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
     mu_dtype: Any = static(None)
     bias_correction_mu: bool = static(True)
     bias_correction_nu: bool = static(True)
@@ -426,10 +408,10 @@ def scale_by_amsgrad(
 ) -> ScaleByAmsgrad:
     """Rescale updates by AMSGrad's moments (``optax.scale_by_amsgrad``)."""
     return ScaleByAmsgrad(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         bias_correction_mu=check_flag(bias_correction_mu, "bias_correction_mu"),
         bias_correction_nu=check_flag(bias_correction_nu, "bias_correction_nu"),

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, check_flag, hyper
+from optim._hyper import Decay, check_flag, decay, decay_hyper, hyper_field, nonnegative, positive
 from optim._numerics import (
     adaptive_step,
     canonical_dtype,
@@ -30,7 +30,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import checked, pytree_dataclass, static
 from optim._tree import (
     PyTree,
     abs_sq,
@@ -46,9 +46,7 @@ from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates, require_params
 from optim.optimizers._adam import (
     ScaleByAdamState,
-    _decay,
     _first_moment_slot,
-    _non_negative,
     _square_safe,
 )
 from optim.transforms._adding import add_decayed_weights
@@ -79,10 +77,10 @@ class ScaleByBelief(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
     nesterov: bool = static(False)
     nu_dtype: Any = static(None)
 
@@ -121,10 +119,10 @@ def scale_by_belief(
 ) -> ScaleByBelief:
     """Rescale updates by AdaBelief's moments (``optax.scale_by_belief``)."""
     return ScaleByBelief(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
         nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
@@ -149,6 +147,35 @@ def adabelief(
 
 
 @pytree_dataclass
+class RadamDecay(Decay):
+    r"""RAdam's :math:`\beta_2` with the constants it fixes: :math:`\rho_\infty = 2/(1-\beta_2)
+    - 1` and :math:`(\rho_\infty-4)(\rho_\infty-2)`.
+
+    From a Python :math:`\beta_2` optax computes both in double precision (in float32,
+    :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
+    from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
+    (``with_hyperparams``) replaces them too.
+    """
+
+    ro_inf: Any
+    ro_inf_terms: Any
+
+
+def _radam_decay(b2: Any, name: str) -> RadamDecay:
+    if isinstance(b2, RadamDecay):
+        return b2
+    rate = decay_hyper(b2, name)
+    if isinstance(b2, (int, float)):
+        ro_inf = 2.0 / (1.0 - float(b2)) - 1.0
+        terms = (ro_inf - 4.0) * (ro_inf - 2.0)
+        ro_inf, terms = np.float32(ro_inf), np.float32(terms)
+    else:
+        ro_inf = 2 / decay_complement(rate) - 1
+        terms = (ro_inf - 4) * (ro_inf - 2)
+    return RadamDecay(rate.rate, rate.complement, ro_inf, terms)
+
+
+@pytree_dataclass
 class ScaleByRadam(Transformation):
     r"""Rectified Adam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and
     Beyond").
@@ -169,11 +196,11 @@ class ScaleByRadam(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
-    threshold: Any
+    b1: Any = decay()
+    b2: Any = checked(_radam_decay)
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
+    threshold: Any = hyper_field(low=4.0)
     nesterov: bool = static(False)
     nu_dtype: Any = static(None)
 
@@ -222,43 +249,14 @@ def scale_by_radam(
     negative number for :math:`2 < \\rho_t < 4` (optax returns NaN updates there).
     """
     return ScaleByRadam(
-        b1=_decay(b1, "b1"),
-        b2=_radam_decay(b2),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
-        threshold=hyper(threshold, "threshold", schedule=False, low=4.0),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        threshold=threshold,
         nesterov=check_flag(nesterov, "nesterov"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
-
-
-@pytree_dataclass
-class RadamDecay(Decay):
-    r"""RAdam's :math:`\beta_2` with the constants it fixes: :math:`\rho_\infty = 2/(1-\beta_2)
-    - 1` and :math:`(\rho_\infty-4)(\rho_\infty-2)`.
-
-    From a Python :math:`\beta_2` optax computes both in double precision (in float32,
-    :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
-    from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
-    (``with_hyperparams``) replaces them too.
-    """
-
-    ro_inf: Any
-    ro_inf_terms: Any
-
-
-def _radam_decay(b2: Any) -> RadamDecay:
-    if isinstance(b2, RadamDecay):
-        return b2
-    decay = _decay(b2, "b2")
-    if isinstance(b2, (int, float)):
-        ro_inf = 2.0 / (1.0 - float(b2)) - 1.0
-        terms = (ro_inf - 4.0) * (ro_inf - 2.0)
-        ro_inf, terms = np.float32(ro_inf), np.float32(terms)
-    else:
-        ro_inf = 2 / decay_complement(decay) - 1
-        terms = (ro_inf - 4) * (ro_inf - 2)
-    return RadamDecay(decay.rate, decay.complement, ro_inf, terms)
 
 
 def radam(
@@ -296,11 +294,11 @@ class ScaleByYogi(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
-    initial_accumulator_value: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
+    initial_accumulator_value: Any = positive()
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
@@ -341,17 +339,11 @@ def scale_by_yogi(
 ) -> ScaleByYogi:
     """Rescale updates by Yogi's moments (``optax.scale_by_yogi``)."""
     return ScaleByYogi(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
-        initial_accumulator_value=hyper(
-            initial_accumulator_value,
-            "initial_accumulator_value",
-            schedule=False,
-            low=0.0,
-            low_open=True,
-        ),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        initial_accumulator_value=initial_accumulator_value,
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -401,11 +393,11 @@ class ScaleByAdan(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    b3: Any
-    eps: Any
-    eps_root: Any
+    b1: Any = decay()
+    b2: Any = decay()
+    b3: Any = decay()
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
     nu_dtype: Any = static(None)
 
     def init(self, params: PyTree) -> ScaleByAdanState:
@@ -458,11 +450,11 @@ def scale_by_adan(
 ) -> ScaleByAdan:
     """Rescale updates by Adan's moments (``optax.scale_by_adan``); ``nu_dtype`` is n's."""
     return ScaleByAdan(
-        b1=_decay(b1, "b1"),
-        b2=_decay(b2, "b2"),
-        b3=_decay(b3, "b3"),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        eps=eps,
+        eps_root=eps_root,
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )
 
@@ -513,11 +505,11 @@ class ScaleByNovograd(Transformation):
     is Adam-like in memory for the first moment only. Needs ``params`` (for the weight decay).
     """
 
-    b1: Any
-    b2: Any
-    eps: Any
-    eps_root: Any
-    weight_decay: Any
+    b1: Any = decay(closed=True)
+    b2: Any = decay(closed=True)
+    eps: Any = nonnegative()
+    eps_root: Any = nonnegative()
+    weight_decay: Any = nonnegative()
     mu_dtype: Any = static(None)
     nu_dtype: Any = static(None)
 
@@ -572,11 +564,11 @@ def scale_by_novograd(
 ) -> ScaleByNovograd:
     """Rescale updates by NovoGrad's layer-wise moments (``optax.scale_by_novograd``)."""
     return ScaleByNovograd(
-        b1=_decay(b1, "b1", closed=True),
-        b2=_decay(b2, "b2", closed=True),
-        eps=_non_negative(eps, "eps"),
-        eps_root=_non_negative(eps_root, "eps_root"),
-        weight_decay=_non_negative(weight_decay, "weight_decay"),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
     )

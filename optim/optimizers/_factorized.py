@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, check_int, decay, decay_hyper, hyper, nonnegative
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -28,7 +28,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import checked, pytree_dataclass, static
 from optim._tree import (
     PyTree,
     abs_sq,
@@ -38,6 +38,7 @@ from optim._tree import (
     keystr,
     leaves_with_paths,
     map_arrays,
+    reject_complex,
     safe_increment,
     upcast,
     zero_count,
@@ -90,12 +91,6 @@ def _check_state_shapes(state: Any, expected: Any, fields: tuple[str, ...]) -> N
                 )
 
 
-def _nonnegative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
 def _decay_rate_pow(step: jax.Array, exponent: jax.Array) -> jax.Array:
     r"""Adafactor's second-moment decay :math:`\hat\beta_{2,t} = 1 - (t+1)^{-c}`.
 
@@ -137,6 +132,21 @@ class FactoredState(NamedTuple):
     v: PyTree
 
 
+def _step_hyper(value: Any, name: str) -> jax.Array:
+    """An integer step number >= 0 as an int32 leaf (traced values accepted unchecked)."""
+    try:
+        dtype = jnp.result_type(value)
+    except TypeError:  # a string, a ragged list: not a number at all
+        dtype = None
+    if isinstance(value, bool) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer step number, got {value!r}")
+    if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value) < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if np.shape(value) != ():
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+    return jnp.asarray(value, jnp.int32)
+
+
 @pytree_dataclass
 class ScaleByFactoredRms(Transformation):
     r"""Adafactor's scaling (Shazeer & Stern, 2018, "Adafactor: Adaptive Learning Rates with
@@ -157,9 +167,9 @@ class ScaleByFactoredRms(Transformation):
     For tensors of higher rank the two largest axes play the roles of rows and columns.
     """
 
-    decay_rate: Any
-    step_offset: Any
-    epsilon: Any
+    decay_rate: Any = nonnegative()
+    step_offset: Any = checked(_step_hyper)
+    epsilon: Any = nonnegative()
     factored: bool = static(True)
     min_dim_size_to_factor: int = static(128)
     decay_rate_fn: Callable[[jax.Array, jax.Array], jax.Array] = static(_decay_rate_pow)
@@ -216,21 +226,6 @@ class ScaleByFactoredRms(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
-def _step_hyper(value: Any, name: str) -> jax.Array:
-    """An integer step number >= 0 as an int32 leaf (traced values accepted unchecked)."""
-    try:
-        dtype = jnp.result_type(value)
-    except TypeError:  # a string, a ragged list: not a number at all
-        dtype = None
-    if isinstance(value, bool) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f"{name} must be an integer step number, got {value!r}")
-    if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value) < 0):
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    if np.shape(value) != ():
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
-    return jnp.asarray(value, jnp.int32)
-
-
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: Any = 0.8,
@@ -249,11 +244,11 @@ def scale_by_factored_rms(
             f"decay_rate_fn must be a function (step, decay_rate), got {decay_rate_fn!r}"
         )
     return ScaleByFactoredRms(
-        decay_rate=hyper(decay_rate, "decay_rate", schedule=False, low=0.0),
-        step_offset=_step_hyper(step_offset, "step_offset"),
-        epsilon=hyper(epsilon, "epsilon", schedule=False, low=0.0),
+        decay_rate=decay_rate,
+        step_offset=step_offset,
+        epsilon=epsilon,
         factored=check_flag(factored, "factored"),
-        min_dim_size_to_factor=_nonnegative_int(min_dim_size_to_factor, "min_dim_size_to_factor"),
+        min_dim_size_to_factor=check_int(min_dim_size_to_factor, "min_dim_size_to_factor", low=0),
         decay_rate_fn=decay_rate_fn,
     )
 
@@ -262,7 +257,7 @@ def scale_by_factored_rms(
 class ScaleByParamBlockRms(Transformation):
     r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
 
-    min_scale: Any
+    min_scale: Any = nonnegative()
 
     def init(self, params: PyTree) -> EmptyState:
         check_params(params)
@@ -283,7 +278,7 @@ class ScaleByParamBlockRms(Transformation):
 def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
     """Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
     (``optax.scale_by_param_block_rms``)."""
-    return ScaleByParamBlockRms(hyper(min_scale, "min_scale", schedule=False, low=0.0))
+    return ScaleByParamBlockRms(min_scale)
 
 
 @pytree_dataclass
@@ -291,7 +286,7 @@ class ScaleByParamBlockNorm(Transformation):
     r"""Steps relative to each leaf's norm: :math:`u_t = g_t \max(\lVert\theta_t\rVert, m)`,
     the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``)."""
 
-    min_scale: Any
+    min_scale: Any = nonnegative()
 
     def init(self, params: PyTree) -> EmptyState:
         check_params(params)
@@ -321,7 +316,7 @@ def scale_by_param_block_norm(min_scale: Any = 1e-3) -> ScaleByParamBlockNorm:
       >>> tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)[0]["w"]
       Array([ 5., -5.], dtype=float32)
     """
-    return ScaleByParamBlockNorm(hyper(min_scale, "min_scale", schedule=False, low=0.0))
+    return ScaleByParamBlockNorm(min_scale)
 
 
 def adafactor(
@@ -415,18 +410,13 @@ class ScaleBySM3(Transformation):
     Complex parameters are rejected, as in optax.
     """
 
-    b1: Any
-    b2: Any
-    eps: Any
+    b1: Any = decay(closed=True)
+    b2: Any = decay(closed=True)
+    eps: Any = nonnegative()
 
     def init(self, params: PyTree) -> ScaleBySM3State:
         check_params(params)
-        for path, leaf in leaves_with_paths(params):
-            if is_trainable(leaf) and jnp.iscomplexobj(leaf):
-                raise ValueError(
-                    f"params{keystr(path)} is complex ({leaf.dtype}); SM3 supports real "
-                    "parameters only."
-                )
+        reject_complex(params, "sm3", "its accumulators are maxima of squared gradients")
         mu = map_arrays(lambda p: _sm3_accumulators(p, compute_dtype(p)), params)
         return ScaleBySM3State(mu=mu, nu=map_arrays(lambda p: jnp.zeros_like(upcast(p)), params))
 
@@ -465,9 +455,9 @@ class ScaleBySM3(Transformation):
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
     """Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``)."""
     return ScaleBySM3(
-        b1=decay_hyper(b1, "b1", closed=True),
-        b2=decay_hyper(b2, "b2", closed=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        eps=eps,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag
+from optim._hyper import check_flag, check_int
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -23,7 +23,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Chain, Transformation, chain, check_updates, identity, require_params
-from optim.optimizers._linesearch import positive_int, scalar_dtype, scale_by_zoom_linesearch
+from optim.optimizers._linesearch import scalar_dtype, scale_by_zoom_linesearch
 from optim.transforms._scaling import scale, scale_by_learning_rate
 
 
@@ -175,7 +175,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Sc
     ``memory_size`` (static) is the number of past steps remembered.
     """
     return ScaleByLBFGS(
-        memory_size=positive_int(memory_size, "memory_size"),
+        memory_size=check_int(memory_size, "memory_size", low=1),
         scale_init_precond=check_flag(scale_init_precond, "scale_init_precond"),
     )
 

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, check_int, hyper_field, nonnegative, positive
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -242,13 +239,13 @@ class ScaleByZoomLinesearch(Transformation):
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
-    max_learning_rate: Any
-    tol: Any
-    increase_factor: Any
-    slope_rtol: Any
-    curv_rtol: Any
-    approx_dec_rtol: Any
-    stepsize_precision: Any
+    max_learning_rate: Any = positive(optional=True)
+    tol: Any = nonnegative()
+    increase_factor: Any = positive(allow_inf=True)
+    slope_rtol: Any = hyper_field(low=0.0, high=1.0)
+    curv_rtol: Any = nonnegative(allow_inf=True)
+    approx_dec_rtol: Any = nonnegative(optional=True)
+    stepsize_precision: Any = nonnegative()
     max_linesearch_steps: int = static()
     initial_guess_strategy: str = static("keep")
     verbose: bool = static(False)
@@ -551,24 +548,6 @@ def _store(grad: PyTree, reference: PyTree) -> PyTree:
     return map_arrays(lambda g, r: g.astype(r.dtype), grad, reference)
 
 
-def positive_int(value: Any, name: str) -> int:
-    """A static count >= 1 (Python or NumPy int); ``ValueError`` naming ``name`` otherwise."""
-    try:
-        count = operator.index(value)
-    except TypeError:
-        count = None
-    if isinstance(value, bool) or count is None or count < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return count
-
-
-def _nonnegative(value: Any, name: str, allow_inf: bool = False) -> jax.Array:
-    """A float32 hyperparameter >= 0; ``allow_inf`` admits +inf (a condition switched off)."""
-    if allow_inf and isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
-        return jnp.full([], jnp.inf, jnp.float32)
-    return hyper(value, name, schedule=False, low=0.0)
-
-
 def scale_by_zoom_linesearch(
     max_linesearch_steps: int,
     max_learning_rate: Any = None,
@@ -590,23 +569,19 @@ def scale_by_zoom_linesearch(
     at 1, best for quasi-Newton directions) or ``"keep"`` (at the previous stepsize).
     ``max_linesearch_steps`` is static: it bounds the loss evaluations per step.
     """
-    max_linesearch_steps = positive_int(max_linesearch_steps, "max_linesearch_steps")
+    max_linesearch_steps = check_int(max_linesearch_steps, "max_linesearch_steps", low=1)
     if initial_guess_strategy not in ("one", "keep"):
         raise ValueError(
             f"initial_guess_strategy must be 'one' or 'keep', got {initial_guess_strategy!r}"
         )
     return ScaleByZoomLinesearch(
-        max_learning_rate=None
-        if max_learning_rate is None
-        else hyper(max_learning_rate, "max_learning_rate", schedule=False, low=0.0, low_open=True),
-        tol=_nonnegative(tol, "tol"),
-        increase_factor=_positive_or_inf(increase_factor, "increase_factor"),
-        slope_rtol=hyper(slope_rtol, "slope_rtol", schedule=False, low=0.0, high=1.0),
-        curv_rtol=_nonnegative(curv_rtol, "curv_rtol", allow_inf=True),
-        approx_dec_rtol=None
-        if approx_dec_rtol is None
-        else _nonnegative(approx_dec_rtol, "approx_dec_rtol"),
-        stepsize_precision=_nonnegative(stepsize_precision, "stepsize_precision"),
+        max_learning_rate=max_learning_rate,
+        tol=tol,
+        increase_factor=increase_factor,
+        slope_rtol=slope_rtol,
+        curv_rtol=curv_rtol,
+        approx_dec_rtol=approx_dec_rtol,
+        stepsize_precision=stepsize_precision,
         max_linesearch_steps=max_linesearch_steps,
         initial_guess_strategy=initial_guess_strategy,
         verbose=check_flag(verbose, "verbose"),
@@ -664,12 +639,12 @@ class ScaleByBacktrackingLinesearch(Transformation):
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
-    slope_rtol: Any
-    decrease_factor: Any
-    increase_factor: Any
-    max_learning_rate: Any
-    atol: Any
-    rtol: Any
+    slope_rtol: Any = hyper_field(low=0.0, high=1.0)
+    decrease_factor: Any = hyper_field(low=0.0, high=1.0, low_open=True)
+    increase_factor: Any = positive(allow_inf=True)
+    max_learning_rate: Any = positive()
+    atol: Any = nonnegative()
+    rtol: Any = nonnegative()
     max_backtracking_steps: int = static()
     store_grad: bool = static(False)
     verbose: bool = static(False)
@@ -781,13 +756,6 @@ def _report_backtracking(final: _Backtrack, value: Any, slope: Any, atol: Any) -
     )
 
 
-def _positive_or_inf(value: Any, name: str) -> jax.Array:
-    """A float32 hyperparameter > 0; +inf admitted."""
-    if isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
-        return jnp.full([], jnp.inf, jnp.float32)
-    return hyper(value, name, schedule=False, low=0.0, low_open=True)
-
-
 def scale_by_backtracking_linesearch(
     max_backtracking_steps: int,
     slope_rtol: Any = 1e-4,
@@ -851,25 +819,14 @@ def scale_by_backtracking_linesearch(
       1.81E+00
       6.53E-01
     """
-    try:
-        steps = operator.index(max_backtracking_steps)
-    except TypeError:
-        steps = -1
-    if isinstance(max_backtracking_steps, bool) or steps < 0:
-        raise ValueError(
-            f"max_backtracking_steps must be an int >= 0, got {max_backtracking_steps!r}"
-        )
+    steps = check_int(max_backtracking_steps, "max_backtracking_steps", low=0)
     return ScaleByBacktrackingLinesearch(
-        slope_rtol=hyper(slope_rtol, "slope_rtol", schedule=False, low=0.0, high=1.0),
-        decrease_factor=hyper(
-            decrease_factor, "decrease_factor", schedule=False, low=0.0, high=1.0, low_open=True
-        ),
-        increase_factor=_positive_or_inf(increase_factor, "increase_factor"),
-        max_learning_rate=hyper(
-            max_learning_rate, "max_learning_rate", schedule=False, low=0.0, low_open=True
-        ),
-        atol=hyper(atol, "atol", schedule=False, low=0.0),
-        rtol=hyper(rtol, "rtol", schedule=False, low=0.0),
+        slope_rtol=slope_rtol,
+        decrease_factor=decrease_factor,
+        increase_factor=increase_factor,
+        max_learning_rate=max_learning_rate,
+        atol=atol,
+        rtol=rtol,
         max_backtracking_steps=steps,
         store_grad=check_flag(store_grad, "store_grad"),
         verbose=check_flag(verbose, "verbose"),

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, is_schedule
+from optim._hyper import hyper, hyper_field, is_schedule
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
@@ -42,8 +42,8 @@ class ScaleByOptimisticGradient(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    alpha: Any
-    beta: Any
+    alpha: Any = hyper_field()
+    beta: Any = hyper_field()
 
     def init(self, params: PyTree) -> ScaleByOptimisticGradientState:
         return ScaleByOptimisticGradientState(
@@ -69,9 +69,7 @@ class ScaleByOptimisticGradient(Transformation):
 
 def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOptimisticGradient:
     """Extrapolate with the previous update (``optax.scale_by_optimistic_gradient``)."""
-    return ScaleByOptimisticGradient(
-        alpha=hyper(alpha, "alpha", schedule=False), beta=hyper(beta, "beta", schedule=False)
-    )
+    return ScaleByOptimisticGradient(alpha=alpha, beta=beta)
 
 
 def optimistic_gradient_descent(

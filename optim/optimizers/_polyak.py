@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper
+from optim._hyper import hyper, hyper_field, nonnegative
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, is_trainable, map_arrays, upcast
@@ -43,9 +43,9 @@ class ScaleByPolyak(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    f_min: Any
-    max_learning_rate: Any
-    eps: Any
+    f_min: Any = hyper_field()
+    max_learning_rate: Any = nonnegative()
+    eps: Any = nonnegative()
     variant: str = static("sps")
 
     def init(self, params: PyTree) -> EmptyState:
@@ -81,9 +81,9 @@ def scale_by_polyak(
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")
     return ScaleByPolyak(
-        f_min=hyper(f_min, "f_min", schedule=False),
-        max_learning_rate=hyper(max_learning_rate, "max_learning_rate", schedule=False, low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        f_min=f_min,
+        max_learning_rate=max_learning_rate,
+        eps=eps,
         variant=variant,
     )
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, decay, nonnegative
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -78,9 +78,9 @@ class ScaleByRms(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    decay: Any
-    eps: Any
-    initial_scale: Any
+    decay: Any = decay(closed=True)
+    eps: Any = nonnegative()
+    initial_scale: Any = nonnegative()
     eps_in_sqrt: bool = static(True)
     bias_correction: bool = static(False)
 
@@ -105,14 +105,6 @@ class ScaleByRms(Transformation):
         )
 
 
-def _rms_args(decay: Any, eps: Any, initial_scale: Any) -> dict[str, Any]:
-    return dict(
-        decay=decay_hyper(decay, "decay", closed=True),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
-        initial_scale=hyper(initial_scale, "initial_scale", schedule=False, low=0.0),
-    )
-
-
 def scale_by_rms(
     decay: Any = 0.9,
     eps: Any = 1e-8,
@@ -122,7 +114,9 @@ def scale_by_rms(
 ) -> ScaleByRms:
     """Rescale by the root of an EMA of squared updates (``optax.scale_by_rms``)."""
     return ScaleByRms(
-        **_rms_args(decay, eps, initial_scale),
+        decay=decay,
+        eps=eps,
+        initial_scale=initial_scale,
         eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
         bias_correction=check_flag(bias_correction, "bias_correction"),
     )
@@ -159,9 +153,9 @@ class ScaleByStddev(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    decay: Any
-    eps: Any
-    initial_scale: Any
+    decay: Any = decay(closed=True)
+    eps: Any = nonnegative()
+    initial_scale: Any = nonnegative()
     eps_in_sqrt: bool = static(True)
     bias_correction: bool = static(False)
 
@@ -201,7 +195,9 @@ def scale_by_stddev(
 ) -> ScaleByStddev:
     """Rescale by the root of the centered EMA of squares (``optax.scale_by_stddev``)."""
     return ScaleByStddev(
-        **_rms_args(decay, eps, initial_scale),
+        decay=decay,
+        eps=eps,
+        initial_scale=initial_scale,
         eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
         bias_correction=check_flag(bias_correction, "bias_correction"),
     )

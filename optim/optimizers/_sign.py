@@ -12,14 +12,14 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay_hyper, hyper
+from optim._hyper import check_flag, decay, decay_hyper, hyper_field, nonnegative
 from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
     full_like,
-    is_trainable,
     map_arrays,
+    reject_complex,
     safe_increment,
     upcast,
     zero_count,
@@ -54,9 +54,9 @@ class ScaleByLion(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    b1: Any
-    b2: Any
-    smooth_beta: Any
+    b1: Any = decay(closed=True)
+    b2: Any = decay(closed=True)
+    smooth_beta: Any = nonnegative()
     mu_dtype: Any = static(None)
     mode: str = static("hard")
 
@@ -91,9 +91,9 @@ def scale_by_lion(
     if mode not in _LION_MODES:
         raise ValueError(f"mode must be one of {_LION_MODES}, got {mode!r}")
     return ScaleByLion(
-        b1=decay_hyper(b1, "b1", closed=True),
-        b2=decay_hyper(b2, "b2", closed=True),
-        smooth_beta=hyper(smooth_beta, "smooth_beta", schedule=False, low=0.0),
+        b1=b1,
+        b2=b2,
+        smooth_beta=smooth_beta,
         mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
         mode=mode,
     )
@@ -176,14 +176,7 @@ class ScaleByRpropState(NamedTuple):
     prev_updates: PyTree
 
 
-def _reject_complex(tree: PyTree, name: str) -> None:
-    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if is_trainable(x) and jnp.iscomplexobj(x):
-            raise ValueError(
-                f"rprop does not support complex {name}: {name}{jax.tree_util.keystr(path)} "
-                f"is {jnp.result_type(x)} (rprop compares signs of real numbers); optimize the "
-                "real and imaginary parts as separate real arrays"
-            )
+_RPROP_WHY = "it compares signs of real numbers"
 
 
 @pytree_dataclass
@@ -209,22 +202,22 @@ class ScaleByRprop(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    learning_rate: Any
-    eta_minus: Any
-    eta_plus: Any
-    min_step_size: Any
-    max_step_size: Any
+    learning_rate: Any = nonnegative()
+    eta_minus: Any = hyper_field(low=0.0, high=1.0)
+    eta_plus: Any = hyper_field(low=1.0)
+    min_step_size: Any = nonnegative()
+    max_step_size: Any = nonnegative()
     current_update: bool = static(False)
 
     def init(self, params: PyTree) -> ScaleByRpropState:
-        _reject_complex(params, "params")
+        reject_complex(params, "rprop", _RPROP_WHY)
         return ScaleByRpropState(
             step_sizes=full_like(params, self.learning_rate), prev_updates=full_like(params)
         )
 
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
-        _reject_complex(updates, "grads")
+        reject_complex(updates, "rprop", _RPROP_WHY, what="grads")
         check_updates(updates, state.step_sizes)
         signs = map_arrays(lambda g, d: upcast(g) * upcast(d), updates, state.prev_updates)
         step_sizes = map_arrays(
@@ -274,11 +267,11 @@ def scale_by_rprop(
     this step's update instead of optax's previous one; see ``ScaleByRprop``.
     """
     return ScaleByRprop(
-        learning_rate=hyper(learning_rate, "learning_rate", schedule=False, low=0.0),
-        eta_minus=hyper(eta_minus, "eta_minus", schedule=False, low=0.0, high=1.0),
-        eta_plus=hyper(eta_plus, "eta_plus", schedule=False, low=1.0),
-        min_step_size=hyper(min_step_size, "min_step_size", schedule=False, low=0.0),
-        max_step_size=hyper(max_step_size, "max_step_size", schedule=False, low=0.0),
+        learning_rate=learning_rate,
+        eta_minus=eta_minus,
+        eta_plus=eta_plus,
+        min_step_size=min_step_size,
+        max_step_size=max_step_size,
         current_update=check_flag(current_update, "current_update"),
     )
 

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import hyper, is_schedule, value_at
+from optim._hyper import hyper, is_schedule, nonnegative, value_at
 from optim._numerics import cast_like_grads
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass, static, with_fields
 from optim._tree import PyTree, check_params, map_arrays, upcast, zero_count
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, EmptyState, Transformation, chain, check_updates, require_params
@@ -42,9 +42,9 @@ class ScaleByTrustRatio(Transformation):
     :math:`c` = ``trust_coefficient``; Frobenius norms over the whole leaf).
     """
 
-    min_norm: Any
-    trust_coefficient: Any
-    eps: Any
+    min_norm: Any = nonnegative()
+    trust_coefficient: Any = nonnegative()
+    eps: Any = nonnegative()
 
     def init(self, params: PyTree) -> ScaleByTrustRatioState:
         check_params(params)
@@ -74,9 +74,9 @@ def scale_by_trust_ratio(
 ) -> ScaleByTrustRatio:
     """Scale updates by the layer-wise trust ratio (``optax.scale_by_trust_ratio``)."""
     return ScaleByTrustRatio(
-        min_norm=hyper(min_norm, "min_norm", schedule=False, low=0.0),
-        trust_coefficient=hyper(trust_coefficient, "trust_coefficient", schedule=False, low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        min_norm=min_norm,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
     )
 
 
@@ -173,6 +173,6 @@ def fromage(learning_rate: ScalarOrSchedule, min_norm: Any = 1e-6) -> Chain:
     return chain(
         scale_by_trust_ratio(min_norm),
         scale_by_learning_rate(step),
-        # The decay is negative, which add_decayed_weights rejects as a user argument.
-        AddDecayedWeights(decay),
+        # The decay is negative, which the field's constraint rejects as a user argument.
+        with_fields(AddDecayedWeights(0.0), weight_decay=decay),
     )

@@ -3,7 +3,6 @@ input (Berthet et al., 2020) and the score-function estimator written as a magic
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from optim import tree as optim_tree
+from optim._hyper import check_int
 from optim._tree import PyTree
 from optim.perturbations._noise import Gumbel
 
@@ -25,10 +25,7 @@ def _magic_box(x: jax.Array) -> jax.Array:
 def _check_arguments(fun: Any, num_samples: Any, noise: Any) -> None:
     if not callable(fun):
         raise TypeError(f"fun must be a function of a pytree, got {type(fun).__name__}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
-        raise TypeError(f"num_samples must be an int, got {type(num_samples).__name__}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    check_int(num_samples, "num_samples", low=1)
     for method in ("sample", "log_prob"):
         if not callable(getattr(noise, method, None)):
             raise TypeError(

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from optim._hyper import check_int
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, keystr, upcast
 from optim._types import ScalarOrSchedule
@@ -55,11 +55,7 @@ class Int8Blockwise:
 
     def __post_init__(self) -> None:
         for field, low in (("block_size", 1), ("min_size", 0)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{field} must be an int, got {value!r}")
-            if value < low:
-                raise ValueError(f"{field} must be >= {low}, got {value}")
+            check_int(getattr(self, field), field, low=low)
 
     def encode(self, x: jax.Array, signed: bool) -> jax.Array | QuantizedArray:
         if x.size < self.min_size:

@@ -90,8 +90,8 @@ class WrappedSchedule(Transformation):
     schedule_fn: Any
 
     def __post_init__(self) -> None:
-        # Runs on every unflatten too, where schedule_fn is an already wrapped subtree: only a
-        # plain function, which unflatten never passes, is wrapped.
+        # Only a plain function is wrapped; an already wrapped subtree is kept (unflatten
+        # does not run __post_init__, see optim._pytree).
         fn = self.schedule_fn
         if callable(fn) and not is_pytree_schedule(fn):
             object.__setattr__(self, "schedule_fn", FunctionSchedule(fn, "schedule_fn"))

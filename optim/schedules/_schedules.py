@@ -43,8 +43,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import operator
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, check_int, hyper, hyper_field, nonnegative
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
 
@@ -67,7 +65,7 @@ Schedule = Callable[[ArrayLike], ArrayLike]
 class ConstantSchedule:
     """``value`` at every step."""
 
-    value: jax.Array
+    value: jax.Array = hyper_field()
 
     def __call__(self, count: ArrayLike) -> jax.Array:
         return self.value
@@ -85,9 +83,9 @@ class PolynomialSchedule:
     so the value is I up to step B and E from step B + T on.
     """
 
-    init_value: jax.Array
-    end_value: jax.Array
-    power: jax.Array
+    init_value: jax.Array = hyper_field()
+    end_value: jax.Array = hyper_field()
+    power: jax.Array = hyper_field()
     transition_steps: int = static()
     transition_begin: int = static()
 
@@ -111,9 +109,9 @@ class CosineDecaySchedule:
         value(t) = I * ((1 - alpha) * (0.5 * (1 + cos(pi * t' / T))) ** p + alpha)
     """
 
-    init_value: jax.Array
-    alpha: jax.Array
-    exponent: jax.Array
+    init_value: jax.Array = hyper_field()
+    alpha: jax.Array = hyper_field()
+    exponent: jax.Array = hyper_field()
     decay_steps: int = static()
 
     def __call__(self, count: ArrayLike) -> jax.Array:
@@ -138,9 +136,9 @@ class ExponentialDecaySchedule:
     ``min(value, E)``. When r = 0 the value is I at every step (as in optax).
     """
 
-    init_value: jax.Array
-    decay_rate: jax.Array
-    end_value: jax.Array | None
+    init_value: jax.Array = hyper_field()
+    decay_rate: jax.Array = nonnegative()
+    end_value: jax.Array | None = hyper_field(optional=True)
     transition_steps: int = static()
     transition_begin: int = static()
     staircase: bool = static()
@@ -172,7 +170,7 @@ class PiecewiseConstantSchedule:
         value(t) = init_value * prod(s_i for i with t >= b_i)
     """
 
-    init_value: jax.Array
+    init_value: jax.Array = hyper_field()
     scales: tuple[jax.Array, ...]
     boundaries: tuple[int, ...] = static()
 
@@ -194,7 +192,7 @@ class PiecewiseInterpolateSchedule:
         value(t) = v_n                                        for t >= b_n
     """
 
-    init_value: jax.Array
+    init_value: jax.Array = hyper_field()
     scales: tuple[jax.Array, ...]
     boundaries: tuple[int, ...] = static()
     interpolate_type: str = static()
@@ -224,9 +222,9 @@ class WarmupStableDecaySchedule:
     https://arxiv.org/abs/2405.18392 (the '1-sqrt' decay).
     """
 
-    init_value: jax.Array
-    peak_value: jax.Array
-    end_value: jax.Array
+    init_value: jax.Array = hyper_field()
+    peak_value: jax.Array = hyper_field()
+    end_value: jax.Array = hyper_field()
     warmup_steps: int = static()
     stable_steps: int = static()
     decay_steps: int = static()
@@ -326,20 +324,8 @@ def _steps(value: Any, name: str, low: int | None = 0) -> int:
     accepted (optax accepts ``cosine_decay_schedule(1.0, decay_steps=10**10)``), and the
     schedules compute with it in float arithmetic.
     """
-    index = None
-    if not isinstance(value, (bool, jax.core.Tracer)):
-        with contextlib.suppress(TypeError):
-            index = operator.index(value)
-    if index is None:
-        raise TypeError(
-            f"{name} must be an int (step counts are static, like array shapes), "
-            f"got {type(value).__name__} {value!r}"
-        )
-    if low is not None and index < low:
-        raise ValueError(f"{name} must be an int of at least {low}, got {index}")
-    if low is None and index < -INT32_MAX:
-        raise ValueError(f"{name} must be an int of at least {-INT32_MAX}, got {index}")
-    return index
+    low = -INT32_MAX if low is None else low
+    return check_int(value, name, low=low, note="step counts are static, like array shapes")
 
 
 def _fraction(value: Any, name: str) -> float:
@@ -413,7 +399,7 @@ def _boundaries_and_scales(
 
 def constant_schedule(value: ArrayLike) -> ConstantSchedule:
     """A schedule that is ``value`` at every step."""
-    return ConstantSchedule(_float(value, "value"))
+    return ConstantSchedule(value)
 
 
 def polynomial_schedule(
@@ -476,9 +462,9 @@ def cosine_decay_schedule(
       exponent: power applied to the cosine factor ``0.5 * (1 + cos(pi * t / decay_steps))``.
     """
     return CosineDecaySchedule(
-        _float(init_value, "init_value"),
-        _float(alpha, "alpha"),
-        _float(exponent, "exponent"),
+        init_value,
+        alpha,
+        exponent,
         _steps(decay_steps, "decay_steps", low=1),
     )
 
@@ -536,7 +522,7 @@ def piecewise_constant_schedule(
         ``scale``. Steps are non-negative ints, scales non-negative floats.
     """
     boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
-    return PiecewiseConstantSchedule(_float(init_value, "init_value"), scales, boundaries)
+    return PiecewiseConstantSchedule(init_value, scales, boundaries)
 
 
 def piecewise_interpolate_schedule(
@@ -557,9 +543,7 @@ def piecewise_interpolate_schedule(
     """
     interpolate_type = _choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
     boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
-    return PiecewiseInterpolateSchedule(
-        _float(init_value, "init_value"), scales, boundaries, interpolate_type
-    )
+    return PiecewiseInterpolateSchedule(init_value, scales, boundaries, interpolate_type)
 
 
 def _onecycle_arguments(
@@ -668,9 +652,9 @@ def wsd_schedule(
         [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
     """
     return WarmupStableDecaySchedule(
-        _float(init_value, "init_value"),
-        _float(peak_value, "peak_value"),
-        _float(end_value, "end_value"),
+        init_value,
+        peak_value,
+        end_value,
         _steps(warmup_steps, "warmup_steps"),
         _steps(stable_steps, "stable_steps"),
         _steps(decay_steps, "decay_steps"),

@@ -20,11 +20,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import (
-    check_flag,
-    decay_hyper,
-    hyper,
-)
+from optim._hyper import check_flag, check_int, decay, hyper_field
 from optim._numerics import (
     canonical_dtype,
     cast_like_grads,
@@ -48,7 +44,7 @@ from optim.base import (
     as_transformation,
     check_updates,
 )
-from optim.transforms._common import cast_like, positive_int, zeros_like
+from optim.transforms._common import cast_like, zeros_like
 
 
 class TraceState(NamedTuple):
@@ -66,7 +62,7 @@ class Trace(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    decay: Any
+    decay: Any = hyper_field()
     nesterov: bool = static(False)
     accumulator_dtype: Any = static(None)
 
@@ -86,7 +82,7 @@ class Trace(Transformation):
 def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
     """Momentum: a decaying sum of past updates (``optax.trace``)."""
     return Trace(
-        hyper(decay, "decay", schedule=False),
+        decay,
         nesterov=check_flag(nesterov, "nesterov"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
@@ -108,7 +104,7 @@ class Ema(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    decay: Any
+    decay: Any = decay(closed=True)
     debias: bool = static(True)
     accumulator_dtype: Any = static(None)
 
@@ -127,7 +123,7 @@ class Ema(Transformation):
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     """Exponential moving average of past updates (``optax.ema``)."""
     return Ema(
-        decay_hyper(decay, "decay", closed=True),
+        decay,
         debias=check_flag(debias, "debias"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )
@@ -223,12 +219,12 @@ class MultiSteps(Transformation):
     accumulator_dtype: Any = static(None, kw_only=True)
 
     def __post_init__(self) -> None:
-        # Runs on every unflatten too: only normalises static fields (always real values)
-        # and wraps an optax GradientTransformation, which unflatten never passes.
+        # Checks the user's arguments once (unflatten does not run it, see optim._pytree) and
+        # wraps an optax GradientTransformation.
         if isinstance(self.opt, tuple) and callable(getattr(self.opt, "update", None)):
             object.__setattr__(self, "opt", as_transformation(self.opt, "opt"))
         if not callable(self.every_k_schedule):
-            positive_int(self.every_k_schedule, "every_k_schedule", 1)
+            check_int(self.every_k_schedule, "every_k_schedule", low=1)
         if self.should_skip_update_fn is not None and not callable(self.should_skip_update_fn):
             raise TypeError(
                 f"should_skip_update_fn must be a function, got {self.should_skip_update_fn!r}"
@@ -366,4 +362,4 @@ class ApplyEveryK(Transformation):
 
 def apply_every(k: int = 1) -> ApplyEveryK:
     """Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``)."""
-    return ApplyEveryK(positive_int(k, "k", 1))
+    return ApplyEveryK(check_int(k, "k", low=1))

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper, is_schedule, value_at
+from optim._hyper import is_schedule, nonnegative, value_at
 from optim._numerics import (
     cast_like_grads,
 )
@@ -54,7 +54,7 @@ class AddDecayedWeights(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    weight_decay: Any
+    weight_decay: Any = nonnegative(schedule=True)
 
     def init(self, params: PyTree) -> EmptyState | AddDecayedWeightsState:
         check_params(params)
@@ -97,7 +97,7 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
     ``mask`` is a pytree of booleans (a prefix of the params tree) or a function of the params
     returning one, as in ``optax.add_decayed_weights``.
     """
-    tx = AddDecayedWeights(hyper(weight_decay, "weight_decay", low=0.0))
+    tx = AddDecayedWeights(weight_decay)
     if mask is None:
         return tx
     from optim.transforms._masking import masked
@@ -126,8 +126,8 @@ class AddNoise(Transformation):
     compute dtype.
     """
 
-    eta: Any
-    gamma: Any
+    eta: Any = nonnegative()
+    gamma: Any = nonnegative()
     key: jax.Array
 
     def init(self, params: PyTree) -> AddNoiseState:
@@ -193,7 +193,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
     and the deprecated ``seed`` is accepted in its place.
     """
     return AddNoise(
-        eta=hyper(eta, "eta", schedule=False, low=0.0),
-        gamma=hyper(gamma, "gamma", schedule=False, low=0.0),
+        eta=eta,
+        gamma=gamma,
         key=_resolve_key(key, seed),
     )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, hyper, nonnegative, positive
 from optim._numerics import (
     cast_like_grads,
     safe_sqrt,
@@ -49,7 +49,7 @@ class Clip(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    max_delta: Any
+    max_delta: Any = nonnegative()
 
     def init(self, params: PyTree) -> ClipState:
         del params
@@ -64,7 +64,7 @@ class Clip(Transformation):
 
 def clip(max_delta: Any) -> Clip:
     """Clip every update element to ``[-max_delta, max_delta]`` (``optax.clip``)."""
-    return Clip(hyper(max_delta, "max_delta", schedule=False, low=0.0))
+    return Clip(max_delta)
 
 
 @pytree_dataclass
@@ -78,7 +78,7 @@ class ClipByGlobalNorm(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    max_norm: Any
+    max_norm: Any = nonnegative()
 
     def init(self, params: PyTree) -> ClipByGlobalNormState:
         del params
@@ -100,14 +100,14 @@ class ClipByGlobalNorm(Transformation):
 
 def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
     """Rescale updates so that their global norm is at most ``max_norm``."""
-    return ClipByGlobalNorm(hyper(max_norm, "max_norm", schedule=False, low=0.0))
+    return ClipByGlobalNorm(max_norm)
 
 
 @pytree_dataclass
 class ClipByBlockRms(Transformation):
     r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`."""
 
-    threshold: Any
+    threshold: Any = positive()
 
     def init(self, params: PyTree) -> EmptyState:
         del params
@@ -127,7 +127,7 @@ class ClipByBlockRms(Transformation):
 def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
     """Scale each leaf down to a root mean square of at most ``threshold``
     (``optax.clip_by_block_rms``)."""
-    return ClipByBlockRms(hyper(threshold, "threshold", schedule=False, low=0.0, low_open=True))
+    return ClipByBlockRms(threshold)
 
 
 AdaptiveGradClipState = EmptyState
@@ -268,8 +268,8 @@ class AdaptiveGradClip(Transformation):
     use :math:`|x|^2`).
     """
 
-    clipping: Any
-    eps: Any
+    clipping: Any = nonnegative()
+    eps: Any = nonnegative()
     axis: Any = static(None)
 
     def init(self, params: PyTree) -> AdaptiveGradClipState:
@@ -320,8 +320,8 @@ def adaptive_grad_clip(
     0-3; other ranks raise ``ValueError`` naming the leaf).
     """
     return AdaptiveGradClip(
-        clipping=hyper(clipping, "clipping", schedule=False, low=0.0),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        clipping=clipping,
+        eps=eps,
         axis=_check_axis(axis),
     )
 
@@ -329,15 +329,7 @@ def adaptive_grad_clip(
 def _clip_bound(value: Any, name: str) -> jax.Array:
     """A clipping norm: a number >= 0 as a float32 scalar, ``inf`` (no clipping, as in
     optax's examples) included."""
-    if (
-        isinstance(value, (float, np.floating, np.ndarray, jax.Array))
-        and not isinstance(value, jax.core.Tracer)
-        and np.shape(value) == ()
-        and np.isrealobj(value)
-        and np.isposinf(value)
-    ):
-        return jnp.asarray(np.inf, jnp.float32)
-    return hyper(value, name, schedule=False, low=0.0)
+    return hyper(value, name, schedule=False, low=0.0, allow_inf=True)
 
 
 def _per_example_leaves(grads: PyTree, function: str) -> list[jax.Array]:

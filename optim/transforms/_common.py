@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from optim._tree import (
     PyTree,
@@ -35,12 +34,6 @@ def all_finite(updates: PyTree) -> jax.Array:
     """True when no floating leaf of ``updates`` holds a NaN or an infinity."""
     checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(updates) if is_trainable(x)]
     return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
-
-
-def positive_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from optim._hyper import (
     check_flag,
+    check_int,
 )
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -24,7 +25,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Transformation, as_transformation
-from optim.transforms._common import all_finite, cast_like, positive_int, zeros_like
+from optim.transforms._common import all_finite, cast_like, zeros_like
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -93,7 +94,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
     """
     return ApplyIfFinite(
         as_transformation(inner, "inner"),
-        positive_int(max_consecutive_errors, "max_consecutive_errors", 0),
+        check_int(max_consecutive_errors, "max_consecutive_errors", low=0),
     )
 
 

@@ -17,10 +17,8 @@ from optim._tree import (
     PyTree,
     check_float_updates,
     check_params,
-    is_trainable,
-    keystr,
-    leaves_with_paths,
     map_arrays,
+    reject_complex,
     upcast,
 )
 from optim.base import EmptyState, Transformation, check_updates, require_params
@@ -62,15 +60,8 @@ def zero_nans() -> ZeroNans:
 NonNegativeParamsState = EmptyState
 
 
-def _reject_complex(tree: PyTree, name: str, transformation: str) -> None:
-    """Raise ``ValueError`` naming the first complex leaf of ``tree``."""
-    for path, leaf in leaves_with_paths(tree):
-        if is_trainable(leaf) and jnp.iscomplexobj(leaf):
-            raise ValueError(
-                f"{transformation}: {name}{keystr(path)} is complex ({leaf.dtype}); complex "
-                "numbers are not ordered, so 'non-negative' has no meaning for them. Apply it "
-                "to real parameters only (e.g. with optim.masked)."
-            )
+_NONNEGATIVE_WHY = "complex numbers are not ordered, so 'non-negative' has no meaning for them"
+_NONNEGATIVE_ADVICE = "Apply it to real parameters only (e.g. with optim.masked)."
 
 
 @pytree_dataclass
@@ -94,8 +85,16 @@ class KeepParamsNonnegative(Transformation):
         del extra_args
         require_params(params, "keep_params_nonnegative")
         check_updates(updates, params, "params")
-        _reject_complex(params, "params", "keep_params_nonnegative")
-        _reject_complex(updates, "grads", "keep_params_nonnegative")
+        reject_complex(
+            params, "keep_params_nonnegative", _NONNEGATIVE_WHY, advice=_NONNEGATIVE_ADVICE
+        )
+        reject_complex(
+            updates,
+            "keep_params_nonnegative",
+            _NONNEGATIVE_WHY,
+            what="grads",
+            advice=_NONNEGATIVE_ADVICE,
+        )
 
         def clamp(g: jax.Array, p: jax.Array) -> jax.Array:
             g32, p32 = upcast(g), upcast(p)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import Decay, hyper, is_schedule, value_at
-from optim._pytree import is_static
+from optim._pytree import is_static, with_fields
 from optim._tree import (
     is_array,
     zero_count,
@@ -255,7 +255,7 @@ def _replace(block: Any, values: dict[str, Any], used: set, available: set) -> A
             )
     if changes:
         children.update(_validated(block, changes))
-    return dataclasses.replace(block, **children) if children else block
+    return with_fields(block, **children) if children else block
 
 
 def with_hyperparams(optimizer: Any, **values: Any) -> Any:

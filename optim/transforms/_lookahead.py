@@ -10,10 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import (
-    check_flag,
-    decay_hyper,
-)
+from optim._hyper import check_flag, check_int, decay
 from optim._numerics import decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -23,7 +20,6 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import Transformation, as_transformation
-from optim.transforms._common import positive_int
 
 
 class LookaheadState(NamedTuple):
@@ -62,7 +58,7 @@ class Lookahead(Transformation):
 
     fast_optimizer: Any
     sync_period: int = static()
-    slow_step_size: Any
+    slow_step_size: Any = decay(closed=True)
     reset_state: bool = static(False)
 
     def init(self, params: PyTree) -> LookaheadState:
@@ -125,8 +121,7 @@ def lookahead(
     """
     return Lookahead(
         fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
-        sync_period=positive_int(sync_period, "sync_period", 1),
-        # with 1 - slow_step_size from the Python number, as optax computes it
-        slow_step_size=decay_hyper(slow_step_size, "slow_step_size", closed=True),
+        sync_period=check_int(sync_period, "sync_period", low=1),
+        slow_step_size=slow_step_size,
         reset_state=check_flag(reset_state, "reset_state"),
     )

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper
+from optim._hyper import check_flag, hyper_field
 from optim._numerics import canonical_dtype, cast_like_grads, debias, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -238,7 +238,7 @@ class MeasureWithEma(Transformation):
     ``debias=True``, else :math:`e_t`. The state is optax's: ``(EmptyState(), EmaState)``."""
 
     measure: Callable[[PyTree], Any] = static()
-    decay: Any
+    decay: Any = hyper_field(low=0.0, high=1.0)
     debias: bool = static(True)
     accumulator_dtype: Any = static(None)
 
@@ -300,7 +300,7 @@ def measure_with_ema(
     _check_measure(measure, "measure")
     return MeasureWithEma(
         measure,
-        hyper(decay, "decay", schedule=False, low=0.0, high=1.0),
+        decay,
         debias=check_flag(debias, "debias"),
         accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
     )

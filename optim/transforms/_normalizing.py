@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper
+from optim._hyper import hyper_field, nonnegative
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -75,8 +75,8 @@ class NormalizeByUpdateNorm(Transformation):
     (every update 0 and :math:`\epsilon = 0`) the updates stay 0, where optax's are NaN.
     """
 
-    scale_factor: Any
-    eps: Any
+    scale_factor: Any = hyper_field()
+    eps: Any = nonnegative()
 
     def init(self, params: PyTree) -> EmptyState:
         check_params(params)
@@ -96,6 +96,6 @@ def normalize_by_update_norm(scale_factor: Any = 1.0, eps: Any = 1e-6) -> Normal
     """Divide the updates by their global norm (plus ``eps``) and multiply by ``scale_factor``
     (``optax.normalize_by_update_norm``)."""
     return NormalizeByUpdateNorm(
-        scale_factor=hyper(scale_factor, "scale_factor", schedule=False),
-        eps=hyper(eps, "eps", schedule=False, low=0.0),
+        scale_factor=scale_factor,
+        eps=eps,
     )

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, is_schedule, value_at
+from optim._hyper import check_flag, hyper, hyper_field, is_schedule, nonnegative, value_at
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -39,7 +39,7 @@ class Scale(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    step_size: Any
+    step_size: Any = hyper_field()
 
     def init(self, params: PyTree) -> ScaleState:
         del params
@@ -53,7 +53,7 @@ class Scale(Transformation):
 
 def scale(step_size: Any) -> Scale:
     """Scale updates by a constant ``step_size`` (``optax.scale``)."""
-    return Scale(hyper(step_size, "step_size", schedule=False))
+    return Scale(step_size)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -68,7 +68,7 @@ class ScaleBySchedule(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    step_size_fn: Any
+    step_size_fn: Any = hyper_field(schedule=True)
 
     def init(self, params: PyTree) -> ScaleByScheduleState:
         del params
@@ -86,7 +86,7 @@ def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
     """Scale updates by ``step_size_fn(count)`` (``optax.scale_by_schedule``)."""
     if not is_schedule(step_size_fn):
         raise TypeError(f"step_size_fn must be a schedule (callable), got {step_size_fn!r}")
-    return ScaleBySchedule(hyper(step_size_fn, "step_size_fn"))
+    return ScaleBySchedule(step_size_fn)
 
 
 @pytree_dataclass
@@ -99,7 +99,7 @@ class ScaleByLearningRate(Transformation):
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
-    learning_rate: Any
+    learning_rate: Any = nonnegative(schedule=True)
     flip_sign: bool = static(True)
 
     def init(self, params: PyTree) -> EmptyState | ScaleByScheduleState:
@@ -130,7 +130,7 @@ def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True)
         from optim.base import identity
 
         return identity()
-    return ScaleByLearningRate(learning_rate_hyper(learning_rate), flip_sign=flip_sign)
+    return ScaleByLearningRate(learning_rate, flip_sign=flip_sign)
 
 
 def learning_rate_hyper(learning_rate: Any) -> Any:

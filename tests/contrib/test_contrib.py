@@ -487,7 +487,7 @@ def test_complex_parameters():
         (optim.contrib.prodigy(), "prodigy"),
         (optim.contrib.sophia(0.1), "sophia"),
     ]:
-        with pytest.raises(ValueError, match=match + r".*params\['b'\] has dtype complex64"):
+        with pytest.raises(TypeError, match=match + r".*params\['b'\] has dtype complex64"):
             tx.init(params)
 
     def loss(p):

@@ -358,7 +358,7 @@ def test_dog_dowg_and_acprop_support_complex_parameters_like_optax():
 )
 def test_complex_parameters_rejected_naming_the_leaf(build):
     params = {"real": jnp.ones(2), "inner": {"z": jnp.ones(2, jnp.complex64)}}
-    with pytest.raises(ValueError, match=r"params\['inner'\]\['z'\] has dtype complex64"):
+    with pytest.raises(TypeError, match=r"params\['inner'\]\['z'\] has dtype complex64"):
         build().init(params)
 
 

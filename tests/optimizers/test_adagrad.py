@@ -14,7 +14,7 @@ STEPS = 200
 
 def test_adadelta_rejects_complex_parameters():
     """optax's Adadelta squares complex gradients (g**2, not |g|^2) and does not converge."""
-    with pytest.raises(ValueError, match=r"scale_by_adadelta does not support complex.*\['w'\]"):
+    with pytest.raises(TypeError, match=r"scale_by_adadelta does not support complex.*\['w'\]"):
         optim.adadelta(1.0).init({"w": jnp.ones(2, jnp.complex64)})
 
 

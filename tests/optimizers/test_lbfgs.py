@@ -338,9 +338,9 @@ def test_verbose_reports_a_failed_search(capfd):
     [
         (lambda: OURS.lbfgs(memory_size=0), ValueError, "memory_size"),
         (lambda: OURS.lbfgs(-1.0), ValueError, "learning_rate"),
-        (lambda: OURS.scale_by_lbfgs(2.5), ValueError, "memory_size"),
+        (lambda: OURS.scale_by_lbfgs(2.5), TypeError, "memory_size"),
         (lambda: OURS.scale_by_zoom_linesearch(0), ValueError, "max_linesearch_steps"),
-        (lambda: OURS.scale_by_zoom_linesearch(5.0), ValueError, "max_linesearch_steps"),
+        (lambda: OURS.scale_by_zoom_linesearch(5.0), TypeError, "max_linesearch_steps"),
         (lambda: OURS.scale_by_zoom_linesearch(5, max_learning_rate=0.0), ValueError, "max_l"),
         (lambda: OURS.scale_by_zoom_linesearch(5, tol=-1.0), ValueError, "tol"),
         (lambda: OURS.scale_by_zoom_linesearch(5, increase_factor=0.0), ValueError, "increase"),

@@ -215,7 +215,7 @@ def test_value_and_grad_from_state_needs_store_grad():
     "kwargs,error,match",
     [
         ({"max_backtracking_steps": -1}, ValueError, "max_backtracking_steps must be an int >= 0"),
-        ({"max_backtracking_steps": 2.5}, ValueError, "max_backtracking_steps must be an int"),
+        ({"max_backtracking_steps": 2.5}, TypeError, "max_backtracking_steps must be an int"),
         ({"decrease_factor": 0.0}, ValueError, r"decrease_factor must be in \(0.0, 1.0\]"),
         ({"decrease_factor": 1.5}, ValueError, r"decrease_factor must be in \(0.0, 1.0\]"),
         ({"increase_factor": -1.0}, ValueError, r"increase_factor must be in \(0.0, inf\)"),

@@ -397,8 +397,8 @@ ERRORS = [
         ValueError,
         r"accumulator_dtype and state_dtype",
     ),
-    (lambda: Q.Int8Blockwise(block_size=0), ValueError, r"block_size must be >= 1"),
-    (lambda: Q.Int8Blockwise(min_size=-1), ValueError, r"min_size must be >= 0"),
+    (lambda: Q.Int8Blockwise(block_size=0), ValueError, r"block_size must be an int >= 1"),
+    (lambda: Q.Int8Blockwise(min_size=-1), ValueError, r"min_size must be an int >= 0"),
     (lambda: Q.Int8Blockwise(block_size=256.0), TypeError, r"block_size must be an int"),
     (
         lambda: Q.adam(1e-3, state_dtype="int8", block_size=True),

@@ -154,6 +154,8 @@ def test_apply_every_state_as_optax(params):
         assert relative_deviation(ours, theirs) == 0.0
         assert int(ours_state.count) == int(their_state.count)
         assert relative_deviation(ours_state.grad_acc, their_state.grad_acc) == 0.0
-    for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match=r"k must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"k must be an int >= 1, got 0"):
+        OURS.apply_every(0)
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match=r"k must be an int, got"):
             OURS.apply_every(bad)

@@ -204,7 +204,7 @@ def test_jitted_step_traces_once_for_new_hyperparameters(name):
         (lambda: OURS.apply_if_finite(OURS.sgd(0.1), -1), ValueError, "max_consecutive_errors"),
         (lambda: OURS.apply_if_finite("sgd", 1), TypeError, "inner"),
         (lambda: OURS.MultiSteps(OURS.sgd(0.1), 0), ValueError, "every_k_schedule"),
-        (lambda: OURS.MultiSteps(OURS.sgd(0.1), 2.5), ValueError, "every_k_schedule"),
+        (lambda: OURS.MultiSteps(OURS.sgd(0.1), 2.5), TypeError, "every_k_schedule"),
         (
             lambda: OURS.MultiSteps(OURS.sgd(0.1), 2, accumulator_dtype=jnp.int32),
             TypeError,

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._hyper import check_int
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree
 from optim.base import EmptyState, Transformation, chain, identity
@@ -29,15 +30,7 @@ def check_axis(per_elt_axis: Any, name: str = "per_elt_axis") -> int | tuple[int
 
 def check_steps(accumulation_steps: Any) -> int:
     """``accumulation_steps`` as an int of at least 1."""
-    if isinstance(accumulation_steps, bool) or not isinstance(accumulation_steps, numbers.Integral):
-        raise TypeError(
-            f"accumulation_steps must be an int, got {type(accumulation_steps).__name__}"
-        )
-    if accumulation_steps < 1:
-        raise ValueError(
-            f"accumulation_steps must be larger than or equal to 1, got {accumulation_steps}"
-        )
-    return int(accumulation_steps)
+    return check_int(accumulation_steps, "accumulation_steps", low=1)
 
 
 @pytree_dataclass

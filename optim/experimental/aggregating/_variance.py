@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import decay_hyper
+from optim._hyper import decay
 from optim._numerics import decay_complement, decay_rate
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, safe_increment, zero_count
@@ -179,7 +179,7 @@ class TrackPerElementMeanAndVarianceWithEma(Transformation):
     :math:`s / (n - 1)`, from the ``sum_sq_diff_grads`` :math:`s` and ``sample_size``
     :math:`n` extra arguments; the updates pass through unchanged."""
 
-    ema_decay: Any
+    ema_decay: Any = decay(closed=True)
 
     def init(self, params: PyTree) -> PerElementMeanAndVarianceEMAState:
         return PerElementMeanAndVarianceEMAState(
@@ -257,7 +257,7 @@ def track_per_element_mean_and_variance_with_ema(
       >>> print(state.mean_grads_ema, state.variance_grads_ema)
       [1.] [1.]
     """
-    return TrackPerElementMeanAndVarianceWithEma(decay_hyper(ema_decay, "ema_decay", closed=True))
+    return TrackPerElementMeanAndVarianceWithEma(ema_decay)
 
 
 def get_unbiased_mean_and_variance_ema(state: Any) -> tuple[Any, Any]:
