@@ -718,15 +718,30 @@ def _fmt(value: Any, spec: str) -> str:
     )
 
 
-def report(results: dict[str, Any]) -> str:
-    rows, m = results["rows"], results["machine"]
-    cells: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        cells.setdefault((row["optimizer"], row["leaves"]), {})[row["variant"]] = row
-    present = [v for v in (*JAX_VARIANTS, *TORCH_VARIANTS) if any(r["variant"] == v for r in rows)]
-    jax_present = [v for v in present if v in JAX_VARIANTS]
-    peak = results["settings"]["peak_bandwidth"]
-    out = [
+Cells = dict[tuple[str, int], dict[str, dict[str, Any]]]
+
+
+def _cell_rows(cells: Cells, fmt: Callable[[dict[str, Any]], list[str]]) -> list[list[str]]:
+    return [[name, f"{leaves:,}", *fmt(cell)] for (name, leaves), cell in cells.items()]
+
+
+def _ratio(cell: dict[str, Any], variant: str, key: str) -> str:
+    a, b = cell.get(variant, {}).get(key), cell.get("optax", {}).get(key)
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def _time_cell(row: dict[str, Any] | None, key: str, peak: float | None) -> str:
+    if row is None or row.get(f"{key}_ms") is None:
+        return "-"
+    text = f"{row[f'{key}_ms']:.2f} ({row[f'{key}_GBps']:.0f})"
+    if peak:
+        text += f" {100 * row[f'{key}_fraction_of_peak']:.0f}%"
+    return text
+
+
+def _header_lines(results: dict[str, Any]) -> list[str]:
+    m, peak = results["machine"], results["settings"]["peak_bandwidth"]
+    return [
         f"machine: {m['cpu_model']}, {m['cores_available']} cores (load average "
         f"{' '.join(map(str, m['load_average']))} at the start, "
         f"{' '.join(map(str, results['load_average_end']))} at the end); {m['device']}; "
@@ -737,165 +752,182 @@ def report(results: dict[str, Any]) -> str:
         + (f"; peak given {peak / 1e9:.0f} GB/s" if peak else ""),
     ]
 
-    def cell_rows(fmt: Callable[[dict[str, Any]], list[str]]) -> list[list[str]]:
-        return [[name, f"{leaves:,}", *fmt(cell)] for (name, leaves), cell in cells.items()]
 
-    def ratio(cell: dict[str, Any], variant: str, key: str) -> str:
-        a, b = cell.get(variant, {}).get(key), cell.get("optax", {}).get(key)
-        return f"{a / b:.2f}" if a and b else "-"
+def _time_tables(results: dict[str, Any], cells: Cells, present: list[str]) -> list[str]:
+    """Tables (a) and (b): step times, ours against optax."""
+    rows, peak = results["rows"], results["settings"]["peak_bandwidth"]
+    jax_present = [v for v in present if v in JAX_VARIANTS]
+    unit = "ms (GB/s" + (", % of peak)" if peak else ")")
+    out = []
+    for key, title in (
+        ("step", "(a) standalone jitted step, params and state donated"),
+        (
+            "scan",
+            f"(b) inside lax.scan of {results['settings']['scan_steps']}"
+            " steps, gradients passed in, per step",
+        ),
+    ):
+        variants = present if key == "step" else jax_present
+        if key == "scan" and not any(r.get("scan_ms") for r in rows):
+            continue
+        others = [v for v in variants if v != "optax"]
+        out += [
+            "",
+            table(
+                f"{title}: {unit}; ratio = ours / optax",
+                ["optimizer", "leaves", *variants, *(f"{v}/optax" for v in others)],
+                _cell_rows(
+                    cells,
+                    lambda c, k=key, vs=variants, os_=others: [
+                        *(_time_cell(c.get(v), k, peak) for v in vs),
+                        *(_ratio(c, v, f"{k}_ms") for v in os_),
+                    ],
+                ),
+            ),
+        ]
+    return out
 
-    def time_cell(row: dict[str, Any] | None, key: str) -> str:
-        if row is None or row.get(f"{key}_ms") is None:
+
+def _compile_tables(cells: Cells, jax_present: list[str]) -> list[str]:
+    """Tables (c) and (d): compile times and kernel counts."""
+
+    def compile_cell(c: dict[str, Any], v: str) -> str:
+        if v not in c:
             return "-"
-        text = f"{row[f'{key}_ms']:.2f} ({row[f'{key}_GBps']:.0f})"
-        if peak:
-            text += f" {100 * row[f'{key}_fraction_of_peak']:.0f}%"
-        return text
+        return f"{_fmt(c[v]['compile_s'], '.2f')} / {_fmt(c[v]['scan_compile_s'], '.2f')}"
 
+    others = [v for v in jax_present if v != "optax"]
+    return [
+        "",
+        table(
+            "(c) compile (trace + lower + compile), s: standalone step / scan of K steps",
+            ["optimizer", "leaves", *jax_present, *(f"{v}/optax" for v in others)],
+            _cell_rows(
+                cells,
+                lambda c: [
+                    *(compile_cell(c, v) for v in jax_present),
+                    *(_ratio(c, v, "compile_s") for v in others),
+                ],
+            ),
+        ),
+        "",
+        table(
+            "(d) kernels in the compiled standalone step: fusions (all kernels)",
+            ["optimizer", "leaves", *jax_present],
+            _cell_rows(
+                cells,
+                lambda c: [
+                    f"{c[v]['fusions']} ({c[v]['kernels']})" if v in c else "-" for v in jax_present
+                ],
+            ),
+        ),
+    ]
+
+
+def _state_table(cells: Cells, present: list[str]) -> list[str]:
+    """Table (e): state and temporary bytes per parameter, donation."""
+    jax_present = [v for v in present if v in JAX_VARIANTS]
+    states = [v for v in present if v != "torch.fused"]  # foreach's state is fused's
+
+    def row(c: dict[str, Any]) -> list[str]:
+        return [
+            *(_fmt(c[v].get("state_bytes_per_param"), ".1f") if v in c else "-" for v in states),
+            *(
+                _fmt(c[v].get("temp_bytes_per_param"), ".1f") if v in c else "-"
+                for v in jax_present
+            ),
+            *(
+                f"{c[v]['aliased_outputs']}/{c[v]['donated_inputs']}" if v in c else "-"
+                for v in jax_present
+            ),
+        ]
+
+    return [
+        "",
+        table(
+            "(e) optimizer state, bytes per parameter; compiled step's temporaries, bytes per "
+            "parameter; outputs aliased to donated inputs",
+            [
+                "optimizer",
+                "leaves",
+                *(f"{v} state" for v in states),
+                *(f"{v} temp" for v in jax_present),
+                *(f"{v} aliased" for v in jax_present),
+            ],
+            _cell_rows(cells, row),
+        ),
+    ]
+
+
+def _fit_table(results: dict[str, Any], cells: Cells) -> list[str]:
+    """The optim.fit table, where fit variants ran."""
+    fits = [v for v in FIT_VARIANTS if any(r["variant"] == v for r in results["rows"])]
+    if not fits:
+        return []
+
+    def fit_cells(c: dict[str, Any], name: str) -> list[str]:
+        out_cells = []
+        for v in fits:
+            row = c.get(v)
+            if row is None:
+                out_cells += ["-"] * 5
+                continue
+            one = cells.get((name, 1), {}).get(v)
+            rel = (
+                f"{row['fit_step_ms'] / one['fit_step_ms']:.2f}"
+                if one and one["fit_step_ms"] > 0
+                else "-"
+            )
+            out_cells += [
+                f"{row['fit_step_ms']:.2f}",
+                rel,
+                f"{row['fit_call_overhead_ms']:.0f}",
+                f"{row['fit_first_call_s']:.1f}",
+                _fmt(row.get("fit_fusions"), "d"),
+            ]
+        return out_cells
+
+    header = ["optimizer", "leaves"]
+    for v in fits:
+        header += [f"{v} ms/step", "vs 1 leaf", "ms/call", "first s", "fusions"]
+    steps = results["settings"]["fit_steps"]
+    return [
+        "",
+        table(
+            f"optim.fit on sum |x|^2/2 (flat: flatten=True; tree: flatten=False): ms per step "
+            f"(slope between {steps} and {3 * steps} steps), its ratio to 1 leaf, the per-call "
+            "overhead, the first call (compile included), fusions per step of the compiled "
+            "chunk (loss, gradient and optimizer)",
+            header,
+            [
+                [name, f"{leaves:,}", *fit_cells(c, name)]
+                for (name, leaves), c in cells.items()
+                if any(v in c for v in fits)
+            ],
+        ),
+    ]
+
+
+def report(results: dict[str, Any]) -> str:
+    cells: Cells = {}
+    for row in results["rows"]:
+        cells.setdefault((row["optimizer"], row["leaves"]), {})[row["variant"]] = row
+    present = [
+        v
+        for v in (*JAX_VARIANTS, *TORCH_VARIANTS)
+        if any(r["variant"] == v for r in results["rows"])
+    ]
+    jax_present = [v for v in present if v in JAX_VARIANTS]
+    out = _header_lines(results)
     if results.get("complete") is False:
         out.append("(an incomplete run: stopped before its last cell)")
     if present:
-        unit = "ms (GB/s" + (", % of peak)" if peak else ")")
-        for key, title in (
-            ("step", "(a) standalone jitted step, params and state donated"),
-            (
-                "scan",
-                f"(b) inside lax.scan of {results['settings']['scan_steps']}"
-                " steps, gradients passed in, per step",
-            ),
-        ):
-            variants = present if key == "step" else jax_present
-            if key == "scan" and not any(r.get("scan_ms") for r in rows):
-                continue
-            others_here = [v for v in variants if v != "optax"]
-            out += [
-                "",
-                table(
-                    f"{title}: {unit}; ratio = ours / optax",
-                    ["optimizer", "leaves", *variants, *(f"{v}/optax" for v in others_here)],
-                    cell_rows(
-                        lambda c, k=key, vs=variants, os_=others_here: [
-                            *(time_cell(c.get(v), k) for v in vs),
-                            *(ratio(c, v, f"{k}_ms") for v in os_),
-                        ]
-                    ),
-                ),
-            ]
+        out += _time_tables(results, cells, present)
         if jax_present:
-            out += [
-                "",
-                table(
-                    "(c) compile (trace + lower + compile), s: standalone step / scan of K steps",
-                    [
-                        "optimizer",
-                        "leaves",
-                        *jax_present,
-                        *(f"{v}/optax" for v in jax_present if v != "optax"),
-                    ],
-                    cell_rows(
-                        lambda c: [
-                            *(
-                                f"{_fmt(c[v]['compile_s'], '.2f')} / "
-                                f"{_fmt(c[v]['scan_compile_s'], '.2f')}"
-                                if v in c
-                                else "-"
-                                for v in jax_present
-                            ),
-                            *(ratio(c, v, "compile_s") for v in jax_present if v != "optax"),
-                        ]
-                    ),
-                ),
-            ]
-            out += [
-                "",
-                table(
-                    "(d) kernels in the compiled standalone step: fusions (all kernels)",
-                    ["optimizer", "leaves", *jax_present],
-                    cell_rows(
-                        lambda c: [
-                            f"{c[v]['fusions']} ({c[v]['kernels']})" if v in c else "-"
-                            for v in jax_present
-                        ]
-                    ),
-                ),
-            ]
-        states = [v for v in present if v != "torch.fused"]  # foreach's state is fused's
-        out += [
-            "",
-            table(
-                "(e) optimizer state, bytes per parameter; compiled step's temporaries, bytes per "
-                "parameter; outputs aliased to donated inputs",
-                [
-                    "optimizer",
-                    "leaves",
-                    *(f"{v} state" for v in states),
-                    *(f"{v} temp" for v in jax_present),
-                    *(f"{v} aliased" for v in jax_present),
-                ],
-                cell_rows(
-                    lambda c: [
-                        *(
-                            _fmt(c[v].get("state_bytes_per_param"), ".1f") if v in c else "-"
-                            for v in states
-                        ),
-                        *(
-                            _fmt(c[v].get("temp_bytes_per_param"), ".1f") if v in c else "-"
-                            for v in jax_present
-                        ),
-                        *(
-                            f"{c[v]['aliased_outputs']}/{c[v]['donated_inputs']}" if v in c else "-"
-                            for v in jax_present
-                        ),
-                    ]
-                ),
-            ),
-        ]
-    fits = [v for v in FIT_VARIANTS if any(r["variant"] == v for r in rows)]
-    if fits:
-
-        def fit_cells(c: dict[str, Any], name: str) -> list[str]:
-            out_cells = []
-            for v in fits:
-                row = c.get(v)
-                if row is None:
-                    out_cells += ["-"] * 5
-                    continue
-                one = cells.get((name, 1), {}).get(v)
-                rel = (
-                    f"{row['fit_step_ms'] / one['fit_step_ms']:.2f}"
-                    if one and one["fit_step_ms"] > 0
-                    else "-"
-                )
-                out_cells += [
-                    f"{row['fit_step_ms']:.2f}",
-                    rel,
-                    f"{row['fit_call_overhead_ms']:.0f}",
-                    f"{row['fit_first_call_s']:.1f}",
-                    _fmt(row.get("fit_fusions"), "d"),
-                ]
-            return out_cells
-
-        header = ["optimizer", "leaves"]
-        for v in fits:
-            header += [f"{v} ms/step", "vs 1 leaf", "ms/call", "first s", "fusions"]
-        out += [
-            "",
-            table(
-                f"optim.fit on sum |x|^2/2 (flat: flatten=True; tree: flatten=False): ms per step "
-                f"(slope between {results['settings']['fit_steps']} and "
-                f"{3 * results['settings']['fit_steps']} steps), its ratio to 1 leaf, the per-call "
-                "overhead, the first call (compile included), fusions per step of the compiled "
-                "chunk (loss, gradient and optimizer)",
-                header,
-                [
-                    [name, f"{leaves:,}", *fit_cells(c, name)]
-                    for (name, leaves), c in cells.items()
-                    if any(v in c for v in fits)
-                ],
-            ),
-        ]
-    for note in results["notes"]:
-        out.append(f"note: {note}")
+            out += _compile_tables(cells, jax_present)
+        out += _state_table(cells, present)
+    out += _fit_table(results, cells)
+    out += [f"note: {note}" for note in results["notes"]]
     return "\n".join(out)
 
 
