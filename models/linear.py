@@ -88,7 +88,7 @@ class LinearRegression(Linear):
         out_features: int = 1,
         dtype: DTypeLike = jnp.float32,
     ) -> LinearRegression:
-        """Standard-normal ``w`` and ``b`` (the seed experiment's initialisation)."""
+        """Standard-normal ``w`` and ``b``, as the textbook TensorFlow 1 experiment draws them."""
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
         w_key, b_key = jax.random.split(key)

@@ -96,7 +96,7 @@ class ScaleByAdam(Transformation):
 
     With ``nesterov=True`` (Nadam; Dozat, 2016, "Incorporating Nesterov Momentum into
     Adam"): :math:`\hat m_t = \beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`.
-    Unlike the seed document's formula, :math:`\epsilon` sits outside the square root and the
+    Unlike a common textbook formula, :math:`\epsilon` sits outside the square root and the
     moments are bias-corrected, as in the paper.
 
     Numerical edges (where optax gives inf or NaN): gradients beyond :math:`2^{62}` in

@@ -24,7 +24,7 @@ def sgd(
 
     (``momentum=None``: :math:`m_t = g_t`; ``nesterov``: the step uses
     :math:`g_t + \mu m_t`; Sutskever et al., 2013). Full-batch gradients make it gradient
-    descent; one random example per step is the seed document's SGD.
+    descent; one random example per step is classic stochastic gradient descent.
     """
     return chain(
         _momentum(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate)
