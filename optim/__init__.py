@@ -8,10 +8,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 from optim import (
-    contrib,
     losses,
     projections,
-    train,
     tree,
     tree_utils,
 )
@@ -38,9 +36,6 @@ from optim.base import (
     chain,
     identity,
     set_to_zero,
-)
-from optim.contrib._dog import (
-    scale_by_distance_over_gradients,
 )
 from optim.distributions import (
     multi_normal,
@@ -203,17 +198,6 @@ from optim.schedules import (
     warmup_exponential_decay_schedule,
     wsd_schedule,
 )
-from optim.train import (
-    EarlyStopping,
-    FitResult,
-    HypergradientResult,
-    SweepResult,
-    fit,
-    hypergradient_descent,
-    num_examples,
-    sample_batch,
-    sweep,
-)
 from optim.transforms import (
     AddDecayedWeightsState,
     AddNoiseState,
@@ -317,18 +301,21 @@ from optim.tree import (
 # (PEP 562), so that it stays about as cheap as `import optax`. Each resolves as
 # `optim.<name>`, `from optim import <name>` and `import optim.<name>`, and is listed by dir():
 # optax's subpackages second_order, perturbations, assignment, microbatching and experimental
-# (and optax.microbatch), checkpoints (orbax is imported by a save or restore only) and
-# quantized optimizer state.
+# (and optax.microbatch), the contributed optimizers, training (fit and what it is built on),
+# checkpoints (orbax is imported by a save or restore only) and quantized optimizer state.
 if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below imports them
     from optim import (
         assignment,
         checkpoint,
+        contrib,
         experimental,
         microbatching,
         perturbations,
         quantized,
         second_order,
+        train,
     )
+    from optim.contrib._dog import scale_by_distance_over_gradients
     from optim.microbatching import microbatch
     from optim.quantized import (
         Int8Blockwise,
@@ -337,16 +324,29 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ belo
         state_bytes,
         with_state_dtype,
     )
+    from optim.train import (
+        EarlyStopping,
+        FitResult,
+        HypergradientResult,
+        SweepResult,
+        fit,
+        hypergradient_descent,
+        num_examples,
+        sample_batch,
+        sweep,
+    )
 
 _LAZY_SUBMODULES = frozenset(
     {
         "assignment",
         "checkpoint",
+        "contrib",
         "experimental",
         "microbatching",
         "perturbations",
         "quantized",
         "second_order",
+        "train",
     }
 )
 _LAZY_NAMES = {  # public name -> the submodule that defines it
@@ -356,6 +356,21 @@ _LAZY_NAMES = {  # public name -> the submodule that defines it
     "state_bytes": "quantized",
     "with_state_dtype": "quantized",
     "microbatch": "microbatching",
+    "scale_by_distance_over_gradients": "contrib._dog",
+    **dict.fromkeys(
+        (
+            "EarlyStopping",
+            "FitResult",
+            "HypergradientResult",
+            "SweepResult",
+            "fit",
+            "hypergradient_descent",
+            "num_examples",
+            "sample_batch",
+            "sweep",
+        ),
+        "train",
+    ),
 }
 
 
@@ -645,5 +660,5 @@ __all__ = [
     "zero_nans",
 ]
 
-resolve_learning_rate_annotations(importlib.import_module(__name__), contrib)
+resolve_learning_rate_annotations(importlib.import_module(__name__))
 del resolve_learning_rate_annotations

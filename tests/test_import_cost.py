@@ -114,7 +114,7 @@ def test_lazy_names_resolve_like_eager_ones():
                 for n in optim._LAZY_SUBMODULES
             ),
             "names": all(
-                getattr(optim, n) is getattr(getattr(optim, m), n)
+                getattr(optim, n) is getattr(importlib.import_module(f"optim.{m}"), n)
                 for n, m in optim._LAZY_NAMES.items()
             ),
             "microbatch": microbatch is optim.microbatching.microbatch,

@@ -4,6 +4,9 @@ One module per algorithm; names, arguments, defaults and state fields follow
 ``optax.contrib`` (see each module for the paper).
 """
 
+import sys
+
+from optim._types import resolve_learning_rate_annotations
 from optim.contrib._acprop import acprop, scale_by_acprop
 from optim.contrib._ademamix import (
     ScaleByAdemamixState,
@@ -117,3 +120,5 @@ __all__ = [
     "sophia",
     "split_real_and_imaginary",
 ]
+
+resolve_learning_rate_annotations(sys.modules[__name__])
