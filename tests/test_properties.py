@@ -179,7 +179,7 @@ COMBINATORS: dict[str, Callable[[], Any]] = {
     "stochastic_rounding(adam)": lambda: optim.stochastic_rounding(optim.adam(LEARNING_RATE)),
     **{
         f"with_state_dtype({name})[{state_dtype}]": _with_state_dtype(name, state_dtype)
-        for name in ("adam", "adamw", "lion", "sgd")
+        for name in ("adam", "adamw", "amsgrad", "adabelief", "lion", "rmsprop", "signum", "sgd")
         for state_dtype in ("int8", "bfloat16")
     },
 }
