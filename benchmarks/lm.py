@@ -6,8 +6,8 @@ Python's standard library, ``models.text``; no download) with each of
 ==============  ==============================================================================
 ``optax``       ``optax.adamw``, float32 moments: the reference (ratios are kind / this row)
 ``adamw``       ``optim.adamw``, float32 moments (8 bytes per parameter)
-``adamw.bf16``  ``optim.quantized.adamw(..., state_dtype="bfloat16")`` (4 bytes per parameter)
-``adamw.int8``  ``optim.quantized.adamw(..., state_dtype="int8")``, block-wise 8-bit (about 2)
+``adamw.bf16``  ``optim.with_state_dtype(optim.adamw(...), "bfloat16")`` (4 bytes per parameter)
+``adamw.int8``  ``optim.with_state_dtype(optim.adamw(...), "int8")``, block-wise 8-bit (about 2)
 ``adafactor``   ``optim.adafactor``, factored second moment (a row and a column per matrix)
 ==============  ==============================================================================
 
@@ -111,8 +111,8 @@ class Kind:
     apply_updates: Callable[[Any, Any], Any]
 
 
-def _quantized_adamw(state_dtype: str) -> Callable[[], Any]:
-    return lambda: optim.quantized.adamw(LR, weight_decay=WEIGHT_DECAY, state_dtype=state_dtype)
+def _adamw_stored_as(state_dtype: str) -> Callable[[], Any]:
+    return lambda: optim.with_state_dtype(optim.adamw(LR, weight_decay=WEIGHT_DECAY), state_dtype)
 
 
 KINDS = {
@@ -127,10 +127,14 @@ KINDS = {
         optim.apply_updates,
     ),
     "adamw.bf16": Kind(
-        "optim.quantized.adamw, bfloat16 state", _quantized_adamw("bfloat16"), optim.apply_updates
+        "optim.with_state_dtype(adamw), bfloat16 state",
+        _adamw_stored_as("bfloat16"),
+        optim.apply_updates,
     ),
     "adamw.int8": Kind(
-        "optim.quantized.adamw, 8-bit state", _quantized_adamw("int8"), optim.apply_updates
+        "optim.with_state_dtype(adamw), 8-bit state",
+        _adamw_stored_as("int8"),
+        optim.apply_updates,
     ),
     "adafactor": Kind(
         "optim.adafactor, factored state",

@@ -87,6 +87,14 @@ class EmptyState(NamedTuple):
     """The state of a transformation that keeps none."""
 
 
+# The kinds of moment a state record declares in its ``moment_slots`` class attribute, a
+# read-only mapping field -> kind: the slots ``optim.with_state_dtype`` may store in bfloat16 or
+# 8-bit codes. A signed moment (an average of gradients) is coded on the signed map; a
+# non-negative one (an average of squared gradients) on the unsigned map, one more bit finer.
+SIGNED = "signed"
+UNSIGNED = "unsigned"
+
+
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     r"""Add ``updates`` to ``params``: :math:`\theta \leftarrow \theta + u`.
 

@@ -7,8 +7,10 @@ arithmetic does not change: each step decodes the stored moments to float32, run
 optimizer's own update in float32, and encodes the new moments. The implementation is in
 ``optim/precision/_state_storage.py``.
 
-    tx = optim.quantized.adamw(1e-3, weight_decay=0.1, state_dtype="int8")
-    tx = optim.quantized.with_state_dtype(optim.lion(1e-4), optim.quantized.Int8Blockwise(256))
+One function asks for it, for any optimizer (``with_state_dtype``, also at the top level)::
+
+    tx = optim.with_state_dtype(optim.adamw(1e-3, weight_decay=0.1), "int8")
+    tx = optim.with_state_dtype(optim.lion(1e-4), optim.quantized.Int8Blockwise(256))
     optim.quantized.bytes_per_parameter(tx.init(params), params)   # about 2.0 for adamw
 
 The state keeps the structure and field names of the optimizer's own (``ScaleByAdamState(count,
@@ -16,25 +18,24 @@ mu, nu)``, ...); a stored moment is a tree like the parameters whose leaves are 
 or ``QuantizedArray(codes, absmax)`` records (leaves smaller than ``min_size`` stay float32). It
 is a pytree of arrays, so it jits, vmaps and checkpoints like any state.
 
-Moments that can be stored so: those of ``scale_by_adam`` (``adam``, ``adamw``, ``nadam``,
-``nadamw``; first moment on the signed map, second on the unsigned one), ``scale_by_lion``
-(``lion``) and ``trace`` (``sgd`` with momentum). Any other per-parameter float state (RMSProp's,
-Adagrad's, lookahead's slow weights) is an error that names the building block: ask for it
-explicitly rather than get float32 state silently.
+Which slots are moments, each state record says itself: its ``moment_slots`` class attribute
+maps a field to ``optim.base.SIGNED`` (coded on the signed map: averages of gradients) or
+``optim.base.UNSIGNED`` (the unsigned map, one more bit: averages of squared gradients). These
+records declare them: ``ScaleByAdamState`` (``adam``, ``adamw``, ``nadam``, ``nadamw``,
+``lamb``), ``ScaleByAmsgradState`` (``amsgrad``), ``ScaleByBeliefState`` (``adabelief``),
+``ScaleByLionState`` (``lion``), ``ScaleByRmsState`` (``rmsprop`` without centering),
+``TraceState`` (``sgd`` and ``rmsprop`` with momentum) and ``EmaState`` (``signum``, ``ema``).
+A state record of your own may declare them the same way. Any other per-parameter float state
+(Adagrad's sums, centered RMSProp's moments, lookahead's slow weights, L-BFGS's memory,
+AdEMAMix's slow average) is an error that names the building block: ask for it explicitly
+rather than get float32 state silently.
 """
 
-import sys
-
-from optim._types import resolve_learning_rate_annotations
 from optim.precision._state_storage import (
     Int8Blockwise,
     QuantizedArray,
     WithStateDtype,
-    adam,
-    adamw,
     bytes_per_parameter,
-    lion,
-    sgd,
     state_bytes,
     with_state_dtype,
 )
@@ -43,13 +44,7 @@ __all__ = [
     "Int8Blockwise",
     "QuantizedArray",
     "WithStateDtype",
-    "adam",
-    "adamw",
     "bytes_per_parameter",
-    "lion",
-    "sgd",
     "state_bytes",
     "with_state_dtype",
 ]
-
-resolve_learning_rate_annotations(sys.modules[__name__])

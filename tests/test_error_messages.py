@@ -1120,11 +1120,11 @@ AREA_ROWS = [
             r"nesterov=True",
             r"needs a momentum",
         )
-        for name, f in (("sgd", optim.sgd), ("rmsprop", optim.rmsprop), ("quantized.sgd", Q.sgd))
+        for name, f in (("sgd", optim.sgd), ("rmsprop", optim.rmsprop))
     ],
     row(
-        "quantized.sgd.nesterov='no'",
-        lambda: Q.sgd(0.1, 0.9, nesterov="no"),
+        "sgd.nesterov='no'",
+        lambda: optim.sgd(0.1, 0.9, nesterov="no"),
         TypeError,
         r"\bnesterov\b",
         r"must be True or False, got str 'no'",
@@ -1706,11 +1706,11 @@ AREA_ROWS = [
         r"not available for scale_by_rss",
     ),
     row(
-        "with_state_dtype rmsprop",
-        lambda: optim.with_state_dtype(optim.rmsprop(0.1), "bfloat16"),
+        "with_state_dtype centered rmsprop",
+        lambda: optim.with_state_dtype(optim.rmsprop(0.1, centered=True), "bfloat16"),
         ValueError,
         r"state_dtype='bfloat16'",
-        r"not available for scale_by_rms",
+        r"not available for scale_by_r_std_dev",
     ),
     row(
         "with_state_dtype sgd without momentum",
@@ -1755,10 +1755,10 @@ AREA_ROWS = [
         r"must be a gradient transformation",
     ),
     row(
-        "quantized.adam mu_dtype and state_dtype",
-        lambda: Q.adam(0.1, mu_dtype=jnp.bfloat16, state_dtype="int8"),
+        "with_state_dtype adam mu_dtype",
+        lambda: optim.with_state_dtype(optim.adam(0.1, mu_dtype=jnp.bfloat16), "int8"),
         ValueError,
-        r"mu_dtype and state_dtype",
+        r"mu_dtype.*state_dtype='int8'",
         r"give one of them",
     ),
     row(

@@ -29,7 +29,7 @@ The optimizers: every public factory of ``optim.__all__`` and ``optim.contrib.__
 takes a ``learning_rate`` (or ``max_learning_rate``), so a new one is covered automatically
 (``scale_by_*`` building blocks and ``NOT_OPTIMIZERS`` aside), called with ``LEARNING_RATE``
 when the learning rate has no default and with all defaults otherwise, unless
-``ALIAS_ARGUMENTS`` says otherwise; plus ``COMBINATORS`` (sam, the quantized optimizers,
+``ALIAS_ARGUMENTS`` says otherwise; plus ``COMBINATORS`` (sam, ``with_state_dtype``,
 wrappers). Those that need extra arguments of
 ``update`` (lbfgs: ``value``, ``grad``, ``value_fn``; polyak_sgd: ``value``; sophia:
 ``obj_fn``) get them from a quadratic whose gradient at the params is the drawn gradient;
@@ -141,15 +141,16 @@ def _matrix_labels(params: PyTree) -> PyTree:
     return jax.tree.map(lambda x: "matrix" if x.ndim >= 2 else "other", params)
 
 
-def _quantized(name: str, state_dtype: str) -> Callable[[], Any]:
-    """``optim.quantized.<name>`` storing its moments as ``state_dtype``; int8 in blocks of 4
-    with no minimum size, so the small leaves drawn here are quantized (by default leaves
-    under 4096 elements keep float32 moments)."""
-    factory = getattr(optim.quantized, name)
-    kwargs = {"momentum": 0.9} if name == "sgd" else {}  # sgd has no state without momentum
-    if state_dtype == "int8":
-        kwargs |= {"block_size": 4, "min_size": 0}
-    return lambda: factory(LEARNING_RATE, state_dtype=state_dtype, **kwargs)
+def _with_state_dtype(name: str, state_dtype: str) -> Callable[[], Any]:
+    """``optim.<name>`` with its moments stored as ``state_dtype``; int8 in blocks of 4 with no
+    minimum size, so the small leaves drawn here are quantized (by default leaves under 4096
+    elements keep float32 moments)."""
+    factory = getattr(optim, name)
+    momentum = {"momentum": 0.9} if name == "sgd" else {}  # sgd has no state without momentum
+    storage = {"block_size": 4, "min_size": 0} if state_dtype == "int8" else {}
+    return lambda: optim.with_state_dtype(
+        factory(LEARNING_RATE, **momentum), state_dtype, **storage
+    )
 
 
 COMBINATORS: dict[str, Callable[[], Any]] = {
@@ -177,8 +178,8 @@ COMBINATORS: dict[str, Callable[[], Any]] = {
     "kahan_summation(adam)": lambda: optim.kahan_summation(optim.adam(LEARNING_RATE)),
     "stochastic_rounding(adam)": lambda: optim.stochastic_rounding(optim.adam(LEARNING_RATE)),
     **{
-        f"quantized.{name}[{state_dtype}]": _quantized(name, state_dtype)
-        for name in ("adam", "adamw", "lion", "sgd")
+        f"with_state_dtype({name})[{state_dtype}]": _with_state_dtype(name, state_dtype)
+        for name in ("adam", "adamw", "amsgrad", "adabelief", "lion", "rmsprop", "signum", "sgd")
         for state_dtype in ("int8", "bfloat16")
     },
 }
@@ -246,10 +247,10 @@ ZERO_GRADIENT_MOVES = {
     "chain(clip_by_global_norm, adamw)": _WEIGHT_DECAY,
     "masked(adamw)": _WEIGHT_DECAY + " (on the matrices)",
     "inject_hyperparams(adamw)": _WEIGHT_DECAY,
-    "quantized.adamw[int8]": _WEIGHT_DECAY,
-    "quantized.adamw[bfloat16]": _WEIGHT_DECAY,
-    "quantized.lion[int8]": _WEIGHT_DECAY,
-    "quantized.lion[bfloat16]": _WEIGHT_DECAY,
+    "with_state_dtype(adamw)[int8]": _WEIGHT_DECAY,
+    "with_state_dtype(adamw)[bfloat16]": _WEIGHT_DECAY,
+    "with_state_dtype(lion)[int8]": _WEIGHT_DECAY,
+    "with_state_dtype(lion)[bfloat16]": _WEIGHT_DECAY,
 }
 
 # Optimizers whose zero-gradient step is zero in exact arithmetic but a difference of
@@ -286,7 +287,7 @@ REJECTS_COMPLEX = {
     "sm3": "its cover-set accumulators take maxima (optax raises too)",
     "sophia": "it clips the preconditioned step: " + _CANNOT_ORDER,
     "stochastic_rounding(adam)": "stochastic rounding to a complex dtype is not defined",
-    **{name: _QUANTIZED for name in COMBINATORS if name.startswith("quantized.")},
+    **{name: _QUANTIZED for name in COMBINATORS if name.startswith("with_state_dtype(")},
 }
 
 # Eager and jitted updates may differ in rounding: XLA rewrites x / sqrt(y) as x * rsqrt(y) and

@@ -24,6 +24,7 @@ with zero gradients stays finite. Adamax keeps no squares and needs no bound.
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -56,6 +57,8 @@ from optim._tree import (
 )
 from optim._types import ScalarOrSchedule
 from optim.base import (
+    SIGNED,
+    UNSIGNED,
     Chain,
     Transformation,
     chain,
@@ -71,6 +74,8 @@ class ScaleByAdamState(NamedTuple):
     count: jax.Array
     mu: PyTree
     nu: PyTree
+
+    moment_slots = MappingProxyType({"mu": SIGNED, "nu": UNSIGNED})
 
     @classmethod
     def zeros(
@@ -339,6 +344,8 @@ class ScaleByAmsgradState(NamedTuple):
     mu: PyTree
     nu: PyTree
     nu_max: PyTree
+
+    moment_slots = MappingProxyType({"mu": SIGNED, "nu": UNSIGNED, "nu_max": UNSIGNED})
 
 
 @pytree_dataclass

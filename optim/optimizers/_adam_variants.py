@@ -9,6 +9,7 @@ included), and ``novograd`` passes ``scale_by_novograd``'s ``mu_dtype`` on.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -43,7 +44,7 @@ from optim._tree import (
     zero_count,
 )
 from optim._types import ScalarOrSchedule
-from optim.base import Chain, Transformation, chain, check_updates, require_params
+from optim.base import SIGNED, UNSIGNED, Chain, Transformation, chain, check_updates, require_params
 from optim.optimizers._adam import (
     ScaleByAdamState,
     _first_moment_slot,
@@ -59,6 +60,8 @@ class ScaleByBeliefState(NamedTuple):
     count: jax.Array
     mu: PyTree
     nu: PyTree
+
+    moment_slots = MappingProxyType({"mu": SIGNED, "nu": UNSIGNED})
 
 
 @pytree_dataclass

@@ -11,6 +11,7 @@ gradient's dtype.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -37,7 +38,7 @@ from optim._tree import (
     zero_count,
 )
 from optim._types import ScalarOrSchedule
-from optim.base import Chain, Transformation, chain, check_updates
+from optim.base import UNSIGNED, Chain, Transformation, chain, check_updates
 from optim.optimizers._sgd import _momentum
 from optim.transforms._scaling import scale_by_learning_rate
 
@@ -47,6 +48,8 @@ class ScaleByRmsState(NamedTuple):
 
     count: jax.Array
     nu: PyTree
+
+    moment_slots = MappingProxyType({"nu": UNSIGNED})
 
 
 def _rms_scaling(v: jax.Array, eps: jax.Array, eps_in_sqrt: bool) -> jax.Array:

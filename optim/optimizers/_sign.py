@@ -7,6 +7,7 @@ an ordering and rejects complex parameters, as optax does.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
@@ -25,7 +26,7 @@ from optim._tree import (
     zero_count,
 )
 from optim._types import ScalarOrSchedule
-from optim.base import Chain, EmptyState, Transformation, chain, check_updates
+from optim.base import SIGNED, Chain, EmptyState, Transformation, chain, check_updates
 from optim.transforms._accumulation import ema
 from optim.transforms._adding import add_decayed_weights
 from optim.transforms._scaling import scale, scale_by_learning_rate
@@ -38,6 +39,8 @@ class ScaleByLionState(NamedTuple):
 
     count: jax.Array
     mu: PyTree
+
+    moment_slots = MappingProxyType({"mu": SIGNED})
 
 
 @pytree_dataclass

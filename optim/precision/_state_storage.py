@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -15,27 +16,13 @@ import jax.numpy as jnp
 from optim._hyper import check_int
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, keystr, upcast
-from optim._types import ScalarOrSchedule
-from optim.base import Transformation, as_transformation
-from optim.optimizers import _adam, _sgd
-from optim.optimizers._adam import ScaleByAdamState
-from optim.optimizers._sign import ScaleByLionState
-from optim.optimizers._sign import lion as _lion
+from optim.base import SIGNED, UNSIGNED, Transformation, as_transformation
 from optim.precision._blockwise import BLOCK_SIZE, MIN_SIZE, QuantizedArray, dequantize, quantize
-from optim.transforms._accumulation import TraceState
-
-# The state records whose per-parameter slots can be stored compactly: field -> signed map?
-# First moments are signed; second moments are non-negative (the unsigned map, one more bit).
-_SLOTS: dict[type, dict[str, bool]] = {
-    ScaleByAdamState: {"mu": True, "nu": False},
-    ScaleByLionState: {"mu": True},
-    TraceState: {"trace": True},
-}
-
 
 _SUPPORTED = (
-    "the moments of scale_by_adam (adam, adamw, nadam, nadamw), scale_by_lion (lion) and "
-    "trace (sgd with momentum)"
+    "the state records that declare moment_slots: those of adam, adamw, nadam, nadamw, lamb, "
+    "amsgrad, adabelief, lion, rmsprop (not centered), sgd or rmsprop with momentum, signum "
+    "and ema"
 )
 
 
@@ -112,8 +99,24 @@ def _storage(state_dtype: Any, block_size: int | None, min_size: int | None) -> 
     return _BFloat16() if name == "bfloat16" else None
 
 
+def _moment_slots(node: Any) -> Mapping[str, str] | None:
+    """The moment slots a state record declares (field -> SIGNED or UNSIGNED), or None."""
+    if not (isinstance(node, tuple) and hasattr(node, "_fields")):
+        return None
+    slots = getattr(type(node), "moment_slots", None)
+    if slots is None:
+        return None
+    for field, kind in slots.items():
+        if field not in node._fields or kind not in (SIGNED, UNSIGNED):
+            raise ValueError(
+                f"{type(node).__qualname__}.moment_slots must map fields of the record to "
+                f"{SIGNED!r} or {UNSIGNED!r}, got {field!r}: {kind!r}"
+            )
+    return slots
+
+
 def _storable(node: Any) -> bool:
-    return type(node) in _SLOTS
+    return _moment_slots(node) is not None
 
 
 def _map_slots(state: PyTree, fn: Callable[[Any, bool], Any]) -> PyTree:
@@ -125,10 +128,12 @@ def _map_slots(state: PyTree, fn: Callable[[Any, bool], Any]) -> PyTree:
         )
 
     def record(node: Any) -> Any:
-        if not _storable(node):
+        slots = _moment_slots(node)
+        if slots is None:
             return node
-        fields = _SLOTS[type(node)]
-        return node._replace(**{f: slot(getattr(node, f), s) for f, s in fields.items()})
+        return node._replace(
+            **{f: slot(getattr(node, f), kind == SIGNED) for f, kind in slots.items()}
+        )
 
     return jax.tree.map(record, state, is_leaf=_storable)
 
@@ -176,21 +181,52 @@ def with_state_dtype(
     block_size: int | None = None,
     min_size: int | None = None,
 ) -> Any:
-    """``tx`` with its moments stored as ``state_dtype``; see ``WithStateDtype``.
+    """Store the moments of ``tx`` in bfloat16 or 8-bit block-wise codes between steps.
+
+    Every step decodes the stored moments to float32, runs ``tx``'s own update and encodes
+    the new moments (see ``WithStateDtype`` for the update rule). The moments are the slots
+    that ``tx``'s state records declare in their ``moment_slots`` class attribute
+    (``optim.quantized``'s docstring lists the records and their optimizers); a chain may add
+    stateless transformations such as clipping or weight decay.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> params = {"w": jnp.ones((64, 128))}
+      >>> tx = optim.with_state_dtype(optim.adamw(1e-3, weight_decay=0.1), "int8")
+      >>> state = tx.init(params)
+      >>> type(state[0].mu["w"]).__name__, state[0].mu["w"].codes.dtype
+      ('QuantizedArray', dtype('int8'))
+      >>> optim.quantized.bytes_per_parameter(state, params)  # float32 moments: 8.0
+      2.00439453125
+      >>> updates, state = tx.update(params, state, params)
+      >>> bf16 = optim.with_state_dtype(optim.lion(1e-4), "bfloat16")
+      >>> bf16.init(params)[0].mu["w"].dtype
+      dtype(bfloat16)
 
     Args:
-      tx: an optimizer whose per-parameter state consists of moments listed in the module
-        docstring (``adam``, ``adamw``, ``lion``, ``sgd`` with momentum, or chains of them
-        with stateless transformations such as clipping).
+      tx: the optimizer whose moments to store; an optax ``GradientTransformation`` built
+        from optim's building blocks (optax's own state records declare no moments).
       state_dtype: ``None`` or ``"float32"`` (``tx`` itself is returned), ``"bfloat16"``,
-        ``"int8"``, or an ``Int8Blockwise``.
-      block_size: elements per scale for ``"int8"`` (default 2048).
-      min_size: leaves with fewer elements keep float32 state under ``"int8"`` (default 4096).
+        ``"int8"``, or an ``Int8Blockwise`` (which carries ``block_size`` and ``min_size``).
+      block_size: elements sharing one float32 scale under ``"int8"`` (default 2048).
+      min_size: under ``"int8"``, leaves with fewer elements keep float32 moments (default
+        4096).
+
+    Returns:
+      A ``WithStateDtype`` transformation (``tx`` itself for float32): its state has the
+      structure and field names of ``tx``'s, with each moment leaf a bfloat16 array or a
+      ``QuantizedArray(codes, absmax)``.
 
     Raises:
-      ValueError: ``state_dtype`` is none of those; ``tx`` keeps per-parameter float state
-        other than those moments (the message names the building block), or none at all, or
-        is already a ``with_state_dtype``; a moment is complex.
+      ValueError: ``state_dtype`` is none of those, or ``block_size``/``min_size`` are given
+        with another ``state_dtype`` or with an ``Int8Blockwise``; ``tx`` keeps per-parameter
+        float state outside the declared moments (the message names the building block), or
+        no moment at all, or already stores its state compactly; a moment is complex, or
+        ``tx`` already sets its moments' dtype (``mu_dtype``, ``nu_dtype`` or
+        ``accumulator_dtype``).
+      TypeError: ``tx`` is not a gradient transformation; ``block_size`` or ``min_size`` is
+        not an int.
     """
     storage = _storage(state_dtype, block_size, min_size)
     if storage is None:
@@ -199,7 +235,9 @@ def with_state_dtype(
     if isinstance(tx, WithStateDtype):
         raise ValueError(f"tx already stores its state as {tx.storage.name}")
     try:
-        probe = jax.eval_shape(tx.init, _PROBE)
+        with warnings.catch_warnings():  # about the probe, not the user's params
+            warnings.simplefilter("ignore")
+            probe = jax.eval_shape(tx.init, _PROBE)
     except Exception:  # an early check only (a mask tree fits the real params alone); init checks
         probe = None
     if probe is not None:
@@ -218,14 +256,10 @@ def _check_state(state: PyTree, params: PyTree, name: str) -> None:
     for path, leaf in jax.tree_util.tree_flatten_with_path(state, is_leaf=_storable)[0]:
         if _storable(leaf):
             found = True
-            for field in _SLOTS[type(leaf)]:
+            for field in _moment_slots(leaf):
                 for sub, x in jax.tree_util.tree_flatten_with_path(getattr(leaf, field))[0]:
-                    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-                        raise ValueError(
-                            f"state_dtype={name!r} stores real moments only; "
-                            f"state{keystr(path)}.{field}{keystr(sub)} is {x.dtype} (complex "
-                            "parameters): use state_dtype=None for them"
-                        )
+                    where = f"state{keystr(path)}.{field}{keystr(sub) if sub else ''}"
+                    _check_moment(x, where, name)
         elif _is_float(leaf) and tuple(leaf.shape) in shapes:
             raise ValueError(
                 f"state_dtype={name!r} is not available for {_owner(state, path)}: its state "
@@ -236,6 +270,22 @@ def _check_state(state: PyTree, params: PyTree, name: str) -> None:
         raise ValueError(
             f"state_dtype={name!r}: this optimizer keeps no moment to store; {name} storage "
             f"applies to {_SUPPORTED}."
+        )
+
+
+def _check_moment(x: Any, where: str, name: str) -> None:
+    """A moment to store must be real and in the optimizer's own dtype (float32 or wider)."""
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise ValueError(
+            f"state_dtype={name!r} stores real moments only; {where} is {x.dtype} (complex "
+            "parameters): use state_dtype=None for them"
+        )
+    if jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits < 32:
+        # Moments default to float32 or wider: a narrower one was asked for by the optimizer.
+        raise ValueError(
+            "the optimizer's own moment dtype (mu_dtype, nu_dtype or accumulator_dtype) and "
+            f"state_dtype={name!r} both set how the state is stored: {where} is {x.dtype}; "
+            "give one of them (leave the optimizer's dtype unset)"
         )
 
 
@@ -255,135 +305,13 @@ def _owner(state: PyTree, path: tuple[Any, ...]) -> str:
             break
     if owner is None:
         return "this optimizer"
-    block = re.sub(r"(?<!^)(?=[A-Z])", "_", owner.__name__.removesuffix("State")).lower()
+    # CamelCase to snake_case, an acronym kept whole: ScaleByLBFGS -> scale_by_lbfgs.
+    words = r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
+    block = re.sub(words, "_", owner.__name__.removesuffix("State")).lower()
     package = owner.__module__.split(".")[0]
     if package != "optim":  # e.g. optax's adam: its state records are not optim's
         return f"{package}'s {block} (use optim's own {block})"
     return f"{block} (state record {owner.__module__}.{owner.__qualname__})"
-
-
-def _one_storage_setting(state_dtype: Any, **dtypes: Any) -> None:
-    given = [name for name, dtype in dtypes.items() if dtype is not None]
-    if state_dtype is not None and given:
-        raise ValueError(
-            f"{given[0]} and state_dtype both set how the state is stored; give one of them"
-        )
-
-
-def adam(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
-    *,
-    nesterov: bool = False,
-    nu_dtype: Any = None,
-    state_dtype: Any = None,
-    block_size: int | None = None,
-    min_size: int | None = None,
-) -> Any:
-    r"""``optim.adam`` (Kingma & Ba, 2015) with its moments stored as ``state_dtype``.
-
-    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}}
-        + \epsilon)
-
-    computed in float32; :math:`m` is stored on the signed map, :math:`v` on the unsigned one
-    (see ``with_state_dtype`` for ``state_dtype``, ``block_size``, ``min_size``).
-    """
-    _one_storage_setting(state_dtype, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    tx = _adam.adam(
-        learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype
-    )
-    return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
-
-
-def adamw(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
-    weight_decay: Any = 1e-4,
-    mask: Any = None,
-    *,
-    nesterov: bool = False,
-    nu_dtype: Any = None,
-    state_dtype: Any = None,
-    block_size: int | None = None,
-    min_size: int | None = None,
-) -> Any:
-    r"""``optim.adamw`` (Loshchilov & Hutter, 2019) with its moments stored as ``state_dtype``.
-
-    .. math:: \theta_{t+1} = \theta_t - \eta_t\big(\hat m_t / (\sqrt{\hat v_t +
-        \epsilon_{root}} + \epsilon) + \lambda \theta_t\big)
-
-    computed in float32 (see ``adam`` and ``with_state_dtype``).
-
-    >>> import optim
-    >>> tx = optim.quantized.adamw(1e-3, weight_decay=0.1, state_dtype="int8")
-    """
-    _one_storage_setting(state_dtype, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    tx = _adam.adamw(
-        learning_rate,
-        b1,
-        b2,
-        eps,
-        eps_root,
-        mu_dtype,
-        weight_decay,
-        mask,
-        nesterov=nesterov,
-        nu_dtype=nu_dtype,
-    )
-    return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
-
-
-def lion(
-    learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.99,
-    mu_dtype: Any = None,
-    weight_decay: Any = 1e-3,
-    mask: Any = None,
-    *,
-    state_dtype: Any = None,
-    block_size: int | None = None,
-    min_size: int | None = None,
-) -> Any:
-    r"""``optim.lion`` (Chen et al., 2023) with its momentum stored as ``state_dtype``.
-
-    .. math:: \theta_{t+1} = \theta_t - \eta_t\big(\operatorname{sign}(\beta_1 m_{t-1} +
-        (1-\beta_1) g_t) + \lambda\theta_t\big),\quad m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
-
-    (:math:`m` on the signed map; see ``with_state_dtype``).
-    """
-    _one_storage_setting(state_dtype, mu_dtype=mu_dtype)
-    tx = _lion(learning_rate, b1, b2, mu_dtype, weight_decay, mask)
-    return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
-
-
-def sgd(
-    learning_rate: ScalarOrSchedule,
-    momentum: Any = None,
-    nesterov: bool = False,
-    accumulator_dtype: Any = None,
-    *,
-    state_dtype: Any = None,
-    block_size: int | None = None,
-    min_size: int | None = None,
-) -> Any:
-    r"""``optim.sgd`` (Robbins & Monro, 1951) with its momentum stored as ``state_dtype``.
-
-    .. math:: m_t = g_t + \mu m_{t-1},\quad \theta_{t+1} = \theta_t - \eta_t m_t
-
-    (:math:`m` on the signed map; a ``state_dtype`` other than float32 needs ``momentum``).
-    """
-    _one_storage_setting(state_dtype, accumulator_dtype=accumulator_dtype)
-    tx = _sgd.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
-    return with_state_dtype(tx, state_dtype, block_size=block_size, min_size=min_size)
 
 
 def _nbytes(x: Any) -> int:

@@ -15,6 +15,7 @@ functions are static metadata. Names, arguments, defaults and state fields follo
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax
@@ -40,6 +41,7 @@ from optim._tree import (
     zero_count,
 )
 from optim.base import (
+    SIGNED,
     Transformation,
     as_transformation,
     check_updates,
@@ -51,6 +53,8 @@ class TraceState(NamedTuple):
     """The momentum buffer."""
 
     trace: PyTree
+
+    moment_slots = MappingProxyType({"trace": SIGNED})
 
 
 @pytree_dataclass
@@ -93,6 +97,8 @@ class EmaState(NamedTuple):
 
     count: jax.Array
     ema: PyTree
+
+    moment_slots = MappingProxyType({"ema": SIGNED})
 
 
 @pytree_dataclass
