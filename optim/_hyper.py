@@ -1,4 +1,5 @@
-"""Float hyperparameters: validated once from Python values, then stored as float32 array leaves.
+"""Float hyperparameters (validated once from Python values, then stored as float32 array leaves)
+and static options (flags, integers, dtypes: checked once, then kept as pytree metadata).
 
 A hyperparameter is a float32 scalar array or a schedule (a pytree whose ``__call__(count)``
 returns a float32 scalar). Plain Python callables, optax schedules included, are wrapped in
@@ -12,13 +13,17 @@ is unknown until run time.
 A transformation declares each hyperparameter's constraint once, on its dataclass field
 (``b1: Any = decay()``, ``eps: Any = nonnegative()``, ``x: Any = hyper_field(low=1.0)``); the
 value is checked and converted by ``hyper`` when the object is built, so a factory passes its
-arguments through as they are. Unflattening never re-checks (see ``optim._pytree``).
+arguments through as they are. A static option declares its check the same way (``nesterov: bool
+= flag(False)``, ``mu_dtype: Any = dtype_option()``, ``rank: int = int_option(low=1)``), so a
+transformation built directly from its class is checked as its factory's is. Unflattening never
+re-checks (see ``optim._pytree``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -129,6 +134,19 @@ def check_int(
             expected = f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an int {expected}, got {index}")
     return index
+
+
+def canonical_dtype(dtype: Any, name: str) -> Any:
+    """Canonical static dtype (hashable) or None; rejects non-float dtypes."""
+    if dtype is None:
+        return None
+    try:
+        canonical = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(canonical, jnp.inexact):
+        raise TypeError(f"{name} must be a floating or complex dtype, got {canonical}")
+    return canonical
 
 
 def is_schedule(value: Any) -> bool:
@@ -315,3 +333,63 @@ def decay(
     (where no bias correction divides by :math:`1 - \\beta^t`); with ``schedule`` also a
     schedule; with ``low_open`` 0 is excluded. ``name`` as in ``hyper_field``."""
     return checked(DecayBounds(closed, schedule, low_open), default, name=name, kw_only=kw_only)
+
+
+def flag(
+    default: Any = dataclasses.MISSING, *, name: str | None = None, kw_only: bool = False
+) -> Any:
+    """A static True/False option field, checked by ``check_flag`` when the object is built (a
+    string or a number is a TypeError); ``name`` as in ``hyper_field``.
+
+    >>> from optim._pytree import pytree_dataclass
+    >>> @pytree_dataclass
+    ... class Example:
+    ...     nesterov: bool = flag(False)
+    >>> Example(nesterov="no")
+    Traceback (most recent call last):
+    TypeError: nesterov must be True or False, got str 'no'
+    """
+    return static(default, check=check_flag, name=name, kw_only=kw_only)
+
+
+def int_option(
+    default: Any = dataclasses.MISSING,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    note: str = "",
+    name: str | None = None,
+    kw_only: bool = False,
+) -> Any:
+    """A static integer option field in ``[low, high]``, checked by ``check_int`` when the object
+    is built (a float or a bool is a TypeError, a value out of range a ValueError); ``note`` and
+    ``name`` as there and in ``hyper_field``.
+
+    >>> from optim._pytree import pytree_dataclass
+    >>> @pytree_dataclass
+    ... class Example:
+    ...     rank: int = int_option(low=1)
+    >>> Example(rank=0)
+    Traceback (most recent call last):
+    ValueError: rank must be an int >= 1, got 0
+    """
+    check = functools.partial(check_int, low=low, high=high, note=note)
+    return static(default, check=check, name=name, kw_only=kw_only)
+
+
+def dtype_option(default: Any = None, *, name: str | None = None, kw_only: bool = False) -> Any:
+    """A static dtype option field: None (the default dtype) or a floating or complex dtype,
+    stored canonical (``canonical_dtype``) when the object is built; ``name`` as in
+    ``hyper_field``.
+
+    >>> from optim._pytree import pytree_dataclass
+    >>> @pytree_dataclass
+    ... class Example:
+    ...     mu_dtype: Any = dtype_option()
+    >>> Example(mu_dtype="bfloat16").mu_dtype
+    dtype(bfloat16)
+    >>> Example(mu_dtype="int32")
+    Traceback (most recent call last):
+    TypeError: mu_dtype must be a floating or complex dtype, got int32
+    """
+    return static(default, check=canonical_dtype, name=name, kw_only=kw_only)

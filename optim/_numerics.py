@@ -18,19 +18,6 @@ from optim._hyper import Decay
 from optim._tree import PyTree, abs_sq, map_arrays, safe_increment, upcast
 
 
-def canonical_dtype(dtype: Any, name: str) -> Any:
-    """Canonical static dtype (hashable) or None; rejects non-float dtypes."""
-    if dtype is None:
-        return None
-    try:
-        canonical = jnp.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be a dtype, got {dtype!r}") from None
-    if not jnp.issubdtype(canonical, jnp.inexact):
-        raise TypeError(f"{name} must be a floating or complex dtype, got {canonical}")
-    return canonical
-
-
 def store_like(new: PyTree, old: PyTree) -> PyTree:
     """Cast freshly computed slot values back to the slot's storage dtype."""
     return map_arrays(lambda n, o: n.astype(o.dtype), new, old)

@@ -4,9 +4,10 @@ Every optimizer, schedule and model in this project is such a dataclass. Childre
 jitted function traces (float hyperparameters, weights, nested transforms); metadata is part of
 the compiled program's identity (flags, dtypes, step counts).
 
-A field may declare how a user's value is checked and converted (``checked``; the float
-hyperparameters' constraints in ``optim._hyper`` are built on it): the check runs once, when the
-object is built through its ``__init__``. JAX rebuilds these objects on every unflatten with
+A field may declare how a user's value is checked and converted (``checked`` for a child,
+``static(check=...)`` for metadata; the float hyperparameters' constraints and the static
+options' checks in ``optim._hyper`` are built on them): the check runs once, when the object is
+built through its ``__init__``. JAX rebuilds these objects on every unflatten with
 tracers, ``None`` or sentinels as children, so unflattening bypasses ``__init__`` (and
 ``__post_init__``) altogether, as equinox does: ``cls.__new__(cls)`` and the fields set as they are.
 """
@@ -26,9 +27,19 @@ _CHECK = "optim_check"
 _CHECKS = "__optim_checks__"
 
 
-def static(default: Any = dataclasses.MISSING, *, kw_only: bool = False) -> Any:
-    """A dataclass field kept as static pytree metadata (must be hashable)."""
-    return dataclasses.field(default=default, metadata={_STATIC: True}, kw_only=kw_only)
+def static(
+    default: Any = dataclasses.MISSING,
+    *,
+    check: Callable[[Any, str], Any] | None = None,
+    name: str | None = None,
+    kw_only: bool = False,
+) -> Any:
+    """A dataclass field kept as static pytree metadata (must be hashable); with ``check``, the
+    value is checked and converted as a ``checked`` field's is (``name`` as there)."""
+    metadata: dict[str, Any] = {_STATIC: True}
+    if check is not None:
+        metadata[_CHECK] = (check, name)
+    return dataclasses.field(default=default, metadata=metadata, kw_only=kw_only)
 
 
 def checked(

@@ -6,10 +6,9 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import decay, decay_at, nonnegative, value_at
+from optim._hyper import decay, decay_at, dtype_option, nonnegative, value_at
 from optim._numerics import (
     adaptive_step,
-    canonical_dtype,
     cast_like_grads,
     debias_tree,
     ema_update,
@@ -17,7 +16,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, safe_increment, upcast, zero_count
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
@@ -58,7 +57,7 @@ class ScaleByAdemamix(Transformation):
     alpha: Any = nonnegative(schedule=True)
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    mu_dtype: Any = static(None)
+    mu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdemamixState:
         return ScaleByAdemamixState(
@@ -118,7 +117,7 @@ def scale_by_ademamix(
         alpha=alpha,
         eps=eps,
         eps_root=eps_root,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        mu_dtype=mu_dtype,
     )
 
 

@@ -7,9 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper_field, nonnegative, value_at
+from optim._hyper import dtype_option, flag, hyper_field, nonnegative, value_at
 from optim._numerics import (
-    canonical_dtype,
     cast_like_grads,
     ema_update,
     ema_update_sq,
@@ -17,7 +16,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, map_arrays, reject_complex, safe_increment, upcast
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, Transformation, chain, check_updates
@@ -52,9 +51,9 @@ class ScaleByAdopt(Transformation):
     b2: Any = hyper_field(low=0.0, high=1.0, high_open=True)
     eps: Any = nonnegative()
     clip_value_fn: Any = nonnegative(schedule=True)
-    mu_dtype: Any = static(None)
-    nesterov: bool = static(False)
-    use_clipping: bool = static(True)
+    mu_dtype: Any = dtype_option()
+    nesterov: bool = flag(False)
+    use_clipping: bool = flag(True)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         if self.use_clipping:
@@ -111,9 +110,9 @@ def scale_by_adopt(
         b2=b2,
         eps=eps,
         clip_value_fn=clip_value_fn,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=check_flag(nesterov, "nesterov"),
-        use_clipping=check_flag(use_clipping, "use_clipping"),
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        use_clipping=use_clipping,
     )
 
 

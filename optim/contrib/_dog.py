@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import hyper_field, nonnegative, positive
-from optim._numerics import canonical_dtype, cast_like_grads, square_safe
+from optim._hyper import dtype_option, hyper_field, nonnegative, positive
+from optim._numerics import cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -250,7 +250,7 @@ class ScaleByDistanceOverGradients(Transformation):
     reps_rel: Any = positive()
     eps: Any = nonnegative()
     global_scale: Any = hyper_field()
-    param_dtype: Any = static(None)
+    param_dtype: Any = dtype_option()
 
     def _stored(self, p: jax.Array) -> jax.Array:
         r""":math:`\theta_0` in ``param_dtype`` (its complex counterpart for complex leaves;
@@ -334,7 +334,7 @@ def scale_by_distance_over_gradients(
         reps_rel=reps_rel,
         eps=eps,
         global_scale=global_scale,
-        param_dtype=canonical_dtype(param_dtype, "param_dtype"),
+        param_dtype=param_dtype,
     )
 
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_int, hyper_field
+from optim._hyper import hyper_field, int_option
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -212,7 +212,7 @@ class ScaleByGalore(Transformation):
 
     scale: Any = hyper_field()
     base_optimizer: Any
-    rank: int = static(128)
+    rank: int = int_option(128, low=1)
     update_proj_gap: int = static(200)
     weight_dimension_numbers: Any = static(None)
 
@@ -350,7 +350,7 @@ def scale_by_galore(
         base_optimizer=scale_by_adam()
         if base_optimizer is None
         else as_transformation(base_optimizer, "base_optimizer"),
-        rank=check_int(rank, "rank", low=1),
+        rank=rank,
         update_proj_gap=_steps(update_proj_gap, "update_proj_gap", 1),
         weight_dimension_numbers=_static_dims(weight_dimension_numbers, "weight_dimension_numbers"),
     )

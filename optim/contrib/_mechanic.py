@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_int, nonnegative, positive
+from optim._hyper import int_option, nonnegative, positive
 from optim._numerics import cast_like_grads, square_safe
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     INT32_MAX,
     PyTree,
@@ -70,7 +70,7 @@ class Mechanize(Transformation):
     weight_decay: Any = nonnegative()
     eps: Any = nonnegative()
     s_init: Any = positive()
-    num_betas: int = static(6)
+    num_betas: int = int_option(6, low=1, high=INT32_MAX, note="the number of betas 1 - 10^-i")
 
     def init(self, params: PyTree) -> MechanicState:
         reject_complex(params, "mechanize", "its inner product h is clipped")
@@ -143,7 +143,5 @@ def mechanize(
         weight_decay=weight_decay,
         eps=eps,
         s_init=s_init,
-        num_betas=check_int(
-            num_betas, "num_betas", low=1, high=INT32_MAX, note="the number of betas 1 - 10^-i"
-        ),
+        num_betas=num_betas,
     )

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay, hyper_field, nonnegative, value_at
+from optim._hyper import decay, flag, hyper_field, nonnegative, value_at
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -18,7 +18,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_same_structure,
@@ -85,7 +85,7 @@ class _Polyak:
 
     lower_bound: Any = hyper_field()
     weight_decay: Any = nonnegative()
-    adapt_lower_bound: bool = static(False)
+    adapt_lower_bound: bool = flag(False)
 
     def __call__(self, alpha, barf, gamma, iprod, sq_norm, lb, bc1):
         decay = 1 + alpha * self.weight_decay
@@ -269,7 +269,7 @@ def _polyak(lower_bound: Any, weight_decay: Any, adapt_lower_bound: bool) -> _Po
     return _Polyak(
         lower_bound=lower_bound,
         weight_decay=weight_decay,
-        adapt_lower_bound=check_flag(adapt_lower_bound, "adapt_lower_bound"),
+        adapt_lower_bound=adapt_lower_bound,
     )
 
 

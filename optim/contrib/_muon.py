@@ -15,9 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, decay, decay_hyper, hyper, nonnegative
+from optim._hyper import decay, decay_hyper, dtype_option, flag, hyper, nonnegative
 from optim._numerics import (
-    canonical_dtype,
     cast_like_grads,
     debiased_first_moment,
     ema_update,
@@ -276,9 +275,9 @@ class ScaleByMuon(Transformation):
     beta: Any = decay()
     eps: Any = nonnegative()
     ns_steps: int = static(5)
-    mu_dtype: Any = static(None)
-    nesterov: bool = static(True)
-    adaptive: bool = static(False)
+    mu_dtype: Any = dtype_option()
+    nesterov: bool = flag(True)
+    adaptive: bool = flag(False)
     preconditioning: str = static("frobenius")
     weight_dimension_numbers: Any = static(None)
 
@@ -401,9 +400,9 @@ def scale_by_muon(
         beta=beta,
         eps=eps,
         ns_steps=ns_steps,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=check_flag(nesterov, "nesterov"),
-        adaptive=check_flag(adaptive, "adaptive"),
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        adaptive=adaptive,
         preconditioning=_choice(preconditioning, "preconditioning", PRECONDITIONINGS),
         weight_dimension_numbers=_static_dims(weight_dimension_numbers, "weight_dimension_numbers"),
     )

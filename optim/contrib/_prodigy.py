@@ -10,9 +10,9 @@ import numpy as np
 
 from optim._hyper import (
     Decay,
-    check_flag,
     decay,
     decay_hyper,
+    flag,
     hyper_field,
     nonnegative,
     positive,
@@ -106,7 +106,7 @@ class ScaleByProdigy(Transformation):
     estim_lr0: Any = positive()
     estim_lr_coef: Any = nonnegative()
     weight_decay: Any = nonnegative()
-    safeguard_warmup: bool = static(False)
+    safeguard_warmup: bool = flag(False)
     flip_sign: bool = static(False)
 
     def init(self, params: PyTree) -> ProdigyState:
@@ -205,7 +205,7 @@ def _prodigy(
         estim_lr0=estim_lr0,
         estim_lr_coef=estim_lr_coef,
         weight_decay=weight_decay,
-        safeguard_warmup=check_flag(safeguard_warmup, "safeguard_warmup"),
+        safeguard_warmup=safeguard_warmup,
         flip_sign=flip_sign,
     )
 

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag
+from optim._hyper import flag
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -104,8 +104,8 @@ class SAM(Transformation):
     optimizer: Any
     adv_optimizer: Any
     sync_period: int = static(2)
-    reset_state: bool = static(True)
-    opaque_mode: bool = static(False)
+    reset_state: bool = flag(True)
+    opaque_mode: bool = flag(False)
     batch_axis_name: Any = static(None)
 
     def init(self, params: PyTree) -> SAMState:
@@ -209,7 +209,7 @@ def sam(
         optimizer=as_transformation(optimizer, "optimizer"),
         adv_optimizer=as_transformation(adv_optimizer, "adv_optimizer"),
         sync_period=_steps(sync_period, "sync_period", 1),
-        reset_state=check_flag(reset_state, "reset_state"),
-        opaque_mode=check_flag(opaque_mode, "opaque_mode"),
+        reset_state=reset_state,
+        opaque_mode=opaque_mode,
         batch_axis_name=batch_axis_name,
     )

@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import decay, decay_hyper, hyper_field, nonnegative, value_at
-from optim._numerics import canonical_dtype, cast_like_grads, decay_complement, decay_rate
-from optim._pytree import pytree_dataclass, static
+from optim._hyper import decay, decay_hyper, dtype_option, hyper_field, nonnegative, value_at
+from optim._numerics import cast_like_grads, decay_complement, decay_rate
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_params,
@@ -68,7 +68,7 @@ class ScheduleFree(Transformation):
     learning_rate: Any = nonnegative(schedule=True)
     b1: Any = decay(closed=True, low_open=True)
     weight_lr_power: Any = hyper_field()
-    state_dtype: Any = static(None)
+    state_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScheduleFreeState:
         check_params(params)
@@ -173,7 +173,7 @@ def schedule_free(
         learning_rate=learning_rate,
         b1=b1,
         weight_lr_power=weight_lr_power,
-        state_dtype=canonical_dtype(state_dtype, "state_dtype"),
+        state_dtype=state_dtype,
     )
 
 

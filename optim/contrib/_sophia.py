@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay, nonnegative
-from optim._numerics import canonical_dtype, cast_like_grads, debias_tree, ema_update, store_like
+from optim._hyper import decay, dtype_option, flag, nonnegative
+from optim._numerics import cast_like_grads, debias_tree, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -138,8 +138,8 @@ class ScaleBySophia(Transformation):
     clip_threshold: Any = nonnegative(optional=True)
     hessian_diagonal_fn: Any
     update_interval: int = static(10)
-    mu_dtype: Any = static(None)
-    verbose: bool = static(False)
+    mu_dtype: Any = dtype_option()
+    verbose: bool = flag(False)
     print_win_rate_every_n_steps: int = static(0)
 
     def init(self, params: PyTree) -> SophiaState:
@@ -228,8 +228,8 @@ def scale_by_sophia(
         clip_threshold=clip_threshold,
         hessian_diagonal_fn=as_transformation(hessian_diagonal_fn, "hessian_diagonal_fn"),
         update_interval=_steps(update_interval, "update_interval", 1),
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        verbose=check_flag(verbose, "verbose"),
+        mu_dtype=mu_dtype,
+        verbose=verbose,
         print_win_rate_every_n_steps=_steps(
             print_win_rate_every_n_steps, "print_win_rate_every_n_steps"
         ),

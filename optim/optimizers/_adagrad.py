@@ -16,15 +16,14 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import decay, nonnegative, positive
+from optim._hyper import decay, dtype_option, nonnegative, positive
 from optim._numerics import (
-    canonical_dtype,
     cast_like_grads,
     ema_update_sq,
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     abs_sq,
@@ -127,7 +126,7 @@ class ScaleByAdaDelta(Transformation):
 
     rho: Any = decay(closed=True)
     eps: Any = positive()
-    nu_dtype: Any = static(None)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdaDeltaState:
         reject_complex(params, "scale_by_adadelta")
@@ -162,7 +161,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) 
     return ScaleByAdaDelta(
         rho=rho,
         eps=eps,
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nu_dtype=nu_dtype,
     )
 
 

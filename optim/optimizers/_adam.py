@@ -30,10 +30,9 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay, nonnegative
+from optim._hyper import decay, dtype_option, flag, nonnegative
 from optim._numerics import (
     adaptive_step,
-    canonical_dtype,
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
@@ -43,7 +42,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     full_like,
@@ -118,9 +117,9 @@ class ScaleByAdam(Transformation):
     b2: Any = decay()
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    mu_dtype: Any = static(None)
-    nesterov: bool = static(False)
-    nu_dtype: Any = static(None)
+    mu_dtype: Any = dtype_option()
+    nesterov: bool = flag(False)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState.zeros(params, self.mu_dtype, self.nu_dtype)
@@ -165,9 +164,9 @@ def scale_by_adam(
         b2=b2,
         eps=eps,
         eps_root=eps_root,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nesterov=check_flag(nesterov, "nesterov"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -265,7 +264,7 @@ class ScaleByAdamax(Transformation):
     b1: Any = decay()
     b2: Any = decay(closed=True)
     eps: Any = nonnegative()
-    nu_dtype: Any = static(None)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState.zeros(params, nu_dtype=self.nu_dtype)
@@ -295,7 +294,7 @@ def scale_by_adamax(
         b1=b1,
         b2=b2,
         eps=eps,
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nu_dtype=nu_dtype,
     )
 
 
@@ -368,10 +367,10 @@ class ScaleByAmsgrad(Transformation):
     b2: Any = decay()
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    mu_dtype: Any = static(None)
-    bias_correction_mu: bool = static(True)
-    bias_correction_nu: bool = static(True)
-    nu_dtype: Any = static(None)
+    mu_dtype: Any = dtype_option()
+    bias_correction_mu: bool = flag(True)
+    bias_correction_nu: bool = flag(True)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAmsgradState:
         return ScaleByAmsgradState(
@@ -419,10 +418,10 @@ def scale_by_amsgrad(
         b2=b2,
         eps=eps,
         eps_root=eps_root,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        bias_correction_mu=check_flag(bias_correction_mu, "bias_correction_mu"),
-        bias_correction_nu=check_flag(bias_correction_nu, "bias_correction_nu"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        mu_dtype=mu_dtype,
+        bias_correction_mu=bias_correction_mu,
+        bias_correction_nu=bias_correction_nu,
+        nu_dtype=nu_dtype,
     )
 
 

@@ -16,10 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import Decay, check_flag, decay, decay_hyper, hyper_field, nonnegative, positive
+from optim._hyper import (
+    Decay,
+    decay,
+    decay_hyper,
+    dtype_option,
+    flag,
+    hyper_field,
+    nonnegative,
+    positive,
+)
 from optim._numerics import (
     adaptive_step,
-    canonical_dtype,
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
@@ -31,7 +39,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import checked, pytree_dataclass, static
+from optim._pytree import checked, pytree_dataclass
 from optim._tree import (
     PyTree,
     abs_sq,
@@ -84,8 +92,8 @@ class ScaleByBelief(Transformation):
     b2: Any = decay()
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    nesterov: bool = static(False)
-    nu_dtype: Any = static(None)
+    nesterov: bool = flag(False)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByBeliefState:
         return ScaleByBeliefState(
@@ -126,8 +134,8 @@ def scale_by_belief(
         b2=b2,
         eps=eps,
         eps_root=eps_root,
-        nesterov=check_flag(nesterov, "nesterov"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -204,8 +212,8 @@ class ScaleByRadam(Transformation):
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
     threshold: Any = hyper_field(low=4.0)
-    nesterov: bool = static(False)
-    nu_dtype: Any = static(None)
+    nesterov: bool = flag(False)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState.zeros(params, nu_dtype=self.nu_dtype)
@@ -257,8 +265,8 @@ def scale_by_radam(
         eps=eps,
         eps_root=eps_root,
         threshold=threshold,
-        nesterov=check_flag(nesterov, "nesterov"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -302,7 +310,7 @@ class ScaleByYogi(Transformation):
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
     initial_accumulator_value: Any = positive()
-    nu_dtype: Any = static(None)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState.zeros(
@@ -347,7 +355,7 @@ def scale_by_yogi(
         eps=eps,
         eps_root=eps_root,
         initial_accumulator_value=initial_accumulator_value,
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nu_dtype=nu_dtype,
     )
 
 
@@ -401,7 +409,7 @@ class ScaleByAdan(Transformation):
     b3: Any = decay()
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
-    nu_dtype: Any = static(None)
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByAdanState:
         return ScaleByAdanState(
@@ -458,7 +466,7 @@ def scale_by_adan(
         b3=b3,
         eps=eps,
         eps_root=eps_root,
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        nu_dtype=nu_dtype,
     )
 
 
@@ -513,8 +521,8 @@ class ScaleByNovograd(Transformation):
     eps: Any = nonnegative()
     eps_root: Any = nonnegative()
     weight_decay: Any = nonnegative()
-    mu_dtype: Any = static(None)
-    nu_dtype: Any = static(None)
+    mu_dtype: Any = dtype_option()
+    nu_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> ScaleByNovogradState:
         check_params(params)
@@ -572,8 +580,8 @@ def scale_by_novograd(
         eps=eps,
         eps_root=eps_root,
         weight_decay=weight_decay,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
-        nu_dtype=canonical_dtype(nu_dtype, "nu_dtype"),
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
     )
 
 

@@ -17,9 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag, check_int, decay, decay_hyper, hyper, nonnegative
-from optim._numerics import (
+from optim._hyper import (
     canonical_dtype,
+    check_flag,
+    decay,
+    decay_hyper,
+    flag,
+    hyper,
+    int_option,
+    nonnegative,
+)
+from optim._numerics import (
     cast_like_grads,
     decay_complement,
     decay_rate,
@@ -170,8 +178,8 @@ class ScaleByFactoredRms(Transformation):
     decay_rate: Any = nonnegative()
     step_offset: Any = checked(_step_hyper)
     epsilon: Any = nonnegative()
-    factored: bool = static(True)
-    min_dim_size_to_factor: int = static(128)
+    factored: bool = flag(True)
+    min_dim_size_to_factor: int = int_option(128, low=0)
     decay_rate_fn: Callable[[jax.Array, jax.Array], jax.Array] = static(_decay_rate_pow)
 
     def _dims(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -247,8 +255,8 @@ def scale_by_factored_rms(
         decay_rate=decay_rate,
         step_offset=step_offset,
         epsilon=epsilon,
-        factored=check_flag(factored, "factored"),
-        min_dim_size_to_factor=check_int(min_dim_size_to_factor, "min_dim_size_to_factor", low=0),
+        factored=factored,
+        min_dim_size_to_factor=min_dim_size_to_factor,
         decay_rate_fn=decay_rate_fn,
     )
 

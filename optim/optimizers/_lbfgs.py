@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, check_int
+from optim._hyper import flag, int_option
 from optim._numerics import cast_like_grads, store_like
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_params,
@@ -106,8 +106,8 @@ class ScaleByLBFGS(Transformation):
     step that enters it. Needs ``params``.
     """
 
-    memory_size: int = static(10)
-    scale_init_precond: bool = static(True)
+    memory_size: int = int_option(10, low=1)
+    scale_init_precond: bool = flag(True)
 
     def init(self, params: PyTree) -> ScaleByLBFGSState:
         check_params(params)
@@ -175,8 +175,8 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Sc
     ``memory_size`` (static) is the number of past steps remembered.
     """
     return ScaleByLBFGS(
-        memory_size=check_int(memory_size, "memory_size", low=1),
-        scale_init_precond=check_flag(scale_init_precond, "scale_init_precond"),
+        memory_size=memory_size,
+        scale_init_precond=scale_init_precond,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, check_int, hyper_field, nonnegative, positive
+from optim._hyper import check_int, flag, hyper_field, nonnegative, positive
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -248,7 +248,7 @@ class ScaleByZoomLinesearch(Transformation):
     stepsize_precision: Any = nonnegative()
     max_linesearch_steps: int = static()
     initial_guess_strategy: str = static("keep")
-    verbose: bool = static(False)
+    verbose: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByZoomLinesearchState:
         check_params(params)
@@ -584,7 +584,7 @@ def scale_by_zoom_linesearch(
         stepsize_precision=stepsize_precision,
         max_linesearch_steps=max_linesearch_steps,
         initial_guess_strategy=initial_guess_strategy,
-        verbose=check_flag(verbose, "verbose"),
+        verbose=verbose,
     )
 
 
@@ -646,8 +646,8 @@ class ScaleByBacktrackingLinesearch(Transformation):
     atol: Any = nonnegative()
     rtol: Any = nonnegative()
     max_backtracking_steps: int = static()
-    store_grad: bool = static(False)
-    verbose: bool = static(False)
+    store_grad: bool = flag(False)
+    verbose: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByBacktrackingLinesearchState:
         check_params(params)
@@ -828,8 +828,8 @@ def scale_by_backtracking_linesearch(
         atol=atol,
         rtol=rtol,
         max_backtracking_steps=steps,
-        store_grad=check_flag(store_grad, "store_grad"),
-        verbose=check_flag(verbose, "verbose"),
+        store_grad=store_grad,
+        verbose=verbose,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay, nonnegative
+from optim._hyper import check_flag, decay, flag, nonnegative
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -27,7 +27,7 @@ from optim._numerics import (
     square_safe,
     store_like,
 )
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     abs_sq,
@@ -84,8 +84,8 @@ class ScaleByRms(Transformation):
     decay: Any = decay(closed=True)
     eps: Any = nonnegative()
     initial_scale: Any = nonnegative()
-    eps_in_sqrt: bool = static(True)
-    bias_correction: bool = static(False)
+    eps_in_sqrt: bool = flag(True)
+    bias_correction: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByRmsState:
         nu = full_like(params, self.initial_scale)
@@ -120,8 +120,8 @@ def scale_by_rms(
         decay=decay,
         eps=eps,
         initial_scale=initial_scale,
-        eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
-        bias_correction=check_flag(bias_correction, "bias_correction"),
+        eps_in_sqrt=eps_in_sqrt,
+        bias_correction=bias_correction,
     )
 
 
@@ -159,8 +159,8 @@ class ScaleByStddev(Transformation):
     decay: Any = decay(closed=True)
     eps: Any = nonnegative()
     initial_scale: Any = nonnegative()
-    eps_in_sqrt: bool = static(True)
-    bias_correction: bool = static(False)
+    eps_in_sqrt: bool = flag(True)
+    bias_correction: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByRStdDevState | ScaleByStddevState:
         mu, nu = full_like(params), full_like(params, self.initial_scale)
@@ -201,8 +201,8 @@ def scale_by_stddev(
         decay=decay,
         eps=eps,
         initial_scale=initial_scale,
-        eps_in_sqrt=check_flag(eps_in_sqrt, "eps_in_sqrt"),
-        bias_correction=check_flag(bias_correction, "bias_correction"),
+        eps_in_sqrt=eps_in_sqrt,
+        bias_correction=bias_correction,
     )
 
 

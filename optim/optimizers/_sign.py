@@ -13,8 +13,15 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, decay, decay_hyper, hyper_field, nonnegative
-from optim._numerics import canonical_dtype, cast_like_grads, ema_update, store_like
+from optim._hyper import (
+    decay,
+    decay_hyper,
+    dtype_option,
+    flag,
+    hyper_field,
+    nonnegative,
+)
+from optim._numerics import cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -60,7 +67,7 @@ class ScaleByLion(Transformation):
     b1: Any = decay(closed=True)
     b2: Any = decay(closed=True)
     smooth_beta: Any = nonnegative()
-    mu_dtype: Any = static(None)
+    mu_dtype: Any = dtype_option()
     mode: str = static("hard")
 
     def init(self, params: PyTree) -> ScaleByLionState:
@@ -97,7 +104,7 @@ def scale_by_lion(
         b1=b1,
         b2=b2,
         smooth_beta=smooth_beta,
-        mu_dtype=canonical_dtype(mu_dtype, "mu_dtype"),
+        mu_dtype=mu_dtype,
         mode=mode,
     )
 
@@ -210,7 +217,7 @@ class ScaleByRprop(Transformation):
     eta_plus: Any = hyper_field(low=1.0)
     min_step_size: Any = nonnegative()
     max_step_size: Any = nonnegative()
-    current_update: bool = static(False)
+    current_update: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByRpropState:
         reject_complex(params, "rprop", _RPROP_WHY)
@@ -275,7 +282,7 @@ def scale_by_rprop(
         eta_plus=eta_plus,
         min_step_size=min_step_size,
         max_step_size=max_step_size,
-        current_update=check_flag(current_update, "current_update"),
+        current_update=current_update,
     )
 
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._numerics import canonical_dtype
+from optim._hyper import canonical_dtype
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,

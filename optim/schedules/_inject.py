@@ -18,11 +18,11 @@ import numpy as np
 
 from optim._hyper import (
     FunctionSchedule,
+    canonical_dtype,
     hyper,
     is_pytree_schedule,
     value_at,
 )
-from optim._numerics import canonical_dtype
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,

@@ -21,9 +21,15 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, check_int, decay, hyper_field
-from optim._numerics import (
+from optim._hyper import (
     canonical_dtype,
+    check_int,
+    decay,
+    dtype_option,
+    flag,
+    hyper_field,
+)
+from optim._numerics import (
     cast_like_grads,
     debias_tree,
     ema_update,
@@ -67,8 +73,8 @@ class Trace(Transformation):
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     decay: Any = hyper_field()
-    nesterov: bool = static(False)
-    accumulator_dtype: Any = static(None)
+    nesterov: bool = flag(False)
+    accumulator_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> TraceState:
         return TraceState(trace=full_like(params, 0.0, self.accumulator_dtype))
@@ -87,8 +93,8 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
     """Momentum: a decaying sum of past updates (``optax.trace``)."""
     return Trace(
         decay,
-        nesterov=check_flag(nesterov, "nesterov"),
-        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
+        nesterov=nesterov,
+        accumulator_dtype=accumulator_dtype,
     )
 
 
@@ -111,8 +117,8 @@ class Ema(Transformation):
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     decay: Any = decay(closed=True)
-    debias: bool = static(True)
-    accumulator_dtype: Any = static(None)
+    debias: bool = flag(True)
+    accumulator_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> EmaState:
         return EmaState(count=zero_count(), ema=full_like(params, 0.0, self.accumulator_dtype))
@@ -130,8 +136,8 @@ def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     """Exponential moving average of past updates (``optax.ema``)."""
     return Ema(
         decay,
-        debias=check_flag(debias, "debias"),
-        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
+        debias=debias,
+        accumulator_dtype=accumulator_dtype,
     )
 
 
@@ -222,7 +228,7 @@ class MultiSteps(Transformation):
     every_k_schedule: Any = static()
     use_grad_mean: bool = static(True)
     should_skip_update_fn: Any = static(None)
-    accumulator_dtype: Any = static(None, kw_only=True)
+    accumulator_dtype: Any = dtype_option(kw_only=True)
 
     def __post_init__(self) -> None:
         # Checks the user's arguments once (unflatten does not run it, see optim._pytree) and

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, check_int, decay
+from optim._hyper import decay, flag, int_option
 from optim._numerics import decay_complement, decay_rate
-from optim._pytree import pytree_dataclass, static
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     map_arrays,
@@ -57,9 +57,9 @@ class Lookahead(Transformation):
     """
 
     fast_optimizer: Any
-    sync_period: int = static()
+    sync_period: int = int_option(low=1)
     slow_step_size: Any = decay(closed=True)
-    reset_state: bool = static(False)
+    reset_state: bool = flag(False)
 
     def init(self, params: PyTree) -> LookaheadState:
         fast = getattr(params, "fast", None)
@@ -121,7 +121,7 @@ def lookahead(
     """
     return Lookahead(
         fast_optimizer=as_transformation(fast_optimizer, "fast_optimizer"),
-        sync_period=check_int(sync_period, "sync_period", low=1),
+        sync_period=sync_period,
         slow_step_size=slow_step_size,
-        reset_state=check_flag(reset_state, "reset_state"),
+        reset_state=reset_state,
     )

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper_field
-from optim._numerics import canonical_dtype, cast_like_grads, debias, ema_update, store_like
+from optim._hyper import dtype_option, flag, hyper_field
+from optim._numerics import cast_like_grads, debias, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -239,8 +239,8 @@ class MeasureWithEma(Transformation):
 
     measure: Callable[[PyTree], Any] = static()
     decay: Any = hyper_field(low=0.0, high=1.0)
-    debias: bool = static(True)
-    accumulator_dtype: Any = static(None)
+    debias: bool = flag(True)
+    accumulator_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> tuple[EmptyState, EmaState]:
         average = full_like(_as_float(self.measure(params)), 0.0, self.accumulator_dtype)
@@ -301,6 +301,6 @@ def measure_with_ema(
     return MeasureWithEma(
         measure,
         decay,
-        debias=check_flag(debias, "debias"),
-        accumulator_dtype=canonical_dtype(accumulator_dtype, "accumulator_dtype"),
+        debias=debias,
+        accumulator_dtype=accumulator_dtype,
     )
