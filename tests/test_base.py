@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,10 @@ import pytest
 from conftest import convex_loss, nested_params, relative_deviation, trajectory
 
 import optim
+from optim.contrib._reduce_on_plateau import ReduceOnPlateau
+from optim.optimizers._adam import ScaleByAdam
+from optim.optimizers._lbfgs import ScaleByLBFGS
+from optim.transforms._accumulation import ApplyEveryK, Trace
 
 # One factory per alias, each taking the learning rate; used by the property tests below.
 ALIASES = {
@@ -239,6 +244,55 @@ def test_traced_hyperparameters_skip_value_checks():
     # Under jit the value is unknown: accepted, not silently clamped.
     out = jax.jit(lambda lr: jax.tree.leaves(optim.sgd(lr))[0])(jnp.float32(-1.0))
     assert float(out) == -1.0
+
+
+# A static option declares its check on its field: building the class directly is checked as
+# the factory is (same exception, same message).
+@pytest.mark.parametrize(
+    ("factory", "cls", "kwargs"),
+    [
+        (optim.scale_by_adam, ScaleByAdam, {"nesterov": "no"}),
+        (optim.scale_by_adam, ScaleByAdam, {"mu_dtype": jnp.int8}),
+        (optim.scale_by_adam, ScaleByAdam, {"nu_dtype": "not a dtype"}),
+        (optim.scale_by_lbfgs, ScaleByLBFGS, {"memory_size": 2.0}),
+        (optim.scale_by_lbfgs, ScaleByLBFGS, {"memory_size": 0}),
+        (optim.trace, Trace, {"decay": 0.9, "nesterov": 1}),
+        (optim.apply_every, ApplyEveryK, {"k": 0}),
+        (optim.contrib.reduce_on_plateau, ReduceOnPlateau, {"patience": 2**31}),
+    ],
+)
+def test_a_static_option_is_checked_on_its_field(factory, cls, kwargs):
+    with pytest.raises((TypeError, ValueError)) as from_factory:
+        factory(**kwargs)
+    parameters = inspect.signature(factory).parameters.items()
+    defaults = {name: p.default for name, p in parameters if p.default is not p.empty}
+    with pytest.raises(type(from_factory.value)) as from_class:
+        cls(**{**defaults, **kwargs})
+    assert str(from_class.value) == str(from_factory.value)
+
+
+def test_static_options_are_canonical_hashable_metadata():
+    tx = optim.scale_by_adam(mu_dtype="bfloat16", nesterov=np.bool_(True))
+    assert tx.mu_dtype == jnp.dtype(jnp.bfloat16) and tx.nesterov is True
+    _, treedef = jax.tree.flatten(tx)
+    # Equal options give equal tree definitions: a jitted step does not retrace for a new
+    # optimizer built with the same options.
+    _, same = jax.tree.flatten(optim.scale_by_adam(mu_dtype=jnp.bfloat16, nesterov=True))
+    assert treedef == same and hash(treedef) == hash(same)
+    _, other = jax.tree.flatten(optim.scale_by_adam(mu_dtype=jnp.bfloat16))
+    assert treedef != other
+
+
+def test_unflatten_does_not_check_fields():
+    # jit, vmap and tree_map rebuild the object with tracers, None or sentinels as children:
+    # no field check runs then, and the static options come back as they were.
+    tx = optim.scale_by_adam(nesterov=True, nu_dtype=jnp.bfloat16)
+    leaves, treedef = jax.tree.flatten(tx)
+    rebuilt = jax.tree.unflatten(treedef, [object()] * len(leaves))
+    assert rebuilt.nesterov is True and rebuilt.nu_dtype == jnp.dtype(jnp.bfloat16)
+    assert jax.tree.map(lambda _: None, tx).eps is None
+    batched = jax.vmap(lambda b: optim.scale_by_adam(b1=b, nesterov=True))(jnp.array([0.5, 0.9]))
+    assert batched.nesterov is True and batched.b1.rate.shape == (2,)
 
 
 def test_gradient_structure_mismatch_names_the_path(params):

@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_int, hyper_field, nonnegative
-from optim._pytree import pytree_dataclass, static
+from optim._hyper import hyper_field, int_option, nonnegative
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     INT32_MAX,
     PyTree,
@@ -47,6 +47,11 @@ def _value_dtype(params: PyTree) -> Any:
     return dtype
 
 
+def _call_count(default: int, low: int) -> Any:
+    """A field holding a static count of calls to ``update`` in ``[low, 2**31 - 1]``."""
+    return int_option(default, low=low, high=INT32_MAX, note="a number of calls to update")
+
+
 @pytree_dataclass
 class ReduceOnPlateau(Transformation):
     r"""Multiply the updates by a scale :math:`s` that drops by ``factor`` on a plateau.
@@ -72,9 +77,9 @@ class ReduceOnPlateau(Transformation):
     rtol: Any = hyper_field(low=0.0, high=1.0)
     atol: Any = nonnegative()
     min_scale: Any = nonnegative()
-    patience: int = static(10)
-    cooldown: int = static(0)
-    accumulation_size: int = static(1)
+    patience: int = _call_count(10, low=1)
+    cooldown: int = _call_count(0, low=0)
+    accumulation_size: int = _call_count(1, low=1)
 
     def __post_init__(self) -> None:
         # After the field checks (see optim._pytree): rtol and atol are float32 scalars here.
@@ -139,11 +144,6 @@ class ReduceOnPlateau(Transformation):
         return map_arrays(lambda g: (state.scale * upcast(g)).astype(g.dtype), updates), state
 
 
-def _count_arg(value: Any, name: str, low: int) -> int:
-    """A static count of calls to ``update`` in ``[low, 2**31 - 1]``."""
-    return check_int(value, name, low=low, high=INT32_MAX, note="a number of calls to update")
-
-
 def reduce_on_plateau(
     factor: float = 0.1,
     patience: int = 10,
@@ -166,9 +166,9 @@ def reduce_on_plateau(
         rtol=rtol,
         atol=atol,
         min_scale=min_scale,
-        patience=_count_arg(patience, "patience", 1),
-        cooldown=_count_arg(cooldown, "cooldown", 0),
-        accumulation_size=_count_arg(accumulation_size, "accumulation_size", 1),
+        patience=patience,
+        cooldown=cooldown,
+        accumulation_size=accumulation_size,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_int, flag, hyper_field, nonnegative, positive
+from optim._hyper import flag, hyper_field, int_option, nonnegative, positive
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -212,6 +212,13 @@ def _quadratic_minimizer(a, fa, fpa, b, fb):
     return a - fpa / (2.0 * curvature)
 
 
+def _guess_strategy(value: Any, name: str) -> str:
+    """``"one"`` or ``"keep"``: where each zoom line search starts."""
+    if value not in ("one", "keep"):
+        raise ValueError(f"{name} must be 'one' or 'keep', got {value!r}")
+    return value
+
+
 @pytree_dataclass
 class ScaleByZoomLinesearch(Transformation):
     r"""Zoom line search for the strong Wolfe conditions (Nocedal & Wright, 2006, "Numerical
@@ -246,8 +253,8 @@ class ScaleByZoomLinesearch(Transformation):
     curv_rtol: Any = nonnegative(allow_inf=True)
     approx_dec_rtol: Any = nonnegative(optional=True)
     stepsize_precision: Any = nonnegative()
-    max_linesearch_steps: int = static()
-    initial_guess_strategy: str = static("keep")
+    max_linesearch_steps: int = int_option(low=1)
+    initial_guess_strategy: str = static("keep", check=_guess_strategy)
     verbose: bool = flag(False)
 
     def init(self, params: PyTree) -> ScaleByZoomLinesearchState:
@@ -569,11 +576,6 @@ def scale_by_zoom_linesearch(
     at 1, best for quasi-Newton directions) or ``"keep"`` (at the previous stepsize).
     ``max_linesearch_steps`` is static: it bounds the loss evaluations per step.
     """
-    max_linesearch_steps = check_int(max_linesearch_steps, "max_linesearch_steps", low=1)
-    if initial_guess_strategy not in ("one", "keep"):
-        raise ValueError(
-            f"initial_guess_strategy must be 'one' or 'keep', got {initial_guess_strategy!r}"
-        )
     return ScaleByZoomLinesearch(
         max_learning_rate=max_learning_rate,
         tol=tol,
@@ -645,7 +647,7 @@ class ScaleByBacktrackingLinesearch(Transformation):
     max_learning_rate: Any = positive()
     atol: Any = nonnegative()
     rtol: Any = nonnegative()
-    max_backtracking_steps: int = static()
+    max_backtracking_steps: int = int_option(low=0)
     store_grad: bool = flag(False)
     verbose: bool = flag(False)
 
@@ -819,7 +821,6 @@ def scale_by_backtracking_linesearch(
       1.81E+00
       6.53E-01
     """
-    steps = check_int(max_backtracking_steps, "max_backtracking_steps", low=0)
     return ScaleByBacktrackingLinesearch(
         slope_rtol=slope_rtol,
         decrease_factor=decrease_factor,
@@ -827,7 +828,7 @@ def scale_by_backtracking_linesearch(
         max_learning_rate=max_learning_rate,
         atol=atol,
         rtol=rtol,
-        max_backtracking_steps=steps,
+        max_backtracking_steps=max_backtracking_steps,
         store_grad=store_grad,
         verbose=verbose,
     )

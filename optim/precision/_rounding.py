@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import canonical_dtype
+from optim._hyper import canonical_dtype, dtype_option
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -288,7 +288,7 @@ class KahanSummation(Transformation):
     r"""Updates that land on Kahan-compensated parameters (see ``kahan_summation``)."""
 
     inner: Any
-    compensation_dtype: Any = static(None)
+    compensation_dtype: Any = dtype_option()
 
     def init(self, params: PyTree) -> KahanState:
         return KahanState(
@@ -325,5 +325,5 @@ def kahan_summation(inner: Any, *, compensation_dtype: Any = None) -> KahanSumma
     """
     return KahanSummation(
         as_transformation(inner, "inner"),
-        canonical_dtype(compensation_dtype, "compensation_dtype"),
+        compensation_dtype,
     )

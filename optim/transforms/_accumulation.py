@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import (
-    canonical_dtype,
     check_int,
     decay,
     dtype_option,
     flag,
     hyper_field,
+    int_option,
 )
 from optim._numerics import (
     cast_like_grads,
@@ -203,6 +203,11 @@ def _never_skip(updates: PyTree, gradient_step: jax.Array, params: PyTree | None
     return jnp.array(False), ()
 
 
+def _every_k_schedule(value: Any, name: str) -> Any:
+    """A function of the number of inner steps taken, as it is, or a static int >= 1."""
+    return value if callable(value) else check_int(value, name, low=1)
+
+
 @pytree_dataclass
 class MultiSteps(Transformation):
     r"""Gradient accumulation: one inner step every :math:`k` calls (optax's ``MultiSteps``).
@@ -225,7 +230,7 @@ class MultiSteps(Transformation):
     """
 
     opt: Any
-    every_k_schedule: Any = static()
+    every_k_schedule: Any = static(check=_every_k_schedule)
     use_grad_mean: bool = static(True)
     should_skip_update_fn: Any = static(None)
     accumulator_dtype: Any = dtype_option(kw_only=True)
@@ -235,14 +240,10 @@ class MultiSteps(Transformation):
         # wraps an optax GradientTransformation.
         if isinstance(self.opt, tuple) and callable(getattr(self.opt, "update", None)):
             object.__setattr__(self, "opt", as_transformation(self.opt, "opt"))
-        if not callable(self.every_k_schedule):
-            check_int(self.every_k_schedule, "every_k_schedule", low=1)
         if self.should_skip_update_fn is not None and not callable(self.should_skip_update_fn):
             raise TypeError(
                 f"should_skip_update_fn must be a function, got {self.should_skip_update_fn!r}"
             )
-        dtype = canonical_dtype(self.accumulator_dtype, "accumulator_dtype")
-        object.__setattr__(self, "accumulator_dtype", dtype)
         object.__setattr__(self, "use_grad_mean", bool(self.use_grad_mean))
 
     @property
@@ -350,7 +351,7 @@ class ApplyEveryK(Transformation):
     0 where optax multiplies the old sum by 0 (the same, unless it held an inf or NaN).
     """
 
-    k: int = static(1)
+    k: int = int_option(1, low=1)
 
     def init(self, params: PyTree) -> ApplyEvery:
         return ApplyEvery(count=zero_count(), grad_acc=full_like(params, 0.0))
@@ -374,4 +375,4 @@ class ApplyEveryK(Transformation):
 
 def apply_every(k: int = 1) -> ApplyEveryK:
     """Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``)."""
-    return ApplyEveryK(check_int(k, "k", low=1))
+    return ApplyEveryK(k)

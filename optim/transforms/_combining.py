@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import check_flag
+from optim._hyper import flag
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -142,7 +142,7 @@ class Partition(Transformation):
     transforms: tuple[Any, ...]
     labels: tuple[Hashable, ...] = static()
     param_labels: Any = static()
-    mask_compatible_extra_args: bool = static(False)
+    mask_compatible_extra_args: bool = flag(False)
 
     def _label_tree(self, tree: PyTree) -> PyTree:
         if isinstance(self.param_labels, StaticTree):
@@ -241,7 +241,7 @@ def partition(
         txs,
         labels,
         static_labels,
-        check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"),
+        mask_compatible_extra_args,
     )
 
 

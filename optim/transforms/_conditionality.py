@@ -14,10 +14,7 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import (
-    check_flag,
-    check_int,
-)
+from optim._hyper import flag, int_option
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -56,7 +53,7 @@ class ApplyIfFinite(Transformation):
     """
 
     inner: Any
-    max_consecutive_errors: int = static()
+    max_consecutive_errors: int = int_option(low=0)
 
     def init(self, params: PyTree) -> ApplyIfFiniteState:
         zero = zero_count()
@@ -94,7 +91,7 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
     """
     return ApplyIfFinite(
         as_transformation(inner, "inner"),
-        check_int(max_consecutive_errors, "max_consecutive_errors", low=0),
+        max_consecutive_errors,
     )
 
 
@@ -150,8 +147,8 @@ class ConditionallyApply(Transformation):
 
     inner: Any
     should_transform_fn: Callable[..., Any] = static()
-    forward_extra_args: bool = static(False)
-    zero_rejected: bool = static(False)
+    forward_extra_args: bool = flag(False)
+    zero_rejected: bool = flag(False)
 
     def init(self, params: PyTree) -> ConditionallyTransformState | ConditionallyMaskState:
         return self._state(self.inner.init(params), zero_count())
@@ -192,7 +189,7 @@ def _conditionally(
     return ConditionallyApply(
         as_transformation(inner, "inner"),
         should_transform_fn,
-        check_flag(forward_extra_args, "forward_extra_args"),
+        forward_extra_args,
         zero_rejected,
     )
 

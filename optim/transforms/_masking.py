@@ -11,9 +11,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from optim._hyper import (
-    check_flag,
-)
+from optim._hyper import flag
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -77,7 +75,7 @@ class Masked(Transformation):
 
     inner: Any
     mask: Any = static()
-    mask_compatible_extra_args: bool = static(False)
+    mask_compatible_extra_args: bool = flag(False)
 
     def _mask_tree(self, tree: PyTree) -> PyTree:
         mask = self.mask.value() if isinstance(self.mask, StaticTree) else self.mask(tree)
@@ -143,4 +141,4 @@ def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -
     if not is_tree_function(mask):
         leaves, treedef = jax.tree.flatten(mask)
         mask = StaticTree(treedef, tuple(leaves))
-    return Masked(inner, mask, check_flag(mask_compatible_extra_args, "mask_compatible_extra_args"))
+    return Masked(inner, mask, mask_compatible_extra_args)

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optim._hyper import check_flag, hyper, hyper_field, is_schedule, nonnegative, value_at
-from optim._pytree import pytree_dataclass, static
+from optim._hyper import check_flag, flag, hyper, hyper_field, is_schedule, nonnegative, value_at
+from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
     check_float_updates,
@@ -100,7 +100,7 @@ class ScaleByLearningRate(Transformation):
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
     learning_rate: Any = nonnegative(schedule=True)
-    flip_sign: bool = static(True)
+    flip_sign: bool = flag(True)
 
     def init(self, params: PyTree) -> EmptyState | ScaleByScheduleState:
         del params
@@ -125,10 +125,10 @@ def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True)
 
     ``learning_rate=None`` means no scaling (``identity``), as in optax.
     """
-    flip_sign = check_flag(flip_sign, "flip_sign")
     if learning_rate is None:
         from optim.base import identity
 
+        check_flag(flip_sign, "flip_sign")  # not kept by identity(), checked all the same
         return identity()
     return ScaleByLearningRate(learning_rate, flip_sign=flip_sign)
 
