@@ -50,8 +50,10 @@ def ema_update_sq(g: jax.Array, v: jax.Array, decay: Any) -> jax.Array:
 
 
 @jax.custom_jvp
-def safe_sqrt(x: jax.Array) -> jax.Array:
-    r""":math:`\sqrt{x}` (the same values as ``jnp.sqrt``) with derivative 0 at :math:`x = 0`.
+def safe_sqrt(x: PyTree) -> PyTree:
+    r""":math:`\sqrt{x}` (the same values as ``jnp.sqrt``) with derivative 0 at :math:`x = 0`,
+    of an array or of every array of a tree (one call for a whole tree is cheaper to trace and
+    lower than one a leaf).
 
     ``jnp.sqrt``'s derivative at 0 is inf. A second moment is 0 exactly where every gradient so
     far was 0, and there the chain rule multiplies that inf by a zero cotangent: NaN, which
@@ -59,15 +61,24 @@ def safe_sqrt(x: jax.Array) -> jax.Array:
     spreads to every hyperparameter. The update does not move with :math:`v` there (its
     numerator is 0), so 0 is the derivative that keeps the product right.
     """
-    return jnp.sqrt(x)
+    return jax.tree.map(jnp.sqrt, x)
 
 
 @safe_sqrt.defjvp
 def _safe_sqrt_jvp(primals: tuple, tangents: tuple) -> tuple:
     (x,), (dx,) = primals, tangents
-    root = jnp.sqrt(x)
-    positive = x > 0
-    return root, jnp.where(positive, dx / (2 * jnp.where(positive, root, 1)), 0)
+
+    def leaf(x: jax.Array, dx: jax.Array) -> tuple[jax.Array, jax.Array]:
+        root = jnp.sqrt(x)
+        positive = x > 0
+        return root, jnp.where(positive, dx / (2 * jnp.where(positive, root, 1)), 0)
+
+    pairs = jax.tree.map(leaf, x, dx)
+    is_pair = lambda node: isinstance(node, tuple)
+    return (
+        jax.tree.map(lambda pair: pair[0], pairs, is_leaf=is_pair),
+        jax.tree.map(lambda pair: pair[1], pairs, is_leaf=is_pair),
+    )
 
 
 @jax.custom_jvp
@@ -97,12 +108,29 @@ def adaptive_step(m: jax.Array, v: jax.Array, eps: Any, eps_root: Any = 0.0) -> 
     (:math:`|g| \lesssim 10^{-21}` in float32; m/0 = inf in optax). Such a coordinate does
     not move. Elsewhere the values are the plain formula's.
     """
-    denominator = safe_sqrt(v + eps_root) + eps
+    return _over_root(m, safe_sqrt(v + eps_root), eps)
+
+
+def adaptive_steps(ms: PyTree, vs: PyTree, eps: Any, eps_root: Any = 0.0) -> PyTree:
+    """``adaptive_step`` at every array of two trees of one structure, with one ``safe_sqrt``
+    for the whole tree (the same values; less to trace and lower than one call a leaf)."""
+    roots = safe_sqrt(map_arrays(lambda v: v + eps_root, vs))
+    return map_arrays(lambda m, root: _over_root(m, root, eps), ms, roots)
+
+
+def _over_root(m: jax.Array, root: jax.Array, eps: Any) -> jax.Array:
+    r""":math:`m / (r + \epsilon)`, and 0 where that denominator is 0 (``adaptive_step``)."""
+    denominator = root + eps
     # m / inf = 0. Only the divisor is selected: the program XLA compiles then rounds as
     # optax's plain m / d does, under jit too (a select of m as well changes how XLA fuses the
     # division with the learning rate: last-bit differences). No NaN in the derivative either:
-    # the quotient's partials at d = inf are 0.
-    return m / jnp.where(denominator > 0, denominator, jnp.inf)
+    # the quotient's partials at d = inf are 0. Written with lax rather than jnp.where: the same
+    # select, without a nested jit call to trace and lower for every leaf.
+    if jnp.iscomplexobj(denominator):  # ordered as NumPy orders complex numbers (lax has no order)
+        positive = denominator > 0
+    else:
+        positive = jax.lax.gt(denominator, np.zeros((), denominator.dtype))
+    return m / jax.lax.select(positive, denominator, jax.lax.full_like(denominator, np.inf))
 
 
 def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
@@ -117,16 +145,19 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
     the bound the values are unchanged; above it the gradient counts as the bound, in the
     first moment too, so that their ratio (the step) keeps its meaning. The 4 leaves room for
     squares of sums of up to three bounded terms (:math:`9 \cdot 2^{124} < 2^{128}`: AdaBelief's
-    :math:`g - m`, Adan's :math:`g + (1-\beta_2)(g - g_{t-1})`). Non-finite entries pass
-    through, so a NaN or inf gradient still shows in the update.
+    :math:`g - m`, Adan's :math:`g + (1-\beta_2)(g - g_{t-1})`).
 
-    The bound is applied in a ``lax.cond`` taken only when some entry exceeds it: on ordinary
-    gradients the array that flows on is ``g`` itself, so XLA compiles the moments exactly as
-    optax's (a select in their place changes how the multiply-adds are fused, and with it
-    their last bits under ``jit``).
+    For real dtypes this is ``clip(g, -bound, bound) + 0 * g``: elementwise, so XLA fuses it
+    into the moments' kernels (no reduction, no branch), and ``0 * g`` is 0 for a finite entry
+    and NaN for a non-finite one, so a NaN or inf gradient still gives a non-finite update (an
+    inf one arrives as NaN; optax's Adam turns it into ``inf / inf`` = NaN as well). Complex
+    gradients are scaled to the bound in magnitude, keeping their phase, in a ``lax.cond`` taken
+    only when some entry exceeds it.
     """
     real = jnp.finfo(g.dtype).dtype
     bound = np.asarray(np.sqrt(np.finfo(real).max) / (4 * np.sqrt(max(terms, 1))), real)
+    if not jnp.iscomplexobj(g):
+        return jax.lax.clamp(-bound, g, bound) + 0 * g  # lax: no nested jit (jnp.clip's)
     magnitude = jnp.abs(g)
     needed = jnp.any(jnp.isfinite(magnitude) & (magnitude > bound))
     # The branches are module functions taking the bound as an operand: lax.cond caches its
@@ -135,12 +166,10 @@ def square_safe(g: jax.Array, terms: int = 1) -> jax.Array:
 
 
 def _clipped_to(g: jax.Array, bound: jax.Array) -> jax.Array:
-    """``g`` with finite entries above ``bound`` in magnitude set to ``bound`` (sign kept)."""
+    """Complex ``g`` with finite entries above ``bound`` in magnitude scaled to ``bound``."""
     magnitude = jnp.abs(g)
     over = jnp.isfinite(magnitude) & (magnitude > bound)
-    if jnp.iscomplexobj(g):
-        return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)).astype(g.dtype), g)
-    return jnp.where(over, jnp.copysign(bound, g).astype(g.dtype), g)
+    return jnp.where(over, g * (bound / jnp.where(over, magnitude, 1)).astype(g.dtype), g)
 
 
 def _unchanged(g: jax.Array, bound: jax.Array) -> jax.Array:

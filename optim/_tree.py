@@ -220,7 +220,9 @@ def compute_dtype(x: Any) -> Any:
 
 
 def upcast(x: jax.Array) -> jax.Array:
-    return x.astype(compute_dtype(x))
+    """``x`` in its compute dtype (``x`` itself when it is already in it: no operation traced)."""
+    dtype = compute_dtype(x)
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def full_like(params: PyTree, value: Any = 0.0, dtype: Any = None) -> PyTree:

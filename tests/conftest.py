@@ -109,28 +109,6 @@ def dpsgd_on_one_example(learning_rate):
     return optim.chain(BatchOfOne(), optim.contrib.dpsgd(learning_rate, 1.0, 1.0, seed=0))
 
 
-# Regressions found by the last full run after the optax-numbers work landed, not yet fixed:
-# each is marked xfail (not strict) with what broke, so that it shows in every run's summary
-# until it is mended. Remove an entry once its test passes again.
-KNOWN_REGRESSIONS = {
-    "test_benchmarks_smoke.py::test_optimizer_step": (
-        "Adam's one-leaf step has 11 fused kernels, was 6: square_safe's lax.cond and the "
-        "compiled bias correction; compile-time work must bring it back"
-    ),
-    "test_donation.py::test_jitted_step_keeps_one_copy[donated]": (
-        "the donated Adam step's temporary buffer grew (6472 > 4 x 1237 bytes): the "
-        "lax.cond in square_safe keeps a copy"
-    ),
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for node, reason in KNOWN_REGRESSIONS.items():
-            if item.nodeid.endswith(node):
-                item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-
-
 # --doctest-modules imports every module under tests/ as well: the scripts run their work at
 # import (they are started as subprocesses by the tests) and the optax suite's runner patches
 # imports, so neither is collected.

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from optim._hyper import decay, dtype_option, flag, nonnegative
 from optim._numerics import (
-    adaptive_step,
+    adaptive_steps,
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
@@ -128,16 +128,12 @@ class ScaleByAdam(Transformation):
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        grads = map_arrays(lambda g: square_safe(upcast(g)), updates)
+        grads = _square_safe(updates)
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
         nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
-        out = map_arrays(
-            lambda m, v: adaptive_step(m, v, self.eps, self.eps_root),
-            mu_hat,
-            debias_tree(nu, b2, count),
-        )
+        out = adaptive_steps(mu_hat, debias_tree(nu, b2, count), self.eps, self.eps_root)
         new_state = ScaleByAdamState(
             count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
         )
@@ -391,7 +387,7 @@ class ScaleByAmsgrad(Transformation):
         mu_hat = debias_tree(mu, b1, count) if self.bias_correction_mu else mu
         nu_hat = debias_tree(nu, b2, count) if self.bias_correction_nu else nu
         nu_max = map_arrays(lambda v, vmax: jnp.maximum(upcast(vmax), v), nu_hat, state.nu_max)
-        out = map_arrays(lambda m, v: adaptive_step(m, v, self.eps, self.eps_root), mu_hat, nu_max)
+        out = adaptive_steps(mu_hat, nu_max, self.eps, self.eps_root)
         new_state = ScaleByAmsgradState(
             count=count,
             mu=store_like(mu, state.mu),

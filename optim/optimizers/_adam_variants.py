@@ -28,6 +28,7 @@ from optim._hyper import (
 )
 from optim._numerics import (
     adaptive_step,
+    adaptive_steps,
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
@@ -330,10 +331,8 @@ class ScaleByYogi(Transformation):
 
         nu = map_arrays(yogi_moment, grads, state.nu)
         count = safe_increment(state.count)
-        out = map_arrays(
-            lambda m, v: adaptive_step(m, v, self.eps, self.eps_root),
-            debias_tree(mu, b1, count),
-            debias_tree(nu, b2, count),
+        out = adaptive_steps(
+            debias_tree(mu, b1, count), debias_tree(nu, b2, count), self.eps, self.eps_root
         )
         new_state = ScaleByAdamState(count, store_like(mu, state.mu), store_like(nu, state.nu))
         return cast_like_grads(out, updates), new_state

@@ -1,6 +1,7 @@
 """A planned ``fit`` run: ``plan`` checks the options against the data, parameters and
-optimizer and builds the compiled program and the first carry; ``Run.advance`` runs one chunk
-and does the host's work after it; ``Run.collect`` makes the ``FitResult``."""
+optimizer and builds the compiled program; ``Run.advance`` runs one chunk (the first builds
+the first carry: inside its own program when the run is that one chunk) and does the host's
+work after it; ``Run.collect`` makes the ``FitResult``."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from optim.train._step import (
     initial_carry,
     run_chunk,
     run_chunk_undonated,
+    run_whole,
     step_program,
 )
 
@@ -52,7 +54,7 @@ class Run:
     iterator: Iterator | None
     total: int | None
     key: Any
-    carry: Carry
+    carry: Carry | None  # None until the first chunk (which may build it in its own program)
     start: int
     evaluation: Evaluation
     checkpointing: Checkpointing
@@ -94,8 +96,12 @@ class Run:
                     raise ValueError("data is an iterator that yielded no batches")
                 return False
             end = self.start + num_examples(batches)
-        self.carry, records, values = (run_chunk_undonated if self.traced else run_chunk)(
-            self.carry,
+        if self.carry is None and end == self.total:  # the run is one chunk: one program
+            run, carry = run_whole, self.split.arrays
+        else:
+            run, carry = (run_chunk_undonated if self.traced else run_chunk), self.first_carry()
+        self.carry, records, values = run(
+            carry,
             self.optimizer,
             self.data,
             self.key,
@@ -126,9 +132,15 @@ class Run:
                 f"(up to step {end}); params and optimizer state are those before them"
             )
 
+    def first_carry(self) -> Carry:
+        """The carry, built (in its own small program) before the first chunk."""
+        if self.carry is None:
+            self.carry = initial_carry(self.optimizer, self.split.arrays, program=self.program)
+        return self.carry
+
     def collect(self) -> FitResult:
         """The result: final (or best) parameters, state in the parameters' structure, history."""
-        arrays, best_step, stopper = self.carry.arrays, None, self.stopper
+        arrays, best_step, stopper = self.first_carry().arrays, None, self.stopper
         if stopper is not None and stopper.spec.restore_best and stopper.best_arrays is not None:
             arrays, best_step = stopper.best_arrays, stopper.best_step
         leaves, opt_state = final_params_and_state(
@@ -167,7 +179,7 @@ def plan(
     chunking: Chunking,
 ) -> Run:
     """Check the options against the data, parameters and optimizer, and build the run: the
-    compiled step's program, the first carry (restored from a checkpoint with ``resume``)."""
+    compiled step's program (and, with ``resume``, the carry restored from a checkpoint)."""
     total, sampler, iterator = batching.plan(data)
     traced = _is_traced(params, optimizer, None if iterator else data, batching.key)
     traced = traced or _is_traced(evaluation.data)
@@ -208,7 +220,7 @@ def plan(
         iterator=iterator,
         total=total,
         key=key,
-        carry=initial_carry(optimizer, split.arrays, program=program),
+        carry=None,
         start=0,
         evaluation=dataclasses.replace(evaluation, data=eval_data),
         checkpointing=checkpointing,

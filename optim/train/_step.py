@@ -241,11 +241,13 @@ def evaluate(program: Program, arrays: list[Any], eval_data: PyTree) -> dict[str
     return {name: jnp.asarray(fn(params, eval_data), jnp.float32) for name, fn in program.metrics}
 
 
-def _initial_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
-    """The carry before step 0 from the parameters' leaves: fresh copies (never the caller's
-    buffers, so that chunks may donate it), raveled into flat buffers when the program says
-    so; on a mesh, laid out by the plan: the state is born sharded, on no device whole."""
-    arrays = jax.tree.map(jnp.copy, arrays)
+def _initial_carry(optimizer: Any, arrays: Any, program: Program, copy: bool = True) -> Carry:
+    """The carry before step 0 from the parameters' leaves: fresh copies with ``copy`` (never
+    the caller's buffers, so that chunks may donate it), raveled into flat buffers when the
+    program says so; on a mesh, laid out by the plan: the state is born sharded, on no device
+    whole."""
+    if copy:
+        arrays = jax.tree.map(jnp.copy, arrays)
     if program.layout is not None:
         arrays = program.layout.ravel(arrays)
     opt_params = arrays if program.layout is not None else program.params(arrays)
@@ -267,14 +269,18 @@ def abstract_carry(optimizer: Any, arrays: Any, program: Program) -> Carry:
     return jax.eval_shape(functools.partial(_initial_carry, program=program), optimizer, arrays)
 
 
-@functools.partial(jax.jit, static_argnames=("program",))
 def final_params_and_state(arrays: Any, opt_state: Any, *, program: Program) -> tuple[Any, Any]:
-    """The model's parameter arrays and the optimizer state in the parameters' structure
-    (unraveled from flat buffers), in one compiled call rather than op by op."""
+    """The model's parameter arrays and the optimizer state in the parameters' structure:
+    the carry's own when it holds the leaves, else unraveled from flat buffers in one compiled
+    call (rather than op by op)."""
     if program.layout is None:
         return arrays, opt_state
-    leaves = program.layout.unravel(arrays)
-    return leaves, program.layout.unravel_state(opt_state, program.treedef)
+    return _unraveled(arrays, opt_state, program=program)
+
+
+@functools.partial(jax.jit, static_argnames=("program",))
+def _unraveled(arrays: Any, opt_state: Any, *, program: Program) -> tuple[Any, Any]:
+    return program.layout.unravel(arrays), program.layout.unravel_state(opt_state, program.treedef)
 
 
 def _chunk(
@@ -297,12 +303,41 @@ def _chunk(
     return carry, records, metrics
 
 
+def _whole_run(
+    arrays: Any,
+    optimizer: Any,
+    data: PyTree,
+    key: Any,
+    batches: Any,
+    eval_data: PyTree,
+    *,
+    program: Program,
+    length: int,
+    with_eval: bool,
+) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
+    """The first carry and then ``length`` steps: a run that is one chunk compiles only this
+    (the caller's arrays are not donated, so they need no copy)."""
+    carry = _initial_carry(optimizer, arrays, program, copy=False)
+    return _chunk(
+        carry,
+        optimizer,
+        data,
+        key,
+        batches,
+        eval_data,
+        program=program,
+        length=length,
+        with_eval=with_eval,
+    )
+
+
 _STATIC = ("program", "length", "with_eval")
 # Eager runs donate the carry chunk to chunk (memory holds one copy of params and state).
 # Under an outer vmap/grad the inner jit still executes eagerly on the caller's concrete
 # arrays, which must not be donated.
 run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
 run_chunk_undonated = jax.jit(_chunk, static_argnames=_STATIC)
+run_whole = jax.jit(_whole_run, static_argnames=_STATIC)
 
 
 # --- the public traceable core --------------------------------------------------------------
