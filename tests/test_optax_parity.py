@@ -1,10 +1,11 @@
-"""Every building block and alias against optax: same names, arguments, and trajectories.
+"""Every trajectory comparison with optax, driven by tests/parity_table.py, and every optimizer
+optax also has against optax's: same names, arguments, state fields, and first update bit for bit.
 
-100 float32 steps of ``convex_loss`` on a nested tree, ours against optax, both given the same
-Python-float hyperparameters (what users write). A decay keeps its complement ``1 - b`` rounded
+A record of the table runs ours and optax's transformation on its problem, both given the same
+Python-float hyperparameters (what users write): a decay keeps its complement ``1 - b`` rounded
 from the Python value, as optax computes it, and bias corrections are compiled as optax's, so
-the arithmetic is the same: bound 1e-6 relative, room for XLA's fusion choices only. The last
-part compares every optimizer optax also has: the first update bit for bit, eager and jitted.
+the arithmetic is the same and the default bound, 1e-6 relative, leaves room for XLA's fusion
+choices only. One runner per kind of comparison (see ``Parity``).
 """
 
 from __future__ import annotations
@@ -13,113 +14,94 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import PYTHON_FLOAT_BOUND, relative_deviation, trajectory
+from conftest import (
+    FLOAT32_BOUND,
+    PYTHON_FLOAT_BOUND,
+    Descent,
+    descend,
+    real_and_imaginary,
+    relative_deviation,
+)
+from parity_table import OURS, TABLE, THEIRS
 
 import optim
 
 
-def _matrices(params):
-    return jax.tree.map(lambda x: x.ndim > 1, params)
+def _descend(record, library, f=float, params=None) -> Descent:
+    """The record's trajectory in ``library`` (OURS or THEIRS), hyperparameters through ``f``."""
+    problem = record.problem
+    return descend(
+        record.build_in(library, f),
+        library.apply_updates,
+        record.steps,
+        problem.params() if params is None else params,
+        problem.loss,
+        problem.extra,
+        whole_path=record.kind == "whole_path",
+    )
 
 
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
-
-# (id, builder(lib, f) -> transformation); f turns a float into what the library is given
-# (``float`` here). Centered RMSProp divides by sqrt(v - m^2 + eps), a cancellation that
-# amplifies any rounding difference (it needed 1e-4 while 1 - decay was computed from the
-# float32 decay); with optax's complement it agrees as the others do.
-CASES = [
-    ("identity", lambda m, f: m.chain(m.identity(), m.scale(f(-0.01)))),
-    ("set_to_zero", lambda m, f: m.set_to_zero()),
-    ("scale", lambda m, f: m.scale(f(-0.03))),
-    ("scale_by_learning_rate", lambda m, f: m.scale_by_learning_rate(f(0.03))),
-    (
-        "scale_by_learning_rate_noflip",
-        lambda m, f: m.chain(m.scale_by_learning_rate(f(0.03), flip_sign=False), m.scale(f(-1.0))),
-    ),
-    ("scale_by_schedule", lambda m, f: m.scale_by_schedule(lambda c: -0.05 / (1.0 + c))),
-    ("trace", lambda m, f: m.chain(m.trace(f(0.9)), m.scale(f(-0.01)))),
-    ("trace_nesterov", lambda m, f: m.chain(m.trace(f(0.9), nesterov=True), m.scale(f(-0.01)))),
-    ("ema", lambda m, f: m.chain(m.ema(f(0.9)), m.scale(f(-0.05)))),
-    ("ema_nodebias", lambda m, f: m.chain(m.ema(f(0.8), debias=False), m.scale(f(-0.05)))),
-    (
-        "scale_by_adam",
-        lambda m, f: m.chain(m.scale_by_adam(f(0.8), f(0.99), f(1e-8)), m.scale(f(-0.01))),
-    ),
-    ("scale_by_rms", lambda m, f: m.chain(m.scale_by_rms(f(0.95), f(1e-8)), m.scale(f(-0.01)))),
-    (
-        "scale_by_rms_options",
-        lambda m, f: m.chain(
-            m.scale_by_rms(f(0.95), f(1e-6), f(0.1), eps_in_sqrt=False, bias_correction=True),
-            m.scale(f(-0.01)),
-        ),
-    ),
-    ("scale_by_rss", lambda m, f: m.chain(m.scale_by_rss(f(0.2), f(1e-6)), m.scale(f(-0.1)))),
-    (
-        "scale_by_stddev",
-        lambda m, f: m.chain(m.scale_by_stddev(f(0.9), f(1e-6), f(1.0)), m.scale(f(-0.01))),
-    ),
-    (
-        "scale_by_stddev_bias",
-        lambda m, f: m.chain(
-            m.scale_by_stddev(f(0.9), f(1e-3), f(1.0), bias_correction=True), m.scale(f(-0.01))
-        ),
-    ),
-    ("add_decayed_weights", lambda m, f: m.chain(m.add_decayed_weights(f(0.1)), m.scale(f(-0.01)))),
-    (
-        "add_decayed_weights_mask",
-        lambda m, f: m.chain(m.add_decayed_weights(f(0.5), MASK), m.scale(f(-0.01))),
-    ),
-    ("clip", lambda m, f: m.chain(m.clip(f(0.5)), m.scale(f(-0.01)))),
-    ("clip_by_global_norm", lambda m, f: m.chain(m.clip_by_global_norm(f(1.0)), m.scale(f(-0.1)))),
-    ("sgd", lambda m, f: m.sgd(f(0.01))),
-    ("sgd_momentum", lambda m, f: m.sgd(f(0.01), f(0.9))),
-    ("sgd_nesterov", lambda m, f: m.sgd(f(0.01), f(0.9), nesterov=True)),
-    ("adam", lambda m, f: m.adam(f(0.01), f(0.9), f(0.999), f(1e-8))),
-    ("adam_options", lambda m, f: m.adam(f(0.02), f(0.8), f(0.99), f(1e-6), f(1e-10))),
-    ("adamw", lambda m, f: m.adamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1))),
-    (
-        "adamw_mask_tree",
-        lambda m, f: m.adamw(f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=MASK),
-    ),
-    (
-        "adamw_mask_fn",
-        lambda m, f: m.adamw(
-            f(0.01), f(0.9), f(0.99), f(1e-8), weight_decay=f(0.5), mask=_matrices
-        ),
-    ),
-    ("nadam", lambda m, f: m.nadam(f(0.01), f(0.9), f(0.999), f(1e-8))),
-    ("nadamw", lambda m, f: m.nadamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1))),
-    ("rmsprop", lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8))),
-    ("rmsprop_centered", lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8), f(1.0), centered=True)),
-    (
-        "rmsprop_momentum",
-        lambda m, f: m.rmsprop(f(0.003), f(0.9), f(1e-8), momentum=f(0.9), nesterov=True),
-    ),
-    (
-        "rmsprop_options",
-        lambda m, f: m.rmsprop(f(0.003), f(0.95), f(1e-6), eps_in_sqrt=False, bias_correction=True),
-    ),
-    ("adagrad", lambda m, f: m.adagrad(f(0.1), f(0.1), f(1e-7))),
-    (
-        "chain_clip_adamw",
-        lambda m, f: m.chain(
-            m.clip_by_global_norm(f(1.0)),
-            m.adamw(f(0.01), f(0.9), f(0.999), f(1e-8), weight_decay=f(0.1)),
-        ),
-    ),
-]
+def _assert_agrees(record, ours: Descent, theirs: Descent, bound: float) -> None:
+    """Ours within ``bound`` of optax's (complex leaves as real and imaginary parts), and the
+    record's own check."""
+    whole_path = record.kind == "whole_path"
+    compared = (ours.path, theirs.path) if whole_path else (ours.params, theirs.params)
+    deviation = relative_deviation(*map(real_and_imaginary, compared))
+    assert deviation < bound, f"{record.name}: deviation {deviation:.3g} from optax's"
+    if record.check is not None:
+        record.check(ours, theirs)
 
 
-@pytest.mark.parametrize(("name", "build"), CASES, ids=[c[0] for c in CASES])
-def test_trajectory_equals_optax(name, build):
-    ours = trajectory(build(optim, float), optim.apply_updates)
-    theirs = trajectory(build(optax, float), optax.apply_updates)
-    assert relative_deviation(ours, theirs) < PYTHON_FLOAT_BOUND
-    # The trajectory moved: the comparison is not between two untouched trees.
-    start = trajectory(optim.identity(), optim.apply_updates, steps=1)
-    if name != "set_to_zero":
-        assert relative_deviation(ours, start) > 1e-3
+def _assert_moved(record, ours: Descent, start) -> None:
+    """The comparison is not between two untouched trees; complex leaves stay complex and
+    descend in both parts (the loss fell, every imaginary part rose towards the target's)."""
+    if record.moved is not None:
+        moved = relative_deviation(real_and_imaginary(ours.params), real_and_imaginary(start))
+        assert moved > record.moved, f"{record.name} barely moved ({moved:.3g})"
+    pairs = zip(jax.tree.leaves(ours.params), jax.tree.leaves(start), strict=True)
+    complex_pairs = [(z, z0) for z, z0 in pairs if jnp.iscomplexobj(z0)]
+    for z, z0 in complex_pairs:
+        assert z.dtype == z0.dtype, record.name
+        assert float(jnp.min(jnp.imag(z) - jnp.imag(z0))) > 1e-2, record.name
+    if complex_pairs:
+        assert record.problem.loss(ours.params) < record.problem.loss(start), record.name
+
+
+def _python_floats(record) -> None:
+    start = record.problem.params()
+    ours = _descend(record, OURS, params=start)
+    _assert_agrees(record, ours, _descend(record, THEIRS, params=start), record.bound)
+    _assert_moved(record, ours, start)
+
+
+def _jit_and_vmap(record) -> None:
+    """Ours batched over a factor multiplying every float hyperparameter, one compiled program;
+    optax at each factor given float32 hyperparameters (one jitted program for both factors),
+    then both at factor 1 given Python floats. Three compilations per record."""
+    start = record.problem.params()  # outside jit: drawn inside, threefry would compile too
+
+    def run(library):
+        return lambda factor: _descend(record, library, lambda v: v * factor, start).params
+
+    factors = jnp.array([1.0, 0.7], jnp.float32)
+    batched = jax.jit(jax.vmap(run(OURS)))(factors)
+    theirs = jax.jit(run(THEIRS))
+    for i, factor in enumerate(factors):
+        ours = Descent(jax.tree.map(lambda x, i=i: x[i], batched), None)
+        _assert_agrees(record, ours, Descent(theirs(factor), None), FLOAT32_BOUND)
+        _assert_moved(record, ours, start)
+    _python_floats(record)
+
+
+RUNNERS = {"end_point": _python_floats, "whole_path": _python_floats, "jit_and_vmap": _jit_and_vmap}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [pytest.param(r, id=r.name, marks=[pytest.mark.slow] if r.slow else []) for r in TABLE],
+)
+def test_trajectory_equals_optax(record):
+    RUNNERS[record.kind](record)
 
 
 def test_state_field_names_match_optax(params):
