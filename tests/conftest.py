@@ -67,16 +67,17 @@ def descend(
     tx, apply_updates, steps=100, params=None, loss=convex_loss, extra=None, whole_path=False
 ) -> Descent:
     """``steps`` jitted steps of ``tx`` on ``loss`` from ``params`` (``nested_params()`` by
-    default). ``extra(loss, value)`` gives the keyword arguments every update gets besides the
-    gradients (``value`` is the loss at the current parameters). Complex parameters descend
-    along the conjugate gradient (as in optax's tests); on real ones ``conj`` does nothing."""
+    default). ``extra(loss, params, value)`` gives the keyword arguments every update gets
+    besides the gradients (``value`` is the loss at the current ``params``). Complex parameters
+    descend along the conjugate gradient (as in optax's tests); on real ones ``conj`` does
+    nothing."""
     params = nested_params() if params is None else params
 
     def step(carry, _):
         p, s = carry
         value, g = jax.value_and_grad(loss)(p)
         g = jax.tree.map(jnp.conj, g)
-        u, s = tx.update(g, s, p, **(extra(loss, value) if extra else {}))
+        u, s = tx.update(g, s, p, **(extra(loss, p, value) if extra else {}))
         p = apply_updates(p, u)
         return (p, s), p if whole_path else None
 

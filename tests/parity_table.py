@@ -14,6 +14,7 @@ may differ. A record with another bound gives its reason next to it.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,21 +61,21 @@ def matrices_mask(params):
 # --- problems: the start, the loss, and what an update needs besides the gradients ---------
 
 
-def no_extra(loss, value):
+def no_extra(loss, params, value):
     return {}
 
 
-def with_value(loss, value):
+def with_value(loss, params, value):
     """The loss at the current parameters (Polyak steps, MoMo, reduce_on_plateau)."""
     return {"value": value}
 
 
-def with_obj_fn(loss, value):
+def with_obj_fn(loss, params, value):
     """The loss itself (Sophia's Hessian estimates)."""
     return {"obj_fn": loss}
 
 
-def with_grad_fn(loss, value):
+def with_grad_fn(loss, params, value):
     """A gradient function (SAM's opaque mode)."""
     return {"grad_fn": lambda p, i: jax.grad(loss)(p)}
 
@@ -145,13 +146,13 @@ def conv_tree() -> dict:
 @dataclass(frozen=True)
 class Problem:
     """What a trajectory descends: the start (made outside ``jit``: drawn inside, threefry would
-    be compiled too), the loss, and ``extra(loss, value)``, the keyword arguments every update
-    gets besides the gradients. Complex parameters descend along the conjugate gradient (as in
-    optax's tests)."""
+    be compiled too), the loss, and ``extra(loss, params, value)``, the keyword arguments every
+    update gets besides the gradients. Complex parameters descend along the conjugate gradient
+    (as in optax's tests)."""
 
     params: Callable[[], Any] = nested_params
     loss: Callable[[Any], jax.Array] = convex_loss
-    extra: Callable[[Any, jax.Array], dict] = no_extra
+    extra: Callable[[Any, Any, jax.Array], dict] = no_extra
 
 
 NESTED = Problem()
@@ -691,9 +692,15 @@ def sam_sgd(m, f, **kw):
 
 SOPHIA_PROBLEM = Problem(loss=coupled_loss, extra=with_obj_fn)
 
+
+def _contrib(*args, **kwargs) -> Parity:
+    """A record whose trajectory moves by more than 1e-2 (relative) from the start."""
+    return Parity(*args, **kwargs, moved=1e-2)
+
+
 CONTRIB = [
-    Parity("adopt", lambda m, f: m.adopt(f(0.01), f(0.9), f(0.9999), f(1e-6)), moved=1e-2),
-    Parity(
+    _contrib("adopt", lambda m, f: m.adopt(f(0.01), f(0.9), f(0.9999), f(1e-6))),
+    _contrib(
         "scale_by_adopt_nesterov_clip_fn",
         lambda m, f: then_step(
             m,
@@ -702,9 +709,8 @@ CONTRIB = [
             ),
             f(0.02),
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "ademamix_mask",
         lambda m, f: m.ademamix(
             f(0.01),
@@ -717,9 +723,8 @@ CONTRIB = [
             weight_decay=f(0.5),
             mask=MASK,
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "scale_by_ademamix_schedules",
         lambda m, f: then_step(
             m,
@@ -733,28 +738,24 @@ CONTRIB = [
             ),
             f(0.01),
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "schedule_free_sgd_warmup_decay",
         lambda m, f: m.schedule_free_sgd(f(0.05), 20, f(0.8), f(0.01), f(1.0)),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "schedule_free_adamw",
         lambda m, f: m.schedule_free_adamw(
             f(0.02), None, f(0.9), f(0.999), f(1e-8), f(0.01), f(2.0)
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "schedule_free_adam_wrapper",
         lambda m, f: m.schedule_free(
             m.adam(f(0.02), f(0.0), f(0.99), f(1e-8)), f(0.02), f(0.95), f(1.5)
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "prodigy_options",
         lambda m, f: m.prodigy(
             lambda c: 1.0 / (1.0 + 0.01 * c),
@@ -766,21 +767,19 @@ CONTRIB = [
             f(0.01),
             safeguard_warmup=True,
         ),
-        moved=1e-2,
     ),
     # scale_by_prodigy (ours only) followed by a sign flip is optax's prodigy; beta3=None
     # (sqrt(b2)) as by default.
-    Parity(
+    _contrib(
         "scale_by_prodigy",
         lambda m, f: m.chain(
             m.scale_by_prodigy(f(1.0), (f(0.9), f(0.999)), None, f(1e-8), f(1e-6), f(1.0), f(0.0)),
             m.scale(f(-1.0)),
         ),
         lambda m, f: m.prodigy(f(1.0), (f(0.9), f(0.999)), None, f(1e-8), f(1e-6), f(1.0), f(0.0)),
-        moved=1e-2,
     ),
-    Parity("muon", muon_full, moved=1e-2),
-    Parity(
+    _contrib("muon", muon_full),
+    _contrib(
         "muon_aol_adaptive_decay",
         lambda m, f: muon_full(
             m,
@@ -793,9 +792,8 @@ CONTRIB = [
             adam_weight_decay=f(0.01),
             consistent_rms=f(0.2),
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "muon_dimension_numbers_spectral_plain",
         lambda m, f: muon_full(
             m,
@@ -806,11 +804,10 @@ CONTRIB = [
             ns_steps=3,
         ),
         problem=Problem(conv_tree),
-        moved=1e-2,
     ),
     # optax's scale_by_muon maps over weight_dimension_numbers, so its default (None) only
     # works on a single array; ours treats None as "every leaf is a matrix".
-    Parity(
+    _contrib(
         "scale_by_muon_schatten_dion",
         lambda m, f: then_step(
             m, m.scale_by_muon("dion", 5, f(0.9), f(1e-8), preconditioning="schatten"), f(0.02)
@@ -828,17 +825,15 @@ CONTRIB = [
             f(0.02),
         ),
         problem=Problem(matrices),
-        moved=1e-2,
     ),
-    Parity("sophia", sophia_full, problem=SOPHIA_PROBLEM, moved=1e-2),
-    Parity(
+    _contrib("sophia", sophia_full, problem=SOPHIA_PROBLEM),
+    _contrib(
         "scale_by_sophia_seed_noclip",
         lambda m, f: sophia_noclip(m, f, jax.random.PRNGKey(42)),
         problem=SOPHIA_PROBLEM,
-        moved=1e-2,
     ),
-    Parity("sam", sam_sgd, moved=1e-2),
-    Parity(
+    _contrib("sam", sam_sgd),
+    _contrib(
         "sam_adam_sync3_keep_state",
         lambda m, f: m.sam(
             m.adam(f(0.02), f(0.9), f(0.999), f(1e-8)),
@@ -846,13 +841,11 @@ CONTRIB = [
             3,
             reset_state=False,
         ),
-        moved=1e-2,
     ),
-    Parity(
+    _contrib(
         "sam_opaque",
         lambda m, f: sam_sgd(m, f, sync_period=3, opaque_mode=True),
         problem=Problem(extra=with_grad_fn),
-        moved=1e-2,
     ),
 ]
 
@@ -1007,6 +1000,81 @@ CONTRIB_PATHS = [
         steps=100,
     ),
 ]
+
+
+# --- every optimizer optax also has, at its defaults ------------------------------------------
+#
+# Compared by test_optax_parity's SHARED tests: the first update bit for bit, eagerly and under
+# jit, then 200 steps (bound PYTHON_FLOAT_BOUND). Least squares on two leaves (a vector and a
+# matrix), full batch: well conditioned, and every optimizer still moves after 200 steps.
+# Hyperparameters are the defaults (Python floats, as users write them) with learning rate
+# 1e-2, or the learning-rate-free defaults.
+
+_KEYS = jax.random.split(jax.random.PRNGKey(0), 6)
+_A, _Y = jax.random.normal(_KEYS[0], (20, 10)), jax.random.normal(_KEYS[1], (20,))
+_B, _C = jax.random.normal(_KEYS[2], (12, 6)), jax.random.normal(_KEYS[3], (12, 4))
+LEAST_SQUARES_START = {
+    "w": jax.random.normal(_KEYS[4], (10,)),
+    "m": jax.random.normal(_KEYS[5], (6, 4)),
+}
+_LR = 1e-2
+
+
+def least_squares(p):
+    return 0.5 * jnp.mean((_A @ p["w"] - _Y) ** 2) + 0.5 * jnp.mean((_B @ p["m"] - _C) ** 2)
+
+
+def _with_lbfgs_extras(loss, params, value):
+    return {"value": value, "grad": jax.grad(loss)(params), "value_fn": loss}
+
+
+# What an optimizer's update needs besides gradients and parameters (as optax's).
+DEFAULTS_EXTRA = {
+    "lbfgs": _with_lbfgs_extras,
+    "contrib.momo": with_value,
+    "contrib.momo_adam": with_value,
+    "contrib.sophia": with_obj_fn,
+}
+_LEARNING_RATE_FREE = {"cocob", "dadapt_adamw", "dog", "dowg", "momo", "momo_adam", "prodigy"}
+_SPECIAL = {
+    "lbfgs": lambda m: m.lbfgs(),
+    "noisy_sgd": lambda m: m.noisy_sgd(_LR, key=1),
+    "schedule_free": lambda m: m.contrib.schedule_free(m.adam(_LR, b1=0.0), _LR),
+}
+# Names optax has that optim leaves out on purpose: deprecated in optax (optimistic_adam: use
+# optimistic_adam_v2) or differentially private / low-rank training kept for later.
+_NOT_OURS = {"optimistic_adam", "dpsgd", "galore"}
+
+
+def _shared_optimizers() -> list[str]:
+    """Factories of optax and optax.contrib taking a learning rate that optim also has."""
+    names = []
+    for prefix, module in (("", optax), ("contrib.", optax.contrib)):
+        for name in dir(module):
+            factory = getattr(module, name)
+            if name.startswith("_") or isinstance(factory, type) or not callable(factory):
+                continue
+            try:
+                parameters = inspect.signature(factory).parameters
+            except (TypeError, ValueError):
+                continue
+            if "learning_rate" in parameters and name not in _NOT_OURS:
+                names.append(prefix + name)
+    return sorted(names)
+
+
+SHARED = _shared_optimizers()
+
+
+def at_defaults(library, qualified: str):
+    """The optimizer ``qualified`` ("adam", "contrib.muon") of ``library`` (optim or optax) at
+    its defaults, with learning rate 1e-2 where it takes one."""
+    name = qualified.removeprefix("contrib.")
+    if name in _SPECIAL:
+        return _SPECIAL[name](library)
+    module = library.contrib if qualified.startswith("contrib.") else library
+    factory = getattr(module, name)
+    return factory() if name in _LEARNING_RATE_FREE else factory(_LR)
 
 
 TABLE = [

@@ -22,7 +22,17 @@ from conftest import (
     real_and_imaginary,
     relative_deviation,
 )
-from parity_table import OURS, TABLE, THEIRS
+from parity_table import (
+    DEFAULTS_EXTRA,
+    LEAST_SQUARES_START,
+    OURS,
+    SHARED,
+    TABLE,
+    THEIRS,
+    at_defaults,
+    least_squares,
+    no_extra,
+)
 
 import optim
 
@@ -137,102 +147,24 @@ def test_signatures_match_optax():
                 assert p_ours[arg].default == param.default, (name, arg)
 
 
-# --- every optimizer optax also has, with Python-float hyperparameters -----------------------
+# --- every optimizer optax also has, at its defaults (the table's SHARED) --------------------
 #
-# Least squares on two leaves (a vector and a matrix), full batch: well conditioned, and every
-# optimizer still moves after 200 steps. Hyperparameters are the defaults (Python floats, as
-# users write them) with learning rate 1e-2, or the learning-rate-free defaults.
-
-_KEYS = jax.random.split(jax.random.PRNGKey(0), 6)
-_A, _Y = jax.random.normal(_KEYS[0], (20, 10)), jax.random.normal(_KEYS[1], (20,))
-_B, _C = jax.random.normal(_KEYS[2], (12, 6)), jax.random.normal(_KEYS[3], (12, 4))
-_P0 = {"w": jax.random.normal(_KEYS[4], (10,)), "m": jax.random.normal(_KEYS[5], (6, 4))}
-_LR = 1e-2
+# The first update is bitwise; the bound on the 200-step deviation is measured on CPU (XLA's
+# fusion on another backend may move last bits: the bound is not a claim about GPUs).
 
 
-def _least_squares(p):
-    return 0.5 * jnp.mean((_A @ p["w"] - _Y) ** 2) + 0.5 * jnp.mean((_B @ p["m"] - _C) ** 2)
+def _update_kwargs(qualified, params):
+    """The gradients and what else an update needs on the least-squares problem."""
+    value, grads = jax.value_and_grad(least_squares)(params)
+    return grads, DEFAULTS_EXTRA.get(qualified, no_extra)(least_squares, params, value)
 
 
-def _extra_args(name, p):
-    """What an optimizer's update needs besides gradients and parameters (as optax's)."""
-    if name == "lbfgs":
-        return dict(
-            value=_least_squares(p), grad=jax.grad(_least_squares)(p), value_fn=_least_squares
-        )
-    if name in ("momo", "momo_adam"):
-        return dict(value=_least_squares(p))
-    if name == "sophia":
-        return dict(obj_fn=_least_squares)
-    return {}
-
-
-_LEARNING_RATE_FREE = {"cocob", "dadapt_adamw", "dog", "dowg", "momo", "momo_adam", "prodigy"}
-_SPECIAL = {
-    "lbfgs": lambda m: m.lbfgs(),
-    "noisy_sgd": lambda m: m.noisy_sgd(_LR, key=1),
-    "schedule_free": lambda m: m.contrib.schedule_free(m.adam(_LR, b1=0.0), _LR),
-}
-# Names optax has that optim leaves out on purpose: deprecated in optax (optimistic_adam: use
-# optimistic_adam_v2) or differentially private / low-rank training kept for later.
-_NOT_OURS = {"optimistic_adam", "dpsgd", "galore"}
-
-
-def _shared_optimizers() -> list[str]:
-    """Factories of optax and optax.contrib taking a learning rate that optim also has."""
-    import inspect
-
-    import optax.contrib
-
-    names = []
-    for prefix, module in (("", optax), ("contrib.", optax.contrib)):
-        for name in dir(module):
-            factory = getattr(module, name)
-            if name.startswith("_") or isinstance(factory, type) or not callable(factory):
-                continue
-            try:
-                parameters = inspect.signature(factory).parameters
-            except (TypeError, ValueError):
-                continue
-            if "learning_rate" in parameters and name not in _NOT_OURS:
-                names.append(prefix + name)
-    return sorted(names)
-
-
-def _factory(lib, qualified: str):
-    name = qualified.removeprefix("contrib.")
-    if name in _SPECIAL:
-        return _SPECIAL[name](lib)
-    module = lib.contrib if qualified.startswith("contrib.") else lib
-    factory = getattr(module, name)
-    return factory() if name in _LEARNING_RATE_FREE else factory(_LR)
-
-
-# The bound on the 200-step deviation of every shared optimizer; the first update is bitwise.
-# Measured on CPU (XLA's fusion on another backend may move last bits: the bound is not a
-# claim about GPUs).
-
-
-def _first_update(tx, name, jit):
-    state = tx.init(_P0)
-
+def _first_update(tx, qualified, jit):
     def update(p, s):
-        return tx.update(jax.grad(_least_squares)(p), s, p, **_extra_args(name, p))[0]
+        grads, extra = _update_kwargs(qualified, p)
+        return tx.update(grads, s, p, **extra)[0]
 
-    return (jax.jit(update) if jit else update)(_P0, state)
-
-
-def _trajectory(tx, name, apply_updates, steps=200):
-    @jax.jit
-    def run(params, state):
-        def body(carry, _):
-            p, s = carry
-            u, s = tx.update(jax.grad(_least_squares)(p), s, p, **_extra_args(name, p))
-            return (apply_updates(p, u), s), None
-
-        return jax.lax.scan(body, (params, state), length=steps)[0][0]
-
-    return run(_P0, tx.init(_P0))
+    return (jax.jit(update) if jit else update)(LEAST_SQUARES_START, tx.init(LEAST_SQUARES_START))
 
 
 def _bitwise(a, b) -> bool:
@@ -241,9 +173,6 @@ def _bitwise(a, b) -> bool:
         x.dtype == y.dtype and bool(jnp.array_equal(x, y))
         for x, y in zip(leaves_a, leaves_b, strict=True)
     )
-
-
-SHARED = _shared_optimizers()
 
 
 def test_every_shared_optimizer_is_covered():
@@ -261,31 +190,33 @@ def test_every_shared_optimizer_is_covered():
 
 @pytest.mark.parametrize("qualified", SHARED)
 def test_shared_optimizer_matches_optax_with_python_floats(qualified):
-    name = qualified.split(".")[-1]
-    ours, theirs = _factory(optim, qualified), _factory(optax, qualified)
+    ours, theirs = at_defaults(optim, qualified), at_defaults(optax, qualified)
     for jit in (False, True):
-        assert _bitwise(_first_update(ours, name, jit), _first_update(theirs, name, jit)), (
-            f"{qualified}: first update differs from optax's ({'jit' if jit else 'eager'})"
-        )
-    reference = _trajectory(theirs, name, optax.apply_updates)
-    ours_trajectory = _trajectory(ours, name, optim.apply_updates)
+        assert _bitwise(
+            _first_update(ours, qualified, jit), _first_update(theirs, qualified, jit)
+        ), f"{qualified}: first update differs from optax's ({'jit' if jit else 'eager'})"
+    extra = DEFAULTS_EXTRA.get(qualified)
+    reference, ours_trajectory = (
+        descend(tx, apply, 200, LEAST_SQUARES_START, least_squares, extra).params
+        for tx, apply in ((theirs, optax.apply_updates), (ours, optim.apply_updates))
+    )
     assert relative_deviation(ours_trajectory, reference) <= PYTHON_FLOAT_BOUND
-    assert relative_deviation(reference, _P0) > 1e-3  # it moved
+    assert relative_deviation(reference, LEAST_SQUARES_START) > 1e-3  # it moved
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("qualified", SHARED)
 def test_shared_optimizer_eager_trajectory_matches_optax(qualified):
     """200 steps run op by op (no jit), as a notebook would."""
-    name = qualified.split(".")[-1]
 
     def run(tx, apply_updates):
-        p, s = _P0, tx.init(_P0)
+        p, s = LEAST_SQUARES_START, tx.init(LEAST_SQUARES_START)
         for _ in range(200):
-            u, s = tx.update(jax.grad(_least_squares)(p), s, p, **_extra_args(name, p))
+            grads, extra = _update_kwargs(qualified, p)
+            u, s = tx.update(grads, s, p, **extra)
             p = apply_updates(p, u)
         return p
 
-    ours = run(_factory(optim, qualified), optim.apply_updates)
-    theirs = run(_factory(optax, qualified), optax.apply_updates)
+    ours = run(at_defaults(optim, qualified), optim.apply_updates)
+    theirs = run(at_defaults(optax, qualified), optax.apply_updates)
     assert relative_deviation(ours, theirs) <= PYTHON_FLOAT_BOUND
