@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -53,20 +54,41 @@ PYTHON_FLOAT_BOUND = 1e-6
 FLOAT32_BOUND = 2e-6
 
 
-def trajectory(tx, apply_updates, steps: int = 100, params=None):
-    """Parameters after ``steps`` jitted steps of ``tx`` on ``convex_loss``."""
-    params = nested_params() if params is None else params
-    state = tx.init(params)
+class Descent(NamedTuple):
+    """Where ``descend`` ended: the parameters, the optimizer's state, and the parameters after
+    every step stacked along a leading axis (``None`` unless asked for)."""
 
-    @jax.jit
+    params: Any
+    state: Any
+    path: Any = None
+
+
+def descend(
+    tx, apply_updates, steps=100, params=None, loss=convex_loss, extra=None, whole_path=False
+) -> Descent:
+    """``steps`` jitted steps of ``tx`` on ``loss`` from ``params`` (``nested_params()`` by
+    default). ``extra(loss, params, value)`` gives the keyword arguments every update gets
+    besides the gradients (``value`` is the loss at the current ``params``). Complex parameters
+    descend along the conjugate gradient (as in optax's tests); on real ones ``conj`` does
+    nothing."""
+    params = nested_params() if params is None else params
+
     def step(carry, _):
         p, s = carry
-        g = jax.grad(convex_loss)(p)
-        u, s = tx.update(g, s, p)
-        return (apply_updates(p, u), s), None
+        value, g = jax.value_and_grad(loss)(p)
+        g = jax.tree.map(jnp.conj, g)
+        u, s = tx.update(g, s, p, **(extra(loss, p, value) if extra else {}))
+        p = apply_updates(p, u)
+        return (p, s), p if whole_path else None
 
-    (params, _), _ = jax.lax.scan(step, (params, state), length=steps)
-    return params
+    run = jax.jit(lambda carry: jax.lax.scan(step, carry, length=steps))
+    (params, state), path = run((params, tx.init(params)))
+    return Descent(params, state, path)
+
+
+def trajectory(tx, apply_updates, steps: int = 100, params=None):
+    """Parameters after ``steps`` jitted steps of ``tx`` on ``convex_loss``."""
+    return descend(tx, apply_updates, steps, params).params
 
 
 def relative_deviation(ours, reference) -> float:

@@ -1,23 +1,20 @@
 """The rest of optax.contrib: reduce_on_plateau, DoG/DoWG, MADGRAD, COCOB, Simplified AdEMAMix,
-MoMo and MoMo-Adam against optax 0.2.8 (the oracle).
-
-Each case runs 200 float32 steps on conftest's nested tree (as tests/test_optax_parity.py), ours
-against optax, both given the same Python-float hyperparameters: bound 1e-6 (the same
-arithmetic, only XLA's fusion may differ). Cases that need their own bound say why next to it.
-reduce_on_plateau and the MoMo pair read the loss: their loop passes ``value=loss``.
+MoMo and MoMo-Adam against optax 0.2.8 (the oracle): signatures, state, dtypes, complex leaves,
+jit and vmap, bad input. Their trajectories are compared with optax's by
+tests/test_optax_parity.py (records in tests/parity_table.py).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import types
 
 import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import PYTHON_FLOAT_BOUND, convex_loss, nested_params, relative_deviation
+from conftest import PYTHON_FLOAT_BOUND, convex_loss, descend, nested_params, relative_deviation
+from parity_table import OURS, THEIRS, with_value
 
 import optim
 from optim.contrib import (
@@ -35,198 +32,6 @@ from optim.contrib import (
 
 MODULES = (_acprop, _cocob, _complex_valued, _dadapt_adamw, _dog, _madgrad, _mechanic, _momo,
            _reduce_on_plateau, _simplified_ademamix)  # fmt: skip
-STEPS = 200
-
-OURS = types.SimpleNamespace(
-    **{**vars(optim), **{n: getattr(m, n) for m in MODULES for n in m.__all__}}
-)
-THEIRS = types.SimpleNamespace(
-    **{
-        **{n: getattr(optax, n) for n in dir(optax) if not n.startswith("_")},
-        **{n: getattr(optax.contrib, n) for n in dir(optax.contrib) if not n.startswith("_")},
-        # optax 0.2.8 does not export these from optax.contrib.
-        "scale_by_dog": optax.contrib._dog.scale_by_dog,
-        "scale_by_dowg": optax.contrib._dog.scale_by_dowg,
-        "SplitRealAndImaginaryArrays": optax.contrib._complex_valued.SplitRealAndImaginaryArrays,
-    }
-)
-
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
-
-
-def run(tx, apply_updates, with_value: bool, steps: int = STEPS, params=None):
-    """The parameters after each of ``steps`` jitted steps on ``convex_loss`` (stacked along a
-    leading axis) and the final state; with ``with_value`` every update also gets
-    ``value=loss`` (the loss at the current params).
-
-    Comparing whole paths, not end points: several of these optimizers reach the minimum
-    within 200 steps, where any two runs agree whatever happened on the way."""
-    params = nested_params() if params is None else params
-    state = tx.init(params)
-
-    @jax.jit
-    def step(carry, _):
-        p, s = carry
-        loss, g = jax.value_and_grad(convex_loss)(p)
-        extra = {"value": loss} if with_value else {}
-        u, s = tx.update(g, s, p, **extra)
-        p = apply_updates(p, u)
-        return (p, s), p
-
-    (_, state), path = jax.lax.scan(step, (params, state), length=steps)
-    return path, state
-
-
-def plateau(m, f, **kw):
-    """SGD whose steps reduce_on_plateau scales: the loss falls for ~40 steps, then its
-    relative improvement drops below rtol and the scale is cut (three times in 200 steps)."""
-    args = dict(factor=f(0.5), patience=5, rtol=f(1e-4), atol=f(0.0), min_scale=f(0.0))
-    return m.chain(m.sgd(f(0.05)), m.reduce_on_plateau(**{**args, **kw}))
-
-
-# (id, builder(lib, f) -> transformation, passes value=)
-CASES = [
-    ("reduce_on_plateau", lambda m, f: plateau(m, f), True),
-    (
-        "reduce_on_plateau_cooldown_accumulate_min_scale",
-        lambda m, f: plateau(m, f, cooldown=4, accumulation_size=3, atol=f(0.01), min_scale=f(0.2)),
-        True,
-    ),
-    ("dog", lambda m, f: m.dog(f(1.0), ("heuristic", f(1e-6)), f(1e-8)), False),
-    (
-        "dog_learning_rate_decay_mask",
-        lambda m, f: m.dog(
-            f(0.5), ("learning_rate", f(0.01)), f(1e-8), weight_decay=f(0.01), mask=MASK
-        ),
-        False,
-    ),
-    (
-        "scale_by_dog_distance",
-        lambda m, f: m.chain(m.scale_by_dog(("distance", f(0.1)), f(1e-6)), m.scale(f(-1.0))),
-        False,
-    ),
-    ("dowg", lambda m, f: m.dowg(f(1.0), None, f(1e-4)), False),
-    (
-        "dowg_init_decay",
-        lambda m, f: m.dowg(f(0.5), f(0.01), f(1e-4), weight_decay=f(0.01), mask=MASK),
-        False,
-    ),
-    ("madgrad", lambda m, f: m.madgrad(f(0.01), f(0.9), f(0.01), f(1e-6)), False),
-    (
-        "scale_by_madgrad_schedule",
-        lambda m, f: m.scale_by_madgrad(lambda c: 0.02 / (1.0 + 0.01 * c), f(0.5), f(1e-6)),
-        False,
-    ),
-    ("cocob", lambda m, f: m.cocob(f(1.0), f(100.0), f(1e-8), f(0.0)), False),
-    (
-        "cocob_decay_mask",
-        lambda m, f: m.cocob(f(0.5), f(20.0), f(1e-6), f(0.01), MASK),
-        False,
-    ),
-    (
-        "simplified_ademamix",
-        lambda m, f: m.simplified_ademamix(
-            f(0.002), f(0.99), f(0.95), f(2.0), f(1e-8), f(0.0), f(0.1), MASK
-        ),
-        False,
-    ),
-    (
-        "scale_by_simplified_ademamix_schedule",
-        lambda m, f: m.chain(
-            m.scale_by_simplified_ademamix(
-                f(0.9), f(0.999), lambda c: 3.0 * jnp.minimum(c / 50.0, 1.0), f(1e-8), f(1e-12)
-            ),
-            m.scale(f(-0.005)),
-        ),
-        False,
-    ),
-    # lower_bound 200 is just below the minimum of convex_loss (about 220): a useful bound.
-    ("momo", lambda m, f: m.momo(f(1.0), f(0.9), f(200.0), f(0.0)), True),
-    (
-        "momo_adapt_decay_schedule",
-        lambda m, f: m.momo(
-            lambda c: 0.5 / (1.0 + 0.01 * c), f(0.8), f(0.0), f(0.01), adapt_lower_bound=True
-        ),
-        True,
-    ),
-    ("momo_adam", lambda m, f: m.momo_adam(f(0.5), f(0.9), f(0.999), f(1e-8), f(200.0)), True),
-    (
-        "momo_adam_adapt_decay",
-        lambda m, f: m.momo_adam(
-            f(0.5), f(0.9), f(0.999), f(1e-8), f(0.0), f(0.01), adapt_lower_bound=True
-        ),
-        True,
-    ),
-]
-
-CASES += [
-    (
-        "dadapt_adamw",
-        lambda m, f: m.dadapt_adamw(
-            lambda c: jnp.minimum(1.0, (c + 1.0) / 10.0),
-            (f(0.9), f(0.999)),
-            f(1e-8),
-            f(1e-2),
-            f(0.01),
-        ),
-        False,
-    ),
-    # Mechanic recovers Delta_t = (x_0 - x_t) / S_t from the parameters, with S_t from
-    # s_init = 1e-6 upwards: a last-bit difference in x_t (ours and optax's base optimizers
-    # round differently, e.g. Adam's fused division) becomes a 6e-8 / S_t relative difference
-    # in Delta, and the trajectories part by 0.39 within 100 steps with Adam inside. So the
-    # base optimizer is the same for both: SGD, whose arithmetic matches to the bit, or optax's
-    # own Adam (float32 hyperparameters for all three runs). Either way the comparison is of
-    # Mechanic itself; test_mechanize_passes_extra_args_to_the_base_optimizer covers ours.
-    (
-        "mechanize_sgd",
-        lambda m, f: m.mechanize(m.sgd(f(1.0), f(0.9)), f(0.01), f(1e-8), f(1e-6)),
-        False,
-    ),
-    (
-        "mechanize_optax_adam",
-        lambda m, f: m.mechanize(optax.adam(1.0, 0.9, 0.999, 1e-8), f(0.01), f(1e-8), f(1e-6), 4),
-        False,
-    ),
-    (
-        "acprop",
-        lambda m, f: m.acprop(f(0.01), f(0.9), f(0.999), f(1e-16), f(1e-16), f(0.1), MASK),
-        False,
-    ),
-]
-
-
-def _python(x):
-    return x
-
-
-# Run by `pytest -m slow` only, to keep this file's default run within its time budget: each
-# case compiles three 200-step programs. Every optimizer keeps a default case with its options
-# on (the alias chains the building block, so both are compared).
-SLOW_CASES = {"reduce_on_plateau", "dog", "scale_by_dog_distance", "dowg",
-              "scale_by_madgrad_schedule", "cocob", "scale_by_simplified_ademamix_schedule",
-              "momo", "momo_adam", "mechanize_optax_adam"}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("name", "build", "with_value"),
-    [
-        pytest.param(*c, id=c[0], marks=[pytest.mark.slow] if c[0] in SLOW_CASES else [])
-        for c in CASES
-    ],
-)
-def test_trajectory_equals_optax(name, build, with_value):
-    ours, our_state = run(build(OURS, _python), optim.apply_updates, with_value)
-    theirs, their_state = run(build(THEIRS, _python), optax.apply_updates, with_value)
-    moved = relative_deviation(jax.tree.map(lambda x: x[-1], ours), nested_params())
-    deviation = relative_deviation(ours, theirs)
-    print(f"{name}: moved {moved:.3g}, deviation {deviation:.3g}")
-    assert moved > 0.05, "the optimizer barely moved: the comparison would be vacuous"
-    assert deviation <= PYTHON_FLOAT_BOUND, deviation
-    if name.startswith("reduce_on_plateau"):
-        ours_scale = float(our_state[1].scale)
-        assert ours_scale < 0.5, "the plateau logic never triggered"
-        assert ours_scale == pytest.approx(float(their_state[1].scale), rel=1e-6)
 
 
 # --- signatures and state ------------------------------------------------------------------
@@ -362,64 +167,23 @@ def test_complex_parameters_rejected_naming_the_leaf(build):
         build().init(params)
 
 
-def complex_loss(params) -> jax.Array:
-    """``convex_loss``'s shape on complex leaves: 0.5 |z - (10 + 5i)|^2 + 0.001 |z|^4."""
-    return sum(
-        jnp.sum(0.5 * jnp.abs(z - (10.0 + 5.0j)) ** 2 + 0.001 * jnp.abs(z) ** 4)
-        for z in jax.tree.leaves(params)
-    )
-
-
-@pytest.mark.parametrize("inner", ["lion", "adam"])
-def test_split_real_and_imaginary_equals_optax_on_complex_params(inner):
-    """Lion takes signs and Adam squares: on complex leaves both need the split. Real leaves
-    pass through to the inner optimizer as they are."""
-    real = nested_params()
-    params = {"z": jax.lax.complex(real["dense"]["w"][:2], real["blocks"][0][:, :3]),
-              "r": real["scale"]}  # fmt: skip
-
-    def path(m, f):
-        if inner == "lion":
-            inner_tx = m.lion(f(0.01), f(0.9), f(0.99))
-        else:
-            inner_tx = m.adam(f(0.05), f(0.9), f(0.999), f(1e-8))
-        tx = m.split_real_and_imaginary(inner_tx)
-        state = tx.init(params)
-
-        @jax.jit
-        def step(carry, _):
-            p, s = carry
-            g = jax.tree.map(jnp.conj, jax.grad(complex_loss)(p))  # descent direction
-            u, s = tx.update(g, s, p)
-            p = m.apply_updates(p, u)
-            return (p, s), p
-
-        return jax.lax.scan(step, (params, state), length=100)[1]
-
-    def parts(tree):  # relative_deviation casts to float32, which would drop Im z
-        return jax.tree.map(lambda x: jnp.stack([x.real, x.imag]), tree)
-
-    ours = path(OURS, _python)
-    assert ours["z"].dtype == jnp.complex64
-    assert relative_deviation(parts(ours), parts(path(THEIRS, _python))) <= PYTHON_FLOAT_BOUND
-    assert float(complex_loss(jax.tree.map(lambda x: x[-1], ours))) < float(complex_loss(params))
-
-
 def test_mechanize_passes_extra_args_to_the_base_optimizer():
     """MoMo inside Mechanic reads value=: without it MoMo's error surfaces, with it 10 steps
-    agree with optax's (measured 4e-7 after 20; later the paths part, see the mechanize cases
-    above)."""
+    agree with optax's (measured 4e-7 after 20; later the paths part, see the mechanize records
+    of tests/parity_table.py)."""
 
     def build(m, f):
         return m.mechanize(m.momo(f(0.5), f(0.9), f(200.0)), f(0.01), f(1e-8), f(1e-3), 4)
 
-    tx = build(OURS, _python)
+    tx = build(OURS, float)
     with pytest.raises(ValueError, match=r"momo needs the loss"):
         tx.update(GRADS, tx.init(PARAMS), PARAMS)
-    ours = run(tx, optim.apply_updates, True, steps=10)[0]
-    theirs = run(build(THEIRS, _python), optax.apply_updates, True, steps=10)[0]
-    assert relative_deviation(ours, theirs) <= PYTHON_FLOAT_BOUND
-    assert relative_deviation(jax.tree.map(lambda x: x[-1], ours), nested_params()) > 1e-3
+    ours = descend(tx, optim.apply_updates, 10, extra=with_value, whole_path=True)
+    theirs = descend(
+        build(THEIRS, float), optax.apply_updates, 10, extra=with_value, whole_path=True
+    )
+    assert relative_deviation(ours.path, theirs.path) <= PYTHON_FLOAT_BOUND
+    assert relative_deviation(ours.params, nested_params()) > 1e-3
 
 
 def test_reduce_on_plateau_scales_complex_updates():
@@ -461,20 +225,21 @@ VMAP_OPTIONS = {"dog": {"init_step": ("distance", 0.1)}, "madgrad": {"learning_r
 
 
 @pytest.mark.parametrize(
-    ("name", "with_value", "arg", "values"),
+    ("name", "passes_value", "arg", "values"),
     [
         pytest.param(*c, id=c[0], marks=[pytest.mark.slow] if c[0] in VMAP_SLOW else [])
         for c in VMAP_CASES
     ],
 )
-def test_jit_and_vmap_over_a_hyperparameter(name, with_value, arg, values):
+def test_jit_and_vmap_over_a_hyperparameter(name, passes_value, arg, values):
     """A hyperparameter (the learning rate but for COCOB) as a batch of traced leaves: one
     compiled program for all, each row equal to the run given that value as a Python float."""
     params = nested_params()["dense"]  # two leaves: compiling is most of this test's time
 
     def path(value):
         tx = getattr(OURS, name)(**{**VMAP_OPTIONS.get(name, {}), arg: value})
-        return run(tx, optim.apply_updates, with_value, steps=100, params=params)[0]
+        extra = with_value if passes_value else None
+        return descend(tx, optim.apply_updates, 100, params, extra=extra, whole_path=True).path
 
     batched = jax.jit(jax.vmap(path))(jnp.array(values))
     row = jax.tree.map(lambda x: x[1], batched)
@@ -486,7 +251,7 @@ def test_jit_and_vmap_over_a_hyperparameter(name, with_value, arg, values):
 def test_reduce_on_plateau_under_vmap_over_factor():
     def final_scale(factor):
         tx = OURS.chain(OURS.sgd(0.05), OURS.reduce_on_plateau(factor=factor, patience=3))
-        return run(tx, optim.apply_updates, True, steps=120)[1][1].scale
+        return descend(tx, optim.apply_updates, 120, extra=with_value).state[1].scale
 
     scales = jax.jit(jax.vmap(final_scale))(jnp.array([0.5, 0.25]))
     assert float(scales[0]) == float(final_scale(0.5)) < 1.0

@@ -1,27 +1,21 @@
 """The Adam family (optim/optimizers/_adam.py, _adam_variants.py, _adagrad.py) against optax:
-names, state, trajectories, dtypes.
-
-Trajectories are 200 jitted steps on ``convex_loss`` (complex ones on ``complex_loss``), as in
-tests/test_optax_parity.py, against optax given the same Python floats: a decay keeps its
-complement ``1 - b`` rounded from the Python value as optax computes it, and the bias correction
-is compiled as optax's, so the arithmetic is the same; the bound, 1e-6 relative, leaves room
-for XLA's fusion choices only (most cases agree to the bit).
+names, state, dtypes, bad input. Their trajectories, real and complex, are compared with optax's
+by tests/test_optax_parity.py (records in tests/parity_table.py).
 """
 
 from __future__ import annotations
 
 import inspect
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import PYTHON_FLOAT_BOUND, convex_loss, nested_params, relative_deviation, trajectory
+from conftest import convex_loss, nested_params, relative_deviation, trajectory
+from parity_table import then_step
 
 import optim
-from optim._tree import abs_sq
 
 # The Adam family's public names (Adam, AdamW and NAdam themselves: test_alias.py).
 FAMILY = (
@@ -50,184 +44,7 @@ FAMILY = (
 )
 
 
-# Our side of the comparisons: the family's names with optim's chain and scale.
-OURS = types.SimpleNamespace(
-    **{name: getattr(optim, name) for name in FAMILY},
-    chain=optim.chain,
-    scale=optim.scale,
-)
-
-
 STEPS = 200
-
-
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
-
-
-def _matrices(params):
-    return jax.tree.map(lambda x: x.ndim > 1, params)
-
-
-def _block(m, block, lr):
-    """A building block followed by a plain descent step, in library ``m``."""
-    return m.chain(block, m.scale(-lr))
-
-
-# (id, builder(lib, f) -> transformation); f turns a float into what the library is given.
-# Every float hyperparameter is passed explicitly so that the strict comparison gives optax
-# float32 arrays throughout. Blocks run near their defaults; the aliases exercise the options.
-CASES = [
-    (
-        "scale_by_belief",
-        lambda m, f: _block(m, m.scale_by_belief(f(0.8), f(0.99), f(1e-16), f(1e-16)), f(0.01)),
-    ),
-    (
-        "scale_by_adamax",
-        lambda m, f: _block(m, m.scale_by_adamax(f(0.9), f(0.999), f(1e-8)), f(0.01)),
-    ),
-    (
-        "scale_by_amsgrad",
-        lambda m, f: _block(m, m.scale_by_amsgrad(f(0.9), f(0.99), f(1e-8), f(1e-10)), f(0.01)),
-    ),
-    (
-        "scale_by_radam",
-        lambda m, f: _block(
-            m, m.scale_by_radam(f(0.9), f(0.999), f(1e-8), f(0.0), f(5.0)), f(0.01)
-        ),
-    ),
-    (
-        "scale_by_yogi",
-        lambda m, f: _block(
-            m, m.scale_by_yogi(f(0.9), f(0.999), f(1e-3), f(1e-10), f(1e-6)), f(0.01)
-        ),
-    ),
-    (
-        "scale_by_adan",
-        lambda m, f: _block(
-            m, m.scale_by_adan(f(0.98), f(0.92), f(0.99), f(1e-8), f(0.0)), f(0.01)
-        ),
-    ),
-    (
-        "scale_by_adadelta",
-        lambda m, f: _block(m, m.scale_by_adadelta(f(0.9), f(1e-6)), f(1.0)),
-    ),
-    (
-        "scale_by_novograd",
-        lambda m, f: _block(
-            m, m.scale_by_novograd(f(0.9), f(0.25), f(1e-8), f(0.0), f(0.01)), f(0.01)
-        ),
-    ),
-    (
-        "adabelief_nesterov",
-        lambda m, f: m.adabelief(f(0.01), f(0.9), f(0.999), f(1e-16), f(1e-14), nesterov=True),
-    ),
-    ("adamax", lambda m, f: m.adamax(f(0.01), f(0.9), f(0.99), f(1e-8))),
-    (
-        "adamaxw_mask",
-        lambda m, f: m.adamaxw(f(0.01), f(0.9), f(0.999), f(1e-8), f(0.5), mask=MASK),
-    ),
-    (
-        "amsgrad_no_bias_correction",
-        lambda m, f: m.amsgrad(
-            f(0.01),
-            f(0.9),
-            f(0.999),
-            f(1e-8),
-            f(0.0),
-            bias_correction_mu=False,
-            bias_correction_nu=False,
-        ),
-    ),
-    (
-        "radam_nesterov",
-        lambda m, f: m.radam(f(0.01), f(0.9), f(0.99), f(1e-8), f(1e-12), f(6.0), nesterov=True),
-    ),
-    ("yogi", lambda m, f: m.yogi(f(0.01), f(0.9), f(0.999), f(1e-3))),
-    (
-        "adan_weight_decay_mask_fn",
-        lambda m, f: m.adan(
-            f(0.01), f(0.98), f(0.92), f(0.99), f(1e-8), f(1e-8), f(0.5), mask=_matrices
-        ),
-    ),
-    (
-        "adadelta_weight_decay_mask",
-        lambda m, f: m.adadelta(f(0.5), f(0.95), f(1e-6), f(0.1), weight_decay_mask=MASK),
-    ),
-    (
-        "novograd",
-        lambda m, f: m.novograd(f(0.01), f(0.9), f(0.25), f(1e-6), f(1e-12), f(0.001)),
-    ),
-]
-
-
-# The blocks whose optax counterparts are complex-safe. optax's own tests optimise complex
-# parabolas with adabelief, adamax(w), amsgrad, novograd, radam and yogi; scale_by_adan's
-# arithmetic is complex-safe too (|.|^2 in its second moment), although optax's test skips it.
-COMPLEX_CASES = [c for c in CASES if c[0].startswith("scale_by_") and "adadelta" not in c[0]]
-
-
-def _deviation(ours, reference) -> float:
-    """``relative_deviation`` with complex leaves compared as (real, imaginary) pairs."""
-    split = lambda tree: jax.tree.map(lambda z: jnp.stack([jnp.real(z), jnp.imag(z)]), tree)
-    return relative_deviation(split(ours), split(reference))
-
-
-@pytest.mark.parametrize(("name", "build"), CASES, ids=[c[0] for c in CASES])
-def test_trajectory_equals_optax(name, build):
-    ours = trajectory(build(OURS, float), optim.apply_updates, STEPS)
-    theirs = trajectory(build(optax, float), optax.apply_updates, STEPS)
-    assert relative_deviation(ours, theirs) < PYTHON_FLOAT_BOUND
-    # The trajectory moved: the comparison is not between two untouched trees.
-    assert relative_deviation(ours, nested_params()) > 1e-3
-
-
-TARGET = 10.0 + 5.0j
-
-
-def complex_params() -> dict:
-    """A complex matrix and a complex scalar (two leaves keep complex compilation short)."""
-    real, imag = nested_params(0), nested_params(1)
-    return {
-        "w": (real["dense"]["w"] + 1j * imag["dense"]["w"]).astype(jnp.complex64),
-        "s": (real["scale"] + 1j * imag["scale"]).astype(jnp.complex64),
-    }
-
-
-def complex_loss(params) -> jax.Array:
-    """The complex analogue of ``convex_loss``: 0.5 |z - (10+5i)|^2 + 0.001 |z|^4."""
-    return sum(
-        jnp.sum(0.5 * abs_sq(z - TARGET) + 0.001 * abs_sq(z) ** 2) for z in jax.tree.leaves(params)
-    )
-
-
-def complex_trajectory(tx, apply_updates, steps: int = STEPS):
-    """``trajectory`` for complex parameters; the descent direction is the conjugate gradient
-    (as in optax's tests)."""
-    params = complex_params()
-
-    @jax.jit
-    def step(carry, _):
-        p, s = carry
-        g = jax.tree.map(jnp.conj, jax.grad(complex_loss)(p))
-        u, s = tx.update(g, s, p)
-        return (apply_updates(p, u), s), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), length=steps)
-    return params
-
-
-@pytest.mark.parametrize(("name", "build"), COMPLEX_CASES, ids=[c[0] for c in COMPLEX_CASES])
-def test_complex_trajectory_equals_optax(name, build):
-    """Against optax given the same Python floats: the complex arithmetic is the same."""
-    ours = complex_trajectory(build(OURS, float), optim.apply_updates)
-    theirs = complex_trajectory(build(optax, float), optax.apply_updates)
-    assert _deviation(ours, theirs) < PYTHON_FLOAT_BOUND
-    assert {leaf.dtype for leaf in jax.tree.leaves(ours)} == {jnp.dtype(jnp.complex64)}
-    # Descent in both parts: the loss fell and every imaginary part rose towards 5.
-    start = complex_params()
-    assert complex_loss(ours) < complex_loss(start)
-    for z, z0 in zip(jax.tree.leaves(ours), jax.tree.leaves(start), strict=True):
-        assert float(jnp.min(jnp.imag(z) - jnp.imag(z0))) > 1e-2
 
 
 def test_real_mu_dtype_for_complex_params_is_rejected():
@@ -355,8 +172,8 @@ def test_low_precision_slots_keep_their_dtype_and_float32_arithmetic(name):
     # Adamax's max(|g|, b2 v) with b2 = 0.999 drifts further (5%): 0.999 v rounds back to v in
     # bf16, so the maximum never decays -- why slots default to float32.
     close = relative_deviation(
-        trajectory(_block(optim, low, 0.01), optim.apply_updates, STEPS, params),
-        trajectory(_block(optim, full, 0.01), optim.apply_updates, STEPS, params),
+        trajectory(then_step(optim, low, 0.01), optim.apply_updates, STEPS, params),
+        trajectory(then_step(optim, full, 0.01), optim.apply_updates, STEPS, params),
     )
     assert close < (0.08 if name == "scale_by_adamax" else 0.04), close
 

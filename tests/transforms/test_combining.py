@@ -11,14 +11,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 from conftest import jitted_update, relative_deviation, trajectory
+from parity_table import LABELS, MASK
 
 import optim
 from optim.transforms._combining import _path_parts
 
 OURS = optim
-
-
-LABELS = {"dense": {"w": "a", "b": "b"}, "scale": "b", "blocks": ["a", ("b",)]}
 
 
 def _layers_params():
@@ -114,9 +112,6 @@ def test_partition_label_function_checked_at_init(params):
     tx = OURS.partition({"a": OURS.sgd(0.1)}, lambda p: jax.tree.map(lambda _: "c", p))
     with pytest.raises(ValueError, match="no transformation"):
         tx.init(params)
-
-
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
 
 
 def _matrices(params):

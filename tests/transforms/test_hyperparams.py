@@ -13,16 +13,11 @@ import numpy as np
 import optax
 import pytest
 from conftest import convex_loss, relative_deviation, trajectory, tree_bytes
+from parity_table import LABELS, MASK
 
 import optim
 
 OURS = optim
-
-
-LABELS = {"dense": {"w": "a", "b": "b"}, "scale": "b", "blocks": ["a", ("b",)]}
-
-
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
 
 
 def _decay(count):

@@ -1,7 +1,6 @@
-"""The transforms optax added lately (optim/transforms/) against optax over one table: trajectories
-under jit and vmap, one compilation, signatures, state names, complex leaves, bad input.
-
-Trajectory parity follows tests/test_optax_parity.py.
+"""The transforms optax added lately (optim/transforms/) against optax: one compilation,
+signatures, state names, complex leaves, bad input. Their trajectories, under jit and vmap, are
+compared with optax's by tests/test_optax_parity.py (records in tests/parity_table.py).
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ import optax
 import pytest
 from conftest import (
     FLOAT32_BOUND,
-    PYTHON_FLOAT_BOUND,
     jitted_update,
-    nested_params,
     real_and_imaginary,
     relative_deviation,
-    trajectory,
 )
+from parity_table import MASK, even_step
 
 import optim
 from optim.transforms._clipping import AdaptiveGradClip
@@ -51,114 +48,14 @@ NEW_NAMES = (
 )
 
 
-OURS = optim
-
-
-START = nested_params()
-
-
-MASK = {"dense": {"w": True, "b": False}, "scale": False, "blocks": [True, (False,)]}
-
-
-def _matrices(params):
-    return jax.tree.map(lambda x: x.ndim > 1, params)
-
-
-def _even(step):
-    return step % 2 == 0
-
-
-def _momentum(m, f):
-    """A cheap inner transformation with a state (the wrappers' behaviour does not depend on
-    which; each compilation costs time on 2 shared cores)."""
-    return m.trace(f(0.9))
-
-
-# (id, builder(lib, f) -> transformation); f turns a float into what the library is given,
-# every float hyperparameter passed through it.
-CASES = [
-    (
-        "adaptive_grad_clip",
-        lambda m, f: m.chain(m.adaptive_grad_clip(f(0.05), f(1e-3)), m.scale(f(-0.1))),
-    ),
-    (
-        "adaptive_grad_clip_axis",  # rank-2 leaves only: axis=1 does not exist on vectors
-        lambda m, f: m.chain(
-            m.masked(m.adaptive_grad_clip(f(0.05), f(1e-3), axis=1), _matrices),
-            m.scale(f(-0.1)),
-        ),
-    ),
-    ("centralize", lambda m, f: m.chain(m.centralize(), m.scale(f(-0.1)))),
-    ("zero_nans", lambda m, f: m.chain(m.zero_nans(), m.scale(f(-0.1)))),
-    # Steps that push every parameter down: negative ones, and later all, are clamped to 0.
-    (
-        "keep_params_nonnegative",
-        lambda m, f: m.chain(m.scale(f(0.05)), m.keep_params_nonnegative()),
-    ),
-    ("normalize_by_update_norm", lambda m, f: m.normalize_by_update_norm(f(-0.1), f(1e-6))),
-    ("apply_every", lambda m, f: m.chain(m.apply_every(3), m.scale(f(-0.05)))),
-    (
-        "conditionally_transform",
-        lambda m, f: m.chain(m.conditionally_transform(_momentum(m, f), _even), m.scale(f(-0.01))),
-    ),
-    (
-        "conditionally_mask",
-        lambda m, f: m.chain(m.conditionally_mask(_momentum(m, f), _even), m.scale(f(-0.01))),
-    ),
-    (
-        "named_chain",
-        lambda m, f: m.named_chain(
-            ("clip", m.clip_by_global_norm(f(1.0))), ("sgd", m.sgd(f(0.05), f(0.9)))
-        ),
-    ),
-    (
-        "selective_transform",
-        lambda m, f: m.selective_transform(m.sgd(f(0.01), f(0.9)), freeze_mask=MASK),
-    ),
-]
-
-
-CASE_IDS = [c[0] for c in CASES]
-
-
-def _run(library, build, apply_updates):
-    """``factor -> trajectory`` with every float hyperparameter multiplied by ``factor``."""
-
-    def run(factor):
-        # The initial params made outside: drawn inside jit, threefry would be compiled too.
-        return trajectory(build(library, lambda v: v * factor), apply_updates, params=START)
-
-    return run
-
-
-@pytest.mark.parametrize(("name", "build"), CASES, ids=CASE_IDS)
-def test_trajectory_equals_optax_under_jit_and_vmap(name, build):
-    """Ours run batched, ``jax.jit(jax.vmap(...))`` over a factor multiplying every float
-    hyperparameter; optax at each factor with float32 hyperparameters (one jitted program
-    for both factors) and at factor 1 with Python floats. Three compilations per case."""
-    factors = jnp.array([1.0, 0.7], jnp.float32)
-    batched = jax.jit(jax.vmap(_run(OURS, build, optim.apply_updates)))(factors)
-    theirs = jax.jit(_run(optax, build, optax.apply_updates))
-    for i, factor in enumerate(factors):
-        ours = jax.tree.map(lambda x, i=i: x[i], batched)
-        assert relative_deviation(ours, theirs(factor)) < FLOAT32_BOUND
-        # The trajectory moved: the comparison is not between two untouched trees.
-        assert relative_deviation(ours, START) > 1e-3
-    if name == "keep_params_nonnegative":  # the clamp binds: every parameter ends at 0
-        assert all(bool(jnp.all(x == 0.0)) for x in jax.tree.leaves(batched))
-    python_floats = trajectory(build(optax, float), optax.apply_updates, params=START)
-    ours_python = trajectory(build(OURS, float), optim.apply_updates, params=START)
-    assert relative_deviation(ours_python, python_floats) < PYTHON_FLOAT_BOUND
-
-
 @pytest.mark.parametrize(
     "make",
     [
-        lambda c: OURS.adaptive_grad_clip(c, c / 10),
-        lambda c: OURS.normalize_by_update_norm(-c, c / 10),
-        lambda c: OURS.conditionally_mask(OURS.sgd(c), _even),
-        lambda c: OURS.named_chain(("clip", OURS.clip(c)), ("sgd", OURS.sgd(c))),
-        lambda c: OURS.selective_transform(OURS.sgd(c), freeze_mask=MASK),
+        lambda c: optim.adaptive_grad_clip(c, c / 10),
+        lambda c: optim.normalize_by_update_norm(-c, c / 10),
+        lambda c: optim.conditionally_mask(optim.sgd(c), even_step),
+        lambda c: optim.named_chain(("clip", optim.clip(c)), ("sgd", optim.sgd(c))),
+        lambda c: optim.selective_transform(optim.sgd(c), freeze_mask=MASK),
     ],
 )
 def test_one_compilation_for_all_hyperparameter_values(params, make):
@@ -171,7 +68,7 @@ def test_one_compilation_for_all_hyperparameter_values(params, make):
 
 
 def _public(name):
-    return getattr(OURS, name)
+    return getattr(optim, name)
 
 
 def test_signatures_match_optax():
@@ -192,25 +89,25 @@ def test_state_names_and_fields_match_optax(params):
     for name in [n for n in NEW_NAMES if n[0].isupper()]:
         assert _public(name)._fields == getattr(optax, name)._fields, name
     pairs = [
-        (OURS.zero_nans(), optax.zero_nans()),
-        (OURS.apply_every(2), optax.apply_every(2)),
+        (optim.zero_nans(), optax.zero_nans()),
+        (optim.apply_every(2), optax.apply_every(2)),
         (
-            OURS.conditionally_mask(OURS.sgd(0.1), _even),
-            optax.conditionally_mask(optax.sgd(0.1), _even),
+            optim.conditionally_mask(optim.sgd(0.1), even_step),
+            optax.conditionally_mask(optax.sgd(0.1), even_step),
         ),
         (
-            OURS.conditionally_transform(OURS.sgd(0.1), _even),
-            optax.conditionally_transform(optax.sgd(0.1), _even),
+            optim.conditionally_transform(optim.sgd(0.1), even_step),
+            optax.conditionally_transform(optax.sgd(0.1), even_step),
         ),
-        (OURS.adaptive_grad_clip(0.1), optax.adaptive_grad_clip(0.1)),
-        (OURS.keep_params_nonnegative(), optax.keep_params_nonnegative()),
+        (optim.adaptive_grad_clip(0.1), optax.adaptive_grad_clip(0.1)),
+        (optim.keep_params_nonnegative(), optax.keep_params_nonnegative()),
     ]
     for ours, theirs in pairs:
         a, b = ours.init(params), theirs.init(params)
         assert type(a).__name__ == type(b).__name__ and a._fields == b._fields, (a, b)
-    state = OURS.named_chain(("clip", OURS.clip(1.0)), ("sgd", OURS.sgd(0.1))).init(params)
+    state = optim.named_chain(("clip", optim.clip(1.0)), ("sgd", optim.sgd(0.1))).init(params)
     assert list(state) == ["clip", "sgd"] and type(state).__name__ == "OrderedDict"
-    assert optax.tree.get(OURS.zero_nans().init(params), "found_nan")["scale"].dtype == bool
+    assert optax.tree.get(optim.zero_nans().init(params), "found_nan")["scale"].dtype == bool
 
 
 @pytest.mark.parametrize(
@@ -226,7 +123,7 @@ def test_complex_leaves_as_optax(name):
     }
     grads = jax.tree.map(lambda p: (p * 2.0 - 1j) * 3.0, params)
     args = {"normalize_by_update_norm": (-0.5,), "adaptive_grad_clip": (0.1,)}.get(name, ())
-    ours, _ = jitted_update(getattr(OURS, name)(*args), grads, params)
+    ours, _ = jitted_update(getattr(optim, name)(*args), grads, params)
     theirs, _ = jitted_update(getattr(optax, name)(*args), grads, params)
     assert relative_deviation(real_and_imaginary(ours), real_and_imaginary(theirs)) < FLOAT32_BOUND
     assert ours["w"].dtype == jnp.complex64
@@ -242,15 +139,15 @@ PER_EXAMPLE = {
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: OURS.adaptive_grad_clip(float("nan")), ValueError, r"clipping must be finite"),
-        (lambda: OURS.adaptive_grad_clip(-1.0), ValueError, r"clipping must be in \[0.0, inf\)"),
-        (lambda: OURS.adaptive_grad_clip(0.1, -1.0), ValueError, r"eps must be in \[0.0, inf\)"),
-        (lambda: OURS.adaptive_grad_clip(0.1, axis="0"), TypeError, r"axis must be None, an int"),
-        (lambda: OURS.normalize_by_update_norm(float("nan")), ValueError, r"scale_factor must"),
-        (lambda: OURS.normalize_by_update_norm(1.0, -1.0), ValueError, r"eps must be in \[0.0"),
-        (lambda: OURS.normalize_by_update_norm("abc"), TypeError, r"scale_factor must be a num"),
+        (lambda: optim.adaptive_grad_clip(float("nan")), ValueError, r"clipping must be finite"),
+        (lambda: optim.adaptive_grad_clip(-1.0), ValueError, r"clipping must be in \[0.0, inf\)"),
+        (lambda: optim.adaptive_grad_clip(0.1, -1.0), ValueError, r"eps must be in \[0.0, inf\)"),
+        (lambda: optim.adaptive_grad_clip(0.1, axis="0"), TypeError, r"axis must be None, an int"),
+        (lambda: optim.normalize_by_update_norm(float("nan")), ValueError, r"scale_factor must"),
+        (lambda: optim.normalize_by_update_norm(1.0, -1.0), ValueError, r"eps must be in \[0.0"),
+        (lambda: optim.normalize_by_update_norm("abc"), TypeError, r"scale_factor must be a num"),
         (
-            lambda: OURS.per_example_layer_norm_clip(PER_EXAMPLE, 1.0, 1),
+            lambda: optim.per_example_layer_norm_clip(PER_EXAMPLE, 1.0, 1),
             TypeError,
             r"uniform must be True or False, got int 1",
         ),
@@ -277,7 +174,7 @@ def test_non_array_leaves_pass_through(name):
     params = {"w": jnp.ones((2, 3)), "none": None, "n": 3}
     grads = {"w": jnp.full((2, 3), 0.5), "none": None, "n": None}
     args = {"adaptive_grad_clip": (0.1,)}.get(name, ())
-    tx = getattr(OURS, name)(*args)
+    tx = getattr(optim, name)(*args)
     updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
     assert updates["none"] is None and updates["n"] is None
     assert updates["w"].shape == (2, 3) and bool(jnp.all(jnp.isfinite(updates["w"])))
@@ -287,15 +184,15 @@ def test_bfloat16_updates_keep_their_dtype():
     params = {"w": jnp.ones((2, 3), jnp.bfloat16)}
     grads = {"w": jnp.full((2, 3), -2.0, jnp.bfloat16)}
     for tx in (
-        OURS.centralize(),
-        OURS.normalize_by_update_norm(),
-        OURS.apply_every(2),
-        OURS.adaptive_grad_clip(0.1),
-        OURS.keep_params_nonnegative(),
+        optim.centralize(),
+        optim.normalize_by_update_norm(),
+        optim.apply_every(2),
+        optim.adaptive_grad_clip(0.1),
+        optim.keep_params_nonnegative(),
     ):
         updates, _ = jitted_update(tx, grads, params)
         assert updates["w"].dtype == jnp.bfloat16, tx
-    state = OURS.apply_every(2).init(params)
+    state = optim.apply_every(2).init(params)
     assert state.grad_acc["w"].dtype == jnp.float32  # optax would keep bf16
 
 
