@@ -1035,6 +1035,19 @@ DEFAULTS_EXTRA = {
     "contrib.momo_adam": with_value,
     "contrib.sophia": with_obj_fn,
 }
+# Where the numbers may differ from optax's, by how much, and why (every other name: the first
+# update bit for bit, 200 steps within PYTHON_FLOAT_BOUND). Our gradient bound is a clamp in
+# front of the moments (optim._numerics.square_safe): the same values, but inside the fused
+# kernel it changes which multiply-adds XLA:CPU's code generator contracts into fused
+# multiply-adds, so a last bit can round the other way.
+SHARED_JIT_ULPS = {  # the jitted first update, in units in the last place
+    "yogi": 1,  # v - (1 - b2) sign(v - g^2) g^2: 9 of 34 entries 1 ulp apart (measured)
+}
+SHARED_BOUNDS = {  # the 200-step deviation
+    # AdaBelief's (g - m)^2 with a sign step cancels digits: last-bit differences grow to 8.9e-6
+    # (measured); with identical arithmetic (no bound) it is 0.
+    "contrib.acprop": 2e-5,
+}
 _LEARNING_RATE_FREE = {"cocob", "dadapt_adamw", "dog", "dowg", "momo", "momo_adam", "prodigy"}
 _SPECIAL = {
     "lbfgs": lambda m: m.lbfgs(),
