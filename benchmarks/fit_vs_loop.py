@@ -1,4 +1,4 @@
-"""``optim.fit`` against the two loops a JAX user writes by hand, on the seed's linear regression.
+"""``optim.fit`` against the two loops a JAX user writes by hand, on the demo's linear regression.
 
 For gradient descent (``sgd(0.5)`` on the full batch) and Adam (``adam(0.05)``), 1000 steps are
 run by
@@ -48,7 +48,7 @@ Train = Callable[[Any, Dataset], Any]  # (initial params, data) -> (final params
 
 
 def loss_fn(model: models.LinearRegression, batch: Dataset) -> jax.Array:
-    """The seed's mean squared error."""
+    """The mean squared error of the linear regression demo (``python -m optim``)."""
     return models.losses.mean_squared_error(model(batch.x), batch.y)
 
 

@@ -1,6 +1,6 @@
 """A 32-point learning-rate sweep: one vmapped ``optim.sweep`` against 32 sequential ``optim.fit``.
 
-Two problems, as issue 4 asks: the seed's linear regression (``LinearRegression`` on
+Two problems: the linear regression of ``python -m optim`` (``LinearRegression`` on
 ``linear_regression_uniform``, gradient descent, 1000 full-batch steps) and a small MLP on
 scikit-learn's digits (``MLP([64, 32, 10])``, Adam, 300 steps of minibatches of 64). Both ways
 train the same 32 runs with the same minibatches; the script reports how far their losses

@@ -1,4 +1,4 @@
-"""Numerics at the edges (issue 7, item 2), each against optax where optax misbehaves.
+"""Numerics at the edges, each against optax where optax misbehaves.
 
 (a) float16 parameters, whose dtype cannot hold eps = 1e-8 (optax#1754).
 (b) float32 gradients of 1e30 (the square overflows) and 1e-30 (the square underflows).

@@ -1,5 +1,5 @@
 """Error-message audit: bad input raises an exception that names the argument and what was
-expected (issue 7, item 6; DESIGN.md principle 6, "fail loudly and early").
+expected (DESIGN.md principle 6, "fail loudly and early").
 
 Every row of the table is one call with one bad argument, the exception type it must raise
 and two regular expressions its message must contain: ``names`` (the argument, and the leaf
