@@ -92,7 +92,7 @@ def trajectory(tx, apply_updates, steps: int = 100, params=None):
 
 
 def relative_deviation(ours, reference) -> float:
-    """max over leaves of max|ours - ref| / max|ref| (the figure the parity bounds state); NaN if any
+    """max over leaves of max|ours - ref| / max|ref| (what parity bounds bound); NaN if any
     leaf's deviation is NaN (Python's max would skip it)."""
     deviations = [
         float(
