@@ -294,41 +294,21 @@ def _chunk(
     program: Program,
     length: int,
     with_eval: bool,
+    from_arrays: bool = False,
 ) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
-    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``."""
+    """``length`` steps as one scan, then the metrics on ``eval_data`` if ``with_eval``.
+
+    With ``from_arrays``, ``carry`` is the parameters' arrays and the first carry is built
+    here: a run that is one chunk compiles this program only (the caller's arrays are not
+    donated, so they need no copy).
+    """
+    if from_arrays:
+        carry = _initial_carry(optimizer, carry, program, copy=False)
     carry, records = scan_steps(program, optimizer, data, key, carry, batches, length)
     if program.plan is not None:
         carry = jax.lax.with_sharding_constraint(carry, program.plan.carry_shardings(carry))
     metrics = evaluate(program, carry.arrays, eval_data) if with_eval else None
     return carry, records, metrics
-
-
-def _whole_run(
-    arrays: Any,
-    optimizer: Any,
-    data: PyTree,
-    key: Any,
-    batches: Any,
-    eval_data: PyTree,
-    *,
-    program: Program,
-    length: int,
-    with_eval: bool,
-) -> tuple[Carry, StepRecord, dict[str, jax.Array] | None]:
-    """The first carry and then ``length`` steps: a run that is one chunk compiles only this
-    (the caller's arrays are not donated, so they need no copy)."""
-    carry = _initial_carry(optimizer, arrays, program, copy=False)
-    return _chunk(
-        carry,
-        optimizer,
-        data,
-        key,
-        batches,
-        eval_data,
-        program=program,
-        length=length,
-        with_eval=with_eval,
-    )
 
 
 _STATIC = ("program", "length", "with_eval")
@@ -337,7 +317,7 @@ _STATIC = ("program", "length", "with_eval")
 # arrays, which must not be donated.
 run_chunk = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("carry",))
 run_chunk_undonated = jax.jit(_chunk, static_argnames=_STATIC)
-run_whole = jax.jit(_whole_run, static_argnames=_STATIC)
+run_whole = jax.jit(functools.partial(_chunk, from_arrays=True), static_argnames=_STATIC)
 
 
 # --- the public traceable core --------------------------------------------------------------
