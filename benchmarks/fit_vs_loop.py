@@ -188,7 +188,7 @@ def report(results: dict[str, Any]) -> str:
         f"machine: {m['platform']}, {m['cpu_count']} CPUs (load average "
         f"{m['load_average_1min']:.1f}), python {m['python']}, jax {m['jax']}, optax "
         f"{m['optax']}, backend {m['backend']}",
-        f"seed linear regression (100 examples), {results['steps']} steps; median of "
+        f"the demo's linear regression (100 examples), {results['steps']} steps; median of "
         f"{results['repeats']} alternating calls after the first (which includes compilation)",
         "",
         f"{'optimizer':15}{'variant':14}{'first call ms':>15}{'median ms':>12}{'min ms':>9}",

@@ -1074,7 +1074,7 @@ AREA_ROWS = [
         r"must be an int \(step counts are static",
     ),
     # fit
-    row("fit.steps=0", fit(steps=0), ValueError, r"\bsteps\b", r"must be >= 1, got 0"),
+    row("fit.steps=0", fit(steps=0), ValueError, r"\bsteps\b", r"must be an int >= 1, got 0"),
     *[
         row(
             f"fit.{flag}='no'",
@@ -1125,7 +1125,7 @@ AREA_ROWS = [
         r"\bnesterov\b",
         r"must be True or False, got str 'no'",
     ),
-    row("fit.steps=2.5", fit(steps=2.5), TypeError, r"\bsteps\b", r"must be a Python int"),
+    row("fit.steps=2.5", fit(steps=2.5), TypeError, r"\bsteps\b", r"must be an int, got float 2.5"),
     row(
         "fit.steps and epochs", fit(epochs=1, key=KEY), ValueError, r"steps or epochs", r"not both"
     ),
@@ -1135,7 +1135,7 @@ AREA_ROWS = [
         fit(steps=None, epochs=0, key=KEY),
         ValueError,
         r"\bepochs\b",
-        r"must be >= 1",
+        r"must be an int >= 1",
     ),
     row(
         "fit.epochs without key",
@@ -1149,7 +1149,7 @@ AREA_ROWS = [
         fit(batch_size=0, key=KEY),
         ValueError,
         r"batch_size",
-        r"must be >= 1, got 0",
+        r"must be an int >= 1, got 0",
     ),
     row(
         "fit.batch_size larger than data",
@@ -1252,7 +1252,7 @@ AREA_ROWS = [
         path("params['w']"),
         r"dtype int32",
     ),
-    row("fit.accumulate=0", fit(accumulate=0), ValueError, r"accumulate", r"must be >= 1"),
+    row("fit.accumulate=0", fit(accumulate=0), ValueError, r"accumulate", r"must be an int >= 1"),
     row(
         "fit.accumulate not dividing the batch",
         fit(accumulate=3),
@@ -1260,20 +1260,26 @@ AREA_ROWS = [
         r"accumulate=3",
         r"must divide the batch size, got a batch of 8",
     ),
-    row("fit.chunk_size=0", fit(chunk_size=0), ValueError, r"chunk_size", r"must be >= 1, got 0"),
+    row(
+        "fit.chunk_size=0",
+        fit(chunk_size=0),
+        ValueError,
+        r"chunk_size",
+        r"must be an int >= 1, got 0",
+    ),
     row(
         "fit.max_consecutive_skips=0",
         fit(max_consecutive_skips=0),
         ValueError,
         r"max_consecutive_skips",
-        r"must be >= 1",
+        r"must be an int >= 1",
     ),
     row(
         "fit.eval_every=0",
         fit(**EVAL | {"eval_every": 0}),
         ValueError,
         r"eval_every",
-        r"must be >= 1",
+        r"must be an int >= 1",
     ),
     row(
         "fit.eval_every without eval_data",
@@ -1336,7 +1342,7 @@ AREA_ROWS = [
         fit(**EVAL, early_stopping=optim.EarlyStopping(patience=0)),
         ValueError,
         r"early_stopping.patience",
-        r"must be >= 1",
+        r"must be an int >= 1",
     ),
     row(
         "fit.early_stopping without eval_every",
@@ -1657,7 +1663,7 @@ AREA_ROWS = [
         r"\bseeds\b",
         r"must be None, a positive int",
     ),
-    row("sweep.steps=0", sweep(steps=0), ValueError, r"\bsteps\b", r"must be >= 1"),
+    row("sweep.steps=0", sweep(steps=0), ValueError, r"\bsteps\b", r"must be an int >= 1"),
     row(
         "sweep.batch_size larger than data",
         sweep(batch_size=20, key=KEY),

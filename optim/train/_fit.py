@@ -39,6 +39,7 @@ from typing import Any
 
 import jax
 
+from optim._hyper import check_int
 from optim._tree import PyTree, check_params
 from optim.base import as_transformation
 from optim.train._batches import RandomBatches
@@ -50,7 +51,6 @@ from optim.train._options import (
     Evaluation,
     Placement,
     StepOptions,
-    check_int,
     check_key,
     num_examples,
 )
@@ -161,7 +161,7 @@ def sample_batch(data: PyTree, key: jax.Array, batch_size: int, step: int = 0) -
     """The ``batch_size`` examples ``fit(..., steps=, batch_size=, key=key)`` trains on at
     ``step``: drawn without replacement with ``jax.random.fold_in(key, step)``."""
     n = num_examples(data)
-    batch_size = check_int(batch_size, "batch_size", 1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
     check_key(key)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optim._hyper import check_flag
+from optim._hyper import check_flag, check_int
 from optim._tree import PyTree, keystr, leaves_with_paths
 from optim.train._batches import EpochBatches, RandomBatches
 from optim.train._sharding import ShardingPlan, make_plan
@@ -28,16 +28,8 @@ def _set(record: Any, **values: Any) -> None:
         object.__setattr__(record, name, value)
 
 
-def check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a Python int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _optional_int(value: Any, name: str, low: int) -> int | None:
-    return None if value is None else check_int(value, name, low)
+    return None if value is None else check_int(value, name, low=low)
 
 
 def check_key(key: Any) -> None:
@@ -116,7 +108,7 @@ class Batching:
         if batch_size is not None and batch_size > n:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n} examples)")
         if self.epochs is not None:
-            epochs = check_int(self.epochs, "epochs", 1)
+            epochs = check_int(self.epochs, "epochs", low=1)
             if self.key is None:
                 raise ValueError(
                     "key is required with epochs: each epoch shuffles the data, e.g. "
@@ -152,8 +144,10 @@ class StepOptions:
             self,
             has_aux=check_flag(self.has_aux, "has_aux"),
             skip_nonfinite=check_flag(self.skip_nonfinite, "skip_nonfinite"),
-            accumulate=check_int(self.accumulate, "accumulate", 1),
-            max_consecutive_skips=check_int(self.max_consecutive_skips, "max_consecutive_skips", 1),
+            accumulate=check_int(self.accumulate, "accumulate", low=1),
+            max_consecutive_skips=check_int(
+                self.max_consecutive_skips, "max_consecutive_skips", low=1
+            ),
         )
 
 
@@ -234,7 +228,7 @@ class Evaluation:
 
     def __post_init__(self) -> None:
         if self.every is not None:
-            _set(self, every=check_int(self.every, "eval_every", 1))
+            _set(self, every=check_int(self.every, "eval_every", low=1))
             if self.data is None:
                 raise ValueError("eval_every needs eval_data: the data to evaluate metrics on")
         if self.metrics is not None and self.data is None:
@@ -272,7 +266,7 @@ def _check_early_stopping(spec: Any, names: list[str], eval_every: int | None) -
         )
     if spec.mode not in ("min", "max"):
         raise ValueError(f"early_stopping.mode must be 'min' or 'max', got {spec.mode!r}")
-    check_int(spec.patience, "early_stopping.patience", 1)
+    check_int(spec.patience, "early_stopping.patience", low=1)
 
 
 # --- checkpoints --------------------------------------------------------------------------
@@ -290,7 +284,7 @@ class Checkpointing:
     def __post_init__(self) -> None:
         _set(self, resume=check_flag(self.resume, "resume"))
         if self.every is not None:
-            _set(self, every=check_int(self.every, "checkpoint_every", 1))
+            _set(self, every=check_int(self.every, "checkpoint_every", low=1))
             if self.directory is None:
                 raise ValueError("checkpoint_every needs checkpoint_dir")
         if self.resume and self.directory is None:

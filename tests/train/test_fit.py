@@ -179,8 +179,8 @@ def test_value_and_grad_gives_none_for_non_array_leaves():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"steps": 0}, ValueError, "steps must be >= 1"),
-        ({"steps": 2.5}, TypeError, "steps must be a Python int"),
+        ({"steps": 0}, ValueError, "steps must be an int >= 1"),
+        ({"steps": 2.5}, TypeError, "steps must be an int"),
         (
             {"steps": 5, "batch_size": 65, "key": jax.random.PRNGKey(0)},
             ValueError,
@@ -189,7 +189,7 @@ def test_value_and_grad_gives_none_for_non_array_leaves():
         (
             {"steps": 5, "batch_size": 0, "key": jax.random.PRNGKey(0)},
             ValueError,
-            "batch_size must be >= 1",
+            "batch_size must be an int >= 1",
         ),
         ({"steps": 5, "batch_size": 4}, ValueError, "key is required when batch_size is set"),
     ],

@@ -66,7 +66,7 @@ def test_train_step_checks_its_arguments():
     tx = optim.sgd(0.1)
     with pytest.raises(TypeError, match="loss_fn must be a function"):
         optim.train.train_step("mse", tx, PARAMS, tx.init(PARAMS), _data())
-    with pytest.raises(ValueError, match="accumulate must be >= 1"):
+    with pytest.raises(ValueError, match="accumulate must be an int >= 1"):
         optim.train.train_step(mse, tx, PARAMS, tx.init(PARAMS), _data(), accumulate=0)
 
 

@@ -233,7 +233,7 @@ def test_table_lists_every_point_and_marks_the_best(grid_sweep, seeded_sweep):
         ({"seeds": [0.5]}, TypeError, "seeds must be None, a positive int"),
         ({"params": init_params}, ValueError, "params is a function of a PRNG key: pass key="),
         ({"batch_size": 8}, ValueError, "key is required when batch_size is set"),
-        ({"steps": 0}, ValueError, "steps must be >= 1"),
+        ({"steps": 0}, ValueError, "steps must be an int >= 1"),
     ],
 )
 def test_bad_input_gets_a_clear_error(kwargs, error, match):
