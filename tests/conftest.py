@@ -64,26 +64,58 @@ class Descent(NamedTuple):
 
 
 def descend(
-    tx, apply_updates, steps=100, params=None, loss=convex_loss, extra=None, whole_path=False
+    tx,
+    apply_updates,
+    steps=100,
+    params=None,
+    loss=convex_loss,
+    extra=None,
+    whole_path=False,
+    value_and_grad=jax.value_and_grad,
+    one_program=True,
 ) -> Descent:
     """``steps`` jitted steps of ``tx`` on ``loss`` from ``params`` (``nested_params()`` by
     default). ``extra(loss, params, value)`` gives the keyword arguments every update gets
-    besides the gradients (``value`` is the loss at the current ``params``). Complex parameters
-    descend along the conjugate gradient (as in optax's tests); on real ones ``conj`` does
-    nothing."""
+    besides the gradients (``value`` is the loss at the current ``params``);
+    ``value_and_grad(loss)`` the loss and the gradients an update is given (per-example
+    gradients, say). ``one_program=False`` runs the scan outside ``jit`` (XLA then compiles
+    the step alone and fuses it otherwise). Complex parameters descend along the conjugate
+    gradient (as in optax's tests); on real ones ``conj`` does nothing."""
     params = nested_params() if params is None else params
 
     def step(carry, _):
         p, s = carry
-        value, g = jax.value_and_grad(loss)(p)
+        value, g = value_and_grad(loss)(p)
         g = jax.tree.map(jnp.conj, g)
         u, s = tx.update(g, s, p, **(extra(loss, p, value) if extra else {}))
         p = apply_updates(p, u)
         return (p, s), p if whole_path else None
 
-    run = jax.jit(lambda carry: jax.lax.scan(step, carry, length=steps))
+    def run(carry):
+        return jax.lax.scan(step, carry, length=steps)
+
+    run = jax.jit(run) if one_program else run
     (params, state), path = run((params, tx.init(params)))
     return Descent(params, state, path)
+
+
+def descend_with_line_search(lib, tx, loss, params, from_state: bool, steps: int):
+    """(params, loss per iteration, line-search iterations per iteration) after ``steps``
+    jitted iterations of ``tx`` in library ``lib`` (optim or optax), the loss and gradient
+    either reused from the state (``lib.value_and_grad_from_state``, as optax's docs show) or
+    computed afresh."""
+    value_and_grad = lib.value_and_grad_from_state(loss) if from_state else None
+
+    @jax.jit
+    def step(carry, _):
+        p, s = carry
+        v, g = value_and_grad(p, state=s) if from_state else jax.value_and_grad(loss)(p)
+        u, s = tx.update(g, s, p, value=v, grad=g, value_fn=loss)
+        searches = optim.tree.get(s, "num_linesearch_steps", jnp.zeros([], jnp.int32))
+        return (lib.apply_updates(p, u), s), (v, searches)
+
+    (params, _), (values, searches) = jax.lax.scan(step, (params, tx.init(params)), length=steps)
+    return params, values, searches
 
 
 def trajectory(tx, apply_updates, steps: int = 100, params=None):

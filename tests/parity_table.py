@@ -15,6 +15,7 @@ may differ. A record with another bound gives its reason next to it.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import optax.contrib
 import pytest
@@ -153,6 +155,8 @@ class Problem:
     params: Callable[[], Any] = nested_params
     loss: Callable[[Any], jax.Array] = convex_loss
     extra: Callable[[Any, Any, jax.Array], dict] = no_extra
+    value_and_grad: Callable = jax.value_and_grad  # (loss) -> (params -> (value, gradients))
+    one_program: bool = True  # False: the scan over the steps runs outside jit
 
 
 NESTED = Problem()
@@ -175,7 +179,12 @@ class Parity:
     after every step (for optimizers that reach the minimum, where any two runs agree whatever
     happened on the way); "jit_and_vmap" runs ours batched, ``jax.jit(jax.vmap(...))`` over a
     factor multiplying every float hyperparameter, against optax at each factor given float32
-    hyperparameters (``FLOAT32_BOUND``), and both at factor 1 given Python floats (``bound``).
+    hyperparameters (``FLOAT32_BOUND``), and both at factor 1 given Python floats (``bound``);
+    "line_search" and "line_search_from_state" run a line-search optimizer (its update takes
+    value, grad and value_fn, computed afresh or read from the state), against optax given
+    float32 hyperparameters (``FLOAT32_BOUND``) and given Python floats (``bound``), comparing
+    the end point, the loss at every iteration and the line-search iterations of every one.
+    bound: 0.0 asks for bit-for-bit equality.
     moved: the least relative distance of our end point from the start, so that the comparison
     is not between two untouched trees (None where the transformation stands still).
     check: further assertions on our and optax's ``Descent`` (conftest.py).
@@ -1002,6 +1011,421 @@ CONTRIB_PATHS = [
 ]
 
 
+# --- Adafactor and SM3 (optim/optimizers/_factorized.py) -------------------------------------
+
+
+def big_params() -> dict:
+    """Factored leaves (a matrix, a wide matrix, a rank-3 tensor) whose two largest dimensions
+    reach ``min_dim_size_to_factor`` = 128, and unfactored ones (a small matrix, a scalar)."""
+    k = jax.random.split(jax.random.PRNGKey(1), 6)
+    return {
+        "dense": {"w": jax.random.normal(k[0], (160, 128)), "b": jax.random.normal(k[1], (128,))},
+        "wide": jax.random.normal(k[2], (128, 140)),
+        "conv": jax.random.normal(k[3], (2, 130, 128)),
+        "small": [jax.random.normal(k[4], (4, 3)), jax.random.normal(k[5], ())],
+    }
+
+
+def no_scalars(params: dict) -> dict:
+    """optax's SM3 fails on 0-d leaves (it indexes an empty list of accumulators)."""
+    return {"dense": params["dense"], "wide": params["wide"], "conv": params["conv"]}
+
+
+# A mask over ``big_params``: the factored leaves.
+BIG_PARAMS_MASK = {
+    "dense": {"w": True, "b": False},
+    "wide": True,
+    "conv": True,
+    "small": [False, False],
+}
+BIG = Problem(big_params)
+BIG_WITHOUT_SCALARS = Problem(lambda: no_scalars(big_params()))
+
+
+def capped_decay(step, decay_rate):
+    """Zhai et al. (2021)'s capped schedule, a custom ``decay_rate_fn``."""
+    return jnp.minimum(decay_rate, 1.0 - (step + 1.0) ** -0.8)
+
+
+FACTORIZED = [
+    Parity(
+        "scale_by_factored_rms_options",
+        lambda m, f: then_step(
+            m, m.scale_by_factored_rms(True, f(0.999), 0, 3, f(1e-6), capped_decay), f(0.01)
+        ),
+        problem=BIG,
+    ),
+    Parity(
+        "clip_and_param_block_rms",
+        lambda m, f: m.chain(
+            m.clip_by_block_rms(f(0.5)), m.scale_by_param_block_rms(f(1e-3)), m.scale(f(-0.1))
+        ),
+    ),
+    Parity(
+        "adafactor",
+        lambda m, f: m.adafactor(
+            f(0.01), decay_rate=f(0.8), clipping_threshold=f(1.0), eps=f(1e-30)
+        ),
+        problem=BIG,
+    ),
+    # learning_rate=None: steps of max(rms(theta), 1e-3) times the clipped update. With the
+    # default clipping_threshold=1 they are as large as the parameters (about 8 at this loss's
+    # minimum) and the trajectory blows up (to NaN, in optax too).
+    Parity(
+        "adafactor_relative_step",
+        lambda m, f: m.adafactor(decay_rate=f(0.8), clipping_threshold=f(0.01), eps=f(1e-30)),
+        problem=BIG,
+    ),
+    Parity(
+        "adafactor_momentum_decay",
+        lambda m, f: m.adafactor(
+            f(0.01),
+            decay_rate=f(0.8),
+            clipping_threshold=f(1.0),
+            momentum=f(0.9),
+            weight_decay_rate=f(0.1),
+            eps=f(1e-30),
+            weight_decay_mask=BIG_PARAMS_MASK,
+        ),
+        problem=BIG,
+    ),
+    Parity(
+        "adafactor_unfactored",
+        lambda m, f: m.adafactor(
+            f(0.01),
+            min_dim_size_to_factor=128,
+            decay_rate=f(0.8),
+            multiply_by_parameter_scale=False,
+            clipping_threshold=None,
+            eps=f(1e-30),
+            factored=False,
+        ),
+        problem=BIG,
+    ),
+    Parity("sm3", lambda m, f: m.sm3(f(0.1), f(0.9)), problem=BIG_WITHOUT_SCALARS),
+    # optax branches in Python on ``b2 != 1.0``, which fails under jit for an array b2: it is
+    # given as a Python float (ours stays float32).
+    Parity(
+        "scale_by_sm3",
+        lambda m, f: then_step(m, m.scale_by_sm3(f(0.5), 0.95, f(1e-6)), f(0.1)),
+        problem=BIG_WITHOUT_SCALARS,
+    ),
+    Parity(
+        "scale_by_param_block_norm",
+        lambda m, f: then_step(m, m.scale_by_param_block_norm(f(1e-3)), f(0.01)),
+        kind="jit_and_vmap",
+        steps=100,
+    ),
+    Parity(
+        "scale_by_param_block_norm_min_scale",
+        lambda m, f: then_step(m, m.scale_by_param_block_norm(f(2.5)), f(0.01)),
+        kind="jit_and_vmap",
+        steps=100,
+    ),
+]
+
+
+# --- GaLore (optim/contrib/_galore.py) ----------------------------------------------------------
+#
+# 30 steps, compared at every step, on ``nested_params`` (a tall (4, 3) and a wide (2, 5)
+# matrix, vectors and a scalar) with a 3-d leaf where dimension numbers are given. With optax's
+# own scale_by_adam as the inner optimizer of both (float32 hyperparameters), the GaLore
+# arithmetic (SVD, projections, scale) alone is compared: bit for bit, the projectors too.
+
+
+def galore_params() -> dict:
+    return {**nested_params(), "attn": jnp.linspace(-1.0, 1.0, 24).reshape(2, 3, 4)}
+
+
+def attention_dims(m):
+    return m.GaLoreDimensionNumbers(reduction_axis=0, output_axis=(1, 2))
+
+
+def optax_adam(m, f):
+    del m
+    return optax.scale_by_adam(f(0.9), f(0.999), f(1e-8))
+
+
+def galore_default(m, f, base):
+    return m.galore(f(0.05), base_optimizer=base)
+
+
+def galore_rank1_gap3_scale_weight_decay_mask(m, f, base):
+    return m.galore(
+        f(0.05),
+        rank=1,
+        update_proj_gap=3,
+        scale=f(0.5),
+        base_optimizer=base,
+        weight_decay=f(0.1),
+        mask=lambda p: jax.tree.map(lambda x: x.ndim == 2, p),
+    )
+
+
+def galore_one_dims_for_all(m, f, base):
+    """Every matrix, transposed (on params without the 3-d leaf)."""
+    return m.galore(
+        f(0.05),
+        rank=2,
+        update_proj_gap=5,
+        base_optimizer=base,
+        weight_dimension_numbers=m.GaLoreDimensionNumbers(1, 0),
+    )
+
+
+def galore_dims_tree(m, f, base):
+    """(2, 3 * 4) for the 3-d leaf, the (4, 3) matrix transposed, no others."""
+    return m.galore(
+        f(0.05),
+        rank=2,
+        update_proj_gap=5,
+        base_optimizer=base,
+        weight_dimension_numbers={
+            "attn": attention_dims(m),
+            "dense": {"w": m.GaLoreDimensionNumbers(1, 0), "b": None},
+            "scale": None,
+            "blocks": [None, (None,)],
+        },
+    )
+
+
+def galore_dims_function(m, f, base):
+    return m.galore(
+        f(0.05),
+        rank=3,
+        update_proj_gap=2,
+        base_optimizer=base,
+        weight_dimension_numbers=lambda p: jax.tree.map(
+            lambda x: attention_dims(m) if x.ndim == 3 else None, p
+        ),
+    )
+
+
+def _same_projectors(ours, theirs):
+    projectors = [
+        [x for x in jax.tree.leaves(d.state[0].projector) if x.size] for d in (ours, theirs)
+    ]
+    assert all(bool(jnp.array_equal(a, b)) for a, b in zip(*projectors, strict=True)), (
+        "the projectors differ from optax's"
+    )
+
+
+def _galore_bitwise(build, params=galore_params) -> Parity:
+    """``build`` with optax's scale_by_adam inside both, float32 hyperparameters."""
+    return Parity(
+        build.__name__ + "_optax_adam",
+        lambda m, f: build(m, np.float32, optax_adam(m, np.float32)),
+        problem=Problem(params),
+        kind="whole_path",
+        steps=30,
+        bound=0.0,
+        check=_same_projectors,
+    )
+
+
+GALORE = [
+    _galore_bitwise(galore_default),
+    _galore_bitwise(galore_rank1_gap3_scale_weight_decay_mask),
+    _galore_bitwise(galore_one_dims_for_all, nested_params),
+    _galore_bitwise(galore_dims_tree),
+    _galore_bitwise(galore_dims_function),
+    # Our scale_by_lion inside ours, optax's inside optax's: the same float32 operations.
+    Parity(
+        "scale_by_galore_lion",
+        lambda m, f: then_step(
+            m,
+            m.scale_by_galore(
+                2, 3, base_optimizer=m.scale_by_lion(np.float32(0.9), np.float32(0.99))
+            ),
+            np.float32(0.01),
+        ),
+        problem=Problem(galore_params),
+        kind="whole_path",
+        steps=30,
+        bound=0.0,
+        check=_same_projectors,
+    ),
+    # Each library's default inner Adam, built from Python floats (galore cannot be told
+    # otherwise). Measured: 5.1e-6.
+    *(
+        Parity(
+            build.__name__,
+            lambda m, f, build=build: build(m, f, None),
+            problem=Problem(galore_params),
+            kind="whole_path",
+            steps=30,
+            bound=1e-5,
+        )
+        for build in (galore_default, galore_rank1_gap3_scale_weight_decay_mask)
+    ),
+]
+
+
+# --- DP-SGD (optim/contrib/_privacy.py) -----------------------------------------------------
+#
+# The updates take per-example gradients (a batch axis on every leaf). Same key, same noise:
+# optax's draws, leaf by leaf, so trajectories are compared step by step. The clipping is
+# optim.per_example_global_norm_clip (within 2e-6 of optax's, tests/transforms/test_clipping.py);
+# on this problem dpsgd's trajectories are bit for bit optax's (measured: 0.0; the per-example
+# clipping sums in another order than optax's einsum and could part by an ulp on others). So
+# they are when XLA compiles the step alone: with the 40 steps in one program it fuses ours and
+# optax's otherwise (measured: 4.9e-8), hence ``one_program=False``.
+# Where another of our transformations takes part (a schedule, Adam) the bound is its own.
+
+DP_BATCH = 6
+
+
+def dp_data():
+    k = jax.random.split(jax.random.PRNGKey(5), 2)
+    return jax.random.normal(k[0], (DP_BATCH, 3)), jax.random.normal(k[1], (DP_BATCH,)) * 4.0
+
+
+def dp_params():
+    return {"w": jnp.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.1]]), "b": jnp.zeros(2)}
+
+
+def _example_loss(params, x, y):
+    """One example's loss: large residuals, so that some examples' gradients are clipped."""
+    out = x @ params["w"] + params["b"]
+    return jnp.sum((out - y) ** 2)
+
+
+def per_example_grads(params):
+    x, y = dp_data()
+    return jax.vmap(jax.grad(_example_loss), in_axes=(None, 0, 0))(params, x, y)
+
+
+def _batch_loss(params):
+    x, y = dp_data()
+    return jnp.mean(jax.vmap(_example_loss, in_axes=(None, 0, 0))(params, x, y))
+
+
+def _per_example_value_and_grad(loss):
+    return lambda params: (loss(params), per_example_grads(params))
+
+
+def _same_key(ours, theirs):
+    keys = [jax.random.key_data(d.state[0].rng_key) for d in (ours, theirs)]
+    assert bool(jnp.array_equal(*keys)), "the noise keys differ from optax's"
+
+
+def _dp(name, build, bound=0.0) -> Parity:
+    problem = Problem(
+        dp_params, _batch_loss, value_and_grad=_per_example_value_and_grad, one_program=False
+    )
+    return Parity(
+        name, build, problem=problem, kind="whole_path", steps=40, bound=bound, check=_same_key
+    )
+
+
+PRIVACY = [
+    _dp("dpsgd", lambda m, f: m.dpsgd(0.01, 1.0, 1.1, 7)),
+    _dp("dpsgd_momentum", lambda m, f: m.dpsgd(0.01, 2.0, 0.5, 3, momentum=0.9)),
+    _dp("dpsgd_nesterov", lambda m, f: m.dpsgd(0.01, 2.0, 0.5, 3, momentum=0.9, nesterov=True)),
+    # Our linear schedule computes (T - t) / T where optax computes 1 - t / T (optim.schedules'
+    # docstring): learning rates an ulp apart. Measured: 1.8e-7.
+    _dp(
+        "dpsgd_schedule",
+        lambda m, f: m.dpsgd(m.linear_schedule(0.02, 0.001, 30), 0.5, 1.0, 11, 0.5),
+        bound=1e-6,
+    ),
+    _dp("dpsgd_no_noise", lambda m, f: m.dpsgd(0.01, 1.0, 0.0, 0)),
+    # Our Adam's float32 arithmetic against optax's (FLOAT32_BOUND). Measured: 3.0e-8.
+    _dp(
+        "differentially_private_aggregate_then_adam",
+        lambda m, f: m.chain(
+            m.differentially_private_aggregate(0.7, 1.3, key=jax.random.key(4)),
+            m.adam(np.float32(0.01), np.float32(0.9), np.float32(0.999), np.float32(1e-8)),
+        ),
+        bound=2e-6,
+    ),
+]
+
+
+# --- L-BFGS and the zoom line search (optim/optimizers/_lbfgs.py, _linesearch.py) ------------
+#
+# 50 iterations on convex_loss and on the Rosenbrock function. The line search branches on data
+# (which phase, which interpolant, when to stop), so a rounding difference can change an
+# iteration count and from there the whole trajectory; on Rosenbrock a 1-ulp difference in one
+# gradient was measured to grow to a 17% difference in the loss by iteration 25, although both
+# runs still reached the minimum. XLA contracts ``a*b + c`` into fused multiply-adds
+# differently depending on how it fuses a program, so the line search evaluates the loss inside
+# each phase's branch, as optax's does; measured on CPU the trajectories below are then bit for
+# bit optax's (deviation 0, every iteration count equal).
+
+
+def rosenbrock(params) -> jax.Array:
+    x = params["x"]
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosenbrock_start() -> dict:
+    return {"x": jnp.array([-1.2, 1.0, -0.5, 0.8, 1.5])}
+
+
+def zoom(m, f, **options):
+    """lbfgs's default line search with every float hyperparameter given explicitly."""
+    kwargs = dict(
+        max_learning_rate=None,
+        tol=f(0.0),
+        increase_factor=f(2.0),
+        slope_rtol=f(1e-4),
+        curv_rtol=f(0.9),
+        approx_dec_rtol=f(1e-6),
+        stepsize_precision=f(1e-5),
+        initial_guess_strategy="one",
+    )
+    return m.scale_by_zoom_linesearch(20, **{**kwargs, **options})
+
+
+ROSENBROCK = Problem(rosenbrock_start, rosenbrock)
+
+
+def _searched(name, build, problem=NESTED, from_state=True) -> Parity:
+    kind = "line_search_from_state" if from_state else "line_search"
+    return Parity(name, build, problem=problem, kind=kind, steps=50, moved=1e-2)
+
+
+LBFGS = [
+    _searched("lbfgs_convex", lambda m, f: m.lbfgs(None, 10, True, zoom(m, f))),
+    _searched("lbfgs_rosenbrock", lambda m, f: m.lbfgs(None, 10, True, zoom(m, f)), ROSENBROCK),
+    _searched(
+        "lbfgs_options",
+        lambda m, f: m.lbfgs(
+            f(0.5),
+            3,
+            False,
+            zoom(
+                m,
+                f,
+                max_learning_rate=f(4.0),
+                curv_rtol=f(0.5),
+                approx_dec_rtol=None,
+                tol=f(1e-7),
+                increase_factor=f(1.5),
+                initial_guess_strategy="keep",
+            ),
+        ),
+        ROSENBROCK,
+        from_state=False,
+    ),
+    # Gradient descent with a line search for the decrease condition only.
+    _searched(
+        "sgd_zoom_linesearch",
+        lambda m, f: m.chain(
+            m.sgd(f(4.0)), zoom(m, f, curv_rtol=f(math.inf), initial_guess_strategy="keep")
+        ),
+    ),
+    # linesearch=None: the preconditioned step times the learning rate, no extra arguments.
+    Parity(
+        "lbfgs_without_linesearch",
+        lambda m, f: m.lbfgs(f(0.3), 4, True, None),
+        kind="jit_and_vmap",
+        moved=1e-2,
+    ),
+]
+
+
 # --- every optimizer optax also has, at its defaults ------------------------------------------
 #
 # Compared by test_optax_parity's SHARED tests: the first update bit for bit, eagerly and under
@@ -1100,6 +1524,10 @@ TABLE = [
     *ADAM_FAMILY_COMPLEX,
     *CONTRIB,
     *CONTRIB_PATHS,
+    *FACTORIZED,
+    *GALORE,
+    *PRIVACY,
+    *LBFGS,
 ]
 BY_NAME = {record.name: record for record in TABLE}
 assert len(BY_NAME) == len(TABLE), "two records share a name"

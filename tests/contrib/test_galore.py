@@ -1,13 +1,6 @@
-"""GaLore (optim.contrib._galore) against optax.contrib 0.2.8 (the oracle).
-
-Three comparisons per case, on conftest's nested tree (a tall (4, 3) and a wide (2, 5) matrix,
-vectors and a scalar) plus a 3-d leaf where dimension numbers are given:
-
-- with optax's own ``scale_by_adam`` as the inner optimizer of both: the GaLore arithmetic
-  (SVD, projections, scale) alone, bitwise (0.0), and with our ``scale_by_lion`` against
-  optax's, bitwise too;
-- with each library's default inner Adam, optax given Python floats: bound 1e-5, the bound of
-  our Adam against optax's (tests/test_optax_parity.py: optax computes 1 - b in float64);
+"""GaLore (optim.contrib._galore) against optax.contrib 0.2.8 (the oracle): state, signatures,
+projections, dtypes, jit, bad arguments. Its trajectories are compared with optax's in
+tests/test_optax_parity.py (records of tests/parity_table.py's GALORE).
 """
 
 from __future__ import annotations
@@ -19,146 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import convex_loss, nested_params, relative_deviation
+from conftest import convex_loss, nested_params
+from parity_table import galore_params
 
 import optim
 from optim.contrib import GaLoreDimensionNumbers, GaLoreState, galore, scale_by_galore
-
-STEPS = 30
-ISSUE_BOUND = 1e-5
-
-
-def _params():
-    return {**nested_params(), "attn": jnp.linspace(-1.0, 1.0, 24).reshape(2, 3, 4)}
-
-
-def run(tx, apply_updates, steps=STEPS, params=None):
-    """The params after each of ``steps`` jitted steps on ``convex_loss``, and the state."""
-    params = _params() if params is None else params
-
-    def step(carry, _):
-        p, s = carry
-        u, s = tx.update(jax.grad(convex_loss)(p), s, p)
-        p = apply_updates(p, u)
-        return (p, s), p
-
-    (_, state), path = jax.lax.scan(jax.jit(step), (params, tx.init(params)), length=steps)
-    return path, state
-
-
-def _attention_dims(m):
-    return m.contrib.GaLoreDimensionNumbers(reduction_axis=0, output_axis=(1, 2))
-
-
-# (id, builder(lib, f, base) -> transformation); f turns a float into what the library gets,
-# base(lib, f) is the inner optimizer (None: the library's default).
-CASES = [
-    ("default", lambda m, f, base: m.contrib.galore(f(0.05), base_optimizer=base)),
-    (
-        "rank1_gap3_scale_weight_decay_mask",
-        lambda m, f, base: m.contrib.galore(
-            f(0.05),
-            rank=1,
-            update_proj_gap=3,
-            scale=f(0.5),
-            base_optimizer=base,
-            weight_decay=f(0.1),
-            mask=lambda p: jax.tree.map(lambda x: x.ndim == 2, p),
-        ),
-    ),
-    (
-        "one_dims_for_all",  # every matrix, transposed (on params without the 3-d leaf)
-        lambda m, f, base: m.contrib.galore(
-            f(0.05),
-            rank=2,
-            update_proj_gap=5,
-            base_optimizer=base,
-            weight_dimension_numbers=m.contrib.GaLoreDimensionNumbers(1, 0),
-        ),
-    ),
-    (
-        "dims_tree",  # (2, 3 * 4) for the 3-d leaf, the (4, 3) matrix transposed, no others
-        lambda m, f, base: m.contrib.galore(
-            f(0.05),
-            rank=2,
-            update_proj_gap=5,
-            base_optimizer=base,
-            weight_dimension_numbers={
-                "attn": _attention_dims(m),
-                "dense": {"w": m.contrib.GaLoreDimensionNumbers(1, 0), "b": None},
-                "scale": None,
-                "blocks": [None, (None,)],
-            },
-        ),
-    ),
-    (
-        "dims_function",
-        lambda m, f, base: m.contrib.galore(
-            f(0.05),
-            rank=3,
-            update_proj_gap=2,
-            base_optimizer=base,
-            weight_dimension_numbers=lambda p: jax.tree.map(
-                lambda x: _attention_dims(m) if x.ndim == 3 else None, p
-            ),
-        ),
-    ),
-    (
-        "scale_by_galore_lion",
-        lambda m, f, base: m.chain(
-            m.contrib.scale_by_galore(
-                2, 3, base_optimizer=m.scale_by_lion(f(0.9), f(0.99)) if base else None
-            ),
-            m.scale(f(-0.01)),
-        ),
-    ),
-]
-
-
-# Cases run on other params than _params().
-CASE_PARAMS = {"one_dims_for_all": nested_params}
-
-
-def _optax_adam(m, f):
-    del m
-    return optax.scale_by_adam(f(0.9), f(0.999), f(1e-8))
-
-
-def _f32(x):
-    return np.float32(x)
-
-
-def _python(x):
-    return x
-
-
-@pytest.mark.parametrize(("name", "build"), CASES, ids=[c[0] for c in CASES])
-def test_galore_arithmetic_is_optax_bitwise(name, build):
-    """Both with optax's scale_by_adam inside (with our scale_by_lion and optax's for the
-    last case: the same float32 operations)."""
-    if name == "scale_by_galore_lion":
-        ours, theirs = build(optim, _f32, True), build(optax, _f32, True)
-    else:
-        ours = build(optim, _f32, _optax_adam(optim, _f32))
-        theirs = build(optax, _f32, _optax_adam(optax, _f32))
-    params = CASE_PARAMS.get(name, _params)()
-    ours_path, ours_state = run(ours, optim.apply_updates, params=params)
-    theirs_path, theirs_state = run(theirs, optax.apply_updates, params=params)
-    assert relative_deviation(ours_path, theirs_path) == 0.0
-    projectors = [
-        [x for x in jax.tree.leaves(s[0].projector) if x.size] for s in (ours_state, theirs_state)
-    ]
-    assert relative_deviation(*projectors) == 0.0
-
-
-@pytest.mark.parametrize(("name", "build"), CASES[:2], ids=[c[0] for c in CASES[:2]])
-def test_trajectory_with_our_adam_equals_optax(name, build):
-    """Each library's default inner Adam (optax's built from Python floats, which it cannot
-    be told otherwise through galore)."""
-    del name
-    ours, _ = run(build(optim, _python, None), optim.apply_updates)
-    theirs, _ = run(build(optax, _python, None), optax.apply_updates)
-    assert relative_deviation(ours, theirs) < ISSUE_BOUND  # measured: 5.1e-6
 
 
 def test_state_matches_optax():
@@ -170,8 +28,8 @@ def test_state_matches_optax():
         return jax.tree.map(lambda x: GaLoreDimensionNumbers(0, (1, 2)) if x.ndim == 3 else None, p)
 
     cases = [
-        (lambda m: None, _params()),
-        (lambda m: attention_only, _params()),
+        (lambda m: None, galore_params()),
+        (lambda m: attention_only, galore_params()),
         # Every matrix, transposed; optax needs its own class to apply one to every leaf.
         (lambda m: m.contrib.GaLoreDimensionNumbers(-1, 0), nested_params()),
     ]
@@ -188,7 +46,7 @@ def test_state_matches_optax():
     theirs_dims = optax.contrib.GaLoreDimensionNumbers(-1, 0)  # optax's class is accepted too
     with_theirs = galore(0.1, rank=2, weight_dimension_numbers=theirs_dims).init(params)[0]
     assert jax.tree.map(jnp.shape, with_theirs) == jax.tree.map(jnp.shape, ours)
-    ours = galore(0.1, rank=2).init(_params())[0]
+    ours = galore(0.1, rank=2).init(galore_params())[0]
     assert ours.projector["dense"]["w"].shape == (4, 2)  # tall (4, 3): P is 4 x r
     assert ours.projector["blocks"][0].shape == (5, 2)  # wide (2, 5): P is 5 x r
     assert ours.base_optimizer_state.mu["blocks"][0].shape == (2, 2)
@@ -250,7 +108,7 @@ def test_full_rank_projection_returns_the_gradient(shape, dtype):
 def test_bfloat16_params():
     """The projector is stored in the parameter's dtype (optax's layout), the inner Adam's
     moments in float32 (ours), the updates in bfloat16."""
-    params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), _params())
+    params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), galore_params())
     tx = galore(0.01, rank=2)
     state = tx.init(params)
     assert state[0].projector["dense"]["w"].dtype == jnp.bfloat16
@@ -279,7 +137,7 @@ def test_jit_compiles_once_for_new_float_hyperparameters():
         traces.append(1)
         return tx.update(jax.grad(convex_loss)(params), state, params)
 
-    params = _params()
+    params = galore_params()
     for lr, scale in ((0.1, 1.0), (0.01, 0.25)):
         tx = galore(lr, rank=2, scale=scale)
         step(tx, params, tx.init(params))

@@ -1,10 +1,7 @@
-"""DP-SGD (optim.contrib._privacy) against optax.contrib 0.2.8 (the oracle).
-
-The updates take per-example gradients (a batch axis on every leaf). Same key, same noise:
-optax's draws, leaf by leaf, so trajectories can be compared step by step. The clipping is
-``optim.per_example_global_norm_clip`` (within 2e-6 of optax's, tests/transforms/test_clipping.py);
-on these problems dpsgd's trajectories are bitwise optax's (measured: 0.0). Where another of
-our transformations takes part (a schedule, Adam) the bound is that transformation's.
+"""DP-SGD (optim.contrib._privacy) against optax.contrib 0.2.8 (the oracle): the noise, the
+keys, the clipped mean, dtypes, jit and vmap, bad arguments. The updates take per-example
+gradients (a batch axis on every leaf). The trajectories are compared with optax's in
+tests/test_optax_parity.py (records of tests/parity_table.py's PRIVACY).
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import numpy as np
 import optax
 import pytest
 from conftest import relative_deviation
+from parity_table import DP_BATCH, dp_params, per_example_grads
 
 import optim
 from optim.contrib import (
@@ -24,86 +22,6 @@ from optim.contrib import (
     differentially_private_aggregate,
     dpsgd,
 )
-
-BATCH = 6
-STEPS = 40
-
-
-def _data():
-    k = jax.random.split(jax.random.PRNGKey(5), 2)
-    return jax.random.normal(k[0], (BATCH, 3)), jax.random.normal(k[1], (BATCH,)) * 4.0
-
-
-def _params():
-    return {"w": jnp.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.1]]), "b": jnp.zeros(2)}
-
-
-def _loss(params, x, y):
-    """One example's loss: large residuals, so that some examples' gradients are clipped."""
-    out = x @ params["w"] + params["b"]
-    return jnp.sum((out - y) ** 2)
-
-
-def per_example_grads(params):
-    x, y = _data()
-    return jax.vmap(jax.grad(_loss), in_axes=(None, 0, 0))(params, x, y)
-
-
-def run(tx, apply_updates, steps=STEPS):
-    """The params after each of ``steps`` jitted steps on per-example gradients."""
-
-    def step(carry, _):
-        p, s = carry
-        u, s = tx.update(per_example_grads(p), s, p)
-        p = apply_updates(p, u)
-        return (p, s), p
-
-    params = _params()
-    (_, state), path = jax.lax.scan(jax.jit(step), (params, tx.init(params)), length=steps)
-    return path, state
-
-
-CASES = [
-    ("plain", lambda m: m.contrib.dpsgd(0.01, 1.0, 1.1, 7)),
-    ("momentum", lambda m: m.contrib.dpsgd(0.01, 2.0, 0.5, 3, momentum=0.9)),
-    ("nesterov", lambda m: m.contrib.dpsgd(0.01, 2.0, 0.5, 3, momentum=0.9, nesterov=True)),
-    (
-        "schedule",
-        lambda m: m.contrib.dpsgd(m.linear_schedule(0.02, 0.001, 30), 0.5, 1.0, 11, 0.5),
-    ),
-    ("no_noise", lambda m: m.contrib.dpsgd(0.01, 1.0, 0.0, 0)),
-    (
-        "aggregate_then_adam",
-        lambda m: m.chain(
-            m.contrib.differentially_private_aggregate(0.7, 1.3, key=jax.random.key(4)),
-            m.adam(np.float32(0.01), np.float32(0.9), np.float32(0.999), np.float32(1e-8)),
-        ),
-    ),
-]
-
-
-# Bounds on the relative deviation from optax over the trajectory (default: bitwise).
-BOUNDS = {
-    # Our linear schedule computes (T - t) / T where optax computes 1 - t / T (optim.schedules'
-    # docstring): learning rates an ulp apart. Measured: 1.8e-7.
-    "schedule": 1e-6,
-    # Our Adam's float32 arithmetic against optax's (tests/test_optax_parity.py's bound).
-    # Measured: 3.0e-8.
-    "aggregate_then_adam": 2e-6,
-}
-
-
-@pytest.mark.parametrize(("name", "build"), CASES, ids=[c[0] for c in CASES])
-def test_trajectory_equals_optax(name, build):
-    ours, our_state = run(build(optim), optim.apply_updates)
-    theirs, their_state = run(build(optax), optax.apply_updates)
-    # Same float32 operations, same noise: bitwise on these problems (the per-example clipping
-    # sums in another order than optax's einsum could part by an ulp on others).
-    assert relative_deviation(ours, theirs) <= BOUNDS.get(name, 0.0)
-    ours_key = our_state[0].rng_key
-    np.testing.assert_array_equal(
-        jax.random.key_data(ours_key), jax.random.key_data(their_state[0].rng_key)
-    )
 
 
 def _aggregate_once(module, grads, **kwargs):
@@ -122,7 +40,11 @@ def _aggregate_once(module, grads, **kwargs):
 def test_aggregate_draws_optax_noise(kwargs):
     """Every way of giving the key gives optax's noise, with a tree holding a None leaf (not
     counted when the key is split, as in optax) and leaves of several shapes."""
-    grads = {**per_example_grads(_params()), "frozen": None, "extra": [jnp.ones((BATCH, 2, 2))]}
+    grads = {
+        **per_example_grads(dp_params()),
+        "frozen": None,
+        "extra": [jnp.ones((DP_BATCH, 2, 2))],
+    }
     ours, our_state = _aggregate_once(optim, grads, **kwargs)
     theirs, their_state = _aggregate_once(optax, grads, **kwargs)
     assert ours["frozen"] is None
@@ -136,7 +58,7 @@ def test_aggregate_draws_optax_noise(kwargs):
 def test_raw_prng_key_accepted():
     """A ``jax.random.PRNGKey(seed)`` (raw uint32 data) is the typed key of the same data;
     optax's ``jax.random.key`` cannot take it."""
-    grads = per_example_grads(_params())
+    grads = per_example_grads(dp_params())
     raw = jax.random.PRNGKey(12)
     ours, _ = _aggregate_once(optim, grads, key=raw)
     theirs, _ = _aggregate_once(optax, grads, key=jax.random.wrap_key_data(raw))
@@ -156,24 +78,24 @@ def test_key_warnings_as_optax():
 def test_clipped_mean_without_noise():
     """noise_multiplier = 0: the mean over the batch of each example's gradient scaled to norm
     at most C (computed here in float64)."""
-    grads = per_example_grads(_params())
+    grads = per_example_grads(dp_params())
     bound = 3.0
     tx = differentially_private_aggregate(bound, 0.0, key=0)
     updates, _ = tx.update(grads, tx.init(None))
     flat = np.concatenate(
-        [np.asarray(g, np.float64).reshape(BATCH, -1) for g in jax.tree.leaves(grads)], axis=1
+        [np.asarray(g, np.float64).reshape(DP_BATCH, -1) for g in jax.tree.leaves(grads)], axis=1
     )
     factors = np.minimum(1.0, bound / np.linalg.norm(flat, axis=1))
     assert np.sum(factors < 1) >= 2  # the case clips some examples, not all
     for g, u in zip(jax.tree.leaves(grads), jax.tree.leaves(updates), strict=True):
-        expected = np.tensordot(factors, np.asarray(g, np.float64), axes=1) / BATCH
+        expected = np.tensordot(factors, np.asarray(g, np.float64), axes=1) / DP_BATCH
         np.testing.assert_allclose(u, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_no_clipping_and_no_noise_is_the_mean_unlike_optax():
     """l2_norm_clip = inf with noise_multiplier = 0 (plain averaging): optax's standard
     deviation is inf * 0 = NaN, and so is every update; ours is the batch mean."""
-    grads = per_example_grads(_params())
+    grads = per_example_grads(dp_params())
     tx = differentially_private_aggregate(float("inf"), 0.0, key=0)
     ours, _ = tx.update(grads, tx.init(None))
     for g, u in zip(jax.tree.leaves(grads), jax.tree.leaves(ours), strict=True):
@@ -193,7 +115,7 @@ def test_noise_has_the_stated_standard_deviation():
 def test_bfloat16_gradients_keep_their_dtype():
     """bfloat16 updates, the same with and without jit (the noise drawn in float32: optax's
     bfloat16 draws differ by ulps between the two)."""
-    grads = jax.tree.map(lambda g: g.astype(jnp.bfloat16), per_example_grads(_params()))
+    grads = jax.tree.map(lambda g: g.astype(jnp.bfloat16), per_example_grads(dp_params()))
     tx = dpsgd(0.1, 1.0, 1.0, 0, momentum=0.9)
     params = jax.tree.map(lambda g: g[0], grads)
     updates, state = tx.update(grads, tx.init(params), params)
@@ -215,7 +137,7 @@ def test_jit_compiles_once_and_equals_eager():
         traces.append(1)
         return tx.update(per_example_grads(params), state, params)
 
-    params = _params()
+    params = dp_params()
     for lr, clip, seed in ((0.1, 1.0, 0), (0.2, 3.0, 1), (0.05, 0.5, 2)):
         tx = dpsgd(lr, clip, 1.0, seed, momentum=0.9)
         jitted = step(tx, params, tx.init(params))
@@ -229,7 +151,7 @@ def test_jit_compiles_once_and_equals_eager():
 
 
 def test_vmap_over_keys_gives_independent_noise():
-    grads = per_example_grads(_params())
+    grads = per_example_grads(dp_params())
 
     def update(key):
         tx = optim.chain(differentially_private_aggregate(1.0, 1.0, key=key))

@@ -1,13 +1,6 @@
-"""Adafactor and SM3 (optim/optimizers/_factorized.py) against optax: trajectories, state,
-signatures, errors.
-
-Parity follows tests/test_optax_parity.py: 200 float32 steps of ``convex_loss``, against optax
-given the same Python floats (bound 1e-6: the same arithmetic, up to XLA's fusion choices).
-The tree has leaves whose two largest dimensions reach ``min_dim_size_to_factor`` = 128
-(factored) beside small ones, a vector and a scalar (full second moment).
-
-``scale_by_param_block_norm`` runs 100 steps given the same float32 hyperparameters as optax
-(bound 2e-6).
+"""Adafactor and SM3 (optim/optimizers/_factorized.py) against optax: state, signatures,
+errors, and SM3 on scalar leaves. Their trajectories are compared with optax's in
+tests/test_optax_parity.py (records of tests/parity_table.py's FACTORIZED).
 """
 
 from __future__ import annotations
@@ -18,14 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import (
-    FLOAT32_BOUND,
-    PYTHON_FLOAT_BOUND,
-    convex_loss,
-    nested_params,
-    relative_deviation,
-    trajectory,
-)
+from conftest import PYTHON_FLOAT_BOUND, convex_loss, relative_deviation, trajectory
+from parity_table import big_params, no_scalars
 
 import optim
 
@@ -42,115 +29,9 @@ FACTORIZED = (
     "sm3",
 )
 
-STEPS = 200
-
-
-def big_params() -> dict:
-    """Factored leaves (a matrix, a wide matrix, a rank-3 tensor) and unfactored ones."""
-    k = jax.random.split(jax.random.PRNGKey(1), 6)
-    return {
-        "dense": {"w": jax.random.normal(k[0], (160, 128)), "b": jax.random.normal(k[1], (128,))},
-        "wide": jax.random.normal(k[2], (128, 140)),
-        "conv": jax.random.normal(k[3], (2, 130, 128)),
-        "small": [jax.random.normal(k[4], (4, 3)), jax.random.normal(k[5], ())],
-    }
-
-
-def no_scalars(params: dict) -> dict:
-    """optax's SM3 fails on 0-d leaves (it indexes an empty list of accumulators)."""
-    return {"dense": params["dense"], "wide": params["wide"], "conv": params["conv"]}
-
-
-MASK = {"dense": {"w": True, "b": False}, "wide": True, "conv": True, "small": [False, False]}
-
-
-def capped_decay(step, decay_rate):
-    """Zhai et al. (2021)'s capped schedule, a custom ``decay_rate_fn``."""
-    return jnp.minimum(decay_rate, 1.0 - (step + 1.0) ** -0.8)
-
-
-# (id, builder(lib, f) -> transformation, params). Every float hyperparameter is passed
-# through f, so that the strict comparison gives optax float32 arrays throughout.
-CASES = [
-    (
-        "scale_by_factored_rms_options",
-        lambda m, f: m.chain(
-            m.scale_by_factored_rms(True, f(0.999), 0, 3, f(1e-6), capped_decay),
-            m.scale(f(-0.01)),
-        ),
-        big_params,
-    ),
-    (
-        "clip_and_param_block_rms",
-        lambda m, f: m.chain(
-            m.clip_by_block_rms(f(0.5)), m.scale_by_param_block_rms(f(1e-3)), m.scale(f(-0.1))
-        ),
-        nested_params,
-    ),
-    (
-        "adafactor",
-        lambda m, f: m.adafactor(
-            f(0.01), decay_rate=f(0.8), clipping_threshold=f(1.0), eps=f(1e-30)
-        ),
-        big_params,
-    ),
-    (
-        # learning_rate=None: steps of max(rms(theta), 1e-3) times the clipped update. With
-        # the default clipping_threshold=1 they are as large as the parameters (about 8 at
-        # this loss's minimum) and the trajectory blows up (to NaN, in optax too).
-        "adafactor_relative_step",
-        lambda m, f: m.adafactor(decay_rate=f(0.8), clipping_threshold=f(0.01), eps=f(1e-30)),
-        big_params,
-    ),
-    (
-        "adafactor_momentum_decay",
-        lambda m, f: m.adafactor(
-            f(0.01),
-            decay_rate=f(0.8),
-            clipping_threshold=f(1.0),
-            momentum=f(0.9),
-            weight_decay_rate=f(0.1),
-            eps=f(1e-30),
-            weight_decay_mask=MASK,
-        ),
-        big_params,
-    ),
-    (
-        "adafactor_unfactored",
-        lambda m, f: m.adafactor(
-            f(0.01),
-            min_dim_size_to_factor=128,
-            decay_rate=f(0.8),
-            multiply_by_parameter_scale=False,
-            clipping_threshold=None,
-            eps=f(1e-30),
-            factored=False,
-        ),
-        big_params,
-    ),
-    ("sm3", lambda m, f: m.sm3(f(0.1), f(0.9)), lambda: no_scalars(big_params())),
-    # optax branches in Python on ``b2 != 1.0``, which fails under jit for an array b2: it
-    # is given as a Python float in both comparisons (ours stays float32).
-    (
-        "scale_by_sm3",
-        lambda m, f: m.chain(m.scale_by_sm3(f(0.5), 0.95, f(1e-6)), m.scale(f(-0.1))),
-        lambda: no_scalars(big_params()),
-    ),
-]
-
 
 def all_finite(tree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
-
-
-@pytest.mark.parametrize(("name", "build", "make_params"), CASES, ids=[c[0] for c in CASES])
-def test_trajectory_equals_optax(name, build, make_params):
-    params = make_params()
-    ours = trajectory(build(optim, float), optim.apply_updates, STEPS, params)
-    theirs = trajectory(build(optax, float), optax.apply_updates, STEPS, params)
-    assert all_finite(ours)  # relative_deviation's max over leaves can skip a NaN
-    assert relative_deviation(ours, theirs) < PYTHON_FLOAT_BOUND
-    assert relative_deviation(ours, params) > 1e-3  # it moved
 
 
 def test_sm3_without_momentum_and_scalar_leaves():
@@ -302,19 +183,6 @@ def test_signatures_match_optax():
             if isinstance(param.default, (int, float, bool, type(None))):
                 assert ours[arg].default == param.default, (name, arg)
     assert inspect.signature(optim.adafactor).parameters["dtype_momentum"].default is (jnp.float32)
-
-
-def _f32(x):
-    return jnp.asarray(x, jnp.float32)
-
-
-@pytest.mark.parametrize("min_scale", [1e-3, 2.5])
-def test_param_block_norm_trajectory(min_scale):
-    ours = optim.chain(optim.scale_by_param_block_norm(min_scale), optim.scale(-0.01))
-    theirs = optax.chain(optax.scale_by_param_block_norm(_f32(min_scale)), optax.scale(_f32(-0.01)))
-    a = trajectory(ours, optim.apply_updates)
-    b = trajectory(theirs, optax.apply_updates)
-    assert relative_deviation(a, b) < FLOAT32_BOUND
 
 
 def test_param_block_norm_errors():

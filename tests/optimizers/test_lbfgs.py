@@ -1,190 +1,32 @@
-"""L-BFGS and the zoom line search (optim/optimizers/_lbfgs.py, _linesearch.py) against optax.
-
-Trajectories: 50 jitted iterations inside ``lax.scan`` on conftest's convex loss and on the
-Rosenbrock function, the loss and gradient either reused from the state
-(``value_and_grad_from_state``, as optax's docs show) or computed afresh. Compared with optax
-given float32 hyperparameters (bound 2e-6) and given the same Python floats as ours (bound
-1e-6, as in tests/test_optax_parity.py): the final parameters, the loss at every iteration, and
-the number of line-search iterations at every iteration.
-
-The line search branches on data (which phase, which interpolant, when to stop), so a rounding
-difference can change an iteration count and from there the whole trajectory; on Rosenbrock a
-1-ulp difference in one gradient was measured to grow to a 17% difference in the loss by
-iteration 25, although both runs still reached the minimum. XLA contracts ``a*b + c`` into
-fused multiply-adds differently depending on how it fuses a program, so the line search
-evaluates the loss inside each phase's branch, as optax's does; measured on CPU the
-trajectories below are then bit for bit optax's (deviation 0, every iteration count equal).
+"""L-BFGS and the zoom line search (optim/optimizers/_lbfgs.py, _linesearch.py): convergence,
+compilation, extra arguments, state shared with optax, complex parameters, errors, and lbfgs
+inside optim.fit. Their trajectories are compared with optax's in tests/test_optax_parity.py
+(records of tests/parity_table.py's LBFGS: the end point, the loss and the line-search
+iterations at every iteration).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import (
-    FLOAT32_BOUND,
-    PYTHON_FLOAT_BOUND,
-    convex_loss,
-    nested_params,
-    relative_deviation,
-    trajectory,
-)
+from conftest import FLOAT32_BOUND, descend_with_line_search, relative_deviation
+from parity_table import OURS, rosenbrock, rosenbrock_start
 
 import optim
-
-ITERATIONS = 50
-
-OURS = types.SimpleNamespace(
-    chain=optim.chain,
-    scale=optim.scale,
-    sgd=optim.sgd,
-    lbfgs=optim.lbfgs,
-    scale_by_lbfgs=optim.scale_by_lbfgs,
-    scale_by_zoom_linesearch=optim.scale_by_zoom_linesearch,
-    value_and_grad_from_state=optim.value_and_grad_from_state,
-    apply_updates=optim.apply_updates,
-)
-
-
-def rosenbrock(params) -> jax.Array:
-    x = params["x"]
-    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def rosenbrock_start() -> dict:
-    return {"x": jnp.array([-1.2, 1.0, -0.5, 0.8, 1.5])}
-
-
-def run(lib, tx, loss, params, from_state: bool, steps: int = ITERATIONS):
-    """(params, loss per iteration, line-search iterations per iteration)."""
-    value_and_grad = lib.value_and_grad_from_state(loss) if from_state else None
-
-    @jax.jit
-    def step(carry, _):
-        p, s = carry
-        v, g = value_and_grad(p, state=s) if from_state else jax.value_and_grad(loss)(p)
-        u, s = tx.update(g, s, p, value=v, grad=g, value_fn=loss)
-        searches = optax.tree.get(s, "num_linesearch_steps", jnp.zeros([], jnp.int32))
-        return (lib.apply_updates(p, u), s), (v, searches)
-
-    (params, _), (values, searches) = jax.lax.scan(step, (params, tx.init(params)), length=steps)
-    return params, values, searches
-
-
-def zoom(m, f, **options):
-    """lbfgs's default line search with every float hyperparameter given explicitly."""
-    kwargs = dict(
-        max_learning_rate=None,
-        tol=f(0.0),
-        increase_factor=f(2.0),
-        slope_rtol=f(1e-4),
-        curv_rtol=f(0.9),
-        approx_dec_rtol=f(1e-6),
-        stepsize_precision=f(1e-5),
-        initial_guess_strategy="one",
-    )
-    return m.scale_by_zoom_linesearch(20, **{**kwargs, **options})
-
-
-# (id, builder(lib, f) -> optimizer, loss, initial params, reuse the state's value and grad)
-CASES = [
-    (
-        "lbfgs_convex",
-        lambda m, f: m.lbfgs(None, 10, True, zoom(m, f)),
-        convex_loss,
-        nested_params,
-        True,
-    ),
-    (
-        "lbfgs_rosenbrock",
-        lambda m, f: m.lbfgs(None, 10, True, zoom(m, f)),
-        rosenbrock,
-        rosenbrock_start,
-        True,
-    ),
-    (
-        "lbfgs_options",
-        lambda m, f: m.lbfgs(
-            f(0.5),
-            3,
-            False,
-            zoom(
-                m,
-                f,
-                max_learning_rate=f(4.0),
-                curv_rtol=f(0.5),
-                approx_dec_rtol=None,
-                tol=f(1e-7),
-                increase_factor=f(1.5),
-                initial_guess_strategy="keep",
-            ),
-        ),
-        rosenbrock,
-        rosenbrock_start,
-        False,
-    ),
-    (
-        # Gradient descent with a line search for the decrease condition only.
-        "sgd_zoom_linesearch",
-        lambda m, f: m.chain(
-            m.sgd(f(4.0)), zoom(m, f, curv_rtol=f(math.inf), initial_guess_strategy="keep")
-        ),
-        convex_loss,
-        nested_params,
-        True,
-    ),
-]
-
-
-def all_finite(tree) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
-
-
-def _f32(value: float) -> jax.Array:
-    return jnp.asarray(value, jnp.float32)
-
-
-@pytest.mark.parametrize(
-    ("name", "build", "loss", "make_params", "from_state"), CASES, ids=[c[0] for c in CASES]
-)
-def test_trajectory_equals_optax(name, build, loss, make_params, from_state):
-    params = make_params()
-    ours, ours_values, ours_searches = run(OURS, build(OURS, float), loss, params, from_state)
-    assert all_finite((ours, ours_values))  # relative_deviation's max can skip a NaN
-    for f, bound in [(_f32, FLOAT32_BOUND), (float, PYTHON_FLOAT_BOUND)]:
-        theirs, values, searches = run(optax, build(optax, f), loss, params, from_state)
-        assert relative_deviation(ours, theirs) < bound
-        assert relative_deviation(ours_values, values) < bound
-        assert jnp.array_equal(ours_searches, searches), (ours_searches, searches)
-    assert relative_deviation(ours, params) > 1e-2
-
-
-def test_lbfgs_without_linesearch_equals_optax():
-    """``linesearch=None``: the preconditioned step times the learning rate; it needs no
-    extra arguments, so this is test_optax_parity.py's 200-step comparison."""
-
-    def build(m, f):
-        return m.lbfgs(f(0.3), 4, True, None)
-
-    ours = trajectory(build(OURS, float), optim.apply_updates, 200)
-    assert all_finite(ours)
-    same_hyper = trajectory(build(optax, _f32), optax.apply_updates, 200)
-    python_hyper = trajectory(build(optax, float), optax.apply_updates, 200)
-    assert relative_deviation(ours, same_hyper) < FLOAT32_BOUND
-    assert relative_deviation(ours, python_hyper) < PYTHON_FLOAT_BOUND
-    assert relative_deviation(ours, nested_params()) > 1e-2
 
 
 def test_converges_on_rosenbrock():
     """From the classical start (-1.2, 1) to within 1e-6 of the minimum (1, 1) in 50 steps
     (the 5-dimensional start of the parity cases gets there too, as optax does)."""
-    params, values, _ = run(OURS, OURS.lbfgs(), rosenbrock, {"x": jnp.array([-1.2, 1.0])}, True)
+    params, values, _ = descend_with_line_search(
+        OURS, OURS.lbfgs(), rosenbrock, {"x": jnp.array([-1.2, 1.0])}, True, 50
+    )
     assert jnp.max(jnp.abs(params["x"] - 1.0)) <= 1e-6
     assert values[-1] <= 1e-12
 
@@ -283,8 +125,10 @@ def test_complex_parameters_match_the_real_problem():
         return f_complex(x[0] + 1j * x[1])
 
     z0 = jnp.array([1 - 1j, 0 + 1j])
-    z, _, _ = run(OURS, OURS.lbfgs(), f_complex, z0, True, steps=30)
-    x, _, _ = run(OURS, OURS.lbfgs(), f_real, jnp.stack([z0.real, z0.imag]), True, steps=30)
+    z, _, _ = descend_with_line_search(OURS, OURS.lbfgs(), f_complex, z0, True, 30)
+    x, _, _ = descend_with_line_search(
+        OURS, OURS.lbfgs(), f_real, jnp.stack([z0.real, z0.imag]), True, 30
+    )
     assert jnp.allclose(z, x[0] + 1j * x[1], atol=1e-5)
     assert jnp.max(jnp.abs(z)) < 1e-5
 
@@ -421,7 +265,9 @@ def test_fit_runs_lbfgs_with_its_line_search(lib):
     def loss(p):
         return _mse(p, data)
 
-    hand, values, _ = run(lib if lib is optax else OURS, tx, loss, params, False, steps=15)
+    hand, values, _ = descend_with_line_search(
+        lib if lib is optax else OURS, tx, loss, params, False, 15
+    )
     assert relative_deviation(result.params, hand) <= FLOAT32_BOUND
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=FLOAT32_BOUND), result.losses, values
