@@ -67,18 +67,14 @@ def safe_sqrt(x: PyTree) -> PyTree:
 @safe_sqrt.defjvp
 def _safe_sqrt_jvp(primals: tuple, tangents: tuple) -> tuple:
     (x,), (dx,) = primals, tangents
-
-    def leaf(x: jax.Array, dx: jax.Array) -> tuple[jax.Array, jax.Array]:
-        root = jnp.sqrt(x)
-        positive = x > 0
-        return root, jnp.where(positive, dx / (2 * jnp.where(positive, root, 1)), 0)
-
-    pairs = jax.tree.map(leaf, x, dx)
-    is_pair = lambda node: isinstance(node, tuple)
-    return (
-        jax.tree.map(lambda pair: pair[0], pairs, is_leaf=is_pair),
-        jax.tree.map(lambda pair: pair[1], pairs, is_leaf=is_pair),
-    )
+    leaves, treedef = jax.tree.flatten(x)
+    roots, root_tangents = [], []
+    for leaf, tangent in zip(leaves, treedef.flatten_up_to(dx), strict=True):
+        root = jnp.sqrt(leaf)
+        positive = leaf > 0
+        roots.append(root)
+        root_tangents.append(jnp.where(positive, tangent / (2 * jnp.where(positive, root, 1)), 0))
+    return treedef.unflatten(roots), treedef.unflatten(root_tangents)
 
 
 @jax.custom_jvp
