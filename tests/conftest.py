@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple
 
@@ -61,6 +62,24 @@ class Descent(NamedTuple):
     params: Any
     state: Any
     path: Any = None
+
+
+def assert_signature_extends_optax(ours, theirs, name: str, *, exact: bool = False) -> None:
+    """``ours`` takes optax's arguments first, in ``theirs``' order, with the same kinds and
+    equal defaults where those are values (a default function or transformation is built anew
+    by each library, so it is not compared); any argument of ours beyond them is keyword-only
+    (none with ``exact``)."""
+    p_ours = inspect.signature(ours).parameters
+    p_theirs = inspect.signature(theirs).parameters
+    if exact:
+        assert list(p_ours) == list(p_theirs), name
+    assert list(p_ours)[: len(p_theirs)] == list(p_theirs), name
+    for arg, param in p_theirs.items():
+        assert p_ours[arg].kind == param.kind, (name, arg)
+        if type(param.default) in (int, float, bool, str, tuple, type(None)):
+            assert p_ours[arg].default == param.default, (name, arg)
+    extras = list(p_ours)[len(p_theirs) :]
+    assert all(p_ours[a].kind == inspect.Parameter.KEYWORD_ONLY for a in extras), name
 
 
 def descend(

@@ -5,14 +5,12 @@ tests/test_optax_parity.py (records of tests/parity_table.py's GALORE).
 
 from __future__ import annotations
 
-import inspect
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import convex_loss, nested_params
+from conftest import assert_signature_extends_optax, convex_loss, nested_params
 from parity_table import galore_params
 
 import optim
@@ -58,11 +56,7 @@ def test_signatures_match_optax():
         (galore, optax.contrib.galore),
         (scale_by_galore, optax.contrib.scale_by_galore),
     ):
-        p_ours = inspect.signature(ours).parameters
-        p_theirs = inspect.signature(theirs).parameters
-        assert list(p_ours) == list(p_theirs)
-        for name, param in p_theirs.items():
-            assert p_ours[name].kind == param.kind and p_ours[name].default == param.default
+        assert_signature_extends_optax(ours, theirs, ours.__name__, exact=True)
     assert GaLoreDimensionNumbers._fields == optax.contrib.GaLoreDimensionNumbers._fields
     assert GaLoreDimensionNumbers() == optax.contrib.GaLoreDimensionNumbers()
 

@@ -15,7 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import FLOAT32_BOUND, descend_with_line_search, relative_deviation
+from conftest import (
+    FLOAT32_BOUND,
+    assert_signature_extends_optax,
+    descend_with_line_search,
+    relative_deviation,
+)
 from parity_table import OURS, rosenbrock, rosenbrock_start
 
 import optim
@@ -225,12 +230,9 @@ def test_signatures_match_optax():
         for name in names:
             if name[0].isupper():
                 continue
-            ours = inspect.signature(getattr(optim, name)).parameters
-            theirs = inspect.signature(getattr(optax, name)).parameters
-            assert list(ours) == list(theirs), name
-            for arg, param in theirs.items():
-                if isinstance(param.default, (int, float, bool, str, type(None))):
-                    assert ours[arg].default == param.default, (name, arg)
+            assert_signature_extends_optax(
+                getattr(optim, name), getattr(optax, name), name, exact=True
+            )
     default = inspect.signature(OURS.lbfgs).parameters["linesearch"].default
     assert repr(default) == (
         "scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy='one')"

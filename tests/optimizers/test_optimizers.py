@@ -9,13 +9,18 @@ meet the same deterministic bounds; no statistical tolerance is needed.
 
 from __future__ import annotations
 
-import inspect
-
 import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from conftest import PYTHON_FLOAT_BOUND, convex_loss, descend, nested_params, relative_deviation
+from conftest import (
+    PYTHON_FLOAT_BOUND,
+    assert_signature_extends_optax,
+    convex_loss,
+    descend,
+    nested_params,
+    relative_deviation,
+)
 from parity_table import SIGN_TRUST_NOISE_OPTIMISTIC, complex_tree, with_value
 
 import optim
@@ -77,14 +82,7 @@ def test_signatures_match_optax():
     shared = [n for n in NEW if n[0].islower()]
     assert len(shared) == 19  # optimistic_adam included
     for name in shared:
-        p_ours = inspect.signature(NEW[name]).parameters
-        p_theirs = inspect.signature(getattr(optax, name)).parameters
-        assert list(p_ours)[: len(p_theirs)] == list(p_theirs), name
-        for arg, param in p_theirs.items():
-            assert p_ours[arg].kind == param.kind, (name, arg)
-            assert p_ours[arg].default == param.default, (name, arg)
-        extras = list(p_ours)[len(p_theirs) :]
-        assert all(p_ours[a].kind == inspect.Parameter.KEYWORD_ONLY for a in extras), name
+        assert_signature_extends_optax(NEW[name], getattr(optax, name), name)
 
 
 def _field_names(state):
