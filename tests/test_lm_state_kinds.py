@@ -208,7 +208,7 @@ BATCH_SEEDS = (1, 2, 3, 4, 5)
 
 @pytest.mark.slow
 def test_int8_and_bfloat16_within_one_percent_of_float32(record_property):
-    """The issue's figure on FULL (notebook 05's full run): for bfloat16 and 8-bit AdamW, the
+    """The documented figure on FULL (notebook 05's full run): for bfloat16 and 8-bit AdamW, the
     relative difference of the final validation loss to float32's, averaged over BATCH_SEEDS
     (each pair with the same initial weights and the same batches), is within 1%. No single
     pair may be more than 3% apart (the largest measured: 2.01%). Adafactor (first batch order)
