@@ -39,6 +39,8 @@ from optim._numerics import (
     decay_rate,
     ema_update,
     ema_update_sq,
+    nonfinite_kept,
+    square_bounded,
     square_safe,
     store_like,
 )
@@ -128,9 +130,12 @@ class ScaleByAdam(Transformation):
         del params, extra_args
         check_updates(updates, state.mu)
         b1, b2 = self.b1, self.b2
-        grads = _square_safe(updates)
+        # The second moment takes the bounded gradients alone: a non-finite gradient already
+        # makes mu, and so the step, non-finite, and nu's kernel is spared the 0 * g.
+        bounded = map_arrays(lambda g: square_bounded(upcast(g)), updates)
+        grads = map_arrays(nonfinite_kept, bounded, updates)
         mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), grads, state.nu)
+        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), bounded, state.nu)
         count = safe_increment(state.count)
         mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
         out = adaptive_steps(mu_hat, debias_tree(nu, b2, count), self.eps, self.eps_root)
