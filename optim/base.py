@@ -290,7 +290,12 @@ class OptaxTransform(Transformation):
 class PytreeTransform(OptaxTransform):
     """A transformation of another library, or the user's own, that is a registered pytree
     (a flax struct, an equinox module, a dataclass registered with JAX): its leaves stay
-    leaves, so re-creating it with new values does not recompile."""
+    leaves, so re-creating it with new values does not recompile.
+
+    Attributes:
+      transformation: the wrapped object, with ``init`` and ``update`` methods; a pytree
+        child, not static metadata.
+    """
 
     transformation: Any
 
@@ -305,7 +310,36 @@ def _is_pytree_node(tx: Any) -> bool:
 
 
 def as_transformation(tx: Any, name: str) -> Any:
-    """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``."""
+    """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``.
+
+    A registered pytree with structure of its own (an equinox module, a flax struct) is
+    wrapped in ``PytreeTransform`` instead, so that its leaves stay leaves.
+
+    Args:
+      tx: the object to use as a transformation: it must have callable ``init`` and
+        ``update`` attributes.
+      name: how the argument is named in the error (``"inner"``, ``"chain argument 0"``).
+
+    Returns:
+      A :class:`optim.Transformation`: ``tx`` itself, an ``OptaxTransform`` or a
+      ``PytreeTransform``.
+
+    Raises:
+      TypeError: ``tx`` has no callable ``init`` and ``update``; for a factory passed
+        uncalled (``optim.adam``), the error says to call it.
+
+    Examples:
+      >>> import optax
+      >>> import optim
+      >>> from optim.base import as_transformation
+      >>> type(as_transformation(optax.scale(2.0), "inner")).__name__
+      'OptaxTransform'
+      >>> try:
+      ...     as_transformation(optim.adam, "inner")
+      ... except TypeError as e:
+      ...     print(str(e).split("; ")[1])
+      call the factory to build one, e.g. optim.adam(1e-3)
+    """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         factory = getattr(tx, "func", tx)  # functools.partial (nadam) holds a function
         hint = (
@@ -406,7 +440,26 @@ def chain(*transforms: Any) -> Chain:
 
 def require_params(params: PyTree, name: str, why: str = "") -> None:
     """Raise ``ValueError`` if ``update`` was called without the ``params`` that ``name``
-    needs (``why``: an optional reason, inserted after "needs params")."""
+    needs.
+
+    Args:
+      params: the ``params`` argument ``update`` received.
+      name: the transformation, named in the error (its factory's name).
+      why: an optional reason, inserted after "needs params" (e.g. ``" (for the weight
+        decay)"``).
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: ``params`` is None.
+
+    Examples:
+      >>> from optim.base import require_params
+      >>> require_params(None, "lookahead")
+      Traceback (most recent call last):
+      ValueError: lookahead needs params: call update(grads, state, params)
+    """
     if params is None:
         raise ValueError(f"{name} needs params{why}: call update(grads, state, params)")
 
@@ -417,7 +470,27 @@ def check_updates(
     reference_name: str = "the optimizer state (built by init from params)",
 ) -> None:
     """Check that incoming updates are floating arrays with the structure and shapes of a
-    per-leaf state slot (``reference_name`` names it in the error; ``"params"`` when the
-    reference is the parameters themselves)."""
+    per-leaf state slot.
+
+    Args:
+      updates: the updates ``update`` received (named ``grads`` in the error).
+      slot: a pytree with the structure of the params (a state slot, or the params).
+      reference_name: how ``slot`` is named in the error; ``"params"`` when the reference is
+        the parameters themselves.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: the structures or shapes differ (the error names the first leaf that does).
+      TypeError: an update is an integer or boolean array.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optim.base import check_updates
+      >>> check_updates({"w": jnp.zeros(3)}, {"w": jnp.zeros(2)}, "params")
+      Traceback (most recent call last):
+      ValueError: grads['w'] has shape (3,) but params['w'] has shape (2,).
+    """
     check_same_structure(updates, slot, "grads", reference_name)
     check_float_updates(updates)

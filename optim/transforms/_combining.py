@@ -81,12 +81,30 @@ _UNLABELED = _Unlabeled()
 
 @dataclasses.dataclass(frozen=True)
 class RegexLabels:
-    """``(label, pattern, flags)`` in priority order; static and compared by value."""
+    """``(label, pattern, flags)`` in priority order; static and compared by value.
+
+    The labels :func:`optim.partition` reads from a ``{label: regular expression}`` dict.
+
+    Attributes:
+      patterns: a tuple of ``(label, pattern, flags)``: the label, the regular expression's
+        source and its ``re`` flags, in the order they are tried.
+    """
 
     patterns: tuple[tuple[Hashable, str, int], ...]
 
     def label_tree(self, tree: PyTree) -> PyTree:
-        """The label of every leaf of ``tree``: the first pattern that matches its whole path."""
+        """The label of every leaf of ``tree``: the first pattern that matches its whole path.
+
+        Args:
+          tree: a pytree (the params or the updates); ``None`` leaves are labelled too.
+
+        Returns:
+          A pytree with the structure of ``tree`` holding each leaf's label (an internal
+          marker for a non-floating leaf that no pattern matches).
+
+        Raises:
+          ValueError: a floating leaf matches no pattern (the error names its path).
+        """
         compiled = [(label, re.compile(p, flags)) for label, p, flags in self.patterns]
 
         def label_of(path: tuple[Any, ...], leaf: Any) -> Any:
