@@ -197,8 +197,9 @@ def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True)
         (the updates are already descent directions). True or False.
 
     Returns:
-      A ``ScaleByLearningRate`` transformation (an :class:`optim.GradientTransformation`); its
-      state is an :class:`optim.ScaleByScheduleState` for a schedule, empty for a number.
+      A ``ScaleByLearningRate`` transformation (an :class:`optim.GradientTransformation`; the
+      ``Identity`` of :func:`optim.identity` for ``None``); its state is an
+      :class:`optim.ScaleByScheduleState` for a schedule, empty for a number.
 
     Examples:
       >>> import jax.numpy as jnp
