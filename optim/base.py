@@ -52,6 +52,30 @@ class Transformation(optax.GradientTransformationExtraArgs):
     (``optax.chain``, ``optax.MultiSteps``, ``optax.with_extra_args_support``) recognise the
     object by ``isinstance`` and pass extra arguments such as ``value=`` through to ``update``.
     Equality and hashing are by identity, as for any object holding arrays.
+
+    Attributes:
+      init: the method ``init(params) -> state``: the initial state for a pytree of
+        parameters.
+      update: the method ``update(updates, state, params=None, **extra_args) -> (updates,
+        state)``: the transformed updates (a pytree with the structure of ``updates``) and the
+        new state. ``params`` is needed by some transformations (weight decay, lookahead);
+        ``extra_args`` (such as ``value=``, the loss) are passed on to those that use them.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> from optim._pytree import pytree_dataclass
+      >>> @pytree_dataclass
+      ... class Double(optim.Transformation):
+      ...     def init(self, params):
+      ...         return optim.EmptyState()
+      ...     def update(self, updates, state, params=None, **extra_args):
+      ...         return {k: 2 * v for k, v in updates.items()}, state
+      >>> tx = Double()
+      >>> init, update = tx  # the tuple face of optax's GradientTransformation
+      >>> updates, _ = update({"w": jnp.array([1.0, -2.0])}, init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 2. -4.]
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Transformation:
@@ -103,11 +127,29 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     in optax. Other leaves that are not floating arrays (``None``, Python ints, functions) and
     leaves whose update is ``None`` are returned untouched.
 
+    Args:
+      params: a pytree of parameters (floating arrays; other leaves pass through).
+      updates: a pytree with the structure of ``params`` (as a transformation's ``update``
+        returns it): floating arrays, or ``None`` at leaves to leave untouched.
+
+    Returns:
+      A pytree with the structure of ``params``: each floating leaf plus its update, in the
+      parameter's dtype.
+
     Raises:
       TypeError: a parameter is an integer or boolean array; an update is an integer or
         boolean array, or complex where its parameter is real (its imaginary part would be
         dropped).
       ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5], jnp.bfloat16)}
+      >>> updates = {"w": jnp.array([0.5, 0.5]), "b": jnp.array([0.25])}
+      >>> new_params = optim.apply_updates(params, updates)
+      >>> print(new_params["w"], new_params["b"].dtype)
+      [ 1.5 -1.5] bfloat16
     """
     check_params(params)
     check_same_structure(updates, params, "updates", "params")
@@ -151,7 +193,21 @@ class Identity(Transformation):
 
 
 def identity() -> Identity:
-    """A transformation that returns its input unchanged (``optax.identity``)."""
+    """A transformation that returns its input unchanged (``optax.identity``).
+
+    Returns:
+      An ``Identity`` transformation (an :class:`optim.GradientTransformation`) with an empty
+      state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.identity()
+      >>> grads = {"w": jnp.array([3.0, 4.0])}
+      >>> updates, state = tx.update(grads, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [3. 4.]
+    """
     return Identity()
 
 
@@ -171,7 +227,24 @@ class SetToZero(Transformation):
 
 
 def set_to_zero() -> SetToZero:
-    """A transformation that zeroes every update (``optax.set_to_zero``)."""
+    """A transformation that zeroes every update (``optax.set_to_zero``).
+
+    With :func:`optim.multi_transform` (or :func:`optim.partition`) it freezes a group of
+    parameters.
+
+    Returns:
+      A ``SetToZero`` transformation (an :class:`optim.GradientTransformation`) with an empty
+      state; leaves that are not floating arrays stay as they are.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.set_to_zero()
+      >>> grads = {"w": jnp.array([3.0, 4.0])}
+      >>> updates, state = tx.update(grads, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [0. 0.]
+    """
     return SetToZero()
 
 
@@ -181,6 +254,23 @@ class OptaxTransform(Transformation):
 
     Its ``init``/``update`` functions are static metadata (optax keeps hyperparameters in
     closures), so re-creating it recompiles as optax does; its state is optax's own.
+    :func:`optim.chain` and the other combinators wrap optax's transformations in it; it is
+    rarely built directly.
+
+    Attributes:
+      transformation: the wrapped optax ``GradientTransformation`` (a NamedTuple of ``init``
+        and ``update`` functions), or any object with ``init`` and ``update`` methods.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import optim
+      >>> tx = optim.chain(optax.scale(2.0))
+      >>> type(tx.transforms[0]).__name__
+      'OptaxTransform'
+      >>> updates, _ = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 2. -4.]
     """
 
     transformation: Any = static()
@@ -200,7 +290,12 @@ class OptaxTransform(Transformation):
 class PytreeTransform(OptaxTransform):
     """A transformation of another library, or the user's own, that is a registered pytree
     (a flax struct, an equinox module, a dataclass registered with JAX): its leaves stay
-    leaves, so re-creating it with new values does not recompile."""
+    leaves, so re-creating it with new values does not recompile.
+
+    Attributes:
+      transformation: the wrapped object, with ``init`` and ``update`` methods; a pytree
+        child, not static metadata.
+    """
 
     transformation: Any
 
@@ -215,7 +310,36 @@ def _is_pytree_node(tx: Any) -> bool:
 
 
 def as_transformation(tx: Any, name: str) -> Any:
-    """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``."""
+    """Ours as they are; optax's (a NamedTuple of functions) wrapped in ``OptaxTransform``.
+
+    A registered pytree with structure of its own (an equinox module, a flax struct) is
+    wrapped in ``PytreeTransform`` instead, so that its leaves stay leaves.
+
+    Args:
+      tx: the object to use as a transformation: it must have callable ``init`` and
+        ``update`` attributes.
+      name: how the argument is named in the error (``"inner"``, ``"chain argument 0"``).
+
+    Returns:
+      A :class:`optim.Transformation`: ``tx`` itself, an ``OptaxTransform`` or a
+      ``PytreeTransform``.
+
+    Raises:
+      TypeError: ``tx`` has no callable ``init`` and ``update``; for a factory passed
+        uncalled (``optim.adam``), the error says to call it.
+
+    Examples:
+      >>> import optax
+      >>> import optim
+      >>> from optim.base import as_transformation
+      >>> type(as_transformation(optax.scale(2.0), "inner")).__name__
+      'OptaxTransform'
+      >>> try:
+      ...     as_transformation(optim.adam, "inner")
+      ... except TypeError as e:
+      ...     print(str(e).split("; ")[1])
+      call the factory to build one, e.g. optim.adam(1e-3)
+    """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         factory = getattr(tx, "func", tx)  # functools.partial (nadam) holds a function
         hint = (
@@ -238,7 +362,12 @@ def as_transformation(tx: Any, name: str) -> Any:
 class Chain(Transformation):
     r"""Apply transformations in sequence: :math:`u \leftarrow T_n(\dots T_1(g))`.
 
-    The state is a tuple with one entry per transformation, as in ``optax.chain``.
+    The state is a tuple with one entry per transformation, as in ``optax.chain``. Built by
+    :func:`optim.chain`.
+
+    Attributes:
+      transforms: the transformations, applied in order: each one of ours, or an optax one
+        wrapped in :class:`optim.OptaxTransform`.
     """
 
     transforms: tuple[Any, ...]
@@ -272,14 +401,37 @@ class Chain(Transformation):
 
 
 def chain(*transforms: Any) -> Chain:
-    """Compose transformations, applied left to right (``optax.chain``).
+    r"""Compose transformations, applied left to right (``optax.chain``):
+    :math:`u \leftarrow T_n(\dots T_1(g))`.
 
-    Each may be one of ours or an optax ``GradientTransformation``.
+    Each may be one of ours or an optax ``GradientTransformation`` (wrapped in
+    :class:`optim.OptaxTransform`). ``update``'s ``params`` and extra arguments (``value=``)
+    are passed to every transformation.
 
-    >>> import optim
-    >>> tx = optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))
-    >>> len(tx.init({"w": jax.numpy.zeros(3)}))
-    2
+    Args:
+      *transforms: the transformations, in the order they apply: objects with ``init`` and
+        ``update`` methods (ours, optax's, or a registered pytree such as an equinox module).
+        None at all gives a chain that leaves updates unchanged.
+
+    Returns:
+      A :class:`optim.Chain` (an :class:`optim.GradientTransformation`) whose state is a tuple
+      with one entry per transformation, as in ``optax.chain``.
+
+    Raises:
+      TypeError: an argument has no ``init`` and ``update`` methods (a factory such as
+        ``optim.adam`` passed uncalled, say); the error names its position.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(learning_rate=0.1))
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> len(state)
+      2
+      >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.94 -2.08]
     """
     return Chain(
         tuple(as_transformation(t, f"chain argument {i}") for i, t in enumerate(transforms))
@@ -288,7 +440,26 @@ def chain(*transforms: Any) -> Chain:
 
 def require_params(params: PyTree, name: str, why: str = "") -> None:
     """Raise ``ValueError`` if ``update`` was called without the ``params`` that ``name``
-    needs (``why``: an optional reason, inserted after "needs params")."""
+    needs.
+
+    Args:
+      params: the ``params`` argument ``update`` received.
+      name: the transformation, named in the error (its factory's name).
+      why: an optional reason, inserted after "needs params" (e.g. ``" (for the weight
+        decay)"``).
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: ``params`` is None.
+
+    Examples:
+      >>> from optim.base import require_params
+      >>> require_params(None, "lookahead")
+      Traceback (most recent call last):
+      ValueError: lookahead needs params: call update(grads, state, params)
+    """
     if params is None:
         raise ValueError(f"{name} needs params{why}: call update(grads, state, params)")
 
@@ -299,7 +470,27 @@ def check_updates(
     reference_name: str = "the optimizer state (built by init from params)",
 ) -> None:
     """Check that incoming updates are floating arrays with the structure and shapes of a
-    per-leaf state slot (``reference_name`` names it in the error; ``"params"`` when the
-    reference is the parameters themselves)."""
+    per-leaf state slot.
+
+    Args:
+      updates: the updates ``update`` received (named ``grads`` in the error).
+      slot: a pytree with the structure of the params (a state slot, or the params).
+      reference_name: how ``slot`` is named in the error; ``"params"`` when the reference is
+        the parameters themselves.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: the structures or shapes differ (the error names the first leaf that does).
+      TypeError: an update is an integer or boolean array.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optim.base import check_updates
+      >>> check_updates({"w": jnp.zeros(3)}, {"w": jnp.zeros(2)}, "params")
+      Traceback (most recent call last):
+      ValueError: grads['w'] has shape (3,) but params['w'] has shape (2,).
+    """
     check_same_structure(updates, slot, "grads", reference_name)
     check_float_updates(updates)

@@ -56,7 +56,12 @@ from optim.transforms._common import cast_like, zeros_like
 
 
 class TraceState(NamedTuple):
-    """The momentum buffer."""
+    """The momentum buffer.
+
+    Attributes:
+      trace: :math:`m_{t}`, a pytree with the structure of the params (in
+        ``accumulator_dtype``, or each parameter's dtype).
+    """
 
     trace: PyTree
 
@@ -67,7 +72,14 @@ class TraceState(NamedTuple):
 class Trace(Transformation):
     r"""Heavy-ball momentum (Polyak, 1964): :math:`m_t = g_t + \mu\,m_{t-1}`, :math:`u_t = m_t`.
 
-    With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`.
+    With ``nesterov=True`` (Sutskever et al., 2013): :math:`u_t = g_t + \mu\,m_t`. Built by
+    :func:`optim.trace`.
+
+    Attributes:
+      decay: :math:`\mu`, the momentum coefficient (float32).
+      nesterov: use Nesterov momentum (static).
+      accumulator_dtype: the dtype of the momentum buffer (static); ``None``: each
+        parameter's.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -90,7 +102,35 @@ class Trace(Transformation):
 
 
 def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
-    """Momentum: a decaying sum of past updates (``optax.trace``)."""
+    r"""Momentum: a decaying sum of past updates (``optax.trace``; Polyak, 1964).
+
+    .. math:: m_t = g_t + \mu\,m_{t-1},\qquad u_t = m_t
+
+    or, with ``nesterov=True`` (Sutskever et al., 2013), :math:`u_t = g_t + \mu\,m_t`.
+
+    Args:
+      decay: :math:`\mu`, the momentum coefficient: a finite real number, usually in
+        ``[0, 1)`` (not a schedule).
+      nesterov: use Nesterov momentum. True or False.
+      accumulator_dtype: the dtype of the momentum buffer (a floating or complex dtype);
+        ``None``: each parameter's dtype.
+
+    Returns:
+      A ``Trace`` transformation (an :class:`optim.GradientTransformation`) whose state is a
+      :class:`optim.TraceState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.trace(decay=0.9)
+      >>> grads = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(grads, state)
+      ...     print(updates["w"])
+      [ 1. -2.]
+      [ 1.9 -3.8]
+    """
     return Trace(
         decay,
         nesterov=nesterov,
@@ -99,7 +139,13 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
 
 
 class EmaState(NamedTuple):
-    """Step count and the exponential moving average."""
+    """Step count and the exponential moving average.
+
+    Attributes:
+      count: the number of updates made so far (int32 scalar), for the bias correction.
+      ema: :math:`m_t`, the moving average without bias correction, a pytree with the
+        structure of the params (in ``accumulator_dtype``, or each parameter's dtype).
+    """
 
     count: jax.Array
     ema: PyTree
@@ -111,7 +157,13 @@ class EmaState(NamedTuple):
 class Ema(Transformation):
     r"""Exponential moving average :math:`m_t = (1-\beta) g_t + \beta m_{t-1}`.
 
-    :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`.
+    :math:`u_t = m_t / (1 - \beta^t)` with ``debias=True``, else :math:`u_t = m_t`. Built by
+    :func:`optim.ema`.
+
+    Attributes:
+      decay: :math:`\beta`, kept with its complement :math:`1 - \beta` (a ``Decay``).
+      debias: divide by :math:`1 - \beta^t` (static).
+      accumulator_dtype: the dtype of the average (static); ``None``: each parameter's.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -133,7 +185,35 @@ class Ema(Transformation):
 
 
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
-    """Exponential moving average of past updates (``optax.ema``)."""
+    r"""Exponential moving average of past updates (``optax.ema``).
+
+    .. math:: m_t = (1-\beta) g_t + \beta m_{t-1},\qquad u_t = m_t / (1 - \beta^t)
+
+    (:math:`u_t = m_t` without ``debias``).
+
+    Args:
+      decay: :math:`\beta`, the decay rate: a number in ``[0, 1]`` (not a schedule).
+      debias: divide by :math:`1 - \beta^t` so that early averages are not biased towards
+        zero. True or False.
+      accumulator_dtype: the dtype of the average (a floating or complex dtype); ``None``:
+        each parameter's dtype.
+
+    Returns:
+      An ``Ema`` transformation (an :class:`optim.GradientTransformation`) whose state is an
+      :class:`optim.EmaState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.ema(decay=0.9, debias=False)
+      >>> grads = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(grads, state)
+      ...     print(updates["w"])
+      [ 0.1 -0.2]
+      [ 0.19 -0.38]
+    """
     return Ema(
         decay,
         debias=debias,
@@ -144,7 +224,18 @@ def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
 class MultiStepsState(NamedTuple):
     """Gradient accumulation: the position within the current group of mini-steps, the number
     of inner steps taken, the inner state, the accumulated gradient and the skip function's
-    record (optax's fields)."""
+    record (optax's fields).
+
+    Attributes:
+      mini_step: the position within the current group of mini-steps, ``0`` to ``k - 1``
+        (int32 scalar).
+      gradient_step: the number of inner optimizer steps taken (int32 scalar).
+      inner_opt_state: the inner optimizer's state.
+      acc_grads: the gradient accumulated over the group so far (its mean or sum), a pytree
+        with the structure of the params.
+      skip_state: the second value ``should_skip_update_fn`` returned at the last call (its
+        record, e.g. ``{"should_skip", "num_not_finite"}``); ``()`` without one.
+    """
 
     mini_step: jax.Array
     gradient_step: jax.Array
@@ -170,9 +261,25 @@ class ShouldSkipUpdateFunction(Protocol):
 def skip_not_finite(
     updates: PyTree, gradient_step: jax.Array, params: PyTree | None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """A ``should_skip_update_fn`` for ``MultiSteps``: skip when any update is NaN or infinite.
+    """A ``should_skip_update_fn`` for ``MultiSteps``: skip when any update is NaN or infinite
+    (``optax.skip_not_finite``).
 
-    Returns the decision and ``{"should_skip", "num_not_finite"}``, as ``optax.skip_not_finite``.
+    Args:
+      updates: the proposed updates (a pytree; only floating leaves are looked at).
+      gradient_step: the number of inner steps taken (unused, part of the protocol).
+      params: the params or ``None`` (unused, part of the protocol).
+
+    Returns:
+      ``(should_skip, record)``: a boolean scalar, True when some update element is NaN or
+      infinite, and ``{"should_skip": should_skip, "num_not_finite": n}``, ``n`` the number
+      of such elements (int32).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> skip, record = optim.skip_not_finite({"w": jnp.array([1.0, jnp.nan])}, 0, None)
+      >>> bool(skip), int(record["num_not_finite"])
+      (True, 1)
     """
     del gradient_step, params
     counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates) if is_trainable(x)]
@@ -184,10 +291,31 @@ def skip_not_finite(
 def skip_large_updates(
     updates: PyTree, gradient_step: jax.Array, params: PyTree | None, max_squared_norm: Any
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """A ``should_skip_update_fn``: skip when the squared global norm is not below the bound.
+    """A ``should_skip_update_fn``: skip when the squared global norm is not below the bound
+    (``optax.skip_large_updates``).
 
-    Bind ``max_squared_norm`` with ``functools.partial``. NaN norms are skipped too. Returns the
-    decision and ``{"should_skip", "norm_squared"}``, as ``optax.skip_large_updates``.
+    Bind ``max_squared_norm`` with ``functools.partial`` to pass it to ``MultiSteps``. NaN
+    norms are skipped too.
+
+    Args:
+      updates: the proposed updates (a pytree; only floating leaves count).
+      gradient_step: the number of inner steps taken (unused, part of the protocol).
+      params: the params or ``None`` (unused, part of the protocol).
+      max_squared_norm: the bound on the squared global norm of ``updates`` (a number).
+
+    Returns:
+      ``(should_skip, record)``: a boolean scalar, True when the squared norm is not below
+      ``max_squared_norm``, and ``{"should_skip": should_skip, "norm_squared": n}``, ``n``
+      the squared norm (float32).
+
+    Examples:
+      >>> import functools
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> skip_fn = functools.partial(optim.skip_large_updates, max_squared_norm=10.0)
+      >>> skip, record = skip_fn({"w": jnp.array([3.0, 4.0])}, 0, None)
+      >>> bool(skip), float(record["norm_squared"])
+      (True, 25.0)
     """
     del gradient_step, params
     squares = [
@@ -226,7 +354,39 @@ class MultiSteps(Transformation):
 
     Use it as optax's class: ``opt = MultiSteps(optim.adam(1e-3), every_k_schedule=4)``, then
     ``opt.init``, ``opt.update``, ``opt.has_updated(state)``; it is a pytree itself, so
-    ``opt.gradient_transformation()`` returns ``opt``.
+    ``opt.gradient_transformation()`` returns ``opt``, and ``opt.inner_opt`` is ``opt.opt``.
+    Its state is a :class:`optim.MultiStepsState`.
+
+    Args:
+      opt: the inner optimizer (ours or optax's), applied once every ``k`` calls to the
+        accumulated gradient.
+      every_k_schedule: ``k``, the number of mini-steps per inner step: an int >= 1, or a
+        function of the number of inner steps taken returning one.
+      use_grad_mean: True: the inner optimizer gets the mean of the ``k`` gradients; False:
+        their sum.
+      should_skip_update_fn: ``None``, or a function ``(updates, gradient_step, params) ->
+        (should_skip, record)`` (see :class:`optim.ShouldSkipUpdateFunction`, e.g.
+        :func:`optim.skip_not_finite`): a mini-step it rejects is not accumulated.
+      accumulator_dtype: keyword only: the dtype of the accumulated gradient; ``None``:
+        float32 for bf16/fp16 parameters, each parameter's dtype otherwise (optax has no
+        such argument).
+
+    Raises:
+      TypeError: ``every_k_schedule`` is neither an int nor a function, or
+        ``should_skip_update_fn`` is not a function.
+      ValueError: ``every_k_schedule`` is an int below 1.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> opt = optim.MultiSteps(optim.sgd(learning_rate=0.1), every_k_schedule=2)
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> state = opt.init(params)
+      >>> for g in ([1.0, -2.0], [3.0, 0.0]):
+      ...     updates, state = opt.update({"w": jnp.array(g)}, state, params)
+      ...     print(updates["w"], bool(opt.has_updated(state)))
+      [0. 0.] False
+      [-0.2  0.1] True
     """
 
     opt: Any
@@ -322,7 +482,14 @@ class MultiSteps(Transformation):
         return jax.lax.cond(skip, skip_step, accumulate)
 
     def has_updated(self, state: Any) -> jax.Array:
-        """True right after a call that applied the inner optimizer."""
+        """True right after a call that applied the inner optimizer.
+
+        Args:
+          state: the :class:`optim.MultiStepsState` the last ``update`` returned.
+
+        Returns:
+          A boolean scalar array.
+        """
         return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
 
     def gradient_transformation(self) -> MultiSteps:
@@ -332,7 +499,14 @@ class MultiSteps(Transformation):
 
 class ApplyEvery(NamedTuple):
     """The position within the current group of ``k`` steps and the sum of its updates
-    (optax's state, named ``ApplyEvery`` there too)."""
+    (optax's state, named ``ApplyEvery`` there too).
+
+    Attributes:
+      count: the position within the current group of ``k`` steps, ``0`` to ``k - 1``
+        (int32 scalar).
+      grad_acc: the sum of the group's updates so far, a pytree with the structure of the
+        params.
+    """
 
     count: jax.Array
     grad_acc: PyTree
@@ -349,6 +523,10 @@ class ApplyEveryK(Transformation):
     state at every step (``MultiSteps`` skips the inner optimizer instead). The accumulator
     is float32 for bf16/fp16 parameters (optax keeps their dtype); a new group starts from
     0 where optax multiplies the old sum by 0 (the same, unless it held an inf or NaN).
+    Built by :func:`optim.apply_every`.
+
+    Attributes:
+      k: the number of steps whose updates are summed (static, >= 1).
     """
 
     k: int = int_option(1, low=1)
@@ -374,5 +552,36 @@ class ApplyEveryK(Transformation):
 
 
 def apply_every(k: int = 1) -> ApplyEveryK:
-    """Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``)."""
+    r"""Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``).
+
+    .. math:: a_n = g_n + [n \bmod k \ne 0]\, a_{n-1},\qquad
+        u_n = [n \bmod k = k - 1]\, a_n,
+
+    :math:`n = 0, 1, \dots` the number of earlier calls: zero updates at the other steps.
+    Transformations before it in a chain still update their state at every step
+    (:class:`optim.MultiSteps` skips the inner optimizer instead). The accumulator is float32
+    for bf16/fp16 parameters, where optax keeps their dtype.
+
+    Args:
+      k: the number of steps whose updates are summed, an int >= 1.
+
+    Returns:
+      An ``ApplyEveryK`` transformation (an :class:`optim.GradientTransformation`) whose
+      state is an :class:`optim.ApplyEvery`.
+
+    Raises:
+      TypeError: ``k`` is not an int.
+      ValueError: ``k`` is below 1.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.apply_every(k=2)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for g in ([1.0, -2.0], [3.0, 0.0]):
+      ...     updates, state = tx.update({"w": jnp.array(g)}, state)
+      ...     print(updates["w"])
+      [0. 0.]
+      [ 4. -2.]
+    """
     return ApplyEveryK(k)

@@ -39,7 +39,11 @@ from optim.base import EmptyState, Transformation, check_updates
 
 
 class AddDecayedWeightsState(NamedTuple):
-    """The step count, kept only when the weight decay is a schedule."""
+    """The step count, kept only when the weight decay is a schedule.
+
+    Attributes:
+      count: the number of updates made so far (int32 scalar), the schedule's argument.
+    """
 
     count: jax.Array
 
@@ -49,7 +53,11 @@ class AddDecayedWeights(Transformation):
     r"""Decoupled weight decay (Loshchilov & Hutter, 2019): :math:`u_t = g_t + \lambda_t\theta_t`.
 
     Placed before the learning-rate scaling this gives AdamW's
-    :math:`\theta_{t+1} = \theta_t - \eta(\hat u_t + \lambda\theta_t)`.
+    :math:`\theta_{t+1} = \theta_t - \eta(\hat u_t + \lambda\theta_t)`. Built by
+    :func:`optim.add_decayed_weights`.
+
+    Attributes:
+      weight_decay: :math:`\lambda`, a float32 scalar >= 0 or a schedule.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -92,10 +100,42 @@ def _without_missing_updates(updates: PyTree, params: PyTree) -> PyTree:
 
 
 def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
-    """Add ``weight_decay * params`` to the updates, on the leaves ``mask`` selects.
+    r"""Add ``weight_decay * params`` to the updates, on the leaves ``mask`` selects
+    (``optax.add_decayed_weights``; Loshchilov & Hutter, 2019, "Decoupled Weight Decay
+    Regularization").
 
-    ``mask`` is a pytree of booleans (a prefix of the params tree) or a function of the params
-    returning one, as in ``optax.add_decayed_weights``.
+    .. math:: u_t = g_t + \lambda_t \theta_t
+
+    Placed before :func:`optim.scale_by_learning_rate` in a chain, this is AdamW's decoupled
+    weight decay. Needs ``params`` in ``update``; a ``None`` update stays ``None``.
+
+    Args:
+      weight_decay: :math:`\lambda`, a number >= 0, or a schedule (a function of the number
+        of updates made so far, ``0`` at the first step).
+      mask: a pytree of booleans with the structure of the params (or a prefix of it), or a
+        function ``params -> such a pytree``: the decay applies where True, the updates pass
+        unchanged elsewhere (see :func:`optim.masked`). ``None``: every leaf.
+
+    Returns:
+      An ``AddDecayedWeights`` transformation (an :class:`optim.GradientTransformation`;
+      inside :func:`optim.masked` when ``mask`` is given); its state is an
+      :class:`optim.AddDecayedWeightsState` for a schedule, empty for a number.
+
+    Raises:
+      ValueError: (in ``update``) ``params`` is missing while some update is a floating array.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.add_decayed_weights(0.1, mask={"w": True, "b": False})
+      >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([1.0])}
+      >>> grads = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates["w"], updates["b"])
+      [ 1.1 -1.8] [0.5]
+
+    References:
+      Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101
     """
     tx = AddDecayedWeights(weight_decay)
     if mask is None:
@@ -106,7 +146,12 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
 
 
 class AddNoiseState(NamedTuple):
-    """The step count (for the annealing) and the key the next step's noise is drawn from."""
+    """The step count (for the annealing) and the key the next step's noise is drawn from.
+
+    Attributes:
+      count: the number of updates made so far (int32 scalar).
+      rng_key: the typed PRNG key the next step's noise is drawn from.
+    """
 
     count: jax.Array
     rng_key: jax.Array
@@ -123,7 +168,13 @@ class AddNoise(Transformation):
     (complex leaves: standard complex normal). The noise is drawn exactly as optax draws it:
     the state's key is split into the next state's key and a sample key, which is split once
     per leaf of the updates in tree order; each leaf samples ``jax.random.normal`` in its
-    compute dtype.
+    compute dtype. Built by :func:`optim.add_noise`.
+
+    Attributes:
+      eta: :math:`\eta`, the initial noise variance (float32, >= 0).
+      gamma: :math:`\gamma`, the decay exponent of the variance (float32, >= 0).
+      key: the typed PRNG key the state starts from (a leaf, so a new key does not
+        recompile).
     """
 
     eta: Any = nonnegative()
@@ -187,10 +238,41 @@ def _resolve_key(key: Any, seed: int | None) -> jax.Array:
 
 
 def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None) -> AddNoise:
-    """Add annealed Gaussian noise to the updates (``optax.add_noise``).
+    r"""Add annealed Gaussian noise to the updates (``optax.add_noise``; Neelakantan et al.,
+    2015, "Adding Gradient Noise Improves Learning for Very Deep Networks").
 
-    ``key`` is an int seed or a JAX PRNG key. As in optax, ``key=None`` warns and uses key 0,
-    and the deprecated ``seed`` is accepted in its place.
+    .. math:: u_t = g_t + \sigma_t \xi_t,\quad \sigma_t^2 = \frac{\eta}{t^\gamma},\quad
+        \xi_t \sim \mathcal N(0, I)
+
+    drawn as optax draws it, so a key gives optax's noise.
+
+    Args:
+      eta: :math:`\eta`, the noise variance at the first step: a number >= 0.
+      gamma: :math:`\gamma`, the exponent of the variance's decay with the step: a number
+        >= 0 (the paper uses 0.55).
+      key: an int seed, a ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``.
+        As in optax, ``None`` warns and uses key 0.
+      seed: deprecated (warns): an int seed in place of ``key``; give one of the two.
+
+    Returns:
+      An ``AddNoise`` transformation (an :class:`optim.GradientTransformation`) whose state
+      is an :class:`optim.AddNoiseState`.
+
+    Raises:
+      TypeError: ``key`` is not an int seed or a PRNG key.
+      ValueError: both ``key`` and ``seed`` are given, or ``key`` is an array of keys.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.add_noise(eta=0.01, gamma=0.55, key=0)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, state)
+      >>> print(updates["w"].shape, int(state.count))
+      (2,) 1
+
+    References:
+      Neelakantan et al., 2015, https://arxiv.org/abs/1511.06807
     """
     return AddNoise(
         eta=eta,

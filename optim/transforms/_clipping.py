@@ -45,7 +45,11 @@ ClipByGlobalNormState = EmptyState
 
 @pytree_dataclass
 class Clip(Transformation):
-    r"""Element-wise clipping: :math:`u_t = \min(\max(g_t, -c), c)`."""
+    r"""Element-wise clipping: :math:`u_t = \min(\max(g_t, -c), c)`. Built by :func:`optim.clip`.
+
+    Attributes:
+      max_delta: :math:`c`, the largest absolute value of an update element (float32, >= 0).
+    """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
@@ -63,7 +67,29 @@ class Clip(Transformation):
 
 
 def clip(max_delta: Any) -> Clip:
-    """Clip every update element to ``[-max_delta, max_delta]`` (``optax.clip``)."""
+    r"""Clip every update element to ``[-max_delta, max_delta]`` (``optax.clip``).
+
+    .. math:: u_t = \min(\max(g_t, -c), c),
+
+    computed in float32 or wider and returned in each update's dtype.
+
+    Args:
+      max_delta: :math:`c`, the largest absolute value an update element keeps: a number
+        >= 0 (not a schedule).
+
+    Returns:
+      A ``Clip`` transformation (an :class:`optim.GradientTransformation`) with an empty
+      state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.clip(1.0)
+      >>> grads = {"w": jnp.array([3.0, -0.5])}
+      >>> updates, state = tx.update(grads, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 1.  -0.5]
+    """
     return Clip(max_delta)
 
 
@@ -73,7 +99,11 @@ class ClipByGlobalNorm(Transformation):
 
     .. math:: u_t = g_t \cdot \min(1, c / \lVert g_t \rVert_2),
 
-    the norm taken over all leaves together (in float32 or wider).
+    the norm taken over all leaves together (in float32 or wider). Built by
+    :func:`optim.clip_by_global_norm`.
+
+    Attributes:
+      max_norm: :math:`c`, the largest global norm the updates keep (float32, >= 0).
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -99,13 +129,46 @@ class ClipByGlobalNorm(Transformation):
 
 
 def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
-    """Rescale updates so that their global norm is at most ``max_norm``."""
+    r"""Rescale updates so that their global norm is at most ``max_norm``
+    (``optax.clip_by_global_norm``; Pascanu et al., 2013, "On the difficulty of training
+    recurrent neural networks").
+
+    .. math:: u_t = g_t \cdot \min(1, c / \lVert g_t \rVert_2),
+
+    the norm taken over all floating leaves together, in float32 or wider; updates keep their
+    dtypes. Updates whose norm is below ``max_norm`` pass unchanged.
+
+    Args:
+      max_norm: :math:`c`, the largest global norm the updates keep: a finite number >= 0
+        (not a schedule).
+
+    Returns:
+      A ``ClipByGlobalNorm`` transformation (an :class:`optim.GradientTransformation`) with an
+      empty state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.clip_by_global_norm(1.0)
+      >>> grads = {"w": jnp.array([3.0, -4.0])}  # global norm 5
+      >>> updates, state = tx.update(grads, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 0.6 -0.8]
+
+    References:
+      Pascanu et al., 2013, https://arxiv.org/abs/1211.5063
+    """
     return ClipByGlobalNorm(max_norm)
 
 
 @pytree_dataclass
 class ClipByBlockRms(Transformation):
-    r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`."""
+    r"""Clip each leaf's RMS: :math:`u_t = g_t / \max(1, \mathrm{rms}(g_t) / c)`. Built by
+    :func:`optim.clip_by_block_rms`.
+
+    Attributes:
+      threshold: :math:`c`, the largest root mean square a leaf keeps (float32, > 0).
+    """
 
     threshold: Any = positive()
 
@@ -125,8 +188,30 @@ class ClipByBlockRms(Transformation):
 
 
 def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
-    """Scale each leaf down to a root mean square of at most ``threshold``
-    (``optax.clip_by_block_rms``)."""
+    r"""Scale each leaf down to a root mean square of at most ``threshold``
+    (``optax.clip_by_block_rms``).
+
+    .. math:: u_t = g_t / \max(1, \mathrm{rms}(g_t) / c),
+
+    the RMS of each leaf (a "block") taken over all its elements, in float32 or wider;
+    updates keep their dtypes.
+
+    Args:
+      threshold: :math:`c`, the largest RMS a leaf keeps: a number > 0 (not a schedule).
+
+    Returns:
+      A ``ClipByBlockRms`` transformation (an :class:`optim.GradientTransformation`) with an
+      empty state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.clip_by_block_rms(1.0)
+      >>> grads = {"w": jnp.array([3.0, -4.0])}  # RMS sqrt(12.5)
+      >>> updates, state = tx.update(grads, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 0.84852815 -1.1313709 ]
+    """
     return ClipByBlockRms(threshold)
 
 
@@ -210,36 +295,33 @@ def unitwise_norm(x: Any, axis: int | tuple[int, ...] | None = None) -> jax.Arra
 
 def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: Any = _DIV_EPS) -> jax.Array:
     r"""Scale each unit of ``grad`` whose norm is not below ``max_norm`` down to that norm
-        (``optax.transforms.unitwise_clip``).
+    (``optax.transforms.unitwise_clip``).
 
-        .. math:: u = egin{cases} g & \lVert g
-    Vert < m \ g\, m / \max(\lVert g
-    Vert,
-            \epsilon_{div}) & 	ext{otherwise,} \end{cases}
+    .. math:: u = \begin{cases} g & \lVert g\rVert < m \\ g\, m / \max(\lVert g\rVert,
+        \epsilon_{div}) & \text{otherwise,} \end{cases}
 
-        elementwise, with the unit norms :math:`\lVert g
-    Vert` = ``g_norm`` (as
-        ``unitwise_norm`` returns them) and :math:`m` = ``max_norm``. :math:`\epsilon_{div}`
-        only keeps the division finite.
+    elementwise, with the unit norms :math:`\lVert g\rVert` = ``g_norm`` (as
+    ``unitwise_norm`` returns them) and :math:`m` = ``max_norm``. :math:`\epsilon_{div}`
+    only keeps the division finite.
 
-        Args:
-          g_norm: the unit norms of ``grad``, broadcast to its shape.
-          max_norm: the largest norm allowed, of the same shape.
-          grad: the array to clip.
-          div_eps: the floor of ``g_norm`` in the division.
+    Args:
+      g_norm: the unit norms of ``grad``, broadcast to its shape.
+      max_norm: the largest norm allowed, of the same shape.
+      grad: the array to clip.
+      div_eps: the floor of ``g_norm`` in the division (default ``1e-6``, as optax's).
 
-        Returns:
-          The clipped array.
+    Returns:
+      The clipped array, of ``grad``'s shape.
 
-        Raises:
-          ValueError: the three arrays do not have the same shape.
+    Raises:
+      ValueError: the three arrays do not have the same shape.
 
-        Examples:
-          >>> import jax.numpy as jnp, optim
-          >>> g = jnp.array([3.0, 4.0])
-          >>> norm = optim.transforms.unitwise_norm(g)
-          >>> optim.transforms.unitwise_clip(norm, jnp.full(2, 1.0), g).tolist()
-          [0.6000000238418579, 0.800000011920929]
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> g = jnp.array([3.0, 4.0])
+      >>> norm = optim.transforms.unitwise_norm(g)
+      >>> optim.transforms.unitwise_clip(norm, jnp.full(2, 1.0), g).tolist()
+      [0.6000000238418579, 0.800000011920929]
     """
     g_norm, max_norm, grad = jnp.asarray(g_norm), jnp.asarray(max_norm), jnp.asarray(grad)
     for name, value in (("max_norm", max_norm), ("grad", grad)):
@@ -265,7 +347,13 @@ class AdaptiveGradClip(Transformation):
         \end{cases}
 
     Frobenius norms, :math:`\lambda` = ``clipping``. Complex leaves are supported (the norms
-    use :math:`|x|^2`).
+    use :math:`|x|^2`). Built by :func:`optim.adaptive_grad_clip`.
+
+    Attributes:
+      clipping: :math:`\lambda`, the largest ratio of update norm to parameter norm (float32,
+        >= 0).
+      eps: :math:`\epsilon`, the floor of the parameter norm (float32, >= 0).
+      axis: the axes a unit's norm sums over (static); ``None``: chosen by rank.
     """
 
     clipping: Any = nonnegative()
@@ -311,13 +399,51 @@ def _check_axis(axis: Any) -> int | tuple[int, ...] | None:
 def adaptive_grad_clip(
     clipping: Any, eps: Any = 1e-3, axis: int | tuple[int, ...] | None = None
 ) -> AdaptiveGradClip:
-    """Clip each unit's update to at most ``clipping`` times its parameters' norm
-    (``optax.adaptive_grad_clip``; needs ``params`` in ``update``).
+    r"""Clip each unit's update to at most ``clipping`` times its parameters' norm
+    (``optax.adaptive_grad_clip``; Brock et al., 2021, "High-Performance Large-Scale Image
+    Recognition Without Normalization"). Needs ``params`` in ``update``.
 
-    ``eps`` floors the parameter norm, so zero-initialised parameters can still move.
-    ``axis``: the axes a unit's norm sums over; ``None`` chooses them by rank as optax does
-    (vectors and scalars: the whole leaf; rank 2-3: axis 0; rank 4: axes 0-2; rank 5: axes
-    0-3; other ranks raise ``ValueError`` naming the leaf).
+    For each unit (a slice of a leaf over the axes ``axis``) with update :math:`G` and
+    parameters :math:`W`:
+
+    .. math:: u = \begin{cases} G & \lVert G\rVert < \lambda \max(\lVert W\rVert, \epsilon)
+        \\ \lambda \max(\lVert W\rVert, \epsilon)\, G / \lVert G\rVert & \text{otherwise,}
+        \end{cases}
+
+    Frobenius norms in float32 or wider; updates keep their dtypes. Complex leaves are
+    supported.
+
+    Args:
+      clipping: :math:`\lambda`, the largest ratio of a unit's update norm to its parameter
+        norm: a number >= 0 (not a schedule).
+      eps: :math:`\epsilon`, the floor of the parameter norm (a number >= 0), so that
+        zero-initialised parameters can still move.
+      axis: the axis or axes a unit's norm sums over, an int or a tuple of ints; ``None``
+        chooses them by rank as optax does (vectors and scalars: the whole leaf; rank 2-3:
+        axis 0; rank 4: axes 0-2; rank 5: axes 0-3; other ranks raise ``ValueError`` naming
+        the leaf).
+
+    Returns:
+      An ``AdaptiveGradClip`` transformation (an :class:`optim.GradientTransformation`) with
+      an empty state.
+
+    Raises:
+      TypeError: ``axis`` is not None, an int or a tuple of ints.
+      ValueError: (in ``update``) ``params`` is missing, or a leaf's rank has no default
+        units and ``axis`` is None.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adaptive_grad_clip(0.1)
+      >>> params = {"w": jnp.array([1.0, 2.0])}  # norm sqrt(5)
+      >>> grads = {"w": jnp.array([3.0, -4.0])}  # norm 5, clipped to 0.1 * sqrt(5)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates["w"])
+      [ 0.13416408 -0.17888544]
+
+    References:
+      Brock et al., 2021, https://arxiv.org/abs/2102.06171
     """
     return AdaptiveGradClip(
         clipping=clipping,
@@ -379,6 +505,12 @@ def per_example_global_norm_clip(grads: PyTree, l2_norm_clip: Any) -> tuple[PyTr
     :math:`g_i` example :math:`i`'s gradient (the slices ``[i]`` of every leaf), its norm taken
     over all leaves together. ``l2_norm_clip`` = :math:`C \ge 0`, or ``inf`` for no clipping.
 
+    Args:
+      grads: a pytree of per-example gradients: every floating leaf has the batch on axis 0,
+        the same batch size in all of them; other leaves get ``None``.
+      l2_norm_clip: :math:`C`, the largest global norm an example's gradient keeps: a number
+        >= 0, or ``inf`` (no clipping).
+
     Returns:
       ``(clipped_sum, num_clipped)``: the sum with the structure of ``grads`` (without the
       batch axis), and the number of examples clipped (int32).
@@ -388,6 +520,17 @@ def per_example_global_norm_clip(grads: PyTree, l2_norm_clip: Any) -> tuple[PyTr
         error names its path); ``l2_norm_clip`` is negative or NaN.
       TypeError: a leaf is an integer array (optax would accept it; here gradients are
         floating, as everywhere in optim).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> grads = {"w": jnp.array([[3.0, 4.0], [0.3, 0.4]])}  # two examples, norms 5 and 0.5
+      >>> clipped_sum, num_clipped = optim.per_example_global_norm_clip(grads, 1.0)
+      >>> print(clipped_sum["w"], int(num_clipped))
+      [0.90000004 1.2       ] 1
+
+    References:
+      Abadi et al., 2016, https://arxiv.org/abs/1607.00133
     """
     bound = _clip_bound(l2_norm_clip, "l2_norm_clip")
     leaves = _per_example_leaves(grads, "per_example_global_norm_clip")
@@ -412,6 +555,14 @@ def per_example_layer_norm_clip(
     example's global norm is at most :math:`C`. With one layer this is
     ``per_example_global_norm_clip``.
 
+    Args:
+      grads: a pytree of per-example gradients: every floating leaf has the batch on axis 0,
+        the same batch size in all of them; other leaves get ``None``.
+      global_l2_norm_clip: :math:`C`, the bound on an example's global norm shared out among
+        the layers: a number >= 0, or ``inf`` (no clipping).
+      uniform: True: every layer gets the same bound :math:`C / \sqrt{K}`; False: each
+        layer's bound grows with the square root of its size, :math:`C \sqrt{D_k / D}`.
+
     Returns:
       ``(clipped_sums, num_clipped)``: two trees with the structure of ``grads``, the
       clipped sums and, per layer, the number of examples clipped (int32).
@@ -419,6 +570,17 @@ def per_example_layer_norm_clip(
     Raises:
       ValueError, TypeError: as ``per_example_global_norm_clip``; ``uniform`` not a bool
         raises ``TypeError``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> grads = {"w": jnp.array([[3.0, 4.0], [0.3, 0.4]]), "b": jnp.array([[1.0], [0.0]])}
+      >>> sums, num_clipped = optim.per_example_layer_norm_clip(grads, 1.0)  # each layer 1/sqrt(2)
+      >>> print(sums["w"], sums["b"], int(num_clipped["w"]), int(num_clipped["b"]))
+      [0.724264   0.96568537] [0.70710677] 1 1
+
+    References:
+      McMahan et al., 2017, https://arxiv.org/abs/1710.06963
     """
     bound = _clip_bound(global_l2_norm_clip, "global_l2_norm_clip")
     uniform = check_flag(uniform, "uniform")

@@ -58,7 +58,13 @@ def _is_none(x: Any) -> bool:
 
 
 class PartitionState(NamedTuple):
-    """Each label's transformation state, built from the leaves with that label."""
+    """Each label's transformation state, built from the leaves with that label
+    (``optax.MultiTransformState``, of which :class:`optim.MultiTransformState` is an alias).
+
+    Attributes:
+      inner_states: a dict from each label to a :class:`optim.MaskedState` holding the state
+        of that label's transformation.
+    """
 
     inner_states: dict[Hashable, Any]
 
@@ -75,12 +81,30 @@ _UNLABELED = _Unlabeled()
 
 @dataclasses.dataclass(frozen=True)
 class RegexLabels:
-    """``(label, pattern, flags)`` in priority order; static and compared by value."""
+    """``(label, pattern, flags)`` in priority order; static and compared by value.
+
+    The labels :func:`optim.partition` reads from a ``{label: regular expression}`` dict.
+
+    Attributes:
+      patterns: a tuple of ``(label, pattern, flags)``: the label, the regular expression's
+        source and its ``re`` flags, in the order they are tried.
+    """
 
     patterns: tuple[tuple[Hashable, str, int], ...]
 
     def label_tree(self, tree: PyTree) -> PyTree:
-        """The label of every leaf of ``tree``: the first pattern that matches its whole path."""
+        """The label of every leaf of ``tree``: the first pattern that matches its whole path.
+
+        Args:
+          tree: a pytree (the params or the updates); ``None`` leaves are labelled too.
+
+        Returns:
+          A pytree with the structure of ``tree`` holding each leaf's label (an internal
+          marker for a non-floating leaf that no pattern matches).
+
+        Raises:
+          ValueError: a floating leaf matches no pattern (the error names its path).
+        """
         compiled = [(label, re.compile(p, flags)) for label, p, flags in self.patterns]
 
         def label_of(path: tuple[Any, ...], leaf: Any) -> Any:
@@ -137,7 +161,17 @@ def _regex_labels(param_labels: Any, labels: tuple[Hashable, ...]) -> RegexLabel
 @pytree_dataclass
 class Partition(Transformation):
     r"""A transformation per label: :math:`u_i = T_{\ell(i)}(g)_i`, :math:`\ell(i)` the label
-    of leaf :math:`i`. Each transformation sees only its leaves (the others are ``None``)."""
+    of leaf :math:`i`. Each transformation sees only its leaves (the others are hidden as in
+    :func:`optim.masked`). Built by :func:`optim.partition`.
+
+    Attributes:
+      transforms: the transformations, one per label, in the order of ``labels``.
+      labels: the labels (static).
+      param_labels: how leaves get their labels (static): a ``StaticTree`` of labels, a
+        ``RegexLabels`` of patterns, or a function of the params.
+      mask_compatible_extra_args: mask the extra arguments of ``update`` that have the
+        structure of the updates for each part too (static).
+    """
 
     transforms: tuple[Any, ...]
     labels: tuple[Hashable, ...] = static()
@@ -195,32 +229,68 @@ def partition(
     *,
     mask_compatible_extra_args: bool = False,
 ) -> Partition:
-    """Apply a different transformation to each labelled part of the parameters.
+    r"""Apply a different transformation to each labelled part of the parameters
+    (``optax.partition``, also named ``multi_transform``).
 
-    ``transforms`` maps labels to transformations (ours or optax's). ``param_labels`` is one
-    of (as ``optax.partition``, plus regular expressions):
-
-    * a pytree of labels with the structure of the params, or a prefix of it;
-    * a function of the params (or updates) returning such a tree;
-    * a dict ``{label: regular expression}``, e.g. ``{"decay": r".*kernel|.*w",
-      "no_decay": r".*"}``: each floating leaf gets the first label, in dict order, whose
-      pattern matches its whole path (``re.fullmatch``; path format in the module
-      docstring). A floating leaf that matches none raises ``ValueError`` naming its path;
-      other leaves (``None``, functions, ints) that match none are passed through.
-
-    A dict is read as patterns when its keys are labels of ``transforms`` and at least one
-    value is a compiled pattern or a string that is not a label; otherwise it is a tree of
-    labels, as in optax (use ``re.compile`` to force patterns). Labels and patterns are static
-    and compared by value, so re-creating the optimizer reuses the compiled program; a label
+    :math:`u_i = T_{\ell(i)}(g)_i`, :math:`\ell(i)` the label of leaf :math:`i`. Each
+    transformation sees only the leaves with its label (the others are hidden as in
+    :func:`optim.masked`) and keeps state for those only. Labels and patterns are static and
+    compared by value, so re-creating the optimizer reuses the compiled program; a label
     function is compared by identity.
 
-    >>> import jax.numpy as jnp, optim
-    >>> params = {"dense": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}}
-    >>> tx = optim.partition({"decay": optim.adamw(1e-3, weight_decay=0.1),
-    ...                       "no_decay": optim.adam(1e-3)},
-    ...                      {"decay": r".*/w", "no_decay": r".*"})
-    >>> sorted(tx.init(params).inner_states)
-    ['decay', 'no_decay']
+    Args:
+      transforms: a dict (any mapping) from labels (hashable) to transformations, ours or
+        optax's.
+      param_labels: one of (as ``optax.partition``, plus regular expressions):
+
+        * a pytree of labels with the structure of the params, or a prefix of it;
+        * a function of the params (or updates) returning such a tree;
+        * a dict ``{label: regular expression}``, e.g. ``{"decay": r".*kernel|.*w",
+          "no_decay": r".*"}``: each floating leaf gets the first label, in dict order,
+          whose pattern matches its whole path (``re.fullmatch``; the path is the leaf's
+          keys joined by ``/``, e.g. ``dense/w``, ``layers/0/kernel``). A floating leaf
+          that matches none raises ``ValueError`` naming its path; other leaves (``None``,
+          functions, ints) that match none are passed through.
+
+        A dict is read as patterns when its keys are labels of ``transforms`` and at least
+        one value is a compiled pattern or a string that is not a label; otherwise it is a
+        tree of labels, as in optax (use ``re.compile`` to force patterns).
+      mask_compatible_extra_args: also mask, for each label, the extra keyword arguments of
+        ``update`` that have the structure of the updates. True or False.
+
+    Returns:
+      A ``Partition`` transformation (an :class:`optim.GradientTransformation`) whose state
+      is a :class:`optim.PartitionState` (``optim.MultiTransformState``).
+
+    Raises:
+      TypeError: ``transforms`` is not a mapping, one of its values is not a transformation,
+        or a label is not hashable.
+      ValueError: ``param_labels`` holds a label with no transformation, or a pattern that is
+        not a valid regular expression; (in ``init``/``update``) a floating leaf matches no
+        pattern.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([1.0])}
+      >>> tx = optim.multi_transform(
+      ...     {"train": optim.sgd(learning_rate=0.1), "frozen": optim.set_to_zero()},
+      ...     {"w": "train", "b": "frozen"},
+      ... )
+      >>> grads = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> new_params = optim.apply_updates(params, updates)
+      >>> print(new_params["w"], new_params["b"])
+      [0.9 2.2] [1.]
+
+      Labels by regular expressions on the leaf paths:
+
+      >>> params = {"dense": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}}
+      >>> tx = optim.partition({"decay": optim.adamw(1e-3, weight_decay=0.1),
+      ...                       "no_decay": optim.adam(1e-3)},
+      ...                      {"decay": r".*/w", "no_decay": r".*"})
+      >>> sorted(tx.init(params).inner_states)
+      ['decay', 'no_decay']
     """
     if not isinstance(transforms, Mapping):
         raise TypeError(
@@ -251,7 +321,13 @@ multi_transform = partition
 @pytree_dataclass
 class NamedChain(Transformation):
     r"""``chain`` whose state is an ordered dict keyed by the transformations' names:
-    :math:`u \leftarrow T_n(\dots T_1(g))`, ``state[name]`` the state of that part."""
+    :math:`u \leftarrow T_n(\dots T_1(g))`, ``state[name]`` the state of that part. Built by
+    :func:`optim.named_chain`.
+
+    Attributes:
+      transforms: the transformations, in the order they apply.
+      names: their names, in the same order (static, unique).
+    """
 
     transforms: tuple[Any, ...]
     names: tuple[str, ...] = static()
@@ -280,13 +356,34 @@ class NamedChain(Transformation):
 
 
 def named_chain(*args: tuple[str, Any]) -> NamedChain:
-    """Compose ``(name, transformation)`` pairs in order; the state is an ordered dict with
+    r"""Compose ``(name, transformation)`` pairs in order; the state is an ordered dict with
     each part's state under its name (``optax.named_chain``).
 
-    >>> import jax.numpy as jnp, optim
-    >>> tx = optim.named_chain(("clip", optim.clip(1.0)), ("adam", optim.adam(1e-3)))
-    >>> list(tx.init({"w": jnp.zeros(2)}))
-    ['clip', 'adam']
+    :math:`u \leftarrow T_n(\dots T_1(g))`, as :func:`optim.chain`.
+
+    Args:
+      *args: ``(name, transformation)`` pairs in the order they apply: ``name`` a str,
+        unique among the pairs; ``transformation`` ours or optax's.
+
+    Returns:
+      A ``NamedChain`` transformation (an :class:`optim.GradientTransformation`) whose state
+      is a ``collections.OrderedDict`` from each name to that part's state.
+
+    Raises:
+      TypeError: an argument is not a pair with a str name and a transformation.
+      ValueError: a name is repeated.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.named_chain(("clip", optim.clip(1.0)), ("sgd", optim.sgd(0.1)))
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> state = tx.init(params)
+      >>> list(state)
+      ['clip', 'sgd']
+      >>> updates, state = tx.update({"w": jnp.array([3.0, -0.5])}, state, params)
+      >>> print(updates["w"])
+      [-0.1   0.05]
     """
     names = []
     for i, pair in enumerate(args):

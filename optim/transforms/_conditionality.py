@@ -28,9 +28,14 @@ from optim.transforms._common import all_finite, cast_like, zeros_like
 class ApplyIfFiniteState(NamedTuple):
     """Counters of rejected steps and the wrapped transformation's state (optax's fields).
 
-    ``notfinite_count``: consecutive steps with a NaN or infinity (reset by a finite one);
-    ``last_finite``: whether the last step's updates were finite; ``total_notfinite``: all
-    such steps since ``init``.
+    Attributes:
+      notfinite_count: the number of consecutive steps with a NaN or an infinity, reset to 0
+        by a finite one (int32 scalar).
+      last_finite: whether the last step's updates were finite (boolean scalar; True after
+        ``init``).
+      total_notfinite: the number of steps with a NaN or an infinity since ``init`` (int32
+        scalar).
+      inner_state: the wrapped transformation's state, unchanged by rejected steps.
     """
 
     notfinite_count: jax.Array
@@ -49,7 +54,12 @@ class ApplyIfFinite(Transformation):
         c_t > \text{max\_consecutive\_errors} \\ (0, s_{t-1}) & \text{otherwise.}\end{cases}
 
     A rejected step leaves the inner state bit for bit as it was (its step count and bias
-    correction included) and returns zero updates.
+    correction included) and returns zero updates. Built by :func:`optim.apply_if_finite`.
+
+    Attributes:
+      inner: the wrapped transformation.
+      max_consecutive_errors: the number of consecutive non-finite steps rejected before
+        the next one is applied (static int >= 0).
     """
 
     inner: Any
@@ -77,17 +87,43 @@ class ApplyIfFinite(Transformation):
 
 
 def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
-    """Ignore updates with NaNs or infinities, up to ``max_consecutive_errors`` in a row.
+    r"""Ignore updates with NaNs or infinities, up to ``max_consecutive_errors`` in a row
+    (``optax.apply_if_finite``).
 
-    After that many consecutive rejected steps the next non-finite update is applied, as in
-    ``optax.apply_if_finite``.
+    With :math:`c_t` the number of consecutive non-finite steps up to step :math:`t`:
 
-    >>> import jax.numpy as jnp, optim
-    >>> tx = optim.apply_if_finite(optim.sgd(0.1), max_consecutive_errors=3)
-    >>> state = tx.init({"w": jnp.ones(2)})
-    >>> updates, state = tx.update({"w": jnp.array([1.0, jnp.nan])}, state)
-    >>> int(state.total_notfinite), updates["w"].tolist()
-    (1, [0.0, 0.0])
+    .. math:: (u_t, s_t) = \begin{cases} T(g_t, s_{t-1}) & g_t \text{ finite or }
+        c_t > \text{max\_consecutive\_errors} \\ (0, s_{t-1}) & \text{otherwise.}\end{cases}
+
+    A rejected step returns zero updates and leaves the inner state bit for bit as it was
+    (its step count and bias correction included). After ``max_consecutive_errors``
+    consecutive rejected steps the next non-finite update is applied, as in optax.
+
+    Args:
+      inner: the transformation to protect (ours or optax's), usually a whole optimizer.
+      max_consecutive_errors: the number of consecutive non-finite steps to reject before
+        applying one: an int >= 0.
+
+    Returns:
+      An ``ApplyIfFinite`` transformation (an :class:`optim.GradientTransformation`) whose
+      state is an :class:`optim.ApplyIfFiniteState`.
+
+    Raises:
+      TypeError: ``inner`` is not a transformation, or ``max_consecutive_errors`` is not an
+        int.
+      ValueError: ``max_consecutive_errors`` is negative.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.apply_if_finite(optim.sgd(0.1), max_consecutive_errors=3)
+      >>> state = tx.init({"w": jnp.ones(2)})
+      >>> updates, state = tx.update({"w": jnp.array([1.0, jnp.nan])}, state)
+      >>> int(state.total_notfinite), updates["w"].tolist()
+      (1, [0.0, 0.0])
+      >>> updates, state = tx.update({"w": jnp.array([1.0, 2.0])}, state)
+      >>> bool(state.last_finite), updates["w"].tolist()
+      (True, [-0.10000000149011612, -0.20000000298023224])
     """
     return ApplyIfFinite(
         as_transformation(inner, "inner"),
@@ -96,14 +132,28 @@ def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
 
 
 class ConditionallyTransformState(NamedTuple):
-    """The inner state and the number of calls to ``update`` so far (optax's fields)."""
+    """The inner state and the number of calls to ``update`` so far (optax's fields).
+
+    Attributes:
+      inner_state: the wrapped transformation's state, unchanged at the steps it was not
+        applied.
+      step: the number of calls to ``update`` so far (int32 scalar), the argument of
+        ``should_transform_fn``.
+    """
 
     inner_state: Any
     step: jax.Array
 
 
 class ConditionallyMaskState(NamedTuple):
-    """The number of calls to ``update`` so far and the inner state (optax's fields)."""
+    """The number of calls to ``update`` so far and the inner state (optax's fields).
+
+    Attributes:
+      step: the number of calls to ``update`` so far (int32 scalar), the argument of
+        ``should_transform_fn``.
+      inner_state: the wrapped transformation's state, unchanged at the steps it was not
+        applied.
+    """
 
     step: jax.Array
     inner_state: Any
@@ -142,7 +192,16 @@ class ConditionallyApply(Transformation):
 
     :math:`t = 0, 1, \dots` the number of earlier calls and :math:`r(g) = g`
     (``conditionally_transform``) or :math:`r(g) = 0` (``conditionally_mask``). A step that
-    is not transformed leaves the inner state bit for bit as it was.
+    is not transformed leaves the inner state bit for bit as it was. Built by
+    :func:`optim.conditionally_transform` and :func:`optim.conditionally_mask`.
+
+    Attributes:
+      inner: the wrapped transformation.
+      should_transform_fn: :math:`c`, the function of the step count (static).
+      forward_extra_args: pass ``update``'s extra keyword arguments to
+        ``should_transform_fn`` (static).
+      zero_rejected: return zero updates at the other steps (``conditionally_mask``) rather
+        than the updates unchanged (static).
     """
 
     inner: Any
@@ -200,10 +259,37 @@ def conditionally_transform(
     """Apply ``inner`` only at the steps where ``should_transform_fn(step)`` is True and pass
     the updates through unchanged at the others (``optax.conditionally_transform``).
 
-    ``step`` counts the earlier calls to ``update`` (int32, from 0). With
-    ``forward_extra_args`` the extra keyword arguments of ``update`` go to
-    ``should_transform_fn`` too. The function is static, compared by identity: pass the same
-    object to reuse the compiled program.
+    A step that is not transformed leaves the inner state bit for bit as it was. The
+    function is static, compared by identity: pass the same object to reuse the compiled
+    program.
+
+    Args:
+      inner: the transformation to apply at the selected steps (ours or optax's).
+      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (see
+        :class:`optim.ConditionFn`); ``step`` counts the earlier calls to ``update`` (int32,
+        from 0).
+      forward_extra_args: also pass the extra keyword arguments of ``update`` to
+        ``should_transform_fn``. True or False.
+
+    Returns:
+      A ``ConditionallyApply`` transformation (an :class:`optim.GradientTransformation`)
+      whose state is an :class:`optim.ConditionallyTransformState`.
+
+    Raises:
+      TypeError: ``should_transform_fn`` is not callable, or ``inner`` is not a
+        transformation.
+      ValueError: (in ``update``) ``should_transform_fn`` does not return a boolean scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.conditionally_transform(optim.scale(10.0), lambda step: step % 2 == 1)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for _ in range(2):
+      ...     updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, state)
+      ...     print(updates["w"])
+      [ 1. -2.]
+      [ 10. -20.]
     """
     return _conditionally(inner, should_transform_fn, forward_extra_args, zero_rejected=False)
 
@@ -212,6 +298,38 @@ def conditionally_mask(
     inner: Any, should_transform_fn: Callable[..., Any], forward_extra_args: bool = False
 ) -> ConditionallyApply:
     """Apply ``inner`` only at the steps where ``should_transform_fn(step)`` is True and
-    return zero updates at the others (``optax.conditionally_mask``); arguments as
-    ``conditionally_transform``."""
+    return zero updates at the others (``optax.conditionally_mask``).
+
+    A step that is not transformed leaves the inner state bit for bit as it was. The
+    function is static, compared by identity: pass the same object to reuse the compiled
+    program.
+
+    Args:
+      inner: the transformation to apply at the selected steps (ours or optax's).
+      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (see
+        :class:`optim.ConditionFn`); ``step`` counts the earlier calls to ``update`` (int32,
+        from 0).
+      forward_extra_args: also pass the extra keyword arguments of ``update`` to
+        ``should_transform_fn``. True or False.
+
+    Returns:
+      A ``ConditionallyApply`` transformation (an :class:`optim.GradientTransformation`)
+      whose state is an :class:`optim.ConditionallyMaskState`.
+
+    Raises:
+      TypeError: ``should_transform_fn`` is not callable, or ``inner`` is not a
+        transformation.
+      ValueError: (in ``update``) ``should_transform_fn`` does not return a boolean scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.conditionally_mask(optim.scale(10.0), lambda step: step >= 1)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for _ in range(2):
+      ...     updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, state)
+      ...     print(updates["w"])
+      [0. 0.]
+      [ 10. -20.]
+    """
     return _conditionally(inner, should_transform_fn, forward_extra_args, zero_rejected=True)

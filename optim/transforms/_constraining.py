@@ -25,7 +25,12 @@ from optim.base import EmptyState, Transformation, check_updates, require_params
 
 
 class ZeroNansState(NamedTuple):
-    """Per leaf, a boolean scalar: whether the last update held a NaN there (optax's field)."""
+    """Per leaf, a boolean scalar: whether the last update held a NaN there (optax's field).
+
+    Attributes:
+      found_nan: a pytree with the structure of the params holding a boolean scalar per
+        floating leaf (``None`` at other leaves).
+    """
 
     found_nan: PyTree
 
@@ -53,7 +58,25 @@ class ZeroNans(Transformation):
 
 
 def zero_nans() -> ZeroNans:
-    """Replace NaNs in the updates by 0 and record where it happened (``optax.zero_nans``)."""
+    r"""Replace NaNs in the updates by 0 and record where it happened (``optax.zero_nans``).
+
+    :math:`u_{t,i} = 0` where :math:`g_{t,i}` is NaN, else :math:`g_{t,i}`. Complex entries
+    with a NaN part are zeroed whole, as in optax; infinities pass through. The state
+    records, per leaf, whether a NaN was replaced at the last step.
+
+    Returns:
+      A ``ZeroNans`` transformation (an :class:`optim.GradientTransformation`) whose state is
+      a :class:`optim.ZeroNansState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.zero_nans()
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> updates, state = tx.update({"w": jnp.array([jnp.nan, 2.0])}, state)
+      >>> print(updates["w"], state.found_nan["w"])
+      [0. 2.] True
+    """
     return ZeroNans()
 
 
@@ -104,5 +127,26 @@ class KeepParamsNonnegative(Transformation):
 
 
 def keep_params_nonnegative() -> KeepParamsNonnegative:
-    """Modify updates so that parameters stay >= 0 (``optax.keep_params_nonnegative``)."""
+    r"""Modify updates so that parameters stay >= 0 (``optax.keep_params_nonnegative``).
+
+    .. math:: u_t = \begin{cases} -\theta_t & \theta_t + g_t < 0 \\ g_t & \text{otherwise,}
+        \end{cases}
+
+    so that :math:`\theta_{t+1} = \max(\theta_t + g_t, 0)` for :math:`\theta_t \ge 0`. Put
+    it last in a chain (it sees the final update); needs ``params`` in ``update``. Real
+    parameters only: complex ones raise ``ValueError``, where optax would compare real parts.
+
+    Returns:
+      A ``KeepParamsNonnegative`` transformation (an :class:`optim.GradientTransformation`)
+      with an empty state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.chain(optim.sgd(learning_rate=1.0), optim.keep_params_nonnegative())
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> updates, _ = tx.update({"w": jnp.array([3.0, 1.0])}, tx.init(params), params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [0. 1.]
+    """
     return KeepParamsNonnegative()

@@ -38,8 +38,28 @@ def _static_bool(m: Any) -> Any:
 def freeze(mask: Any) -> Masked:
     r"""Zero the updates where ``mask`` is True: :math:`u_i = 0` there, :math:`g_i` elsewhere.
 
-    ``mask`` is one bool (freeze all or nothing), a tree of bools with the structure of the
-    params or a prefix of it, or a function of the params returning one (``optax.freeze``).
+    ``optax.freeze``: :func:`optim.masked` around :func:`optim.set_to_zero`. Chained after an
+    optimizer, the frozen leaves still have optimizer state (see
+    :func:`optim.selective_transform` for none).
+
+    Args:
+      mask: one bool (freeze all or nothing), a tree of bools with the structure of the
+        params or a prefix of it, or a function of the params returning one; True freezes.
+        Concrete boolean scalar arrays are read as Python bools.
+
+    Returns:
+      A ``Masked`` transformation (an :class:`optim.GradientTransformation`) whose state is
+      a :class:`optim.MaskedState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.chain(optim.sgd(learning_rate=0.1), optim.freeze({"w": False, "b": True}))
+      >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([0.5])}
+      >>> grads = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([3.0])}
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> print(updates["w"], updates["b"])
+      [-0.1  0.2] [0.]
     """
     if not is_tree_function(mask):
         mask = jax.tree.map(_static_bool, mask)
@@ -83,9 +103,33 @@ def selective_transform(optimizer: Any, *, freeze_mask: Any) -> Partition:
     (``optax.selective_transform``).
 
     Unlike ``freeze(mask)`` chained after an optimizer, the frozen leaves get no optimizer
-    state. ``freeze_mask`` is one bool, a tree of bools with the structure of the params (or
-    a prefix of it), or a function of the params returning one (optax takes no function).
-    The state is ``partition``'s, with labels ``"train"`` and ``"freeze"``, as in optax.
+    state. The state is ``partition``'s, with labels ``"train"`` and ``"freeze"``, as in
+    optax.
+
+    Args:
+      optimizer: the optimizer of the leaves that are not frozen (ours or optax's).
+      freeze_mask: keyword only: one bool, a tree of bools with the structure of the params
+        (or a prefix of it), or a function of the params returning one (optax takes no
+        function); True freezes. Concrete boolean scalar arrays are read as Python bools.
+
+    Returns:
+      A ``Partition`` transformation (an :class:`optim.GradientTransformation`) whose state
+      is a :class:`optim.PartitionState` with the labels ``"train"`` and ``"freeze"``.
+
+    Raises:
+      TypeError: ``optimizer`` is not a transformation, or a mask value is not a bool.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.selective_transform(
+      ...     optim.sgd(learning_rate=0.1), freeze_mask={"w": False, "b": True}
+      ... )
+      >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([0.5])}
+      >>> grads = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([3.0])}
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates["w"], updates["b"], sorted(state.inner_states))
+      [-0.1  0.2] [0.] ['freeze', 'train']
     """
     optimizer = as_transformation(optimizer, "optimizer")
     if not is_tree_function(freeze_mask):

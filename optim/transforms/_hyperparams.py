@@ -170,24 +170,42 @@ def _has_hyperparams(x: Any) -> bool:
 
 
 def hyperparams(state_or_optimizer: Any, state: Any = None) -> dict[str, jax.Array]:
-    """The float hyperparameters, as a flat dict ``name -> float32 scalar array``.
+    """The float hyperparameters, as a flat dict ``name -> float32 scalar``.
 
-    * For an optimizer (ours): every float hyperparameter of every block, named as in the
-      module docstring (``"scale_by_adam.b1"``). A schedule is evaluated at its block's step
-      count, taken from ``state`` (that optimizer's state) when given and 0 otherwise, so the
-      values are those the next ``update`` will use; an ``inject_hyperparams`` block reads
-      its numbers from ``state.hyperparams`` when a state is given. optax transformations
-      inside keep theirs in closures and contribute nothing.
-    * For a state: the ``hyperparams`` dict of every ``inject_hyperparams`` state in it
-      (ours or optax's), i.e. the values used by the last update, keyed by name, prefixed by
-      the state's position (``"1.learning_rate"`` inside a chain) unless it is the root.
+    Works under ``jit`` (the values are arrays or traced). Names: ``<block>.<field>``, the
+    block named by the factory that builds it; chains and single-optimizer wrappers add
+    nothing, ``partition`` adds its label, and a block name repeated in the same place gets
+    its position (``scale[0].step_size``); see the module docstring.
 
-    Works under ``jit`` (values are arrays).
+    Args:
+      state_or_optimizer: one of
 
-    >>> import optim
-    >>> hp = optim.hyperparams(optim.adamw(1e-3, weight_decay=0.1))
-    >>> sorted(hp)[:3], round(float(hp["scale_by_learning_rate.learning_rate"]), 6)
-    (['add_decayed_weights.weight_decay', 'scale_by_adam.b1', 'scale_by_adam.b2'], 0.001)
+        * an optimizer (ours): every float hyperparameter of every block
+          (``"scale_by_adam.b1"``). A schedule is evaluated at its block's step count, taken
+          from ``state`` when given and 0 otherwise, so the values are those the next
+          ``update`` will use; an ``inject_hyperparams`` block reads its numbers from
+          ``state.hyperparams`` when a state is given. optax transformations inside keep
+          theirs in closures and contribute nothing.
+        * a state: the ``hyperparams`` dict of every ``inject_hyperparams`` state in it
+          (ours or optax's), i.e. the values used by the last update, keyed by name,
+          prefixed by the state's position (``"1.learning_rate"`` inside a chain) unless it
+          is the root.
+      state: with an optimizer, that optimizer's state (for the step counts of schedules
+        and the numbers of ``inject_hyperparams`` blocks); ``None``: step 0 and the
+        optimizer's own numbers. Must be ``None`` when the first argument is a state.
+
+    Returns:
+      A dict from names to float32 scalars (NumPy scalars or JAX arrays), in the order the
+      blocks are found.
+
+    Raises:
+      TypeError: ``state`` is given but the first argument is not an optimizer.
+
+    Examples:
+      >>> import optim
+      >>> hp = optim.hyperparams(optim.adamw(1e-3, weight_decay=0.1))
+      >>> sorted(hp)[:3], round(float(hp["scale_by_learning_rate.learning_rate"]), 6)
+      (['add_decayed_weights.weight_decay', 'scale_by_adam.b1', 'scale_by_adam.b2'], 0.001)
     """
     if _is_transformation(state_or_optimizer):
         found: list = []
@@ -269,8 +287,28 @@ def with_hyperparams(optimizer: Any, **values: Any) -> Any:
     accepted. Only the floats change, so a jitted step taking the optimizer as an argument
     does not recompile.
 
+    Args:
+      optimizer: the optimizer to copy (ours; optax transformations inside it keep their
+        hyperparameters in closures and cannot be changed).
+      **values: field name -> new value (a number, an array or, where the block's factory
+        accepts one, a schedule), e.g. ``learning_rate=3e-4``; names as the last part of
+        those :func:`optim.hyperparams` returns.
+
+    Returns:
+      An optimizer of the same structure with the given fields replaced; ``optimizer``
+      itself is not changed.
+
     Raises:
-      ValueError: a keyword matches no float hyperparameter (the error lists those there are).
+      TypeError: ``optimizer`` has no ``init`` and ``update`` methods.
+      ValueError: a keyword matches no float hyperparameter (the error lists those there are),
+        or a value is rejected by its block's factory.
+
+    Examples:
+      >>> import optim
+      >>> tx = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(learning_rate=0.1))
+      >>> tx = optim.with_hyperparams(tx, learning_rate=0.01, max_norm=2.0)
+      >>> {name: round(float(value), 6) for name, value in optim.hyperparams(tx).items()}
+      {'clip_by_global_norm.max_norm': 2.0, 'scale_by_learning_rate.learning_rate': 0.01}
     """
     if not _is_transformation(optimizer):
         raise TypeError(f"optimizer must have init and update, got {type(optimizer).__name__}")

@@ -44,6 +44,10 @@ class Flatten(Transformation):
 
     :math:`u = \operatorname{unravel}(T(\operatorname{ravel}(g)))`; fewer, larger kernels
     for trees of many small arrays. The state is the inner one, built for the vector.
+    Built by :func:`optim.flatten`.
+
+    Attributes:
+      inner: the wrapped transformation, run on the vector.
     """
 
     inner: Any
@@ -59,5 +63,33 @@ class Flatten(Transformation):
 
 
 def flatten(inner: Any) -> Flatten:
-    """Apply ``inner`` to all parameters raveled into one vector (``optax.flatten``)."""
+    r"""Apply ``inner`` to all parameters raveled into one vector (``optax.flatten``).
+
+    .. math:: u = \operatorname{unravel}(T(\operatorname{ravel}(g)))
+
+    Every floating leaf is raveled and concatenated in leaf order (dtypes promoted to a
+    common one); ``params`` and the updates alike. Fewer, larger kernels for trees of many
+    small arrays; the updates come back in each leaf's shape and dtype. Leaves that are not
+    arrays (``None``, functions) are left out of the vector and get ``None`` updates.
+
+    Args:
+      inner: the transformation to run on the vector (ours or optax's); it must not depend
+        on the tree's structure (a mask or labels would see one vector).
+
+    Returns:
+      A ``Flatten`` transformation (an :class:`optim.GradientTransformation`) whose state is
+      ``inner``'s state for the vector.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.flatten(optim.sgd(learning_rate=0.1, momentum=0.9))
+      >>> params = {"b": jnp.array([0.5]), "w": jnp.array([1.0, 2.0])}
+      >>> state = tx.init(params)
+      >>> state[0].trace.shape  # one momentum vector for the three parameters
+      (3,)
+      >>> updates, state = tx.update({"b": jnp.array([3.0]), "w": jnp.array([1.0, -2.0])}, state)
+      >>> print(updates["b"], updates["w"])
+      [-0.3] [-0.1  0.2]
+    """
     return Flatten(as_transformation(inner, "inner"))

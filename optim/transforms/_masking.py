@@ -27,7 +27,13 @@ from optim.tree._map_params import is_params_placeholder
 
 
 class MaskedState(NamedTuple):
-    """The wrapped transformation's state, built from the selected leaves only."""
+    """The wrapped transformation's state, built from the selected leaves only.
+
+    Attributes:
+      inner_state: the state of the wrapped transformation, initialised from the parameters
+        with the masked-out parts replaced by :class:`optim.MaskedNode` (so they have no
+        state slots).
+    """
 
     inner_state: Any
 
@@ -70,7 +76,14 @@ class Masked(Transformation):
 
     :math:`u_t = T(g_t)` on selected leaves, :math:`u_t = g_t` elsewhere. Unselected parts
     are hidden from ``inner`` as ``MaskedNode()`` (as in optax; ``None`` leaves where they
-    hold no floating array), so they get no state.
+    hold no floating array), so they get no state. Built by :func:`optim.masked`.
+
+    Attributes:
+      inner: the wrapped transformation.
+      mask: the mask (static): a ``StaticTree`` of Python bools, or a function of the params
+        (or updates) returning such a tree.
+      mask_compatible_extra_args: mask the extra arguments of ``update`` that have the
+        structure of the updates too (static).
     """
 
     inner: Any
@@ -130,12 +143,42 @@ class Masked(Transformation):
 
 
 def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -> Masked:
-    """Apply ``inner`` only where ``mask`` (a bool pytree or a function of params) is True.
+    r"""Apply ``inner`` only where ``mask`` is True; pass the other updates through
+    (``optax.masked``).
 
-    With ``mask_compatible_extra_args``, extra keyword arguments of ``update`` that have the
-    structure of the updates are masked too (as in ``optax.masked``). A mask tree is static
-    and compared by value (an equal mask reuses the compiled program); a mask function is
-    compared by identity, so pass the same function object to avoid recompiling.
+    :math:`u_t = T(g_t)` on selected leaves, :math:`u_t = g_t` elsewhere. ``inner`` sees the
+    masked-out parts as :class:`optim.MaskedNode` (``None`` where they hold no floating
+    array), so it keeps no state for them. A mask tree is static and compared by value (an
+    equal mask reuses the compiled program); a mask function is compared by identity, so
+    pass the same function object to avoid recompiling.
+
+    Args:
+      inner: the transformation to apply to the selected leaves (ours or optax's).
+      mask: a pytree of Python bools with the structure of the params (or a prefix of it: a
+        bool then covers a whole subtree), or a function ``params -> such a pytree``; it is
+        called on the params in ``init`` and on the updates in ``update``. Mask values must
+        be Python ``True``/``False``, not arrays (masks are static metadata).
+      mask_compatible_extra_args: also mask the extra keyword arguments of ``update`` that
+        have the structure of the updates before passing them to ``inner``. True or False.
+
+    Returns:
+      A ``Masked`` transformation (an :class:`optim.GradientTransformation`) whose state is a
+      :class:`optim.MaskedState`.
+
+    Raises:
+      TypeError: ``inner`` is not a transformation; (in ``init``/``update``) a mask value is
+        not a Python bool.
+      ValueError: (in ``init``/``update``) the mask is not a prefix of the params' structure.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.masked(optim.sgd(learning_rate=0.1), {"w": True, "b": False})
+      >>> params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([1.0])}
+      >>> grads = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates["w"], updates["b"])  # b's gradient passes through unscaled
+      [-0.1  0.2] [0.5]
     """
     inner = as_transformation(inner, "inner")
     if not is_tree_function(mask):

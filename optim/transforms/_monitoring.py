@@ -44,14 +44,25 @@ def _check_measure(measure: Any, name: str) -> None:
 
 class SnapshotState(NamedTuple):
     """``{measure_name: measurement}``: of the params after ``init``, of the updates after
-    each ``update``."""
+    each ``update``.
+
+    Attributes:
+      measurement: a dict with one entry, ``measure_name`` -> the measurement (what
+        ``measure`` returned: a pytree of arrays).
+    """
 
     measurement: dict[str, Any]
 
 
 @pytree_dataclass
 class Snapshot(Transformation):
-    r"""Store :math:`m(g_t)` in the state and pass :math:`u_t = g_t` on unchanged."""
+    r"""Store :math:`m(g_t)` in the state and pass :math:`u_t = g_t` on unchanged. Built by
+    :func:`optim.snapshot`.
+
+    Attributes:
+      measure_name: the key of the measurement in the state (static).
+      measure: :math:`m`, the function of the updates (static).
+    """
 
     measure_name: str = static()
     measure: Callable[[PyTree], Any] = static()
@@ -103,7 +114,14 @@ def snapshot(measure_name: str, measure: Callable[[PyTree], Any]) -> Snapshot:
 
 
 class MonitorState(NamedTuple):
-    """The last measurements, by name, and the state of each measuring transformation."""
+    """The last measurements, by name, and the state of each measuring transformation.
+
+    Attributes:
+      measurements: a dict from measurement names to the measurements of the last
+        ``update`` (after ``init``: zeros of their shapes, see :func:`optim.monitor`).
+      measure_states: the states of the measures, in the order of ``measures``
+        (``EmptyState()`` for a plain function).
+    """
 
     measurements: dict[str, Any]
     measure_states: tuple[Any, ...]
@@ -127,7 +145,14 @@ class _Measure(Transformation):
 @pytree_dataclass
 class Monitor(Transformation):
     r"""Record measurements :math:`m_k = T_k(g_t)` (the outputs of transformations ``measures``,
-    each with its own state) and pass :math:`u_t = g_t` on unchanged."""
+    each with its own state) and pass :math:`u_t = g_t` on unchanged. Built by
+    :func:`optim.monitor`.
+
+    Attributes:
+      names: the measurement names (static), in the order of ``measures``.
+      measures: the measuring transformations (plain functions wrapped as transformations
+        whose output is the measurement).
+    """
 
     names: tuple[str, ...] = static()
     measures: tuple[Any, ...]
@@ -235,7 +260,16 @@ def _as_float(measurement: PyTree) -> PyTree:
 class MeasureWithEma(Transformation):
     r"""Exponential moving average of a measurement :math:`x_t = m(g_t)`:
     :math:`e_t = (1-\beta) x_t + \beta e_{t-1}`, output :math:`e_t / (1-\beta^t)` with
-    ``debias=True``, else :math:`e_t`. The state is optax's: ``(EmptyState(), EmaState)``."""
+    ``debias=True``, else :math:`e_t`. The state is optax's: ``(EmptyState(), EmaState)``.
+    Built by :func:`optim.measure_with_ema`.
+
+    Attributes:
+      measure: :math:`m`, the function of the updates (static).
+      decay: :math:`\beta`, in ``[0, 1]`` (float32).
+      debias: divide by :math:`1 - \beta^t` (static).
+      accumulator_dtype: the dtype of the stored average (static); ``None``: float32, or the
+        measurement's dtype when wider.
+    """
 
     measure: Callable[[PyTree], Any] = static()
     decay: Any = hyper_field(low=0.0, high=1.0)

@@ -59,8 +59,33 @@ class Centralize(Transformation):
 
 
 def centralize() -> Centralize:
-    """Subtract from each matrix-like update its mean over all but the first axis
-    (``optax.centralize``)."""
+    r"""Subtract from each matrix-like update its mean over all but the first axis
+    (``optax.centralize``; Yong et al., 2020, "Gradient Centralization: A New Optimization
+    Technique for Deep Neural Networks").
+
+    .. math:: u_{t,i\ldots} = g_{t,i\ldots} - \operatorname{mean}_{j\ldots}\, g_{t,ij\ldots}
+
+    for leaves of rank :math:`\ge 2`; vectors and scalars pass unchanged. The first axis is
+    the output axis of PyTorch's weights (``(out, in, kh, kw)``), as in the paper and optax;
+    for flax's ``(in, out)`` kernels the mean is taken over the outputs instead.
+
+    Returns:
+      A ``Centralize`` transformation (an :class:`optim.GradientTransformation`) with an
+      empty state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.centralize()
+      >>> grads = {"w": jnp.array([[1.0, 3.0], [0.0, 4.0]])}
+      >>> updates, _ = tx.update(grads, tx.init({"w": jnp.zeros((2, 2))}))
+      >>> print(updates["w"])
+      [[-1.  1.]
+       [-2.  2.]]
+
+    References:
+      Yong et al., 2020, https://arxiv.org/abs/2004.01461
+    """
     return Centralize()
 
 
@@ -73,6 +98,11 @@ class NormalizeByUpdateNorm(Transformation):
     the norm taken over all leaves together; :math:`s` = ``scale_factor`` (negative for a
     descent step with no other scaling). Where :math:`\lVert g_t\rVert_2 + \epsilon = 0`
     (every update 0 and :math:`\epsilon = 0`) the updates stay 0, where optax's are NaN.
+    Built by :func:`optim.normalize_by_update_norm`.
+
+    Attributes:
+      scale_factor: :math:`s` (float32).
+      eps: :math:`\epsilon` (float32, >= 0).
     """
 
     scale_factor: Any = hyper_field()
@@ -93,8 +123,31 @@ class NormalizeByUpdateNorm(Transformation):
 
 
 def normalize_by_update_norm(scale_factor: Any = 1.0, eps: Any = 1e-6) -> NormalizeByUpdateNorm:
-    """Divide the updates by their global norm (plus ``eps``) and multiply by ``scale_factor``
-    (``optax.normalize_by_update_norm``)."""
+    r"""Divide the updates by their global norm (plus ``eps``) and multiply by ``scale_factor``
+    (``optax.normalize_by_update_norm``).
+
+    .. math:: u_t = s\, \frac{g_t}{\lVert g_t \rVert_2 + \epsilon},
+
+    the norm taken over all floating leaves together, in float32 or wider. Where
+    :math:`\lVert g_t\rVert_2 + \epsilon = 0` the updates stay 0, where optax's are NaN.
+
+    Args:
+      scale_factor: :math:`s`, a finite real number: the norm of the result (negative for a
+        descent step with no other scaling).
+      eps: :math:`\epsilon`, added to the norm to keep the division finite: a number >= 0.
+
+    Returns:
+      A ``NormalizeByUpdateNorm`` transformation (an :class:`optim.GradientTransformation`)
+      with an empty state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.normalize_by_update_norm(scale_factor=-0.1, eps=0.0)
+      >>> updates, _ = tx.update({"w": jnp.array([3.0, -4.0])}, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [-0.06  0.08]
+    """
     return NormalizeByUpdateNorm(
         scale_factor=scale_factor,
         eps=eps,

@@ -35,7 +35,11 @@ ScaleState = EmptyState
 
 @pytree_dataclass
 class Scale(Transformation):
-    r"""Multiply by a constant: :math:`u_t = s\,g_t`."""
+    r"""Multiply by a constant: :math:`u_t = s\,g_t`. Built by :func:`optim.scale`.
+
+    Attributes:
+      step_size: :math:`s`, the factor (float32).
+    """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
@@ -52,19 +56,47 @@ class Scale(Transformation):
 
 
 def scale(step_size: Any) -> Scale:
-    """Scale updates by a constant ``step_size`` (``optax.scale``)."""
+    r"""Scale updates by a constant ``step_size`` (``optax.scale``): :math:`u_t = s\,g_t`.
+
+    Args:
+      step_size: :math:`s`, a finite real number (negative flips the updates' sign; not a
+        schedule: see :func:`optim.scale_by_schedule`).
+
+    Returns:
+      A ``Scale`` transformation (an :class:`optim.GradientTransformation`) with an empty
+      state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale(0.5)
+      >>> updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+      >>> print(updates["w"])
+      [ 0.5 -1. ]
+    """
     return Scale(step_size)
 
 
 class ScaleByScheduleState(NamedTuple):
-    """The number of updates made so far, the schedule's argument."""
+    """The number of updates made so far, the schedule's argument.
+
+    Attributes:
+      count: the number of updates made so far (int32 scalar; it stops at the largest
+        int32 rather than wrapping).
+    """
 
     count: jax.Array
 
 
 @pytree_dataclass
 class ScaleBySchedule(Transformation):
-    r"""Multiply by a schedule of the step count: :math:`u_t = s(t-1)\,g_t`."""
+    r"""Multiply by a schedule of the step count: :math:`u_t = s(t-1)\,g_t`. Built by
+    :func:`optim.scale_by_schedule`.
+
+    Attributes:
+      step_size_fn: :math:`s`, the schedule (a pytree schedule, or a function wrapped in
+        ``FunctionSchedule``).
+    """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
 
@@ -83,7 +115,33 @@ class ScaleBySchedule(Transformation):
 
 
 def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
-    """Scale updates by ``step_size_fn(count)`` (``optax.scale_by_schedule``)."""
+    r"""Scale updates by ``step_size_fn(count)`` (``optax.scale_by_schedule``):
+    :math:`u_t = s(t-1)\,g_t`.
+
+    Args:
+      step_size_fn: :math:`s`, a schedule: a function (or a schedule of
+        :mod:`optim.schedules`) of the number of updates made so far, ``0`` at the first
+        step, returning a scalar.
+
+    Returns:
+      A ``ScaleBySchedule`` transformation (an :class:`optim.GradientTransformation`) whose
+      state is a :class:`optim.ScaleByScheduleState`.
+
+    Raises:
+      TypeError: ``step_size_fn`` is not callable.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_schedule(lambda count: 1.0 / (count + 1))
+      >>> grads = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(grads, state)
+      ...     print(updates["w"])
+      [ 1. -2.]
+      [ 0.5 -1. ]
+    """
     if not is_schedule(step_size_fn):
         raise TypeError(f"step_size_fn must be a schedule (callable), got {step_size_fn!r}")
     return ScaleBySchedule(step_size_fn)
@@ -94,7 +152,11 @@ class ScaleByLearningRate(Transformation):
     r"""Descent step: :math:`u_t = -\eta_t\,g_t` (or :math:`+\eta_t g_t` with ``flip_sign=False``).
 
     :math:`\eta_t` is a constant or a schedule evaluated at the number of previous updates;
-    only a schedule keeps a count in the state.
+    only a schedule keeps a count in the state. Built by :func:`optim.scale_by_learning_rate`.
+
+    Attributes:
+      learning_rate: :math:`\eta`, a float32 scalar >= 0 or a schedule.
+      flip_sign: multiply by :math:`-\eta` (True, descent) or by :math:`\eta` (static).
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -121,9 +183,32 @@ class ScaleByLearningRate(Transformation):
 
 
 def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True) -> Any:
-    """Scale by minus the learning rate, a non-negative number or a schedule.
+    r"""Scale by minus the learning rate (``optax.scale_by_learning_rate``):
+    :math:`u_t = -\eta_t\,g_t`.
 
-    ``learning_rate=None`` means no scaling (``identity``), as in optax.
+    The last transformation of most optimizers: it turns a descent direction into the step
+    :func:`optim.apply_updates` adds to the parameters.
+
+    Args:
+      learning_rate: :math:`\eta`, a finite number >= 0, or a schedule (a function of the
+        number of updates made so far, ``0`` at the first step). ``None`` means no scaling:
+        :func:`optim.identity` is returned, as in optax.
+      flip_sign: True: multiply by :math:`-\eta` (gradient descent); False: by :math:`\eta`
+        (the updates are already descent directions). True or False.
+
+    Returns:
+      A ``ScaleByLearningRate`` transformation (an :class:`optim.GradientTransformation`; the
+      ``Identity`` of :func:`optim.identity` for ``None``); its state is an
+      :class:`optim.ScaleByScheduleState` for a schedule, empty for a number.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_learning_rate(0.1)
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init(params))
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [0.9 2.2]
     """
     if learning_rate is None:
         from optim.base import identity
@@ -134,7 +219,23 @@ def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True)
 
 
 def learning_rate_hyper(learning_rate: Any) -> Any:
-    """Validate a learning rate: a finite number >= 0, or a schedule."""
+    """Validate a learning rate: a finite number >= 0, or a schedule.
+
+    Args:
+      learning_rate: the value to check.
+
+    Returns:
+      A float32 scalar, or the schedule (a plain function wrapped in ``FunctionSchedule``).
+
+    Raises:
+      TypeError, ValueError: ``learning_rate`` is not a number or a schedule, or is
+        negative or not finite; the error names ``learning_rate``.
+
+    Examples:
+      >>> from optim.transforms._scaling import learning_rate_hyper
+      >>> print(learning_rate_hyper(0.1))
+      0.1
+    """
     return hyper(learning_rate, "learning_rate", low=0.0)
 
 
@@ -165,9 +266,24 @@ def scale_gradient(inputs: PyTree, scale: Any) -> PyTree:
     stops the gradient (``jax.lax.stop_gradient``), as in optax. The cotangent is multiplied
     in float32 or wider and returned in the input's dtype. ``scale`` gets no gradient.
 
+    Args:
+      inputs: a pytree (of arrays, usually activations or parameters inside a loss).
+      scale: :math:`s`, the factor of the gradient: a finite real scalar (not a schedule).
+
+    Returns:
+      ``inputs``, with the same structure and values.
+
     Raises:
       ValueError: ``scale`` is not finite or not a scalar.
       TypeError: ``scale`` is not a real number.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> loss = lambda x: jnp.sum(optim.scale_gradient(x, 0.5) ** 2)
+      >>> print(jax.grad(loss)(jnp.array([1.0, 2.0])))  # half of 2x
+      [1. 2.]
     """
     scale = hyper(scale, "scale", schedule=False)
     concrete = not isinstance(scale, jax.core.Tracer)

@@ -52,7 +52,12 @@ def _check_function(f: Any, name: str) -> None:
 @pytree_dataclass
 class Stateless(Transformation):
     r"""A transformation without state made from a function: :math:`u_t = f(g_t, \theta_t)`
-    (:math:`\theta_t` is ``None`` when ``update`` is called without params)."""
+    (:math:`\theta_t` is ``None`` when ``update`` is called without params). Built by
+    :func:`optim.stateless`.
+
+    Attributes:
+      f: the function ``f(updates, params)`` (static, compared by identity).
+    """
 
     f: Callable[[PyTree, PyTree | None], PyTree] = static()
 
@@ -89,7 +94,12 @@ def stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> Stateless:
 class StatelessWithTreeMap(Transformation):
     r"""A transformation without state applying a function leaf by leaf:
     :math:`u_t^{(i)} = f(g_t^{(i)}, \theta_t^{(i)})` (:math:`\theta^{(i)}` is ``None``
-    without params). ``None`` updates (non-trainable leaves) stay ``None``."""
+    without params). ``None`` updates (non-trainable leaves) stay ``None``. Built by
+    :func:`optim.stateless_with_tree_map`.
+
+    Attributes:
+      f: the function ``f(update, param)`` of one leaf (static, compared by identity).
+    """
 
     f: Callable[[jax.Array, jax.Array | None], jax.Array] = static()
 
@@ -126,8 +136,9 @@ def stateless_with_tree_map(
     Returns:
       The transformation; its state is ``EmptyState()``.
 
-    Raises (at ``update``):
-      ValueError: the updates and params do not have the same structure and shapes.
+    Raises:
+      ValueError: (in ``update``) the updates and params do not have the same structure and
+        shapes.
 
     Examples:
       >>> import jax.numpy as jnp, optim
