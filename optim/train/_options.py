@@ -49,7 +49,20 @@ def check_key(key: Any) -> None:
 
 
 def num_examples(data: PyTree) -> int:
-    """The shared leading size of every array in ``data``; ``ValueError`` naming any other."""
+    """The shared leading size of every array in ``data``; ``ValueError`` naming any other.
+
+    Args:
+      data: a pytree of arrays (``None`` leaves are ignored), each with a leading example
+        axis.
+
+    Returns:
+      The number of examples, an ``int``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> optim.num_examples({"x": jnp.zeros((5, 3)), "y": jnp.zeros(5)})
+      5
+    """
     sized = [(p, leaf) for p, leaf in leaves_with_paths(data) if leaf is not None]
     if not sized:
         raise ValueError("data must contain at least one array with a leading example axis")
@@ -157,7 +170,28 @@ class StepOptions:
 @dataclasses.dataclass(frozen=True)
 class EarlyStopping:
     """Stop when ``metric`` on ``eval_data`` has not improved by ``min_delta`` for
-    ``patience`` evaluations; with ``restore_best`` return the best parameters seen."""
+    ``patience`` evaluations; with ``restore_best`` return the best parameters seen.
+
+    Pass it to :func:`optim.fit` as ``early_stopping=`` together with ``eval_data`` and
+    ``eval_every``.
+
+    Args:
+      metric: the name of one of ``fit``'s ``metrics`` to watch (default ``"loss"``).
+      patience: evaluations without improvement before stopping, an int >= 1.
+      mode: ``"min"`` (lower is better) or ``"max"`` (higher is better).
+      min_delta: the least change that counts as an improvement (a float >= 0).
+      restore_best: return the parameters of the best evaluation (``result.best_step`` says
+        which) instead of the last ones.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> stop = optim.EarlyStopping(metric="loss", patience=2)
+      >>> result = optim.fit(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()),
+      ...                    optim.sgd(0.5), jnp.ones(4), steps=100, eval_data=jnp.ones(4),
+      ...                    eval_every=5, early_stopping=stop)
+      >>> int(result.eval_steps[-1]) < 100
+      True
+    """
 
     metric: str = "loss"
     patience: int = 5
