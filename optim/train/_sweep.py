@@ -499,7 +499,7 @@ def hypergradient_descent(
       (name -> ``(steps + 1,)``), and the objective before each step (``(steps,)``).
 
     Examples:
-      Tune the learning rate of three SGD steps so that they land on the minimum:
+      Tune the learning rate of three SGD steps, so that they land on the minimum:
 
       >>> import jax.numpy as jnp, optim
       >>> def objective(h):
