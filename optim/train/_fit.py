@@ -152,11 +152,11 @@ def fit(
         many skipped steps in a row (an int >= 1).
       flatten: let the optimizer work on one flat buffer per dtype instead of one array per
         leaf (same numbers, cost independent of the number of leaves; see ``optim.train._flat``).
-        ``"auto"`` does so for elementwise optimizers on models of ``FLATTEN_MIN_LEAVES`` or
-        more trainable leaves on an accelerator (on CPU it does not pay); ``opt_state`` is
+        ``"auto"`` does so for elementwise optimizers on models of 16 (``FLATTEN_MIN_LEAVES``)
+        or more trainable leaves on an accelerator (on CPU it does not pay); ``opt_state`` is
         returned in the parameters' structure either way (``result.path.flat`` says which ran).
-        ``True``/``False`` force it on or off. Not used with ``mesh`` (``True`` with ``mesh``
-        is an error).
+        ``True`` forces it (an elementwise optimizer only, else ``ValueError``), ``False``
+        turns it off. Not used with ``mesh`` (``True`` with ``mesh`` is an error).
       mesh: a ``jax.sharding.Mesh`` for data-parallel training (batches split over
         ``data_axis``); ``None``: one device.
       data_axis: the name of the mesh axis batches are split over.
