@@ -148,8 +148,9 @@ def fit(
         Not with a line-search optimizer.
       skip_nonfinite: skip steps whose loss or gradients are not finite (params and state
         untouched, ``result.skipped`` marks them).
-      max_consecutive_skips: with ``skip_nonfinite``, raise ``FloatingPointError`` after this
-        many skipped steps in a row (an int >= 1).
+      max_consecutive_skips: with ``skip_nonfinite``, raise ``FloatingPointError`` when a
+        chunk ends after this many or more skipped steps in a row (an int >= 1; checked
+        between chunks, so not when ``fit`` is traced).
       flatten: let the optimizer work on one flat buffer per dtype instead of one array per
         leaf (same numbers, cost independent of the number of leaves; see ``optim.train._flat``).
         ``"auto"`` does so for elementwise optimizers on models of 16 (``FLATTEN_MIN_LEAVES``)
