@@ -17,7 +17,12 @@ __all__ = ["Dataset", "Digits", "digits", "linear_regression_uniform"]
 
 
 class Dataset(NamedTuple):
-    """Inputs ``x`` and targets ``y`` with the same number of rows."""
+    """Inputs ``x`` and targets ``y`` with the same number of rows.
+
+    Attributes:
+      x: inputs, shape ``(n, ...)``.
+      y: targets, shape ``(n, ...)``.
+    """
 
     x: jax.Array
     y: jax.Array
@@ -27,11 +32,12 @@ class Digits(NamedTuple):
     """The split, standardised digits data and the statistics used to standardise it.
 
     Attributes:
-        train: ``x`` float32 of shape ``(n_train, 64)``, ``y`` int32 of shape ``(n_train,)``.
-        test: the same for the held-out examples.
-        mean: float32 ``(64,)``, the per-pixel mean of the raw training split.
-        scale: float32 ``(64,)``, the per-pixel standard deviation of the raw training split,
-            1 for pixels that are constant there. Raw pixels are ``x * scale + mean``.
+      train: a :class:`Dataset`: ``x`` float32 of shape ``(n_train, 64)``, ``y`` int32 of
+        shape ``(n_train,)``.
+      test: the same for the held-out examples.
+      mean: float32 ``(64,)``, the per-pixel mean of the raw training split.
+      scale: float32 ``(64,)``, the per-pixel standard deviation of the raw training split,
+        1 for pixels that are constant there. Raw pixels are ``x * scale + mean``.
     """
 
     train: Dataset
@@ -47,6 +53,19 @@ def linear_regression_uniform(key: jax.Array, n: int = 100) -> Dataset:
     (``np.random.rand(100, 1)`` twice): there is no relationship to learn, and the best linear
     fit is close to the constant ``mean(y)`` (about 0.5), with an MSE near the variance of
     U(0, 1), 1/12.
+
+    Args:
+      key: a PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``).
+      n: the number of examples.
+
+    Returns:
+      A :class:`Dataset` with ``x`` and ``y`` float32 of shape ``(n, 1)``.
+
+    Examples:
+      >>> import jax, models
+      >>> data = models.datasets.linear_regression_uniform(jax.random.key(0), n=10)
+      >>> data.x.shape, data.y.shape
+      ((10, 1), (10, 1))
     """
     x_key, y_key = jax.random.split(key)
     return Dataset(
@@ -62,9 +81,20 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     ``(raw - mean) / scale`` with ``mean`` and ``scale`` from the training split only, so no
     test statistic leaks into training; the returned ``Digits`` carries them for new inputs.
 
+    Needs scikit-learn (a dependency of this package's tests).
+
     Args:
-        test_fraction: the fraction of images held out for ``test``, in (0, 1).
-        seed: seeds the shuffle before splitting.
+      test_fraction: the fraction of images held out for ``test``, in (0, 1).
+      seed: seeds the shuffle before splitting.
+
+    Returns:
+      A :class:`Digits` ``(train, test, mean, scale)``.
+
+    Examples:
+      >>> import models
+      >>> data = models.datasets.digits()
+      >>> data.train.x.shape, data.test.x.shape, data.train.y.dtype
+      ((1437, 64), (360, 64), dtype('int32'))
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction!r}.")

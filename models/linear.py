@@ -30,8 +30,14 @@ class Linear:
     """An affine layer ``y = x @ w + b``.
 
     Attributes:
-        w: weights of shape ``(in_features, out_features)``.
-        b: bias of shape ``(out_features,)``.
+      w: weights of shape ``(in_features, out_features)``.
+      b: bias of shape ``(out_features,)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> layer = models.Linear.init(jax.random.key(0), in_features=4, out_features=2)
+      >>> layer(jnp.ones((5, 4))).shape
+      (5, 2)
     """
 
     w: jax.Array
@@ -78,6 +84,17 @@ class LinearRegression(Linear):
     experiment does (``tf.random_normal``). Its bias has shape ``(1, 1)``; here it is
     ``(out_features,)``, which broadcasts the same way. ``closed_form`` gives the least-squares
     optimum directly.
+
+    Attributes:
+      w: weights of shape ``(in_features, out_features)``.
+      b: bias of shape ``(out_features,)``.
+
+    Examples:
+      >>> import jax.numpy as jnp, models
+      >>> x = jnp.array([[0.0], [1.0], [2.0]])
+      >>> model = models.LinearRegression.closed_form(x, 2 * x + 1)
+      >>> print(model.w, model.b)
+      [[2.]] [1.]
     """
 
     @classmethod
@@ -107,8 +124,11 @@ class LinearRegression(Linear):
         When ``x`` is rank deficient, ``w`` is the minimum-norm solution.
 
         Args:
-            x: inputs of shape ``(n, in_features)``.
-            y: targets of shape ``(n, out_features)``.
+          x: inputs of shape ``(n, in_features)``.
+          y: targets of shape ``(n, out_features)``.
+
+        Returns:
+          The fitted :class:`LinearRegression`.
         """
         x, y = jnp.asarray(x), jnp.asarray(y)
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
@@ -127,6 +147,16 @@ class LogisticRegression(Linear):
 
     Train it with ``losses.softmax_cross_entropy_with_integer_labels``; ``jax.nn.softmax`` of
     the output gives class probabilities.
+
+    Attributes:
+      w: weights of shape ``(in_features, num_classes)``.
+      b: bias of shape ``(num_classes,)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> model = models.LogisticRegression.init(jax.random.key(0), in_features=4, num_classes=3)
+      >>> jax.nn.softmax(model(jnp.ones((1, 4))))  # zero start: every class equally likely
+      Array([[0.33333334, 0.33333334, 0.33333334]], dtype=float32)
     """
 
     @classmethod

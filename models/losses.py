@@ -46,6 +46,13 @@ __all__ = [
 def mean_squared_error(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:
     """The scalar ``mean((predictions - targets) ** 2)``; the shapes must be equal.
 
+    Args:
+      predictions: floating-point predictions, any shape.
+      targets: floating-point targets of the same shape.
+
+    Returns:
+      A scalar, the mean over every element.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> print(mean_squared_error(jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0])))
@@ -94,6 +101,18 @@ def l2_penalty(params: Any, scale: float = 1.0) -> jax.Array:
     step as ``add_decayed_weights(weight_decay=scale)``. Leaves that are not floating-point
     arrays (integer arrays, Python numbers, strings) are ignored. Sums are accumulated in at
     least float32, so bfloat16 parameters do not lose the small terms.
+
+    Args:
+      params: any pytree (a model, a dict of arrays).
+      scale: the weight-decay coefficient.
+
+    Returns:
+      A float32 scalar (wider if a parameter is).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> print(l2_penalty({"w": jnp.array([1.0, 2.0]), "step": 3}, scale=0.1))
+      0.25
     """
     total = jnp.zeros((), jnp.float32)
     for leaf in jax.tree.leaves(params):

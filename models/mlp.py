@@ -19,9 +19,15 @@ class MLP:
     """``logits = L_k(act(... act(L_1(x))))`` for affine layers ``L_i``; no activation on the last.
 
     Attributes:
-        layers: the ``Linear`` layers, first to last (pytree children).
-        activation: the elementwise nonlinearity between layers (static metadata, so it must be
-            hashable; ``jax.nn`` functions are).
+      layers: the ``Linear`` layers, first to last (pytree children).
+      activation: the elementwise nonlinearity between layers (static metadata, so it must be
+        hashable; ``jax.nn`` functions are).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> mlp = models.MLP.init(jax.random.key(0), [4, 8, 3])
+      >>> mlp(jnp.ones((5, 4))).shape
+      (5, 3)
     """
 
     layers: tuple[Linear, ...]

@@ -61,6 +61,16 @@ class ByteTokenizer:
 
     ``decode`` replaces byte sequences that are not valid UTF-8 (which a sampled sequence can
     contain) with U+FFFD rather than failing.
+
+    Attributes:
+      vocab_size: 256, one id per byte value (not an argument).
+
+    Examples:
+      >>> from models import text
+      >>> tokenizer = text.ByteTokenizer()
+      >>> ids = tokenizer.encode("hé")
+      >>> ids.tolist(), tokenizer.decode(ids)
+      ([104, 195, 169], 'hé')
     """
 
     vocab_size: int = dataclasses.field(default=256, init=False)
@@ -83,6 +93,16 @@ class CharTokenizer:
 
     Build it with ``CharTokenizer.from_text(corpus)``; token ``i`` is ``chars[i]``. A smaller
     vocabulary than bytes for ASCII-heavy text, and one token per non-ASCII character.
+
+    Attributes:
+      chars: the vocabulary, distinct characters sorted by code point; ``vocab_size`` is
+        ``len(chars)``.
+
+    Examples:
+      >>> from models import text
+      >>> tokenizer = text.CharTokenizer.from_text("hello")
+      >>> tokenizer.chars, tokenizer.encode("hole").tolist()
+      ('ehlo', [1, 3, 2, 0])
     """
 
     chars: str
@@ -135,10 +155,22 @@ def stdlib_corpus(max_bytes: int | None = 1_000_000, seed: int = 0) -> str:
     the same interpreter version and ``seed`` give the same text.
 
     Args:
-        max_bytes: keep at most this many bytes of UTF-8 (cut at a character boundary);
-            ``None`` for the whole library (tens of megabytes).
-        seed: the file order; a different seed gives a different mix of modules in the first
-            ``max_bytes``.
+      max_bytes: keep at most this many bytes of UTF-8 (cut at a character boundary), an int
+        >= 1; ``None`` for the whole library (tens of megabytes).
+      seed: the file order; a different seed gives a different mix of modules in the first
+        ``max_bytes``.
+
+    Returns:
+      The text, a ``str`` of at most ``max_bytes`` UTF-8 bytes.
+
+    Raises:
+      RuntimeError: the standard library directory holds no ``.py`` file.
+
+    Examples:
+      >>> from models import text
+      >>> corpus = text.stdlib_corpus(max_bytes=1000)
+      >>> corpus.startswith("# file: "), len(corpus.encode("utf-8")) <= 1000
+      (True, True)
     """
     if max_bytes is not None:
         check_positive_int("max_bytes", max_bytes)
@@ -178,6 +210,11 @@ class Windows(NamedTuple):
 
     Both are int32 of shape ``(num_windows, context_length)``; a pytree with a shared leading
     axis, as ``optim.fit`` wants ``data`` and ``lm_loss`` wants a batch.
+
+    Attributes:
+      inputs: int32 ``(num_windows, context_length)``, the tokens the model reads.
+      targets: int32 ``(num_windows, context_length)``, the tokens it should predict:
+        ``inputs`` shifted by one.
     """
 
     inputs: jax.Array
@@ -193,9 +230,20 @@ def windows(tokens: ArrayLike, context_length: int, *, stride: int | None = None
     stride gives overlapping windows. The tail that does not fill a window is dropped.
 
     Args:
-        tokens: a 1-D integer array of token ids.
-        context_length: tokens per window.
-        stride: offset between consecutive windows; default ``context_length``.
+      tokens: a 1-D integer array of token ids, at least ``context_length + 1`` of them.
+      context_length: tokens per window, an int >= 1.
+      stride: offset between consecutive windows, an int >= 1; default ``context_length``.
+
+    Returns:
+      A :class:`Windows` ``(inputs, targets)``, each int32 of shape
+      ``(num_windows, context_length)``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from models import text
+      >>> data = text.windows(np.arange(7), context_length=3)
+      >>> data.inputs.tolist(), data.targets.tolist()
+      ([[0, 1, 2], [3, 4, 5]], [[1, 2, 3], [4, 5, 6]])
     """
     check_positive_int("context_length", context_length)
     stride = context_length if stride is None else stride
@@ -225,6 +273,20 @@ def train_validation_split(
 
     The split is contiguous and happens before windowing, so no window holds tokens of both
     parts. ``validation_fraction`` of the tokens (rounded down, at least one) go to validation.
+
+    Args:
+      tokens: a 1-D array of token ids.
+      validation_fraction: the fraction of the tokens held out, in (0, 1).
+
+    Returns:
+      ``(train, validation)``, two 1-D numpy arrays: the leading and the trailing part.
+
+    Examples:
+      >>> import numpy as np
+      >>> from models import text
+      >>> train, validation = text.train_validation_split(np.arange(10), 0.2)
+      >>> train.tolist(), validation.tolist()
+      ([0, 1, 2, 3, 4, 5, 6, 7], [8, 9])
     """
     ids = np.asarray(tokens)
     if ids.ndim != 1:
@@ -242,6 +304,18 @@ def unigram_entropy(tokens: ArrayLike) -> float:
 
     The cross-entropy of the best model that ignores context: a language model that has
     learned anything from context has a lower loss on the same tokens.
+
+    Args:
+      tokens: a non-empty array of non-negative integer token ids, any shape.
+
+    Returns:
+      The entropy in nats, a Python ``float``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from models import text
+      >>> round(text.unigram_entropy(np.array([0, 1, 0, 1])), 4)  # log(2)
+      0.6931
     """
     ids = np.asarray(tokens)
     if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0:

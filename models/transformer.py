@@ -174,13 +174,20 @@ class Transformer:
     """A decoder-only transformer language model (see the module docstring).
 
     Attributes:
-        wte: token embeddings, ``(vocab_size, d_model)``; also the output projection when tied.
-        wpe: learned position embeddings, ``(context_length, d_model)``.
-        blocks: one ``Block`` with leaves stacked along a leading ``num_layers`` axis
-            (``scan_layers``), or a tuple of ``num_layers`` ``Block`` pytrees.
-        ln_f: the final LayerNorm.
-        lm_head: the untied output projection ``(d_model, vocab_size)``, or ``None`` when the
-            output reuses ``wte`` (``tie_embeddings``).
+      wte: token embeddings, ``(vocab_size, d_model)``; also the output projection when tied.
+      wpe: learned position embeddings, ``(context_length, d_model)``.
+      blocks: one ``Block`` with leaves stacked along a leading ``num_layers`` axis
+        (``scan_layers``), or a tuple of ``num_layers`` ``Block`` pytrees.
+      ln_f: the final LayerNorm.
+      lm_head: the untied output projection ``(d_model, vocab_size)``, or ``None`` when the
+        output reuses ``wte`` (``tie_embeddings``).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> model = models.Transformer.init(jax.random.key(0), vocab_size=16, context_length=8,
+      ...                                 d_model=8, num_heads=2, num_layers=1)
+      >>> model(jnp.zeros((2, 5), jnp.int32)).shape  # (batch, seq, vocab_size) logits
+      (2, 5, 16)
     """
 
     wte: jax.Array
@@ -366,10 +373,28 @@ def lm_loss(
 ) -> jax.Array:
     """Mean next-token cross-entropy (nats per token), float32.
 
-    ``batch`` is ``(inputs, targets)``, integer arrays of shape ``(batch, seq)`` such as
-    ``models.text.windows`` returns, where ``targets[:, t]`` is the token that follows
-    ``inputs[:, t]``. It has the ``loss_fn(params, batch)`` signature of ``optim.fit``; for
-    mixed precision pass ``functools.partial(lm_loss, compute_dtype=jnp.bfloat16)``.
+    It has the ``loss_fn(params, batch)`` signature of ``optim.fit``; for mixed precision pass
+    ``functools.partial(lm_loss, compute_dtype=jnp.bfloat16)``.
+
+    Args:
+      model: the language model (a :class:`Transformer`).
+      batch: ``(inputs, targets)``, integer arrays of shape ``(batch, seq)`` such as
+        ``models.text.windows`` returns, where ``targets[:, t]`` is the token that follows
+        ``inputs[:, t]``.
+      compute_dtype: dtype of the matmuls, as for ``Transformer.__call__``; ``None`` uses the
+        parameters' dtype.
+
+    Returns:
+      A float32 scalar: the cross-entropy averaged over every position of the batch.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> model = models.Transformer.init(jax.random.key(0), vocab_size=16, context_length=8,
+      ...                                 d_model=8, num_heads=2, num_layers=1)
+      >>> tokens = jnp.arange(8)[None]
+      >>> loss = models.lm_loss(model, (tokens[:, :-1], tokens[:, 1:]))
+      >>> round(float(loss), 2)  # about log(16) = 2.77 at initialisation
+      2.77
     """
     inputs, targets = batch
     logits = model(inputs, compute_dtype=compute_dtype)
@@ -378,7 +403,19 @@ def lm_loss(
 
 def perplexity(loss: ArrayLike) -> jax.Array:
     """``exp(loss)`` for a mean cross-entropy in nats: the effective number of equally likely
-    next tokens (``vocab_size`` for a model that predicts uniformly)."""
+    next tokens (``vocab_size`` for a model that predicts uniformly).
+
+    Args:
+      loss: a mean cross-entropy in nats (such as :func:`lm_loss` returns), any shape.
+
+    Returns:
+      ``exp(loss)``, float32, of ``loss``'s shape.
+
+    Examples:
+      >>> import jax.numpy as jnp, models
+      >>> round(float(models.perplexity(jnp.log(16.0))), 2)
+      16.0
+    """
     return jnp.exp(jnp.asarray(loss, jnp.float32))
 
 
@@ -400,15 +437,25 @@ def generate(
     static, e.g. ``jax.jit(generate, static_argnums=3, static_argnames="temperature")``.
 
     Args:
-        model: the language model.
-        key: PRNG key for sampling (unused when ``temperature=0``).
-        prompt: integer token ids of shape ``(prompt_len,)``, ``prompt_len >= 1``.
-        max_new_tokens: number of tokens to append.
-        temperature: ``> 0`` to sample, ``0`` for greedy decoding.
-        compute_dtype: as for ``Transformer.__call__``.
+      model: the language model (a :class:`Transformer`).
+      key: PRNG key for sampling (unused when ``temperature=0``).
+      prompt: integer token ids of shape ``(prompt_len,)``, ``prompt_len >= 1``, each in
+        ``[0, vocab_size)``.
+      max_new_tokens: number of tokens to append, an int >= 1.
+      temperature: ``> 0`` to sample, ``0`` for greedy decoding.
+      compute_dtype: dtype of the matmuls, as for ``Transformer.__call__``; ``None`` uses the
+        parameters' dtype.
 
     Returns:
-        int32 of shape ``(prompt_len + max_new_tokens,)``.
+      int32 of shape ``(prompt_len + max_new_tokens,)``: the prompt, then the new tokens.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, models
+      >>> model = models.Transformer.init(jax.random.key(0), vocab_size=16, context_length=8,
+      ...                                 d_model=8, num_heads=2, num_layers=1)
+      >>> tokens = models.generate(model, jax.random.key(1), jnp.array([1, 2, 3]), 5)
+      >>> tokens.shape, tokens.dtype, tokens[:3].tolist()
+      ((8,), dtype('int32'), [1, 2, 3])
     """
     prompt = jnp.asarray(prompt)
     if prompt.ndim != 1 or prompt.shape[0] == 0:

@@ -25,6 +25,20 @@ class MultiNormalDiagFromLogScale:
     ``log_scale`` (:math:`s`), broadcast against each other.
 
     A pytree (its two arrays are the leaves), so it can be passed through ``jit``.
+
+    Attributes:
+      loc: the mean :math:`\mu`, a floating array.
+      log_scale: the log standard deviation :math:`s`, a floating array broadcastable with
+        ``loc``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from optim.distributions import MultiNormalDiagFromLogScale
+      >>> dist = MultiNormalDiagFromLogScale(jnp.zeros(2), jnp.zeros(2))
+      >>> dist.sample((3,), jax.random.key(0)).shape
+      (3, 2)
+      >>> round(float(dist.log_prob(jnp.zeros(2))), 4)  # -log(2 pi)
+      -1.8379
     """
 
     loc: jax.Array

@@ -113,6 +113,12 @@ UNSIGNED = _Codebook(signed=False)
 class QuantizedArray(NamedTuple):
     """A float array stored in 8 bits: ``codes`` (int8 for a signed map, uint8 for an unsigned
     one; the array's shape) and ``absmax``, float32, one scale per block of the flattened array.
+
+    Attributes:
+      codes: int8 (signed map: first moments) or uint8 (unsigned map: second moments) codes,
+        one per element, in the shape of the coded array.
+      absmax: float32 of shape ``(ceil(size / block_size),)``: each block's largest magnitude,
+        the scale its codes are decoded with.
     """
 
     codes: jax.Array

@@ -82,14 +82,21 @@ class Policy:
     The casts touch real floating arrays only (JAX and NumPy): integer and boolean arrays
     (labels, token ids), complex arrays and non-array leaves (Python numbers, functions,
     static model configuration) pass through unchanged. A policy is hashable and compared by
-    value.
+    value. Each dtype is given as a real floating dtype, a type or a name (``"bfloat16"``,
+    ``"bf16"``, ``"f32"``) and stored as a ``numpy.dtype``.
 
-    >>> import jax.numpy as jnp, optim
-    >>> policy = optim.Policy(jnp.float32, jnp.bfloat16, jnp.float32)
-    >>> policy == optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
-    True
-    >>> policy.cast_to_compute({"w": jnp.ones(2), "labels": jnp.arange(2)})["w"].dtype
-    dtype(bfloat16)
+    Args:
+      param_dtype: the dtype parameters are stored in (master weights), e.g. ``jnp.float32``.
+      compute_dtype: the dtype the forward and backward passes run in, e.g. ``jnp.bfloat16``.
+      output_dtype: the dtype of the outputs (``aux`` of :func:`optim.mixed_precision_loss`).
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> policy = optim.Policy(jnp.float32, jnp.bfloat16, jnp.float32)
+      >>> policy == optim.Policy.from_string("params=float32,compute=bfloat16,output=float32")
+      True
+      >>> policy.cast_to_compute({"w": jnp.ones(2), "labels": jnp.arange(2)})["w"].dtype
+      dtype(bfloat16)
     """
 
     param_dtype: Any
@@ -198,6 +205,20 @@ def mixed_precision_loss(
       loss_fn: ``loss_fn(params, batch, *args, **kwargs) -> scalar`` (or ``(scalar, aux)``).
       policy: a ``Policy`` or a string for ``Policy.from_string``.
       has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+
+    Returns:
+      A callable ``(params, batch, *args, **kwargs) -> loss`` (``(loss, aux)`` with
+      ``has_aux``), a frozen dataclass (``MixedPrecisionLoss``): equal wrappers hash equal,
+      so :func:`optim.fit` reuses its compiled program.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optim
+      >>> def loss_fn(w, x):
+      ...     return jnp.sum((w * x) ** 2)
+      >>> mp_loss = optim.mixed_precision_loss(loss_fn, "params=float32,compute=bfloat16")
+      >>> loss, grads = jax.value_and_grad(mp_loss)(jnp.ones(2), jnp.array([1.0, 2.0]))
+      >>> loss.dtype, grads.dtype, round(float(loss), 4)
+      (dtype('float32'), dtype('float32'), 5.0)
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")

@@ -89,12 +89,25 @@ def stochastic_round(x: jax.Array, dtype: Any, key: jax.Array) -> jax.Array:
     element); other narrowing casts pick a neighbour. Where ``dtype`` is not narrower than
     ``x``, this is a plain cast.
 
-    >>> import jax, jax.numpy as jnp, optim
-    >>> x = jnp.full(1000, 1.0 + 2.0 ** -10)   # a quarter of the way from 1 to the next bf16
-    >>> keys = jax.random.split(jax.random.PRNGKey(0), 1000)
-    >>> rounded = jax.vmap(lambda k: optim.stochastic_round(x[0], jnp.bfloat16, k))(keys)
-    >>> sorted(set(rounded.astype(float).tolist()))
-    [1.0, 1.0078125]
+    Args:
+      x: a real floating array (float32, float64, ...).
+      dtype: the real floating dtype to round to (``jnp.bfloat16``, ``"bfloat16"``,
+        ``"bf16"``, ``jnp.float16``, ...).
+      key: a PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``) for the random draws.
+
+    Returns:
+      An array of ``x``'s shape and dtype ``dtype``.
+
+    Raises:
+      TypeError: ``x`` is not a real floating array, or ``dtype`` is not a real floating dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optim
+      >>> x = jnp.full(1000, 1.0 + 2.0 ** -10)   # a quarter of the way from 1 to the next bf16
+      >>> keys = jax.random.split(jax.random.PRNGKey(0), 1000)
+      >>> rounded = jax.vmap(lambda k: optim.stochastic_round(x[0], jnp.bfloat16, k))(keys)
+      >>> sorted(set(rounded.astype(float).tolist()))
+      [1.0, 1.0078125]
     """
     x = jnp.asarray(x)
     dtype = _real_float_dtype(dtype, "dtype")
@@ -129,9 +142,30 @@ def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) ->
     ``apply_updates``. Each leaf draws from its own split of ``key``; non-floating leaves and
     ``None`` updates leave the parameter untouched.
 
+    Args:
+      params: the parameters, a pytree (typically of bfloat16 arrays).
+      updates: updates with the structure of ``params`` (``None`` where a leaf has none), in
+        any floating dtype (float32 keeps small updates exactly until the rounding).
+      key: a PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``); use a fresh one every
+        step.
+
+    Returns:
+      The new parameters, in the structure and dtypes of ``params``.
+
     Raises:
       TypeError: a parameter is an integer, boolean or complex array.
       ValueError: ``updates`` does not have the leaf paths and shapes of ``params``.
+
+    Examples:
+      An update of a quarter ulp moves bfloat16 parameters on average (round-to-nearest would
+      leave them at 1):
+
+      >>> import jax, jax.numpy as jnp, optim
+      >>> params = {"w": jnp.ones(1000, jnp.bfloat16)}
+      >>> updates = {"w": jnp.full(1000, 2.0 ** -10)}
+      >>> new = optim.apply_updates_stochastic(params, updates, jax.random.key(0))
+      >>> new["w"].dtype, round(float(new["w"].astype(jnp.float32).mean()), 3)
+      (dtype(bfloat16), 1.001)
     """
     check_params(params)
     check_same_structure(updates, params, "updates", "params")
@@ -156,7 +190,22 @@ def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) ->
 
 def kahan_compensation(params: PyTree, dtype: Any = None) -> PyTree:
     """The initial compensation for ``apply_updates_kahan``: zeros in each parameter's dtype
-    (or ``dtype``) at every floating leaf, ``None`` elsewhere."""
+    (or ``dtype``) at every floating leaf, ``None`` elsewhere.
+
+    Args:
+      params: the parameters, a pytree of floating (or complex) arrays and non-array leaves.
+      dtype: the dtype of the buffer (e.g. ``jnp.float32`` for a more exact compensation);
+        None: each parameter's own dtype.
+
+    Returns:
+      A pytree of ``params``' structure: zeros of each array's shape, ``None`` at non-array
+      leaves.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> optim.kahan_compensation({"w": jnp.ones(2, jnp.bfloat16)})
+      {'w': Array([0, 0], dtype=bfloat16)}
+    """
     check_params(params)
     dtype = canonical_dtype(dtype, "dtype")
     return map_arrays(lambda p: jnp.zeros(p.shape, dtype or p.dtype), params)
@@ -187,9 +236,25 @@ def apply_updates_kahan(
       updates: updates of ``params``' structure (``None`` where a leaf has none).
       compensation: from ``kahan_compensation(params)`` or the previous call.
 
+    Returns:
+      ``(params, compensation)``: the new parameters (in ``params``' dtypes) and the new
+      compensation (in its own dtypes), both of ``params``' structure.
+
     Raises:
       TypeError: a parameter is an integer or boolean array.
       ValueError: ``updates`` or ``compensation`` does not match ``params``.
+
+    Examples:
+      Four updates of half an ulp each, each lost by round-to-nearest, add up:
+
+      >>> import jax.numpy as jnp, optim
+      >>> params = {"w": jnp.ones(2, jnp.bfloat16)}
+      >>> compensation = optim.kahan_compensation(params)
+      >>> for _ in range(4):
+      ...     params, compensation = optim.apply_updates_kahan(
+      ...         params, {"w": jnp.full(2, 2.0 ** -9)}, compensation)
+      >>> params["w"].astype(jnp.float32)
+      Array([1.0078125, 1.0078125], dtype=float32)
     """
     check_params(params)
     check_same_structure(updates, params, "updates", "params")
@@ -223,7 +288,13 @@ def _applied(inner_updates: PyTree, new: PyTree, old: PyTree) -> PyTree:
 
 
 class StochasticRoundingState(NamedTuple):
-    """The PRNG key of the next step's rounding and the wrapped optimizer's state."""
+    """The PRNG key of the next step's rounding and the wrapped optimizer's state.
+
+    Attributes:
+      rng_key: the PRNG key (raw ``uint32``, from ``jax.random.PRNGKey(seed)``) split for the
+        next step's rounding.
+      inner_state: the wrapped optimizer's state.
+    """
 
     rng_key: jax.Array
     inner_state: Any
@@ -264,12 +335,22 @@ def stochastic_rounding(inner: Any, seed: int = 0) -> StochasticRounding:
     updated as without the wrapper. The state holds a PRNG key from ``seed``, split every
     step.
 
-    >>> import jax.numpy as jnp, optim
-    >>> tx = optim.stochastic_rounding(optim.sgd(1e-4))
-    >>> params = {"w": jnp.ones(3, jnp.bfloat16)}
-    >>> updates, state = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, tx.init(params), params)
-    >>> optim.apply_updates(params, updates)["w"].dtype
-    dtype(bfloat16)
+    Args:
+      inner: the optimizer whose updates are rounded (an ``optim`` or ``optax`` gradient
+        transformation).
+      seed: an int, the seed of the rounding's PRNG key.
+
+    Returns:
+      A gradient transformation (``StochasticRounding``) whose state is a
+      :class:`optim.StochasticRoundingState`; its ``update`` needs ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> tx = optim.stochastic_rounding(optim.sgd(1e-4))
+      >>> params = {"w": jnp.ones(3, jnp.bfloat16)}
+      >>> updates, state = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, tx.init(params), params)
+      >>> optim.apply_updates(params, updates)["w"].dtype
+      dtype(bfloat16)
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
@@ -277,7 +358,14 @@ def stochastic_rounding(inner: Any, seed: int = 0) -> StochasticRounding:
 
 
 class KahanState(NamedTuple):
-    """The compensation buffer (one per floating parameter) and the wrapped optimizer's state."""
+    """The compensation buffer (one per floating parameter) and the wrapped optimizer's state.
+
+    Attributes:
+      compensation: a pytree of ``params``' structure: what rounding dropped so far, per
+        floating parameter (``None`` at other leaves), in ``compensation_dtype`` or the
+        parameter's dtype.
+      inner_state: the wrapped optimizer's state.
+    """
 
     compensation: PyTree
     inner_state: Any
@@ -318,10 +406,21 @@ def kahan_summation(inner: Any, *, compensation_dtype: Any = None) -> KahanSumma
     float32 parameters: whenever :math:`|y_t| \le |\theta_t|`, Dekker's Fast2Sum condition).
     Put it last in a chain.
 
-    >>> import jax.numpy as jnp, optim
-    >>> tx = optim.kahan_summation(optim.sgd(1e-4))
-    >>> tx.init({"w": jnp.ones(3, jnp.bfloat16)}).compensation["w"].dtype
-    dtype(bfloat16)
+    Args:
+      inner: the optimizer whose updates are compensated (an ``optim`` or ``optax`` gradient
+        transformation).
+      compensation_dtype: the dtype of the compensation buffer; None: each parameter's own
+        dtype.
+
+    Returns:
+      A gradient transformation (``KahanSummation``) whose state is a
+      :class:`optim.KahanState`; its ``update`` needs ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> tx = optim.kahan_summation(optim.sgd(1e-4))
+      >>> tx.init({"w": jnp.ones(3, jnp.bfloat16)}).compensation["w"].dtype
+      dtype(bfloat16)
     """
     return KahanSummation(
         as_transformation(inner, "inner"),

@@ -34,6 +34,19 @@ class Int8Blockwise:
     bytes per element; 256 halves the worst-case coding error of an element next to a large
     one at 0.016 bytes); leaves with fewer than ``min_size`` elements (biases, norms) keep
     float32 state, where 8 bits would save little and cost accuracy.
+
+    Args:
+      block_size: elements sharing one float32 scale, an int >= 1 (default 2048).
+      min_size: leaves with fewer elements keep float32 moments, an int >= 0 (default 4096;
+        0 codes every leaf).
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> storage = optim.quantized.Int8Blockwise(block_size=256, min_size=0)
+      >>> tx = optim.with_state_dtype(optim.adam(1e-3), storage)
+      >>> mu = tx.init({"w": jnp.ones(512)})[0].mu["w"]
+      >>> mu.codes.dtype, mu.absmax.shape
+      (dtype('int8'), (2,))
     """
 
     block_size: int = BLOCK_SIZE
@@ -153,6 +166,13 @@ class WithStateDtype(Transformation):
     (Dettmers et al., 2022, "8-bit Optimizers via Block-wise Quantization", Algorithm 1). The
     update :math:`u_t` uses the freshly computed float32 moments; only what is kept for the
     next step is coded.
+
+    Built by :func:`optim.with_state_dtype`, which checks that ``inner``'s state can be stored.
+
+    Attributes:
+      inner: the wrapped gradient transformation, whose moments are stored.
+      storage: how moments are stored (static): an :class:`Int8Blockwise`, or the bfloat16
+        storage (a cast to bfloat16, decoded to float32).
     """
 
     inner: Any
@@ -189,21 +209,6 @@ def with_state_dtype(
     (``optim.quantized``'s docstring lists the records and their optimizers); a chain may add
     stateless transformations such as clipping or weight decay.
 
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import optim
-      >>> params = {"w": jnp.ones((64, 128))}
-      >>> tx = optim.with_state_dtype(optim.adamw(1e-3, weight_decay=0.1), "int8")
-      >>> state = tx.init(params)
-      >>> type(state[0].mu["w"]).__name__, state[0].mu["w"].codes.dtype
-      ('QuantizedArray', dtype('int8'))
-      >>> optim.quantized.bytes_per_parameter(state, params)  # float32 moments: 8.0
-      2.00439453125
-      >>> updates, state = tx.update(params, state, params)
-      >>> bf16 = optim.with_state_dtype(optim.lion(1e-4), "bfloat16")
-      >>> bf16.init(params)[0].mu["w"].dtype
-      dtype(bfloat16)
-
     Args:
       tx: the optimizer whose moments to store; an optax ``GradientTransformation`` built
         from optim's building blocks (optax's own state records declare no moments).
@@ -227,6 +232,21 @@ def with_state_dtype(
         ``accumulator_dtype``).
       TypeError: ``tx`` is not a gradient transformation; ``block_size`` or ``min_size`` is
         not an int.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> params = {"w": jnp.ones((64, 128))}
+      >>> tx = optim.with_state_dtype(optim.adamw(1e-3, weight_decay=0.1), "int8")
+      >>> state = tx.init(params)
+      >>> type(state[0].mu["w"]).__name__, state[0].mu["w"].codes.dtype
+      ('QuantizedArray', dtype('int8'))
+      >>> optim.quantized.bytes_per_parameter(state, params)  # float32 moments: 8.0
+      2.00439453125
+      >>> updates, state = tx.update(params, state, params)
+      >>> bf16 = optim.with_state_dtype(optim.lion(1e-4), "bfloat16")
+      >>> bf16.init(params)[0].mu["w"].dtype
+      dtype(bfloat16)
     """
     storage = _storage(state_dtype, block_size, min_size)
     if storage is None:
@@ -323,6 +343,21 @@ def state_bytes(state: PyTree) -> int:
 
     Works on concrete arrays, tracers and ``jax.ShapeDtypeStruct`` (``jax.eval_shape(tx.init,
     params)`` measures a state without building it). Sharded arrays count their global size.
+
+    Args:
+      state: any pytree (an optimizer state, typically); leaves without a ``shape`` (Python
+        numbers, None) count nothing.
+
+    Returns:
+      The number of bytes, an ``int``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optim
+      >>> params = {"w": jnp.ones(1000)}
+      >>> optim.quantized.state_bytes(optim.adam(1e-3).init(params))  # count + mu + nu
+      8004
+      >>> optim.quantized.state_bytes(jax.eval_shape(optim.adam(1e-3).init, params))
+      8004
     """
     return sum(_nbytes(x) for x in jax.tree.leaves(state) if hasattr(x, "shape"))
 
@@ -330,8 +365,24 @@ def state_bytes(state: PyTree) -> int:
 def bytes_per_parameter(state: PyTree, params: PyTree) -> float:
     """``state_bytes(state)`` divided by the number of floating-point parameters in ``params``.
 
+    Args:
+      state: the optimizer state (or ``jax.eval_shape`` of its ``init``).
+      params: the parameters ``state`` is for; their floating (and complex) array elements
+        are counted.
+
+    Returns:
+      Bytes of state per parameter, a ``float`` (about 8 for Adam's float32 moments, 4 in
+      bfloat16, 2 in 8-bit codes).
+
     Raises:
       ValueError: ``params`` holds no floating-point array.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> params = {"w": jnp.ones(1000)}
+      >>> tx = optim.with_state_dtype(optim.adam(1e-3), "bfloat16")
+      >>> optim.quantized.bytes_per_parameter(tx.init(params), params)
+      4.004
     """
     count = sum(math.prod(x.shape) for x in jax.tree.leaves(params) if _is_float(x))
     if count == 0:

@@ -39,6 +39,11 @@ class InjectHyperparamsState(NamedTuple):
 
     optax deprecated it in 0.1.9; ``inject_hyperparams`` returns an
     ``InjectStatefulHyperparamsState``, as optax's does.
+
+    Attributes:
+      count: int32 scalar, the number of updates made so far.
+      hyperparams: name -> the hyperparameter's value (a scalar array).
+      inner_state: the state of the wrapped transformation.
     """
 
     count: jax.Array
@@ -48,7 +53,17 @@ class InjectHyperparamsState(NamedTuple):
 
 class InjectStatefulHyperparamsState(NamedTuple):
     """The step count, the hyperparameters used by the last update (change the numeric ones
-    between steps), each schedule's state and the inner state (optax's fields)."""
+    between steps), each schedule's state and the inner state (optax's fields).
+
+    Attributes:
+      count: int32 scalar, the number of updates made so far.
+      hyperparams: name -> the value of each numeric or scheduled hyperparameter used by the
+        last update (a scalar array; the initial values after ``init``). Replace a numeric
+        one between steps to change it, e.g. ``state.hyperparams["learning_rate"] = 0.01``.
+      hyperparams_states: name -> the state of each scheduled hyperparameter's schedule
+        (a :class:`WrappedSchedule`'s state for a function of the step count).
+      inner_state: the state of the wrapped transformation.
+    """
 
     count: jax.Array
     hyperparams: dict[str, jax.Array]
@@ -85,6 +100,17 @@ class WrappedSchedule(Transformation):
 
     ``schedule_fn`` is one of our schedules (its floats stay pytree leaves) or a plain
     function (optax's schedules included), which is held as static metadata.
+
+    Args:
+      schedule_fn: a function of the step count returning the value (one of ours or any
+        other).
+
+    Examples:
+      >>> import optim
+      >>> wrapped = optim.WrappedSchedule(optim.linear_schedule(1.0, 0.0, 10))
+      >>> state = wrapped.update(wrapped.init())
+      >>> round(float(wrapped(state)), 4)
+      0.9
     """
 
     schedule_fn: Any

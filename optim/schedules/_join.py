@@ -35,6 +35,11 @@ class JoinSchedule:
 
         value(t) = schedules[0](t)                     for t < b_1
                    schedules[i](t - b_i)               for b_i <= t < b_{i+1}
+
+    Attributes:
+      schedules: the schedules, a tuple; schedules of this module are pytrees (their floats are
+        leaves), other functions of the step count are static metadata.
+      boundaries: b_1 <= ... <= b_n, ``len(schedules) - 1`` non-negative ints (static).
     """
 
     schedules: tuple[Callable[[jax.Array], jax.Array], ...]
@@ -58,6 +63,16 @@ def join_schedules(
         ``boundaries[i - 1]``.
       boundaries: ``len(schedules) - 1`` non-negative, non-decreasing ints: the steps at which
         the next schedule takes over.
+
+    Returns:
+      A :class:`JoinSchedule`.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.join_schedules(
+      ...     [optim.constant_schedule(1.0), optim.linear_schedule(1.0, 0.0, 10)], [5])
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 15)]
+      [1.0, 1.0, 0.5, 0.0]
     """
     schedules = tuple(schedules)
     if not schedules:
@@ -103,6 +118,22 @@ def warmup_constant_schedule(
     """Linear warmup from ``init_value`` to ``peak_value`` over ``warmup_steps``, then constant.
 
     ``warmup_steps=0`` holds ``init_value`` (with a warning), as in optax.
+
+    Args:
+      init_value: value at step 0.
+      peak_value: value from step ``warmup_steps`` on.
+      warmup_steps: length of the warmup, an int; if not positive, the schedule holds
+        ``init_value`` at every step (with a warning), as in optax.
+
+    Returns:
+      A :class:`PolynomialSchedule` (a :func:`linear_schedule`); a :class:`ConstantSchedule`
+      of ``init_value`` when ``warmup_steps`` is not positive.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.warmup_constant_schedule(0.0, 1.0, warmup_steps=10)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 100)]
+      [0.0, 0.5, 1.0, 1.0]
     """
     warmup_steps = _steps(warmup_steps, "warmup_steps", low=None)
     return linear_schedule(init_value, _float(peak_value, "peak_value"), warmup_steps)
@@ -131,6 +162,15 @@ def warmup_cosine_decay_schedule(
       decay_steps: total length of the schedule, warmup included; more than ``warmup_steps``.
       end_value: value from step ``decay_steps`` on.
       exponent: power applied to the cosine factor.
+
+    Returns:
+      A :class:`JoinSchedule` of the warmup and the decay.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=10, decay_steps=110)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 60, 110)]
+      [0.0, 0.5, 1.0, 0.5, 0.0]
     """
     init_value = _float(init_value, "init_value")
     peak_value = _float(peak_value, "peak_value")
@@ -163,6 +203,29 @@ def warmup_exponential_decay_schedule(
 
     The decay's step count starts at ``warmup_steps``; its arguments are those of
     :func:`exponential_decay`, ``peak_value`` in the place of ``init_value``.
+
+    Args:
+      init_value: value at step 0.
+      peak_value: value at the end of the warmup, where the decay starts.
+      warmup_steps: non-negative length of the warmup (0: no warmup).
+      transition_steps: steps over which the value is multiplied by ``decay_rate``; if not
+        positive, the decay holds ``peak_value`` (with a warning), as in optax.
+      decay_rate: non-negative factor per ``transition_steps``.
+      transition_begin: steps after the warmup before the decay starts (a negative value
+        becomes 0, with a warning, as in optax).
+      staircase: decay in whole steps of ``transition_steps`` (``floor`` the exponent).
+      end_value: bound on the value: a lower bound when ``decay_rate < 1``, else an upper
+        bound; None: unbounded.
+
+    Returns:
+      A :class:`JoinSchedule` of the warmup and the decay.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.warmup_exponential_decay_schedule(
+      ...     0.0, 1.0, warmup_steps=10, transition_steps=10, decay_rate=0.5)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 20, 30)]
+      [0.0, 0.5, 1.0, 0.5, 0.25]
     """
     init_value = _float(init_value, "init_value")
     peak_value = _float(peak_value, "peak_value")
@@ -180,7 +243,18 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> JoinSchedule:
     ``decay_steps`` of the cycles before it.
 
     Args:
-      cosine_kwargs: one dict of :func:`warmup_cosine_decay_schedule` arguments per cycle.
+      cosine_kwargs: one dict of :func:`warmup_cosine_decay_schedule` arguments per cycle
+        (at least one), each with ``decay_steps``.
+
+    Returns:
+      A :class:`JoinSchedule` of the cycles.
+
+    Examples:
+      >>> import optim
+      >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=5, decay_steps=20)
+      >>> schedule = optim.sgdr_schedule([cycle, cycle])
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 20, 25, 40)]
+      [0.0, 1.0, 0.0, 1.0, 0.0]
     """
     schedules, boundaries, step = [], [], 0
     for i, kwargs in enumerate(cosine_kwargs):

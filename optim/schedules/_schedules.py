@@ -63,7 +63,11 @@ Schedule = Callable[[ArrayLike], ArrayLike]
 
 @pytree_dataclass
 class ConstantSchedule:
-    """``value`` at every step."""
+    """``value`` at every step.
+
+    Attributes:
+      value: the value, a float32 scalar array leaf.
+    """
 
     value: jax.Array = hyper_field()
 
@@ -81,6 +85,14 @@ class PolynomialSchedule:
         value(t) = (I - E) * ((T - t') / T) ** P + E
 
     so the value is I up to step B and E from step B + T on.
+
+    Attributes:
+      init_value: I, the value up to step B (a float32 scalar array leaf).
+      end_value: E, the value from step B + T on (a float32 scalar array leaf).
+      power: P, the power of the polynomial (a float32 scalar array leaf; 1 is linear).
+      transition_steps: T, the length of the transition, a positive int (static).
+      transition_begin: B, the step at which the transition starts, a non-negative int
+        (static).
     """
 
     init_value: jax.Array = hyper_field()
@@ -107,6 +119,13 @@ class CosineDecaySchedule:
 
         t' = min(t, T)
         value(t) = I * ((1 - alpha) * (0.5 * (1 + cos(pi * t' / T))) ** p + alpha)
+
+    Attributes:
+      init_value: I, the value at step 0 (a float32 scalar array leaf).
+      alpha: the final value as a fraction of I (a float32 scalar array leaf).
+      exponent: p, the power applied to the cosine factor (a float32 scalar array leaf).
+      decay_steps: T, a positive int (static): the step from which the value is
+        ``alpha * I``.
     """
 
     init_value: jax.Array = hyper_field()
@@ -134,6 +153,14 @@ class ExponentialDecaySchedule:
 
     then bounded by ``end_value`` E when given: ``max(value, E)`` if r < 1, else
     ``min(value, E)``. When r = 0 the value is I at every step (as in optax).
+
+    Attributes:
+      init_value: I, the value up to step B (a float32 scalar array leaf).
+      decay_rate: r, the non-negative factor per T steps (a float32 scalar array leaf).
+      end_value: E, the bound on the value (a float32 scalar array leaf), or None: unbounded.
+      transition_steps: T, a positive int (static).
+      transition_begin: B, a non-negative int (static).
+      staircase: whether the exponent is floored to whole multiples of T (static).
     """
 
     init_value: jax.Array = hyper_field()
@@ -168,6 +195,11 @@ class PiecewiseConstantSchedule:
     With boundaries b_1 < ... < b_n and scales s_1, ..., s_n::
 
         value(t) = init_value * prod(s_i for i with t >= b_i)
+
+    Attributes:
+      init_value: the value before the first boundary (a float32 scalar array leaf).
+      scales: s_1, ..., s_n, a tuple of non-negative float32 scalar array leaves.
+      boundaries: b_1 < ... < b_n, a tuple of non-negative ints (static), one per scale.
     """
 
     init_value: jax.Array = hyper_field()
@@ -190,6 +222,12 @@ class PiecewiseInterpolateSchedule:
         value(t) = v_i + (v_{i+1} - v_i) * pct                 ('linear')
                    v_{i+1} + (v_i - v_{i+1}) / 2 * (cos(pi * pct) + 1)   ('cosine')
         value(t) = v_n                                        for t >= b_n
+
+    Attributes:
+      init_value: v_0, the value at step 0 (a float32 scalar array leaf).
+      scales: s_1, ..., s_n, a tuple of non-negative float32 scalar array leaves.
+      boundaries: b_1 < ... < b_n, a tuple of non-negative ints (static), one per scale.
+      interpolate_type: ``'linear'`` or ``'cosine'`` (static).
     """
 
     init_value: jax.Array = hyper_field()
@@ -220,6 +258,17 @@ class WarmupStableDecaySchedule:
     References: Hu et al., MiniCPM, https://arxiv.org/abs/2404.06395 (the schedule); Hägele et
     al., Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations,
     https://arxiv.org/abs/2405.18392 (the '1-sqrt' decay).
+
+    Attributes:
+      init_value: I, the value at step 0 (a float32 scalar array leaf).
+      peak_value: P, the value after the warmup and in the stable phase (a float32 scalar
+        array leaf).
+      end_value: E, the value at the end of the decay and after it (a float32 scalar array
+        leaf).
+      warmup_steps: W, a non-negative int (static).
+      stable_steps: S, a non-negative int (static).
+      decay_steps: D, a non-negative int (static).
+      decay_type: ``'linear'``, ``'cosine'`` or ``'1-sqrt'`` (static).
     """
 
     init_value: jax.Array = hyper_field()
@@ -398,7 +447,20 @@ def _boundaries_and_scales(
 
 
 def constant_schedule(value: ArrayLike) -> ConstantSchedule:
-    """A schedule that is ``value`` at every step."""
+    """A schedule that is ``value`` at every step.
+
+    Args:
+      value: the value, a float (or a float scalar array, which may be traced).
+
+    Returns:
+      A :class:`ConstantSchedule`.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.constant_schedule(0.1)
+      >>> [round(float(schedule(t)), 4) for t in (0, 100)]
+      [0.1, 0.1]
+    """
     return ConstantSchedule(value)
 
 
@@ -419,6 +481,16 @@ def polynomial_schedule(
         ``init_value`` at every step (with a warning), as in optax.
       transition_begin: step at which the transition starts. A negative value becomes 0 (with a
         warning), as in optax.
+
+    Returns:
+      A :class:`PolynomialSchedule`; a :class:`ConstantSchedule` of ``init_value`` when
+      ``transition_steps`` is not positive.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.polynomial_schedule(1.0, 0.0, power=2, transition_steps=10)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 20)]
+      [1.0, 0.25, 0.0, 0.0]
     """
     init_value = _float(init_value, "init_value")
     end_value = _float(end_value, "end_value")
@@ -442,7 +514,23 @@ def linear_schedule(
 
         value(t) = I + (E - I) * clip(t - transition_begin, 0, T) / T
 
-    Arguments as in :func:`polynomial_schedule`.
+    Args:
+      init_value: I, the value up to step ``transition_begin``.
+      end_value: E, the value from step ``transition_begin + transition_steps`` on.
+      transition_steps: T, the length of the transition. If not positive, the schedule holds
+        ``init_value`` at every step (with a warning), as in optax.
+      transition_begin: step at which the transition starts. A negative value becomes 0 (with a
+        warning), as in optax.
+
+    Returns:
+      A :class:`PolynomialSchedule` of power 1; a :class:`ConstantSchedule` of
+      ``init_value`` when ``transition_steps`` is not positive.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.linear_schedule(1.0, 0.0, transition_steps=10, transition_begin=5)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 15, 20)]
+      [1.0, 1.0, 0.5, 0.0, 0.0]
     """
     return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
@@ -460,6 +548,15 @@ def cosine_decay_schedule(
       decay_steps: positive; the step from which the value is ``alpha * init_value``.
       alpha: the final value as a fraction of ``init_value``.
       exponent: power applied to the cosine factor ``0.5 * (1 + cos(pi * t / decay_steps))``.
+
+    Returns:
+      A :class:`CosineDecaySchedule`.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.cosine_decay_schedule(1.0, decay_steps=10, alpha=0.1)
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 20)]
+      [1.0, 0.55, 0.1, 0.1]
     """
     return CosineDecaySchedule(
         init_value,
@@ -490,7 +587,21 @@ def exponential_decay(
       transition_begin: step at which the decay starts. A negative value becomes 0 (with a
         warning), as in optax.
       staircase: decay in whole steps of ``transition_steps`` (``floor`` the exponent).
-      end_value: bound on the value: a lower bound when ``decay_rate < 1``, else an upper bound.
+      end_value: bound on the value: a lower bound when ``decay_rate < 1``, else an upper bound;
+        None: unbounded.
+
+    Returns:
+      An :class:`ExponentialDecaySchedule`; a :class:`ConstantSchedule` of ``init_value``
+      when ``transition_steps`` is not positive.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.exponential_decay(1.0, transition_steps=10, decay_rate=0.5)
+      >>> [round(float(schedule(t)), 4) for t in (0, 10, 15, 20)]
+      [1.0, 0.5, 0.3536, 0.25]
+      >>> stairs = optim.exponential_decay(1.0, 10, 0.5, staircase=True)
+      >>> [round(float(stairs(t)), 4) for t in (0, 10, 15, 20)]
+      [1.0, 0.5, 0.5, 0.25]
     """
     init_value = _float(init_value, "init_value")
     decay_rate = _float(decay_rate, "decay_rate", low=0.0)
@@ -519,7 +630,16 @@ def piecewise_constant_schedule(
     Args:
       init_value: value before the first boundary.
       boundaries_and_scales: ``{step: scale}``; from ``step`` on, the value is multiplied by
-        ``scale``. Steps are non-negative ints, scales non-negative floats.
+        ``scale``. Steps are non-negative ints, scales non-negative floats. None: constant.
+
+    Returns:
+      A :class:`PiecewiseConstantSchedule`.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.piecewise_constant_schedule(1.0, {10: 0.1, 20: 0.5})
+      >>> [round(float(schedule(t)), 4) for t in (0, 10, 20, 30)]
+      [1.0, 0.1, 0.05, 0.05]
     """
     boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
     return PiecewiseConstantSchedule(init_value, scales, boundaries)
@@ -539,7 +659,16 @@ def piecewise_interpolate_schedule(
       init_value: value at step 0.
       boundaries_and_scales: ``{step: scale}``; the value reaches ``init_value`` times the product
         of the scales up to ``step`` at ``step``. Steps are non-negative ints, scales
-        non-negative floats.
+        non-negative floats. None: constant.
+
+    Returns:
+      A :class:`PiecewiseInterpolateSchedule`.
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.piecewise_interpolate_schedule("linear", 1.0, {10: 0.5, 20: 0.0})
+      >>> [round(float(schedule(t)), 4) for t in (0, 5, 10, 15, 20)]
+      [1.0, 0.75, 0.5, 0.25, 0.0]
     """
     interpolate_type = _choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
     boundaries, scales = _boundaries_and_scales(boundaries_and_scales)
@@ -579,10 +708,19 @@ def linear_onecycle_schedule(
     Args:
       transition_steps: positive length of the cycle.
       peak_value: the largest value.
-      pct_start: static fraction of the cycle spent rising.
-      pct_final: static fraction of the cycle at which the value is back at I.
+      pct_start: static fraction of the cycle spent rising, in ``[0, 1]``.
+      pct_final: static fraction of the cycle at which the value is back at I, in ``[0, 1]``.
       div_factor: positive; I = ``peak_value / div_factor``.
       final_div_factor: positive; the final value is I / ``final_div_factor``.
+
+    Returns:
+      A :class:`PiecewiseInterpolateSchedule` (``'linear'``).
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.linear_onecycle_schedule(100, peak_value=1.0)
+      >>> [round(float(schedule(t)), 4) for t in (0, 30, 85, 100)]
+      [0.04, 1.0, 0.04, 0.0]
     """
     transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
         transition_steps, peak_value, div_factor, final_div_factor
@@ -608,7 +746,21 @@ def cosine_onecycle_schedule(
     I to P until step ``int(pct_start * T)``, then a cosine fall to I / ``final_div_factor`` at
     step T, held from then on. A :func:`piecewise_interpolate_schedule`, built as optax builds it.
 
-    Args: as :func:`linear_onecycle_schedule`.
+    Args:
+      transition_steps: positive length of the cycle.
+      peak_value: P, the largest value.
+      pct_start: static fraction of the cycle spent rising, in ``[0, 1]``.
+      div_factor: positive; the initial value is I = ``peak_value / div_factor``.
+      final_div_factor: positive; the final value is I / ``final_div_factor``.
+
+    Returns:
+      A :class:`PiecewiseInterpolateSchedule` (``'cosine'``).
+
+    Examples:
+      >>> import optim
+      >>> schedule = optim.cosine_onecycle_schedule(100, peak_value=1.0)
+      >>> [round(float(schedule(t)), 4) for t in (0, 30, 100)]
+      [0.04, 1.0, 0.0]
     """
     transition_steps, peak_value, div_factor, final_div_factor = _onecycle_arguments(
         transition_steps, peak_value, div_factor, final_div_factor
@@ -645,11 +797,14 @@ def wsd_schedule(
       decay_type: shape of the decay: ``'linear'``, ``'cosine'`` (half a cosine period) or
         ``'1-sqrt'`` (``1 - sqrt(pct)``, Hägele et al. 2024).
 
-    Example:
-        >>> from optim.schedules import wsd_schedule
-        >>> schedule = wsd_schedule(0.0, 1.0, warmup_steps=10, stable_steps=80, decay_steps=10)
-        >>> [round(float(schedule(t)), 3) for t in (0, 5, 10, 50, 90, 95, 100)]
-        [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
+    Returns:
+      A :class:`WarmupStableDecaySchedule`.
+
+    Examples:
+      >>> from optim.schedules import wsd_schedule
+      >>> schedule = wsd_schedule(0.0, 1.0, warmup_steps=10, stable_steps=80, decay_steps=10)
+      >>> [round(float(schedule(t)), 3) for t in (0, 5, 10, 50, 90, 95, 100)]
+      [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
     """
     return WarmupStableDecaySchedule(
         init_value,

@@ -25,6 +25,11 @@ class RandomBatches:
 
     Step ``t`` uses ``jax.random.choice(jax.random.fold_in(key, t), n, (batch_size,),
     replace=False)``; ``batch_size == n`` is gradient descent on the whole data set.
+
+    Attributes:
+      n: the number of examples.
+      batch_size: examples per step, at most ``n``.
+      partial_size: always 0: every batch has ``batch_size`` examples.
     """
 
     n: int
@@ -53,6 +58,12 @@ class EpochBatches:
 
     With ``drop_last=False`` the last ``n % batch_size`` examples form a smaller final batch
     (``partial_size``); with ``drop_last=True`` they are left out of that epoch.
+
+    Attributes:
+      n: the number of examples.
+      batch_size: examples per full batch, at most ``n``.
+      drop_last: leave out (True) or keep as a smaller final batch (False) the last
+        ``n % batch_size`` examples of each epoch.
     """
 
     n: int

@@ -118,6 +118,19 @@ def save(
       ValueError: ``step`` or ``max_to_keep`` is out of range.
       OSError: writing failed (disk full, ...); earlier checkpoints are intact and the partial
         one is removed.
+
+    Returns:
+      The checkpoint's folder, ``directory / f"step_{step}"`` as an absolute
+      :class:`pathlib.Path`.
+
+    Examples:
+      >>> import tempfile, jax.numpy as jnp
+      >>> from optim import checkpoint
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> path = checkpoint.save(tmp.name, 10, {"w": jnp.ones(3)}, metadata={"lr": 0.1})
+      >>> path.name, checkpoint.all_steps(tmp.name)
+      ('step_10', [10])
+      >>> tmp.cleanup()
     """
     step = _check_step(step)
     if max_to_keep is not None and (
@@ -193,6 +206,16 @@ def restore(
       UserWarning: naming each partial (interrupted) checkpoint newer than the restored one,
         and each corrupted checkpoint skipped. When the template depends on the step, use
         ``restore_latest``, which falls back the same way.
+
+    Examples:
+      >>> import tempfile, jax.numpy as jnp
+      >>> from optim import checkpoint
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> _ = checkpoint.save(tmp.name, 10, {"w": jnp.ones(3)}, metadata={"lr": 0.1})
+      >>> step, tree, metadata = checkpoint.restore(tmp.name, {"w": jnp.zeros(3)})
+      >>> step, tree["w"], metadata
+      (10, Array([1., 1., 1.], dtype=float32), {'lr': 0.1})
+      >>> tmp.cleanup()
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
@@ -229,7 +252,15 @@ def _warn_partial(partial: list[tuple[int, Path]], step: int, stacklevel: int) -
 
 class Restored(NamedTuple):
     """What ``restore_latest`` read: the step, tree and metadata of the newest intact
-    checkpoint, and the newer steps it skipped as corrupted."""
+    checkpoint, and the newer steps it skipped as corrupted.
+
+    Attributes:
+      step: the step of the checkpoint read, an int.
+      tree: the pytree read, in the structure and types of the template.
+      metadata: the dict given to ``save`` as ``metadata`` (``{}`` if none was).
+      corrupted: the steps of newer checkpoints skipped as corrupted, newest first (``()``
+        when none was).
+    """
 
     step: int
     tree: PyTree
@@ -247,8 +278,33 @@ def restore_latest(
 
     A corrupted checkpoint is skipped with a warning naming its file, in favour of the one
     before it; partial (interrupted) checkpoints newer than the one read are named in a
-    warning too. Returns None when ``directory`` holds no complete checkpoint (or does not
-    exist); raises :class:`CorruptCheckpointError` when every one is corrupted.
+    warning too.
+
+    Args:
+      directory: the folder given to ``save``; it need not exist.
+      template_at: a function ``step -> template``, the pytree to read the checkpoint of that
+        step into (as ``template`` of :func:`restore`), for templates that depend on the step.
+      stacklevel: the ``stacklevel`` of the warnings, as for :func:`warnings.warn` (2: the
+        caller of ``restore_latest``).
+
+    Returns:
+      A :class:`Restored` ``(step, tree, metadata, corrupted)``, or None when ``directory``
+      holds no complete checkpoint (or does not exist).
+
+    Raises:
+      CorruptCheckpointError: every complete checkpoint is corrupted.
+
+    Examples:
+      >>> import tempfile, jax.numpy as jnp
+      >>> from optim import checkpoint
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> print(checkpoint.restore_latest(tmp.name, lambda step: {"w": jnp.zeros(2)}))
+      None
+      >>> _ = checkpoint.save(tmp.name, 3, {"w": jnp.ones(2)})
+      >>> restored = checkpoint.restore_latest(tmp.name, lambda step: {"w": jnp.zeros(2)})
+      >>> restored.step, restored.tree["w"], restored.corrupted
+      (3, Array([1., 1.], dtype=float32), ())
+      >>> tmp.cleanup()
     """
     directory = Path(directory).absolute()
     if not directory.is_dir():
@@ -277,13 +333,48 @@ def all_steps(directory: str | os.PathLike[str]) -> list[int]:
     """The steps of the complete checkpoints in ``directory``, ascending (``[]`` if missing).
 
     Completeness is the presence of the manifest; checksums are verified by ``restore``.
+
+    Args:
+      directory: the folder given to ``save``; it need not exist.
+
+    Returns:
+      A list of ints, ascending; ``[]`` when ``directory`` is missing or holds no complete
+      checkpoint.
+
+    Examples:
+      >>> import tempfile, jax.numpy as jnp
+      >>> from optim import checkpoint
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> for step in (5, 1):
+      ...     _ = checkpoint.save(tmp.name, step, {"w": jnp.ones(2)})
+      >>> checkpoint.all_steps(tmp.name)
+      [1, 5]
+      >>> tmp.cleanup()
     """
     directory = Path(directory)
     return sorted(_scan(directory)[0]) if directory.is_dir() else []
 
 
 def latest_step(directory: str | os.PathLike[str]) -> int | None:
-    """The highest step with a complete checkpoint in ``directory``, or ``None``."""
+    """The highest step with a complete checkpoint in ``directory``, or ``None``.
+
+    Args:
+      directory: the folder given to ``save``; it need not exist.
+
+    Returns:
+      An int, or None when ``directory`` is missing or holds no complete checkpoint.
+
+    Examples:
+      >>> import tempfile, jax.numpy as jnp
+      >>> from optim import checkpoint
+      >>> tmp = tempfile.TemporaryDirectory()
+      >>> print(checkpoint.latest_step(tmp.name))
+      None
+      >>> _ = checkpoint.save(tmp.name, 7, {"w": jnp.ones(2)})
+      >>> checkpoint.latest_step(tmp.name)
+      7
+      >>> tmp.cleanup()
+    """
     steps = all_steps(directory)
     return steps[-1] if steps else None
 

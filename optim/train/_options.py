@@ -33,7 +33,10 @@ def _optional_int(value: Any, name: str, low: int) -> int | None:
 
 
 def check_key(key: Any) -> None:
-    """``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32`` data (``PRNGKey``)."""
+    """``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32`` data (``PRNGKey``).
+
+    Raises ``ValueError`` for a key array of several keys, ``TypeError`` for anything else.
+    """
     dtype = getattr(key, "dtype", None)
     if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if key.shape:
@@ -49,7 +52,20 @@ def check_key(key: Any) -> None:
 
 
 def num_examples(data: PyTree) -> int:
-    """The shared leading size of every array in ``data``; ``ValueError`` naming any other."""
+    """The shared leading size of every array in ``data``; ``ValueError`` naming any other.
+
+    Args:
+      data: a pytree of arrays (``None`` leaves are ignored), each with a leading example
+        axis.
+
+    Returns:
+      The number of examples, an ``int``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> optim.num_examples({"x": jnp.zeros((5, 3)), "y": jnp.zeros(5)})
+      5
+    """
     sized = [(p, leaf) for p, leaf in leaves_with_paths(data) if leaf is not None]
     if not sized:
         raise ValueError("data must contain at least one array with a leading example axis")
@@ -73,7 +89,16 @@ def num_examples(data: PyTree) -> int:
 @dataclasses.dataclass(frozen=True)
 class Batching:
     """How many steps, and which examples each one trains on (``steps``/``epochs``,
-    ``batch_size``, ``drop_last``, ``key``); see ``optim.train._batches``."""
+    ``batch_size``, ``drop_last``, ``key``); see ``optim.train._batches``.
+
+    Attributes:
+      steps: ``fit``'s ``steps``: optimizer steps, an int >= 1, or None (with ``epochs``, or
+        an iterator run until exhausted).
+      epochs: ``fit``'s ``epochs``: passes over the data (needs ``key``), or None.
+      batch_size: examples per step, an int >= 1, or None for the whole data set.
+      drop_last: with ``epochs``, leave out the last partial batch of each epoch.
+      key: the PRNG key of shuffling and minibatch draws, or None.
+    """
 
     steps: int | None = None
     epochs: int | None = None
@@ -132,7 +157,15 @@ class Batching:
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
     """What each step computes besides the update: ``loss_fn``'s aux, gradient accumulation
-    over microbatches, skipping non-finite steps."""
+    over microbatches, skipping non-finite steps.
+
+    Attributes:
+      has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+      accumulate: microbatches per batch whose gradients are averaged, an int >= 1.
+      skip_nonfinite: skip steps whose loss or gradients are not finite.
+      max_consecutive_skips: skipped steps in a row before ``FloatingPointError``, an int
+        >= 1.
+    """
 
     has_aux: bool = False
     accumulate: int = 1
@@ -157,7 +190,28 @@ class StepOptions:
 @dataclasses.dataclass(frozen=True)
 class EarlyStopping:
     """Stop when ``metric`` on ``eval_data`` has not improved by ``min_delta`` for
-    ``patience`` evaluations; with ``restore_best`` return the best parameters seen."""
+    ``patience`` evaluations; with ``restore_best`` return the best parameters seen.
+
+    Pass it to :func:`optim.fit` as ``early_stopping=`` together with ``eval_data`` and
+    ``eval_every``.
+
+    Args:
+      metric: the name of one of ``fit``'s ``metrics`` to watch (default ``"loss"``).
+      patience: evaluations without improvement before stopping, an int >= 1.
+      mode: ``"min"`` (lower is better) or ``"max"`` (higher is better).
+      min_delta: the least change that counts as an improvement (a float >= 0).
+      restore_best: return the parameters of the best evaluation (``result.best_step`` says
+        which) instead of the last ones.
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> stop = optim.EarlyStopping(metric="loss", patience=2)
+      >>> result = optim.fit(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()),
+      ...                    optim.sgd(0.5), jnp.ones(4), steps=100, eval_data=jnp.ones(4),
+      ...                    eval_every=5, early_stopping=stop)
+      >>> int(result.eval_steps[-1]) < 100
+      True
+    """
 
     metric: str = "loss"
     patience: int = 5
@@ -219,7 +273,16 @@ def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     """``metrics`` on ``data`` every ``every`` steps and at the end, and early stopping on one
-    of them. ``data=None``: no evaluation."""
+    of them. ``data=None``: no evaluation.
+
+    Attributes:
+      data: ``fit``'s ``eval_data``, or None.
+      every: ``fit``'s ``eval_every``: steps between evaluations (an int >= 1), or None: at
+        the end only.
+      metrics: ``fit``'s ``metrics``: built-in names and/or ``{name: fn(params, batch)}``;
+        None means ``["loss"]``.
+      early_stopping: an :class:`optim.EarlyStopping` on one of the metrics, or None.
+    """
 
     data: Any = None
     every: int | None = None
@@ -275,7 +338,13 @@ def _check_early_stopping(spec: Any, names: list[str], eval_every: int | None) -
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
     """Save to ``directory`` every ``every`` steps and at the end; with ``resume`` continue
-    from its latest intact checkpoint. ``directory=None``: no checkpoints."""
+    from its latest intact checkpoint. ``directory=None``: no checkpoints.
+
+    Attributes:
+      directory: ``fit``'s ``checkpoint_dir``, or None.
+      every: ``fit``'s ``checkpoint_every`` (an int >= 1), or None: at the end only.
+      resume: continue from the latest intact checkpoint in ``directory``.
+    """
 
     directory: Any = None
     every: int | None = None
@@ -303,7 +372,16 @@ class Checkpointing:
 @dataclasses.dataclass(frozen=True)
 class Placement:
     """Where the arrays live: one flat buffer per dtype or one array per leaf (``flatten``),
-    on one device or laid out on a mesh (``mesh``, ``data_axis``, ``sharding``)."""
+    on one device or laid out on a mesh (``mesh``, ``data_axis``, ``sharding``).
+
+    Attributes:
+      flatten: True, False or ``"auto"``, as ``fit``'s ``flatten``.
+      mesh: a ``jax.sharding.Mesh``, or None: one device.
+      data_axis: the mesh axis batches are split over.
+      sharding: ``"replicated"``, ``"zero1"`` or ``"fsdp"``.
+      plan: the :class:`~optim.train._sharding.ShardingPlan` made from ``mesh``,
+        ``data_axis`` and ``sharding`` (None without ``mesh``); not an argument.
+    """
 
     flatten: bool | str = "auto"
     mesh: Any = None
@@ -328,7 +406,13 @@ class Placement:
 @dataclasses.dataclass(frozen=True)
 class Chunking:
     """The host's part: at most ``chunk_size`` steps per compiled chunk, and a progress bar
-    (``progress=None``: shown when the session is interactive)."""
+    (``progress=None``: shown when a notebook or terminal is watching).
+
+    Attributes:
+      chunk_size: at most this many steps per compiled chunk (an int >= 1), or None.
+      progress: show a progress bar (True/False), or None: when a notebook or terminal is
+        watching.
+    """
 
     chunk_size: int | None = None
     progress: bool | None = None

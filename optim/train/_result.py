@@ -38,14 +38,27 @@ jax.tree_util.register_dataclass(
 
 
 class FitResult(NamedTuple):
-    """What ``fit`` returns.
+    """What :func:`optim.fit` returns.
 
-    ``losses[t]`` is the training loss before step ``t``; ``aux`` stacks ``loss_fn``'s aux per
-    step (``has_aux``); ``skipped[t]`` says whether step ``t`` was skipped as non-finite
-    (with ``skip_nonfinite``, else None);
-    ``eval_steps`` and ``eval_metrics`` (name -> values) hold one entry per evaluation;
-    ``best_step`` is the step whose parameters early stopping restored; ``path`` says which
-    path the run took (a ``FitPath``: flat buffers, progress bar, traced, line search).
+    Attributes:
+      params: the trained parameters, in the structure of the ``params`` given to ``fit``
+        (the best ones seen when early stopping restored them).
+      opt_state: the optimizer state after the last step, in the parameters' structure (also
+        when the run used flat buffers).
+      losses: the training loss before each step, shape ``(steps,)``: ``losses[t]`` is the
+        loss at the parameters step ``t`` started from.
+      aux: ``loss_fn``'s aux stacked per step (leading axis ``steps``) with ``has_aux``, else
+        None.
+      skipped: booleans of shape ``(steps,)``, whether each step was skipped as non-finite,
+        with ``skip_nonfinite``; else None.
+      eval_steps: int32 array of the steps after which each evaluation ran (one per
+        evaluation), with ``eval_data``; else None.
+      eval_metrics: a dict ``{name: values}``, each of shape ``(evaluations,)``, with
+        ``eval_data``; else None.
+      best_step: the step whose parameters early stopping restored (``restore_best``), else
+        None.
+      path: a :class:`optim.FitPath` saying which path the run took (flat buffers, progress
+        bar, traced, line search, compiled chunks).
     """
 
     params: PyTree

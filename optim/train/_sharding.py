@@ -29,7 +29,14 @@ SHARDINGS = ("replicated", "zero1", "fsdp")
 
 @dataclasses.dataclass(frozen=True)
 class ShardingPlan:
-    """How ``fit`` lays out batches, parameters and state on ``mesh`` (hashable, static)."""
+    """How ``fit`` lays out batches, parameters and state on ``mesh`` (hashable, static).
+
+    Attributes:
+      mesh: the ``jax.sharding.Mesh``.
+      axis: the name of the mesh axis batches (and, with ``"zero1"``/``"fsdp"``, state) are
+        split over.
+      mode: ``"replicated"``, ``"zero1"`` or ``"fsdp"``.
+    """
 
     mesh: Mesh
     axis: str

@@ -48,7 +48,18 @@ class Carry(NamedTuple):
 
 
 class StepRecord(NamedTuple):
-    """What each step reports: the loss before its update, ``aux``, whether it was skipped."""
+    """What each step reports: the loss before its update, ``aux``, whether it was skipped.
+
+    Returned by :func:`optim.train.train_step` (one step) and stacked per step (leading axis)
+    by :func:`optim.train.train_loop`.
+
+    Attributes:
+      loss: the scalar loss at the parameters the step started from.
+      aux: ``loss_fn``'s aux with ``has_aux`` (floating leaves averaged over
+        microbatches with ``accumulate``), else None.
+      skipped: with ``skip_nonfinite``, a boolean scalar: whether the step was skipped for a
+        non-finite loss or gradient; else None.
+    """
 
     loss: jax.Array
     aux: Any
@@ -444,14 +455,34 @@ def train_step(
     gradient (params and state then unchanged). Traceable: call it inside ``jax.jit``,
     ``jax.vmap`` or ``jax.grad``.
 
-    >>> import jax, jax.numpy as jnp, optim
-    >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
-    >>> tx = optim.sgd(0.1)
-    >>> step = jax.jit(lambda w, s, b: optim.train.train_step(loss_fn, tx, w, s, b))
-    >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
-    >>> w, state, record = step(w, state, jnp.ones(8))
-    >>> float(record.loss), round(float(w), 4)
-    (1.0, 0.2)
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``).
+      optimizer: a gradient transformation from ``optim`` or ``optax``; its ``update`` gets
+        ``value=`` the loss (a line search such as :func:`optim.lbfgs` also ``grad=`` and
+        ``value_fn=``).
+      params: the parameters, any pytree; floating (and complex) arrays are trained, other
+        leaves are passed through.
+      opt_state: the optimizer's state for ``params`` (``optimizer.init(params)``).
+      batch: the batch ``loss_fn`` is evaluated on, any pytree.
+      has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+      accumulate: split ``batch`` into this many microbatches (it must divide the batch size)
+        and average their gradients, run in sequence to hold one microbatch's activations.
+      skip_nonfinite: leave params and state unchanged when the loss or a gradient is not
+        finite, and report it in the record's ``skipped``.
+
+    Returns:
+      ``(params, opt_state, record)``: the parameters and optimizer state after the step
+      (the parameters' structure and dtypes kept), and a :class:`optim.train.StepRecord`.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optim
+      >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
+      >>> tx = optim.sgd(0.1)
+      >>> step = jax.jit(lambda w, s, b: optim.train.train_step(loss_fn, tx, w, s, b))
+      >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+      >>> w, state, record = step(w, state, jnp.ones(8))
+      >>> float(record.loss), round(float(w), 4)
+      (1.0, 0.2)
     """
     options = StepOptions(has_aux, accumulate, skip_nonfinite)
     program, optimizer, carry = _checked(loss_fn, optimizer, params, opt_state, options)
@@ -474,14 +505,36 @@ def train_loop(
     ``(params, opt_state, records)`` with ``records`` stacked per step. A pure function, the
     loop ``fit`` runs in each compiled chunk.
 
-    >>> import jax, jax.numpy as jnp, optim
-    >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
-    >>> tx = optim.sgd(0.1)
-    >>> run = jax.jit(lambda w, s, b: optim.train.train_loop(loss_fn, tx, w, s, b))
-    >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
-    >>> w, state, records = run(w, state, jnp.ones((50, 8)))  # 50 steps of 8 examples
-    >>> records.loss.shape, round(float(w), 4)
-    ((50,), 1.0)
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``).
+      optimizer: a gradient transformation from ``optim`` or ``optax``; its ``update`` gets
+        ``value=`` the loss (a line search such as :func:`optim.lbfgs` also ``grad=`` and
+        ``value_fn=``).
+      params: the parameters, any pytree; floating (and complex) arrays are trained, other
+        leaves are passed through.
+      opt_state: the optimizer's state for ``params`` (``optimizer.init(params)``).
+      batches: the batches, a pytree whose leaves are stacked on a leading axis of length
+        ``steps`` (one step per entry; ``batches[t]``, leafwise, is step ``t``'s batch).
+      has_aux: whether ``loss_fn`` returns ``(loss, aux)``.
+      accumulate: split each batch into this many microbatches (it must divide the batch size)
+        and average their gradients, run in sequence to hold one microbatch's activations.
+      skip_nonfinite: leave params and state unchanged when the loss or a gradient is not
+        finite, and report it in the record's ``skipped``.
+
+    Returns:
+      ``(params, opt_state, records)``: the parameters and optimizer state after the last
+      step, and a :class:`optim.train.StepRecord` whose fields are stacked per step
+      (``records.loss`` has shape ``(steps,)``).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optim
+      >>> loss_fn = lambda w, batch: jnp.mean((batch - w) ** 2)
+      >>> tx = optim.sgd(0.1)
+      >>> run = jax.jit(lambda w, s, b: optim.train.train_loop(loss_fn, tx, w, s, b))
+      >>> w, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+      >>> w, state, records = run(w, state, jnp.ones((50, 8)))  # 50 steps of 8 examples
+      >>> records.loss.shape, round(float(w), 4)
+      ((50,), 1.0)
     """
     options = StepOptions(has_aux, accumulate, skip_nonfinite)
     program, optimizer, carry = _checked(loss_fn, optimizer, params, opt_state, options)

@@ -194,11 +194,12 @@ def sweep(
       reported as they are, shown as ``non-finite`` by ``table()``, and never chosen as best;
       if no point is finite, ``best`` is ``None`` and a ``RuntimeWarning`` says so.
 
-    >>> import jax.numpy as jnp, optim
-    >>> result = optim.sweep(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()), optim.sgd,
-    ...                      jnp.ones(8), grid={"learning_rate": [0.01, 0.1, 5.0]}, steps=20)
-    >>> result.best, result.losses.shape
-    ({'learning_rate': 0.1}, (3, 20))
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> result = optim.sweep(lambda w, b: jnp.mean((b - w) ** 2), jnp.zeros(()), optim.sgd,
+      ...                      jnp.ones(8), grid={"learning_rate": [0.01, 0.1, 5.0]}, steps=20)
+      >>> result.best, result.losses.shape
+      ({'learning_rate': 0.1}, (3, 20))
     """
     axes = _grid_axes(grid)
     _check_accepts(make_optimizer, axes)
@@ -493,7 +494,22 @@ def hypergradient_descent(
       learning_rate: Adam's step size on the logarithms.
 
     Returns:
-      ``HypergradientResult(hyperparams, history, losses)``.
+      A :class:`optim.HypergradientResult` ``(hyperparams, history, losses)``: the tuned
+      values (name -> float32 scalar), each value before every step and after the last
+      (name -> ``(steps + 1,)``), and the objective before each step (``(steps,)``).
+
+    Examples:
+      Tune the learning rate of three SGD steps, so that they land on the minimum:
+
+      >>> import jax.numpy as jnp, optim
+      >>> def objective(h):
+      ...     loss_fn = lambda w, b: jnp.mean((b - w) ** 2)
+      ...     result = optim.fit(loss_fn, jnp.zeros(()), optim.sgd(h["learning_rate"]),
+      ...                        jnp.ones(4), steps=3)
+      ...     return (result.params - 1.0) ** 2
+      >>> tuned = optim.hypergradient_descent(objective, {"learning_rate": 0.01}, steps=20)
+      >>> tuned.losses.shape, bool(tuned.losses[-1] < tuned.losses[0])
+      ((20,), True)
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")

@@ -76,7 +76,15 @@ def average_per_element_updates(per_elt_axis: int | Sequence[int] = 0) -> Aggreg
 
 
 class AccumulateAvgUpdatesState(NamedTuple):
-    """State for the average gradient accumulator."""
+    """State for the average gradient accumulator.
+
+    Attributes:
+      micro_step: int scalar, the microbatches averaged so far in the current accumulation
+        (0 after the last one).
+      ready: bool scalar, whether the last call completed an accumulation (returned the
+        mean).
+      avg_grad: the running mean of the current accumulation, in the updates' structure.
+    """
 
     micro_step: jax.Array  # int
     ready: jax.Array  # bool

@@ -55,7 +55,17 @@ def get_batch_size_from_per_elt_updates(per_elt_updates: Any, per_elt_axis: int 
 
 
 class PerElementMeanAndSumSqDiffGradsState(NamedTuple):
-    """State for the per-element mean and variance accumulator."""
+    """State for the per-element mean and sum of squared differences accumulator.
+
+    Attributes:
+      micro_step: int32 scalar, the microbatches combined so far in the current accumulation
+        (0 after the last one).
+      ready: bool scalar, whether the last call completed an accumulation.
+      mean_grads: the running mean of the per-element gradients, in the parameters'
+        structure.
+      sum_sq_diff_grads: the running sum of squared differences from the mean, in the
+        parameters' structure.
+    """
 
     micro_step: jax.Array  # int
     ready: jax.Array  # bool
@@ -165,7 +175,15 @@ def get_per_element_mean_and_sum_sq_diff_grads(
 
 
 class PerElementMeanAndVarianceEMAState(NamedTuple):
-    """State for the per-element mean and variance accumulator."""
+    r"""State for the per-element mean and variance EMAs.
+
+    Attributes:
+      count: int32 scalar, the number of updates so far (for the bias correction).
+      ema_decay: float scalar, the EMA decay :math:`\beta`.
+      mean_grads_ema: the EMA of the mean gradient, in the parameters' structure (biased
+        toward its zero start; see :func:`get_unbiased_mean_and_variance_ema`).
+      variance_grads_ema: the EMA of the per-element variance, in the parameters' structure.
+    """
 
     count: jax.Array  # int
     ema_decay: jax.Array  # float
@@ -275,6 +293,18 @@ def get_unbiased_mean_and_variance_ema(state: Any) -> tuple[Any, Any]:
     Raises:
       ValueError: ``state`` holds no ``PerElementMeanAndVarianceEMAState``.
       KeyError: ``state`` holds several.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from optim.experimental import aggregating
+      >>> tx = aggregating.track_per_element_mean_and_variance_with_ema(0.5)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> _, state = tx.update(
+      ...     jnp.array([2.0]), state, sum_sq_diff_grads=jnp.array([6.0]), sample_size=4
+      ... )
+      >>> mean, variance = aggregating.get_unbiased_mean_and_variance_ema(state)
+      >>> print(mean, variance)
+      [2.] [2.]
     """
     found = find_field(state, "PerElementMeanAndVarianceEMAState", None)
     if found is None:
