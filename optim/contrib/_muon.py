@@ -605,7 +605,7 @@ def muon(
       [[-0.07  0.  ]
        [ 0.   -0.11]]
       >>> print([round(float(b), 4) for b in new["b"]])  # AdamW's (Nesterov) first step
-      [-0.15, 0.15]
+      [-0.1474, 0.1474]
 
     References:
       Jordan et al., 2024, `Muon: An optimizer for hidden layers in neural networks
