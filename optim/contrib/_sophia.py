@@ -108,8 +108,8 @@ def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> HutchinsonEsti
     probed and differentiated.
 
     Args:
-      random_seed: the PRNG key of the first probe, from ``jax.random.PRNGKey(seed)`` or
-        ``jax.random.key(seed)`` (``None``: ``jax.random.PRNGKey(0)``).
+      random_seed: the PRNG key of the first probe, from ``jax.random.PRNGKey(n)`` or
+        ``jax.random.key(n)`` (``None``: ``jax.random.PRNGKey(0)``).
 
     Returns:
       A :class:`optim.GradientTransformation` with state
