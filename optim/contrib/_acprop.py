@@ -81,8 +81,41 @@ class ScaleByAcprop(Transformation):
 def scale_by_acprop(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16
 ) -> ScaleByAcprop:
-    """Rescale updates by ACProp's lagged centred second moment
-    (``optax.contrib.scale_by_acprop``; see ``ScaleByAcprop``)."""
+    r"""Rescale updates by ACProp's lagged centred second moment
+    (``optax.contrib.scale_by_acprop``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        s_t = \beta_2 s_{t-1} + (1-\beta_2) |g_t - m_{t-1}|^2 + \epsilon_{root},\\
+        u_t = \frac{g_t}{\sqrt{s_{t-1} / (1 - \beta_2^{t-1})} + \epsilon}
+        \quad (u_1 = g_1 / (1 + \epsilon)).
+
+    The denominator uses only past gradients (asynchronous), the numerator is the raw gradient.
+
+    Args:
+      b1: :math:`\beta_1`, decay rate of the gradient's mean :math:`m_t`, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the centred second moment :math:`s_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment in the denominator.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment at every step.
+
+    Returns:
+      A :class:`optim.GradientTransformation` whose state is AdaBelief's
+      (``ScaleByBeliefState``: ``count``, ``mu``, ``nu``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_acprop()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update(jnp.array([0.5, -0.5]), state)
+      >>> print(updates)  # the first step: g / (1 + eps)
+      [ 0.5 -0.5]
+
+    References:
+      Zhuang et al., 2021, `Momentum Centering and Asynchronous Update for Adaptive Gradient
+      Methods <https://arxiv.org/abs/2110.05454>`_.
+    """
     return ScaleByAcprop(
         b1=b1,
         b2=b2,
@@ -102,7 +135,37 @@ def acprop(
 ) -> Chain:
     r"""ACProp with weight decay (Zhuang et al., 2021):
     :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
-    ``scale_by_acprop``, the decay where ``mask`` is True."""
+    ``scale_by_acprop``, the decay where ``mask`` is True.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``.
+      b1: :math:`\beta_1`, decay rate of the gradient's mean, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the centred second moment, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment in the denominator.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment at every step.
+      weight_decay: :math:`\lambda`, the decoupled weight decay rate (0: none).
+      mask: a pytree of booleans with the structure of the params (or a prefix of it), or a
+        function ``params -> such a pytree``: where True, weight decay applies (``None``: on
+        every leaf).
+
+    Returns:
+      The :class:`optim.GradientTransformation` chain ``(scale_by_acprop,
+      add_decayed_weights, scale_by_learning_rate)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.acprop(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.95 -1.95]
+
+    References:
+      Zhuang et al., 2021, `Momentum Centering and Asynchronous Update for Adaptive Gradient
+      Methods <https://arxiv.org/abs/2110.05454>`_.
+    """
     return chain(
         scale_by_acprop(b1, b2, eps, eps_root),
         add_decayed_weights(weight_decay, mask),

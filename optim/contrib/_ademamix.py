@@ -25,7 +25,17 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByAdemamixState(NamedTuple):
-    """Step counts (of the fast EMA and second moment; of the slow EMA) and the moments."""
+    """The state of :func:`optim.contrib.scale_by_ademamix`.
+
+    Attributes:
+      count: the number of updates so far (int32), for the bias correction of ``m1`` and
+        ``nu``.
+      count_m2: the number of updates so far (int32), at which the ``b3`` and ``alpha``
+        schedules are evaluated.
+      m1: the fast EMA of the gradients :math:`m^{(1)}`, a pytree like the params.
+      m2: the slow EMA of the gradients :math:`m^{(2)}` (not bias-corrected), like the params.
+      nu: the EMA of the squared gradients :math:`v`, a pytree like the params.
+    """
 
     count: jax.Array
     count_m2: jax.Array
@@ -105,10 +115,45 @@ def scale_by_ademamix(
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
 ) -> ScaleByAdemamix:
-    """Rescale updates by AdEMAMix's mixed moments (``optax.contrib.scale_by_ademamix``).
+    r"""Rescale updates by AdEMAMix's mixed moments (``optax.contrib.scale_by_ademamix``).
 
-    ``b3`` and ``alpha`` may be schedules. As in optax, ``alpha`` defaults to 6 here and to 5
-    in ``ademamix``.
+    .. math::
+        m^{(1)}_t = \beta_1 m^{(1)}_{t-1} + (1-\beta_1) g_t,\quad
+        m^{(2)}_t = \beta_3(t) m^{(2)}_{t-1} + (1-\beta_3(t)) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\\
+        u_t = \frac{m^{(1)}_t / (1-\beta_1^t) + \alpha(t)\, m^{(2)}_t}
+                   {\sqrt{v_t / (1-\beta_2^t) + \epsilon_{root}} + \epsilon}.
+
+    The slow EMA :math:`m^{(2)}` is not bias-corrected, so it fills slowly. As in optax,
+    ``alpha`` defaults to 6 here and to 5 in :func:`optim.contrib.ademamix`.
+
+    Args:
+      b1: :math:`\beta_1`, decay rate of the fast EMA, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      b3: :math:`\beta_3`, decay rate of the slow EMA, in ``[0, 1)``: a number or a schedule
+        ``count -> float`` (the paper warms it up).
+      alpha: :math:`\alpha \ge 0`, the weight of the slow EMA: a number or a schedule.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment inside the root.
+      mu_dtype: the storage dtype of both EMAs ``m1`` and ``m2`` (``None``: float32, or the
+        parameter's dtype where wider).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ScaleByAdemamixState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_ademamix()
+      >>> state = tx.init(jnp.zeros(2))
+      >>> updates, state = tx.update(jnp.array([0.5, -0.5]), state)
+      >>> print([round(float(u), 4) for u in updates])  # sign(g) (1 + alpha (1 - b3))
+      [1.0006, -1.0006]
+
+    References:
+      Pagliardini et al., 2024, `The AdEMAMix Optimizer: Better, Faster, Older
+      <https://arxiv.org/abs/2409.03137>`_.
     """
     return ScaleByAdemamix(
         b1=b1,
@@ -137,7 +182,42 @@ def ademamix(
 
     .. math:: \theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)
 
-    with :math:`u_t` from ``scale_by_ademamix`` and the decay applied where ``mask`` is True.
+    with :math:`u_t` from :func:`optim.contrib.scale_by_ademamix` and the decay applied
+    where ``mask`` is True.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``.
+      b1: :math:`\beta_1`, decay rate of the fast EMA, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      b3: :math:`\beta_3`, decay rate of the slow EMA, in ``[0, 1)``: a number or a schedule.
+      alpha: :math:`\alpha \ge 0`, the weight of the slow EMA: a number or a schedule
+        (5 by default here, 6 in ``scale_by_ademamix``, as in optax).
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment inside the root.
+      mu_dtype: the storage dtype of both EMAs (``None``: float32, or the parameter's dtype
+        where wider).
+      weight_decay: :math:`\lambda`, the decoupled weight decay rate (0: none).
+      mask: a pytree of booleans with the structure of the params (or a prefix of it), or a
+        function ``params -> such a pytree``: where True, weight decay applies (``None``: on
+        every leaf).
+
+    Returns:
+      The :class:`optim.GradientTransformation` chain ``(scale_by_ademamix,
+      add_decayed_weights, scale_by_learning_rate)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.ademamix(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print([round(float(w), 4) for w in optim.apply_updates(params, updates)["w"]])
+      [0.9, -1.9]
+
+    References:
+      Pagliardini et al., 2024, `The AdEMAMix Optimizer: Better, Faster, Older
+      <https://arxiv.org/abs/2409.03137>`_.
     """
     return chain(
         scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),

@@ -100,10 +100,47 @@ def scale_by_adopt(
     use_clipping: bool = True,
     clip_value_fn: Any = _quarter_power,
 ) -> ScaleByAdopt:
-    """Rescale updates by ADOPT's decoupled moments (``optax.contrib.scale_by_adopt``).
+    r"""Rescale updates by ADOPT's decoupled moments (``optax.contrib.scale_by_adopt``).
 
-    ``clip_value_fn`` maps the step count (from 0) to the clipping bound; a number is a
-    constant bound.
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2 \ (v_0 = |g_0|^2),\quad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1)\,
+            \mathrm{clip}\big(g_t / \max(\sqrt{v_{t-1}}, \epsilon), c_t\big)
+        \ (m_0 = 0),\quad u_t = m_t.
+
+    The normaliser :math:`v_{t-1}` does not contain :math:`g_t`; the first step, where
+    :math:`v_{-1} = 0`, moves nothing.
+
+    Args:
+      b1: :math:`\beta_1`, decay rate of the first moment, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, the floor of :math:`\sqrt{v_{t-1}}` in the normaliser.
+      mu_dtype: the storage dtype of the first moment (``None``: float32, or the parameter's
+        dtype where wider).
+      nesterov: return :math:`\beta_1 m_t + (1-\beta_1)\,\mathrm{clip}(\cdot)` instead of
+        :math:`m_t`.
+      use_clipping: clip the normalised gradient element-wise to :math:`[-c_t, c_t]`
+        (complex parameters are rejected then).
+      clip_value_fn: :math:`c_t`, a function of the step count (from 0) giving the clipping
+        bound (default :math:`t^{1/4}`), or a number for a constant bound.
+
+    Returns:
+      A :class:`optim.GradientTransformation` whose state is Adam's (``ScaleByAdamState``:
+      ``count``, ``mu``, ``nu``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_adopt()
+      >>> state = tx.init(jnp.zeros(2))
+      >>> for g in ([0.5, -0.5], [1.0, 1.0]):
+      ...     updates, state = tx.update(jnp.array(g), state)
+      >>> print([round(float(u), 4) for u in updates])  # (1 - b1) * clip(g_1 / |g_0|, 1)
+      [0.1, 0.1]
+
+    References:
+      Taniguchi et al., 2024, `ADOPT: Modified Adam Can Converge with Any beta_2 with the
+      Optimal Rate <https://arxiv.org/abs/2411.02853>`_.
     """
     return ScaleByAdopt(
         b1=b1,
@@ -127,8 +164,41 @@ def adopt(
     use_clipping: bool = True,
     clip_value_fn: Any = _quarter_power,
 ) -> Chain:
-    r"""ADOPT (Taniguchi et al., 2024): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`; see
-    ``scale_by_adopt``."""
+    r"""ADOPT (Taniguchi et al., 2024): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`, with
+    :math:`m_t` from :func:`optim.contrib.scale_by_adopt`.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``.
+      b1: :math:`\beta_1`, decay rate of the first moment, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, the floor of :math:`\sqrt{v_{t-1}}` in the normaliser.
+      mu_dtype: the storage dtype of the first moment (``None``: float32, or the parameter's
+        dtype where wider).
+      nesterov: use the Nesterov form of the first moment.
+      use_clipping: clip the normalised gradient element-wise to :math:`[-c_t, c_t]`.
+      clip_value_fn: :math:`c_t`, a function of the step count (from 0) giving the clipping
+        bound (default :math:`t^{1/4}`), or a number for a constant bound.
+
+    Returns:
+      The :class:`optim.GradientTransformation` chain ``(scale_by_adopt,
+      scale_by_learning_rate)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.adopt(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> for g in ([0.5, -0.5], [1.0, 1.0]):
+      ...     updates, state = tx.update({"w": jnp.array(g)}, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(params["w"])  # the first step moves nothing
+      [ 0.99 -2.01]
+
+    References:
+      Taniguchi et al., 2024, `ADOPT: Modified Adam Can Converge with Any beta_2 with the
+      Optimal Rate <https://arxiv.org/abs/2411.02853>`_.
+    """
     return chain(
         scale_by_adopt(
             b1,

@@ -19,14 +19,25 @@ __all__ = [
 
 
 class SplitRealAndImaginaryArrays(NamedTuple):
-    """The real and imaginary parts of a complex array, as two real arrays."""
+    """The real and imaginary parts of a complex array, as two real arrays (the leaf that
+    ``inner`` of :func:`optim.contrib.split_real_and_imaginary` sees for a complex leaf).
+
+    Attributes:
+      real: the real part, a real array of the complex array's shape.
+      imaginary: the imaginary part, a real array of the same shape.
+    """
 
     real: jax.Array
     imaginary: jax.Array
 
 
 class SplitRealAndImaginaryState(NamedTuple):
-    """The inner transformation's state (built on the split parameters)."""
+    """The state of :func:`optim.contrib.split_real_and_imaginary`.
+
+    Attributes:
+      inner_state: the state of ``inner``, built on the split parameters (each complex leaf a
+        :class:`optim.contrib.SplitRealAndImaginaryArrays`).
+    """
 
     inner_state: Any
 
@@ -79,7 +90,33 @@ class SplitRealAndImaginary(Transformation):
 
 
 def split_real_and_imaginary(inner: Any) -> SplitRealAndImaginary:
-    """Wrap ``inner`` (ours or an optax transformation) so that it sees each complex leaf as a
-    pair of real leaves (see ``SplitRealAndImaginary``). Extra ``update`` keyword arguments
-    reach ``inner``."""
+    r"""Wrap ``inner`` (ours or an optax transformation) so that it sees each complex leaf as a
+    pair of real leaves.
+
+    ``inner`` runs on :math:`(\mathrm{Re}\,z, \mathrm{Im}\,z)` for every complex leaf
+    :math:`z` and the update returned is :math:`u_{re} + i\,u_{im}`; real leaves pass as they
+    are. An optimizer that is not defined for complex numbers (one that orders, clips or
+    squares values) then treats each complex parameter as two real ones. ``jax.grad`` of a
+    real loss with respect to :math:`z` returns the conjugate of the descent direction used
+    elsewhere (PyTorch's convention; see optax#196): conjugate it before ``update``.
+
+    Args:
+      inner: the transformation to wrap, an :class:`optim.GradientTransformation` or an optax
+        one. Extra ``update`` keyword arguments reach it.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.SplitRealAndImaginaryState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.split_real_and_imaginary(optim.sign_sgd(learning_rate=0.1))
+      >>> params = {"z": jnp.array([1.0 + 2.0j, -1.0 + 0.0j])}
+      >>> state = tx.init(params)
+      >>> grads = {"z": jnp.array([0.5 - 3.0j, 2.0 + 1.0j])}
+      >>> updates, state = tx.update(grads, state, params)
+      >>> print(updates["z"])  # -0.1 sign, on the real and imaginary parts apart
+      [-0.1+0.1j -0.1-0.1j]
+    """
     return SplitRealAndImaginary(as_transformation(inner, "inner"))

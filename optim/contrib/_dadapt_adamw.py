@@ -38,8 +38,17 @@ __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
 
 class DAdaptAdamWState(NamedTuple):
-    """Adam's moments (of :math:`\\hat\\eta g` and :math:`g`), the weighted gradient sum
-    :math:`s`, the distance estimate :math:`d`, the weighted numerator and the step count."""
+    r"""The state of :func:`optim.contrib.dadapt_adamw`.
+
+    Attributes:
+      exp_avg: :math:`m`, the EMA of the scaled gradients :math:`\hat\eta g`, a pytree like
+        the params.
+      exp_avg_sq: :math:`v`, the EMA of the squared gradients, a pytree like the params.
+      grad_sum: :math:`s`, the weighted sum of the scaled gradients, a pytree like the params.
+      estim_lr: :math:`d`, the distance estimate (the learning rate found), a float32 scalar.
+      numerator_weighted: :math:`r`, the weighted numerator of the estimate, a float32 scalar.
+      count: the number of updates so far (int32).
+    """
 
     exp_avg: PyTree
     exp_avg_sq: PyTree
@@ -161,9 +170,62 @@ def dadapt_adamw(
     estim_lr0: Any = 1e-6,
     weight_decay: Any = 0.0,
 ) -> DAdaptAdamW:
-    """Learning-rate-free AdamW by D-Adaptation (``optax.contrib.dadapt_adamw``; see
-    ``DAdaptAdamW``). ``learning_rate`` is a schedule with 1 as its peak (recommended: a
-    linear decay to 0 after a short warmup) multiplying the estimated step size."""
+    r"""Learning-rate-free AdamW by D-Adaptation (Defazio & Mishchenko, 2023;
+    ``optax.contrib.dadapt_adamw``).
+
+    With :math:`d_t` the distance estimate (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t`
+    the ``learning_rate`` schedule,
+    :math:`\hat\eta_t = d_t\lambda_t\sqrt{1-\beta_2^{t+1}} / (1-\beta_1^{t+1})` and
+    :math:`\beta_3 = \sqrt{\beta_2}`:
+
+    .. math::
+        r_{t+1} = \beta_3 r_t + (1-\beta_3)\,\hat\eta_t
+            \Big\langle g_t, \frac{s_t}{\sqrt{v_t} + \epsilon}\Big\rangle,\quad
+        s_{t+1} = \beta_3 s_t + (1-\beta_3)\,\hat\eta_t g_t,\\
+        m_{t+1} = \beta_1 m_t + (1-\beta_1)\,\hat\eta_t g_t,\quad
+        v_{t+1} = \beta_2 v_t + (1-\beta_2)\, g_t^2,\\
+        d_{t+1} = \max\Big(d_t, \frac{r_{t+1}}{(1-\beta_3)\lVert s_{t+1}\rVert_1}\Big),\quad
+        u_t = -\hat\eta_t w\,\theta_t - \frac{m_{t+1}}{\sqrt{v_{t+1}} + \epsilon}.
+
+    :math:`u_t` is the descent step (apply it as it is); ``update`` needs the params. Real
+    parameters only. While every gradient so far was 0, :math:`d` keeps its value (optax's
+    0/0 makes it NaN there).
+
+    Args:
+      learning_rate: :math:`\lambda_t \ge 0`, a number or a schedule ``count -> float`` with
+        1 as its peak that multiplies the estimated step size (recommended: a linear decay to
+        0 after a short warmup).
+      betas: the pair ``(b1, b2)``: :math:`\beta_1`, the decay of the first moment, and
+        :math:`\beta_2`, the decay of the second moment, each in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      estim_lr0: :math:`d_0 > 0`, the initial distance estimate.
+      weight_decay: :math:`w \ge 0`, the decoupled weight decay, scaled by :math:`\hat\eta_t`.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.DAdaptAdamWState`.
+
+    Raises:
+      TypeError: ``betas`` is not a pair.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.dadapt_adamw(estim_lr0=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4), round(float(state.estim_lr), 4))  # loss from 29, d
+      23.0656 0.9041
+
+    References:
+      Defazio & Mishchenko, 2023, `Learning-Rate-Free Learning by D-Adaptation
+      <https://arxiv.org/abs/2301.07733>`_.
+    """
     try:
         b1, b2 = betas
     except (TypeError, ValueError):

@@ -49,6 +49,11 @@ class GaLoreDimensionNumbers(NamedTuple):
     matrix's rows and columns; together they must name every axis. For attention weights of
     shape ``(embed, heads, head_dim)``, ``GaLoreDimensionNumbers(0, (1, 2))`` projects the
     ``embed x (heads * head_dim)`` matrix. The default is a plain ``(in, out)`` matrix.
+
+    Attributes:
+      reduction_axis: the axis (an int) or axes (a sequence of ints) flattened into the
+        matrix's rows, the input side of ``x @ W``; 0 by default.
+      output_axis: the axis or axes flattened into the matrix's columns; 1 by default.
     """
 
     reduction_axis: Sequence[int] | int = 0
@@ -56,8 +61,17 @@ class GaLoreDimensionNumbers(NamedTuple):
 
 
 class GaLoreState(NamedTuple):
-    """Step count, the inner optimizer's state (on the projected gradients) and the projection
-    matrix of each projected leaf (a ``(0, 0)`` array for the others)."""
+    """The state of :func:`optim.contrib.scale_by_galore`.
+
+    Attributes:
+      count: the number of updates so far (int32); the projectors are refreshed when it is a
+        multiple of ``update_proj_gap``.
+      base_optimizer_state: the inner optimizer's state, built on the projected gradients
+        (of shape ``(rank, n)`` or ``(m, rank)`` for a projected ``m x n`` leaf).
+      projector: a pytree like the params: the projection matrix of each projected leaf (of
+        shape ``(m, rank)`` or ``(n, rank)``, in the parameter's dtype), a ``(0, 0)`` array
+        for the others.
+    """
 
     count: jax.Array
     base_optimizer_state: Any

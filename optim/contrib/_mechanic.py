@@ -29,8 +29,19 @@ __all__ = ["MechanicState", "mechanize"]
 
 
 class MechanicState(NamedTuple):
-    """The base optimizer's state, the step count, Mechanic's per-:math:`\\beta` accumulators
-    :math:`r, m, v` and scales :math:`s` (vectors of ``num_betas``), and :math:`x_0`."""
+    r"""The state of :func:`optim.contrib.mechanize`; the accumulators are float32 vectors of
+    length ``num_betas``, one entry per :math:`\beta_i`.
+
+    Attributes:
+      base_optimizer_state: the state of ``base_optimizer``.
+      count: the number of updates so far (int32).
+      r: :math:`r_t`, the reward of each :math:`\beta_i`.
+      m: :math:`m_t`, the running maximum of :math:`|h_t|` for each :math:`\beta_i`.
+      v: :math:`v_t`, the sum of :math:`h_t^2` discounted by :math:`\beta_i^2`.
+      s: :math:`s_t`, the scales; their sum :math:`S_t` multiplies the base optimizer's summed
+        updates.
+      x0: :math:`x_0`, a float32 (or wider) copy of the params at the first ``update``.
+    """
 
     base_optimizer_state: Any
     count: jax.Array
@@ -134,10 +145,58 @@ def mechanize(
     s_init: Any = 1e-6,
     num_betas: int = 6,
 ) -> Mechanize:
-    """Learn the scale of ``base_optimizer``'s updates with Mechanic
-    (``optax.contrib.mechanize``; see ``Mechanize``). ``base_optimizer`` is one of ours or an
-    optax ``GradientTransformation``; give it a learning rate (schedule) peaking at 1, which
-    Mechanic rescales. Extra ``update`` keyword arguments reach the base optimizer."""
+    r"""Learn the scale of ``base_optimizer``'s updates with Mechanic (Cutkosky, Defazio &
+    Mehta, 2023; ``optax.contrib.mechanize``, with optax's clipping of :math:`h`).
+
+    With :math:`\Delta_t = -\sum_{k<t} u^{base}_k` the base optimizer's summed updates and
+    :math:`S_t = \sum_i s_{t,i}`, the iterates are :math:`x_t = x_0 + S_t \Delta_t`; per step,
+    with :math:`\beta_i = 1 - 10^{-i}` (:math:`i = 1..n`, ``num_betas``):
+
+    .. math::
+        \tilde g_t = g_t + \lambda S_t \frac{\lVert g_t\rVert}{\lVert x_t\rVert + \epsilon}
+            x_t,\quad
+        h_t = \Big\langle \tilde g_t, \frac{x_0 - x_t}{S_t + \epsilon}\Big\rangle,\\
+        m_{t,i} = \max(\beta_i m_{t-1,i}, |h_t| + \epsilon),\quad
+        v_{t,i} = \beta_i^2 v_{t-1,i} + h_t^2,\quad
+        r_{t,i} = \beta_i r_{t-1,i} + \mathrm{clip}(h_t, \pm m_{t-1,i})\, s_{t-1,i},\\
+        s_{t,i} = \frac{(s_{init}/n)\, m_{t,i} + \max(r_{t,i}, 0)}{\sqrt{v_{t,i}} + \epsilon},
+        \quad x_{t+1} = x_0 + S_{t+1}\Delta_{t+1},\quad u_t = x_{t+1} - x_t.
+
+    :math:`x_0` is the params at the first ``update`` (so a checkpoint loaded after ``init``
+    counts); ``update`` needs the params. Real parameters only. The gradients are bounded
+    first (unchanged below :math:`2^{62} / (4\sqrt{n})`), for the base optimizer too.
+
+    Args:
+      base_optimizer: the optimizer whose updates are rescaled, an
+        :class:`optim.GradientTransformation` or an optax one; give it a learning rate (or a
+        schedule) peaking at 1. Extra ``update`` keyword arguments reach it.
+      weight_decay: :math:`\lambda \ge 0`, Mechanic's own weight decay in :math:`\tilde g_t`
+        (not the base optimizer's).
+      eps: :math:`\epsilon \ge 0`, guards the divisions.
+      s_init: :math:`s_{init} > 0`, the initial scale: each :math:`s_{0,i}` starts there.
+      num_betas: :math:`n \ge 1`, the number of decay rates :math:`\beta_i = 1 - 10^{-i}`.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.MechanicState`.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.mechanize(optim.adam(learning_rate=1.0), s_init=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4), round(float(state.s.sum()), 4))  # loss from 29, S
+      23.6554 0.1352
+
+    References:
+      Cutkosky, Defazio & Mehta, 2023, `Mechanic: A Learning Rate Tuner
+      <https://arxiv.org/abs/2306.00144>`_.
+    """
     return Mechanize(
         base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
         weight_decay=weight_decay,

@@ -42,8 +42,17 @@ _NO_STEP_BELOW = float(jnp.finfo(jnp.float64).eps)
 
 
 class MomoState(NamedTuple):
-    """The momentum :math:`d_t`, the averaged loss :math:`\\bar f_t`, :math:`\\gamma_t` (the
-    averaged :math:`\\langle g, \\theta\\rangle`), the lower bound and the step count."""
+    r"""The state of :func:`optim.contrib.momo`.
+
+    Attributes:
+      exp_avg: :math:`d_t`, the momentum (the EMA of the gradients), a pytree like the params.
+      barf: :math:`\bar f_t`, the EMA of the loss values, a float32 scalar.
+      gamma: :math:`\gamma_t`, the EMA of :math:`\langle g_t, \theta_t\rangle`, a float32
+        scalar.
+      lb: :math:`f_*`, the lower bound on the loss (re-estimated with
+        ``adapt_lower_bound``), a float32 scalar.
+      count: the number of updates so far (int32).
+    """
 
     exp_avg: PyTree
     barf: jax.Array
@@ -53,7 +62,18 @@ class MomoState(NamedTuple):
 
 
 class MomoAdamState(NamedTuple):
-    """``MomoState`` with Adam's second moment :math:`v_t` as well."""
+    r"""The state of :func:`optim.contrib.momo_adam`: :class:`optim.contrib.MomoState` with
+    Adam's second moment as well.
+
+    Attributes:
+      exp_avg: :math:`d_t`, the EMA of the gradients, a pytree like the params.
+      exp_avg_sq: :math:`v_t`, the EMA of the squared gradients, a pytree like the params.
+      barf: :math:`\bar f_t`, the EMA of the loss values, a float32 scalar.
+      gamma: :math:`\gamma_t`, the EMA of :math:`\langle g_t, \theta_t\rangle`, a float32
+        scalar.
+      lb: :math:`f_*`, the lower bound on the loss, a float32 scalar.
+      count: the number of updates so far (int32).
+    """
 
     exp_avg: PyTree
     exp_avg_sq: PyTree
@@ -280,9 +300,61 @@ def momo(
     weight_decay: Any = 0.0,
     adapt_lower_bound: bool = False,
 ) -> Momo:
-    """MoMo: SGD with momentum and the step size :math:`\\min(\\eta_t, \\text{Polyak})`
-    (``optax.contrib.momo``; see ``Momo``). Pass the loss as ``update(..., value=loss)``;
-    ``learning_rate`` (a cap on the step, best chosen large) may be a schedule."""
+    r"""MoMo: SGD with momentum and the step size :math:`\min(\alpha_t, \text{Polyak})`
+    (Schaipp et al., 2023; ``optax.contrib.momo``).
+
+    With :math:`\beta` (0 at the first step), learning rate :math:`\alpha_t`, weight decay
+    :math:`\lambda`, :math:`\delta = 1 + \alpha_t\lambda` and :math:`f_*` the lower bound:
+
+    .. math::
+        \bar f_t = \beta\bar f_{t-1} + (1-\beta) f(\theta_t),\quad
+        d_t = \beta d_{t-1} + (1-\beta) g_t,\quad
+        \gamma_t = \beta\gamma_{t-1} + (1-\beta)\langle g_t, \theta_t\rangle,\\
+        \tau_t = \min\Big(\alpha_t,
+            \frac{\big(\delta(\bar f_t - f_* - \gamma_t) + \langle d_t,\theta_t\rangle\big)_+}
+                 {\lVert d_t\rVert^2}\Big),\quad
+        u_t = -\frac{\alpha_t\lambda}{\delta}\theta_t - \tau_t d_t.
+
+    ``update`` needs the params and the loss :math:`f(\theta_t)`:
+    ``update(grads, state, params, value=loss)`` (``jax.value_and_grad`` gives both). No step
+    is taken while :math:`\lVert d_t\rVert^2 \le 2.2\cdot 10^{-16}`. Real parameters only.
+
+    Args:
+      learning_rate: :math:`\alpha_t \ge 0`, the cap on the step size (best chosen large), a
+        number or a schedule ``count -> float``.
+      beta: :math:`\beta`, the momentum's decay, in ``[0, 1)``.
+      lower_bound: :math:`f_*`, a lower bound on the loss (0 for a non-negative loss); the
+        floor of the estimate with ``adapt_lower_bound``.
+      weight_decay: :math:`\lambda \ge 0`, the decoupled weight decay.
+      adapt_lower_bound: re-estimate :math:`f_*` every step from the model (the paper's
+        section 4) instead of keeping ``lower_bound``.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.MomoState`.
+
+    Raises:
+      ValueError: in ``update``, no ``params``, no ``value``, or a ``value`` that is not a
+        real scalar.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.momo()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     value, grads = jax.value_and_grad(loss)(params)
+      ...     updates, state = tx.update(grads, state, params, value=value)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4))  # from 29.0
+      6.5081
+
+    References:
+      Schaipp, Ohana, Eickenberg, Defazio & Gower, 2023, `MoMo: Momentum Models for Adaptive
+      Learning Rates <https://arxiv.org/abs/2305.07583>`_.
+    """
     return Momo(
         learning_rate=learning_rate,
         beta=beta,
@@ -299,8 +371,63 @@ def momo_adam(
     weight_decay: Any = 0.0,
     adapt_lower_bound: bool = False,
 ) -> MomoAdam:
-    """MoMo-Adam: AdamW with a Polyak-type step size (``optax.contrib.momo_adam``; see
-    ``MomoAdam``). Pass the loss as ``update(..., value=loss)``."""
+    r"""MoMo-Adam: AdamW with a Polyak-type step size (Schaipp et al., 2023;
+    ``optax.contrib.momo_adam``).
+
+    :func:`optim.contrib.momo` with Adam's preconditioner
+    :math:`D_t = \epsilon + \sqrt{v_t / (1-\beta_2^t)}` and bias correction
+    :math:`\rho_t = 1-\beta_1^t`:
+
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
+        \tau_t = \min\Big(\frac{\alpha_t}{\rho_t},
+            \frac{\big(\delta(\bar f_t - \rho_t f_* - \gamma_t)
+                  + \langle d_t,\theta_t\rangle\big)_+}{\langle d_t, d_t / D_t\rangle}\Big),
+        \quad u_t = -\frac{\alpha_t\lambda}{\delta}\theta_t - \tau_t \frac{d_t}{D_t},
+
+    :math:`\bar f, d, \gamma` averaged with :math:`\beta_1` from the first step (zeros
+    initially, hence :math:`\rho_t`). ``update`` needs the params and the loss:
+    ``update(grads, state, params, value=loss)``. Real parameters only.
+
+    Args:
+      learning_rate: :math:`\alpha_t \ge 0`, the cap on the step size, a number or a schedule
+        ``count -> float``.
+      b1: :math:`\beta_1`, decay rate of the averages of the gradient, loss and
+        :math:`\langle g, \theta\rangle`, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment in :math:`D_t`.
+      lower_bound: :math:`f_*`, a lower bound on the loss (0 for a non-negative loss); the
+        floor of the estimate with ``adapt_lower_bound``.
+      weight_decay: :math:`\lambda \ge 0`, the decoupled weight decay.
+      adapt_lower_bound: re-estimate :math:`f_*` every step from the model (the paper's
+        section 4) instead of keeping ``lower_bound``.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.MomoAdamState`.
+
+    Raises:
+      ValueError: in ``update``, no ``params``, no ``value``, or a ``value`` that is not a
+        real scalar.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.momo_adam(learning_rate=0.5)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     value, grads = jax.value_and_grad(loss)(params)
+      ...     updates, state = tx.update(grads, state, params, value=value)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4))  # from 29.0
+      12.594
+
+    References:
+      Schaipp, Ohana, Eickenberg, Defazio & Gower, 2023, `MoMo: Momentum Models for Adaptive
+      Learning Rates <https://arxiv.org/abs/2305.07583>`_.
+    """
     return MomoAdam(
         learning_rate=learning_rate,
         b1=b1,

@@ -67,6 +67,11 @@ class MuonDimensionNumbers(NamedTuple):
     ``reduction_axis`` (the input side of ``x @ W``) and ``output_axis`` are flattened into
     the matrix's rows and columns; every other axis is a batch axis, each slice orthogonalised
     on its own. The default is a plain ``(in, out)`` matrix.
+
+    Attributes:
+      reduction_axis: the axis (an int) or axes (a sequence of ints) flattened into the
+        matrix's rows, the input side of ``x @ W``; 0 by default.
+      output_axis: the axis or axes flattened into the matrix's columns; 1 by default.
     """
 
     reduction_axis: Sequence[int] | int = 0
@@ -247,7 +252,14 @@ def _orthogonalize(
 
 
 class MuonState(NamedTuple):
-    """Step count, momentum and the Newton-Schulz coefficients in use."""
+    """The state of :func:`optim.contrib.scale_by_muon`.
+
+    Attributes:
+      count: the number of updates so far (int32).
+      mu: the momentum :math:`m_t` (the EMA of the gradients), a pytree like the params.
+      ns_coeffs: the Newton-Schulz coefficients in use, float32 of shape ``(3,)`` or
+        ``(ns_steps, 3)``.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -387,12 +399,71 @@ def scale_by_muon(
     preconditioning: str = "frobenius",
     weight_dimension_numbers: Any = None,
 ) -> ScaleByMuon:
-    """Orthogonalise the momentum of every matrix (``optax.contrib.scale_by_muon``).
+    r"""Orthogonalise the momentum of every matrix (``optax.contrib.scale_by_muon``).
 
-    ``ns_coeffs``: three coefficients used at every step, a table of rows (its last
-    ``ns_steps`` rows are used, one per step) or a preset name. ``weight_dimension_numbers``:
-    None (every leaf is a 2-D matrix), a tree of ``MuonDimensionNumbers`` (a prefix of the
-    params; None entries are 2-D matrices) or a function of the updates returning one.
+    .. math::
+        m_t = \beta m_{t-1} + (1-\beta) g_t,\quad
+        \hat m_t = m_t / (1-\beta^t) \ \text{or, with nesterov,}\
+        \beta m_t / (1-\beta^{t+1}) + (1-\beta) g_t / (1-\beta^t),\\
+        u_t = \mathrm{NS}(\hat m_t) \approx U V^* \text{ where } \hat m_t = U\Sigma V^*,
+
+    NS being ``ns_steps`` Newton-Schulz iterations after the ``preconditioning`` rescaling.
+    Every leaf must be a matrix, or have its matrix axes named in
+    ``weight_dimension_numbers`` (:func:`optim.contrib.muon` sends the other leaves to AdamW).
+
+    Args:
+      ns_coeffs: the coefficients :math:`(a, b, c)` of the Newton-Schulz step
+        :math:`X \leftarrow aX + (bA + cA^2)X`, :math:`A = XX^*`: three numbers used at every
+        step (default: Jordan's ``(3.4445, -4.7750, 2.0315)``, which push the singular values
+        into about [0.7, 1.2] rather than to exactly 1); a table of rows of three, of which
+        the last ``ns_steps`` rows are used, one per step; or a preset name, ``"standard"``
+        (Jordan's) or ``"dion"`` (the five per-step rows of Ahn et al., 2025).
+      ns_steps: the number of Newton-Schulz iterations, a positive int.
+      beta: :math:`\beta`, the momentum's decay, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the norm that ``"frobenius"`` or ``"spectral"``
+        preconditioning divides by.
+      mu_dtype: the storage dtype of the momentum (``None``: float32, or the parameter's dtype
+        where wider).
+      nesterov: use the Nesterov momentum :math:`\beta m_t / (1-\beta^{t+1}) + (1-\beta) g_t /
+        (1-\beta^t)` instead of :math:`m_t / (1-\beta^t)`.
+      adaptive: multiply each orthogonalised update by the dual norm
+        :math:`\mathrm{Re}\langle \hat m_t, u_t\rangle` (Bernstein & Newhouse, 2024), so that
+        its size follows the momentum's.
+      preconditioning: how the matrix is scaled before the iterations, so that its spectral
+        norm is at most 1: ``"frobenius"`` (divide by the Frobenius norm + ``eps``),
+        ``"spectral"`` (divide by the exact spectral norm + ``eps``), ``"aol"`` (Boissin et
+        al., 2025: in the first iteration, scale row :math:`j` by
+        :math:`1/\sqrt{\sum_k |A_{jk}|}`), or ``"schatten"`` (Grishina et al., 2025: divide by
+        the Schatten-4 norm in the first iteration); the last two floor their divisor at
+        1e-8, not at ``eps``.
+      weight_dimension_numbers: ``None`` (every leaf is a 2-D ``(in, out)`` matrix), a tree
+        of :class:`optim.contrib.MuonDimensionNumbers` (a prefix of the params; ``None``
+        entries are 2-D matrices; other axes are batch axes, each slice orthogonalised on its
+        own), or a function of the updates returning one.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.MuonState`.
+
+    Raises:
+      TypeError: ``ns_coeffs`` neither numbers nor a preset name; a
+        ``weight_dimension_numbers`` entry that is not a ``MuonDimensionNumbers`` or None.
+      ValueError: ``ns_coeffs`` not of shape ``(3,)`` or ``(n, 3)`` with ``n >= ns_steps``, or
+        not finite; ``ns_steps`` below 1; an unknown ``preconditioning``; in ``update``, a
+        leaf that is not a matrix and has no dimension numbers.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_muon()
+      >>> state = tx.init(jnp.zeros((2, 2)))
+      >>> updates, state = tx.update(jnp.array([[3.0, 0.0], [0.0, 0.1]]), state)
+      >>> print(updates.round(2))  # singular values 3 and 0.1 both brought near 1
+      [[0.7  0.  ]
+       [0.   1.13]]
+
+    References:
+      Jordan et al., 2024, `Muon: An optimizer for hidden layers in neural networks
+      <https://kellerjordan.github.io/posts/muon/>`_.
     """
     ns_steps = _steps(ns_steps, "ns_steps", 1)
     return ScaleByMuon(
@@ -466,6 +537,79 @@ def muon(
 
     The two groups are a ``partition`` labelled ``"muon"`` and ``"adam"``, so the state has
     optax's structure.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``; also AdamW's
+        unless ``adam_learning_rate`` is given.
+      ns_coeffs: the coefficients :math:`(a, b, c)` of the Newton-Schulz step
+        :math:`X \leftarrow aX + (bA + cA^2)X`, :math:`A = XX^*`: three numbers used at every
+        step (default: Jordan's ``(3.4445, -4.7750, 2.0315)``, which push the singular values
+        into about [0.7, 1.2] rather than to exactly 1); a table of rows of three, of which
+        the last ``ns_steps`` rows are used, one per step; or a preset name, ``"standard"``
+        (Jordan's) or ``"dion"`` (the five per-step rows of Ahn et al., 2025).
+      ns_steps: the number of Newton-Schulz iterations, a positive int.
+      beta: :math:`\beta`, the momentum's decay, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, added to the norm that ``"frobenius"`` or ``"spectral"``
+        preconditioning divides by; also AdamW's ``eps``.
+      weight_decay: :math:`\lambda \ge 0`, the decoupled weight decay of the Muon leaves.
+      weight_decay_mask: a pytree of booleans with the structure of the params (or a prefix
+        of it), or a function ``params -> such a pytree``: where True, the Muon leaves decay
+        (``None``: all of them).
+      mu_dtype: the storage dtype of the momentum, of Muon's and AdamW's first moment
+        (``None``: float32, or the parameter's dtype where wider).
+      nesterov: use the Nesterov momentum :math:`\beta m_t / (1-\beta^{t+1}) + (1-\beta) g_t /
+        (1-\beta^t)` instead of :math:`m_t / (1-\beta^t)`.
+      adaptive: multiply each orthogonalised update by the dual norm
+        :math:`\mathrm{Re}\langle \hat m_t, u_t\rangle` (Bernstein & Newhouse, 2024), so that
+        its size follows the momentum's.
+      preconditioning: how the matrix is scaled before the iterations, so that its spectral
+        norm is at most 1: ``"frobenius"`` (divide by the Frobenius norm + ``eps``),
+        ``"spectral"`` (divide by the exact spectral norm + ``eps``), ``"aol"`` (Boissin et
+        al., 2025: in the first iteration, scale row :math:`j` by
+        :math:`1/\sqrt{\sum_k |A_{jk}|}`), or ``"schatten"`` (Grishina et al., 2025: divide by
+        the Schatten-4 norm in the first iteration); the last two floor their divisor at
+        1e-8, not at ``eps``.
+      adam_b1: AdamW's first-moment decay, in ``[0, 1)``.
+      adam_b2: AdamW's second-moment decay, in ``[0, 1)``.
+      adam_eps_root: AdamW's ``eps_root`` (added inside the root), :math:`\ge 0`.
+      adam_weight_decay: AdamW's decoupled weight decay, :math:`\ge 0`.
+      adam_learning_rate: AdamW's learning rate, a number or a schedule (``None``:
+        ``learning_rate``).
+      muon_weight_dimension_numbers: which leaves Muon handles, as which matrices: ``None``
+        (every 2-D leaf, as ``(in, out)``), or a tree of
+        :class:`optim.contrib.MuonDimensionNumbers` (a prefix of the params: ``None``
+        entries go to AdamW), or a function of the params returning one.
+      consistent_rms: ``None``: the Muon update is scaled by
+        :math:`s = \sqrt{\max(1, n_{out}/n_{in})}` (Jordan's width transfer); a number
+        :math:`r \ge 0`: by :math:`s = r\sqrt{\max(n_{in}, n_{out})}`, an update RMS of about
+        :math:`r` (Liu et al., 2025; 0.2 matches AdamW's).
+
+    Returns:
+      A :class:`optim.GradientTransformation` (a ``partition`` with groups ``"muon"`` and
+      ``"adam"``).
+
+    Raises:
+      ValueError: as :func:`optim.contrib.scale_by_muon`, and for AdamW's arguments out of
+        range (named as ``adam_b1`` etc.).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.muon(learning_rate=0.1)
+      >>> params = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}  # w: Muon, b: AdamW
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.array([[3.0, 0.0], [0.0, 0.1]]), "b": jnp.array([0.5, -0.5])}
+      >>> updates, state = tx.update(grads, state, params)
+      >>> new = optim.apply_updates(params, updates)
+      >>> print(new["w"].round(2))
+      [[-0.07  0.  ]
+       [ 0.   -0.11]]
+      >>> print([round(float(b), 4) for b in new["b"]])  # AdamW's (Nesterov) first step
+      [-0.1474, 0.1474]
+
+    References:
+      Jordan et al., 2024, `Muon: An optimizer for hidden layers in neural networks
+      <https://kellerjordan.github.io/posts/muon/>`_.
     """
     dims = _static_dims(muon_weight_dimension_numbers, "muon_weight_dimension_numbers")
     # Validated here so that errors name muon's arguments, not adamw's.

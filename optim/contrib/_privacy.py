@@ -30,7 +30,12 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class DifferentiallyPrivateAggregateState(NamedTuple):
-    """The PRNG key the next step's noise is drawn from."""
+    """The state of :func:`optim.contrib.differentially_private_aggregate` (and of the first
+    transformation of :func:`optim.contrib.dpsgd`).
+
+    Attributes:
+      rng_key: the PRNG key the next step's noise is drawn from.
+    """
 
     rng_key: jax.Array
 

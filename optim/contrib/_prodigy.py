@@ -46,8 +46,17 @@ from optim.base import Transformation, check_updates, require_params
 
 
 class ProdigyState(NamedTuple):
-    """Adam's moments of :math:`d\\,g`, the weighted gradient sum, :math:`\\theta_0`, the
-    distance estimate :math:`d`, the weighted numerator and the step count."""
+    r"""The state of :func:`optim.contrib.prodigy` and :func:`optim.contrib.scale_by_prodigy`.
+
+    Attributes:
+      exp_avg: :math:`m`, the EMA of :math:`d\,g`, a pytree like the params.
+      exp_avg_sq: :math:`v`, the EMA of :math:`(d\,g)^2`, a pytree like the params.
+      grad_sum: :math:`s`, the weighted sum of the gradients, a pytree like the params.
+      params0: :math:`\theta_0`, a float32 (or wider) copy of the parameters at ``init``.
+      estim_lr: :math:`d`, the distance estimate (the step size found), a float32 scalar.
+      numerator_weighted: :math:`r`, the weighted numerator of the estimate, a float32 scalar.
+      count: the number of updates so far (int32).
+    """
 
     exp_avg: PyTree
     exp_avg_sq: PyTree
@@ -220,10 +229,57 @@ def scale_by_prodigy(
     weight_decay: Any = 0.0,
     safeguard_warmup: bool = False,
 ) -> ScaleByProdigy:
-    """Prodigy's step :math:`u_t` before the sign flip (see ``ScaleByProdigy``).
+    r"""Prodigy's step :math:`u_t` before the sign flip (``optax.contrib.scale_by_prodigy``).
 
-    The arguments are ``prodigy``'s; ``learning_rate`` is the schedule :math:`\\lambda_t`
-    multiplying the estimated step size (1.0 as the peak is recommended).
+    With :math:`d_t` the distance estimate (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t`
+    the ``learning_rate`` schedule and
+    :math:`\hat\eta_t = d_t\lambda_t\sqrt{1-\beta_2^{t+1}} / (1-\beta_1^{t+1})`:
+
+    .. math::
+        m_{t+1} = \beta_1 m_t + (1-\beta_1) d_t g_t,\quad
+        v_{t+1} = \beta_2 v_t + (1-\beta_2) d_t^2 g_t^2,\\
+        r_{t+1} = \beta_3 r_t + (d_t / d_0)\,\hat\eta_t \langle g_t, \theta_0 - \theta_t\rangle,
+        \quad s_{t+1} = \beta_3 s_t + (\hat\eta_t / d_0)\, d_t g_t,\\
+        d_{t+1} = \max\big(d_t,\ c\, r_{t+1} / \lVert s_{t+1}\rVert_1\big),\quad
+        u_t = \hat\eta_t\big(m_{t+1} / (\sqrt{v_{t+1}} + d_t\epsilon) + w\,\theta_t\big).
+
+    :math:`u_t` is the ascent step (:func:`optim.contrib.prodigy` flips its sign); ``update``
+    needs the params. Real parameters only.
+
+    Args:
+      learning_rate: :math:`\lambda_t \ge 0`, a number or a schedule ``count -> float``
+        multiplying the estimated step size (1.0 as its peak is recommended); it enters the
+        estimate of :math:`d`.
+      betas: the pair ``(b1, b2)``: :math:`\beta_1`, the decay of the first moment, and
+        :math:`\beta_2`, the decay of the second moment, each in ``[0, 1)``.
+      beta3: :math:`\beta_3`, the decay of :math:`r` and :math:`s`, in ``[0, 1)``
+        (``None``: :math:`\sqrt{\beta_2}`).
+      eps: :math:`\epsilon \ge 0`, added (times :math:`d`) to the root of the second moment.
+      estim_lr0: :math:`d_0 > 0`, the initial distance estimate.
+      estim_lr_coef: :math:`c \ge 0`, a factor on the estimate of :math:`d` (1: the paper's).
+      weight_decay: :math:`w \ge 0`, the decoupled weight decay, scaled by :math:`\hat\eta_t`.
+      safeguard_warmup: use :math:`d_t` instead of :math:`\hat\eta_t` in :math:`s` (the
+        paper's safeguard for a learning-rate warmup).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.ProdigyState`.
+
+    Raises:
+      TypeError: ``betas`` is not a pair.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_prodigy()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update(jnp.array([0.5, -0.5]), state, params)
+      >>> print([round(float(u), 7) for u in updates])  # the first step: about d0 sign(g)
+      [1e-06, -1e-06]
+
+    References:
+      Mishchenko & Defazio, 2023, `Prodigy: An Expeditiously Adaptive Parameter-Free Learner
+      <https://arxiv.org/abs/2306.06101>`_.
     """
     return _prodigy(
         learning_rate,
@@ -252,6 +308,59 @@ def prodigy(
     :math:`\theta_{t+1} = \theta_t - u_t` with :math:`u_t` from ``scale_by_prodigy``.
 
     One transformation (not a chain), so its state is a ``ProdigyState`` as in optax.
+
+    With :math:`d_t` the distance estimate (:math:`d_0` = ``estim_lr0``), :math:`\lambda_t`
+    the ``learning_rate`` schedule and
+    :math:`\hat\eta_t = d_t\lambda_t\sqrt{1-\beta_2^{t+1}} / (1-\beta_1^{t+1})`:
+
+    .. math::
+        m_{t+1} = \beta_1 m_t + (1-\beta_1) d_t g_t,\quad
+        v_{t+1} = \beta_2 v_t + (1-\beta_2) d_t^2 g_t^2,\\
+        r_{t+1} = \beta_3 r_t + (d_t / d_0)\,\hat\eta_t \langle g_t, \theta_0 - \theta_t\rangle,
+        \quad s_{t+1} = \beta_3 s_t + (\hat\eta_t / d_0)\, d_t g_t,\\
+        d_{t+1} = \max\big(d_t,\ c\, r_{t+1} / \lVert s_{t+1}\rVert_1\big),\quad
+        u_t = \hat\eta_t\big(m_{t+1} / (\sqrt{v_{t+1}} + d_t\epsilon) + w\,\theta_t\big).
+
+    ``update`` needs the params. Real parameters only.
+
+    Args:
+      learning_rate: :math:`\lambda_t \ge 0`, a number or a schedule ``count -> float``
+        multiplying the estimated step size (1.0 as its peak is recommended); it enters the
+        estimate of :math:`d`.
+      betas: the pair ``(b1, b2)``: :math:`\beta_1`, the decay of the first moment, and
+        :math:`\beta_2`, the decay of the second moment, each in ``[0, 1)``.
+      beta3: :math:`\beta_3`, the decay of :math:`r` and :math:`s`, in ``[0, 1)``
+        (``None``: :math:`\sqrt{\beta_2}`).
+      eps: :math:`\epsilon \ge 0`, added (times :math:`d`) to the root of the second moment.
+      estim_lr0: :math:`d_0 > 0`, the initial distance estimate.
+      estim_lr_coef: :math:`c \ge 0`, a factor on the estimate of :math:`d` (1: the paper's).
+      weight_decay: :math:`w \ge 0`, the decoupled weight decay, scaled by :math:`\hat\eta_t`.
+      safeguard_warmup: use :math:`d_t` instead of :math:`\hat\eta_t` in :math:`s` (the
+        paper's safeguard for a learning-rate warmup).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.ProdigyState`.
+
+    Raises:
+      TypeError: ``betas`` is not a pair.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.prodigy(estim_lr0=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4), round(float(state.estim_lr), 4))  # loss from 29, d
+      24.9842 0.1
+
+    References:
+      Mishchenko & Defazio, 2023, `Prodigy: An Expeditiously Adaptive Parameter-Free Learner
+      <https://arxiv.org/abs/2306.06101>`_.
     """
     return _prodigy(
         learning_rate,

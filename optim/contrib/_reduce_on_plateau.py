@@ -27,8 +27,18 @@ __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
 
 
 class ReduceLROnPlateauState(NamedTuple):
-    """The current multiplier, the best (averaged) value seen, the steps without improvement,
-    the cooldown steps left, the values accumulated so far and their running mean."""
+    """The state of :func:`optim.contrib.reduce_on_plateau`.
+
+    Attributes:
+      scale: :math:`s`, the current multiplier of the updates, a float32 scalar (1 at first).
+      best_value: :math:`f^*`, the best (lowest) mean value seen at a check (``inf`` at first),
+        a scalar in the params' widest float dtype (float32 at least).
+      plateau_count: :math:`p`, the number of checks since the last improvement (int32).
+      cooldown_count: the number of checks of the cooldown left, during which no plateau is
+        counted (int32).
+      count: the number of values accumulated since the last check (int32).
+      avg_value: the running mean of those values, of ``best_value``'s dtype.
+    """
 
     scale: jax.Array
     best_value: jax.Array
@@ -153,13 +163,61 @@ def reduce_on_plateau(
     accumulation_size: int = 1,
     min_scale: float = 0.0,
 ) -> ReduceOnPlateau:
-    """Scale updates down by ``factor`` after ``patience`` checks without improvement
-    (``optax.contrib.reduce_on_plateau``; see ``ReduceOnPlateau``).
+    r"""Scale updates down by ``factor`` after ``patience`` checks without improvement
+    (``optax.contrib.reduce_on_plateau``).
 
     ``patience``, ``cooldown`` and ``accumulation_size`` count calls to ``update`` (they are
     static ints; ``patience`` and ``accumulation_size`` at least 1: optax accepts
     ``patience=0`` and then never reduces). ``accumulation_size`` > 1 averages that many
     values (minibatch losses) before each check.
+
+    Every ``accumulation_size`` calls, the mean :math:`\bar f` of the ``value`` arguments
+    received since the last check is compared with the best mean so far :math:`f^*`:
+
+    .. math::
+        \text{improved} \iff \bar f < (1 - r_{tol}) f^* - a_{tol}.
+
+    An improvement sets :math:`f^* = \bar f` and the plateau count :math:`p` to 0, otherwise
+    :math:`p` grows by 1. When :math:`p` reaches ``patience`` the scale becomes
+    :math:`\max(s \cdot \text{factor}, s_{min})`, :math:`p` restarts from 0 and the next
+    ``cooldown`` checks cannot count towards a plateau. The outgoing updates are :math:`s\,u`.
+    Chain it after an optimizer and pass the monitored loss as
+    ``update(grads, state, params, value=loss)`` (PyTorch's ``ReduceLROnPlateau``, mode
+    ``"min"``).
+
+    Args:
+      factor: the factor applied to the scale on a plateau, in ``(0, 1)``.
+      patience: the number of checks without improvement that make a plateau, an int >= 1.
+      rtol: :math:`r_{tol}`, the relative improvement required, in ``[0, 1]``.
+      atol: :math:`a_{tol} \ge 0`, the absolute improvement required (``rtol`` and ``atol``
+        cannot both be 0).
+      cooldown: the number of checks after a reduction during which no plateau is counted,
+        an int >= 0.
+      accumulation_size: the number of ``update`` calls (values) averaged before each check,
+        an int >= 1.
+      min_scale: :math:`s_{min} \ge 0`, the scale never drops below it.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ReduceLROnPlateauState`; its ``update`` takes ``value=``.
+
+    Raises:
+      ValueError: an argument out of its range, ``rtol = atol = 0``; in ``update``, no
+        ``value`` or a ``value`` that is not a real scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.chain(
+      ...     optim.sgd(learning_rate=0.1),
+      ...     optim.contrib.reduce_on_plateau(factor=0.5, patience=2),
+      ... )
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for loss in [3.0, 2.0, 2.0, 2.0]:  # no improvement in the last two checks
+      ...     updates, state = tx.update(jnp.array([1.0, 1.0]), state, params, value=loss)
+      >>> print(updates, state[1].scale)  # sgd's -0.1 * g, halved
+      [-0.05 -0.05] 0.5
     """
     return ReduceOnPlateau(
         factor=factor,

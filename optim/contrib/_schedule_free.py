@@ -31,7 +31,20 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScheduleFreeState(NamedTuple):
-    """The interpolation weight, averaging weights, step count, base state and the z sequence."""
+    r"""The state of :func:`optim.contrib.schedule_free` (and of ``schedule_free_sgd``,
+    ``schedule_free_adamw``).
+
+    Attributes:
+      b1: :math:`\beta_1`, the interpolation weight, a float32 scalar (kept here so that
+        :func:`optim.contrib.schedule_free_eval_params` needs the state only).
+      weight_sum: :math:`\sum_{i \le t} w_i`, the sum of the averaging weights so far, a
+        float32 scalar.
+      step_count: :math:`t`, the step number, from 1 (int32).
+      max_lr: the largest learning rate so far, a float32 scalar.
+      base_optimizer_state: the base optimizer's state.
+      z: the sequence :math:`z` the base optimizer moves, a pytree like the params (in
+        ``state_dtype``).
+    """
 
     b1: jax.Array
     weight_sum: jax.Array
@@ -126,6 +139,34 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
     ``params`` the parameters being trained. The result has the parameters' dtypes; leaves
     that are not floating arrays are returned as they are, and so are the parameters that a
     ``masked`` or ``partition`` around the optimizer hid from it (``MaskedNode`` in ``z``).
+
+    Args:
+      state: the state of a schedule-free optimizer (a
+        :class:`optim.contrib.ScheduleFreeState`, or one with its fields ``b1`` and ``z``).
+      params: the parameters being trained (the points :math:`y`), a pytree of the
+        structure of ``state.z``.
+
+    Returns:
+      The averaged parameters :math:`x`, a pytree like ``params`` with its dtypes.
+
+    Raises:
+      TypeError: ``state`` has no fields ``b1`` and ``z``.
+      ValueError: ``params`` does not have the structure of ``state.z``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.schedule_free_sgd(learning_rate=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> eval_params = optim.contrib.schedule_free_eval_params(state, params)
+      >>> print(round(float(loss(params)), 4), round(float(loss(eval_params)), 4))  # y, x
+      11.5481 12.0972
     """
     b1, z = getattr(state, "b1", None), getattr(state, "z", None)
     if b1 is None or z is None:
@@ -161,12 +202,59 @@ def schedule_free(
     weight_lr_power: Any = 2.0,
     state_dtype: Any = None,
 ) -> ScheduleFree:
-    """Make ``base_optimizer`` schedule-free (``optax.contrib.schedule_free``).
+    r"""Make ``base_optimizer`` schedule-free (``optax.contrib.schedule_free``).
 
     Turn the base optimizer's momentum off (``b1=0`` for Adam): the interpolation replaces
     it. ``learning_rate`` weights the average (give the base optimizer's warmup schedule);
     ``state_dtype`` is the dtype of ``z`` (default: float32, or the parameters' dtype when
     wider). Evaluate at ``schedule_free_eval_params(state, params)``.
+
+    The parameters the caller holds are the gradient points :math:`y_t`; the base optimizer
+    moves the sequence :math:`z`, and :math:`x` is its weighted average:
+
+    .. math::
+        z_{t+1} = z_t + \mathrm{base}(\nabla f(y_t)),\quad
+        x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},\quad
+        y_{t+1} = \beta_1 x_{t+1} + (1-\beta_1) z_{t+1},
+
+    with :math:`c_{t+1} = w_t / \sum_{i \le t} w_i`, :math:`w_t = \max_{i\le t}\gamma_i^{p}`.
+
+    Args:
+      base_optimizer: the optimizer that moves :math:`z` (ours or optax's), without momentum.
+        Extra ``update`` keyword arguments reach it.
+      learning_rate: :math:`\gamma_t \ge 0`, a number or a schedule ``count -> float`` (of the
+        step number, from 1): the learning rate that weights the average (the base
+        optimizer's own, warmup included).
+      b1: :math:`\beta_1`, the interpolation weight of the average :math:`x` in the
+        gradient point :math:`y`, in ``(0, 1]``.
+      weight_lr_power: :math:`p`, the power of the (running maximum) learning rate in the
+        averaging weights :math:`w_t = \max_{i\le t}\gamma_i^p`.
+      state_dtype: the dtype of the sequence :math:`z` (``None``: float32, or the parameters'
+        dtype where wider).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ScheduleFreeState`; ``update`` needs the params (the points
+      :math:`y`), and :func:`optim.contrib.schedule_free_eval_params` gives the average
+      :math:`x` to evaluate at.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.schedule_free(optim.sgd(learning_rate=0.1), learning_rate=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> eval_params = optim.contrib.schedule_free_eval_params(state, params)
+      >>> print(round(float(loss(params)), 4), round(float(loss(eval_params)), 4))  # y, x
+      11.5481 12.0972
+
+    References:
+      Defazio et al., 2024, `The Road Less Scheduled <https://arxiv.org/abs/2405.15682>`_.
     """
     return ScheduleFree(
         base_optimizer=as_transformation(base_optimizer, "base_optimizer"),
@@ -196,6 +284,43 @@ def schedule_free_sgd(
 
     :math:`z_{t+1} = z_t - \gamma_t (\nabla f(y_t) + \lambda y_t)`, with a linear warmup of
     ``warmup_steps`` and the weight decay (at :math:`y`) when given.
+
+    Args:
+      learning_rate: :math:`\gamma \ge 0`, the peak learning rate, a number or a schedule.
+      warmup_steps: the number of steps of a linear warmup from 0 to ``learning_rate``, an
+        int >= 1 (``None``: no warmup).
+      b1: :math:`\beta_1`, the interpolation weight of the average :math:`x` in the
+        gradient point :math:`y`, in ``(0, 1]``.
+      weight_decay: :math:`\lambda`, the weight decay added to the gradient at :math:`y`
+        (``None``: none).
+      weight_lr_power: :math:`p`, the power of the (running maximum) learning rate in the
+        averaging weights :math:`w_t = \max_{i\le t}\gamma_i^p`.
+      state_dtype: the dtype of the sequence :math:`z` (``None``: float32, or the parameters'
+        dtype where wider).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ScheduleFreeState`; ``update`` needs the params (the points
+      :math:`y`), and :func:`optim.contrib.schedule_free_eval_params` gives the average
+      :math:`x` to evaluate at.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.schedule_free_sgd(learning_rate=0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> eval_params = optim.contrib.schedule_free_eval_params(state, params)
+      >>> print(round(float(loss(params)), 4), round(float(loss(eval_params)), 4))  # y, x
+      11.5481 12.0972
+
+    References:
+      Defazio et al., 2024, `The Road Less Scheduled <https://arxiv.org/abs/2405.15682>`_.
     """
     learning_rate = _warmup(learning_rate, warmup_steps)
     optimizer = sgd(learning_rate)
@@ -219,6 +344,44 @@ def schedule_free_adamw(
     The base optimizer is AdamW without momentum,
     :math:`z_{t+1} = z_t - \gamma_t(g_t / (\sqrt{\hat v_t} + \epsilon) + \lambda y_t)`
     (``scale_by_rms`` with bias correction, as in optax).
+
+    Args:
+      learning_rate: :math:`\gamma \ge 0`, the peak learning rate, a number or a schedule.
+      warmup_steps: the number of steps of a linear warmup from 0 to ``learning_rate``, an
+        int >= 1 (``None``: no warmup).
+      b1: :math:`\beta_1`, the interpolation weight of the average :math:`x` in the
+        gradient point :math:`y`, in ``(0, 1]``.
+      b2: :math:`\beta_2`, the decay of the second moment :math:`\hat v`, in ``[0, 1]``.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      weight_decay: :math:`\lambda \ge 0`, the weight decay at :math:`y`.
+      weight_lr_power: :math:`p`, the power of the (running maximum) learning rate in the
+        averaging weights :math:`w_t = \max_{i\le t}\gamma_i^p`.
+      state_dtype: the dtype of the sequence :math:`z` (``None``: float32, or the parameters'
+        dtype where wider).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ScheduleFreeState`; ``update`` needs the params (the points
+      :math:`y`), and :func:`optim.contrib.schedule_free_eval_params` gives the average
+      :math:`x` to evaluate at.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum((w - 3.0) ** 2)
+      >>> tx = optim.contrib.schedule_free_adamw(learning_rate=0.5)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> eval_params = optim.contrib.schedule_free_eval_params(state, params)
+      >>> print(round(float(loss(params)), 4), round(float(loss(eval_params)), 4))  # y, x
+      16.9685 17.4275
+
+    References:
+      Defazio et al., 2024, `The Road Less Scheduled <https://arxiv.org/abs/2405.15682>`_.
     """
     learning_rate = _warmup(learning_rate, warmup_steps)
     b2 = decay_hyper(b2, "b2", closed=True)  # named here, not as rms's decay

@@ -37,7 +37,14 @@ __all__ = [
 
 
 class ScaleBySimplifiedAdEMAMixState(NamedTuple):
-    """The step count, the (undamped) momentum :math:`m` and the second moment :math:`n`."""
+    r"""The state of :func:`optim.contrib.scale_by_simplified_ademamix`.
+
+    Attributes:
+      t: the number of updates so far (int32).
+      m: the momentum :math:`m` (a sum of gradients without the :math:`1-\beta_1` factor), a
+        pytree like the params.
+      n: the second moment :math:`n`, a pytree like the params.
+    """
 
     t: jax.Array
     m: PyTree
@@ -102,8 +109,41 @@ def scale_by_simplified_ademamix(
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
 ) -> ScaleBySimplifiedAdemamix:
-    """Rescale updates by Simplified AdEMAMix (``optax.contrib.scale_by_simplified_ademamix``;
-    see ``ScaleBySimplifiedAdemamix``). ``alpha`` may be a schedule."""
+    r"""Rescale updates by Simplified AdEMAMix (``optax.contrib.scale_by_simplified_ademamix``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + g_t,\quad
+        n_t = g_t^2 + \beta_2 (n_{t-1} - g_t^2),\quad
+        u_t = \frac{m_t + \alpha(t)\, g_t}{\sqrt{n_t / (1 - \beta_2^t) + \epsilon_{root}}
+              + \epsilon}.
+
+    :math:`m` is not bias-corrected. Real parameters only (complex ones are rejected).
+
+    Args:
+      b1: :math:`\beta_1`, the momentum's decay, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      alpha: :math:`\alpha \ge 0`, the weight of the current gradient: a number or a schedule
+        ``count -> float`` (evaluated at the number of previous updates).
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment inside the root.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.ScaleBySimplifiedAdEMAMixState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.scale_by_simplified_ademamix()
+      >>> state = tx.init(jnp.zeros(2))
+      >>> updates, state = tx.update(jnp.array([0.5, -0.5]), state)
+      >>> print([round(float(u), 4) for u in updates])  # m_1 / |g_1| = sign(g)
+      [1.0, -1.0]
+
+    References:
+      Morwani et al., 2025, `Connections between Schedule-Free Optimizers, AdEMAMix, and
+      Accelerated SGD Variants <https://arxiv.org/abs/2502.02431>`_.
+    """
     return ScaleBySimplifiedAdemamix(
         b1=b1,
         b2=b2,
@@ -125,7 +165,38 @@ def simplified_ademamix(
 ) -> Chain:
     r"""Simplified AdEMAMix with decoupled weight decay (Morwani et al., 2025):
     :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
-    ``scale_by_simplified_ademamix``, the decay where ``mask`` is True."""
+    :func:`optim.contrib.scale_by_simplified_ademamix`, the decay where ``mask`` is True.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``.
+      b1: :math:`\beta_1`, the momentum's decay, in ``[0, 1)``.
+      b2: :math:`\beta_2`, decay rate of the second moment, in ``[0, 1)``.
+      alpha: :math:`\alpha \ge 0`, the weight of the current gradient: a number or a schedule.
+      eps: :math:`\epsilon \ge 0`, added to the root of the second moment.
+      eps_root: :math:`\epsilon_{root} \ge 0`, added to the second moment inside the root.
+      weight_decay: :math:`\lambda`, the decoupled weight decay rate (0: none).
+      mask: a pytree of booleans with the structure of the params (or a prefix of it), or a
+        function ``params -> such a pytree``: where True, weight decay applies (``None``: on
+        every leaf).
+
+    Returns:
+      The :class:`optim.GradientTransformation` chain ``(scale_by_simplified_ademamix,
+      add_decayed_weights, scale_by_learning_rate)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.contrib.simplified_ademamix(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print([round(float(w), 4) for w in optim.apply_updates(params, updates)["w"]])
+      [0.9, -1.9]
+
+    References:
+      Morwani et al., 2025, `Connections between Schedule-Free Optimizers, AdEMAMix, and
+      Accelerated SGD Variants <https://arxiv.org/abs/2502.02431>`_.
+    """
     return chain(
         scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
         add_decayed_weights(weight_decay, mask),

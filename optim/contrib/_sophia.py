@@ -29,7 +29,11 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class HutchinsonState(NamedTuple):
-    """The PRNG key the next Rademacher probe is drawn from."""
+    """The state of :func:`optim.contrib.hutchinson_estimator_diag_hessian`.
+
+    Attributes:
+      key: the PRNG key the next Rademacher probe is drawn from.
+    """
 
     key: jax.Array
 
@@ -92,9 +96,40 @@ def _is_key(value: Any) -> bool:
 
 
 def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> HutchinsonEstimatorDiagHessian:
-    """Hutchinson's Hessian-diagonal estimator (``optax.contrib.hutchinson_estimator_...``).
+    r"""Hutchinson's Hessian-diagonal estimator
+    (``optax.contrib.hutchinson_estimator_diag_hessian``; Hutchinson, 1989; Sophia-H).
 
-    ``random_seed`` is the PRNG key of the first probe (``jax.random.PRNGKey(0)`` when None).
+    :math:`\hat h = z \odot (\nabla^2 f(\theta)\, z)` with :math:`z` a Rademacher vector
+    (:math:`\pm 1` entries), unbiased since :math:`E[z z^\top] = I`. ``update`` ignores the
+    incoming updates and needs ``params`` and the objective as
+    ``update(grads, state, params, obj_fn=lambda params: loss(params, batch))``. Each call
+    splits the key once, then draws one probe per parameter leaf (in ``jax.tree.leaves``
+    order), as optax does, so the same key gives optax's probes. Only floating leaves are
+    probed and differentiated.
+
+    Args:
+      random_seed: the PRNG key of the first probe, from ``jax.random.PRNGKey(n)`` or
+        ``jax.random.key(n)`` (``None``: ``jax.random.PRNGKey(0)``).
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state
+      :class:`optim.contrib.HutchinsonState` whose updates are the estimated Hessian
+      diagonal, a pytree like the params.
+
+    Raises:
+      TypeError: ``random_seed`` is not a PRNG key.
+      ValueError: in ``update``, no params or no ``obj_fn``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum(jnp.array([1.0, 10.0]) * w**2)
+      >>> tx = optim.contrib.hutchinson_estimator_diag_hessian()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> diag, state = tx.update(None, tx.init(params), params, obj_fn=loss)
+      >>> print(diag)  # exact for a diagonal Hessian
+      [ 2. 20.]
     """
     if random_seed is not None and not _is_key(random_seed):
         raise TypeError(
@@ -105,7 +140,14 @@ def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> HutchinsonEsti
 
 
 class SophiaState(NamedTuple):
-    """Step count, momentum, EMA of the Hessian diagonal and the estimator's state."""
+    """The state of :func:`optim.contrib.scale_by_sophia`.
+
+    Attributes:
+      count: the number of updates so far (int32).
+      mu: :math:`m_t`, the momentum (EMA of the gradients), a pytree like the params.
+      nu: :math:`h_t`, the EMA of the estimated Hessian diagonal, a pytree like the params.
+      hessian_fn_state: the state of ``hessian_diagonal_fn``.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -215,10 +257,65 @@ def scale_by_sophia(
     verbose: bool = False,
     print_win_rate_every_n_steps: int = 0,
 ) -> ScaleBySophia:
-    """Sophia's clipped, Hessian-preconditioned momentum (``optax.contrib.scale_by_sophia``).
+    r"""Sophia's clipped, Hessian-preconditioned momentum (``optax.contrib.scale_by_sophia``).
 
-    ``hessian_diagonal_fn`` may be ours or an optax transformation; ``update`` passes its
-    extra keyword arguments (``obj_fn=`` for the default) on to it.
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        u_t = \mathrm{clip}\big(\hat m_t / \max(\gamma h_{t-1}, \epsilon), \rho\big),\\
+        h_t = \beta_2 h_{t-1} + (1-\beta_2)\hat h_t \text{ every } k \text{ steps
+        (} t-1 \equiv 0 \bmod k\text{)}, \text{ else } h_t = h_{t-1},
+
+    with :math:`\hat m_t = m_t / (1-\beta_1^t)` (as optax; the paper does not bias-correct)
+    and :math:`\hat h_t` from ``hessian_diagonal_fn``. Real parameters only.
+
+    ``update`` needs the params and, for the default estimator, the objective:
+    ``update(grads, state, params, obj_fn=lambda p: loss(p, batch))``.
+
+    Args:
+      b1: :math:`\beta_1`, the momentum's decay, in ``[0, 1)``.
+      b2: :math:`\beta_2`, the decay of the Hessian-diagonal EMA :math:`h`, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, the floor of the denominator :math:`\gamma h`.
+      gamma: :math:`\gamma \ge 0`, the factor on :math:`h` in the denominator.
+      clip_threshold: :math:`\rho \ge 0`, the element-wise bound of the update (``None``: no
+        clipping).
+      update_interval: :math:`k`, the Hessian diagonal is estimated every ``k`` steps (the
+        first step included), an int >= 1.
+      hessian_diagonal_fn: the estimator of :math:`\hat h_t`, a transformation (ours or
+        optax's) whose ``update(grads, state, params, **kwargs)`` returns the diagonal;
+        default: :func:`optim.contrib.hutchinson_estimator_diag_hessian` with key 0, which
+        needs ``obj_fn=``. ``update``'s extra keyword arguments are passed on to it.
+      mu_dtype: the storage dtype of the momentum (``None``: float32, or the parameter's dtype
+        where wider).
+      verbose: print the "win rate" (the fraction of unclipped entries; 0.1-0.5 is healthy)
+        with ``jax.debug.print``, when ``print_win_rate_every_n_steps`` > 0 and there is a
+        ``clip_threshold``.
+      print_win_rate_every_n_steps: print the win rate every that many steps (0: never), an
+        int >= 0.
+
+    Returns:
+      A :class:`optim.GradientTransformation` with state :class:`optim.contrib.SophiaState`.
+
+    Raises:
+      ValueError: ``update_interval`` below 1, ``print_win_rate_every_n_steps`` below 0, an
+        argument out of range; in ``update``, no params (or, for the default estimator, no
+        ``obj_fn``).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum(jnp.array([1.0, 10.0]) * (w - 3.0) ** 2)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> tx = optim.contrib.scale_by_sophia(update_interval=1)
+      >>> state = tx.init(params)
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params, obj_fn=loss)
+      >>> print(updates.round(4), state.nu.round(4))  # clipped at rho; h from [2, 20]
+      [-1. -1.] [0.0398 0.398 ]
+
+    References:
+      Liu et al., 2023, `Sophia: A Scalable Stochastic Second-order Optimizer for Language
+      Model Pre-training <https://arxiv.org/abs/2305.14342>`_.
     """
     return ScaleBySophia(
         b1=b1,
@@ -255,9 +352,66 @@ def sophia(
 
     .. math:: \theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)
 
-    with :math:`u_t` from ``scale_by_sophia``. Call
+    with :math:`u_t` from :func:`optim.contrib.scale_by_sophia`. Call
     ``update(grads, state, params, obj_fn=lambda p: loss(p, batch))``: the default Hessian
     estimator differentiates ``obj_fn`` twice every ``update_interval`` steps.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        u_t = \mathrm{clip}\big(\hat m_t / \max(\gamma h_{t-1}, \epsilon), \rho\big),\\
+        h_t = \beta_2 h_{t-1} + (1-\beta_2)\hat h_t \text{ every } k \text{ steps
+        (} t-1 \equiv 0 \bmod k\text{)}, \text{ else } h_t = h_{t-1},
+
+    with :math:`\hat m_t = m_t / (1-\beta_1^t)` (as optax; the paper does not bias-correct)
+    and :math:`\hat h_t` from ``hessian_diagonal_fn``. Real parameters only.
+
+    Args:
+      learning_rate: :math:`\eta_t`, a number or a schedule ``count -> float``.
+      b1: :math:`\beta_1`, the momentum's decay, in ``[0, 1)``.
+      b2: :math:`\beta_2`, the decay of the Hessian-diagonal EMA :math:`h`, in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0`, the floor of the denominator :math:`\gamma h`.
+      weight_decay: :math:`\lambda`, the decoupled weight decay rate (0: none).
+      weight_decay_mask: a pytree of booleans with the structure of the params (or a prefix
+        of it), or a function ``params -> such a pytree``: where True, weight decay applies
+        (``None``: on every leaf).
+      gamma: :math:`\gamma \ge 0`, the factor on :math:`h` in the denominator.
+      clip_threshold: :math:`\rho \ge 0`, the element-wise bound of the update (``None``: no
+        clipping).
+      update_interval: :math:`k`, the Hessian diagonal is estimated every ``k`` steps (the
+        first step included), an int >= 1.
+      hessian_diagonal_fn: the estimator of :math:`\hat h_t`, a transformation (ours or
+        optax's) whose ``update(grads, state, params, **kwargs)`` returns the diagonal;
+        default: :func:`optim.contrib.hutchinson_estimator_diag_hessian` with key 0, which
+        needs ``obj_fn=``. ``update``'s extra keyword arguments are passed on to it.
+      mu_dtype: the storage dtype of the momentum (``None``: float32, or the parameter's dtype
+        where wider).
+      verbose: print the "win rate" (the fraction of unclipped entries; 0.1-0.5 is healthy)
+        with ``jax.debug.print``, when ``print_win_rate_every_n_steps`` > 0 and there is a
+        ``clip_threshold``.
+      print_win_rate_every_n_steps: print the win rate every that many steps (0: never), an
+        int >= 0.
+
+    Returns:
+      The :class:`optim.GradientTransformation` chain ``(scale_by_sophia,
+      add_decayed_weights, scale_by_learning_rate)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum(jnp.array([1.0, 10.0]) * (w - 3.0) ** 2)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> tx = optim.contrib.sophia(learning_rate=0.5, weight_decay=0.0)
+      >>> state = tx.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(loss)(params), state, params, obj_fn=loss)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(round(float(loss(params)), 4))  # from 254.0
+      122.75
+
+    References:
+      Liu et al., 2023, `Sophia: A Scalable Stochastic Second-order Optimizer for Language
+      Model Pre-training <https://arxiv.org/abs/2305.14342>`_.
     """
     return chain(
         scale_by_sophia(
