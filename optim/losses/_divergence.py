@@ -139,6 +139,17 @@ def convex_kl_divergence(
 
     Returns:
       ``generalized_kl_divergence(log_predictions, targets, axis=axis, where=where)``.
+
+    Examples:
+      >>> import warnings
+      >>> import jax.numpy as jnp
+      >>> from optim import losses
+      >>> log_p, t = jnp.log(jnp.array([0.25, 0.75])), jnp.array([0.5, 0.5])
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     kl = losses.convex_kl_divergence(log_p, t)
+      >>> print(caught[0].category.__name__, round(float(kl), 4))
+      DeprecationWarning 0.1438
     """
     warnings.warn(
         "The function convex_kl_divergence is deprecated. Please use generalized_kl_divergence "

@@ -2,22 +2,6 @@
 
 They work on the last axis (the list of items); leading axes are batch axes, and ``reduce_fn``
 reduces the per-list losses (``jnp.mean`` by default, ``None`` keeps them).
-
-Examples:
-  >>> import jax
-  >>> import jax.numpy as jnp
-  >>> from optim import losses
-  >>> scores, labels = jnp.array([2.0, 1.0, 3.0]), jnp.array([1.0, 0.0, 0.0])
-  >>> print(f"{losses.ranking_softmax_loss(scores, labels):.3f}")
-  1.408
-  >>> scores = jnp.array([[2.0, 1.0, 0.0], [1.0, 0.5, 1.5]])
-  >>> labels = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-  >>> where = jnp.array([[True, True, False], [True, True, True]])
-  >>> print(f"{losses.ranking_softmax_loss(scores, labels, where=where):.3f}")
-  0.497
-  >>> grads = jax.grad(losses.ranking_softmax_loss)(jnp.array([2.0, 1.0, 3.0]), labels[0])
-  >>> print([round(float(g), 3) for g in grads])
-  [-0.755, 0.09, 0.665]
 """
 
 from __future__ import annotations
@@ -76,6 +60,22 @@ def ranking_softmax_loss(
 
     Returns:
       The reduced loss, or the per-list losses of shape ``[...]`` when ``reduce_fn`` is None.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from optim import losses
+      >>> scores, labels = jnp.array([2.0, 1.0, 3.0]), jnp.array([1.0, 0.0, 0.0])
+      >>> print(f"{losses.ranking_softmax_loss(scores, labels):.3f}")
+      1.408
+      >>> scores = jnp.array([[2.0, 1.0, 0.0], [1.0, 0.5, 1.5]])
+      >>> labels = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> where = jnp.array([[True, True, False], [True, True, True]])
+      >>> print(f"{losses.ranking_softmax_loss(scores, labels, where=where):.3f}")
+      0.497
+      >>> grads = jax.grad(losses.ranking_softmax_loss)(jnp.array([2.0, 1.0, 3.0]), labels[0])
+      >>> print([round(float(g), 3) for g in grads])
+      [-0.755, 0.09, 0.665]
     """
     logits = floating("logits", logits)
     labels = jnp.asarray(labels).astype(logits.dtype)
