@@ -64,6 +64,13 @@ class ScaleByRss(Transformation):
     .. math::
         s_t = s_{t-1} + |g_t|^2,\quad u_t = g_t / \sqrt{s_t + \epsilon}\ (0 \text{ where }
         s_t = 0),\quad s_0 = \text{initial\_accumulator\_value}.
+
+    Attributes:
+      initial_accumulator_value: the starting value :math:`s_0 >= 0` of the sum of squares.
+      eps: :math:`\epsilon >= 0`, added to the sum inside the square root. Where the sum is 0
+        (``initial_accumulator_value=0`` and only zero gradients so far) the step is 0.
+
+    The fields are the arguments of :func:`optim.scale_by_rss`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -188,6 +195,15 @@ class ScaleByAdaDelta(Transformation):
     The ratio of RMS step to RMS gradient gives the step the units of the parameters. Real
     parameters only (as in optax, whose tests skip complex Adadelta); complex ones raise
     ``TypeError`` rather than being optimized wrongly.
+
+    Attributes:
+      rho: decay rate :math:`\rho` of both running averages, in ``[0, 1]``.
+      eps: :math:`\epsilon > 0`, added under both square roots; it must be positive: it is
+        the step's only source while :math:`E[\Delta x^2] = 0`.
+      nu_dtype: beyond optax: storage dtype of both running averages
+        ``e_g`` and ``e_x`` (``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_adadelta`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

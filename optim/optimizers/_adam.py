@@ -115,6 +115,27 @@ class ScaleByAdam(Transformation):
     denominator is 0 (:math:`\epsilon = \epsilon_{root} = 0`, :math:`v_t = 0`) the step is 0;
     and the derivative of :math:`\sqrt{v}` at 0 is taken as 0, so ``jax.grad`` through updates
     with zero gradients stays finite (``safe_sqrt``).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
+        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+      nesterov: use Nesterov momentum (NAdam, Dozat, 2016): the step
+        uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
+        in place of :math:`\hat m_t`.
+      nu_dtype: beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    The fields are the arguments of :func:`optim.scale_by_adam`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -485,6 +506,17 @@ class ScaleByAdamax(Transformation):
 
     Adam with the :math:`L^2` norm of past gradients replaced by the :math:`L^\infty` norm; the
     maximum needs no bias correction, so :math:`\beta_2 = 1` is allowed.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the infinity norm, in ``[0, 1]`` (the maximum needs
+        no bias correction, so 1 is allowed).
+      eps: :math:`\epsilon >= 0`, added to :math:`|g_t|` inside the maximum, so the
+        denominator stays positive.
+      nu_dtype: beyond optax: storage dtype of the infinity norm ``nu``
+        (``None``: float32 or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_adamax`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -699,6 +731,28 @@ class ScaleByAmsgrad(Transformation):
 
     The second moment never decreases, so the effective step size never grows. Without
     ``bias_correction_mu``/``bias_correction_nu`` the hats are dropped (the paper's form).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
+        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+      bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
+        default); False uses :math:`m_t` as is (the paper's form).
+      bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
+        running maximum (True); False takes the maximum of :math:`v_t` itself.
+      nu_dtype: beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    The fields are the arguments of :func:`optim.scale_by_amsgrad`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

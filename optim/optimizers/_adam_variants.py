@@ -92,6 +92,21 @@ class ScaleByBelief(Transformation):
 
     The step shrinks where the gradient agrees with its prediction :math:`m_t`. With
     ``nesterov=True`` :math:`\hat m_t` is Nadam's (see ``scale_by_adam``).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second moment :math:`s_t` of the prediction
+        error :math:`g_t - m_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to :math:`\sqrt{\hat s_t}` in the denominator.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to :math:`s_t` at every step (inside
+        the average, as in the paper and optax).
+      nesterov: use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_belief`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -254,6 +269,12 @@ class RadamDecay(Decay):
     :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
     from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
     (``with_hyperparams``) replaces them too.
+
+    Attributes:
+      rate: :math:`\beta_2`, a float32 scalar.
+      complement: :math:`1 - \beta_2`, a float32 scalar.
+      ro_inf: :math:`\rho_\infty = 2/(1-\beta_2) - 1`.
+      ro_inf_terms: :math:`(\rho_\infty-4)(\rho_\infty-2)`.
     """
 
     ro_inf: Any
@@ -291,6 +312,26 @@ class ScaleByRadam(Transformation):
     with Adam's moments :math:`m_t, v_t`: plain momentum until the variance of the adaptive
     step is tractable, then Adam with the variance rectified by :math:`r_t`. With
     ``nesterov=True`` :math:`\hat m_t` is Nadam's.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      threshold: the :math:`\rho_t` from which the rectified adaptive step is taken
+        (before it, plain momentum :math:`\hat m_t`); at least 4, where the rectification
+        :math:`r_t` is real (optax returns NaN updates for smaller values).
+      nesterov: use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_radam`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -474,6 +515,22 @@ class ScaleByYogi(Transformation):
     with :math:`m_0 = v_0` = ``initial_accumulator_value``. The second moment moves by at
     most :math:`(1-\beta_2)|g_t|^2` a step, so a burst of small gradients cannot make the
     step size explode as in Adam.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root
+        (Yogi's default 1e-3 is much larger than Adam's).
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      initial_accumulator_value: :math:`m_0 = v_0 > 0`, the starting value of both
+        moments.
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_yogi`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -655,6 +712,22 @@ class ScaleByAdan(Transformation):
         u_t = (\hat m_t + (1-\beta_2)\hat v_t) / (\sqrt{\hat n_t + \epsilon_{root}} + \epsilon).
 
     The gradient change is a cheap estimate of Nesterov's look-ahead gradient.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the gradient's average :math:`m_t`, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the gradient change's average :math:`v_t`, in
+        ``[0, 1)``.
+      b3: decay rate :math:`\beta_3` of the second moment :math:`n_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      nu_dtype: beyond optax: storage dtype of the second moment ``n``
+        (``None``: float32, or the parameter's dtype when wider); ``m``, ``v`` and ``g`` take
+        the compute dtype.
+
+    The fields are the arguments of :func:`optim.scale_by_adan`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -863,6 +936,23 @@ class ScaleByNovograd(Transformation):
 
     The second moment is one number per layer (the squared gradient norm), so the optimizer
     is Adam-like in memory for the first moment only. Needs ``params`` (for the weight decay).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1]`` (the new term is
+        not multiplied by :math:`1-\beta_1`).
+      b2: decay rate :math:`\beta_2` of the per-layer second moment, in ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root.
+      weight_decay: :math:`\lambda >= 0`: :math:`\lambda\theta_t` is added to each
+        normalized gradient before the momentum (a number, not a schedule).
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype; a
+        real one with complex params raises ``TypeError``); ``None``: float32, or the
+        parameter's dtype when wider.
+      nu_dtype: beyond optax: dtype of the per-layer second moments
+        (scalars; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_novograd`, which builds it.
     """
 
     b1: Any = decay(closed=True)

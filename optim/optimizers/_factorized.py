@@ -178,6 +178,24 @@ class ScaleByFactoredRms(Transformation):
     the rank-one estimate of the second moment. Other leaves keep it in full:
     :math:`V_t = \hat\beta_t V_{t-1} + (1-\hat\beta_t) G_t`, :math:`u_t = g_t/\sqrt{V_t}`.
     For tensors of higher rank the two largest axes play the roles of rows and columns.
+
+    Attributes:
+      decay_rate: the exponent :math:`c >= 0` of the default decay
+        :math:`\hat\beta_t = 1 - (t+1)^{-c}`; passed to ``decay_rate_fn`` as its second argument.
+      step_offset: an integer step number >= 0 subtracted from the step count before
+        ``decay_rate_fn`` sees it (to restart the decay schedule when fine-tuning).
+      epsilon: :math:`\epsilon >= 0` added to the squared updates
+        (:math:`G_t = |g_t|^2 + \epsilon`) before they enter the statistics.
+      factored: keep row and column statistics for leaves with two dimensions of at least
+        ``min_dim_size_to_factor`` entries (True); False keeps the full second moment of every
+        leaf.
+      min_dim_size_to_factor: an int >= 0: a leaf is factored only when its two largest
+        dimensions both have at least this many entries.
+      decay_rate_fn: a function ``(step, decay_rate) -> beta`` giving
+        :math:`\hat\beta_t` from the number of previous updates minus ``step_offset``; static
+        (a new function recompiles). Not a function: ``TypeError``.
+
+    The fields are the arguments of :func:`optim.scale_by_factored_rms`, which builds it.
     """
 
     decay_rate: Any = nonnegative()
@@ -311,7 +329,14 @@ def scale_by_factored_rms(
 
 @pytree_dataclass
 class ScaleByParamBlockRms(Transformation):
-    r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
+    r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf.
+
+    Attributes:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    The fields are the arguments of :func:`optim.scale_by_param_block_rms`, which builds it.
+    """
 
     min_scale: Any = nonnegative()
 
@@ -361,7 +386,14 @@ def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
 @pytree_dataclass
 class ScaleByParamBlockNorm(Transformation):
     r"""Steps relative to each leaf's norm: :math:`u_t = g_t \max(\lVert\theta_t\rVert, m)`,
-    the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``)."""
+    the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``).
+
+    Attributes:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    The fields are the arguments of :func:`optim.scale_by_param_block_norm`, which builds it.
+    """
 
     min_scale: Any = nonnegative()
 
@@ -551,6 +583,16 @@ class ScaleBySM3(Transformation):
         \nu_t = 0),\quad u_t = m_t.
 
     Complex parameters are rejected, as in optax.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the momentum over the scaled updates, in ``[0, 1]``
+        (0: no momentum).
+      b2: decay rate :math:`\beta_2` of the accumulators, in ``[0, 1]``; 1 (the default)
+        sums the squared updates, as in the paper.
+      eps: :math:`\epsilon >= 0` added under the square root; where the accumulator is
+        0 the step is 0.
+
+    The fields are the arguments of :func:`optim.scale_by_sm3`, which builds it.
     """
 
     b1: Any = decay(closed=True)

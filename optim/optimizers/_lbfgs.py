@@ -113,6 +113,14 @@ class ScaleByLBFGS(Transformation):
     step has length at most 1. The memory is updated from the parameters and updates it is
     given before the direction is computed, so a line search later in the chain decides the
     step that enters it. Needs ``params``.
+
+    Attributes:
+      memory_size: the number :math:`m >= 1` of past steps remembered (a static int: the
+        state holds :math:`m` copies of the parameters' shapes, twice).
+      scale_init_precond: start the two-loop recursion from
+        :math:`\gamma_k = \langle s_{k-1}, y_{k-1}\rangle / \|y_{k-1}\|^2` (True) rather than 1.
+
+    The fields are the arguments of :func:`optim.scale_by_lbfgs`, which builds it.
     """
 
     memory_size: int = int_option(10, low=1)

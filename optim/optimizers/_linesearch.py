@@ -260,6 +260,28 @@ class ScaleByZoomLinesearch(Transformation):
     evaluations, or when the interval is narrower than ``stepsize_precision``, it returns
     the lowest point with sufficient decrease found (or the last point, if none). Output:
     :math:`u = \eta d`.
+
+    Attributes:
+      max_learning_rate: the largest stepsize tried (> 0); ``None``: no upper bound.
+      tol: :math:`\epsilon >= 0`, the absolute tolerance added to both Wolfe conditions.
+      increase_factor: the factor (> 0, may be ``inf``) by which phase 1 grows the stepsize
+        until an interval holding an acceptable step is known.
+      slope_rtol: :math:`c_1 \in [0, 1]`, the fraction of the first-order decrease required
+        (sufficient decrease).
+      curv_rtol: :math:`c_2 >= 0`, the curvature condition's factor; ``inf``: no curvature
+        condition (a backtracking search with interpolation).
+      approx_dec_rtol: :math:`c_3 >= 0`: near a minimum (within :math:`c_3|f(\theta)|`) Hager &
+        Zhang's approximate sufficient decrease is accepted too; ``None``: the classical
+        condition only.
+      stepsize_precision: the search stops when the interval is narrower than this (>= 0).
+      max_linesearch_steps: the most loss evaluations in one search (a static int >= 1).
+      initial_guess_strategy: ``"one"`` (start each search at 1, best for quasi-Newton
+        directions) or ``"keep"`` (at the previous stepsize); anything else raises
+        ``ValueError``.
+      verbose: print (``jax.debug.print``, under jit too) why the chosen stepsize misses a
+        Wolfe condition, in optax's words.
+
+    The fields are the arguments of :func:`optim.scale_by_zoom_linesearch`, which builds it.
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
@@ -660,7 +682,14 @@ def scale_by_zoom_linesearch(
 class BacktrackingLinesearchInfo(NamedTuple):
     """How the last line search went: its number of evaluations and the error of the
     sufficient decrease condition at the chosen stepsize (0: met; positive: no stepsize tried
-    met it)."""
+    met it).
+
+    Attributes:
+      num_linesearch_steps: the number of loss evaluations of the last search, an int32
+        scalar.
+      decrease_error: the residual of the sufficient decrease condition at the chosen
+        stepsize (0 when met).
+    """
 
     num_linesearch_steps: jax.Array
     decrease_error: jax.Array
@@ -714,6 +743,23 @@ class ScaleByBacktrackingLinesearch(Transformation):
     :math:`u' = \eta u`, with :math:`\eta = 0` when the loss was infinite or NaN at every
     stepsize tried. :math:`u` must be a descent direction, :math:`\langle \nabla f(\theta),
     u\rangle < 0` (the output of ``sgd`` without momentum is one).
+
+    Attributes:
+      slope_rtol: :math:`c`, the fraction of the first-order decrease required.
+      decrease_factor: :math:`\beta` in (0, 1], the factor of each decrease.
+      increase_factor: :math:`\gamma` > 0, the factor from the previous stepsize to the next
+        guess; 1 keeps it, ``math.inf`` starts every search at ``max_learning_rate``.
+      max_learning_rate: the largest stepsize (> 0), also the first guess after a failed
+        search.
+      atol: :math:`\epsilon`, the absolute tolerance of the condition.
+      rtol: :math:`\delta`, its tolerance relative to the loss.
+      max_backtracking_steps: the most times the stepsize is decreased in one search (a
+        static int >= 0; the loss is evaluated at most one time more).
+      store_grad: keep the gradient at the accepted point in the state, for
+        ``value_and_grad_from_state`` to reuse (one gradient evaluation per step more).
+      verbose: print the reason when a search fails.
+
+    The fields are the arguments of :func:`optim.scale_by_backtracking_linesearch`, which builds it.
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)

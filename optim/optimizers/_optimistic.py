@@ -44,6 +44,13 @@ class ScaleByOptimisticGradient(Transformation):
     .. math:: u_t = (\alpha + \beta)\, g_t - \beta\, g_{t-1},
 
     with :math:`g_0 = g_1` (the first step is :math:`\alpha g_1`, as in optax).
+
+    Attributes:
+      alpha: :math:`\alpha`, the weight of the current update (a number or an array).
+      beta: :math:`\beta`, the weight of the extrapolation :math:`g_t - g_{t-1}` (a number or
+        an array; 0 gives plain :math:`\alpha g_t`).
+
+    The fields are the arguments of :func:`optim.scale_by_optimistic_gradient`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

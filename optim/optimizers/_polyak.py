@@ -39,6 +39,16 @@ class ScaleByPolyak(Transformation):
     ``variant="sps+"`` (Garrigos et al., 2023, "Function value learning: Adaptive learning
     rates based on the Polyak stepsize and function splitting in ERM") uses
     :math:`\max(f(\theta_t) - f^\star, 0)`.
+
+    Attributes:
+      f_min: :math:`f^\star`, a lower bound of the loss (0 for most losses; the optimal
+        value when known).
+      max_learning_rate: :math:`\gamma_{max} >= 0`, the largest step size taken.
+      eps: :math:`\epsilon >= 0`, added to the squared gradient norm in the denominator.
+      variant: ``"sps"`` (the paper's step) or ``"sps+"`` (Garrigos et al., 2023: the gap
+        :math:`f(\theta_t) - f^\star` floored at 0); anything else raises ``ValueError``.
+
+    The fields are the arguments of :func:`optim.scale_by_polyak`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

@@ -83,6 +83,20 @@ class ScaleByRms(Transformation):
     :math:`v_0` = ``initial_scale``. Numerical edges as in ``scale_by_adam``: gradients beyond
     :math:`2^{62}` count as :math:`\pm 2^{62}`, a zero root gives a zero step, and the
     derivative of the root at 0 is 0.
+
+    Attributes:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    The fields are the arguments of :func:`optim.scale_by_rms`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -207,6 +221,20 @@ class ScaleByStddev(Transformation):
 
     (or :math:`g_t / (\sqrt{\hat v_t - |\hat m_t|^2} + \epsilon)` with ``eps_in_sqrt=False``),
     hats denoting optional bias correction and numerical edges handled as in ``scale_by_rms``.
+
+    Attributes:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    The fields are the arguments of :func:`optim.scale_by_stddev`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

@@ -65,6 +65,20 @@ class ScaleByLion(Transformation):
 
     ``mode="smooth"`` uses :math:`\tanh(\beta_s c_t)` instead of the sign, ``mode="refined"``
     keeps :math:`c_t` where :math:`|c_t| < 1` and its sign elsewhere.
+
+    Attributes:
+      b1: interpolation rate :math:`\beta_1` between the momentum and the current update, in
+        ``[0, 1]``: the step takes the sign of :math:`\beta_1 m_{t-1} + (1-\beta_1) g_t`.
+      b2: decay rate :math:`\beta_2` of the momentum :math:`m_t`, in ``[0, 1]``.
+      smooth_beta: beyond optax: the slope :math:`\beta_s >= 0` of
+        ``mode="smooth"``; unused by the other modes.
+      mu_dtype: storage dtype of the momentum ``mu`` (a floating or complex dtype);
+        ``None``: float32, or the parameter's dtype when wider.
+      mode: beyond optax: ``"hard"`` (the sign, Lion's rule), ``"smooth"``
+        (:math:`\tanh(\beta_s c_t)`) or ``"refined"`` (:math:`c_t` where :math:`|c_t| < 1`, its
+        sign elsewhere); any other value raises ``ValueError``.
+
+    The fields are the arguments of :func:`optim.scale_by_lion`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -362,6 +376,22 @@ class ScaleByRprop(Transformation):
     :math:`u_t = d_t`, the algorithm of the papers and of ``torch.optim.Rprop``. By default,
     to match optax 0.2.8, :math:`u_t = d_{t-1}` where :math:`s_t \ge 0` and 0 elsewhere: the
     previous step's update, so the first step does not move (optax PR #1725).
+
+    Attributes:
+      learning_rate: the initial per-element step size :math:`\delta_0 >= 0` (a number: Rprop
+        adapts it, so no schedule).
+      eta_minus: factor :math:`\eta^- \in [0, 1]` a step size is multiplied by when the
+        gradient's sign flips.
+      eta_plus: factor :math:`\eta^+ >= 1` a step size is multiplied by when the gradient keeps
+        its sign.
+      min_step_size: lower bound (>= 0) of the step sizes.
+      max_step_size: upper bound (>= 0) of the step sizes.
+      current_update: beyond optax: return this step's update :math:`d_t` (the
+        papers' algorithm and ``torch.optim.Rprop``); False, the default, returns optax's
+        previous-step update :math:`d_{t-1}` (0 where the sign flipped), so the first step does
+        not move.
+
+    The fields are the arguments of :func:`optim.scale_by_rprop`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)

@@ -40,6 +40,13 @@ class ScaleByTrustRatio(Transformation):
 
     per leaf, with :math:`u_t = g_t` where either norm is 0 (:math:`n` = ``min_norm``,
     :math:`c` = ``trust_coefficient``; Frobenius norms over the whole leaf).
+
+    Attributes:
+      min_norm: floor :math:`n >= 0` of both norms.
+      trust_coefficient: :math:`c >= 0`, multiplying the ratio.
+      eps: :math:`\epsilon >= 0`, added to the update's norm in the denominator.
+
+    The fields are the arguments of :func:`optim.scale_by_trust_ratio`, which builds it.
     """
 
     min_norm: Any = nonnegative()
