@@ -126,8 +126,9 @@ class ScaleByAdam(Transformation):
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       nesterov: use Nesterov momentum (NAdam, Dozat, 2016): the step
         uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
         in place of :math:`\hat m_t`.
@@ -197,8 +198,9 @@ def scale_by_adam(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       nesterov: keyword-only; use Nesterov momentum (NAdam, Dozat, 2016): the step
         uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
         in place of :math:`\hat m_t`.
@@ -268,8 +270,9 @@ def adam(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       nesterov: keyword-only; use Nesterov momentum (NAdam, Dozat, 2016): the step
         uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
         in place of :math:`\hat m_t`.
@@ -334,8 +337,9 @@ def adamw(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
         or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
         rate scales it (:func:`optim.add_decayed_weights`).
@@ -394,8 +398,9 @@ Args:
     square root. optax needs a positive value to differentiate through the update
     (meta-learning); here the derivative stays finite at zero gradients without it.
   mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-    such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-    parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+    such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+    (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+    wider whatever it is.
   nesterov: keyword-only, True here (False gives :func:`optim.adam`): the step uses
     :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` in place of
     :math:`\hat m_t`.
@@ -443,8 +448,9 @@ Args:
     square root. optax needs a positive value to differentiate through the update
     (meta-learning); here the derivative stays finite at zero gradients without it.
   mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-    such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-    parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+    such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+    (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+    wider whatever it is.
   weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
     or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
     rate scales it (:func:`optim.add_decayed_weights`).
@@ -742,8 +748,9 @@ class ScaleByAmsgrad(Transformation):
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
         default); False uses :math:`m_t` as is (the paper's form).
       bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
@@ -825,8 +832,9 @@ def scale_by_amsgrad(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
         default); False uses :math:`m_t` as is (the paper's form).
       bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
@@ -903,8 +911,9 @@ def amsgrad(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
         default); False uses :math:`m_t` as is (the paper's form).
       bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the

@@ -197,8 +197,9 @@ def optimistic_adam_v2(
         square root. optax needs a positive value to differentiate through the update
         (meta-learning); here the derivative stays finite at zero gradients without it.
       mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
-        such as ``jnp.bfloat16``); ``None``: the parameter's compute dtype (float32, or the
-        parameter's dtype when wider). The arithmetic runs in float32 or wider whatever it is.
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
       nesterov: Nesterov momentum in :math:`\hat m_t` (True by default, as in
         optax; see :func:`optim.scale_by_adam`).
 
