@@ -89,7 +89,8 @@ def noisy_sgd(
     *,
     seed: int | None = None,
 ) -> Chain:
-    r"""Noisy SGD (Neelakantan et al., 2015, "Adding Gradient Noise Improves Learning").
+    r"""Noisy SGD (Neelakantan et al., 2015, "Adding Gradient Noise Improves Learning for Very
+    Deep Networks").
 
     .. math:: \theta_{t+1} = \theta_t - \eta_t\big(g_t + \mathcal N(0, \sigma_t^2)\big),
         \quad \sigma_t^2 = \frac{\eta_{noise}}{t^\gamma}
