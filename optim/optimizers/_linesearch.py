@@ -917,7 +917,8 @@ def scale_by_backtracking_linesearch(
       verbose: print the reason when a search fails.
 
     Returns:
-      The transformation.
+      An :class:`optim.GradientTransformation` whose state is a
+      :class:`optim.ScaleByBacktrackingLinesearchState`.
 
     Examples:
       >>> import jax
