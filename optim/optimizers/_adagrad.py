@@ -47,7 +47,12 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByRssState(NamedTuple):
-    """Adagrad's running sum of squared updates."""
+    """Adagrad's running sum of squared updates.
+
+    Attributes:
+      sum_of_squares: the running sum :math:`s_t` of squared updates, a pytree like the
+        params.
+    """
 
     sum_of_squares: PyTree
 
@@ -59,6 +64,13 @@ class ScaleByRss(Transformation):
     .. math::
         s_t = s_{t-1} + |g_t|^2,\quad u_t = g_t / \sqrt{s_t + \epsilon}\ (0 \text{ where }
         s_t = 0),\quad s_0 = \text{initial\_accumulator\_value}.
+
+    Attributes:
+      initial_accumulator_value: the starting value :math:`s_0 >= 0` of the sum of squares.
+      eps: :math:`\epsilon >= 0`, added to the sum inside the square root. Where the sum is 0
+        (``initial_accumulator_value=0`` and only zero gradients so far) the step is 0.
+
+    The fields are the arguments of :func:`optim.scale_by_rss`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -84,7 +96,35 @@ class ScaleByRss(Transformation):
 
 
 def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
-    """Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``)."""
+    r"""Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``).
+
+    .. math::
+        s_t = s_{t-1} + |g_t|^2,\quad u_t = g_t / \sqrt{s_t + \epsilon}.
+
+    Args:
+      initial_accumulator_value: the starting value :math:`s_0 >= 0` of the sum of squares.
+      eps: :math:`\epsilon >= 0`, added to the sum inside the square root. Where the sum is 0
+        (``initial_accumulator_value=0`` and only zero gradients so far) the step is 0.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByRssState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_rss()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.84515417 -0.84515417]
+
+    References:
+      Duchi, Hazan & Singer, 2011, https://jmlr.org/papers/v12/duchi11a.html
+    """
     return ScaleByRss(
         initial_accumulator_value=initial_accumulator_value,
         eps=eps,
@@ -94,15 +134,50 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Scale
 def adagrad(
     learning_rate: ScalarOrSchedule, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7
 ) -> Chain:
-    r"""Adagrad (Duchi et al., 2011): :math:`s_t = s_{t-1} + g_t^2`,
-    :math:`\theta_{t+1} = \theta_t - \eta_t g_t / \sqrt{s_t + \epsilon}`."""
+    r"""Adagrad (Duchi, Hazan & Singer, 2011, "Adaptive Subgradient Methods").
+
+    .. math:: s_t = s_{t-1} + g_t^2,\quad
+        \theta_{t+1} = \theta_t - \eta_t g_t / \sqrt{s_t + \epsilon}
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      initial_accumulator_value: the starting value :math:`s_0 >= 0` of the sum of squares.
+      eps: :math:`\epsilon >= 0`, added to the sum inside the square root. Where the sum is 0
+        (``initial_accumulator_value=0`` and only zero gradients so far) the step is 0.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adagrad(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9154846 -1.9154845]
+
+    References:
+      Duchi, Hazan & Singer, 2011, https://jmlr.org/papers/v12/duchi11a.html
+    """
     return chain(
         scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
     )
 
 
 class ScaleByAdaDeltaState(NamedTuple):
-    """Adadelta's running averages of squared gradients (e_g) and squared steps (e_x)."""
+    r"""Adadelta's running averages of squared gradients (e_g) and squared steps (e_x).
+
+    Attributes:
+      e_g: the running average :math:`E[g^2]_t` of squared gradients, a pytree like the params.
+      e_x: the running average :math:`E[\\Delta x^2]_t` of squared steps, a pytree like the
+        params.
+    """
 
     e_g: PyTree
     e_x: PyTree
@@ -119,7 +194,16 @@ class ScaleByAdaDelta(Transformation):
 
     The ratio of RMS step to RMS gradient gives the step the units of the parameters. Real
     parameters only (as in optax, whose tests skip complex Adadelta); complex ones raise
-    ``ValueError`` rather than being optimized wrongly.
+    ``TypeError`` rather than being optimized wrongly.
+
+    Attributes:
+      rho: decay rate :math:`\rho` of both running averages, in ``[0, 1]``.
+      eps: :math:`\epsilon > 0`, added under both square roots; it must be positive: it is
+        the step's only source while :math:`E[\Delta x^2] = 0`.
+      nu_dtype: beyond optax: storage dtype of both running averages
+        ``e_g`` and ``e_x`` (``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_adadelta`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -153,10 +237,42 @@ class ScaleByAdaDelta(Transformation):
 
 
 def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) -> ScaleByAdaDelta:
-    """Rescale updates by Adadelta's ratio of RMS step to RMS gradient
-    (``optax.scale_by_adadelta``); ``nu_dtype`` is the dtype of both e_g and e_x.
+    r"""Rescale updates by Adadelta's ratio of RMS step to RMS gradient
+    (``optax.scale_by_adadelta``).
 
-    ``eps`` must be positive: it is the step's only source while :math:`E[\\Delta x^2] = 0`.
+    .. math::
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2,\quad
+        u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,\quad
+        E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2.
+
+    Args:
+      rho: decay rate :math:`\rho` of both running averages, in ``[0, 1]``.
+      eps: :math:`\epsilon > 0`, added under both square roots; it must be positive: it is
+        the step's only source while :math:`E[\Delta x^2] = 0`.
+      nu_dtype: keyword-only, beyond optax: storage dtype of both running averages
+        ``e_g`` and ``e_x`` (``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdaDeltaState`.
+
+    Raises:
+      TypeError: from ``init`` and ``update`` when the params or gradients are complex.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_adadelta()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.00316221 -0.00316221]
+
+    References:
+      Zeiler, 2012, https://arxiv.org/abs/1212.5701
     """
     return ScaleByAdaDelta(
         rho=rho,
@@ -174,13 +290,46 @@ def adadelta(
     *,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""Adadelta (Zeiler, 2012) with weight decay added to the gradient first:
-    :math:`\theta_{t+1} = \theta_t - \eta_t u_t`, :math:`u_t` from ``scale_by_adadelta``
-    applied to :math:`g_t + \lambda\theta_t`.
+    r"""Adadelta (Zeiler, 2012, "ADADELTA: An Adaptive Learning Rate Method").
 
-    ``learning_rate=None`` is the paper's Adadelta, :math:`\eta = 1`. (optax's
-    ``adadelta(learning_rate=None)`` skips the learning-rate scaling and with it the sign flip,
-    so it climbs the loss; ours descends, as ``optax.adadelta(1.0)`` does.)
+    With weight decay added to the gradient first: :math:`\theta_{t+1} = \theta_t - \eta_t u_t`,
+    :math:`u_t` from :func:`optim.scale_by_adadelta` applied to :math:`g_t + \lambda\theta_t`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`, a number >= 0 or a schedule
+        ``count -> number``. ``None`` means :math:`\eta = 1`, the paper's Adadelta (optax's
+        ``None`` skips the scaling and with it the minus sign, so it climbs the loss; ours
+        descends, as ``optax.adadelta(1.0)`` does).
+      rho: decay rate :math:`\rho` of both running averages, in ``[0, 1]``.
+      eps: :math:`\epsilon > 0`, added under both square roots; it must be positive: it is
+        the step's only source while :math:`E[\Delta x^2] = 0`.
+      weight_decay: :math:`\lambda >= 0` (a number or a schedule): :math:`\lambda\theta_t` is
+        added to the gradient before the Adadelta scaling (coupled, L2-style decay).
+      weight_decay_mask: where weight decay applies: a pytree of booleans with the structure
+        of the params (or a prefix of it), or a function ``params -> such a pytree``; ``None``:
+        every leaf.
+      nu_dtype: keyword-only, beyond optax: storage dtype of both running averages
+        ``e_g`` and ``e_x`` (``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Raises:
+      TypeError: from ``init`` and ``update`` when the params or gradients are complex.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adadelta()
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9968378 -1.9968377]
+
+    References:
+      Zeiler, 2012, https://arxiv.org/abs/1212.5701
     """
     return chain(
         add_decayed_weights(weight_decay, weight_decay_mask),

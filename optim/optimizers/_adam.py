@@ -70,7 +70,13 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByAdamState(NamedTuple):
-    """Adam's step count and first and second moments."""
+    """Adam's step count and first and second moments.
+
+    Attributes:
+      count: the number of updates so far, an int32 scalar (saturating at its maximum).
+      mu: the first moment :math:`m_t`, a pytree like the params (``None`` at frozen leaves).
+      nu: the second moment :math:`v_t`, a pytree like the params.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -111,6 +117,28 @@ class ScaleByAdam(Transformation):
     denominator is 0 (:math:`\epsilon = \epsilon_{root} = 0`, :math:`v_t = 0`) the step is 0;
     and the derivative of :math:`\sqrt{v}` at 0 is taken as 0, so ``jax.grad`` through updates
     with zero gradients stays finite (``safe_sqrt``).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      nesterov: use Nesterov momentum (NAdam, Dozat, 2016): the step
+        uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
+        in place of :math:`\hat m_t`.
+      nu_dtype: beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    The fields are the arguments of :func:`optim.scale_by_adam`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -155,10 +183,54 @@ def scale_by_adam(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> ScaleByAdam:
-    """Rescale updates by Adam's bias-corrected moments (``optax.scale_by_adam``).
+    r"""Rescale updates by Adam's bias-corrected moments (``optax.scale_by_adam``).
 
-    ``mu_dtype``/``nu_dtype`` set the storage dtype of each moment (default: float32, or the
-    parameter's dtype when wider); the arithmetic stays float32 whatever they are.
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2,\quad
+        u_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon).
+
+    Gradients beyond :math:`2^{62}` in magnitude enter both moments as :math:`\pm 2^{62}`, and a
+    step whose denominator is 0 is 0 (where optax gives inf or NaN).
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      nesterov: keyword-only; use Nesterov momentum (NAdam, Dozat, 2016): the step
+        uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
+        in place of :math:`\hat m_t`.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdamState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_adam()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.9999934 -0.9999934]
+
+    References:
+      Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980
     """
     return ScaleByAdam(
         b1=b1,
@@ -182,8 +254,54 @@ def adam(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""Adam (Kingma & Ba, 2015): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
-    (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`; see ``scale_by_adam``."""
+    r"""Adam (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization").
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t /
+        (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
+
+    with the bias-corrected moments of :func:`optim.scale_by_adam`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      nesterov: keyword-only; use Nesterov momentum (NAdam, Dozat, 2016): the step
+        uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
+        in place of :math:`\hat m_t`.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adam(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9000007 -1.9000007]
+
+    References:
+      Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980
+    """
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
@@ -209,6 +327,53 @@ def adamw(
         \epsilon_{root}} + \epsilon) + \lambda \theta_t\big)
 
     with the decay applied only where ``mask`` is True.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
+        or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
+        rate scales it (:func:`optim.add_decayed_weights`).
+      mask: where weight decay applies: a pytree of booleans with the structure of the
+        params (or a prefix of it), or a function ``params -> such a pytree``; True leaves are
+        decayed, False leaves are not. ``None``: every leaf is decayed.
+      nesterov: keyword-only; use Nesterov momentum (NAdam, Dozat, 2016): the step
+        uses :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`
+        in place of :math:`\hat m_t`.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adamw(learning_rate=0.1, weight_decay=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.89000064 -1.8800007 ]
+
+    References:
+      Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101
     """
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
@@ -220,13 +385,107 @@ def adamw(
 nadam = functools.partial(adam, nesterov=True)
 
 
-nadam.__doc__ = """NAdam (Dozat, 2016): ``adam`` with Nesterov momentum (``nesterov=True``)."""
+nadam.__doc__ = r"""NAdam (Dozat, 2016, "Incorporating Nesterov Momentum into Adam").
+
+:func:`optim.adam` with Nesterov momentum: ``functools.partial(adam, nesterov=True)``.
+
+Args:
+  learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+    ``count -> number`` evaluated at the number of previous updates (see
+    :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+    unnegated, as in optax.
+  b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+  b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+    ``[0, 1)``.
+  eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+    numerical stability.
+  eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+    square root. optax needs a positive value to differentiate through the update
+    (meta-learning); here the derivative stays finite at zero gradients without it.
+  mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+    such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+    (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+    wider whatever it is.
+  nesterov: keyword-only, True here (False gives :func:`optim.adam`): the step uses
+    :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` in place of
+    :math:`\hat m_t`.
+  nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+    as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+    where optax would use the parameter dtype for bf16/fp16 parameters).
+
+Returns:
+  An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+  hyperparameters are array leaves).
+
+Examples:
+  >>> import jax.numpy as jnp
+  >>> import optim
+  >>> tx = optim.nadam(learning_rate=0.1)
+  >>> params = {"w": jnp.array([1.0, -2.0])}
+  >>> state = tx.init(params)
+  >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+  >>> print(optim.apply_updates(params, updates)["w"])
+  [ 0.8526326 -1.8526325]
+
+References:
+  Dozat, 2016, https://openreview.net/pdf/OM0jvwB8jIp57ZJjtNEZ.pdf
+"""
 
 
 nadamw = functools.partial(adamw, nesterov=True)
 
 
-nadamw.__doc__ = """NAdamW: ``adamw`` with Nesterov momentum (``nesterov=True``)."""
+nadamw.__doc__ = r"""NAdamW: AdamW with Nesterov momentum (Dozat, 2016; Loshchilov & Hutter, 2019).
+
+:func:`optim.adamw` with Nesterov momentum: ``functools.partial(adamw, nesterov=True)``.
+
+Args:
+  learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+    ``count -> number`` evaluated at the number of previous updates (see
+    :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+    unnegated, as in optax.
+  b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+  b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+    ``[0, 1)``.
+  eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+    numerical stability.
+  eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+    square root. optax needs a positive value to differentiate through the update
+    (meta-learning); here the derivative stays finite at zero gradients without it.
+  mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+    such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+    (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+    wider whatever it is.
+  weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
+    or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
+    rate scales it (:func:`optim.add_decayed_weights`).
+  mask: where weight decay applies: a pytree of booleans with the structure of the
+    params (or a prefix of it), or a function ``params -> such a pytree``; True leaves are
+    decayed, False leaves are not. ``None``: every leaf is decayed.
+  nesterov: keyword-only, True here (False gives :func:`optim.adamw`): the step uses
+    :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` in place of
+    :math:`\hat m_t`.
+  nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+    as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+    where optax would use the parameter dtype for bf16/fp16 parameters).
+
+Returns:
+  An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+  hyperparameters are array leaves).
+
+Examples:
+  >>> import jax.numpy as jnp
+  >>> import optim
+  >>> tx = optim.nadamw(learning_rate=0.1, weight_decay=0.1)
+  >>> params = {"w": jnp.array([1.0, -2.0])}
+  >>> state = tx.init(params)
+  >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+  >>> print(optim.apply_updates(params, updates)["w"])
+  [ 0.84263253 -1.8326325 ]
+
+References:
+  Dozat, 2016, https://openreview.net/pdf/OM0jvwB8jIp57ZJjtNEZ.pdf
+"""
 
 
 def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
@@ -258,6 +517,17 @@ class ScaleByAdamax(Transformation):
 
     Adam with the :math:`L^2` norm of past gradients replaced by the :math:`L^\infty` norm; the
     maximum needs no bias correction, so :math:`\beta_2 = 1` is allowed.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the infinity norm, in ``[0, 1]`` (the maximum needs
+        no bias correction, so 1 is allowed).
+      eps: :math:`\epsilon >= 0`, added to :math:`|g_t|` inside the maximum, so the
+        denominator stays positive.
+      nu_dtype: beyond optax: storage dtype of the infinity norm ``nu``
+        (``None``: float32 or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_adamax`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -290,7 +560,41 @@ class ScaleByAdamax(Transformation):
 def scale_by_adamax(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, *, nu_dtype: Any = None
 ) -> ScaleByAdamax:
-    """Rescale updates by Adamax's first moment and infinity norm (``optax.scale_by_adamax``)."""
+    r"""Rescale updates by Adamax's first moment and infinity norm (``optax.scale_by_adamax``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \max(|g_t| + \epsilon, \beta_2 v_{t-1}),\quad
+        u_t = \hat m_t / v_t.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the infinity norm, in ``[0, 1]`` (the maximum needs
+        no bias correction, so 1 is allowed).
+      eps: :math:`\epsilon >= 0`, added to :math:`|g_t|` inside the maximum, so the
+        denominator stays positive.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the infinity norm ``nu``
+        (``None``: float32 or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdamState` (``nu`` holds :math:`v_t`).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_adamax()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.9999998 -0.9999998]
+
+    References:
+      Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980 (section 7.1)
+    """
     return ScaleByAdamax(
         b1=b1,
         b2=b2,
@@ -307,8 +611,42 @@ def adamax(
     *,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""Adamax (Kingma & Ba, 2015): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t / v_t`;
-    see ``scale_by_adamax``."""
+    r"""Adamax (Kingma & Ba, 2015): Adam with the infinity norm of past gradients.
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t / v_t
+
+    with :math:`v_t = \max(|g_t| + \epsilon, \beta_2 v_{t-1})`; see :func:`optim.scale_by_adamax`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the infinity norm, in ``[0, 1]`` (the maximum needs
+        no bias correction, so 1 is allowed).
+      eps: :math:`\epsilon >= 0`, added to :math:`|g_t|` inside the maximum, so the
+        denominator stays positive.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the infinity norm ``nu``
+        (``None``: float32 or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adamax(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.90000004 -1.9       ]
+
+    References:
+      Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980 (section 7.1)
+    """
     return chain(
         scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
     )
@@ -329,6 +667,43 @@ def adamaxw(
     .. math:: \theta_{t+1} = \theta_t - \eta_t (\hat m_t / v_t + \lambda \theta_t)
 
     with the decay applied only where ``mask`` is True.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the infinity norm, in ``[0, 1]`` (the maximum needs
+        no bias correction, so 1 is allowed).
+      eps: :math:`\epsilon >= 0`, added to :math:`|g_t|` inside the maximum, so the
+        denominator stays positive.
+      weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
+        or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
+        rate scales it (:func:`optim.add_decayed_weights`).
+      mask: where weight decay applies: a pytree of booleans with the structure of the
+        params (or a prefix of it), or a function ``params -> such a pytree``; True leaves are
+        decayed, False leaves are not. ``None``: every leaf is decayed.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the infinity norm ``nu``
+        (``None``: float32 or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adamaxw(learning_rate=0.1, weight_decay=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.89000005 -1.88      ]
+
+    References:
+      Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980;
+      Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101
     """
     return chain(
         scale_by_adamax(b1, b2, eps, nu_dtype=nu_dtype),
@@ -338,7 +713,14 @@ def adamaxw(
 
 
 class ScaleByAmsgradState(NamedTuple):
-    """AMSGrad's step count, moments and the running maximum of the second moment."""
+    r"""AMSGrad's step count, moments and the running maximum of the second moment.
+
+    Attributes:
+      count: the number of updates so far, an int32 scalar (saturating at its maximum).
+      mu: the first moment :math:`m_t`, a pytree like the params (``None`` at frozen leaves).
+      nu: the second moment :math:`v_t`, a pytree like the params.
+      nu_max: the running maximum :math:`\bar v_t` of the (bias-corrected) second moment.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -360,6 +742,29 @@ class ScaleByAmsgrad(Transformation):
 
     The second moment never decreases, so the effective step size never grows. Without
     ``bias_correction_mu``/``bias_correction_nu`` the hats are dropped (the paper's form).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
+        default); False uses :math:`m_t` as is (the paper's form).
+      bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
+        running maximum (True); False takes the maximum of :math:`v_t` itself.
+      nu_dtype: beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    The fields are the arguments of :func:`optim.scale_by_amsgrad`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -413,7 +818,58 @@ def scale_by_amsgrad(
     *,
     nu_dtype: Any = None,
 ) -> ScaleByAmsgrad:
-    """Rescale updates by AMSGrad's moments (``optax.scale_by_amsgrad``)."""
+    r"""Rescale updates by AMSGrad's moments (``optax.scale_by_amsgrad``).
+
+    .. math::
+        \bar v_t = \max(\bar v_{t-1}, \hat v_t),\quad
+        u_t = \hat m_t / (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon),
+
+    with Adam's moments :math:`m_t, v_t`: the second moment never decreases, so the effective
+    step size never grows.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
+        default); False uses :math:`m_t` as is (the paper's form).
+      bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
+        running maximum (True); False takes the maximum of :math:`v_t` itself.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAmsgradState`.
+
+    Raises:
+      TypeError: from ``init``, when ``mu_dtype`` is real and a parameter is complex.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_amsgrad()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.9999934 -0.9999934]
+
+    References:
+      Reddi, Kale & Kumar, 2018, https://openreview.net/forum?id=ryQu7f-RZ
+    """
     return ScaleByAmsgrad(
         b1=b1,
         b2=b2,
@@ -438,8 +894,56 @@ def amsgrad(
     *,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""AMSGrad (Reddi et al., 2018): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
-    (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon)`; see ``scale_by_amsgrad``."""
+    r"""AMSGrad (Reddi, Kale & Kumar, 2018, "On the Convergence of Adam and Beyond").
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t /
+        (\sqrt{\bar v_t + \epsilon_{root}} + \epsilon)
+
+    with :math:`\bar v_t` the running maximum of the second moment; see
+    :func:`optim.scale_by_amsgrad`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      bias_correction_mu: divide the first moment by :math:`1 - \beta_1^t` (True, optax's
+        default); False uses :math:`m_t` as is (the paper's form).
+      bias_correction_nu: divide the second moment by :math:`1 - \beta_2^t` before the
+        running maximum (True); False takes the maximum of :math:`v_t` itself.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second-moment slots,
+        as ``mu_dtype`` for the first (``None``: float32 or the parameter's dtype when wider,
+        where optax would use the parameter dtype for bf16/fp16 parameters).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.amsgrad(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9000007 -1.9000007]
+
+    References:
+      Reddi, Kale & Kumar, 2018, https://openreview.net/forum?id=ryQu7f-RZ
+    """
     return chain(
         scale_by_amsgrad(
             b1,

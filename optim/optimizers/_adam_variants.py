@@ -64,7 +64,14 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByBeliefState(NamedTuple):
-    """AdaBelief's step count, first moment and second moment of the prediction error."""
+    """AdaBelief's step count, first moment and second moment of the prediction error.
+
+    Attributes:
+      count: the number of updates so far, an int32 scalar.
+      mu: the first moment :math:`m_t`, a pytree like the params.
+      nu: the second moment :math:`s_t` of the prediction error :math:`g_t - m_t`, a pytree
+        like the params.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -85,6 +92,21 @@ class ScaleByBelief(Transformation):
 
     The step shrinks where the gradient agrees with its prediction :math:`m_t`. With
     ``nesterov=True`` :math:`\hat m_t` is Nadam's (see ``scale_by_adam``).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second moment :math:`s_t` of the prediction
+        error :math:`g_t - m_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to :math:`\sqrt{\hat s_t}` in the denominator.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to :math:`s_t` at every step (inside
+        the average, as in the paper and optax).
+      nesterov: use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_belief`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -129,7 +151,48 @@ def scale_by_belief(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> ScaleByBelief:
-    """Rescale updates by AdaBelief's moments (``optax.scale_by_belief``)."""
+    r"""Rescale updates by AdaBelief's moments (``optax.scale_by_belief``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        s_t = \beta_2 s_{t-1} + (1-\beta_2) |g_t - m_t|^2 + \epsilon_{root},\quad
+        u_t = \hat m_t / (\sqrt{\hat s_t} + \epsilon).
+
+    The step shrinks where the gradient agrees with its prediction :math:`m_t`.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second moment :math:`s_t` of the prediction
+        error :math:`g_t - m_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to :math:`\sqrt{\hat s_t}` in the denominator.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to :math:`s_t` at every step (inside
+        the average, as in the paper and optax).
+      nesterov: keyword-only; use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByBeliefState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_belief()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 1.1679931 -1.1679931]
+
+    References:
+      Zhuang et al., 2020, https://arxiv.org/abs/2010.07468
+    """
     return ScaleByBelief(
         b1=b1,
         b2=b2,
@@ -150,8 +213,47 @@ def adabelief(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""AdaBelief (Zhuang et al., 2020): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
-    (\sqrt{\hat s_t} + \epsilon)`; see ``scale_by_belief``."""
+    r"""AdaBelief (Zhuang et al., 2020, "AdaBelief Optimizer: Adapting Stepsizes by the Belief in
+    Observed Gradients").
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t / (\sqrt{\hat s_t} + \epsilon)
+
+    with :math:`s_t` the moving average of :math:`|g_t - m_t|^2`; see :func:`optim.scale_by_belief`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second moment :math:`s_t` of the prediction
+        error :math:`g_t - m_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to :math:`\sqrt{\hat s_t}` in the denominator.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to :math:`s_t` at every step (inside
+        the average, as in the paper and optax).
+      nesterov: keyword-only; use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adabelief(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.8888896 -1.8888897]
+
+    References:
+      Zhuang et al., 2020, https://arxiv.org/abs/2010.07468
+    """
     return chain(
         scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
@@ -167,6 +269,12 @@ class RadamDecay(Decay):
     :math:`\rho_\infty` is 1998.9999 rather than 1999 for 0.999), and so does ``_radam_decay``;
     from an array, in its precision. Kept with :math:`\beta_2`, so that replacing it
     (``with_hyperparams``) replaces them too.
+
+    Attributes:
+      rate: :math:`\beta_2`, a float32 scalar.
+      complement: :math:`1 - \beta_2`, a float32 scalar.
+      ro_inf: :math:`\rho_\infty = 2/(1-\beta_2) - 1`.
+      ro_inf_terms: :math:`(\rho_\infty-4)(\rho_\infty-2)`.
     """
 
     ro_inf: Any
@@ -204,6 +312,26 @@ class ScaleByRadam(Transformation):
     with Adam's moments :math:`m_t, v_t`: plain momentum until the variance of the adaptive
     step is tractable, then Adam with the variance rectified by :math:`r_t`. With
     ``nesterov=True`` :math:`\hat m_t` is Nadam's.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      threshold: the :math:`\rho_t` from which the rectified adaptive step is taken
+        (before it, plain momentum :math:`\hat m_t`); at least 4, where the rectification
+        :math:`r_t` is real (optax returns NaN updates for smaller values).
+      nesterov: use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_radam`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -255,10 +383,52 @@ def scale_by_radam(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> ScaleByRadam:
-    """Rescale updates by Rectified Adam (``optax.scale_by_radam``).
+    r"""Rescale updates by Rectified Adam (``optax.scale_by_radam``).
 
-    ``threshold`` must be at least 4: the rectification :math:`r_t` is the square root of a
-    negative number for :math:`2 < \\rho_t < 4` (optax returns NaN updates there).
+    .. math::
+        \rho_\infty = \frac{2}{1-\beta_2} - 1,\quad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t},\quad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}},
+
+    and :math:`u_t = r_t \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)` once
+    :math:`\rho_t \ge` ``threshold``, :math:`u_t = \hat m_t` before, with Adam's moments.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      threshold: the :math:`\rho_t` from which the rectified adaptive step is taken
+        (before it, plain momentum :math:`\hat m_t`); at least 4, where the rectification
+        :math:`r_t` is real (optax returns NaN updates for smaller values).
+      nesterov: keyword-only; use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdamState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_radam()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.4999999 -0.4999999]
+
+    References:
+      Liu et al., 2020, https://arxiv.org/abs/1908.03265
     """
     return ScaleByRadam(
         b1=b1,
@@ -282,8 +452,51 @@ def radam(
     nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""RAdam (Liu et al., 2020): :math:`\theta_{t+1} = \theta_t - \eta_t u_t` with the
-    rectified step :math:`u_t` of ``scale_by_radam``."""
+    r"""RAdam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and Beyond").
+
+    :math:`\theta_{t+1} = \theta_t - \eta_t u_t` with the rectified step :math:`u_t` of
+    :func:`optim.scale_by_radam`: plain momentum for the first steps, then Adam with its variance
+    rectified.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      threshold: the :math:`\rho_t` from which the rectified adaptive step is taken
+        (before it, plain momentum :math:`\hat m_t`); at least 4, where the rectification
+        :math:`r_t` is real (optax returns NaN updates for smaller values).
+      nesterov: keyword-only; use Nesterov momentum: :math:`\hat m_t` is NAdam's
+        :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)` (see
+        :func:`optim.scale_by_adam`).
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.radam(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.95 -1.95]
+
+    References:
+      Liu et al., 2020, https://arxiv.org/abs/1908.03265
+    """
     return chain(
         scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
@@ -302,6 +515,22 @@ class ScaleByYogi(Transformation):
     with :math:`m_0 = v_0` = ``initial_accumulator_value``. The second moment moves by at
     most :math:`(1-\beta_2)|g_t|^2` a step, so a burst of small gradients cannot make the
     step size explode as in Adam.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root
+        (Yogi's default 1e-3 is much larger than Adam's).
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      initial_accumulator_value: :math:`m_0 = v_0 > 0`, the starting value of both
+        moments.
+      nu_dtype: beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_yogi`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -347,7 +576,48 @@ def scale_by_yogi(
     *,
     nu_dtype: Any = None,
 ) -> ScaleByYogi:
-    """Rescale updates by Yogi's moments (``optax.scale_by_yogi``)."""
+    r"""Rescale updates by Yogi's moments (``optax.scale_by_yogi``).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = v_{t-1} - (1-\beta_2)\,\mathrm{sign}(v_{t-1} - |g_t|^2)\,|g_t|^2,\quad
+        u_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon).
+
+    The second moment moves by at most :math:`(1-\beta_2)|g_t|^2` a step.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root
+        (Yogi's default 1e-3 is much larger than Adam's).
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      initial_accumulator_value: :math:`m_0 = v_0 > 0`, the starting value of both
+        moments.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdamState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_yogi()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.9960293 -0.9959934]
+
+    References:
+      Zaheer et al., 2018, https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
+    """
     return ScaleByYogi(
         b1=b1,
         b2=b2,
@@ -366,8 +636,43 @@ def yogi(
     *,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""Yogi (Zaheer et al., 2018): :math:`\theta_{t+1} = \theta_t - \eta_t \hat m_t /
-    (\sqrt{\hat v_t} + \epsilon)`; see ``scale_by_yogi``."""
+    r"""Yogi (Zaheer et al., 2018, "Adaptive Methods for Nonconvex Optimization").
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    with Yogi's additive second moment; see :func:`optim.scale_by_yogi` (whose ``eps_root`` and
+    ``initial_accumulator_value`` keep their defaults here, as in optax).
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root
+        (Yogi's default 1e-3 is much larger than Adam's).
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``nu``
+        (a floating or complex dtype; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.yogi(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.90039706 -1.9004006 ]
+
+    References:
+      Zaheer et al., 2018, https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
+    """
     return chain(
         scale_by_yogi(b1, b2, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
     )
@@ -375,7 +680,15 @@ def yogi(
 
 class ScaleByAdanState(NamedTuple):
     """Adan's moments of the gradient (m), its change (v) and the squared term (n); the
-    previous gradient (g) and the step count (t)."""
+    previous gradient (g) and the step count (t).
+
+    Attributes:
+      m: the gradient's moving average :math:`m_t`, a pytree like the params.
+      v: the moving average :math:`v_t` of the gradient change, a pytree like the params.
+      n: the second moment :math:`n_t`, a pytree like the params.
+      g: the previous gradient :math:`g_{t-1}`, a pytree like the params.
+      t: the number of updates so far, an int32 scalar.
+    """
 
     m: PyTree
     v: PyTree
@@ -399,6 +712,22 @@ class ScaleByAdan(Transformation):
         u_t = (\hat m_t + (1-\beta_2)\hat v_t) / (\sqrt{\hat n_t + \epsilon_{root}} + \epsilon).
 
     The gradient change is a cheap estimate of Nesterov's look-ahead gradient.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the gradient's average :math:`m_t`, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the gradient change's average :math:`v_t`, in
+        ``[0, 1)``.
+      b3: decay rate :math:`\beta_3` of the second moment :math:`n_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      nu_dtype: beyond optax: storage dtype of the second moment ``n``
+        (``None``: float32, or the parameter's dtype when wider); ``m``, ``v`` and ``g`` take
+        the compute dtype.
+
+    The fields are the arguments of :func:`optim.scale_by_adan`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -458,7 +787,50 @@ def scale_by_adan(
     *,
     nu_dtype: Any = None,
 ) -> ScaleByAdan:
-    """Rescale updates by Adan's moments (``optax.scale_by_adan``); ``nu_dtype`` is n's."""
+    r"""Rescale updates by Adan's moments (``optax.scale_by_adan``).
+
+    .. math::
+        \Delta_t = g_t - g_{t-1}\ (\Delta_1 = 0),\quad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) \Delta_t,
+
+    .. math::
+        n_t = \beta_3 n_{t-1} + (1-\beta_3) |g_t + (1-\beta_2)\Delta_t|^2,\quad
+        u_t = (\hat m_t + (1-\beta_2)\hat v_t) / (\sqrt{\hat n_t + \epsilon_{root}} + \epsilon).
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the gradient's average :math:`m_t`, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the gradient change's average :math:`v_t`, in
+        ``[0, 1)``.
+      b3: decay rate :math:`\beta_3` of the second moment :math:`n_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``n``
+        (``None``: float32, or the parameter's dtype when wider); ``m``, ``v`` and ``g`` take
+        the compute dtype.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByAdanState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_adan()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 1.0000005 -1.0000005]
+
+    References:
+      Xie et al., 2022, https://arxiv.org/abs/2208.06677
+    """
     return ScaleByAdan(
         b1=b1,
         b2=b2,
@@ -481,9 +853,53 @@ def adan(
     *,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""Adan (Xie et al., 2022) with decoupled weight decay:
+    r"""Adan (Xie et al., 2022, "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing
+    Deep Models") with decoupled weight decay.
+
     :math:`\theta_{t+1} = \theta_t - \eta_t (u_t + \lambda\theta_t)`, :math:`u_t` from
-    ``scale_by_adan``, the decay applied only where ``mask`` is True."""
+    :func:`optim.scale_by_adan`, the decay applied only where ``mask`` is True.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the gradient's average :math:`m_t`, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the gradient change's average :math:`v_t`, in
+        ``[0, 1)``.
+      b3: decay rate :math:`\beta_3` of the second moment :math:`n_t`, in ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number
+        or a schedule: :math:`\lambda \theta_t` is added to the direction before the learning
+        rate scales it (:func:`optim.add_decayed_weights`).
+      mask: where weight decay applies: a pytree of booleans with the structure of the
+        params (or a prefix of it), or a function ``params -> such a pytree``; True leaves are
+        decayed, False leaves are not. ``None``: every leaf is decayed.
+      nu_dtype: keyword-only, beyond optax: storage dtype of the second moment ``n``
+        (``None``: float32, or the parameter's dtype when wider); ``m``, ``v`` and ``g`` take
+        the compute dtype.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adan(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9 -1.9]
+
+    References:
+      Xie et al., 2022, https://arxiv.org/abs/2208.06677
+    """
     return chain(
         scale_by_adan(b1, b2, b3, eps, eps_root, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
@@ -492,7 +908,14 @@ def adan(
 
 
 class ScaleByNovogradState(NamedTuple):
-    """NovoGrad's step count, first moment, and one second moment (a scalar) per leaf."""
+    """NovoGrad's step count, first moment, and one second moment (a scalar) per leaf.
+
+    Attributes:
+      count: the number of updates so far, an int32 scalar.
+      mu: the first moment :math:`m_t`, a pytree like the params.
+      nu: one second moment per leaf (a scalar array: the moving average of the squared
+        gradient norm).
+    """
 
     count: jax.Array
     mu: PyTree
@@ -513,6 +936,23 @@ class ScaleByNovograd(Transformation):
 
     The second moment is one number per layer (the squared gradient norm), so the optimizer
     is Adam-like in memory for the first moment only. Needs ``params`` (for the weight decay).
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1]`` (the new term is
+        not multiplied by :math:`1-\beta_1`).
+      b2: decay rate :math:`\beta_2` of the per-layer second moment, in ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root.
+      weight_decay: :math:`\lambda >= 0`: :math:`\lambda\theta_t` is added to each
+        normalized gradient before the momentum (a number, not a schedule).
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype; a
+        real one with complex params raises ``TypeError``); ``None``: float32, or the
+        parameter's dtype when wider.
+      nu_dtype: beyond optax: dtype of the per-layer second moments
+        (scalars; ``None``: float32, or the parameter's dtype when wider).
+
+    The fields are the arguments of :func:`optim.scale_by_novograd`, which builds it.
     """
 
     b1: Any = decay(closed=True)
@@ -572,7 +1012,48 @@ def scale_by_novograd(
     *,
     nu_dtype: Any = None,
 ) -> ScaleByNovograd:
-    """Rescale updates by NovoGrad's layer-wise moments (``optax.scale_by_novograd``)."""
+    r"""Rescale updates by NovoGrad's layer-wise moments (``optax.scale_by_novograd``).
+
+    Per leaf (layer) :math:`l`, with :math:`v^l_1 = \|g^l_1\|^2` and :math:`m_0 = 0`:
+
+    .. math::
+        v^l_t = \beta_2 v^l_{t-1} + (1-\beta_2) \|g^l_t\|^2,\quad
+        m_t = \beta_1 m_{t-1} + g_t / (\sqrt{v^l_t + \epsilon_{root}} + \epsilon)
+        + \lambda\theta_t,\quad u_t = m_t.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1]`` (the new term is
+        not multiplied by :math:`1-\beta_1`).
+      b2: decay rate :math:`\beta_2` of the per-layer second moment, in ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root.
+      weight_decay: :math:`\lambda >= 0`: :math:`\lambda\theta_t` is added to each
+        normalized gradient before the momentum (a number, not a schedule).
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype; a
+        real one with complex params raises ``TypeError``); ``None``: float32, or the
+        parameter's dtype when wider.
+      nu_dtype: keyword-only, beyond optax: dtype of the per-layer second moments
+        (scalars; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to :math:`m_t`, without the learning rate or its
+      minus sign, and needs ``params`` (``ValueError`` without them). Its state is a
+      :class:`optim.ScaleByNovogradState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_novograd()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = tx.update(jnp.array([3.0, -4.0]), tx.init(params), params)
+      >>> print(updates)
+      [ 0.6 -0.8]
+
+    References:
+      Ginsburg et al., 2019, https://arxiv.org/abs/1905.11286
+    """
     return ScaleByNovograd(
         b1=b1,
         b2=b2,
@@ -595,8 +1076,49 @@ def novograd(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> Chain:
-    r"""NovoGrad (Ginsburg et al., 2019): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`; see
-    ``scale_by_novograd``."""
+    r"""NovoGrad (Ginsburg et al., 2019, "Stochastic Gradient Methods with Layer-wise Adaptive
+    Moments for Training of Deep Networks").
+
+    :math:`\theta_{t+1} = \theta_t - \eta_t m_t`, with :math:`m_t` the momentum of gradients
+    normalized by each layer's gradient norm (:func:`optim.scale_by_novograd`).
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1]`` (the new term is
+        not multiplied by :math:`1-\beta_1`).
+      b2: decay rate :math:`\beta_2` of the per-layer second moment, in ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root.
+      weight_decay: :math:`\lambda >= 0`: :math:`\lambda\theta_t` is added to each
+        normalized gradient before the momentum (a number, not a schedule).
+      mu_dtype: keyword-only here (positional in :func:`optim.scale_by_novograd`): storage
+        dtype of the first moment ``mu`` (a floating or complex dtype; a real one with
+        complex params raises ``TypeError``); ``None``: float32, or the parameter's dtype
+        when wider.
+      nu_dtype: keyword-only, beyond optax: dtype of the per-layer second moments
+        (scalars; ``None``: float32, or the parameter's dtype when wider).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves). Its ``update`` needs ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.novograd(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.9292894 -1.9292895]
+
+    References:
+      Ginsburg et al., 2019, https://arxiv.org/abs/1905.11286
+    """
     return chain(
         scale_by_novograd(
             b1, b2, eps, eps_root, weight_decay, mu_dtype=mu_dtype, nu_dtype=nu_dtype

@@ -129,9 +129,14 @@ def _factored_dims(
 class FactoredState(NamedTuple):
     """Step count and second-moment statistics (optax's field names).
 
-    ``v_row``/``v_col`` hold the statistics of factored leaves (the mean of :math:`g^2` over
-    the largest, resp. second-largest, axis) and ``None`` elsewhere; ``v`` holds the full
-    second moment of the other leaves and ``None`` at factored ones.
+    Attributes:
+      count: the number of updates so far, an int32 scalar.
+      v_row: per factored leaf, the row statistics (the mean of :math:`G_t` over the largest
+        axis), float32 or wider; ``None`` at other leaves.
+      v_col: per factored leaf, the column statistics (the mean of :math:`G_t` over the
+        second-largest axis); ``None`` at other leaves.
+      v: per unfactored leaf, the full second moment (a leaf's shape); ``None`` at factored
+        leaves.
     """
 
     count: jax.Array
@@ -173,6 +178,24 @@ class ScaleByFactoredRms(Transformation):
     the rank-one estimate of the second moment. Other leaves keep it in full:
     :math:`V_t = \hat\beta_t V_{t-1} + (1-\hat\beta_t) G_t`, :math:`u_t = g_t/\sqrt{V_t}`.
     For tensors of higher rank the two largest axes play the roles of rows and columns.
+
+    Attributes:
+      decay_rate: the exponent :math:`c >= 0` of the default decay
+        :math:`\hat\beta_t = 1 - (t+1)^{-c}`; passed to ``decay_rate_fn`` as its second argument.
+      step_offset: an integer step number >= 0 subtracted from the step count before
+        ``decay_rate_fn`` sees it (to restart the decay schedule when fine-tuning).
+      epsilon: :math:`\epsilon >= 0` added to the squared updates
+        (:math:`G_t = |g_t|^2 + \epsilon`) before they enter the statistics.
+      factored: keep row and column statistics for leaves with two dimensions of at least
+        ``min_dim_size_to_factor`` entries (True); False keeps the full second moment of every
+        leaf.
+      min_dim_size_to_factor: an int >= 0: a leaf is factored only when its two largest
+        dimensions both have at least this many entries.
+      decay_rate_fn: a function ``(step, decay_rate) -> beta`` giving
+        :math:`\hat\beta_t` from the number of previous updates minus ``step_offset``; static
+        (a new function recompiles). Not a function: ``TypeError``.
+
+    The fields are the arguments of :func:`optim.scale_by_factored_rms`, which builds it.
     """
 
     decay_rate: Any = nonnegative()
@@ -242,10 +265,53 @@ def scale_by_factored_rms(
     epsilon: Any = 1e-30,
     decay_rate_fn: Callable[[jax.Array, jax.Array], jax.Array] = _decay_rate_pow,
 ) -> ScaleByFactoredRms:
-    """Rescale by Adafactor's factored second moment (``optax.scale_by_factored_rms``).
+    r"""Rescale by Adafactor's factored second moment (``optax.scale_by_factored_rms``).
 
-    ``decay_rate_fn(step, decay_rate)`` gives :math:`\\hat\\beta_t` from the number of
-    previous updates minus ``step_offset``; it is static (a new function recompiles).
+    A matrix leaf whose two largest dimensions have at least ``min_dim_size_to_factor`` entries
+    keeps row and column statistics of :math:`G_t = |g_t|^2 + \epsilon`,
+
+    .. math::
+        R_t = \hat\beta_t R_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{cols}(G_t),\quad
+        C_t = \hat\beta_t C_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{rows}(G_t),\quad
+        u_t = g_t \big/ \sqrt{R_t C_t^\top / \mathrm{mean}(R_t)},
+
+    other leaves keep the full :math:`V_t = \hat\beta_t V_{t-1} + (1-\hat\beta_t) G_t` and
+    :math:`u_t = g_t/\sqrt{V_t}`.
+
+    Args:
+      factored: keep row and column statistics for leaves with two dimensions of at least
+        ``min_dim_size_to_factor`` entries (True); False keeps the full second moment of every
+        leaf.
+      decay_rate: the exponent :math:`c >= 0` of the default decay
+        :math:`\hat\beta_t = 1 - (t+1)^{-c}`; passed to ``decay_rate_fn`` as its second argument.
+      step_offset: an integer step number >= 0 subtracted from the step count before
+        ``decay_rate_fn`` sees it (to restart the decay schedule when fine-tuning).
+      min_dim_size_to_factor: an int >= 0: a leaf is factored only when its two largest
+        dimensions both have at least this many entries.
+      epsilon: :math:`\epsilon >= 0` added to the squared updates
+        (:math:`G_t = |g_t|^2 + \epsilon`) before they enter the statistics.
+      decay_rate_fn: a function ``(step, decay_rate) -> beta`` giving
+        :math:`\hat\beta_t` from the number of previous updates minus ``step_offset``; static
+        (a new function recompiles). Not a function: ``TypeError``.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.FactoredState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_factored_rms()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 1. -1.]
+
+    References:
+      Shazeer & Stern, 2018, https://arxiv.org/abs/1804.04235
     """
     if not callable(decay_rate_fn):
         raise TypeError(
@@ -263,7 +329,14 @@ def scale_by_factored_rms(
 
 @pytree_dataclass
 class ScaleByParamBlockRms(Transformation):
-    r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf."""
+    r"""Relative step sizes: :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, per leaf.
+
+    Attributes:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    The fields are the arguments of :func:`optim.scale_by_param_block_rms`, which builds it.
+    """
 
     min_scale: Any = nonnegative()
 
@@ -284,15 +357,43 @@ class ScaleByParamBlockRms(Transformation):
 
 
 def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
-    """Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
-    (``optax.scale_by_param_block_rms``)."""
+    r"""Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
+    (``optax.scale_by_param_block_rms``).
+
+    :math:`u_t = g_t \max(\mathrm{rms}(\theta_t), m)`, one factor per leaf (a weight matrix or a
+    bias vector, say).
+
+    Args:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (stateless); its ``update`` needs ``params``
+      and raises ``ValueError`` without them.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_param_block_rms()
+      >>> params = {"w": jnp.array([3.0, 4.0])}
+      >>> updates, _ = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+      >>> print(updates["w"])
+      [ 3.535534 -3.535534]
+    """
     return ScaleByParamBlockRms(min_scale)
 
 
 @pytree_dataclass
 class ScaleByParamBlockNorm(Transformation):
     r"""Steps relative to each leaf's norm: :math:`u_t = g_t \max(\lVert\theta_t\rVert, m)`,
-    the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``)."""
+    the Euclidean (Frobenius) norm over the whole leaf (``safe_norm``).
+
+    Attributes:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    The fields are the arguments of :func:`optim.scale_by_param_block_norm`, which builds it.
+    """
 
     min_scale: Any = nonnegative()
 
@@ -311,10 +412,19 @@ class ScaleByParamBlockNorm(Transformation):
 
 
 def scale_by_param_block_norm(min_scale: Any = 1e-3) -> ScaleByParamBlockNorm:
-    """Scale each leaf's updates by the norm of its parameters, floored at ``min_scale``
+    r"""Scale each leaf's updates by the norm of its parameters, floored at ``min_scale``
     (``optax.scale_by_param_block_norm``).
 
-    A block is a leaf of the parameter tree: a weight matrix or a bias vector, say.
+    :math:`u_t = g_t \max(\lVert\theta_t\rVert, m)` with the Euclidean (Frobenius) norm over the
+    whole leaf. A block is a leaf of the parameter tree: a weight matrix or a bias vector, say.
+
+    Args:
+      min_scale: the floor :math:`m >= 0` of the factor, so that zero-initialized
+        parameters still move.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (stateless); its ``update`` needs ``params``
+      and raises ``ValueError`` without them.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -348,13 +458,64 @@ def adafactor(
         \theta_{t+1} = \theta_t - \Big(\eta_t \max(\mathrm{rms}(\theta_t), 10^{-3})\,
         \mathrm{clip}(\hat u_t) + \lambda_t \theta_t\Big)
 
-    where :math:`\hat u_t` is ``scale_by_factored_rms``'s output, ``clip`` divides each leaf
-    by :math:`\max(1, \mathrm{rms}/d)` (``clipping_threshold`` :math:`d`), the parameter
+    where :math:`\hat u_t` is :func:`optim.scale_by_factored_rms`'s output, ``clip`` divides each
+    leaf by :math:`\max(1, \mathrm{rms}/d)` (``clipping_threshold`` :math:`d`), the parameter
     scale applies with ``multiply_by_parameter_scale``, an EMA of the scaled step with decay
-    ``momentum`` (no bias correction, kept in ``dtype_momentum``) replaces it when
-    ``momentum`` is given, and :math:`\lambda_t` = ``weight_decay_rate`` applies where
-    ``weight_decay_mask`` is True. ``None`` disables each option (``learning_rate=None``:
-    :math:`\eta_t = 1`, the paper's relative step when the parameter scale is used).
+    ``momentum`` replaces it when ``momentum`` is given, and :math:`\lambda_t` =
+    ``weight_decay_rate`` applies where ``weight_decay_mask`` is True.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`, a number >= 0 or a schedule
+        ``count -> number``; ``None``: :math:`\eta_t = 1` (the paper's relative step when the
+        parameter scale is used).
+      min_dim_size_to_factor: an int >= 0: a leaf is factored only when its two largest
+        dimensions both have at least this many entries.
+      decay_rate: the exponent :math:`c >= 0` of the default decay
+        :math:`\hat\beta_t = 1 - (t+1)^{-c}`.
+      decay_offset: an integer step number >= 0 subtracted from the step count in the decay
+        :math:`\hat\beta_t` (to restart it when fine-tuning).
+      multiply_by_parameter_scale: multiply each leaf's step by
+        :math:`\max(\mathrm{rms}(\theta_t), 10^{-3})` (:func:`optim.scale_by_param_block_rms`),
+        making the learning rate relative to the parameters' size.
+      clipping_threshold: :math:`d > 0`: each leaf's scaled update is divided by
+        :math:`\max(1, \mathrm{rms}/d)` (:func:`optim.clip_by_block_rms`); ``None``: no
+        clipping.
+      momentum: decay rate in ``[0, 1]`` of an exponential moving average of the steps (no bias
+        correction) that replaces them; ``None``: no momentum.
+      dtype_momentum: storage dtype of the momentum's average (a floating or complex dtype,
+        float32 by default).
+      weight_decay_rate: :math:`\lambda_t >= 0`, a number or a schedule:
+        :math:`\lambda_t\theta_t` is added after the learning rate (so it is not scaled by it);
+        ``None``: no weight decay.
+      eps: :math:`\epsilon >= 0` added to the squared updates before they enter the
+        statistics (``epsilon`` of :func:`optim.scale_by_factored_rms`).
+      factored: keep row and column statistics for leaves with two dimensions of at least
+        ``min_dim_size_to_factor`` entries (True); False keeps the full second moment of every
+        leaf.
+      weight_decay_mask: where weight decay applies: a pytree of booleans with the structure
+        of the params (or a prefix of it), or a function ``params -> such a pytree``; ``None``:
+        every leaf.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Raises:
+      TypeError: when ``decay_offset`` is not an integer.
+      ValueError: when a hyperparameter is out of its range (naming it).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.adafactor(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.8418861 -1.8418862]
+
+    References:
+      Shazeer & Stern, 2018, https://arxiv.org/abs/1804.04235
     """
     multiply_by_parameter_scale = check_flag(
         multiply_by_parameter_scale, "multiply_by_parameter_scale"
@@ -386,7 +547,13 @@ def adafactor(
 
 
 class ScaleBySM3State(NamedTuple):
-    """SM3's per-axis accumulators ``mu`` (a list per leaf) and momentum ``nu``."""
+    """SM3's per-axis accumulators ``mu`` (a list per leaf) and momentum ``nu``.
+
+    Attributes:
+      mu: per leaf, a list of accumulators, one vector per axis (a vector or scalar leaf keeps
+        one of its own shape).
+      nu: the momentum :math:`m_t` of the scaled updates, a pytree like the params.
+    """
 
     mu: PyTree
     nu: PyTree
@@ -416,6 +583,16 @@ class ScaleBySM3(Transformation):
         \nu_t = 0),\quad u_t = m_t.
 
     Complex parameters are rejected, as in optax.
+
+    Attributes:
+      b1: decay rate :math:`\beta_1` of the momentum over the scaled updates, in ``[0, 1]``
+        (0: no momentum).
+      b2: decay rate :math:`\beta_2` of the accumulators, in ``[0, 1]``; 1 (the default)
+        sums the squared updates, as in the paper.
+      eps: :math:`\epsilon >= 0` added under the square root; where the accumulator is
+        0 the step is 0.
+
+    The fields are the arguments of :func:`optim.scale_by_sm3`, which builds it.
     """
 
     b1: Any = decay(closed=True)
@@ -461,7 +638,45 @@ class ScaleBySM3(Transformation):
 
 
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
-    """Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``)."""
+    r"""Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``).
+
+    SM3-II: each tensor keeps one accumulator :math:`\mu^{(a)}` per axis :math:`a`; with
+    :math:`c = 1` if :math:`\beta_2 = 1` else :math:`1 - \beta_2`,
+
+    .. math::
+        \nu_t = c\,g_t^2 + \beta_2 \min_a \mu^{(a)}_{t-1}[i_a],\quad
+        m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t / \sqrt{\nu_t + \epsilon},\quad u_t = m_t.
+
+    Args:
+      b1: decay rate :math:`\beta_1` of the momentum over the scaled updates, in ``[0, 1]``
+        (0: no momentum).
+      b2: decay rate :math:`\beta_2` of the accumulators, in ``[0, 1]``; 1 (the default)
+        sums the squared updates, as in the paper.
+      eps: :math:`\epsilon >= 0` added under the square root; where the accumulator is
+        0 the step is 0.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleBySM3State`.
+
+    Raises:
+      TypeError: from ``init`` when a parameter is complex (as in optax).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_sm3()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.1 -0.1]
+
+    References:
+      Anil et al., 2019, https://arxiv.org/abs/1901.11150
+    """
     return ScaleBySM3(
         b1=b1,
         b2=b2,
@@ -470,11 +685,37 @@ def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
 
 
 def sm3(learning_rate: Any, momentum: Any = 0.9) -> Chain:
-    r"""SM3 (Anil et al., 2019): :math:`\theta_{t+1} = \theta_t - \eta_t m_t`, with
-    :math:`m_t` from ``scale_by_sm3(b1=momentum)``.
+    r"""SM3 (Anil et al., 2019, "Memory-Efficient Adaptive Optimization").
 
-    ``momentum=None`` means no momentum (:math:`\beta_1 = 0`), as optax documents (optax
-    itself fails on None). ``learning_rate`` may be a schedule (optax takes a number only).
+    :math:`\theta_{t+1} = \theta_t - \eta_t m_t`, with :math:`m_t` from
+    ``scale_by_sm3(b1=momentum)``: second-moment statistics of one vector per axis of each
+    tensor, not one number per parameter.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`, a number >= 0 or a schedule
+        ``count -> number`` (optax takes a number only).
+      momentum: :math:`\beta_1` of :func:`optim.scale_by_sm3`, in ``[0, 1]``; ``None``: no
+        momentum (:math:`\beta_1 = 0`), as optax documents (optax itself fails on ``None``).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Raises:
+      TypeError: from ``init`` when a parameter is complex (as in optax).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.sm3(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.99 -1.99]
+
+    References:
+      Anil et al., 2019, https://arxiv.org/abs/1901.11150
     """
     b1 = decay_hyper(0.0 if momentum is None else momentum, "momentum", closed=True)
     return chain(scale_by_sm3(b1), scale_by_learning_rate(learning_rate_hyper(learning_rate)))

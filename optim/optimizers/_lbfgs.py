@@ -28,11 +28,20 @@ from optim.transforms._scaling import scale, scale_by_learning_rate
 
 
 class ScaleByLBFGSState(NamedTuple):
-    """L-BFGS's memory (optax's field names).
+    r"""L-BFGS's memory (optax's field names).
 
-    ``params``/``updates`` are those of the previous step; the ``diff_*_memory`` leaves stack
-    the last ``memory_size`` differences along a leading axis, a ring buffer indexed by
-    ``count % memory_size``; ``weights_memory`` holds :math:`\\rho_j`.
+    Attributes:
+      count: the number of updates so far, an int32 scalar.
+      params: the parameters given to the previous update, a pytree like the params.
+      updates: the incoming updates (gradients) of the previous update, a pytree like the
+        params.
+      diff_params_memory: per leaf, the last ``memory_size`` parameter differences
+        :math:`s_j` stacked along a leading axis (a ring buffer indexed by
+        ``count % memory_size``).
+      diff_updates_memory: per leaf, the last ``memory_size`` gradient differences :math:`y_j`,
+        stacked as ``diff_params_memory``.
+      weights_memory: the :math:`\\rho_j = 1 / \\langle y_j, s_j\\rangle` of the remembered steps
+        (0 for empty slots), a vector of length ``memory_size``.
     """
 
     count: jax.Array
@@ -104,6 +113,14 @@ class ScaleByLBFGS(Transformation):
     step has length at most 1. The memory is updated from the parameters and updates it is
     given before the direction is computed, so a line search later in the chain decides the
     step that enters it. Needs ``params``.
+
+    Attributes:
+      memory_size: the number :math:`m >= 1` of past steps remembered (a static int: the
+        state holds :math:`m` copies of the parameters' shapes, twice).
+      scale_init_precond: start the two-loop recursion from
+        :math:`\gamma_k = \langle s_{k-1}, y_{k-1}\rangle / \|y_{k-1}\|^2` (True) rather than 1.
+
+    The fields are the arguments of :func:`optim.scale_by_lbfgs`, which builds it.
     """
 
     memory_size: int = int_option(10, low=1)
@@ -170,9 +187,39 @@ class ScaleByLBFGS(Transformation):
 
 
 def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> ScaleByLBFGS:
-    """Precondition updates by L-BFGS's inverse-Hessian estimate (``optax.scale_by_lbfgs``).
+    r"""Precondition updates by L-BFGS's inverse-Hessian estimate (``optax.scale_by_lbfgs``).
 
-    ``memory_size`` (static) is the number of past steps remembered.
+    With :math:`s_j = \theta_{j+1} - \theta_j`, :math:`y_j = g_{j+1} - g_j` and
+    :math:`\rho_j = 1 / \langle y_j, s_j\rangle` for the last :math:`m` steps, the output is
+    :math:`H_k g_k` by the two-loop recursion (Nocedal & Wright, 2006, Algorithm 7.4); the first
+    step is :math:`\min(1, 1/\|g_0\|)\,g_0`. The memory is updated from the params and
+    updates each call receives, so a line search later in the chain decides the step that
+    enters it.
+
+    Args:
+      memory_size: the number :math:`m >= 1` of past steps remembered (a static int: the
+        state holds :math:`m` copies of the parameters' shapes, twice).
+      scale_init_precond: start the two-loop recursion from
+        :math:`\gamma_k = \langle s_{k-1}, y_{k-1}\rangle / \|y_{k-1}\|^2` (True) rather than 1.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to :math:`H_k g_k`, without minus sign, and needs
+      ``params`` (``ValueError`` without them). Its state is a :class:`optim.ScaleByLBFGSState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_lbfgs()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state, jnp.zeros(2))
+      >>> print(updates)
+      [ 0.5 -0.5]
+
+    References:
+      Liu & Nocedal, 1989, https://doi.org/10.1007/BF01589116;
+      Nocedal & Wright, 2006, "Numerical Optimization", Algorithm 7.4
     """
     return ScaleByLBFGS(
         memory_size=memory_size,
@@ -201,22 +248,42 @@ def lbfgs(
 
     .. math:: \theta_{k+1} = \theta_k - \eta_k H_k g_k,
 
-    :math:`H_k g_k` from ``scale_by_lbfgs``, :math:`\eta_k` from ``linesearch`` (by default
-    ``scale_by_zoom_linesearch(20, initial_guess_strategy="one")``; ``None``: no line search)
-    times ``learning_rate`` when one is given. Its ``update`` needs ``value=``, ``grad=`` and
-    ``value_fn=`` as in optax (see ``optim.scale_by_zoom_linesearch``):
+    :math:`H_k g_k` from :func:`optim.scale_by_lbfgs`, :math:`\eta_k` from ``linesearch`` times
+    ``learning_rate`` when one is given. Its ``update`` needs ``value=``, ``grad=`` and
+    ``value_fn=`` as in optax (see :func:`optim.scale_by_zoom_linesearch`).
 
-    >>> import jax.numpy as jnp, optim
-    >>> f = lambda x: jnp.sum((x - 1.0) ** 2)
-    >>> tx, x = optim.lbfgs(), jnp.zeros(3)
-    >>> state = tx.init(x)
-    >>> value_and_grad = optim.value_and_grad_from_state(f)
-    >>> for _ in range(2):
-    ...     value, grad = value_and_grad(x, state=state)
-    ...     u, state = tx.update(grad, state, x, value=value, grad=grad, value_fn=f)
-    ...     x = optim.apply_updates(x, u)
-    >>> print(x)
-    [1. 1. 1.]
+    Args:
+      learning_rate: a number >= 0 or a schedule multiplying the step the line search picks;
+        ``None``: no extra factor (the direction is only negated).
+      memory_size: the number :math:`m >= 1` of past steps remembered (a static int: the
+        state holds :math:`m` copies of the parameters' shapes, twice).
+      scale_init_precond: start the two-loop recursion from
+        :math:`\gamma_k = \langle s_{k-1}, y_{k-1}\rangle / \|y_{k-1}\|^2` (True) rather than 1.
+      linesearch: the transformation choosing the step size along the direction, last in the
+        chain; by default ``scale_by_zoom_linesearch(max_linesearch_steps=20,
+        initial_guess_strategy="one")``; ``None``: no line search (step size 1 times
+        ``learning_rate``).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp, optim
+      >>> f = lambda x: jnp.sum((x - 1.0) ** 2)
+      >>> tx, x = optim.lbfgs(), jnp.zeros(3)
+      >>> state = tx.init(x)
+      >>> value_and_grad = optim.value_and_grad_from_state(f)
+      >>> for _ in range(2):
+      ...     value, grad = value_and_grad(x, state=state)
+      ...     u, state = tx.update(grad, state, x, value=value, grad=grad, value_fn=f)
+      ...     x = optim.apply_updates(x, u)
+      >>> print(x)
+      [1. 1. 1.]
+
+    References:
+      Liu & Nocedal, 1989, https://doi.org/10.1007/BF01589116;
+      Nocedal & Wright, 2006, "Numerical Optimization"
     """
     if linesearch is _DEFAULT_LINESEARCH:
         linesearch = scale_by_zoom_linesearch(20, initial_guess_strategy="one")

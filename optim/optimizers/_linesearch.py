@@ -141,7 +141,15 @@ FLAG_NOT_A_DESCENT_DIRECTION = (
 
 class ZoomLinesearchInfo(NamedTuple):
     """How the last line search went: its iterations and the residual errors of the two
-    Wolfe conditions at the chosen stepsize (0 when satisfied)."""
+    Wolfe conditions at the chosen stepsize (0 when satisfied).
+
+    Attributes:
+      num_linesearch_steps: the number of loss evaluations of the last search, an int32 scalar.
+      decrease_error: the residual of the sufficient decrease condition at the chosen stepsize
+        (0 when met).
+      curvature_error: the residual of the curvature condition at the chosen stepsize (0 when
+        met).
+    """
 
     num_linesearch_steps: jax.Array
     decrease_error: jax.Array
@@ -149,7 +157,16 @@ class ZoomLinesearchInfo(NamedTuple):
 
 
 class ScaleByZoomLinesearchState(NamedTuple):
-    """The accepted stepsize, the loss and gradient there (optax's field names)."""
+    r"""The accepted stepsize, the loss and gradient there (optax's field names).
+
+    Attributes:
+      learning_rate: the accepted stepsize :math:`\\eta` (the next search's start under
+        ``initial_guess_strategy="keep"``).
+      value: the loss at the accepted point (``inf`` before the first step).
+      grad: the gradient at the accepted point, a pytree like the params (which
+        :func:`optim.value_and_grad_from_state` reuses).
+      info: a :class:`optim.ZoomLinesearchInfo` on how the last search went.
+    """
 
     learning_rate: jax.Array
     value: jax.Array
@@ -243,6 +260,28 @@ class ScaleByZoomLinesearch(Transformation):
     evaluations, or when the interval is narrower than ``stepsize_precision``, it returns
     the lowest point with sufficient decrease found (or the last point, if none). Output:
     :math:`u = \eta d`.
+
+    Attributes:
+      max_learning_rate: the largest stepsize tried (> 0); ``None``: no upper bound.
+      tol: :math:`\epsilon >= 0`, the absolute tolerance added to both Wolfe conditions.
+      increase_factor: the factor (> 0, may be ``inf``) by which phase 1 grows the stepsize
+        until an interval holding an acceptable step is known.
+      slope_rtol: :math:`c_1 \in [0, 1]`, the fraction of the first-order decrease required
+        (sufficient decrease).
+      curv_rtol: :math:`c_2 >= 0`, the curvature condition's factor; ``inf``: no curvature
+        condition (a backtracking search with interpolation).
+      approx_dec_rtol: :math:`c_3 >= 0`: near a minimum (within :math:`c_3|f(\theta)|`) Hager &
+        Zhang's approximate sufficient decrease is accepted too; ``None``: the classical
+        condition only.
+      stepsize_precision: the search stops when the interval is narrower than this (>= 0).
+      max_linesearch_steps: the most loss evaluations in one search (a static int >= 1).
+      initial_guess_strategy: ``"one"`` (start each search at 1, best for quasi-Newton
+        directions) or ``"keep"`` (at the previous stepsize); anything else raises
+        ``ValueError``.
+      verbose: print (``jax.debug.print``, under jit too) why the chosen stepsize misses a
+        Wolfe condition, in optax's words.
+
+    The fields are the arguments of :func:`optim.scale_by_zoom_linesearch`, which builds it.
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
@@ -567,14 +606,64 @@ def scale_by_zoom_linesearch(
     initial_guess_strategy: str = "keep",
     verbose: bool = False,
 ) -> ScaleByZoomLinesearch:
-    """Scale the direction by a stepsize meeting the strong Wolfe conditions
-    (``optax.scale_by_zoom_linesearch``); see ``ScaleByZoomLinesearch``.
+    r"""Scale the direction by a stepsize meeting the strong Wolfe conditions
+    (``optax.scale_by_zoom_linesearch``).
 
-    ``max_learning_rate=None``: no upper bound; ``approx_dec_rtol=None``: the classical
-    sufficient decrease only; ``curv_rtol=inf``: no curvature condition (a backtracking
-    search with interpolation). ``initial_guess_strategy`` is ``"one"`` (start each search
-    at 1, best for quasi-Newton directions) or ``"keep"`` (at the previous stepsize).
-    ``max_linesearch_steps`` is static: it bounds the loss evaluations per step.
+    Along the incoming direction :math:`d` from :math:`\theta` it finds :math:`\eta` with
+
+    .. math::
+        f(\theta + \eta d) \le f(\theta) + c_1 \eta \langle \nabla f(\theta), d\rangle
+        + \epsilon \quad\text{and}\quad
+        |\langle \nabla f(\theta + \eta d), d\rangle| \le
+        c_2 |\langle \nabla f(\theta), d\rangle| + \epsilon
+
+    (Nocedal & Wright, 2006, Algorithms 3.5 and 3.6), and outputs :math:`u = \eta d`. It is the
+    last link of a chain whose earlier links give a descent direction. Its ``update`` takes the
+    keyword arguments ``value`` and ``grad`` (the loss and its gradient at ``params``) and
+    ``value_fn`` (the loss function); further keyword arguments that ``value_fn`` accepts are
+    passed on to it.
+
+    Args:
+      max_linesearch_steps: the most loss evaluations in one search (a static int >= 1).
+      max_learning_rate: the largest stepsize tried (> 0); ``None``: no upper bound.
+      tol: :math:`\epsilon >= 0`, the absolute tolerance added to both Wolfe conditions.
+      increase_factor: the factor (> 0, may be ``inf``) by which phase 1 grows the stepsize
+        until an interval holding an acceptable step is known.
+      slope_rtol: :math:`c_1 \in [0, 1]`, the fraction of the first-order decrease required
+        (sufficient decrease).
+      curv_rtol: :math:`c_2 >= 0`, the curvature condition's factor; ``inf``: no curvature
+        condition (a backtracking search with interpolation).
+      approx_dec_rtol: :math:`c_3 >= 0`: near a minimum (within :math:`c_3|f(\theta)|`) Hager &
+        Zhang's approximate sufficient decrease is accepted too; ``None``: the classical
+        condition only.
+      stepsize_precision: the search stops when the interval is narrower than this (>= 0).
+      initial_guess_strategy: ``"one"`` (start each search at 1, best for quasi-Newton
+        directions) or ``"keep"`` (at the previous stepsize); anything else raises
+        ``ValueError``.
+      verbose: print (``jax.debug.print``, under jit too) why the chosen stepsize misses a
+        Wolfe condition, in optax's words.
+
+    Returns:
+      An :class:`optim.GradientTransformation` whose state is a
+      :class:`optim.ScaleByZoomLinesearchState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> def fn(params):
+      ...     return jnp.sum(params**2)
+      >>> solver = optim.chain(optim.sgd(learning_rate=1.0), optim.scale_by_zoom_linesearch(15))
+      >>> params = jnp.array([1.0, 2.0, 3.0])
+      >>> state = solver.init(params)
+      >>> value_and_grad = optim.value_and_grad_from_state(fn)
+      >>> value, grad = value_and_grad(params, state=state)
+      >>> updates, state = solver.update(grad, state, params, value=value, grad=grad, value_fn=fn)
+      >>> print(optim.apply_updates(params, updates))
+      [0. 0. 0.]
+
+    References:
+      Nocedal & Wright, 2006, "Numerical Optimization", Algorithms 3.5-3.6;
+      Hager & Zhang, 2006, https://doi.org/10.1145/1132973.1132979
     """
     return ScaleByZoomLinesearch(
         max_learning_rate=max_learning_rate,
@@ -593,7 +682,14 @@ def scale_by_zoom_linesearch(
 class BacktrackingLinesearchInfo(NamedTuple):
     """How the last line search went: its number of evaluations and the error of the
     sufficient decrease condition at the chosen stepsize (0: met; positive: no stepsize tried
-    met it)."""
+    met it).
+
+    Attributes:
+      num_linesearch_steps: the number of loss evaluations of the last search, an int32
+        scalar.
+      decrease_error: the residual of the sufficient decrease condition at the chosen
+        stepsize (0 when met).
+    """
 
     num_linesearch_steps: jax.Array
     decrease_error: jax.Array
@@ -601,7 +697,16 @@ class BacktrackingLinesearchInfo(NamedTuple):
 
 class ScaleByBacktrackingLinesearchState(NamedTuple):
     """The accepted stepsize, the loss there and (with ``store_grad=True``, else None) the
-    gradient there, which ``value_and_grad_from_state`` reuses (optax's field names)."""
+    gradient there, which ``value_and_grad_from_state`` reuses (optax's field names).
+
+    Attributes:
+      learning_rate: the accepted stepsize.
+      value: the loss at the accepted point (``inf`` before the first step).
+      grad: the gradient at the accepted point with ``store_grad=True`` (which
+        :func:`optim.value_and_grad_from_state` reuses), else ``None``.
+      info: how the last search went: its number of evaluations and the error of the
+        sufficient decrease condition at the chosen stepsize.
+    """
 
     learning_rate: jax.Array
     value: jax.Array
@@ -638,6 +743,23 @@ class ScaleByBacktrackingLinesearch(Transformation):
     :math:`u' = \eta u`, with :math:`\eta = 0` when the loss was infinite or NaN at every
     stepsize tried. :math:`u` must be a descent direction, :math:`\langle \nabla f(\theta),
     u\rangle < 0` (the output of ``sgd`` without momentum is one).
+
+    Attributes:
+      slope_rtol: :math:`c`, the fraction of the first-order decrease required.
+      decrease_factor: :math:`\beta` in (0, 1], the factor of each decrease.
+      increase_factor: :math:`\gamma` > 0, the factor from the previous stepsize to the next
+        guess; 1 keeps it, ``math.inf`` starts every search at ``max_learning_rate``.
+      max_learning_rate: the largest stepsize (> 0), also the first guess after a failed
+        search.
+      atol: :math:`\epsilon`, the absolute tolerance of the condition.
+      rtol: :math:`\delta`, its tolerance relative to the loss.
+      max_backtracking_steps: the most times the stepsize is decreased in one search (a
+        static int >= 0; the loss is evaluated at most one time more).
+      store_grad: keep the gradient at the accepted point in the state, for
+        ``value_and_grad_from_state`` to reuse (one gradient evaluation per step more).
+      verbose: print the reason when a search fails.
+
+    The fields are the arguments of :func:`optim.scale_by_backtracking_linesearch`, which builds it.
     """
 
     needs_value_fn: ClassVar[bool] = True  # update needs value=, grad=, value_fn= (fit reads it)
@@ -795,7 +917,8 @@ def scale_by_backtracking_linesearch(
       verbose: print the reason when a search fails.
 
     Returns:
-      The transformation.
+      An :class:`optim.GradientTransformation` whose state is a
+      :class:`optim.ScaleByBacktrackingLinesearchState`.
 
     Examples:
       >>> import jax
@@ -849,6 +972,33 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
     takes ``value`` and ``grad`` from the one record in ``state`` that has both fields;
     where that value is infinite or NaN (before the first step) it evaluates ``value_fn``
     instead. Gradients are conjugated on complex leaves (see the module docstring).
+
+    Args:
+      value_fn: the loss function ``value_fn(params, *args, **kwargs) -> scalar``; not a
+        callable: ``TypeError``.
+
+    Returns:
+      A function ``(params, *args, state, **kwargs) -> (value, grad)``. It raises
+      ``ValueError`` when ``state`` holds no such record or one without a gradient
+      (``store_grad=False``), and a ``KeyError`` (also a ``ValueError``) when it holds several.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> def fn(params):
+      ...     return jnp.sum(params**2)
+      >>> solver = optim.lbfgs()
+      >>> params = jnp.array([1.0, 2.0])
+      >>> state = solver.init(params)
+      >>> value_and_grad = optim.value_and_grad_from_state(fn)
+      >>> value, grad = value_and_grad(params, state=state)  # computed: no step taken yet
+      >>> print(value, grad)
+      5.0 [2. 4.]
+      >>> updates, state = solver.update(grad, state, params, value=value, grad=grad, value_fn=fn)
+      >>> params = optim.apply_updates(params, updates)
+      >>> value, grad = value_and_grad(params, state=state)  # read from the state
+      >>> print(round(float(value), 4))
+      1.5279
     """
     if not callable(value_fn):
         raise TypeError(

@@ -1,6 +1,6 @@
 r"""Optimistic gradient methods for saddle-point (min-max) problems: OGD and optimistic Adam.
 
-They extrapolate with the previous gradient, :math:`g_t + \\beta (g_t - g_{t-1})`, which damps
+They extrapolate with the previous gradient, :math:`g_t + \beta (g_t - g_{t-1})`, which damps
 the cycling of plain gradient descent-ascent on games such as GANs.
 """
 
@@ -23,7 +23,13 @@ from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rat
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
-    """Whether no step was taken yet, and the previous incoming update."""
+    """Whether no step was taken yet, and the previous incoming update.
+
+    Attributes:
+      is_initial_step: a boolean scalar array, True until the first update.
+      previous_gradient: the previous incoming update :math:`g_{t-1}`, a pytree like the
+        params.
+    """
 
     is_initial_step: jax.Array
     previous_gradient: PyTree
@@ -38,6 +44,13 @@ class ScaleByOptimisticGradient(Transformation):
     .. math:: u_t = (\alpha + \beta)\, g_t - \beta\, g_{t-1},
 
     with :math:`g_0 = g_1` (the first step is :math:`\alpha g_1`, as in optax).
+
+    Attributes:
+      alpha: :math:`\alpha`, the weight of the current update (a number or an array).
+      beta: :math:`\beta`, the weight of the extrapolation :math:`g_t - g_{t-1}` (a number or
+        an array; 0 gives plain :math:`\alpha g_t`).
+
+    The fields are the arguments of :func:`optim.scale_by_optimistic_gradient`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -68,15 +81,78 @@ class ScaleByOptimisticGradient(Transformation):
 
 
 def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOptimisticGradient:
-    """Extrapolate with the previous update (``optax.scale_by_optimistic_gradient``)."""
+    r"""Extrapolate with the previous update (``optax.scale_by_optimistic_gradient``).
+
+    .. math:: u_t = (\alpha + \beta)\, g_t - \beta\, g_{t-1},
+
+    with :math:`g_0 = g_1` (the first step is :math:`\alpha g_1`, as in optax).
+
+    Args:
+      alpha: :math:`\alpha`, the weight of the current update (a number or an array).
+      beta: :math:`\beta`, the weight of the extrapolation :math:`g_t - g_{t-1}` (a number or
+        an array; 0 gives plain :math:`\alpha g_t`).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByOptimisticGradientState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_optimistic_gradient()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 0.5 -0.5]
+      >>> updates, state = tx.update(jnp.array([1.0, -1.0]), state)
+      >>> print(updates)
+      [ 1.5 -1.5]
+
+    References:
+      Mokhtari, Ozdaglar & Pattathil, 2020, https://arxiv.org/abs/1901.08511
+    """
     return ScaleByOptimisticGradient(alpha=alpha, beta=beta)
 
 
 def optimistic_gradient_descent(
     learning_rate: ScalarOrSchedule, alpha: Any = 1.0, beta: Any = 1.0
 ) -> Chain:
-    r"""Optimistic gradient descent (Mokhtari et al., 2020):
-    :math:`\theta_{t+1} = \theta_t - \eta_t\big((\alpha+\beta) g_t - \beta g_{t-1}\big)`."""
+    r"""Optimistic gradient descent (Mokhtari, Ozdaglar & Pattathil, 2020).
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t\big((\alpha+\beta) g_t - \beta g_{t-1}\big)
+
+    For saddle-point problems (games, GANs): the extrapolation damps the cycling of plain
+    gradient descent-ascent.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      alpha: :math:`\alpha`, the weight of the current update (a number or an array).
+      beta: :math:`\beta`, the weight of the extrapolation :math:`g_t - g_{t-1}` (a number or
+        an array; 0 gives plain :math:`\alpha g_t`).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.optimistic_gradient_descent(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.95 -1.95]
+
+    References:
+      Mokhtari, Ozdaglar & Pattathil, 2020, https://arxiv.org/abs/1901.08511
+    """
     return chain(
         scale_by_optimistic_gradient(alpha=alpha, beta=beta),
         scale_by_learning_rate(learning_rate),
@@ -100,8 +176,49 @@ def optimistic_adam_v2(
     .. math:: r_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon),\quad
         \theta_{t+1} = \theta_t - \eta_t\big((\alpha+\beta) r_t - \beta r_{t-1}\big)
 
-    with Nesterov momentum in :math:`\hat m_t` by default; see ``scale_by_adam``. The
+    with Nesterov momentum in :math:`\hat m_t` by default; see :func:`optim.scale_by_adam`. The
     deprecated ``optimistic_adam(lr, o)`` is ``optimistic_adam_v2(1.0, alpha=lr, beta=o)``.
+    Every argument but ``learning_rate`` is keyword-only.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      alpha: :math:`\alpha`, the weight of the current update (a number or an array).
+      beta: :math:`\beta`, the weight of the extrapolation :math:`g_t - g_{t-1}` (a number or
+        an array; 0 gives plain :math:`\alpha g_t`).
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      mu_dtype: storage dtype of the first moment ``mu`` (a floating or complex dtype
+        such as ``jnp.bfloat16``); ``None``: float32, or the parameter's dtype when wider
+        (optax keeps bf16/fp16 parameters' own dtype). The arithmetic runs in float32 or
+        wider whatever it is.
+      nesterov: Nesterov momentum in :math:`\hat m_t` (True by default, as in
+        optax; see :func:`optim.scale_by_adam`).
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.optimistic_adam_v2(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.8526326 -1.8526325]
+
+    References:
+      Daskalakis et al., 2018, https://arxiv.org/abs/1711.00141
     """
     return chain(
         scale_by_adam(

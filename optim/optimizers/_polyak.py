@@ -39,6 +39,16 @@ class ScaleByPolyak(Transformation):
     ``variant="sps+"`` (Garrigos et al., 2023, "Function value learning: Adaptive learning
     rates based on the Polyak stepsize and function splitting in ERM") uses
     :math:`\max(f(\theta_t) - f^\star, 0)`.
+
+    Attributes:
+      f_min: :math:`f^\star`, a lower bound of the loss (0 for most losses; the optimal
+        value when known).
+      max_learning_rate: :math:`\gamma_{max} >= 0`, the largest step size taken.
+      eps: :math:`\epsilon >= 0`, added to the squared gradient norm in the denominator.
+      variant: ``"sps"`` (the paper's step) or ``"sps+"`` (Garrigos et al., 2023: the gap
+        :math:`f(\theta_t) - f^\star` floored at 0); anything else raises ``ValueError``.
+
+    The fields are the arguments of :func:`optim.scale_by_polyak`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -76,8 +86,40 @@ class ScaleByPolyak(Transformation):
 def scale_by_polyak(
     f_min: Any = 0.0, max_learning_rate: Any = 1.0, eps: Any = 0.0, variant: str = "sps"
 ) -> ScaleByPolyak:
-    """Scale updates by the Polyak step size; ``update`` needs ``value=loss``
-    (``optax.scale_by_polyak``)."""
+    r"""Scale updates by the Polyak step size; ``update`` needs ``value=loss``
+    (``optax.scale_by_polyak``).
+
+    .. math:: u_t = \min\left(\frac{f(\theta_t) - f^\star}{\lVert g_t\rVert^2 + \epsilon},
+        \gamma_{max}\right) g_t,
+
+    the norm over all leaves together; :math:`u_t = 0` where :math:`\lVert g_t\rVert^2 + \epsilon`
+    is below float64's machine epsilon (as in optax). The output points along the gradient.
+
+    Args:
+      f_min: :math:`f^\star`, a lower bound of the loss (0 for most losses; the optimal
+        value when known).
+      max_learning_rate: :math:`\gamma_{max} >= 0`, the largest step size taken.
+      eps: :math:`\epsilon >= 0`, added to the squared gradient norm in the denominator.
+      variant: ``"sps"`` (the paper's step) or ``"sps+"`` (Garrigos et al., 2023: the gap
+        :math:`f(\theta_t) - f^\star` floored at 0); anything else raises ``ValueError``.
+
+    Returns:
+      An :class:`optim.GradientTransformation` with an empty state; its ``update`` needs the
+      scalar loss as ``value=`` (``TypeError`` without it, ``ValueError`` for a non-scalar).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_polyak()
+      >>> grads = jnp.array([3.0, 4.0])
+      >>> updates, _ = tx.update(grads, tx.init(grads), value=jnp.array(5.0))
+      >>> print(updates)
+      [0.6 0.8]
+
+    References:
+      Loizou et al., 2021, https://arxiv.org/abs/2002.10542;
+      Garrigos et al., 2023, https://arxiv.org/abs/2307.14528
+    """
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")
     return ScaleByPolyak(
@@ -106,6 +148,37 @@ def polyak_sgd(
 
     With the default ``scaling=1`` this is the paper's step; optax's documented
     :math:`s \min(\cdot)` holds only then.
+
+    Args:
+      max_learning_rate: :math:`\gamma_{max} >= 0`, the largest step size taken.
+      scaling: :math:`s >= 0`, a number or a schedule: the learning rate of the ``sgd`` step
+        the Polyak step size then scales (1, the default, gives the paper's step).
+      f_min: :math:`f^\star`, a lower bound of the loss (0 for most losses; the optimal
+        value when known).
+      eps: :math:`\epsilon >= 0`, added to the squared gradient norm in the denominator.
+      variant: ``"sps"`` (the paper's step) or ``"sps+"`` (Garrigos et al., 2023: the gap
+        :math:`f(\theta_t) - f^\star` floored at 0); anything else raises ``ValueError``.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves). Its ``update`` needs the scalar loss as ``value=``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> def loss(w):
+      ...     return jnp.sum(w**2)
+      >>> tx = optim.polyak_sgd()
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = tx.init(params)
+      >>> value, grads = jax.value_and_grad(loss)(params)
+      >>> updates, state = tx.update(grads, state, params, value=value)
+      >>> print(optim.apply_updates(params, updates))
+      [ 0.5 -1. ]
+
+    References:
+      Loizou et al., 2021, https://arxiv.org/abs/2002.10542
     """
     return chain(
         sgd(learning_rate=hyper(scaling, "scaling", low=0.0)),

@@ -44,7 +44,13 @@ from optim.transforms._scaling import scale_by_learning_rate
 
 
 class ScaleByRmsState(NamedTuple):
-    """RMSProp's step count (used with ``bias_correction``) and second moment."""
+    """RMSProp's step count (used with ``bias_correction``) and second moment.
+
+    Attributes:
+      count: the number of updates so far when ``bias_correction`` is on (0 otherwise), an
+        int32 scalar.
+      nu: the moving average :math:`v_t` of squared updates, a pytree like the params.
+    """
 
     count: jax.Array
     nu: PyTree
@@ -77,6 +83,20 @@ class ScaleByRms(Transformation):
     :math:`v_0` = ``initial_scale``. Numerical edges as in ``scale_by_adam``: gradients beyond
     :math:`2^{62}` count as :math:`\pm 2^{62}`, a zero root gives a zero step, and the
     derivative of the root at 0 is 0.
+
+    Attributes:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    The fields are the arguments of :func:`optim.scale_by_rms`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -115,7 +135,45 @@ def scale_by_rms(
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> ScaleByRms:
-    """Rescale by the root of an EMA of squared updates (``optax.scale_by_rms``)."""
+    r"""Rescale by the root of an EMA of squared updates (``optax.scale_by_rms``).
+
+    .. math::
+        v_t = \beta v_{t-1} + (1-\beta) |g_t|^2,\quad u_t = g_t / \sqrt{\hat v_t + \epsilon}
+
+    with :math:`\hat v_t = v_t / (1-\beta^t)` under ``bias_correction``, else :math:`v_t`. A zero
+    root gives a zero step (optax: NaN or inf).
+
+    Args:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByRmsState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_rms()
+      >>> grads = jnp.array([0.5, -0.5])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 3.162277 -3.162277]
+
+    References:
+      Hinton, 2012, http://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+    """
     return ScaleByRms(
         decay=decay,
         eps=eps,
@@ -127,7 +185,12 @@ def scale_by_rms(
 
 class ScaleByRStdDevState(NamedTuple):
     """Centered RMSProp's first and second moments (``scale_by_stddev`` without bias
-    correction; optax's record)."""
+    correction; optax's record).
+
+    Attributes:
+      mu: the moving average :math:`m_t` of the updates, a pytree like the params.
+      nu: the moving average :math:`v_t` of squared updates, a pytree like the params.
+    """
 
     mu: PyTree
     nu: PyTree
@@ -135,7 +198,13 @@ class ScaleByRStdDevState(NamedTuple):
 
 class ScaleByStddevState(NamedTuple):
     """Centered RMSProp's step count, first and second moments (``scale_by_stddev`` with
-    ``bias_correction=True``; optax's ``ScaleByRStdDevWithCountState``)."""
+    ``bias_correction=True``; optax's ``ScaleByRStdDevWithCountState``).
+
+    Attributes:
+      count: the number of updates so far, an int32 scalar.
+      mu: the moving average :math:`m_t` of the updates, a pytree like the params.
+      nu: the moving average :math:`v_t` of squared updates, a pytree like the params.
+    """
 
     count: jax.Array
     mu: PyTree
@@ -152,6 +221,20 @@ class ScaleByStddev(Transformation):
 
     (or :math:`g_t / (\sqrt{\hat v_t - |\hat m_t|^2} + \epsilon)` with ``eps_in_sqrt=False``),
     hats denoting optional bias correction and numerical edges handled as in ``scale_by_rms``.
+
+    Attributes:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    The fields are the arguments of :func:`optim.scale_by_stddev`, which builds it.
     """
 
     elementwise: ClassVar[bool] = True  # safe on raveled parameters (optim.train._flat)
@@ -196,7 +279,46 @@ def scale_by_stddev(
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> ScaleByStddev:
-    """Rescale by the root of the centered EMA of squares (``optax.scale_by_stddev``)."""
+    r"""Rescale by the root of the centered EMA of squares (``optax.scale_by_stddev``).
+
+    .. math::
+        m_t = \beta m_{t-1} + (1-\beta) g_t,\quad v_t = \beta v_{t-1} + (1-\beta)|g_t|^2,\quad
+        u_t = g_t / \sqrt{\hat v_t - |\hat m_t|^2 + \epsilon}
+
+    (hats: optional bias correction).
+
+    Args:
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves); ``update`` maps gradients to the rescaled direction, without the learning rate
+      or its minus sign.
+      Its state is a :class:`optim.ScaleByRStdDevState`, or a :class:`optim.ScaleByStddevState`
+      (with a step count) under ``bias_correction``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_stddev()
+      >>> grads = jnp.array([0.5, -0.25])
+      >>> state = tx.init(grads)
+      >>> updates, state = tx.update(grads, state)
+      >>> print(updates)
+      [ 3.3333325 -3.3333304]
+
+    References:
+      Graves, 2013, https://arxiv.org/abs/1308.0850 (eq. 38-40)
+    """
     return ScaleByStddev(
         decay=decay,
         eps=eps,
@@ -224,6 +346,46 @@ def rmsprop(
 
     (centered: :math:`v_t - m_t^2` under the root; momentum is applied after the scaling, as in
     optax and PyTorch).
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      decay: decay rate :math:`\beta` of the moving average of squared updates, in
+        ``[0, 1]``.
+      eps: :math:`\epsilon >= 0`, added to the mean square inside the square root
+        (``eps_in_sqrt=True``) or to the root outside it.
+      initial_scale: the starting value :math:`v_0 >= 0` of the mean square.
+      eps_in_sqrt: put :math:`\epsilon` inside the square root
+        (:math:`\sqrt{v + \epsilon}`, True, optax's default) or outside
+        (:math:`\sqrt{v} + \epsilon`, False, as in PyTorch).
+      centered: subtract the squared moving average of the updates under the root
+        (:func:`optim.scale_by_stddev`); False uses :func:`optim.scale_by_rms`.
+      momentum: decay :math:`\mu >= 0` of a momentum buffer applied to the learning-rate-scaled
+        steps, or ``None`` for no momentum.
+      nesterov: use Nesterov momentum; needs a ``momentum`` (with ``None`` it raises
+        ``ValueError``, where optax ignores the flag).
+      bias_correction: divide the moving averages by :math:`1 - \beta^t` (as Adam does);
+        False, optax's default, uses them as they are.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.rmsprop(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.6837723 -1.6837723]
+
+    References:
+      Hinton, 2012, http://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf;
+      Graves, 2013, https://arxiv.org/abs/1308.0850
     """
     scaling = scale_by_stddev if check_flag(centered, "centered") else scale_by_rms
     return chain(

@@ -25,6 +25,42 @@ def sgd(
     (``momentum=None``: :math:`m_t = g_t`; ``nesterov``: the step uses
     :math:`g_t + \mu m_t`; Sutskever et al., 2013). Full-batch gradients make it gradient
     descent; one random example per step is classic stochastic gradient descent.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      momentum: the momentum decay :math:`\mu >= 0` (a number, not a schedule), or ``None``
+        for plain (stochastic) gradient descent without a momentum buffer.
+      nesterov: use Nesterov momentum (Sutskever et al., 2013): the step uses
+        :math:`g_t + \mu m_t` in place of :math:`m_t`. Needs a ``momentum``: with
+        ``momentum=None`` it raises ``ValueError`` (optax ignores the flag).
+      accumulator_dtype: storage dtype of the momentum buffer :math:`m_t` (a floating or
+        complex dtype); ``None``: float32, or the parameter's dtype when wider. Unused without
+        ``momentum``.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Raises:
+      ValueError: when ``nesterov`` is True and ``momentum`` is ``None``, or ``momentum`` is
+        negative.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.sgd(learning_rate=0.1, momentum=0.9)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.95 -1.95]
+
+    References:
+      Robbins & Monro, 1951, https://doi.org/10.1214/aoms/1177729586;
+      Sutskever et al., 2013, https://proceedings.mlr.press/v28/sutskever13.html
     """
     return chain(
         _momentum(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate)
@@ -53,7 +89,43 @@ def noisy_sgd(
     *,
     seed: int | None = None,
 ) -> Chain:
-    r"""Noisy SGD (Neelakantan et al., 2015): :math:`\theta_{t+1} = \theta_t - \alpha_t(g_t +
-    \mathcal N(0, \eta / t^\gamma))`; see ``add_noise``."""
+    r"""Noisy SGD (Neelakantan et al., 2015, "Adding Gradient Noise Improves Learning for Very
+    Deep Networks").
+
+    .. math:: \theta_{t+1} = \theta_t - \eta_t\big(g_t + \mathcal N(0, \sigma_t^2)\big),
+        \quad \sigma_t^2 = \frac{\eta_{noise}}{t^\gamma}
+
+    see :func:`optim.add_noise`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      eta: the initial noise variance :math:`\eta_{noise} >= 0`.
+      gamma: the annealing exponent :math:`\gamma >= 0`: the variance at step :math:`t` is
+        :math:`\eta_{noise} / t^\gamma`.
+      key: an int or a JAX PRNG key the noise is drawn from (split each step, as optax does).
+        ``None`` warns and uses key 0, as in optax.
+      seed: keyword-only, deprecated (as in optax): an int used in place of ``key``; giving
+        both raises ``ValueError``.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.noisy_sgd(learning_rate=0.1, eta=0.0, key=0)  # eta=0: no noise, plain SGD
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.95 -1.95]
+
+    References:
+      Neelakantan et al., 2015, https://arxiv.org/abs/1511.06807
+    """
     key = _resolve_key(key, seed)
     return chain(add_noise(eta, gamma, key), scale_by_learning_rate(learning_rate))

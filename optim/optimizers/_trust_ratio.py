@@ -1,7 +1,7 @@
 r"""Layer-wise trust ratios: LARS, LAMB and Fromage scale each leaf's step by its norms.
 
 Each parameter array (a "layer") gets a step proportional to its own norm,
-:math:`\\lVert\\theta\\rVert / \\lVert u\\rVert`, so that layers of different scales move by
+:math:`\lVert\theta\rVert / \lVert u\rVert`, so that layers of different scales move by
 similar relative amounts.
 """
 
@@ -40,6 +40,13 @@ class ScaleByTrustRatio(Transformation):
 
     per leaf, with :math:`u_t = g_t` where either norm is 0 (:math:`n` = ``min_norm``,
     :math:`c` = ``trust_coefficient``; Frobenius norms over the whole leaf).
+
+    Attributes:
+      min_norm: floor :math:`n >= 0` of both norms.
+      trust_coefficient: :math:`c >= 0`, multiplying the ratio.
+      eps: :math:`\epsilon >= 0`, added to the update's norm in the denominator.
+
+    The fields are the arguments of :func:`optim.scale_by_trust_ratio`, which builds it.
     """
 
     min_norm: Any = nonnegative()
@@ -72,7 +79,35 @@ class ScaleByTrustRatio(Transformation):
 def scale_by_trust_ratio(
     min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0
 ) -> ScaleByTrustRatio:
-    """Scale updates by the layer-wise trust ratio (``optax.scale_by_trust_ratio``)."""
+    r"""Scale updates by the layer-wise trust ratio (``optax.scale_by_trust_ratio``).
+
+    .. math:: u_t = g_t \cdot c\,\frac{\max(\lVert\theta_t\rVert, n)}{\max(\lVert g_t\rVert, n)
+        + \epsilon}
+
+    per leaf (Frobenius norms over the whole leaf), with :math:`u_t = g_t` where either norm is 0.
+
+    Args:
+      min_norm: floor :math:`n >= 0` of both norms.
+      trust_coefficient: :math:`c >= 0`, multiplying the ratio.
+      eps: :math:`\epsilon >= 0`, added to the update's norm in the denominator.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a pytree whose hyperparameters are array
+      leaves; its state is empty); its ``update`` needs ``params`` and raises ``ValueError``
+      without them.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.scale_by_trust_ratio()
+      >>> params = {"w": jnp.array([3.0, 4.0])}
+      >>> updates, _ = tx.update({"w": jnp.array([0.6, -0.8])}, tx.init(params), params)
+      >>> print(updates["w"])
+      [ 3. -4.]
+
+    References:
+      You, Gitman & Ginsburg, 2017, https://arxiv.org/abs/1708.03888
+    """
     return ScaleByTrustRatio(
         min_norm=min_norm,
         trust_coefficient=trust_coefficient,
@@ -97,7 +132,44 @@ def lars(
         v_t,\quad \theta_{t+1} = \theta_t + m_t
 
     with the decay on the leaves ``weight_decay_mask`` selects and the trust ratio on those
-    ``trust_ratio_mask`` selects (bool pytrees, prefixes of the params, or functions of them).
+    ``trust_ratio_mask`` selects.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      weight_decay: :math:`\lambda >= 0`, a number or a schedule: :math:`\lambda\theta_t` is
+        added to the gradient before the trust ratio (coupled, L2-style decay).
+      weight_decay_mask: where weight decay applies: a pytree of booleans with the structure
+        of the params (or a prefix of it), or a function ``params -> such a pytree``; True
+        (the default): every leaf.
+      trust_coefficient: :math:`c >= 0`, multiplying the trust ratio.
+      eps: :math:`\epsilon >= 0`, added to the norm of :math:`v_t` in the denominator.
+      trust_ratio_mask: where the trust ratio applies: a pytree of booleans with the structure
+        of the params (or a prefix of it), or a function ``params -> such a pytree``; True
+        (the default): every leaf. Leaves left out take the step without the ratio.
+      momentum: the momentum decay :math:`\mu >= 0` (a number, not ``None``), applied to
+        the learning-rate-scaled steps; 0 disables it.
+      nesterov: use Nesterov momentum: the step is :math:`s_t + \mu m_t` with :math:`s_t`
+        the scaled step, in place of :math:`m_t`.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.lars(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.99984187 -1.9998419 ]
+
+    References:
+      You, Gitman & Ginsburg, 2017, https://arxiv.org/abs/1708.03888
     """
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
@@ -124,7 +196,43 @@ def lamb(
     .. math:: r_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon) + \lambda\theta_t,
         \quad \theta_{t+1} = \theta_t - \eta_t \frac{\lVert\theta_t\rVert}{\lVert r_t\rVert} r_t
 
-    with the decay only where ``mask`` is True; see ``scale_by_adam``.
+    with the decay only where ``mask`` is True; see :func:`optim.scale_by_adam`.
+
+    Args:
+      learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
+        ``count -> number`` evaluated at the number of previous updates (see
+        :func:`optim.scale_by_learning_rate`); ``None`` leaves the direction unscaled and
+        unnegated, as in optax.
+      b1: decay rate :math:`\beta_1` of the first-moment (mean) estimate, in ``[0, 1)``.
+      b2: decay rate :math:`\beta_2` of the second-moment (uncentred variance) estimate, in
+        ``[0, 1)``.
+      eps: :math:`\epsilon >= 0`, added to the denominator outside the square root for
+        numerical stability.
+      eps_root: :math:`\epsilon_{root} >= 0`, added to the second moment inside the
+        square root. optax needs a positive value to differentiate through the update
+        (meta-learning); here the derivative stays finite at zero gradients without it.
+      weight_decay: strength :math:`\lambda >= 0` of the decoupled weight decay, a number or a
+        schedule, added to Adam's direction before the trust ratio.
+      mask: where weight decay applies: a pytree of booleans with the structure of the
+        params (or a prefix of it), or a function ``params -> such a pytree``; True leaves are
+        decayed, False leaves are not. ``None``: every leaf is decayed.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.lamb(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.8418861 -1.8418862]
+
+    References:
+      You et al., 2020, https://arxiv.org/abs/1904.00962
     """
     return chain(
         scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
@@ -160,6 +268,28 @@ def fromage(learning_rate: ScalarOrSchedule, min_norm: Any = 1e-6) -> Chain:
     per leaf (norms floored at ``min_norm``), built as optax builds it: the trust ratio, the
     learning rate :math:`\eta_t/\sqrt{1+\eta_t^2}` and a (negative) weight decay
     :math:`1/\sqrt{1+\eta_t^2} - 1`.
+
+    Args:
+      learning_rate: :math:`\eta_t >= 0`, a number or a schedule ``count -> number``
+        (``None`` raises ``TypeError``).
+      min_norm: floor (>= 0) of both norms of the trust ratio.
+
+    Returns:
+      An :class:`optim.GradientTransformation` (a ``chain`` of building blocks; a pytree whose
+      hyperparameters are array leaves).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optim
+      >>> tx = optim.fromage(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([0.5, -0.5])}, state, params)
+      >>> print(optim.apply_updates(params, updates)["w"])
+      [ 0.837708  -1.8327452]
+
+    References:
+      Bernstein et al., 2020, https://arxiv.org/abs/2002.03432
     """
     lr = learning_rate_hyper(learning_rate)
     step, decay = _FromageFactor(lr), _FromageFactor(lr, decay=True)
