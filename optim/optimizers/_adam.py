@@ -487,6 +487,9 @@ References:
   Dozat, 2016, https://openreview.net/pdf/OM0jvwB8jIp57ZJjtNEZ.pdf
 """
 
+# doctest finds examples in functions and classes only: these make the partials' examples run.
+__test__ = {"nadam": nadam.__doc__, "nadamw": nadamw.__doc__}
+
 
 def _first_moment_slot(params: PyTree, dtype: Any, name: str) -> PyTree:
     """A slot holding a signed moment: complex for complex params, so a real dtype is refused."""
