@@ -126,8 +126,10 @@ def test_the_block_parser_sees_python_blocks_only():
     assert readme_script(text) == "# README.md, line 5\na = 1\n"
 
 
+# The README's "A project with a `models` module of its own", both layouts.
+
+
 def test_a_models_module_of_your_own_comes_first_and_optim_still_imports(tmp_path):
-    # The README ("A project with a `models` module of its own"): yours wins, optim works.
     (tmp_path / "models.py").write_text("OWNER = 'the user'\n")
     completed = run_python(
         "import jax.numpy as jnp, models, optim\n"
@@ -138,4 +140,19 @@ def test_a_models_module_of_your_own_comes_first_and_optim_still_imports(tmp_pat
         tmp_path,
         timeout=300,
     )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def test_a_models_module_inside_your_package_lives_next_to_ours(tmp_path):
+    package = tmp_path / "myproject"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text("OWNER = 'the user'\n")
+    (package / "train.py").write_text(
+        "import models\n"
+        "from myproject import models as my_models\n"
+        "assert my_models.OWNER == 'the user'\n"
+        "assert models.MLP.__module__ == 'models.mlp', models.__file__\n"
+    )
+    completed = run_python("import runpy\nrunpy.run_module('myproject.train')\n", tmp_path, 300)
     assert completed.returncode == 0, completed.stderr[-4000:]
