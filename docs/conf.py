@@ -41,8 +41,8 @@ myst_heading_anchors = 3
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-autodoc_typehints = "signature"
-autodoc_typehints_format = "short"
+# The Args sections say the types: the written unions of arrays and schedules are long.
+autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False
