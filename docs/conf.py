@@ -1,9 +1,9 @@
-"""Sphinx configuration of optim's documentation site (built as optax, flax and JAX build theirs).
+"""Sphinx configuration of the documentation site: Sphinx, myst-nb, the book theme.
 
 Build it with ``sphinx-build -W --keep-going -b html docs docs/_build/html`` after
-``pip install -e ".[docs]"``. The API reference (``docs/api/``) is written at build time from the
-packages' ``__all__`` by ``docs/_ext/api_reference.py``: a new public name appears without editing
-these pages.
+``pip install -e ".[docs]"``. The API reference (``docs/api/``) is written at build time
+from the packages' ``__all__`` by ``docs/_ext/api_reference.py``: a new public name
+appears without editing these pages.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import sys
 
 DOCS = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
-sys.path.insert(0, str(DOCS.parent))  # `import optim` from this checkout, installed or not
+sys.path.insert(
+    0, str(DOCS.parent)
+)  # `import optim` from this checkout, installed or not
 
 project = "optim"
 author = "the optim authors"
@@ -31,13 +33,13 @@ extensions = [
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "README.md"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
-# Notebooks are shown with the outputs stored in them; the test suite is what executes them.
+# Notebooks are shown with their stored outputs; the test suite is what executes them.
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
-# Docstrings: Google style (optax's), rendered by napoleon; signatures keep their written hints.
+# Docstrings: Google style (optax's), rendered by napoleon.
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

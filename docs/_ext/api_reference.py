@@ -312,7 +312,8 @@ def _group_page(group: Group, rows: list[Name]) -> str:
         for row in rows:
             by_module.setdefault(_home(row.obj), []).append(row)
         for module in sorted(
-            by_module, key=lambda m: list(SECTIONS).index(m) if m in SECTIONS else len(SECTIONS)
+            by_module,
+            key=lambda m: list(SECTIONS).index(m) if m in SECTIONS else len(SECTIONS),
         ):
             parts.append(_heading(_section_title(module), "-"))
             parts.append(_table(by_module[module]))
