@@ -232,7 +232,13 @@ def _documented_here(row: Name) -> bool:
     return not inspect.ismodule(row.obj) and row.canonical == row.full
 
 
+def _is_type_alias(obj: object) -> bool:
+    return _home(obj).startswith(("typing", "collections")) and not inspect.isclass(obj)
+
+
 def _directive(obj: object) -> str:
+    if _is_type_alias(obj):
+        return "autodata"  # shown as "alias of ..."
     if inspect.isclass(obj):
         return "autoclass"
     if callable(obj):
@@ -244,8 +250,8 @@ def _summary(obj: object) -> str:
     """The first paragraph of a docstring, on one line (rst: it renders inside a table cell)."""
     if not (inspect.isclass(obj) or callable(obj) or inspect.ismodule(obj)):
         return ""
-    if _home(obj).startswith(("typing", "collections")):
-        return ""
+    if _is_type_alias(obj):
+        return "A type alias (see its entry)."
     doc = inspect.getdoc(obj) or ""
     paragraph = doc.strip().split("\n\n")[0]
     if paragraph.lstrip().startswith(".."):
@@ -272,7 +278,7 @@ def _entry(row: Name) -> str:
         options = "   :members:\n   :show-inheritance:\n"
         if fields:
             options += f"   :exclude-members: {', '.join(fields)}\n"
-    elif directive == "autodata":
+    elif directive == "autodata" and not _is_type_alias(row.obj):
         options = "   :no-value:\n"
     return f".. {directive}:: {row.canonical}\n{options}"
 
