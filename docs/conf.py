@@ -28,6 +28,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "api_reference",
+    "notebook_pages",
 ]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "README.md"]
