@@ -44,6 +44,9 @@ myst_heading_anchors = 3
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# The Attributes sections say what a field holds; the annotations (jax.Array spelled
+# by its private module) add nothing a reader needs.
+napoleon_attr_annotations = False
 # The Args sections say the types: the written unions of arrays and schedules are long.
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
@@ -51,6 +54,9 @@ autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False
 autosummary_generate = False  # the reference pages are written by api_reference instead
 add_module_names = True
+# The page outline names a class's attributes without repeating the class (params,
+# not FitResult.params).
+toc_object_entries_show_parents = "hide"
 
 html_theme = "sphinx_book_theme"
 html_title = "optim"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import pathlib
 import re
 import sys
@@ -85,3 +86,13 @@ def test_the_site_includes_every_guide_and_the_reference():
     guides = {path.stem for path in DOCS.glob("*.md") if path.stem != "index"}
     assert guides <= entries, f"pages missing from docs/index.md's toctree: {guides - entries}"
     assert "api/index" in entries
+
+
+def test_the_fit_guide_shows_every_option_of_fit():
+    import optim
+
+    guide = (DOCS / "training_with_fit.md").read_text()
+    headings = "\n".join(re.findall(r"^#+ .*$", guide, re.M))
+    parameters = list(inspect.signature(optim.fit).parameters)[4:]  # after the positional four
+    missing = [name for name in parameters if f"`{name}`" not in headings]
+    assert not missing, f"options of optim.fit with no section in training_with_fit.md: {missing}"

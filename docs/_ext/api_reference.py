@@ -275,7 +275,9 @@ def _entry(row: Name) -> str:
     if directive == "autoclass":
         # Fields are documented by the class's Attributes (or Args) section, not twice.
         fields = _fields(row.obj)
-        options = "   :members:\n   :show-inheritance:\n"
+        options = "   :members:\n"
+        if row.obj.__bases__ != (object,):  # "Bases: object" says nothing
+            options += "   :show-inheritance:\n"
         if fields:
             options += f"   :exclude-members: {', '.join(fields)}\n"
     elif directive == "autodata" and not _is_type_alias(row.obj):
