@@ -34,7 +34,7 @@ api_reference = _load_generator()
 PAGES = api_reference.pages()
 PACKAGES = api_reference.packages()
 DOCUMENTED = set(
-    re.findall(r"^\.\. auto(?:function|class|data):: (\S+)$", "\n".join(PAGES.values()), re.M)
+    re.findall(r"^\.\. auto(?:function|class|data):: ([\w.]+)", "\n".join(PAGES.values()), re.M)
 )
 
 

@@ -259,6 +259,21 @@ def _summary(obj: object) -> str:
     return " ".join(line.strip() for line in paragraph.splitlines())
 
 
+def _reading_order(rows: list[Name]) -> list[Name]:
+    """Functions first (the optimizers and transformations a reader looks for), then classes
+    (mostly state records), then type aliases and other values, then modules; by name within
+    each kind."""
+
+    def kind(row: Name) -> int:
+        if inspect.ismodule(row.obj):
+            return 3
+        if _is_type_alias(row.obj) or not callable(row.obj):
+            return 2
+        return 1 if inspect.isclass(row.obj) else 0
+
+    return sorted(rows, key=lambda row: (kind(row), row.name.lower()))
+
+
 def _table(rows: list[Name]) -> str:
     lines = [".. list-table::", "   :widths: 30 70", "   :class: api-summary", ""]
     for row in rows:
@@ -267,6 +282,27 @@ def _table(rows: list[Name]) -> str:
         summary = _summary(row.obj)
         lines.append(f"     - {summary}" if summary else "     -")
     return "\n".join(lines) + "\n"
+
+
+def _readable_signature(cls: type) -> str:
+    """The class's signature, where a default that prints as ``<... object at 0x...>`` (a
+    ``jax.nn.relu``) is written by its name; empty when every default prints well."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return ""
+    ugly = False
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.default is not inspect.Parameter.empty and repr(parameter.default).startswith(
+            "<"
+        ):
+            ugly = True
+            name = getattr(parameter.default, "__name__", "...")
+            parameters.append(f"{parameter.name}={name}")
+        else:
+            parameters.append(str(parameter.replace(annotation=inspect.Parameter.empty)))
+    return f"({', '.join(parameters)})" if ugly else ""
 
 
 def _entry(row: Name) -> str:
@@ -282,7 +318,8 @@ def _entry(row: Name) -> str:
             options += f"   :exclude-members: {', '.join(fields)}\n"
     elif directive == "autodata" and not _is_type_alias(row.obj):
         options = "   :no-value:\n"
-    return f".. {directive}:: {row.canonical}\n{options}"
+    signature = _readable_signature(row.obj) if directive == "autoclass" else ""
+    return f".. {directive}:: {row.canonical}{signature}\n{options}"
 
 
 def _fields(cls: type) -> list[str]:
@@ -324,9 +361,11 @@ def _group_page(group: Group, rows: list[Name]) -> str:
             key=lambda m: list(SECTIONS).index(m) if m in SECTIONS else len(SECTIONS),
         ):
             parts.append(_heading(_section_title(module), "-"))
-            parts.append(_table(by_module[module]))
-            parts.extend(_entry(row) for row in by_module[module] if _documented_here(row))
+            section = _reading_order(by_module[module])
+            parts.append(_table(section))
+            parts.extend(_entry(row) for row in section if _documented_here(row))
     else:
+        rows = _reading_order(rows)
         parts.append(_table(rows))
         parts.extend(_entry(row) for row in rows if _documented_here(row))
     return "\n".join(parts)
@@ -346,7 +385,7 @@ def _package_page(package: str, rows: list[Name], groups: list[Group]) -> str:
         )
         parts.append("\n".join(f"- :doc:`{group.title} <{group.slug}>`" for group in groups) + "\n")
         parts.append(_heading("Every top-level name", "-"))
-        parts.append(_table(rows))
+        parts.append(_table(_reading_order(rows)))
         return "\n".join(parts)
     own = [row for row in rows if _documented_here(row)]
     elsewhere = len(rows) - len(own)
@@ -356,8 +395,8 @@ def _package_page(package: str, rows: list[Name], groups: list[Group]) -> str:
             "elsewhere (a top-level ``optim.<name>``, or an earlier package): their rows link "
             "there.\n"
         )
-    parts.append(_table(rows))
-    parts.extend(_entry(row) for row in own)
+    parts.append(_table(_reading_order(rows)))
+    parts.extend(_entry(row) for row in _reading_order(own))
     return "\n".join(parts)
 
 
