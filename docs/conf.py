@@ -54,6 +54,7 @@ autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False
 autosummary_generate = False  # the reference pages are written by api_reference instead
 add_module_names = True
+add_function_parentheses = False  # `optim.adam`, as written in the guides
 # The page outline names a class's attributes without repeating the class (params,
 # not FitResult.params).
 toc_object_entries_show_parents = "hide"
