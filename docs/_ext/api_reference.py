@@ -374,7 +374,8 @@ def _group_page(group: Group, rows: list[Name]) -> str:
 def _package_page(package: str, rows: list[Name], groups: list[Group]) -> str:
     module = importlib.import_module(package)
     title = f"``{package}``"
-    parts = [_heading(title, "=")]
+    # The module's own target, so that :mod:`optim.contrib` links here.
+    parts = [f".. py:module:: {package}\n", _heading(title, "=")]
     doc = (module.__doc__ or "").strip().split("\n\n")[0]
     if doc:
         parts.append(" ".join(line.strip() for line in doc.splitlines()) + "\n")
@@ -457,9 +458,39 @@ def write_pages(directory: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
+def aliases() -> dict[str, str]:
+    """Every public full name that is not where its object is documented, to the name that is
+    (``optim.precision.stochastic_rounding`` to ``optim.stochastic_rounding``), and every bare
+    public name to its first package's entry (a docstring's :class:`CosineDecaySchedule`)."""
+    found: dict[str, str] = {}
+    bare: dict[str, str] = {}
+    for rows in collect().values():
+        for row in rows:
+            if inspect.ismodule(row.obj):
+                continue
+            if row.full != row.canonical:
+                found[row.full] = row.canonical
+            bare.setdefault(row.name, row.canonical)
+    return {**bare, **found}
+
+
 def setup(app):
+    public_aliases: dict[str, str] = {}
+
     def generate(app):
         write_pages(pathlib.Path(app.srcdir) / "api")
+        public_aliases.update(aliases())
+
+    def resolve_alias(app, env, node, contnode):
+        """A reference to any public path of an object (a docstring's ``optim.precision.X``, a
+        guide's ``optim.quantized.Y``) links to the entry that documents it."""
+        canonical = public_aliases.get(node.get("reftarget", ""))
+        if node.get("refdomain") != "py" or canonical is None:
+            return None
+        return env.get_domain("py").resolve_xref(
+            env, node["refdoc"], app.builder, "obj", canonical, node, contnode
+        )
 
     app.connect("builder-inited", generate)
+    app.connect("missing-reference", resolve_alias)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
