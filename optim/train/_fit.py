@@ -88,7 +88,7 @@ def fit(
     data_axis: str = "data",
     sharding: str = "replicated",
 ) -> FitResult:
-    """Train ``params`` on ``data`` with ``optimizer`` (see the module docstring).
+    """Train ``params`` on ``data`` with ``optimizer``, as compiled ``lax.scan`` chunks of steps.
 
     Each step evaluates ``loss_fn`` and its gradient on a batch, asks ``optimizer`` for updates
     (passing the loss as ``value=``) and applies them; the steps run as compiled

@@ -57,7 +57,7 @@ class FitResult(NamedTuple):
         ``eval_data``; else None.
       best_step: the step whose parameters early stopping restored (``restore_best``), else
         None.
-      path: a :class:`optim.FitPath` saying which path the run took (flat buffers, progress
+      path: a :class:`optim.train.FitPath` saying which path the run took (flat buffers, progress
         bar, traced, line search, compiled chunks).
     """
 

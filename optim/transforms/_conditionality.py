@@ -265,8 +265,8 @@ def conditionally_transform(
 
     Args:
       inner: the transformation to apply at the selected steps (ours or optax's).
-      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (see
-        :class:`optim.ConditionFn`); ``step`` counts the earlier calls to ``update`` (int32,
+      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (the
+        ``ConditionFn`` protocol); ``step`` counts the earlier calls to ``update`` (int32,
         from 0).
       forward_extra_args: also pass the extra keyword arguments of ``update`` to
         ``should_transform_fn``. True or False.
@@ -306,8 +306,8 @@ def conditionally_mask(
 
     Args:
       inner: the transformation to apply at the selected steps (ours or optax's).
-      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (see
-        :class:`optim.ConditionFn`); ``step`` counts the earlier calls to ``update`` (int32,
+      should_transform_fn: a function ``(step, **extra_args) -> bool scalar`` (the
+        ``ConditionFn`` protocol); ``step`` counts the earlier calls to ``update`` (int32,
         from 0).
       forward_extra_args: also pass the extra keyword arguments of ``update`` to
         ``should_transform_fn``. True or False.
