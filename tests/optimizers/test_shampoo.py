@@ -110,8 +110,13 @@ def test_one_step_is_the_grafted_kronecker_preconditioned_gradient():
     # near-null part is accurate only to float32 over its condition number, 1e6.
     np.testing.assert_allclose(state.roots[1], roots[1][None], rtol=1e-4, atol=1e-5)
     for stats, ours in zip(state.stats, state.roots, strict=True):
-        theirs, _ = optax.matrix_inverse_pth_root(stats[0], 4, ridge_epsilon=1e-6)
+        theirs, _ = _optax_root(stats[0])
         np.testing.assert_allclose(ours[0], theirs, rtol=1e-5, atol=1e-6 * np.abs(theirs).max())
+
+
+@jax.jit
+def _optax_root(matrix):
+    return optax.matrix_inverse_pth_root(matrix, 4, ridge_epsilon=1e-6)
 
 
 def test_roots_are_recomputed_every_precondition_every_steps():
@@ -296,18 +301,27 @@ def _mse(params, batch):
     return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
 
 
-def test_inside_fit_and_checkpoint_resume_is_bit_identical(tmp_path):
-    params = {"w": jnp.zeros((6, 2)), "b": jnp.zeros(2)}
-    tx = optim.shampoo(0.05, precondition_every=4, start_preconditioning_step=4)
-    run = dict(steps=24, batch_size=16, key=jax.random.PRNGKey(1), checkpoint_every=8)
-    whole = optim.fit(_mse, params, tx, _regression_data(), checkpoint_dir=tmp_path / "a", **run)
-    assert float(whole.losses[-1]) < 0.2 * float(whole.losses[0])
+RUN = dict(steps=24, batch_size=16, key=jax.random.PRNGKey(1))
+PARAMS = {"w": jnp.zeros((6, 2)), "b": jnp.zeros(2)}
+TX = optim.shampoo(0.05, precondition_every=4, start_preconditioning_step=4)
+
+
+def test_inside_fit():
+    result = optim.fit(_mse, PARAMS, TX, _regression_data(), **RUN)
+    assert float(result.losses[-1]) < 0.2 * float(result.losses[0])
+    assert type(result.opt_state[0]).__name__ == "ScaleByShampooState"
+
+
+@pytest.mark.slow  # three fits, each compiling its own program: 25 s on a loaded machine
+def test_checkpoint_resume_is_bit_identical(tmp_path):
+    run = {**RUN, "checkpoint_every": 8}
+    whole = optim.fit(_mse, PARAMS, TX, _regression_data(), checkpoint_dir=tmp_path / "a", **run)
     first = optim.fit(
-        _mse, params, tx, _regression_data(), checkpoint_dir=tmp_path / "b", **{**run, "steps": 16}
+        _mse, PARAMS, TX, _regression_data(), checkpoint_dir=tmp_path / "b", **{**run, "steps": 16}
     )
     assert first.losses.shape == (16,)
     resumed = optim.fit(
-        _mse, params, tx, _regression_data(), checkpoint_dir=tmp_path / "b", resume=True, **run
+        _mse, PARAMS, TX, _regression_data(), checkpoint_dir=tmp_path / "b", resume=True, **run
     )
     for a, b in zip(
         jax.tree.leaves((resumed.params, resumed.opt_state)),
