@@ -451,7 +451,9 @@ def scale_by_shampoo(
     G_t`) from ``start_preconditioning_step`` on, the grafting optimizer's own momentum step
     before. Scalars and vectors take the grafting optimizer's step throughout. The roots
     come from :func:`optim.matrix_inverse_pth_root` (coupled Newton iterations, tolerance
-    1e-6), recomputed inside a ``lax.cond``.
+    1e-6), recomputed inside a ``lax.cond``, one batched solver call for the factors of all
+    leaves (padded with zeros to the largest). Its iterations are a ``lax.while_loop``, so
+    ``jax.grad`` through steps that recompute roots raises (forward mode, ``jax.jvp``, works).
 
     The behaviour follows ``ScalableShampoo`` of ``pytorch-optimizer`` (a port of
     Distributed Shampoo) with ``shape_interpretation=False`` and its decoupled learning rate.
@@ -547,7 +549,8 @@ def shampoo(
     with :math:`u_t` the grafted, Kronecker-preconditioned momentum step of
     :func:`optim.scale_by_shampoo` (its docstring gives the rule, the reference followed and
     where we differ from it) and decoupled weight decay :math:`\lambda` (the reference adds
-    its weight decay to the gradient by default).
+    its weight decay to the gradient by default). As with :func:`optim.adamw`, ``update``
+    needs the params (for the weight decay, even at 0).
 
     Args:
       learning_rate: the step size :math:`\eta_t`: a number >= 0 or a schedule
