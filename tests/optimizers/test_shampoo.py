@@ -183,6 +183,30 @@ def test_large_dimensions_are_split_into_blocks():
     np.testing.assert_allclose(state.roots["t"][0][0], root, rtol=1e-3, atol=1e-3 * root.max())
 
 
+def test_b2_one_sums_and_exponent_override():
+    """b2 = 1 sums the statistics (the paper's rule; the reference refuses it) and the
+    grafting optimizer's squares; exponent_override sets p (here the inverse square root)."""
+    tx = optim.scale_by_shampoo(
+        b2=1.0,
+        graft_type="rmsprop",
+        precondition_every=1,
+        start_preconditioning_step=1,
+        exponent_override=2,
+    )
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    grads = [{"w": jax.random.normal(k, (4, 3)), "b": jnp.ones(3)} for k in keys]
+    state = tx.init(SMALL)
+    for g in grads:
+        _, state = _update(tx, g, state, None)
+    g64 = [np.asarray(g["w"], np.float64) for g in grads]
+    right = 1e-6 * np.eye(3) + sum(g.T @ g for g in g64)
+    np.testing.assert_allclose(state.stats["w"][1][0], right, rtol=1e-5)
+    np.testing.assert_allclose(state.graft_nu["w"], sum(g**2 for g in g64), rtol=1e-5)
+    ridge = 1e-6 * np.linalg.eigvalsh(right).max()
+    root = _inverse_root(right + ridge * np.eye(3), 2)
+    np.testing.assert_allclose(state.roots["w"][1][0], root, rtol=1e-4, atol=1e-6)
+
+
 def test_zero_and_non_finite_gradients():
     """Zero gradients from a fresh state leave the params where they are (and the roots of
     the initial statistics, matrix_eps I, are finite); a NaN or inf gives a non-finite step."""
