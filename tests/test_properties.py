@@ -284,6 +284,7 @@ REJECTS_COMPLEX = {
     "simplified_ademamix": "its second moment squares g, not |g|^2, as optax's",
     "prodigy": "its distance estimate d is a maximum of inner products; optax does not check",
     "rprop": "it clips step sizes chosen by the signs of successive gradients: " + _CANNOT_ORDER,
+    "shampoo": "its Kronecker factors and their inverse roots are real symmetric matrices",
     "sm3": "its cover-set accumulators take maxima (optax raises too)",
     "sophia": "it clips the preconditioned step: " + _CANNOT_ORDER,
     "stochastic_rounding(adam)": "stochastic rounding to a complex dtype is not defined",

@@ -7,6 +7,7 @@ its compositions (``chain`` of building blocks, with optax's names, arguments an
 - ``_adagrad``: AdaGrad, Adadelta; ``_rmsprop``: RMSProp
 - ``_sign``: Lion, signSGD, Signum, Rprop; ``_trust_ratio``: LARS, LAMB, Fromage
 - ``_factorized``: Adafactor, SM3; ``_optimistic``: optimistic gradient descent and Adam
+- ``_shampoo``: Shampoo (blocked Kronecker-factored preconditioners with grafting)
 - ``_lbfgs``: L-BFGS, with its line searches in ``_linesearch``; ``_polyak``: Polyak step sizes
 
 Every name here is also at the top level (``optim.adamw``), as in optax.
@@ -95,6 +96,11 @@ from optim.optimizers._sgd import (
     noisy_sgd,
     sgd,
 )
+from optim.optimizers._shampoo import (
+    ScaleByShampooState,
+    scale_by_shampoo,
+    shampoo,
+)
 from optim.optimizers._sign import (
     ScaleByLionState,
     ScaleByRpropState,
@@ -131,6 +137,7 @@ __all__ = [
     "ScaleByRpropState",
     "ScaleByRssState",
     "ScaleBySM3State",
+    "ScaleByShampooState",
     "ScaleByStddevState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -180,6 +187,7 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_rss",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_sm3",
     "scale_by_stddev",
@@ -187,6 +195,7 @@ __all__ = [
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
     "sgd",
+    "shampoo",
     "sign_sgd",
     "signum",
     "sm3",
