@@ -26,6 +26,12 @@ def _reference():
     return pytest.importorskip("psgd_jax.kron")
 
 
+@jax.jit
+def _update(tx, grads, state, params=None):
+    """One update, compiled once per optimizer configuration (the optimizer is an argument)."""
+    return tx.update(grads, state, params)
+
+
 def _least_squares(shapes: dict, rows: int = 32):
     """A least-squares loss over ``x @ w (+ b) (+ s)`` and small random starting params."""
     kx, ky, kp = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -74,7 +80,14 @@ ORACLE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(ORACLE_CASES))
+@pytest.mark.parametrize(
+    "case",
+    [
+        "matrix_bias_scalar",
+        "above_triangular_limit",
+        pytest.param("one_diag", marks=pytest.mark.slow),
+    ],
+)
 def test_trajectories_match_psgd_jax(case):
     """30 steps from the same params, same keys (psgd-jax folds the step into
     ``PRNGKey(5318008)``, our default key): the parameters agree to 2e-6 relative to each
@@ -100,6 +113,7 @@ def test_trajectories_match_psgd_jax(case):
             np.testing.assert_allclose(q_ours.reshape(q_theirs.shape), q_theirs, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_no_preconditioner_update_matches_psgd_jax():
     """At probability 0 neither ever fits Q: momentum, Q = I and the RMS cap alone."""
     reference = _reference()
@@ -129,16 +143,15 @@ def test_random_update_decision_is_a_reproducible_draw_from_the_key():
     def updated_steps(key):
         tx = optim.scale_by_kron(preconditioner_update_probability=0.5, key=key)
         state = tx.init(params)
-        step = jax.jit(tx.update)
         changed = []
-        for _ in range(40):
+        for _ in range(30):
             before = state.preconditioners["w"][0]
-            _, state = step(grads, state)
+            _, state = _update(tx, grads, state)
             changed.append(not np.array_equal(before, state.preconditioners["w"][0]))
         return changed
 
     first = updated_steps(None)
-    assert 8 <= sum(first) <= 32
+    assert 6 <= sum(first) <= 24
     assert updated_steps(None) == first
     assert updated_steps(jax.random.key(1)) != first
     assert updated_steps(1) == updated_steps(jax.random.PRNGKey(1))
@@ -177,14 +190,14 @@ def test_edge_cases_zero_non_finite_and_frozen_leaves():
     params = {"w": jnp.ones((3, 2)), "b": jnp.ones(2), "s": jnp.ones(()), "frozen": None}
     state = tx.init(params)
     zeros = jax.tree.map(jnp.zeros_like, params)
-    updates, state = jax.jit(tx.update)(zeros, state, params)
+    updates, state = _update(tx, zeros, state, params)
     for name in ("w", "b", "s"):
         np.testing.assert_array_equal(updates[name], 0.0)
         assert updates[name].shape == params[name].shape
     assert updates["frozen"] is None
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
     bad = dict(zeros, w=zeros["w"].at[0, 0].set(jnp.nan), s=jnp.array(jnp.inf))
-    updates, _ = jax.jit(tx.update)(bad, state, params)
+    updates, _ = _update(tx, bad, state, params)
     assert not bool(jnp.all(jnp.isfinite(updates["w"])))
     assert not bool(jnp.isfinite(updates["s"]))
 
@@ -193,7 +206,7 @@ def test_update_rms_is_capped_and_bf16_params_keep_their_dtype():
     tx = optim.scale_by_kron()
     grads = {"w": 1e3 * jnp.arange(12.0, dtype=jnp.bfloat16).reshape(4, 3)}
     state = tx.init(grads)
-    updates, state = tx.update(grads, state)
+    updates, state = _update(tx, grads, state)
     assert updates["w"].dtype == jnp.bfloat16
     assert state.mu["w"].dtype == jnp.float32
     assert float(jnp.sqrt(jnp.mean(updates["w"].astype(jnp.float32) ** 2))) <= 1.11
@@ -202,8 +215,8 @@ def test_update_rms_is_capped_and_bf16_params_keep_their_dtype():
 def test_normalize_grads_makes_the_step_scale_free():
     grads = {"w": jnp.array([[1.0, -2.0], [0.5, 0.3]])}
     tx = optim.scale_by_kron(normalize_grads=True)
-    small, _ = tx.update(grads, tx.init(grads))
-    large, _ = tx.update(jax.tree.map(lambda g: 1e4 * g, grads), tx.init(grads))
+    small, _ = _update(tx, grads, tx.init(grads))
+    large, _ = _update(tx, jax.tree.map(lambda g: 1e4 * g, grads), tx.init(grads))
     np.testing.assert_allclose(small["w"], large["w"], rtol=1e-5)
 
 
@@ -211,29 +224,35 @@ def test_one_compilation_across_learning_rates_and_vmap():
     loss, params = _least_squares({"w": (4, 3)})
     traces = []
 
-    @jax.jit
     def step(tx, params, state):
         traces.append(1)
         updates, state = tx.update(jax.grad(loss)(params), state, params)
         return optim.apply_updates(params, updates), state
 
-    for lr in (0.01, 0.02, 0.05):
+    compiled = jax.jit(step)
+    lrs = jnp.array([0.0, 0.01, 0.03])
+    one_by_one = []
+    for lr in lrs:
         tx = optim.kron(lr)
-        step(tx, params, tx.init(params))
+        p, s = params, tx.init(params)
+        for _ in range(2):
+            p, s = compiled(tx, p, s)
+        one_by_one.append(loss(p))
     assert len(traces) == 1
 
+    @jax.jit
+    @jax.vmap
     def final_loss(lr):
         tx = optim.kron(lr)
         p, s = params, tx.init(params)
-        for _ in range(3):
-            updates, s = tx.update(jax.grad(loss)(p), s, p)
-            p = optim.apply_updates(p, updates)
+        for _ in range(2):
+            p, s = step(tx, p, s)
         return loss(p)
 
-    lrs = jnp.array([0.0, 0.01, 0.03])
-    batched = jax.vmap(final_loss)(lrs)
-    np.testing.assert_allclose(batched, [final_loss(lr) for lr in lrs], rtol=1e-5)
+    batched = final_loss(lrs)
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5)
     assert float(batched[0]) == pytest.approx(float(loss(params)))
+    assert float(batched[1]) < float(batched[0])
 
 
 def _data(n: int = 48):
