@@ -90,27 +90,32 @@ ORACLE_CASES = {
 )
 def test_trajectories_match_psgd_jax(case):
     """30 steps from the same params, same keys (psgd-jax folds the step into
-    ``PRNGKey(5318008)``, our default key): the parameters agree to 2e-6 relative to each
-    leaf's largest entry (measured: at most 4e-7). Both run in float32; the difference is
-    rounding alone: einsum contractions against our mode-wise tensordots and triangular solves
-    in another order, amplified a little by the data-dependent normalisation of each fitting
-    step. During the default schedule's first 500 steps both update the preconditioner at
-    every step (psgd-jax 0.2.9 decides by a counter, we by a draw: at probability 1 the same)."""
+    ``PRNGKey(5318008)``, our default key): the parameters agree to 5e-6 relative to each
+    leaf's largest entry (measured on CPU: at most 7.5e-7; the factors to 4e-7 absolute).
+    Both run in float32 at full matmul precision (the reference is asked for it: its default
+    is TF32 on GPUs); the difference is rounding alone: einsum contractions against our
+    mode-wise tensordots and triangular solves in another order, amplified a little by the
+    data-dependent normalisation of each fitting step. During the default schedule's first 500
+    steps both update the preconditioner at every step (psgd-jax 0.2.9 decides by a counter,
+    we by a draw: at probability 1 the same)."""
     reference = _reference()
     shapes, options = ORACLE_CASES[case]
     loss, params = _least_squares(shapes)
-    theirs, their_state = _trajectory(reference.kron(0.02, **options), loss, params, 30)
+    full_precision = dict(precond_update_precision="float32", precond_grads_precision="float32")
+    theirs, their_state = _trajectory(
+        reference.kron(0.02, **options, **full_precision), loss, params, 30
+    )
     ours, our_state = _trajectory(optim.kron(0.02, **options), loss, params, 30)
     for a, b in zip(theirs, ours, strict=True):
         for name in shapes:
             scale = float(jnp.max(jnp.abs(a[name])))
-            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=2e-6 * scale)
+            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=5e-6 * scale)
     assert float(loss(ours[-1])) < 0.9 * float(loss(params))
     for name in shapes:
         their_factors = their_state[0]["Qs_preconditioners"][name]
         our_factors = our_state[0].preconditioners[name]
         for q_theirs, q_ours in zip(their_factors, our_factors, strict=True):
-            np.testing.assert_allclose(q_ours.reshape(q_theirs.shape), q_theirs, atol=2e-6)
+            np.testing.assert_allclose(q_ours.reshape(q_theirs.shape), q_theirs, atol=5e-6)
 
 
 @pytest.mark.slow
