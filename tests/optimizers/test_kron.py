@@ -72,11 +72,16 @@ ORACLE_CASES = {
     "matrix_bias_scalar": (
         {"w": (6, 4), "b": (4,), "s": ()},
         dict(weight_decay=0.01, weight_decay_mask={"w": True, "b": False, "s": False}),
+        5e-6,
     ),
     # a dimension (8) above the triangular limit gets a diagonal factor, the other (3) not
-    "above_triangular_limit": ({"w": (8, 3)}, dict(max_size_triangular=5)),
+    "above_triangular_limit": ({"w": (8, 3)}, dict(max_size_triangular=5), 5e-6),
     # the largest dimension made diagonal, and a schedule past its flat start
-    "one_diag": ({"w": (5, 4)}, dict(memory_save_mode="one_diag")),
+    "one_diag": ({"w": (5, 4)}, dict(memory_save_mode="one_diag"), 5e-6),
+    # the preconditioner fitted to the raw gradients, without momentum: steps of RMS ~lr that
+    # do not shrink near the minimum make the path sensitive to rounding (measured 2.6e-5; the
+    # reference against itself from params nudged by one ulp drifts 1e-5 by step 15)
+    "no_momentum": ({"w": (5, 4)}, dict(b1=0.0, momentum_into_precond_update=False), 1e-4),
 }
 
 
@@ -86,12 +91,14 @@ ORACLE_CASES = {
         "matrix_bias_scalar",
         "above_triangular_limit",
         pytest.param("one_diag", marks=pytest.mark.slow),
+        pytest.param("no_momentum", marks=pytest.mark.slow),
     ],
 )
 def test_trajectories_match_psgd_jax(case):
     """30 steps from the same params, same keys (psgd-jax folds the step into
     ``PRNGKey(5318008)``, our default key): the parameters agree to 5e-6 relative to each
-    leaf's largest entry (measured on CPU: at most 7.5e-7; the factors to 4e-7 absolute).
+    leaf's largest entry (measured on CPU: at most 7.5e-7; the factors to 4e-7 absolute;
+    without momentum see ``ORACLE_CASES``).
     Both run in float32 at full matmul precision (the reference is asked for it: its default
     is TF32 on GPUs); the difference is rounding alone: einsum contractions against our
     mode-wise tensordots and triangular solves in another order, amplified a little by the
@@ -99,7 +106,7 @@ def test_trajectories_match_psgd_jax(case):
     steps both update the preconditioner at every step (psgd-jax 0.2.9 decides by a counter,
     we by a draw: at probability 1 the same)."""
     reference = _reference()
-    shapes, options = ORACLE_CASES[case]
+    shapes, options, tolerance = ORACLE_CASES[case]
     loss, params = _least_squares(shapes)
     full_precision = dict(precond_update_precision="float32", precond_grads_precision="float32")
     theirs, their_state = _trajectory(
@@ -109,13 +116,17 @@ def test_trajectories_match_psgd_jax(case):
     for a, b in zip(theirs, ours, strict=True):
         for name in shapes:
             scale = float(jnp.max(jnp.abs(a[name])))
-            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=5e-6 * scale)
+            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=tolerance * scale)
     assert float(loss(ours[-1])) < 0.9 * float(loss(params))
     for name in shapes:
         their_factors = their_state[0]["Qs_preconditioners"][name]
         our_factors = our_state[0].preconditioners[name]
         for q_theirs, q_ours in zip(their_factors, our_factors, strict=True):
-            np.testing.assert_allclose(q_ours.reshape(q_theirs.shape), q_theirs, atol=5e-6)
+            np.testing.assert_allclose(
+                q_ours.reshape(q_theirs.shape),
+                q_theirs,
+                atol=tolerance * float(jnp.max(jnp.abs(q_theirs))),
+            )
 
 
 @pytest.mark.slow
