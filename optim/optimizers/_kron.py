@@ -414,7 +414,8 @@ class ScaleByKron(Transformation):
             for i, f, k in zip(slots, factors, probe_keys, strict=True):
                 h = _as_tensor(fit_leaves[i])
                 v = jax.random.normal(k, h.shape, h.dtype)
-                # a little noise keeps the fit well posed where h is (nearly) zero
+                # noise at float32's resolution of h: P stays bounded along directions that
+                # h leaves (nearly) empty
                 h = h + damping * jnp.mean(jnp.abs(h)) * v
                 fit = _fit_factors(
                     tuple(q.astype(h.dtype) for q in f), h, v, self.preconditioner_lr
