@@ -8,6 +8,7 @@ its compositions (``chain`` of building blocks, with optax's names, arguments an
 - ``_sign``: Lion, signSGD, Signum, Rprop; ``_trust_ratio``: LARS, LAMB, Fromage
 - ``_factorized``: Adafactor, SM3; ``_optimistic``: optimistic gradient descent and Adam
 - ``_shampoo``: Shampoo (blocked Kronecker-factored preconditioners with grafting)
+- ``_kron``: PSGD Kron (Kronecker-factored preconditioners)
 - ``_lbfgs``: L-BFGS, with its line searches in ``_linesearch``; ``_polyak``: Polyak step sizes
 
 Every name here is also at the top level (``optim.adamw``), as in optax.
@@ -59,6 +60,13 @@ from optim.optimizers._factorized import (
     scale_by_param_block_rms,
     scale_by_sm3,
     sm3,
+)
+from optim.optimizers._kron import (
+    PreconditionerUpdateSchedule,
+    ScaleByKronState,
+    kron,
+    precond_update_prob_schedule,
+    scale_by_kron,
 )
 from optim.optimizers._lbfgs import (
     ScaleByLBFGSState,
@@ -123,11 +131,13 @@ from optim.optimizers._trust_ratio import (
 __all__ = [
     "FactoredState",
     "ScaleByAdaDeltaState",
+    "PreconditionerUpdateSchedule",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAmsgradState",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByBeliefState",
+    "ScaleByKronState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByNovogradState",
@@ -153,6 +163,7 @@ __all__ = [
     "adan",
     "amsgrad",
     "fromage",
+    "kron",
     "lamb",
     "lars",
     "lbfgs",
@@ -165,6 +176,7 @@ __all__ = [
     "optimistic_adam_v2",
     "optimistic_gradient_descent",
     "polyak_sgd",
+    "precond_update_prob_schedule",
     "radam",
     "rmsprop",
     "rprop",
@@ -176,6 +188,7 @@ __all__ = [
     "scale_by_backtracking_linesearch",
     "scale_by_belief",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_lion",
     "scale_by_novograd",
