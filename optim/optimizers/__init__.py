@@ -8,6 +8,7 @@ its compositions (``chain`` of building blocks, with optax's names, arguments an
 - ``_sign``: Lion, signSGD, Signum, Rprop; ``_trust_ratio``: LARS, LAMB, Fromage
 - ``_factorized``: Adafactor, SM3; ``_optimistic``: optimistic gradient descent and Adam
 - ``_lbfgs``: L-BFGS, with its line searches in ``_linesearch``; ``_polyak``: Polyak step sizes
+- ``_soap``: SOAP (Adam in the eigenbasis of Shampoo's preconditioner)
 
 Every name here is also at the top level (``optim.adamw``), as in optax.
 """
@@ -106,6 +107,7 @@ from optim.optimizers._sign import (
     sign_sgd,
     signum,
 )
+from optim.optimizers._soap import ScaleBySoapState, scale_by_soap, soap
 from optim.optimizers._trust_ratio import (
     ScaleByTrustRatioState,
     fromage,
@@ -131,6 +133,7 @@ __all__ = [
     "ScaleByRpropState",
     "ScaleByRssState",
     "ScaleBySM3State",
+    "ScaleBySoapState",
     "ScaleByStddevState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -182,6 +185,7 @@ __all__ = [
     "scale_by_rss",
     "scale_by_sign",
     "scale_by_sm3",
+    "scale_by_soap",
     "scale_by_stddev",
     "scale_by_trust_ratio",
     "scale_by_yogi",
@@ -190,6 +194,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "sm3",
+    "soap",
     "value_and_grad_from_state",
     "yogi",
 ]
