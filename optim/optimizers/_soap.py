@@ -39,6 +39,7 @@ from optim._numerics import (
     decay_rate,
     ema_update,
     ema_update_sq,
+    square_safe,
     store_like,
 )
 from optim._pytree import checked, pytree_dataclass, static
@@ -261,6 +262,11 @@ class ScaleBySoap(Transformation):
     off the diagonal are rounding errors, which Adam's normalisation turns into steps of
     full size. The reference does the same.
 
+    Gradient entries beyond :math:`\sqrt{\max}/(4\sqrt{n})` in magnitude (``n`` the leaf's
+    size, ``max`` the largest float: :math:`4.6 \cdot 10^{18}/\sqrt{n}` in float32) count as
+    that bound, so that no factor overflows to inf (where the reference's bases become NaN);
+    a non-finite gradient still gives a non-finite step.
+
     Axes longer than ``max_precond_dim`` are not rotated; 1-D leaves run plain Adam unless
     ``precondition_1d`` (and 0-d leaves always do). ``merge_dims`` merges adjacent axes of
     leaves with two or more axes while their product stays within ``max_precond_dim``
@@ -369,7 +375,10 @@ class ScaleBySoap(Transformation):
 
     def _update_leaf(self, g, mu, nu, factors, bases, *, phase, factor_decay, correction):
         layout = self._layout(g.shape)
-        grad = layout.to_working(upcast(g))
+        # Entries bounded so that the sum of all squares (the trace of every factor, and a
+        # bound on each entry of the factors, of L Q and of the rotated gradient's square)
+        # stays finite: a spike does not put inf into the factors, and NaN into the bases.
+        grad = square_safe(layout.to_working(upcast(g)), terms=max(g.size, 1))
         mu, nu = layout.to_working(upcast(mu)), layout.to_working(upcast(nu))
 
         # Adam in the current basis (discarded at the first update, which has no basis yet).

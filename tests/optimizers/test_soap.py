@@ -244,6 +244,26 @@ def test_non_finite_gradient_gives_non_finite_update(bad_call):
         assert not bool(jnp.all(jnp.isfinite(leaf)))
 
 
+def test_gradient_spike_keeps_the_state_finite_and_moving():
+    """A gradient of 1e30 would overflow the factors (its square is 1e60) and make the bases
+    NaN; bounded, it leaves every factor, basis and step finite, and the steps after it move
+    every coordinate."""
+    tx = optim.soap(1e-2, precondition_frequency=3)
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+    state, update = tx.init(params), jax.jit(tx.update)
+    grads = jax.random.normal(jax.random.PRNGKey(6), (12, 9))
+    for i, g in enumerate(grads):
+        g = {"w": g[:6].reshape(2, 3), "b": g[6:]}
+        if i == 5:
+            g = jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(1e30), g)
+        u, state = update(g, state, params)
+        params = optim.apply_updates(params, u)
+    for leaf in jax.tree.leaves((state, params)):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+    for leaf in jax.tree.leaves(u):
+        assert bool(jnp.all(leaf != 0))
+
+
 def test_complex_params_with_zero_imaginary_part_run_as_real():
     grads = jax.random.normal(jax.random.PRNGKey(3), (7, 3, 4))
     tx = optim.scale_by_soap(precondition_frequency=3)
