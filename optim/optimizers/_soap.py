@@ -82,6 +82,9 @@ class ScaleBySoapState(NamedTuple):
         axis; ``None`` at an unrotated axis. ``None`` at leaves that are not trainable arrays.
       bases: like ``factors``, the orthonormal bases :math:`Q` (the identity before the first
         update).
+
+    :func:`optim.with_state_dtype` may store ``mu`` and ``nu`` in bfloat16 or 8 bits; the
+    factors and bases stay in the compute dtype.
     """
 
     count: jax.Array
@@ -175,7 +178,7 @@ def _power_step(
 
 
 def _first_bases(factors: tuple, bases: tuple, mu, nu) -> tuple:
-    """The first update: bases from ``eigh``; the moments stay at zero."""
+    """The first update: the bases from ``eigh`` (the caller keeps the moments at zero)."""
     bases = tuple(None if f is None else _eigenbasis(f) for f in factors)
     return bases, mu, nu
 

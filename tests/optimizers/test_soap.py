@@ -277,19 +277,29 @@ def test_complex_params_with_zero_imaginary_part_run_as_real():
     np.testing.assert_allclose(uc.imag, 0.0, atol=1e-5)
 
 
-def test_bf16_params_and_bf16_state():
+@pytest.mark.parametrize(
+    "state_dtype", [jnp.bfloat16, optim.quantized.Int8Blockwise(block_size=4, min_size=0)]
+)
+def test_bf16_params_with_stored_moments(state_dtype):
+    """``with_state_dtype`` stores the moments (bf16 or 8-bit codes); the factors and bases
+    stay float32, and bf16 parameters train."""
     params = {"w": jnp.ones((4, 3), jnp.bfloat16)}
-    tx = optim.with_state_dtype(optim.soap(1e-2), jnp.bfloat16)
+    tx = optim.with_state_dtype(optim.soap(1e-2, precondition_frequency=2), state_dtype)
     state = tx.init(params)
-    assert any(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(state))  # the moments
+    soap_state = state[0]
+    for slot in (soap_state.mu["w"], soap_state.nu["w"]):
+        stored = getattr(slot, "codes", slot)
+        assert stored.dtype in (jnp.bfloat16, jnp.int8, jnp.uint8)
+    for matrix in jax.tree.leaves((soap_state.factors, soap_state.bases)):
+        assert matrix.dtype == jnp.float32
     step = jax.jit(tx.update)
-    for _ in range(3):
-        updates, state = step(jax.tree.map(lambda p: 0.1 * p, params), state, params)
+    for i in range(4):
+        g = jax.random.normal(jax.random.PRNGKey(i), (4, 3)).astype(jnp.bfloat16)
+        updates, state = step({"w": g}, state, params)
         params = optim.apply_updates(params, updates)
     assert params["w"].dtype == jnp.bfloat16
     assert bool(jnp.all(jnp.isfinite(params["w"].astype(jnp.float32))))
-    float32_leaves = [x for x in jax.tree.leaves(state) if x.ndim == 2 and x.shape[0] == x.shape[1]]
-    assert float32_leaves and all(x.dtype == jnp.float32 for x in float32_leaves)  # factors, bases
+    assert not bool(jnp.all(params["w"] == 1))
 
 
 # --- bad arguments -----------------------------------------------------------------------------
