@@ -239,6 +239,7 @@ ZERO_GRADIENT_MOVES = {
     "adamaxw": _WEIGHT_DECAY,
     "nadamw": _WEIGHT_DECAY,
     "lion": _WEIGHT_DECAY + " (default weight_decay=1e-3)",
+    "soap": _WEIGHT_DECAY + " (default weight_decay=0.01)",
     "sophia": _WEIGHT_DECAY + " (default weight_decay=1e-4)",
     "fromage": "theta shrinks by 1/sqrt(1 + lr^2) every step (add_decayed_weights(mult - 1))",
     "noisy_sgd": "it adds Gaussian noise to the gradient",

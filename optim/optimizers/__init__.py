@@ -10,6 +10,7 @@ its compositions (``chain`` of building blocks, with optax's names, arguments an
 - ``_shampoo``: Shampoo (blocked Kronecker-factored preconditioners with grafting)
 - ``_kron``: PSGD Kron (Kronecker-factored preconditioners)
 - ``_lbfgs``: L-BFGS, with its line searches in ``_linesearch``; ``_polyak``: Polyak step sizes
+- ``_soap``: SOAP (Adam in the eigenbasis of Shampoo's preconditioner)
 
 Every name here is also at the top level (``optim.adamw``), as in optax.
 """
@@ -120,6 +121,7 @@ from optim.optimizers._sign import (
     sign_sgd,
     signum,
 )
+from optim.optimizers._soap import ScaleBySoapState, scale_by_soap, soap
 from optim.optimizers._trust_ratio import (
     ScaleByTrustRatioState,
     fromage,
@@ -130,8 +132,8 @@ from optim.optimizers._trust_ratio import (
 
 __all__ = [
     "FactoredState",
-    "ScaleByAdaDeltaState",
     "PreconditionerUpdateSchedule",
+    "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByAdanState",
     "ScaleByAmsgradState",
@@ -148,6 +150,7 @@ __all__ = [
     "ScaleByRssState",
     "ScaleBySM3State",
     "ScaleByShampooState",
+    "ScaleBySoapState",
     "ScaleByStddevState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -203,6 +206,7 @@ __all__ = [
     "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_sm3",
+    "scale_by_soap",
     "scale_by_stddev",
     "scale_by_trust_ratio",
     "scale_by_yogi",
@@ -212,6 +216,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "sm3",
+    "soap",
     "value_and_grad_from_state",
     "yogi",
 ]
