@@ -278,6 +278,7 @@ REJECTS_COMPLEX = {
     "adopt": "use_clipping=True (the default) clips the normalized gradient: " + _CANNOT_ORDER,
     "cocob": "it takes maxima of per-coordinate magnitudes (optax squares without conj)",
     "dadapt_adamw": "it squares gradients and its estimate d is a maximum (optax: no conj)",
+    "kron": "its preconditioner is fitted to real Gaussian probes",
     "madgrad": "its denominator is a cube root of squared gradients (optax: no conj)",
     "mechanize": "its inner product h is clipped (optax: no conj)",
     "momo": "its step size compares inner products and clips (optax: no conj)",

@@ -390,7 +390,10 @@ class ScaleByKron(Transformation):
 
         paths_and_leaves = leaves_with_paths(momentum)
         treedef = jax.tree.structure(momentum, is_leaf=lambda x: x is None)
-        slots = [i for i, (_, m) in enumerate(paths_and_leaves) if m is not None]
+        # Empty leaves (a zero-length dimension) have nothing to precondition: their factors
+        # stay as they are and their update is empty.
+        slots = [i for i, (_, m) in enumerate(paths_and_leaves) if m is not None and m.size]
+        empty = [i for i, (_, m) in enumerate(paths_and_leaves) if m is not None and not m.size]
         factors_in = treedef.flatten_up_to(state.preconditioners)
         fit_leaves = treedef.flatten_up_to(fit_to)
         factors = [factors_in[i] for i in slots]
@@ -432,6 +435,8 @@ class ScaleByKron(Transformation):
             upcast_factors = tuple(q.astype(m.dtype) for q in f)
             out[i] = _capped_rms(_precondition(upcast_factors, _as_tensor(m))).reshape(m.shape)
             new_factors[i] = f
+        for i in empty:
+            out[i], new_factors[i] = jnp.zeros_like(paths_and_leaves[i][1]), factors_in[i]
         out = jax.tree.unflatten(treedef, out)
         new_state = ScaleByKronState(
             count=count,
