@@ -27,6 +27,7 @@ from optax import (
     GradientTransformationExtraArgs as GradientTransformationExtraArgs,
 )
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -95,6 +96,7 @@ SIGNED = "signed"
 UNSIGNED = "unsigned"
 
 
+@suggest_keywords
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     r"""Add ``updates`` to ``params``: :math:`\theta \leftarrow \theta + u`.
 
@@ -150,6 +152,7 @@ class Identity(Transformation):
         return updates, state
 
 
+@suggest_keywords
 def identity() -> Identity:
     """A transformation that returns its input unchanged (``optax.identity``)."""
     return Identity()
@@ -170,6 +173,7 @@ class SetToZero(Transformation):
         return map_arrays(jnp.zeros_like, updates), state
 
 
+@suggest_keywords
 def set_to_zero() -> SetToZero:
     """A transformation that zeroes every update (``optax.set_to_zero``)."""
     return SetToZero()
@@ -271,6 +275,7 @@ class Chain(Transformation):
         return updates, tuple(new_state)
 
 
+@suggest_keywords
 def chain(*transforms: Any) -> Chain:
     """Compose transformations, applied left to right (``optax.chain``).
 

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import floating
 
 __all__ = ["ranking_softmax_loss"]
@@ -52,6 +53,7 @@ def _reduce(
     return reduced
 
 
+@suggest_keywords
 def ranking_softmax_loss(
     logits: ArrayLike,
     labels: ArrayLike,

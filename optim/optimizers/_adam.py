@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, dtype_option, flag, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_steps,
     cast_like_grads,
@@ -140,6 +141,7 @@ class ScaleByAdam(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adam(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -166,6 +168,7 @@ def scale_by_adam(
     )
 
 
+@suggest_keywords
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -185,6 +188,7 @@ def adam(
     )
 
 
+@suggest_keywords
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -282,6 +286,7 @@ class ScaleByAdamax(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adamax(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, *, nu_dtype: Any = None
 ) -> ScaleByAdamax:
@@ -294,6 +299,7 @@ def scale_by_adamax(
     )
 
 
+@suggest_keywords
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -309,6 +315,7 @@ def adamax(
     )
 
 
+@suggest_keywords
 def adamaxw(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -397,6 +404,7 @@ class ScaleByAmsgrad(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_amsgrad(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -421,6 +429,7 @@ def scale_by_amsgrad(
     )
 
 
+@suggest_keywords
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

@@ -26,6 +26,7 @@ from optim._hyper import (
     nonnegative,
     positive,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     adaptive_steps,
@@ -120,6 +121,7 @@ class ScaleByBelief(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_belief(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -140,6 +142,7 @@ def scale_by_belief(
     )
 
 
+@suggest_keywords
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -245,6 +248,7 @@ class ScaleByRadam(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_radam(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -271,6 +275,7 @@ def scale_by_radam(
     )
 
 
+@suggest_keywords
 def radam(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -338,6 +343,7 @@ class ScaleByYogi(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_yogi(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -358,6 +364,7 @@ def scale_by_yogi(
     )
 
 
+@suggest_keywords
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -449,6 +456,7 @@ class ScaleByAdan(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adan(
     b1: Any = 0.98,
     b2: Any = 0.92,
@@ -469,6 +477,7 @@ def scale_by_adan(
     )
 
 
+@suggest_keywords
 def adan(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.98,
@@ -562,6 +571,7 @@ class ScaleByNovograd(Transformation):
         return cast_like_grads(mu, updates), new_state
 
 
+@suggest_keywords
 def scale_by_novograd(
     b1: Any = 0.9,
     b2: Any = 0.25,
@@ -584,6 +594,7 @@ def scale_by_novograd(
     )
 
 
+@suggest_keywords
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

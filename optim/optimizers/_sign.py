@@ -21,6 +21,7 @@ from optim._hyper import (
     hyper_field,
     nonnegative,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -89,6 +90,7 @@ class ScaleByLion(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_lion(
     b1: Any = 0.9,
     b2: Any = 0.99,
@@ -109,6 +111,7 @@ def scale_by_lion(
     )
 
 
+@suggest_keywords
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -146,17 +149,20 @@ class ScaleBySign(Transformation):
         return map_arrays(lambda g: jnp.sign(upcast(g)).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def scale_by_sign() -> ScaleBySign:
     """Replace each update element by its sign (``optax.scale_by_sign``)."""
     return ScaleBySign()
 
 
+@suggest_keywords
 def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     r"""signSGD (Bernstein et al., 2018, "signSGD: Compressed Optimisation for Non-Convex
     Problems"): :math:`\theta_{t+1} = \theta_t - \eta_t \operatorname{sign}(g_t)`."""
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
+@suggest_keywords
 def signum(
     learning_rate: ScalarOrSchedule, beta: Any = 0.9, accumulator_dtype: Any = None
 ) -> Chain:
@@ -262,6 +268,7 @@ class ScaleByRprop(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_rprop(
     learning_rate: Any,
     eta_minus: Any = 0.5,
@@ -286,6 +293,7 @@ def scale_by_rprop(
     )
 
 
+@suggest_keywords
 def rprop(
     learning_rate: Any,
     eta_minus: Any = 0.5,

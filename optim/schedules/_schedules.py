@@ -53,6 +53,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optim._hyper import check_flag, check_int, hyper, hyper_field, nonnegative
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
 
@@ -397,11 +398,13 @@ def _boundaries_and_scales(
     return boundaries, scales
 
 
+@suggest_keywords
 def constant_schedule(value: ArrayLike) -> ConstantSchedule:
     """A schedule that is ``value`` at every step."""
     return ConstantSchedule(value)
 
 
+@suggest_keywords
 def polynomial_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -430,6 +433,7 @@ def polynomial_schedule(
     return PolynomialSchedule(init_value, end_value, power, transition_steps, transition_begin)
 
 
+@suggest_keywords
 def linear_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -447,6 +451,7 @@ def linear_schedule(
     return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
 
+@suggest_keywords
 def cosine_decay_schedule(
     init_value: ArrayLike,
     decay_steps: int,
@@ -469,6 +474,7 @@ def cosine_decay_schedule(
     )
 
 
+@suggest_keywords
 def exponential_decay(
     init_value: ArrayLike,
     transition_steps: int,
@@ -508,6 +514,7 @@ def exponential_decay(
     )
 
 
+@suggest_keywords
 def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
@@ -525,6 +532,7 @@ def piecewise_constant_schedule(
     return PiecewiseConstantSchedule(init_value, scales, boundaries)
 
 
+@suggest_keywords
 def piecewise_interpolate_schedule(
     interpolate_type: str,
     init_value: ArrayLike,
@@ -557,6 +565,7 @@ def _onecycle_arguments(
     )
 
 
+@suggest_keywords
 def linear_onecycle_schedule(
     transition_steps: int,
     peak_value: ArrayLike,
@@ -595,6 +604,7 @@ def linear_onecycle_schedule(
     return piecewise_interpolate_schedule("linear", peak_value / div_factor, boundaries_and_scales)
 
 
+@suggest_keywords
 def cosine_onecycle_schedule(
     transition_steps: int,
     peak_value: ArrayLike,
@@ -620,6 +630,7 @@ def cosine_onecycle_schedule(
     return piecewise_interpolate_schedule("cosine", peak_value / div_factor, boundaries_and_scales)
 
 
+@suggest_keywords
 def wsd_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,

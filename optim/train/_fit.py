@@ -40,6 +40,7 @@ from typing import Any
 import jax
 
 from optim._hyper import check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, check_params
 from optim.base import as_transformation
 from optim.train._batches import RandomBatches
@@ -59,6 +60,7 @@ from optim.train._run import plan
 from optim.train._step import check_loss_fn
 
 
+@suggest_keywords
 def fit(
     loss_fn: Callable[..., Any],
     params: PyTree,
@@ -157,6 +159,7 @@ def fit(
     return run.collect()
 
 
+@suggest_keywords
 def sample_batch(data: PyTree, key: jax.Array, batch_size: int, step: int = 0) -> PyTree:
     """The ``batch_size`` examples ``fit(..., steps=, batch_size=, key=key)`` trains on at
     ``step``: drawn without replacement with ``jax.random.fold_in(key, step)``."""

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import check_flag, check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, keystr, leaves_with_paths
 from optim.train._batches import EpochBatches, RandomBatches
 from optim.train._sharding import ShardingPlan, make_plan
@@ -48,6 +49,7 @@ def check_key(key: Any) -> None:
     )
 
 
+@suggest_keywords
 def num_examples(data: PyTree) -> int:
     """The shared leading size of every array in ``data``; ``ValueError`` naming any other."""
     sized = [(p, leaf) for p, leaf in leaves_with_paths(data) if leaf is not None]

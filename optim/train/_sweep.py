@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, is_array
 from optim.base import apply_updates
 from optim.grad import ArraySplit, split_arrays
@@ -138,6 +139,7 @@ def _format_runs(values: np.ndarray) -> str:
     return f"{np.mean(values):.4g} ± {np.std(values):.2g}"
 
 
+@suggest_keywords
 def sweep(
     loss_fn: Callable[[PyTree, PyTree], jax.Array],
     params: PyTree | Callable[[jax.Array], PyTree],
@@ -461,6 +463,7 @@ class HypergradientResult(NamedTuple):
     losses: jax.Array
 
 
+@suggest_keywords
 def hypergradient_descent(
     objective: Callable[[dict[str, jax.Array]], jax.Array],
     hyperparams: Mapping[str, float],
