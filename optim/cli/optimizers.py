@@ -186,7 +186,7 @@ OPTIMIZERS: dict[str, Offer] = {
 }
 
 # The optimizers a wrapper's base= may name: the common ones (each is tested inside each wrapper).
-BASES = ("sgd", "adam", "adamw", "rmsprop", "lion")
+BASES = ("sgd", "adam", "adamw", "rmsprop")
 
 # Public optimizer-like names (they take a learning rate, or the README's table lists them)
 # that are not offered, and why.

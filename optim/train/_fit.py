@@ -45,6 +45,7 @@ from optim._tree import PyTree, check_params
 from optim.base import as_transformation
 from optim.train._batches import RandomBatches
 from optim.train._options import (
+    NO_DATA,
     Batching,
     Checkpointing,
     Chunking,
@@ -53,7 +54,9 @@ from optim.train._options import (
     Placement,
     StepOptions,
     check_key,
+    check_not_a_class,
     num_examples,
+    without_data,
 )
 from optim.train._result import FitResult
 from optim.train._run import plan
@@ -65,7 +68,7 @@ def fit(
     loss_fn: Callable[..., Any],
     params: PyTree,
     optimizer: Any,
-    data: Any,
+    data: Any = None,
     *,
     steps: int | None = None,
     epochs: int | None = None,
@@ -93,11 +96,13 @@ def fit(
     """Train ``params`` on ``data`` with ``optimizer`` (see the module docstring).
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``).
+      loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``;
+        ``loss_fn(params)`` with ``data=None``).
       params: any pytree; floating arrays are trained, other leaves are passed through.
       optimizer: a gradient transformation from ``optim`` or ``optax``.
       data: a pytree of arrays sharing a leading example axis (``batch`` has its structure),
-        or an iterator of batches.
+        or an iterator of batches, or ``None`` for an objective without data (Rosenbrock):
+        ``loss_fn(params)`` is then called without a batch, every step.
       steps: optimizer steps to take. Or ``epochs``: passes over the data, reshuffled each.
       batch_size: examples per step; ``None`` uses all the data every step.
       drop_last: with ``epochs``, leave out (True) or keep (False) the last partial batch.
@@ -139,13 +144,17 @@ def fit(
     """
     loss_fn = check_loss_fn(loss_fn)
     optimizer = as_transformation(optimizer, "optimizer")
+    check_not_a_class(params, "params")
     check_params(params)
+    batching = Batching(steps, epochs, batch_size, drop_last, key)
+    if data is None:
+        loss_fn, data = without_data(loss_fn, batching, accumulate), NO_DATA
     run = plan(
         loss_fn,
         params,
         optimizer,
         data,
-        Batching(steps, epochs, batch_size, drop_last, key),
+        batching,
         StepOptions(has_aux, accumulate, skip_nonfinite, max_consecutive_skips),
         Evaluation(eval_data, eval_every, metrics, early_stopping),
         Checkpointing(checkpoint_dir, checkpoint_every, resume),
