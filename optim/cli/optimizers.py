@@ -1,8 +1,9 @@
 """The optimizers ``python -m optim`` offers, each with what it needs to run on the demo's problems.
 
-An optimizer is offered when it trains every problem of the demo from its defaults here
-(``tests/cli/test_optimizers.py`` runs each one for a few steps on each problem and checks that
-the loss goes down). Three kinds need more than a learning rate, and get it here:
+An optimizer is offered when it trains the demo's problems from its defaults here (an
+``Offer``'s ``cannot_train`` names a problem it cannot train, which the command line refuses);
+``tests/cli/test_optimizers.py`` runs each one for 100 steps on each of its problems and checks
+that the loss goes down. Three kinds need more than a learning rate, and get it here:
 
 * an objective: ``sophia`` differentiates the loss twice (``obj_fn=``) and ``sam`` takes ascent
   gradients (``grad_fn=``); both are wrapped in ``GivenObjective``, which asks ``fit`` for the
@@ -83,7 +84,7 @@ class Offer:
 
     factory: Callable[..., Any]
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    rate: str | None = "learning_rate"
+    rate: str = "learning_rate"
     base: str | None = None
     default_base: str = "sgd"
     rate_to_wrapper: bool = False
@@ -100,7 +101,7 @@ class Offer:
             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
             and name not in (self.base, "adv_optimizer")
         ]
-        if self.rate and self.rate not in names:
+        if self.rate not in names:
             names.append(self.rate)
         if self.base is not None:
             names.append("base")
@@ -118,7 +119,7 @@ class Offer:
                 rate = (
                     kwargs["learning_rate"] if self.rate_to_wrapper else kwargs.pop("learning_rate")
                 )
-                base_options[OPTIMIZERS[base_name].rate or "learning_rate"] = rate
+                base_options[OPTIMIZERS[base_name].rate] = rate
             kwargs[self.base] = OPTIMIZERS[base_name].make(base_options)
         optimizer = (self.build or self.factory)(**kwargs)
         return optimizer if self.wrap is None else self.wrap(optimizer)
