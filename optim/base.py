@@ -27,6 +27,7 @@ from optax import (
     GradientTransformationExtraArgs as GradientTransformationExtraArgs,
 )
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -119,6 +120,7 @@ SIGNED = "signed"
 UNSIGNED = "unsigned"
 
 
+@suggest_keywords
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     r"""Add ``updates`` to ``params``: :math:`\theta \leftarrow \theta + u`.
 
@@ -192,6 +194,7 @@ class Identity(Transformation):
         return updates, state
 
 
+@suggest_keywords
 def identity() -> Identity:
     """A transformation that returns its input unchanged (``optax.identity``).
 
@@ -226,6 +229,7 @@ class SetToZero(Transformation):
         return map_arrays(jnp.zeros_like, updates), state
 
 
+@suggest_keywords
 def set_to_zero() -> SetToZero:
     """A transformation that zeroes every update (``optax.set_to_zero``).
 
@@ -400,6 +404,7 @@ class Chain(Transformation):
         return updates, tuple(new_state)
 
 
+@suggest_keywords
 def chain(*transforms: Any) -> Chain:
     r"""Compose transformations, applied left to right (``optax.chain``):
     :math:`u \leftarrow T_n(\dots T_1(g))`.

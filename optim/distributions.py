@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 
 __all__ = ["MultiNormalDiagFromLogScale", "multi_normal"]
@@ -65,6 +66,7 @@ class MultiNormalDiagFromLogScale:
         return [self.loc, self.log_scale]
 
 
+@suggest_keywords
 def multi_normal(loc: Any, log_scale: Any) -> MultiNormalDiagFromLogScale:
     r"""A diagonal Gaussian with mean ``loc`` and standard deviation ``exp(log_scale)``.
 

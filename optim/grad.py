@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 
 from optim._hyper import check_flag
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, is_array, is_trainable
 
 
@@ -106,6 +107,7 @@ def trainable_value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False)
     return wrapped
 
 
+@suggest_keywords
 def value_and_grad(loss_fn: Callable[..., Any], has_aux: bool = False) -> Callable:
     """A jitted ``(model, *args) -> (loss, grads)`` (``((loss, aux), grads)`` with ``has_aux``).
 

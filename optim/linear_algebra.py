@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, map_arrays, tree_sq_norm, tree_vdot
 from optim._tree import global_norm as _global_norm
 
@@ -24,6 +25,7 @@ __all__ = ["global_norm", "matrix_inverse_pth_root", "nnls", "power_iteration"]
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
+@suggest_keywords
 def global_norm(updates: PyTree) -> jax.Array:
     r"""The Euclidean norm of all the arrays of a tree together: :math:`\sqrt{\sum_i |x_i|^2}`.
 
@@ -90,6 +92,7 @@ def _check_tree_of_floats(tree: PyTree, name: str) -> None:
         )
 
 
+@suggest_keywords
 def power_iteration(
     matrix: Any,
     *,
@@ -230,6 +233,7 @@ def _matrix_power(m: jax.Array, p: Any, precision: Any) -> jax.Array:
     return result
 
 
+@suggest_keywords
 def matrix_inverse_pth_root(
     matrix: Any,
     p: Any,
@@ -331,6 +335,7 @@ def _spectral_radius_bound(q: jax.Array) -> jax.Array:
     return jnp.minimum(frobenius, one_norm)
 
 
+@suggest_keywords
 def nnls(
     A: jax.Array,
     b: jax.Array,

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._keywords import suggest_keywords
+
 __all__ = ["safe_increment", "safe_int32_increment", "safe_norm", "safe_root_mean_squares"]
 
 
@@ -86,6 +88,7 @@ def _norm(x: jax.Array, ord: Any, axis: Any, scale: jax.Array | None, keepdims: 
     return norm if keepdims else _squeeze(norm, axis, x.ndim)
 
 
+@suggest_keywords
 def safe_norm(
     x: Any,
     min_norm: Any,
@@ -145,6 +148,7 @@ def safe_norm(
     return jnp.where(norm <= min_norm, min_norm, masked_norm)
 
 
+@suggest_keywords
 def safe_root_mean_squares(x: Any, min_rms: Any) -> jax.Array:
     r""":math:`\max(\sqrt{\mathrm{mean}(|x|^2)}, m)` (:math:`m` = ``min_rms``) with a finite
     gradient where the root mean square is at most :math:`m` (there it is 0).
@@ -172,6 +176,7 @@ def safe_root_mean_squares(x: Any, min_rms: Any) -> jax.Array:
     return jnp.where(floored, min_rms, jnp.sqrt(jnp.mean(abs_sq(x))))
 
 
+@suggest_keywords
 def safe_increment(count: Any) -> jax.Array:
     """``count + 1``, staying at the largest value of ``count``'s dtype instead of wrapping.
 

@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim.assignment._checks import as_cost_matrix, empty_assignment
 
 
@@ -57,6 +58,7 @@ def _match_row(costs: jax.Array, carry: tuple, row: jax.Array) -> tuple:
     return (u, v, parent), None
 
 
+@suggest_keywords
 def hungarian_algorithm(cost_matrix: Any) -> tuple[jax.Array, jax.Array]:
     r"""The Hungarian algorithm for the linear assignment problem.
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim.assignment._checks import as_cost_matrix, empty_assignment
 
 
@@ -107,6 +108,7 @@ def _augment_from(current_row: jax.Array, duals: _Duals, costs: jax.Array) -> _D
     return _Duals(u, v, search.path, row4col, col4row)
 
 
+@suggest_keywords
 def base_hungarian_algorithm(cost_matrix: Any) -> tuple[jax.Array, jax.Array]:
     r"""The Hungarian algorithm for the linear assignment problem.
 

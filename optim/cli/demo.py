@@ -5,6 +5,8 @@ The classic TensorFlow 1 example fits a line to 100 points (``x`` and ``y`` both
 weights with ``optim.fit``, and the table compares each run with the closed-form least-squares
 optimum. ``--problem logreg`` and ``--problem mlp`` run the same comparison on scikit-learn's
 digits, where there is no closed form and the table reports test accuracy instead.
+``--optimizers`` takes any optimizer of ``optim.cli.optimizers.OPTIMIZERS``, the ones that train
+these problems.
 
 This module (with ``optim/cli/__init__.py`` and ``optim/__main__.py``) is the one place where
 ``optim`` imports ``models``.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import textwrap
 import time
 from collections.abc import Callable, Sequence
@@ -27,22 +28,7 @@ import numpy as np
 import models
 import optim
 from models.datasets import Dataset
-
-
-def _takes_learning_rate(obj: Any) -> bool:
-    try:
-        return "learning_rate" in inspect.signature(obj).parameters
-    except (TypeError, ValueError):  # not callable, or a builtin without a signature
-        return False
-
-
-# optim's optimizers: its public functions that take a learning rate, except the building
-# block that applies one.
-ALIASES: dict[str, Callable[..., Any]] = {
-    name: getattr(optim, name)
-    for name in optim.__all__
-    if name != "scale_by_learning_rate" and _takes_learning_rate(getattr(optim, name))
-}
+from optim.cli.optimizers import BASES, OPTIMIZERS
 
 DEFAULT_OPTIMIZERS = {
     "linreg": ["gd:lr=0.5", "sgd:lr=0.1", "adam:lr=0.05"],
@@ -155,17 +141,19 @@ def _parse_value(text: str) -> bool | int | float | None:
 def parse_optimizer(token: str) -> OptimizerSpec:
     """Parse ``name:key=value,...`` into an optimizer; ``ArgumentTypeError`` names a bad token.
 
-    ``name`` is ``gd`` (``optim.sgd`` on the full batch) or any alias of ``optim``; ``sgd``
-    and the others are minibatch runs when ``batch=N`` is given (``sgd`` defaults to
-    ``batch=1``, the others to the full batch). ``lr`` stands for ``learning_rate``.
+    ``name`` is ``gd`` (``optim.sgd`` on the full batch) or an optimizer of
+    ``optim.cli.optimizers.OPTIMIZERS``; ``sgd`` and the others are minibatch runs when
+    ``batch=N`` is given (``sgd`` defaults to ``batch=1``, the others to the full batch). ``lr``
+    stands for the learning rate (``max_learning_rate`` for ``polyak_sgd``).
     """
     name, _, options = token.partition(":")
-    if name != "gd" and name not in ALIASES:
+    if name != "gd" and name not in OPTIMIZERS:
         raise argparse.ArgumentTypeError(
-            f"unknown optimizer {name!r} in {token!r}; choose from gd, {', '.join(ALIASES)}"
+            f"unknown optimizer {name!r} in {token!r}; choose from gd, "
+            + ", ".join(sorted(OPTIMIZERS))
         )
-    factory = ALIASES["sgd" if name == "gd" else name]
-    allowed = {"lr", *inspect.signature(factory).parameters, *([] if name == "gd" else ["batch"])}
+    offer = OPTIMIZERS["sgd" if name == "gd" else name]
+    allowed = {"lr", *offer.options(), *([] if name == "gd" else ["batch"])}
     kwargs = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
@@ -174,7 +162,9 @@ def parse_optimizer(token: str) -> OptimizerSpec:
                 f"unknown key {key!r} in {token!r}; {name} takes {', '.join(sorted(allowed))}"
             )
         try:
-            kwargs["learning_rate" if key == "lr" else key] = _parse_value(value)
+            kwargs[offer.rate if key == "lr" else key] = (
+                value if key == "base" else _parse_value(value)
+            )
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"bad value {value!r} for {key!r} in {token!r}: expected a number, true, false "
@@ -184,10 +174,16 @@ def parse_optimizer(token: str) -> OptimizerSpec:
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise argparse.ArgumentTypeError(f"batch must be a positive int in {token!r}")
     try:
-        optimizer = factory(**kwargs)
+        optimizer = offer.make(kwargs)
     except (TypeError, ValueError) as error:
         raise argparse.ArgumentTypeError(f"invalid optimizer {token!r}: {error}") from None
     return OptimizerSpec(token, optimizer, batch_size)
+
+
+def unsupported(token: str, problem: str) -> str | None:
+    """Why the optimizer of ``token`` cannot train ``problem``, or None when it can."""
+    name = token.partition(":")[0]
+    return OPTIMIZERS["sgd" if name == "gd" else name].cannot_train.get(problem)
 
 
 def _positive_int(text: str) -> int:
@@ -195,6 +191,29 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _exceptions() -> str:
+    """The problems some optimizers cannot train, for ``--help``."""
+    notes = [
+        f"{name} (not on {problem}: {reason})"
+        for name, offer in OPTIMIZERS.items()
+        for problem, reason in offer.cannot_train.items()
+    ]
+    return f"; except {', '.join(notes)}" if notes else ""
+
+
+def _wrappers() -> str:
+    """The optimizers that wrap another, for ``--help``."""
+    wrappers = [
+        f"{name} (default base={offer.default_base})"
+        for name, offer in OPTIMIZERS.items()
+        if offer.base is not None
+    ]
+    return (
+        f"base=NAME ({', '.join(BASES)}) picks the optimizer that {', '.join(wrappers)} wraps, "
+        "and lr is its rate"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -220,10 +239,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=parse_optimizer,
         metavar="NAME:KEY=VALUE,...",
         help="optimizers to compare, e.g. adamw:lr=1e-3,weight_decay=0.1 or "
-        "sgd:lr=0.1,momentum=0.9,batch=8. NAME is gd (sgd on the full batch) or an optim "
-        f"alias ({', '.join(ALIASES)}); lr is learning_rate; batch=N draws N random examples "
-        "a step (sgd default 1, others the full batch). Default per problem: "
-        f"{defaults}",
+        "sgd:lr=0.1,momentum=0.9,batch=8. NAME is gd (sgd on the full batch) or one of "
+        f"{', '.join(sorted(OPTIMIZERS))}{_exceptions()}. KEY is an argument of the optimizer's "
+        "function in optim or optim.contrib; lr is the learning rate (max_learning_rate for "
+        f"polyak_sgd); {_wrappers()}; batch=N draws N random examples a step (sgd default 1, "
+        f"others the full batch). Default per problem: {defaults}",
     )
     parser.add_argument(
         "--steps",
@@ -246,6 +266,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.optimizers is None:
         args.optimizers = [parse_optimizer(t) for t in DEFAULT_OPTIMIZERS[args.problem]]
+    for spec in args.optimizers:
+        reason = unsupported(spec.label, args.problem)
+        if reason is not None:
+            parser.error(
+                f"argument --optimizers: {spec.label!r} cannot train --problem {args.problem}: "
+                f"{reason}"
+            )
     return args
 
 

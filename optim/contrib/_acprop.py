@@ -7,6 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from optim._hyper import decay, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -78,6 +79,7 @@ class ScaleByAcprop(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_acprop(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-16, eps_root: Any = 1e-16
 ) -> ScaleByAcprop:
@@ -124,6 +126,7 @@ def scale_by_acprop(
     )
 
 
+@suggest_keywords
 def acprop(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 
 from optim._hyper import decay, decay_at, dtype_option, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -106,6 +107,7 @@ class ScaleByAdemamix(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_ademamix(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -166,6 +168,7 @@ def scale_by_ademamix(
     )
 
 
+@suggest_keywords
 def ademamix(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

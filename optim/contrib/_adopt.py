@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import dtype_option, flag, hyper_field, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     ema_update,
@@ -90,6 +91,7 @@ class ScaleByAdopt(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adopt(
     b1: Any = 0.9,
     b2: Any = 0.9999,
@@ -153,6 +155,7 @@ def scale_by_adopt(
     )
 
 
+@suggest_keywords
 def adopt(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from optim._hyper import nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -107,6 +108,7 @@ class ScaleByCocob(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> ScaleByCocob:
     r"""COCOB-Backprop's update (``optax.contrib.scale_by_cocob``), per coordinate, with
     :math:`L_0 = \epsilon`:
@@ -149,6 +151,7 @@ def scale_by_cocob(alpha: Any = 100.0, eps: Any = 1e-8) -> ScaleByCocob:
     )
 
 
+@suggest_keywords
 def cocob(
     learning_rate: ScalarOrSchedule = 1.0,
     alpha: Any = 100.0,

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, is_array
 from optim.base import Transformation, as_transformation
@@ -89,6 +90,7 @@ class SplitRealAndImaginary(Transformation):
         return merged, SplitRealAndImaginaryState(inner_state)
 
 
+@suggest_keywords
 def split_real_and_imaginary(inner: Any) -> SplitRealAndImaginary:
     r"""Wrap ``inner`` (ours or an optax transformation) so that it sees each complex leaf as a
     pair of real leaves.

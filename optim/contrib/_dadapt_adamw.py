@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import Decay, decay, decay_hyper, nonnegative, positive, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -163,6 +164,7 @@ class DAdaptAdamW(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def dadapt_adamw(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: Any = (0.9, 0.999),

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import dtype_option, hyper_field, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -211,6 +212,7 @@ class ScaleByDowg(Transformation):
         return _scaled(learning_rate, grads, updates), new_state
 
 
+@suggest_keywords
 def scale_by_dog(init_step: tuple[str, Any], eps: Any = 1e-8) -> ScaleByDog:
     r"""Scale updates by DoG's step size (``optax.contrib.scale_by_dog``).
 
@@ -265,6 +267,7 @@ def scale_by_dog(init_step: tuple[str, Any], eps: Any = 1e-8) -> ScaleByDog:
     )
 
 
+@suggest_keywords
 def scale_by_dowg(init_estim_sq_dist: Any = None, eps: Any = 1e-4) -> ScaleByDowg:
     r"""Scale updates by DoWG's step size (``optax.contrib.scale_by_dowg``).
 
@@ -386,6 +389,7 @@ class ScaleByDistanceOverGradients(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_distance_over_gradients(
     reps_rel: Any = 1e-6, eps: Any = 1e-8, param_dtype: Any = jnp.float32, global_scale: Any = 1.0
 ) -> ScaleByDistanceOverGradients:
@@ -429,6 +433,7 @@ def _with_decay(weight_decay: Any, mask: Any, scaling: Any, learning_rate: Any) 
     return chain(decay, scaling, scale_by_learning_rate(learning_rate))
 
 
+@suggest_keywords
 def dog(
     learning_rate: ScalarOrSchedule = 1.0,
     init_step: tuple[str, Any] = ("heuristic", 1e-6),
@@ -482,6 +487,7 @@ def dog(
     return _with_decay(weight_decay, mask, scale_by_dog(init_step, eps), learning_rate)
 
 
+@suggest_keywords
 def dowg(
     learning_rate: ScalarOrSchedule = 1.0,
     init_estim_sq_dist: Any = None,

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper_field, int_option
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -310,6 +311,7 @@ class ScaleByGalore(Transformation):
         return _unflatten_like(updates, out), new_state
 
 
+@suggest_keywords
 def scale_by_galore(
     rank: int = 128,
     update_proj_gap: int = 200,
@@ -370,6 +372,7 @@ def scale_by_galore(
     )
 
 
+@suggest_keywords
 def galore(
     learning_rate: ScalarOrSchedule,
     rank: int = 128,

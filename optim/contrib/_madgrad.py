@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -110,6 +111,7 @@ class ScaleByMadgrad(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_madgrad(
     learning_rate: ScalarOrSchedule, momentum: Any = 0.9, eps: Any = 1e-6
 ) -> ScaleByMadgrad:
@@ -157,6 +159,7 @@ def scale_by_madgrad(
     )
 
 
+@suggest_keywords
 def madgrad(
     learning_rate: ScalarOrSchedule, momentum: Any = 0.9, weight_decay: Any = 0.0, eps: Any = 1e-6
 ) -> Chain:

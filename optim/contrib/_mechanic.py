@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import int_option, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, square_safe
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -138,6 +139,7 @@ class Mechanize(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def mechanize(
     base_optimizer: Any,
     weight_decay: Any = 1e-2,

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, flag, hyper_field, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -293,6 +294,7 @@ def _polyak(lower_bound: Any, weight_decay: Any, adapt_lower_bound: bool) -> _Po
     )
 
 
+@suggest_keywords
 def momo(
     learning_rate: ScalarOrSchedule = 1.0,
     beta: Any = 0.9,
@@ -362,6 +364,7 @@ def momo(
     )
 
 
+@suggest_keywords
 def momo_adam(
     learning_rate: ScalarOrSchedule = 1e-2,
     b1: Any = 0.9,

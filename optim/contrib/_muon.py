@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import decay, decay_hyper, dtype_option, flag, hyper, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     debiased_first_moment,
@@ -387,6 +388,7 @@ def _ns_coeffs(ns_coeffs: Any, ns_steps: int) -> jax.Array:
     return coeffs
 
 
+@suggest_keywords
 def scale_by_muon(
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
     ns_steps: int = 5,
@@ -502,6 +504,7 @@ class _MuonLabels:
         return jax.tree.unflatten(jax.tree.structure(tree, is_leaf=lambda x: x is None), labels)
 
 
+@suggest_keywords
 def muon(
     learning_rate: ScalarOrSchedule,
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],

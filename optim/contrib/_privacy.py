@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, check_float_updates, compute_dtype, is_trainable, upcast
 from optim._types import ScalarOrSchedule
@@ -123,6 +124,7 @@ def _aggregate(l2_norm_clip: Any, noise_multiplier: Any, key: jax.Array):
     return DifferentiallyPrivateAggregate(l2_norm_clip=clip, noise_std=noise_std, key=key)
 
 
+@suggest_keywords
 def differentially_private_aggregate(
     l2_norm_clip: Any,
     noise_multiplier: Any,
@@ -172,6 +174,7 @@ def differentially_private_aggregate(
     return _aggregate(l2_norm_clip, noise_multiplier, _resolve_key(key, seed))
 
 
+@suggest_keywords
 def dpsgd(
     learning_rate: ScalarOrSchedule,
     l2_norm_clip: Any,

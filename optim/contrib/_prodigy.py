@@ -18,6 +18,7 @@ from optim._hyper import (
     positive,
     value_at,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -219,6 +220,7 @@ def _prodigy(
     )
 
 
+@suggest_keywords
 def scale_by_prodigy(
     learning_rate: Any = 1.0,
     betas: Any = (0.9, 0.999),
@@ -294,6 +296,7 @@ def scale_by_prodigy(
     )
 
 
+@suggest_keywords
 def prodigy(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: Any = (0.9, 0.999),

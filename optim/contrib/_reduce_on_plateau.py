@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper_field, int_option, nonnegative
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     INT32_MAX,
@@ -154,6 +155,7 @@ class ReduceOnPlateau(Transformation):
         return map_arrays(lambda g: (state.scale * upcast(g)).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def reduce_on_plateau(
     factor: float = 0.1,
     patience: int = 10,

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import flag
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -60,6 +61,7 @@ class Normalize(Transformation):
         return map_arrays(lambda g, s: (s / norm).astype(g.dtype), updates, scaled), state
 
 
+@suggest_keywords
 def normalize() -> Normalize:
     r"""Normalise updates to unit global norm (``optax.contrib.normalize``): SAM's ascent.
 
@@ -219,6 +221,7 @@ class SAM(Transformation):
         return out, new_state
 
 
+@suggest_keywords
 def sam(
     optimizer: Any,
     adv_optimizer: Any,

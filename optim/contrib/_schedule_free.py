@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, decay_hyper, dtype_option, hyper_field, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, decay_complement, decay_rate
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -132,6 +133,7 @@ class ScheduleFree(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTree:
     r"""The averaged iterate :math:`x = (y - (1-\beta_1) z) / \beta_1` to evaluate the model at.
 
@@ -195,6 +197,7 @@ def schedule_free_eval_params(state: ScheduleFreeState, params: PyTree) -> PyTre
     )
 
 
+@suggest_keywords
 def schedule_free(
     base_optimizer: Any,
     learning_rate: ScalarOrSchedule,
@@ -272,6 +275,7 @@ def _warmup(learning_rate: Any, warmup_steps: Any) -> Any:
     return warmup_constant_schedule(0.0, learning_rate, _steps(warmup_steps, "warmup_steps", 1))
 
 
+@suggest_keywords
 def schedule_free_sgd(
     learning_rate: Any = 1.0,
     warmup_steps: int | None = None,
@@ -329,6 +333,7 @@ def schedule_free_sgd(
     return schedule_free(optimizer, learning_rate, b1, weight_lr_power, state_dtype)
 
 
+@suggest_keywords
 def schedule_free_adamw(
     learning_rate: Any = 0.0025,
     warmup_steps: int | None = None,

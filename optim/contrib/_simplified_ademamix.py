@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 
 from optim._hyper import hyper_field, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -102,6 +103,7 @@ class ScaleBySimplifiedAdemamix(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_simplified_ademamix(
     b1: Any = 0.99,
     b2: Any = 0.95,
@@ -153,6 +155,7 @@ def scale_by_simplified_ademamix(
     )
 
 
+@suggest_keywords
 def simplified_ademamix(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.99,

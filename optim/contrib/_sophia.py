@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, dtype_option, flag, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, debias_tree, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -95,6 +96,7 @@ def _is_key(value: Any) -> bool:
     )
 
 
+@suggest_keywords
 def hutchinson_estimator_diag_hessian(random_seed: Any = None) -> HutchinsonEstimatorDiagHessian:
     r"""Hutchinson's Hessian-diagonal estimator
     (``optax.contrib.hutchinson_estimator_diag_hessian``; Hutchinson, 1989; Sophia-H).
@@ -245,6 +247,7 @@ class ScaleBySophia(Transformation):
 _HUTCHINSON = hutchinson_estimator_diag_hessian()
 
 
+@suggest_keywords
 def scale_by_sophia(
     b1: Any = 0.965,
     b2: Any = 0.99,
@@ -333,6 +336,7 @@ def scale_by_sophia(
     )
 
 
+@suggest_keywords
 def sophia(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.965,

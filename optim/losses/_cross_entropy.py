@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import jax.scipy.special
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import (
     broadcastable,
     class_axes,
@@ -42,6 +43,7 @@ def _binary_labels(logits: Any, labels: Any) -> tuple[jax.Array, jax.Array]:
     return logits, labels.astype(logits.dtype)
 
 
+@suggest_keywords
 def sigmoid_binary_cross_entropy(logits, labels):
     r"""Elementwise sigmoid (binary) cross entropy.
 
@@ -70,6 +72,7 @@ def sigmoid_binary_cross_entropy(logits, labels):
     return -labels * jax.nn.log_sigmoid(logits) - (1.0 - labels) * jax.nn.log_sigmoid(-logits)
 
 
+@suggest_keywords
 def sigmoid_focal_loss(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -129,6 +132,7 @@ def _class_mask(where: Any, logits: jax.Array, axis: Axis) -> jax.Array | None:
     return where if where.ndim == logits.ndim else jnp.expand_dims(where, axis)
 
 
+@suggest_keywords
 def softmax_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -173,6 +177,7 @@ def softmax_cross_entropy(
     return -(labels * log_probs).sum(axis, where=where)
 
 
+@suggest_keywords
 def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -260,6 +265,7 @@ def _weighted_log_softmax_jvp(primals, tangents):
     return value, weights * logits_dot - weights * mean_dot + weights_dot * log_probs
 
 
+@suggest_keywords
 def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     r"""Softmax cross entropy with :math:`0 \log 0 = 0`: masked (``-inf``) logits are safe.
 
@@ -287,6 +293,7 @@ def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Arra
     return -jnp.sum(_weighted_log_softmax(logits, labels), axis=-1)
 
 
+@suggest_keywords
 def poly_loss_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,

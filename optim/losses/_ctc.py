@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import rank, same_shape
 
 __all__ = ["ctc_loss", "ctc_loss_with_forward_probs"]
@@ -36,6 +37,7 @@ def _log_add_after_first(blank: jax.Array, score: jax.Array) -> jax.Array:
     return jnp.concatenate([blank[:, :1], jnp.logaddexp(blank[:, 1:], score)], axis=-1)
 
 
+@suggest_keywords
 def ctc_loss_with_forward_probs(
     logits: ArrayLike,
     logit_paddings: ArrayLike,
@@ -147,6 +149,7 @@ def ctc_loss_with_forward_probs(
     return loss, log_alpha_blank, log_alpha_label
 
 
+@suggest_keywords
 def ctc_loss(
     logits: ArrayLike,
     logit_paddings: ArrayLike,

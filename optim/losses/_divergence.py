@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import floating
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
 Axis = int | tuple[int, ...] | None
 
 
+@suggest_keywords
 def kl_divergence(
     log_predictions: ArrayLike,
     targets: ArrayLike,
@@ -55,6 +57,7 @@ def kl_divergence(
     return jnp.sum(targets * (log_targets - log_predictions), axis=axis, where=where)
 
 
+@suggest_keywords
 def kl_divergence_with_log_targets(
     log_predictions: ArrayLike,
     log_targets: ArrayLike,
@@ -88,6 +91,7 @@ def kl_divergence_with_log_targets(
     return jnp.sum(terms, axis=axis, where=where)
 
 
+@suggest_keywords
 def generalized_kl_divergence(
     log_predictions: ArrayLike,
     targets: ArrayLike,
@@ -123,6 +127,7 @@ def generalized_kl_divergence(
     return divergence + mass_gap
 
 
+@suggest_keywords
 def convex_kl_divergence(
     log_predictions: ArrayLike,
     targets: ArrayLike,

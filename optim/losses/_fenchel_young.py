@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
+
 __all__ = ["make_fenchel_young_loss"]
 
 
@@ -18,6 +20,7 @@ class MaxFun(Protocol):
     def __call__(self, scores, *args, **kwargs: Any) -> ArrayLike: ...
 
 
+@suggest_keywords
 def make_fenchel_young_loss(max_fun: MaxFun) -> Callable[..., jax.Array]:
     r"""The Fenchel-Young loss :math:`\ell(s, y) = \Omega^*(s) - \langle y, s \rangle` of a
     max function :math:`\Omega^*` (Blondel, Martins and Niculae, 2020, "Learning with

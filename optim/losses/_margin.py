@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import same_shape
 from optim.projections._simplex import _unit_simplex
 
@@ -26,6 +27,7 @@ __all__ = [
 _dot_last_axis = jnp.vectorize(jnp.dot, signature="(n),(n)->()")
 
 
+@suggest_keywords
 def hinge_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
     r"""Binary hinge loss :math:`\max(0, 1 - s t)` for targets :math:`t \in \{-1, 1\}`.
 
@@ -45,6 +47,7 @@ def hinge_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
     return jnp.maximum(0, 1 - predictor_outputs * targets)
 
 
+@suggest_keywords
 def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
     r"""Binary perceptron loss :math:`\max(0, -s t)` for targets :math:`t \in \{-1, 1\}`.
 
@@ -72,6 +75,7 @@ def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Arr
     return jnp.maximum(0, -predictor_outputs * targets)
 
 
+@suggest_keywords
 def sparsemax_loss(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     r"""Binary sparsemax loss: zero exactly where ``sparse_sigmoid(logits) == labels``.
 
@@ -96,6 +100,7 @@ def sparsemax_loss(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jax.nn.sparse_plus(jnp.where(labels, -logits, logits))
 
 
+@suggest_keywords
 def multiclass_hinge_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
     r"""Multiclass hinge loss :math:`\max_j (s_j + [j \ne y]) - s_y`.
 
@@ -119,6 +124,7 @@ def multiclass_hinge_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
     return jnp.max(scores + 1.0 - one_hot, axis=-1) - _dot_last_axis(scores, one_hot)
 
 
+@suggest_keywords
 def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
     r"""Multiclass perceptron loss :math:`\max_j s_j - s_y` (Collins, 2002).
 
@@ -149,6 +155,7 @@ def _sparsemax_loss_one(scores: jax.Array, label: jax.Array) -> jax.Array:
     return jnp.dot(probs, jnp.where(probs, shifted, 0.0)) + 0.5 * (1.0 - jnp.dot(probs, probs))
 
 
+@suggest_keywords
 def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
     r"""Multiclass sparsemax loss (Martins and Astudillo, 2016, "From Softmax to Sparsemax").
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import floating
 
 __all__ = ["ranking_softmax_loss"]
@@ -36,6 +37,7 @@ def _reduce(
     return reduced
 
 
+@suggest_keywords
 def ranking_softmax_loss(
     logits: ArrayLike,
     labels: ArrayLike,

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import broadcastable, floating, same_shape
 
 __all__ = [
@@ -41,6 +42,7 @@ def _errors(predictions: Any, targets: Any, *, exact_shape: bool) -> jax.Array:
     return predictions - targets
 
 
+@suggest_keywords
 def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
     r"""Elementwise squared error :math:`(p - t)^2`.
 
@@ -63,6 +65,7 @@ def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> j
     return _errors(predictions, targets, exact_shape=True) ** 2
 
 
+@suggest_keywords
 def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
     r"""Elementwise L2 loss :math:`\frac12 (p - t)^2`, half the squared error.
 
@@ -85,6 +88,7 @@ def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Arr
     return 0.5 * squared_error(predictions, targets)
 
 
+@suggest_keywords
 def huber_loss(
     predictions: ArrayLike,
     targets: ArrayLike | None = None,
@@ -124,6 +128,7 @@ def huber_loss(
     return 0.5 * quadratic**2 + delta * linear
 
 
+@suggest_keywords
 def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
     r"""Elementwise log-cosh loss :math:`\log\cosh(p - t)`.
 
@@ -149,6 +154,7 @@ def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Ar
     return jnp.logaddexp(errors, -errors) - jnp.log(2.0).astype(errors.dtype)
 
 
+@suggest_keywords
 def cosine_similarity(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -193,6 +199,7 @@ def _squared_norm(x: jax.Array, axis: Axis, where: ArrayLike | None) -> jax.Arra
     return jnp.square(x).sum(axis=axis, where=where, keepdims=True)
 
 
+@suggest_keywords
 def cosine_distance(
     predictions: ArrayLike,
     targets: ArrayLike,

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import rank, same_shape
 
 __all__ = ["binary_dice_loss", "dice_loss", "multiclass_generalized_dice_loss"]
@@ -31,6 +32,7 @@ def _check_probabilities(predictions: jax.Array) -> None:
         )
 
 
+@suggest_keywords
 def dice_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -132,6 +134,7 @@ def dice_loss(
     return losses
 
 
+@suggest_keywords
 def multiclass_generalized_dice_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -184,6 +187,7 @@ def multiclass_generalized_dice_loss(
     return jnp.mean(per_class)
 
 
+@suggest_keywords
 def binary_dice_loss(
     predictions: ArrayLike,
     targets: ArrayLike,

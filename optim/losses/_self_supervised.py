@@ -8,12 +8,14 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._regression import cosine_similarity
 from optim.losses._validation import floating
 
 __all__ = ["ntxent", "triplet_margin_loss"]
 
 
+@suggest_keywords
 def ntxent(
     embeddings: ArrayLike,
     labels: ArrayLike,
@@ -77,6 +79,7 @@ def ntxent(
     return -jnp.where(positives, log_ratio, 0.0).sum() / positives.sum()
 
 
+@suggest_keywords
 def triplet_margin_loss(
     anchors: ArrayLike,
     positives: ArrayLike,

@@ -8,11 +8,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from optim._keywords import suggest_keywords
 from optim.losses._validation import floating
 
 __all__ = ["smooth_labels"]
 
 
+@suggest_keywords
 def smooth_labels(
     labels: ArrayLike,
     alpha: ArrayLike,

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim.microbatching._accumulators import AccumulationType, Accumulator, resolve
 from optim.microbatching._reshape import reshape_batch_axis
 
@@ -61,6 +62,7 @@ def _batch_size(batch_args: list[Any], axes: Sequence[int], microbatch_size: int
     return sizes[0]
 
 
+@suggest_keywords
 def microbatch(
     fun: Callable[..., Any],
     argnums: int | Sequence[int],
@@ -210,6 +212,7 @@ def microbatch(
     return microbatched_fun
 
 
+@suggest_keywords
 def micro_vmap(
     fun: Callable[..., Any],
     in_axes: int | Sequence[int] = 0,
@@ -284,6 +287,7 @@ def micro_vmap(
     return lambda *args, **kwargs: mapped(*args, kwargs=kwargs)
 
 
+@suggest_keywords
 def micro_grad(
     fun: Callable[..., Any],
     has_aux: bool = False,

@@ -6,6 +6,8 @@ from typing import Any
 
 import jax
 
+from optim._keywords import suggest_keywords
+
 
 def _split_leaf(x: jax.Array, microbatch_size: int, axis: int) -> jax.Array:
     new_shape = (*x.shape[:axis], -1, microbatch_size, *x.shape[axis + 1 :])
@@ -29,6 +31,7 @@ def _split_leaf(x: jax.Array, microbatch_size: int, axis: int) -> jax.Array:
     return x.reshape(new_shape, order="F", out_sharding=out_sharding)
 
 
+@suggest_keywords
 def reshape_batch_axis(tree: Any, microbatch_size: int, axis: int = 0) -> Any:
     """Reshape batch axis of pytree leaves for use with microbatching.
 

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, dtype_option, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     ema_update_sq,
@@ -95,6 +96,7 @@ class ScaleByRss(Transformation):
         )
 
 
+@suggest_keywords
 def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByRss:
     r"""Rescale by the root of the sum of all squared updates (``optax.scale_by_rss``).
 
@@ -131,6 +133,7 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Scale
     )
 
 
+@suggest_keywords
 def adagrad(
     learning_rate: ScalarOrSchedule, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7
 ) -> Chain:
@@ -236,6 +239,7 @@ class ScaleByAdaDelta(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) -> ScaleByAdaDelta:
     r"""Rescale updates by Adadelta's ratio of RMS step to RMS gradient
     (``optax.scale_by_adadelta``).
@@ -281,6 +285,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6, *, nu_dtype: Any = None) 
     )
 
 
+@suggest_keywords
 def adadelta(
     learning_rate: Any = None,
     rho: Any = 0.9,

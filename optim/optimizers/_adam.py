@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, dtype_option, flag, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_steps,
     cast_like_grads,
@@ -173,6 +174,7 @@ class ScaleByAdam(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adam(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -243,6 +245,7 @@ def scale_by_adam(
     )
 
 
+@suggest_keywords
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -308,6 +311,7 @@ def adam(
     )
 
 
+@suggest_keywords
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -560,6 +564,7 @@ class ScaleByAdamax(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adamax(
     b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, *, nu_dtype: Any = None
 ) -> ScaleByAdamax:
@@ -606,6 +611,7 @@ def scale_by_adamax(
     )
 
 
+@suggest_keywords
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -655,6 +661,7 @@ def adamax(
     )
 
 
+@suggest_keywords
 def adamaxw(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -810,6 +817,7 @@ class ScaleByAmsgrad(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_amsgrad(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -885,6 +893,7 @@ def scale_by_amsgrad(
     )
 
 
+@suggest_keywords
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

@@ -26,6 +26,7 @@ from optim._hyper import (
     nonnegative,
     positive,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     adaptive_steps,
@@ -142,6 +143,7 @@ class ScaleByBelief(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_belief(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -203,6 +205,7 @@ def scale_by_belief(
     )
 
 
+@suggest_keywords
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -373,6 +376,7 @@ class ScaleByRadam(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_radam(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -441,6 +445,7 @@ def scale_by_radam(
     )
 
 
+@suggest_keywords
 def radam(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -567,6 +572,7 @@ class ScaleByYogi(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_yogi(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -628,6 +634,7 @@ def scale_by_yogi(
     )
 
 
+@suggest_keywords
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -778,6 +785,7 @@ class ScaleByAdan(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_adan(
     b1: Any = 0.98,
     b2: Any = 0.92,
@@ -841,6 +849,7 @@ def scale_by_adan(
     )
 
 
+@suggest_keywords
 def adan(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.98,
@@ -1002,6 +1011,7 @@ class ScaleByNovograd(Transformation):
         return cast_like_grads(mu, updates), new_state
 
 
+@suggest_keywords
 def scale_by_novograd(
     b1: Any = 0.9,
     b2: Any = 0.25,
@@ -1065,6 +1075,7 @@ def scale_by_novograd(
     )
 
 
+@suggest_keywords
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,

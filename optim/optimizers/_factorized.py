@@ -27,6 +27,7 @@ from optim._hyper import (
     int_option,
     nonnegative,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     decay_complement,
@@ -257,6 +258,7 @@ class ScaleByFactoredRms(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: Any = 0.8,
@@ -356,6 +358,7 @@ class ScaleByParamBlockRms(Transformation):
         return cast_like_grads(out, updates), state
 
 
+@suggest_keywords
 def scale_by_param_block_rms(min_scale: Any = 1e-3) -> ScaleByParamBlockRms:
     r"""Scale each leaf's updates by the RMS of its parameters, floored at ``min_scale``
     (``optax.scale_by_param_block_rms``).
@@ -411,6 +414,7 @@ class ScaleByParamBlockNorm(Transformation):
         return cast_like_grads(out, updates), state
 
 
+@suggest_keywords
 def scale_by_param_block_norm(min_scale: Any = 1e-3) -> ScaleByParamBlockNorm:
     r"""Scale each leaf's updates by the norm of its parameters, floored at ``min_scale``
     (``optax.scale_by_param_block_norm``).
@@ -437,6 +441,7 @@ def scale_by_param_block_norm(min_scale: Any = 1e-3) -> ScaleByParamBlockNorm:
     return ScaleByParamBlockNorm(min_scale)
 
 
+@suggest_keywords
 def adafactor(
     learning_rate: Any = None,
     min_dim_size_to_factor: int = 128,
@@ -637,6 +642,7 @@ class ScaleBySM3(Transformation):
         return cast_like_grads(nu, updates), new_state
 
 
+@suggest_keywords
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
     r"""Rescale updates by SM3's cover-wise accumulated squares (``optax.scale_by_sm3``).
 
@@ -684,6 +690,7 @@ def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
     )
 
 
+@suggest_keywords
 def sm3(learning_rate: Any, momentum: Any = 0.9) -> Chain:
     r"""SM3 (Anil et al., 2019, "Memory-Efficient Adaptive Optimization").
 

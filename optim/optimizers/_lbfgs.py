@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import flag, int_option
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -186,6 +187,7 @@ class ScaleByLBFGS(Transformation):
         return cast_like_grads(direction, updates), new_state
 
 
+@suggest_keywords
 def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> ScaleByLBFGS:
     r"""Precondition updates by L-BFGS's inverse-Hessian estimate (``optax.scale_by_lbfgs``).
 
@@ -238,6 +240,7 @@ class _DefaultLinesearch:
 _DEFAULT_LINESEARCH: Any = _DefaultLinesearch()
 
 
+@suggest_keywords
 def lbfgs(
     learning_rate: Any = None,
     memory_size: int = 10,

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import flag, hyper_field, int_option, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -594,6 +595,7 @@ def _store(grad: PyTree, reference: PyTree) -> PyTree:
     return map_arrays(lambda g, r: g.astype(r.dtype), grad, reference)
 
 
+@suggest_keywords
 def scale_by_zoom_linesearch(
     max_linesearch_steps: int,
     max_learning_rate: Any = None,
@@ -880,6 +882,7 @@ def _report_backtracking(final: _Backtrack, value: Any, slope: Any, atol: Any) -
     )
 
 
+@suggest_keywords
 def scale_by_backtracking_linesearch(
     max_backtracking_steps: int,
     slope_rtol: Any = 1e-4,
@@ -964,6 +967,7 @@ class _AmbiguousRecord(KeyError, ValueError):
         return str(self.args[0])
 
 
+@suggest_keywords
 def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tuple[Any, PyTree]]:
     """``jax.value_and_grad(value_fn)`` that reuses the loss and gradient a line search left
     in the optimizer state (``optax.value_and_grad_from_state``).

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper, hyper_field, is_schedule
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
@@ -80,6 +81,7 @@ class ScaleByOptimisticGradient(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOptimisticGradient:
     r"""Extrapolate with the previous update (``optax.scale_by_optimistic_gradient``).
 
@@ -117,6 +119,7 @@ def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOp
     return ScaleByOptimisticGradient(alpha=alpha, beta=beta)
 
 
+@suggest_keywords
 def optimistic_gradient_descent(
     learning_rate: ScalarOrSchedule, alpha: Any = 1.0, beta: Any = 1.0
 ) -> Chain:
@@ -159,6 +162,7 @@ def optimistic_gradient_descent(
     )
 
 
+@suggest_keywords
 def optimistic_adam_v2(
     learning_rate: ScalarOrSchedule,
     *,
@@ -229,6 +233,7 @@ def optimistic_adam_v2(
     )
 
 
+@suggest_keywords
 def optimistic_adam(
     learning_rate: Any,
     optimism: Any = None,

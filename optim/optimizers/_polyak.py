@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper, hyper_field, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, abs_sq, check_params, is_trainable, map_arrays, upcast
@@ -83,6 +84,7 @@ class ScaleByPolyak(Transformation):
         return cast_like_grads(map_arrays(lambda g: step * upcast(g), updates), updates), state
 
 
+@suggest_keywords
 def scale_by_polyak(
     f_min: Any = 0.0, max_learning_rate: Any = 1.0, eps: Any = 0.0, variant: str = "sps"
 ) -> ScaleByPolyak:
@@ -130,6 +132,7 @@ def scale_by_polyak(
     )
 
 
+@suggest_keywords
 def polyak_sgd(
     max_learning_rate: Any = 1.0,
     scaling: Any = 1.0,

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import check_flag, decay, flag, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -128,6 +129,7 @@ class ScaleByRms(Transformation):
         )
 
 
+@suggest_keywords
 def scale_by_rms(
     decay: Any = 0.9,
     eps: Any = 1e-8,
@@ -272,6 +274,7 @@ class ScaleByStddev(Transformation):
         return cast_like_grads(out, updates), ScaleByRStdDevState(mu, nu)
 
 
+@suggest_keywords
 def scale_by_stddev(
     decay: Any = 0.9,
     eps: Any = 1e-8,
@@ -328,6 +331,7 @@ def scale_by_stddev(
     )
 
 
+@suggest_keywords
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: Any = 0.9,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optim._hyper import check_flag, hyper
+from optim._keywords import suggest_keywords
 from optim._types import ScalarOrSchedule
 from optim.base import Chain, chain, identity
 from optim.transforms._accumulation import trace
@@ -12,6 +13,7 @@ from optim.transforms._adding import _resolve_key, add_noise
 from optim.transforms._scaling import scale_by_learning_rate
 
 
+@suggest_keywords
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: Any = None,
@@ -81,6 +83,7 @@ def _momentum(momentum: Any, nesterov: Any, accumulator_dtype: Any = None) -> An
     return trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
 
 
+@suggest_keywords
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: Any = 0.01,

@@ -21,6 +21,7 @@ from optim._hyper import (
     hyper_field,
     nonnegative,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -108,6 +109,7 @@ class ScaleByLion(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_lion(
     b1: Any = 0.9,
     b2: Any = 0.99,
@@ -164,6 +166,7 @@ def scale_by_lion(
     )
 
 
+@suggest_keywords
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -239,6 +242,7 @@ class ScaleBySign(Transformation):
         return map_arrays(lambda g: jnp.sign(upcast(g)).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def scale_by_sign() -> ScaleBySign:
     r"""Replace each update element by its sign (``optax.scale_by_sign``).
 
@@ -261,6 +265,7 @@ def scale_by_sign() -> ScaleBySign:
     return ScaleBySign()
 
 
+@suggest_keywords
 def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     r"""signSGD (Bernstein et al., 2018, "signSGD: Compressed Optimisation for Non-Convex
     Problems").
@@ -293,6 +298,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
+@suggest_keywords
 def signum(
     learning_rate: ScalarOrSchedule, beta: Any = 0.9, accumulator_dtype: Any = None
 ) -> Chain:
@@ -446,6 +452,7 @@ class ScaleByRprop(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def scale_by_rprop(
     learning_rate: Any,
     eta_minus: Any = 0.5,
@@ -512,6 +519,7 @@ def scale_by_rprop(
     )
 
 
+@suggest_keywords
 def rprop(
     learning_rate: Any,
     eta_minus: Any = 0.5,

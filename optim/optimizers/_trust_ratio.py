@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper, is_schedule, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass, static, with_fields
 from optim._tree import PyTree, check_params, map_arrays, upcast, zero_count
@@ -76,6 +77,7 @@ class ScaleByTrustRatio(Transformation):
         return cast_like_grads(map_arrays(self._scale, updates, params), updates), state
 
 
+@suggest_keywords
 def scale_by_trust_ratio(
     min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0
 ) -> ScaleByTrustRatio:
@@ -115,6 +117,7 @@ def scale_by_trust_ratio(
     )
 
 
+@suggest_keywords
 def lars(
     learning_rate: ScalarOrSchedule,
     weight_decay: Any = 0.0,
@@ -181,6 +184,7 @@ def lars(
     )
 
 
+@suggest_keywords
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -258,6 +262,7 @@ class _FromageFactor:
         return shrink - 1 if self.decay else lr * shrink
 
 
+@suggest_keywords
 def fromage(learning_rate: ScalarOrSchedule, min_norm: Any = 1e-6) -> Chain:
     r"""Fromage (Bernstein et al., 2020, "On the distance between two neural networks and the
     stability of learning").

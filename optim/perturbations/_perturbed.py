@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from optim import tree as optim_tree
 from optim._hyper import check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree
 from optim.perturbations._noise import Gumbel
 
@@ -34,6 +35,7 @@ def _check_arguments(fun: Any, num_samples: Any, noise: Any) -> None:
             )
 
 
+@suggest_keywords
 def make_perturbed_fun(
     fun: Callable[[Any], Any],
     num_samples: int = 1000,

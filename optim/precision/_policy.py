@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import check_flag
+from optim._keywords import suggest_keywords
 from optim._tree import (
     PyTree,
     is_array,
@@ -184,6 +185,7 @@ class MixedPrecisionLoss:
         return (loss, self.policy.cast_to_output(aux)) if self.has_aux else loss
 
 
+@suggest_keywords
 def mixed_precision_loss(
     loss_fn: Callable[..., Any], policy: Policy | str, *, has_aux: bool = False
 ) -> MixedPrecisionLoss:

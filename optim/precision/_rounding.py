@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import canonical_dtype, dtype_option
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -74,6 +75,7 @@ def _round_to_neighbour(x: jax.Array, dtype: np.dtype, key: jax.Array) -> jax.Ar
     return jnp.where((back == x) | ~jnp.isfinite(x), nearest, rounded)
 
 
+@suggest_keywords
 def stochastic_round(x: jax.Array, dtype: Any, key: jax.Array) -> jax.Array:
     r"""Round ``x`` to ``dtype`` stochastically: unbiased, :math:`\mathbb{E}[\mathrm{SR}(x)] = x`.
 
@@ -131,6 +133,7 @@ def _flat_leaves(params: PyTree, *trees: PyTree) -> tuple[list[Any], list[list[A
     return leaves, [jax.tree.leaves(t, is_leaf=lambda x: x is None) for t in trees], treedef
 
 
+@suggest_keywords
 def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) -> PyTree:
     r"""``apply_updates`` with stochastic rounding: :math:`\theta \gets \mathrm{SR}(\theta + u)`.
 
@@ -188,6 +191,7 @@ def apply_updates_stochastic(params: PyTree, updates: PyTree, key: jax.Array) ->
     return jax.tree.unflatten(treedef, new)
 
 
+@suggest_keywords
 def kahan_compensation(params: PyTree, dtype: Any = None) -> PyTree:
     """The initial compensation for ``apply_updates_kahan``: zeros in each parameter's dtype
     (or ``dtype``) at every floating leaf, ``None`` elsewhere.
@@ -211,6 +215,7 @@ def kahan_compensation(params: PyTree, dtype: Any = None) -> PyTree:
     return map_arrays(lambda p: jnp.zeros(p.shape, dtype or p.dtype), params)
 
 
+@suggest_keywords
 def apply_updates_kahan(
     params: PyTree, updates: PyTree, compensation: PyTree
 ) -> tuple[PyTree, PyTree]:
@@ -320,6 +325,7 @@ class StochasticRounding(Transformation):
         return _applied(inner_updates, new, params), StochasticRoundingState(next_key, inner_state)
 
 
+@suggest_keywords
 def stochastic_rounding(inner: Any, seed: int = 0) -> StochasticRounding:
     r"""Train low-precision (bfloat16) parameters with stochastic rounding of every update.
 
@@ -392,6 +398,7 @@ class KahanSummation(Transformation):
         return _applied(inner_updates, new, params), KahanState(compensation, inner_state)
 
 
+@suggest_keywords
 def kahan_summation(inner: Any, *, compensation_dtype: Any = None) -> KahanSummation:
     r"""Train low-precision (bfloat16) parameters with Kahan-compensated updates.
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import check_int
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, keystr, upcast
 from optim.base import SIGNED, UNSIGNED, Transformation, as_transformation
@@ -194,6 +195,7 @@ class WithStateDtype(Transformation):
 _PROBE = jax.ShapeDtypeStruct((3, 5), jnp.float32)
 
 
+@suggest_keywords
 def with_state_dtype(
     tx: Any,
     state_dtype: Any,
@@ -338,6 +340,7 @@ def _nbytes(x: Any) -> int:
     return math.prod(x.shape) * jnp.dtype(x.dtype).itemsize
 
 
+@suggest_keywords
 def state_bytes(state: PyTree) -> int:
     """Total bytes of the arrays in ``state``: codes, scales, float moments and counters.
 
@@ -362,6 +365,7 @@ def state_bytes(state: PyTree) -> int:
     return sum(_nbytes(x) for x in jax.tree.leaves(state) if hasattr(x, "shape"))
 
 
+@suggest_keywords
 def bytes_per_parameter(state: PyTree, params: PyTree) -> float:
     """``state_bytes(state)`` divided by the number of floating-point parameters in ``params``.
 

@@ -7,11 +7,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import check_same_structure
 from optim.projections._checks import check_scalar
 from optim.tree import add_scale, scale, vdot
 
 
+@suggest_keywords
 def projection_vector(x: Any, a: Any) -> Any:
     r"""Projection onto a vector.
 
@@ -42,6 +44,7 @@ def projection_vector(x: Any, a: Any) -> Any:
     return scale(coefficient, a)
 
 
+@suggest_keywords
 def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
     r"""Projection onto a hyperplane.
 
@@ -78,6 +81,7 @@ def projection_hyperplane(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
     return add_scale(x, (b - vdot(x, a)) / vdot(a, a), a)
 
 
+@suggest_keywords
 def projection_halfspace(x: Any, a: Any, b: jax.typing.ArrayLike) -> Any:
     r"""Projection onto a halfspace.
 

@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, check_prefix
 from optim.projections._checks import check_scalar
 
@@ -18,6 +19,7 @@ def _broadcast_prefix(prefix: PyTree, tree: PyTree, name: str) -> PyTree:
     return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree)
 
 
+@suggest_keywords
 def projection_non_negative(tree: Any) -> Any:
     r"""Projection onto the non-negative orthant.
 
@@ -43,6 +45,7 @@ def projection_non_negative(tree: Any) -> Any:
     return jax.tree.map(jax.nn.relu, tree)
 
 
+@suggest_keywords
 def projection_box(tree: Any, lower: Any, upper: Any) -> Any:
     r"""Projection onto box constraints.
 
@@ -77,6 +80,7 @@ def projection_box(tree: Any, lower: Any, upper: Any) -> Any:
     return jax.tree.map(jnp.clip, tree, lower, upper)
 
 
+@suggest_keywords
 def projection_hypercube(tree: Any, scale: Any = 1) -> Any:
     r"""Projection onto the (unit) hypercube.
 
@@ -104,6 +108,7 @@ def projection_hypercube(tree: Any, scale: Any = 1) -> Any:
     return projection_box(tree, lower=0, upper=scale)
 
 
+@suggest_keywords
 def projection_linf_ball(tree: Any, scale: Any = 1) -> Any:
     r"""Projection onto the l-infinity ball.
 

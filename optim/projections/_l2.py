@@ -7,11 +7,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim.projections._checks import check_scalar
 from optim.tree import norm
 from optim.tree import scale as scale_tree
 
 
+@suggest_keywords
 def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     r"""Projection onto the l2 sphere.
 
@@ -44,6 +46,7 @@ def projection_l2_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     return scale_tree(factor, tree)
 
 
+@suggest_keywords
 def projection_l2_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     r"""Projection onto the l2 ball.
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from optim._keywords import suggest_keywords
 from optim.projections._checks import check_scalar
 from optim.tree import norm
 
@@ -39,6 +40,7 @@ def _unit_simplex_jvp(primals: tuple, tangents: tuple) -> tuple:
     return projected, support * values_dot - (jnp.dot(support, values_dot) / size) * support
 
 
+@suggest_keywords
 def projection_simplex(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     r"""Projection onto a simplex.
 
@@ -76,6 +78,7 @@ def projection_simplex(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     return unravel(scale * _unit_simplex(values / scale))
 
 
+@suggest_keywords
 def projection_l1_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     r"""Projection onto the l1 sphere.
 
@@ -107,6 +110,7 @@ def projection_l1_sphere(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     return jax.tree.map(lambda x, m: jnp.sign(x) * m, tree, magnitudes)
 
 
+@suggest_keywords
 def projection_l1_ball(tree: Any, scale: jax.typing.ArrayLike = 1) -> Any:
     r"""Projection onto the l1 ball.
 

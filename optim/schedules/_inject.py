@@ -23,6 +23,7 @@ from optim._hyper import (
     is_pytree_schedule,
     value_at,
 )
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -310,6 +311,7 @@ class InjectHyperparams(Transformation):
         )
 
 
+@suggest_keywords
 def inject_hyperparams(
     inner_factory: Callable[..., Any],
     static_args: str | Iterable[str] = (),
@@ -398,6 +400,7 @@ def inject_hyperparams(
     return wrapped
 
 
+@suggest_keywords
 def inject_stateful_hyperparams(
     inner_factory: Callable[..., Any],
     static_args: str | Iterable[str] = (),

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optim._hyper import hyper
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim.schedules._schedules import (
     ConstantSchedule,
@@ -52,6 +53,7 @@ class JoinSchedule:
         return _select(count, self.boundaries, values)
 
 
+@suggest_keywords
 def join_schedules(
     schedules: Sequence[Callable[[jax.Array], ArrayLike]], boundaries: Sequence[int]
 ) -> JoinSchedule:
@@ -110,6 +112,7 @@ def _warmup_then(
     return join_schedules((warmup, schedule), (warmup_steps,))
 
 
+@suggest_keywords
 def warmup_constant_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,
@@ -139,6 +142,7 @@ def warmup_constant_schedule(
     return linear_schedule(init_value, _float(peak_value, "peak_value"), warmup_steps)
 
 
+@suggest_keywords
 def warmup_cosine_decay_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,
@@ -189,6 +193,7 @@ def warmup_cosine_decay_schedule(
     return _warmup_then(init_value, peak_value, warmup_steps, decay)
 
 
+@suggest_keywords
 def warmup_exponential_decay_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,
@@ -236,6 +241,7 @@ def warmup_exponential_decay_schedule(
     return _warmup_then(init_value, peak_value, warmup_steps, decay)
 
 
+@suggest_keywords
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> JoinSchedule:
     """SGD with warm restarts (Loshchilov & Hutter, https://arxiv.org/abs/1608.03983).
 

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optim._hyper import check_flag, check_int, hyper, hyper_field, nonnegative
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
 
@@ -446,6 +447,7 @@ def _boundaries_and_scales(
     return boundaries, scales
 
 
+@suggest_keywords
 def constant_schedule(value: ArrayLike) -> ConstantSchedule:
     """A schedule that is ``value`` at every step.
 
@@ -464,6 +466,7 @@ def constant_schedule(value: ArrayLike) -> ConstantSchedule:
     return ConstantSchedule(value)
 
 
+@suggest_keywords
 def polynomial_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -502,6 +505,7 @@ def polynomial_schedule(
     return PolynomialSchedule(init_value, end_value, power, transition_steps, transition_begin)
 
 
+@suggest_keywords
 def linear_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -535,6 +539,7 @@ def linear_schedule(
     return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
 
+@suggest_keywords
 def cosine_decay_schedule(
     init_value: ArrayLike,
     decay_steps: int,
@@ -566,6 +571,7 @@ def cosine_decay_schedule(
     )
 
 
+@suggest_keywords
 def exponential_decay(
     init_value: ArrayLike,
     transition_steps: int,
@@ -619,6 +625,7 @@ def exponential_decay(
     )
 
 
+@suggest_keywords
 def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
@@ -645,6 +652,7 @@ def piecewise_constant_schedule(
     return PiecewiseConstantSchedule(init_value, scales, boundaries)
 
 
+@suggest_keywords
 def piecewise_interpolate_schedule(
     interpolate_type: str,
     init_value: ArrayLike,
@@ -686,6 +694,7 @@ def _onecycle_arguments(
     )
 
 
+@suggest_keywords
 def linear_onecycle_schedule(
     transition_steps: int,
     peak_value: ArrayLike,
@@ -733,6 +742,7 @@ def linear_onecycle_schedule(
     return piecewise_interpolate_schedule("linear", peak_value / div_factor, boundaries_and_scales)
 
 
+@suggest_keywords
 def cosine_onecycle_schedule(
     transition_steps: int,
     peak_value: ArrayLike,
@@ -772,6 +782,7 @@ def cosine_onecycle_schedule(
     return piecewise_interpolate_schedule("cosine", peak_value / div_factor, boundaries_and_scales)
 
 
+@suggest_keywords
 def wsd_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,

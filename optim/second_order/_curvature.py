@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from optim._keywords import suggest_keywords
+
 LossFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
@@ -26,6 +28,7 @@ def _flat(params: Any) -> jax.Array:
     return ravel_pytree(params)[0]
 
 
+@suggest_keywords
 def hvp(loss: LossFn, v: jax.Array, params: Any, inputs: jax.Array, targets: jax.Array) -> Any:
     r"""Performs an efficient Hessian-vector product :math:`H v` of ``loss``.
 
@@ -67,6 +70,7 @@ def hvp(loss: LossFn, v: jax.Array, params: Any, inputs: jax.Array, targets: jax
     return jax.jvp(gradient, [params], [unravel(v)])[1]
 
 
+@suggest_keywords
 def hessian_diag(loss: LossFn, params: Any, inputs: jax.Array, targets: jax.Array) -> jax.Array:
     r"""Computes the diagonal of the Hessian of ``loss`` at ``(inputs, targets)``.
 
@@ -103,6 +107,7 @@ def hessian_diag(loss: LossFn, params: Any, inputs: jax.Array, targets: jax.Arra
     return jax.vmap(curvature_along)(basis)
 
 
+@suggest_keywords
 def fisher_diag(
     negative_log_likelihood: LossFn, params: Any, inputs: jax.Array, targets: jax.Array
 ) -> jax.Array:

@@ -67,6 +67,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, keystr
 
 __all__ = [
@@ -94,6 +95,7 @@ class CorruptCheckpointError(ValueError):
     """A checkpoint's files do not match its manifest, or cannot be decoded."""
 
 
+@suggest_keywords
 def save(
     directory: str | os.PathLike[str],
     step: int,
@@ -177,6 +179,7 @@ def save(
     return final
 
 
+@suggest_keywords
 def restore(
     directory: str | os.PathLike[str], template: PyTree, step: int | None = None
 ) -> tuple[int, PyTree, dict[str, Any]]:
@@ -268,6 +271,7 @@ class Restored(NamedTuple):
     corrupted: tuple[int, ...]
 
 
+@suggest_keywords
 def restore_latest(
     directory: str | os.PathLike[str],
     template_at: Callable[[int], PyTree],
@@ -329,6 +333,7 @@ def restore_latest(
     return None
 
 
+@suggest_keywords
 def all_steps(directory: str | os.PathLike[str]) -> list[int]:
     """The steps of the complete checkpoints in ``directory``, ascending (``[]`` if missing).
 
@@ -355,6 +360,7 @@ def all_steps(directory: str | os.PathLike[str]) -> list[int]:
     return sorted(_scan(directory)[0]) if directory.is_dir() else []
 
 
+@suggest_keywords
 def latest_step(directory: str | os.PathLike[str]) -> int | None:
     """The highest step with a complete checkpoint in ``directory``, or ``None``.
 

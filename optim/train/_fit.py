@@ -40,10 +40,12 @@ from typing import Any
 import jax
 
 from optim._hyper import check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, check_params
 from optim.base import as_transformation
 from optim.train._batches import RandomBatches
 from optim.train._options import (
+    NO_DATA,
     Batching,
     Checkpointing,
     Chunking,
@@ -52,18 +54,21 @@ from optim.train._options import (
     Placement,
     StepOptions,
     check_key,
+    check_not_a_class,
     num_examples,
+    without_data,
 )
 from optim.train._result import FitResult
 from optim.train._run import plan
 from optim.train._step import check_loss_fn
 
 
+@suggest_keywords
 def fit(
     loss_fn: Callable[..., Any],
     params: PyTree,
     optimizer: Any,
-    data: Any,
+    data: Any = None,
     *,
     steps: int | None = None,
     epochs: int | None = None,
@@ -98,14 +103,16 @@ def fit(
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar`` (``-> (scalar, aux)`` with ``has_aux``);
         ``batch`` has the structure of ``data`` with ``batch_size`` examples on the leading
-        axis.
+        axis; ``loss_fn(params)`` with ``data=None``.
       params: the initial parameters, any pytree; floating (and complex) arrays are trained,
         other leaves (integer arrays, ``None``, Python values) are passed through unchanged.
       optimizer: a gradient transformation from ``optim`` or ``optax`` (an
         :class:`optim.GradientTransformation` or an ``optax.GradientTransformation``).
       data: a pytree of arrays sharing a leading example axis (``batch`` has its structure),
         or an iterator of batches (then give ``steps``, or nothing to run until it is
-        exhausted; not ``epochs`` nor ``batch_size``).
+        exhausted; not ``epochs`` nor ``batch_size``), or ``None`` (the default) for an
+        objective without data such as Rosenbrock: ``loss_fn(params)`` is then called
+        without a batch, every step (not with ``epochs``, ``batch_size`` or ``accumulate``).
       steps: optimizer steps to take, an int >= 1. Give ``steps`` or ``epochs``, not both.
       epochs: passes over the data, an int >= 1, reshuffled each with ``key`` (required):
         ``epochs * ceil(n / batch_size)`` steps (``floor`` with ``drop_last``).
@@ -191,13 +198,17 @@ def fit(
     """
     loss_fn = check_loss_fn(loss_fn)
     optimizer = as_transformation(optimizer, "optimizer")
+    check_not_a_class(params, "params")
     check_params(params)
+    batching = Batching(steps, epochs, batch_size, drop_last, key)
+    if data is None:
+        loss_fn, data = without_data(loss_fn, batching, accumulate), NO_DATA
     run = plan(
         loss_fn,
         params,
         optimizer,
         data,
-        Batching(steps, epochs, batch_size, drop_last, key),
+        batching,
         StepOptions(has_aux, accumulate, skip_nonfinite, max_consecutive_skips),
         Evaluation(eval_data, eval_every, metrics, early_stopping),
         Checkpointing(checkpoint_dir, checkpoint_every, resume),
@@ -211,6 +222,7 @@ def fit(
     return run.collect()
 
 
+@suggest_keywords
 def sample_batch(data: PyTree, key: jax.Array, batch_size: int, step: int = 0) -> PyTree:
     """The ``batch_size`` examples ``fit(..., steps=, batch_size=, key=key)`` trains on at
     ``step``: drawn without replacement with ``jax.random.fold_in(key, step)``.

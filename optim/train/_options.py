@@ -9,6 +9,8 @@ that relate a group to the data, the parameters or the optimizer are in ``optim.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import check_flag, check_int
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, keystr, leaves_with_paths
 from optim.train._batches import EpochBatches, RandomBatches
 from optim.train._sharding import ShardingPlan, make_plan
@@ -51,6 +54,7 @@ def check_key(key: Any) -> None:
     )
 
 
+@suggest_keywords
 def num_examples(data: PyTree) -> int:
     """The shared leading size of every array in ``data``; ``ValueError`` naming any other.
 
@@ -81,6 +85,73 @@ def num_examples(data: PyTree) -> int:
         listed = ", ".join(f"data{path} has {n}" for n, path in sizes.items())
         raise ValueError(f"data leaves must share their leading (example) size: {listed}")
     return next(iter(sizes))
+
+
+def check_not_a_class(tree: Any, name: str) -> None:
+    """``TypeError`` when ``tree`` (or a leaf of it) is a class where an instance belongs:
+    ``models.MLP`` passed for ``models.MLP.init(key, sizes)``."""
+    for path, leaf in leaves_with_paths(tree):
+        if isinstance(leaf, type):
+            where = name + (keystr(path) if path else "")
+            raise TypeError(
+                f"{where} is the class {leaf.__qualname__}, not an instance of it: "
+                f"build one first, e.g. {_how_to_build(leaf)}"
+            )
+
+
+def _how_to_build(cls: type) -> str:
+    """``package.Class.init(key, sizes)`` (its required arguments) or ``package.Class(...)``."""
+    package = cls.__module__.partition(".")[0]
+    path = f"{package}.{cls.__qualname__}"
+    if getattr(importlib.import_module(package), cls.__qualname__, None) is not cls:
+        path = f"{cls.__module__}.{cls.__qualname__}"
+    init = getattr(cls, "init", None)
+    if not isinstance(inspect.getattr_static(cls, "init", None), classmethod):
+        return f"{path}(...)"
+    required = [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return f"{path}.init({', '.join(required)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFree:
+    """A loss of the parameters alone, ``loss_fn(params)``, called as ``fit`` calls a loss,
+    ``(params, batch)``, for ``data=None``. Equal for equal ``loss_fn`` (a ``jit`` static
+    argument), so that repeated fits of one objective reuse their compiled step."""
+
+    loss_fn: Callable[..., Any]
+
+    def __call__(self, params: PyTree, batch: Any) -> Any:
+        del batch  # the one empty example of NO_DATA
+        return self.loss_fn(params)
+
+
+# What fit trains a data-free objective on: one example with no features, the whole batch
+# of every step (each step is full-batch: there is nothing to sample).
+NO_DATA = np.zeros((1, 0), np.float32)
+
+
+def without_data(loss_fn: Callable[..., Any], batching: Batching, accumulate: int) -> DataFree:
+    """``loss_fn(params)`` for ``fit(..., data=None)``, checked against the options that need
+    data."""
+    if batching.epochs is not None or batching.batch_size is not None or accumulate != 1:
+        raise ValueError(
+            "data=None trains loss_fn(params), an objective without data: give steps=, not "
+            "epochs, batch_size or accumulate (there are no examples to split)"
+        )
+    try:
+        inspect.signature(loss_fn).bind(None)
+    except TypeError:
+        raise TypeError(
+            f"data=None calls loss_fn(params) without a batch, but loss_fn takes "
+            f"{inspect.signature(loss_fn)}: pass the data, or a loss_fn of the parameters alone"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): the call will tell
+        pass
+    return DataFree(loss_fn)
 
 
 # --- batching -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from optim._keywords import suggest_keywords
 from optim._tree import (
     PyTree,
     check_params,
@@ -434,6 +435,7 @@ def _checked(loss_fn, optimizer, params, opt_state, options: StepOptions):
     return program, optimizer, carry
 
 
+@suggest_keywords
 def train_step(
     loss_fn: Callable[..., Any],
     optimizer: Any,
@@ -490,6 +492,7 @@ def train_step(
     return program.params(carry.arrays), carry.opt_state, record
 
 
+@suggest_keywords
 def train_loop(
     loss_fn: Callable[..., Any],
     optimizer: Any,

@@ -23,11 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, is_array
 from optim.base import apply_updates
 from optim.grad import ArraySplit, split_arrays
 from optim.optimizers._adam import adam
 from optim.train._fit import fit
+from optim.train._options import check_not_a_class, num_examples
 
 __all__ = ["HypergradientResult", "SweepResult", "hypergradient_descent", "sweep"]
 
@@ -138,6 +140,7 @@ def _format_runs(values: np.ndarray) -> str:
     return f"{np.mean(values):.4g} ± {np.std(values):.2g}"
 
 
+@suggest_keywords
 def sweep(
     loss_fn: Callable[[PyTree, PyTree], jax.Array],
     params: PyTree | Callable[[jax.Array], PyTree],
@@ -175,7 +178,7 @@ def sweep(
       make_optimizer: builds a gradient transformation from keyword arguments named as in
         ``grid``, e.g. ``lambda learning_rate, weight_decay: optim.adamw(learning_rate,
         weight_decay=weight_decay)``, or ``optim.adamw`` itself.
-      data: training data, as for ``fit``.
+      data: training data, as for ``fit`` (``None``: ``loss_fn(params)`` has no data).
       grid: hyperparameter name -> non-empty sequence of real numbers; the sweep trains their
         Cartesian product (passed to ``make_optimizer`` as float32 scalars).
       seeds: ``None``, a number of seeds, or a sequence of integer seeds.
@@ -212,12 +215,15 @@ def sweep(
             "eval_fn and eval_data go together: give both to choose the best point on "
             "held-out data, or neither to choose by the final training loss"
         )
+    check_not_a_class(params, "params")
     init_fn = params if _is_initialiser(params) else None
     if init_fn is not None and key is None and seeds is None:
         raise ValueError(
             "params is a function of a PRNG key: pass key= (or seeds=) to initialise it"
         )
     seed_values = _seed_values(seeds)
+    if seed_values is not None and len(seed_values) > 1 and init_fn is None:
+        _warn_if_identical(seeds, batch_size, data)
     run_keys = key if seed_values is None else _seed_keys(seed_values, key)
 
     points = list(itertools.product(*axes.values()))
@@ -298,7 +304,7 @@ def _sweep_program(
             batch_size=batch_size,
             key=run_key,
         )
-        final_loss = loss_fn(result.params, data)
+        final_loss = loss_fn(result.params) if data is None else loss_fn(result.params, data)
         evaluation = None if eval_fn is None else eval_fn(result.params, eval_data)
         if evaluation is not None and jnp.shape(evaluation) != ():
             raise ValueError(
@@ -427,6 +433,23 @@ def _seed_values(seeds: Any) -> list[int] | None:
     return [int(s) for s in values]
 
 
+def _warn_if_identical(seeds: Any, batch_size: int | None, data: Any) -> None:
+    """Warn when every seed's run would be the same: the key draws only minibatches and, with
+    ``params`` a function, initial parameters; with full batches and shared parameters it
+    draws nothing. The runs are correct, only redundant (and their spread, zero, says nothing
+    about robustness), so this warns rather than raises."""
+    if batch_size is not None and (data is None or batch_size < num_examples(data)):
+        return
+    warnings.warn(
+        f"seeds={seeds!r} trains identical copies: with full-batch steps and the same initial "
+        "params, nothing in a run depends on its key. Pass params as a function key -> params "
+        "(each seed initialises its own) or batch_size= (each seed draws its own minibatches), "
+        "or leave seeds out",
+        UserWarning,
+        stacklevel=4,  # the caller of sweep (past sweep and its keyword-checking wrapper)
+    )
+
+
 def _seed_keys(seeds: list[int], key: jax.Array | None) -> jax.Array:
     """One PRNG key per seed: ``PRNGKey(s)``, or ``fold_in(key, s)`` when ``key`` is given."""
     if key is None:
@@ -462,6 +485,7 @@ class HypergradientResult(NamedTuple):
     losses: jax.Array
 
 
+@suggest_keywords
 def hypergradient_descent(
     objective: Callable[[dict[str, jax.Array]], jax.Array],
     hyperparams: Mapping[str, float],

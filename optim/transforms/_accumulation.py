@@ -29,6 +29,7 @@ from optim._hyper import (
     hyper_field,
     int_option,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     debias_tree,
@@ -101,6 +102,7 @@ class Trace(Transformation):
         return cast_like_grads(out, updates), TraceState(trace=store_like(trace, state.trace))
 
 
+@suggest_keywords
 def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
     r"""Momentum: a decaying sum of past updates (``optax.trace``; Polyak, 1964).
 
@@ -184,6 +186,7 @@ class Ema(Transformation):
         return cast_like_grads(out, updates), EmaState(count=count, ema=store_like(ema, state.ema))
 
 
+@suggest_keywords
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
     r"""Exponential moving average of past updates (``optax.ema``).
 
@@ -258,6 +261,7 @@ class ShouldSkipUpdateFunction(Protocol):
     ) -> tuple[jax.Array, PyTree]: ...
 
 
+@suggest_keywords
 def skip_not_finite(
     updates: PyTree, gradient_step: jax.Array, params: PyTree | None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -288,6 +292,7 @@ def skip_not_finite(
     return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
 
 
+@suggest_keywords
 def skip_large_updates(
     updates: PyTree, gradient_step: jax.Array, params: PyTree | None, max_squared_norm: Any
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -551,6 +556,7 @@ class ApplyEveryK(Transformation):
         return cast_like_grads(out, updates), new_state
 
 
+@suggest_keywords
 def apply_every(k: int = 1) -> ApplyEveryK:
     r"""Accumulate updates and apply their sum every ``k`` steps (``optax.apply_every``).
 

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import is_schedule, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
 )
@@ -99,6 +100,7 @@ def _without_missing_updates(updates: PyTree, params: PyTree) -> PyTree:
         return params  # not a prefix: check_updates names the difference
 
 
+@suggest_keywords
 def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> Any:
     r"""Add ``weight_decay * params`` to the updates, on the leaves ``mask`` selects
     (``optax.add_decayed_weights``; Loshchilov & Hutter, 2019, "Decoupled Weight Decay
@@ -237,6 +239,7 @@ def _resolve_key(key: Any, seed: int | None) -> jax.Array:
     return _as_key(key)
 
 
+@suggest_keywords
 def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None) -> AddNoise:
     r"""Add annealed Gaussian noise to the updates (``optax.add_noise``; Neelakantan et al.,
     2015, "Adding Gradient Noise Improves Learning for Very Deep Networks").

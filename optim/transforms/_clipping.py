@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import check_flag, hyper, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     cast_like_grads,
     safe_sqrt,
@@ -66,6 +67,7 @@ class Clip(Transformation):
         return map_arrays(lambda g: jnp.clip(upcast(g), -c, c).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def clip(max_delta: Any) -> Clip:
     r"""Clip every update element to ``[-max_delta, max_delta]`` (``optax.clip``).
 
@@ -128,6 +130,7 @@ class ClipByGlobalNorm(Transformation):
         return map_arrays(clip_leaf, updates), state
 
 
+@suggest_keywords
 def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
     r"""Rescale updates so that their global norm is at most ``max_norm``
     (``optax.clip_by_global_norm``; Pascanu et al., 2013, "On the difficulty of training
@@ -187,6 +190,7 @@ class ClipByBlockRms(Transformation):
         return cast_like_grads(map_arrays(clip_leaf, updates), updates), state
 
 
+@suggest_keywords
 def clip_by_block_rms(threshold: Any) -> ClipByBlockRms:
     r"""Scale each leaf down to a root mean square of at most ``threshold``
     (``optax.clip_by_block_rms``).
@@ -260,6 +264,7 @@ def _unitwise_norm(x: jax.Array, axes: tuple[int, ...] | None) -> jax.Array:
     return jnp.broadcast_to(jnp.sqrt(squares), x.shape)
 
 
+@suggest_keywords
 def unitwise_norm(x: Any, axis: int | tuple[int, ...] | None = None) -> jax.Array:
     r"""The Euclidean (Frobenius) norm of each unit of ``x``, broadcast to ``x``'s shape
     (``optax.transforms.unitwise_norm``).
@@ -293,6 +298,7 @@ def unitwise_norm(x: Any, axis: int | tuple[int, ...] | None = None) -> jax.Arra
     return norm
 
 
+@suggest_keywords
 def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: Any = _DIV_EPS) -> jax.Array:
     r"""Scale each unit of ``grad`` whose norm is not below ``max_norm`` down to that norm
     (``optax.transforms.unitwise_clip``).
@@ -396,6 +402,7 @@ def _check_axis(axis: Any) -> int | tuple[int, ...] | None:
     raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
 
 
+@suggest_keywords
 def adaptive_grad_clip(
     clipping: Any, eps: Any = 1e-3, axis: int | tuple[int, ...] | None = None
 ) -> AdaptiveGradClip:
@@ -496,6 +503,7 @@ def _clip_and_sum(grads: PyTree, norms: jax.Array, bound: jax.Array) -> tuple[Py
     return clipped_sum, jnp.sum(multipliers < 1.0).astype(jnp.int32)
 
 
+@suggest_keywords
 def per_example_global_norm_clip(grads: PyTree, l2_norm_clip: Any) -> tuple[PyTree, jax.Array]:
     r"""Clip each example's gradient to global norm ``l2_norm_clip`` and sum over the batch
     (Abadi et al., 2016, "Deep Learning with Differential Privacy").
@@ -538,6 +546,7 @@ def per_example_global_norm_clip(grads: PyTree, l2_norm_clip: Any) -> tuple[PyTr
     return _clip_and_sum(grads, norms, bound)
 
 
+@suggest_keywords
 def per_example_layer_norm_clip(
     grads: PyTree, global_l2_norm_clip: Any, uniform: bool = True
 ) -> tuple[PyTree, PyTree]:

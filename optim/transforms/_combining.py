@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jax
 
 from optim._hyper import flag
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -223,6 +224,7 @@ class Partition(Transformation):
         return updates, PartitionState(new_states)
 
 
+@suggest_keywords
 def partition(
     transforms: Mapping[Hashable, Any],
     param_labels: Any,
@@ -355,6 +357,7 @@ class NamedChain(Transformation):
         return updates, collections.OrderedDict(zip(self.names, states, strict=True))
 
 
+@suggest_keywords
 def named_chain(*args: tuple[str, Any]) -> NamedChain:
     r"""Compose ``(name, transformation)`` pairs in order; the state is an ordered dict with
     each part's state under its name (``optax.named_chain``).

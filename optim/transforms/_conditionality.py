@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import flag, int_option
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -86,6 +87,7 @@ class ApplyIfFinite(Transformation):
         return new_updates, ApplyIfFiniteState(notfinite_count, finite, total, inner_state)
 
 
+@suggest_keywords
 def apply_if_finite(inner: Any, max_consecutive_errors: int) -> ApplyIfFinite:
     r"""Ignore updates with NaNs or infinities, up to ``max_consecutive_errors`` in a row
     (``optax.apply_if_finite``).
@@ -253,6 +255,7 @@ def _conditionally(
     )
 
 
+@suggest_keywords
 def conditionally_transform(
     inner: Any, should_transform_fn: Callable[..., Any], forward_extra_args: bool = False
 ) -> ConditionallyApply:
@@ -294,6 +297,7 @@ def conditionally_transform(
     return _conditionally(inner, should_transform_fn, forward_extra_args, zero_rejected=False)
 
 
+@suggest_keywords
 def conditionally_mask(
     inner: Any, should_transform_fn: Callable[..., Any], forward_extra_args: bool = False
 ) -> ConditionallyApply:

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -57,6 +58,7 @@ class ZeroNans(Transformation):
         return cleaned, ZeroNansState(found_nan=found_nan)
 
 
+@suggest_keywords
 def zero_nans() -> ZeroNans:
     r"""Replace NaNs in the updates by 0 and record where it happened (``optax.zero_nans``).
 
@@ -126,6 +128,7 @@ class KeepParamsNonnegative(Transformation):
         return cast_like_grads(map_arrays(clamp, updates, params), updates), state
 
 
+@suggest_keywords
 def keep_params_nonnegative() -> KeepParamsNonnegative:
     r"""Modify updates so that parameters stay >= 0 (``optax.keep_params_nonnegative``).
 

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from optim._keywords import suggest_keywords
 from optim._tree import (
     PyTree,
     check_prefix,
@@ -35,6 +36,7 @@ def _static_bool(m: Any) -> Any:
     return m
 
 
+@suggest_keywords
 def freeze(mask: Any) -> Masked:
     r"""Zero the updates where ``mask`` is True: :math:`u_i = 0` there, :math:`g_i` elsewhere.
 
@@ -97,6 +99,7 @@ class _FreezeLabels:
         return labels
 
 
+@suggest_keywords
 def selective_transform(optimizer: Any, *, freeze_mask: Any) -> Partition:
     r"""Apply ``optimizer`` to the leaves where ``freeze_mask`` is False and zero the updates
     where it is True: :math:`u_i = 0` where frozen, :math:`T(g)_i` elsewhere

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import Decay, hyper, is_schedule, value_at
+from optim._keywords import suggest_keywords
 from optim._pytree import is_static, with_fields
 from optim._tree import (
     is_array,
@@ -169,6 +170,7 @@ def _has_hyperparams(x: Any) -> bool:
     )
 
 
+@suggest_keywords
 def hyperparams(state_or_optimizer: Any, state: Any = None) -> dict[str, jax.Array]:
     """The float hyperparameters, as a flat dict ``name -> float32 scalar``.
 
@@ -276,6 +278,7 @@ def _replace(block: Any, values: dict[str, Any], used: set, available: set) -> A
     return with_fields(block, **children) if children else block
 
 
+@suggest_keywords
 def with_hyperparams(optimizer: Any, **values: Any) -> Any:
     """A copy of ``optimizer`` with float hyperparameters replaced by field name.
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import hyper
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, check_same_structure, is_array, is_trainable, upcast
 
 __all__ = ["incremental_update", "periodic_update"]
@@ -29,6 +30,7 @@ def _check_trees(new_tensors: PyTree, old_tensors: PyTree) -> None:
     check_same_structure(new_tensors, old_tensors, "new_tensors", "old_tensors")
 
 
+@suggest_keywords
 def incremental_update(new_tensors: PyTree, old_tensors: PyTree, step_size: Any) -> PyTree:
     r"""A moving average of the parameters, Polyak averaging (``optax.incremental_update``).
 
@@ -88,6 +90,7 @@ def _integer(value: Any, name: str, low: int) -> Any:
     return value
 
 
+@suggest_keywords
 def periodic_update(
     new_tensors: PyTree, old_tensors: PyTree, steps: Any, update_period: Any
 ) -> PyTree:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
@@ -62,6 +63,7 @@ class Flatten(Transformation):
         return _unravel(flat, updates), state
 
 
+@suggest_keywords
 def flatten(inner: Any) -> Flatten:
     r"""Apply ``inner`` to all parameters raveled into one vector (``optax.flatten``).
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import decay, flag, int_option
+from optim._keywords import suggest_keywords
 from optim._numerics import decay_complement, decay_rate
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -148,6 +149,7 @@ class Lookahead(Transformation):
         )
 
 
+@suggest_keywords
 def lookahead(
     fast_optimizer: Any, sync_period: int, slow_step_size: Any, reset_state: bool = False
 ) -> Lookahead:

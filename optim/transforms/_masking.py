@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 
 from optim._hyper import flag
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
     PyTree,
@@ -142,6 +143,7 @@ class Masked(Transformation):
         return merged, MaskedState(inner_state)
 
 
+@suggest_keywords
 def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -> Masked:
     r"""Apply ``inner`` only where ``mask`` is True; pass the other updates through
     (``optax.masked``).

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import dtype_option, flag, hyper_field
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, debias, ema_update, store_like
 from optim._pytree import pytree_dataclass, static
 from optim._tree import (
@@ -75,6 +76,7 @@ class Snapshot(Transformation):
         return updates, SnapshotState({self.measure_name: self.measure(updates)})
 
 
+@suggest_keywords
 def snapshot(measure_name: str, measure: Callable[[PyTree], Any]) -> Snapshot:
     """Store a measurement of the updates in the state (``optax.snapshot``).
 
@@ -189,6 +191,7 @@ class Monitor(Transformation):
         return updates, MonitorState(measurements, states)
 
 
+@suggest_keywords
 def monitor(measures: Mapping[str, Any]) -> Monitor:
     """Record several measurements of the updates, stateful ones included (``optax.monitor``).
 
@@ -296,6 +299,7 @@ class MeasureWithEma(Transformation):
         return cast_like_grads(out, measurement), (EmptyState(), new_state)
 
 
+@suggest_keywords
 def measure_with_ema(
     measure: Callable[[PyTree], Any],
     decay: Any,

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import hyper_field, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads
 from optim._pytree import pytree_dataclass
 from optim._tree import (
@@ -58,6 +59,7 @@ class Centralize(Transformation):
         return map_arrays(_centralized, updates), state
 
 
+@suggest_keywords
 def centralize() -> Centralize:
     r"""Subtract from each matrix-like update its mean over all but the first axis
     (``optax.centralize``; Yong et al., 2020, "Gradient Centralization: A New Optimization
@@ -122,6 +124,7 @@ class NormalizeByUpdateNorm(Transformation):
         return cast_like_grads(normalized, updates), state
 
 
+@suggest_keywords
 def normalize_by_update_norm(scale_factor: Any = 1.0, eps: Any = 1e-6) -> NormalizeByUpdateNorm:
     r"""Divide the updates by their global norm (plus ``eps``) and multiply by ``scale_factor``
     (``optax.normalize_by_update_norm``).

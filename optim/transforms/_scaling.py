@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from optim._hyper import check_flag, flag, hyper, hyper_field, is_schedule, nonnegative, value_at
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
@@ -55,6 +56,7 @@ class Scale(Transformation):
         return map_arrays(lambda g: (self.step_size * upcast(g)).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def scale(step_size: Any) -> Scale:
     r"""Scale updates by a constant ``step_size`` (``optax.scale``): :math:`u_t = s\,g_t`.
 
@@ -114,6 +116,7 @@ class ScaleBySchedule(Transformation):
         return updates, ScaleByScheduleState(count=safe_increment(state.count))
 
 
+@suggest_keywords
 def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
     r"""Scale updates by ``step_size_fn(count)`` (``optax.scale_by_schedule``):
     :math:`u_t = s(t-1)\,g_t`.
@@ -182,6 +185,7 @@ class ScaleByLearningRate(Transformation):
         return map_arrays(lambda g: (step * upcast(g)).astype(g.dtype), updates), state
 
 
+@suggest_keywords
 def scale_by_learning_rate(learning_rate: Any = None, *, flip_sign: bool = True) -> Any:
     r"""Scale by minus the learning rate (``optax.scale_by_learning_rate``):
     :math:`u_t = -\eta_t\,g_t`.
@@ -257,6 +261,7 @@ def _scaled_backward_bwd(scale: jax.Array, cotangent: jax.Array) -> tuple[jax.Ar
 _scaled_backward.defvjp(_scaled_backward_fwd, _scaled_backward_bwd)
 
 
+@suggest_keywords
 def scale_gradient(inputs: PyTree, scale: Any) -> PyTree:
     r"""``inputs`` unchanged in the forward pass; their gradient multiplied by ``scale`` in
     the backward pass: :math:`f(x) = x`, :math:`\bar x = s\,\bar f` (``optax.scale_gradient``).

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 
+from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import PyTree, check_same_structure
 from optim.base import EmptyState, Transformation, as_transformation
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 
+@suggest_keywords
 def init_empty_state(params: PyTree) -> EmptyState:
     """The ``init`` of a transformation that keeps no state: ``EmptyState()`` (optax's name).
 
@@ -69,6 +71,7 @@ class Stateless(Transformation):
         return self.f(updates, params), EmptyState()
 
 
+@suggest_keywords
 def stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> Stateless:
     """A transformation without state from a function of the updates and params (optax's name).
 
@@ -123,6 +126,7 @@ class StatelessWithTreeMap(Transformation):
         return new, EmptyState()
 
 
+@suggest_keywords
 def stateless_with_tree_map(
     f: Callable[[jax.Array, jax.Array | None], jax.Array],
 ) -> StatelessWithTreeMap:
@@ -152,6 +156,7 @@ def stateless_with_tree_map(
     return StatelessWithTreeMap(f)
 
 
+@suggest_keywords
 def with_extra_args_support(tx: Any) -> Any:
     """``tx`` with an ``update`` that accepts (and ignores) extra keyword arguments
     (optax's name).

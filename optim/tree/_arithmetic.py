@@ -13,9 +13,11 @@ import operator
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree
 
 
+@suggest_keywords
 def add(tree_x: PyTree, tree_y: PyTree, *other_trees: PyTree) -> PyTree:
     r"""Add two (or more) pytrees leaf by leaf: :math:`x + y + \dots`.
 
@@ -39,6 +41,7 @@ def add(tree_x: PyTree, tree_y: PyTree, *other_trees: PyTree) -> PyTree:
     )
 
 
+@suggest_keywords
 def sub(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     """Subtract two pytrees leaf by leaf: :math:`x - y`.
 
@@ -57,6 +60,7 @@ def sub(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     return jax.tree.map(operator.sub, tree_x, tree_y)
 
 
+@suggest_keywords
 def mul(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     """Multiply two pytrees leaf by leaf (element-wise): :math:`x \\odot y`.
 
@@ -75,6 +79,7 @@ def mul(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     return jax.tree.map(operator.mul, tree_x, tree_y)
 
 
+@suggest_keywords
 def div(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     """Divide two pytrees leaf by leaf (element-wise): :math:`x / y`.
 
@@ -93,6 +98,7 @@ def div(tree_x: PyTree, tree_y: PyTree) -> PyTree:
     return jax.tree.map(operator.truediv, tree_x, tree_y)
 
 
+@suggest_keywords
 def scale(scalar: jax.typing.ArrayLike, tree: PyTree) -> PyTree:
     """Multiply every leaf of a tree by a scalar: :math:`\\alpha x`.
 
@@ -111,6 +117,7 @@ def scale(scalar: jax.typing.ArrayLike, tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: scalar * x, tree)
 
 
+@suggest_keywords
 def add_scale(tree_x: PyTree, scalar: jax.typing.ArrayLike, tree_y: PyTree) -> PyTree:
     """Add a scaled tree to another: :math:`x + \\alpha y`.
 
@@ -138,6 +145,7 @@ def add_scale(tree_x: PyTree, scalar: jax.typing.ArrayLike, tree_y: PyTree) -> P
     )
 
 
+@suggest_keywords
 def conj(tree: PyTree) -> PyTree:
     """The complex conjugate of every leaf (real leaves are unchanged).
 
@@ -155,6 +163,7 @@ def conj(tree: PyTree) -> PyTree:
     return jax.tree.map(jnp.conj, tree)
 
 
+@suggest_keywords
 def real(tree: PyTree) -> PyTree:
     """The real part of every leaf.
 
@@ -172,6 +181,7 @@ def real(tree: PyTree) -> PyTree:
     return jax.tree.map(jnp.real, tree)
 
 
+@suggest_keywords
 def clip(
     tree: PyTree,
     min_value: jax.typing.ArrayLike | None = None,
@@ -195,6 +205,7 @@ def clip(
     return jax.tree.map(lambda x: jnp.clip(x, min_value, max_value), tree)
 
 
+@suggest_keywords
 def where(condition: jax.typing.ArrayLike, tree_x: PyTree, tree_y: PyTree) -> PyTree:
     """Select ``tree_x``'s leaves where ``condition`` is True, ``tree_y``'s elsewhere.
 
@@ -214,6 +225,7 @@ def where(condition: jax.typing.ArrayLike, tree_x: PyTree, tree_y: PyTree) -> Py
     return jax.tree.map(lambda x, y: jnp.where(condition, x, y), tree_x, tree_y)
 
 
+@suggest_keywords
 def batch_shape(tree: PyTree, shape: tuple[int, ...] = ()) -> PyTree:
     """Add leading batch dimensions ``shape`` to every leaf (by broadcasting).
 
@@ -232,6 +244,7 @@ def batch_shape(tree: PyTree, shape: tuple[int, ...] = ()) -> PyTree:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (*shape, *jnp.shape(x))), tree)
 
 
+@suggest_keywords
 def zeros_like(tree: PyTree, dtype: jax.typing.DTypeLike | None = None) -> PyTree:
     """A tree of zeros with the structure, shapes and (unless ``dtype``) dtypes of ``tree``.
 
@@ -250,6 +263,7 @@ def zeros_like(tree: PyTree, dtype: jax.typing.DTypeLike | None = None) -> PyTre
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
 
 
+@suggest_keywords
 def ones_like(tree: PyTree, dtype: jax.typing.DTypeLike | None = None) -> PyTree:
     """A tree of ones with the structure, shapes and (unless ``dtype``) dtypes of ``tree``.
 
@@ -268,6 +282,7 @@ def ones_like(tree: PyTree, dtype: jax.typing.DTypeLike | None = None) -> PyTree
     return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
 
 
+@suggest_keywords
 def full_like(
     tree: PyTree, fill_value: jax.typing.ArrayLike, dtype: jax.typing.DTypeLike | None = None
 ) -> PyTree:

@@ -8,11 +8,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, keystr
 
 _MIXED_DTYPE_HANDLERS = (None, "promote", "highest", "lowest")
 
 
+@suggest_keywords
 def cast(tree: PyTree, dtype: jax.typing.DTypeLike | None) -> PyTree:
     """Cast every leaf of ``tree`` to ``dtype``; ``tree`` itself when ``dtype`` is None.
 
@@ -33,6 +35,7 @@ def cast(tree: PyTree, dtype: jax.typing.DTypeLike | None) -> PyTree:
     return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
+@suggest_keywords
 def cast_like(tree: PyTree, other_tree: PyTree) -> PyTree:
     """Cast each leaf of ``tree`` to the dtype of the leaf of ``other_tree`` at its place.
 
@@ -75,6 +78,7 @@ def _higher(dtype1: Any, dtype2: Any) -> Any:
     return dtype1 if _lower(dtype1, dtype2) == dtype2 else dtype2
 
 
+@suggest_keywords
 def dtype(tree: PyTree, mixed_dtype_handler: str | None = None) -> jax.typing.DTypeLike:
     """The dtype of a pytree's leaves.
 

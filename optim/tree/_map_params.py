@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree
 
 
@@ -74,6 +75,7 @@ class Initable(Protocol):
     def init(self, params: PyTree) -> Any: ...
 
 
+@suggest_keywords
 def map_params(
     initable: Callable[[PyTree], Any] | Initable,
     f: Callable[..., Any],

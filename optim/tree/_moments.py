@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, abs_sq
 
 
@@ -30,6 +31,7 @@ def _ema(leaf_fn: Any, updates: PyTree, moments: PyTree, decay: Any) -> PyTree:
     )
 
 
+@suggest_keywords
 def update_moment(updates: PyTree, moments: PyTree, decay: Any, order: Any) -> PyTree:
     r"""The exponential moving average of the ``order``-th moment of the updates.
 
@@ -54,6 +56,7 @@ def update_moment(updates: PyTree, moments: PyTree, decay: Any, order: Any) -> P
     return _ema(lambda g: g**order, updates, moments, decay)
 
 
+@suggest_keywords
 def update_infinity_moment(updates: PyTree, moments: PyTree, decay: Any, eps: Any) -> PyTree:
     r"""The exponentially weighted infinity norm of the updates (Adamax's second moment).
 
@@ -91,6 +94,7 @@ def _norm_power(g: jax.Array, order: Any) -> jax.Array:
     return abs_sq(g) ** (int(half) if float(half).is_integer() else half)
 
 
+@suggest_keywords
 def update_moment_per_elem_norm(updates: PyTree, moments: PyTree, decay: Any, order: Any) -> PyTree:
     r"""The exponential moving average of the ``order``-th power of the element-wise modulus.
 
@@ -118,6 +122,7 @@ def update_moment_per_elem_norm(updates: PyTree, moments: PyTree, decay: Any, or
 
 
 @functools.partial(jax.jit, inline=True)
+@suggest_keywords
 def bias_correction(moment: PyTree, decay: Any, count: Any) -> PyTree:
     r"""Bias correction of an exponential moving average started at zero.
 

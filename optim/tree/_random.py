@@ -12,9 +12,11 @@ from typing import Any
 
 import jax
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree
 
 
+@suggest_keywords
 def split_key_like(rng_key: jax.Array, target_tree: PyTree) -> PyTree:
     """One new key per leaf of ``target_tree``, split from ``rng_key``, in its structure.
 
@@ -43,6 +45,7 @@ def _accepts_sharding(sampler: Callable[..., Any]) -> bool:
         return False
 
 
+@suggest_keywords
 def random_like(
     rng_key: jax.Array,
     target_tree: PyTree,
@@ -93,6 +96,7 @@ def _is_typed_key(x: Any) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+@suggest_keywords
 def unwrap_random_key_data(input_tree: PyTree) -> PyTree:
     """Replace every typed key (``jax.random.key``) of a pytree by its raw ``uint32`` data.
 

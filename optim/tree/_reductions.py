@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree, inner_product, keystr
 
 
@@ -30,6 +31,7 @@ def _leaf_vdot(path: Any, a: Any, b: Any) -> jax.Array:
     return inner_product(a, b)
 
 
+@suggest_keywords
 def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.typing.ArrayLike:
     r"""The inner product of two pytrees: :math:`\sum_{\ell} \sum_i \bar x_{\ell i} y_{\ell i}`.
 
@@ -58,6 +60,7 @@ def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.typing.ArrayLike:
     return jax.tree.reduce(operator.add, products, initializer=0)
 
 
+@suggest_keywords
 def sum(tree: PyTree, associative_reduction: bool = False) -> jax.typing.ArrayLike:
     """The sum of all the elements of all the leaves of a pytree.
 
@@ -87,6 +90,7 @@ def _extremum(tree: PyTree, leaf_fn: Any, combine: Any, empty: float) -> jax.typ
     return jax.tree.reduce(combine, per_leaf, initializer=empty)
 
 
+@suggest_keywords
 def max(tree: PyTree) -> jax.typing.ArrayLike:
     """The largest element of all the leaves of a pytree (empty leaves are skipped).
 
@@ -104,6 +108,7 @@ def max(tree: PyTree) -> jax.typing.ArrayLike:
     return _extremum(tree, jnp.max, jnp.maximum, -float("inf"))
 
 
+@suggest_keywords
 def min(tree: PyTree) -> jax.typing.ArrayLike:
     """The smallest element of all the leaves of a pytree (empty leaves are skipped).
 
@@ -121,6 +126,7 @@ def min(tree: PyTree) -> jax.typing.ArrayLike:
     return _extremum(tree, jnp.min, jnp.minimum, float("inf"))
 
 
+@suggest_keywords
 def size(tree: PyTree) -> int:
     """The total number of elements of all the leaves of a pytree.
 
@@ -146,6 +152,7 @@ def _abs_squared(x: jax.Array) -> jax.Array:
 _INF_NAMES = ("inf", "infinity")
 
 
+@suggest_keywords
 def norm(
     tree: PyTree,
     ord: int | str | float | None = None,
@@ -189,6 +196,7 @@ def norm(
     return jnp.array(_abs_squared(result) if squared else result)
 
 
+@suggest_keywords
 def allclose(
     a: PyTree,
     b: PyTree,

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 
+from optim._keywords import suggest_keywords
 from optim._tree import PyTree
 
 KeyPath = tuple[Any, ...]
@@ -113,6 +114,7 @@ def _find(tree: PyTree, key: Any) -> list[tuple[KeyPath, Any]]:
     return found
 
 
+@suggest_keywords
 def get_all_with_path(
     tree: PyTree, key: Any, filtering: Filtering | None = None
 ) -> list[tuple[KeyPath, Any]]:
@@ -146,6 +148,7 @@ def get_all_with_path(
     return [(path, value) for path, value in found if filtering(path, value)]
 
 
+@suggest_keywords
 def get(
     tree: PyTree, key: Any, default: Any | None = None, filtering: Filtering | None = None
 ) -> Any:
@@ -202,6 +205,7 @@ def _plain_key(entry: Any) -> Any:
     raise KeyError(f"path entry {entry!r} of type {type(entry).__name__} is not supported")
 
 
+@suggest_keywords
 def set(tree: PyTree, filtering: Filtering | None = None, /, **kwargs: Any) -> PyTree:
     """A copy of ``tree`` with the values named by the keywords replaced.
 

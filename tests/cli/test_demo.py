@@ -105,7 +105,7 @@ def test_parse_optimizer():
         ("gd:lr=0.1,batch=4", "unknown key 'batch'"),
         ("sgd:lr=fast", "bad value 'fast'"),
         ("sgd:lr=0.1,batch=0", "batch must be a positive int"),
-        ("adam:b1=0.8", "learning_rate"),
+        ("adam:b1=2", "b1 must be in [0.0, 1.0)"),
     ],
 )
 def test_bad_optimizer_token_is_an_argparse_error(token, message, capsys):
