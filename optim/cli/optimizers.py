@@ -151,6 +151,7 @@ OPTIMIZERS: dict[str, Offer] = {
     **_rates(0.01, "adabelief", "yogi", "adan", "novograd", "lamb", "rmsprop"),
     **_rates(0.01, "optimistic_adam_v2", "sign_sgd", "signum", "rprop"),
     **_rates(0.001, "lion"),
+    **_rates(0.01, "shampoo", "soap", "kron"),
     "fromage": Offer(
         optim.fromage,
         {"learning_rate": 0.01},

@@ -37,6 +37,7 @@ from optim._hyper import (
     positive,
     value_at,
 )
+from optim._keywords import suggest_keywords
 from optim._numerics import cast_like_grads, debias_tree, ema_update, store_like
 from optim._pytree import checked, pytree_dataclass, static
 from optim._tree import (
@@ -93,6 +94,7 @@ class PreconditionerUpdateSchedule:
         return jnp.minimum(jnp.maximum(annealed, self.min_prob), self.max_prob)
 
 
+@suggest_keywords
 def precond_update_prob_schedule(
     max_prob: Any = 1.0, min_prob: Any = 0.03, decay: Any = 0.001, flat_start: Any = 500.0
 ) -> PreconditionerUpdateSchedule:
@@ -478,6 +480,7 @@ _SHARED_ARGS = r"""
         or a PRNG key. Kept in the state; step :math:`t` draws from ``fold_in(key, t - 1)``."""
 
 
+@suggest_keywords
 def scale_by_kron(
     b1: Any = 0.9,
     preconditioner_update_probability: Any = None,
@@ -565,6 +568,7 @@ scale_by_kron.__doc__ = (
 )
 
 
+@suggest_keywords
 def kron(
     learning_rate: ScalarOrSchedule = 0.001,
     b1: Any = 0.9,

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._hyper import decay, flag, int_option, nonnegative, positive
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -424,6 +425,7 @@ def _eye_like(stack: jax.Array) -> jax.Array:
     return jnp.broadcast_to(jnp.eye(stack.shape[-1], dtype=stack.dtype), stack.shape)
 
 
+@suggest_keywords
 def scale_by_shampoo(
     block_size: int = 128,
     b1: Any = 0.9,
@@ -525,6 +527,7 @@ def scale_by_shampoo(
     )
 
 
+@suggest_keywords
 def shampoo(
     learning_rate: ScalarOrSchedule,
     block_size: int = 128,

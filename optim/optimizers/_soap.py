@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 from optim._hyper import Decay, decay, decay_hyper, flag, int_option, nonnegative
+from optim._keywords import suggest_keywords
 from optim._numerics import (
     adaptive_step,
     cast_like_grads,
@@ -420,6 +421,7 @@ class ScaleBySoap(Transformation):
         )
 
 
+@suggest_keywords
 def scale_by_soap(
     b1: Any = 0.95,
     b2: Any = 0.95,
@@ -509,6 +511,7 @@ def scale_by_soap(
     )
 
 
+@suggest_keywords
 def soap(
     learning_rate: ScalarOrSchedule = 3e-3,
     b1: Any = 0.95,
