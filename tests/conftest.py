@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import inspect
 import math
+import pathlib
+import sys
 from typing import Any, NamedTuple
 
 import chex
@@ -210,3 +214,15 @@ def tree_bytes(tree) -> list[bytes]:
 def real_and_imaginary(tree):
     """Real and imaginary parts side by side (``relative_deviation`` compares real arrays)."""
     return jax.tree.map(lambda x: jnp.stack([x.real, x.imag]), tree)
+
+
+@functools.cache
+def api_reference():
+    """``docs/_ext/api_reference.py``, the site's reference generator: its ``PACKAGES`` is the
+    one list of public packages (the docstring check and the site's tests read it)."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "_ext" / "api_reference.py"
+    spec = importlib.util.spec_from_file_location("api_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

@@ -13,24 +13,14 @@ import importlib.util
 import inspect
 import pathlib
 import re
-import sys
 
+import conftest
 import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location(
-        "api_reference", DOCS / "_ext" / "api_reference.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-api_reference = _load_generator()
+api_reference = conftest.api_reference()
 PAGES = api_reference.pages()
 PACKAGES = api_reference.packages()
 DOCUMENTED = set(

@@ -1,7 +1,8 @@
 """Every public callable documents itself: arguments, what it returns, and an example that runs.
 
 A public callable is any function, ``functools.partial`` or class reachable under a public name of
-``optim`` (its ``__all__``), of each of its public subpackages, or of ``models``, and defined in
+``optim`` (its ``__all__``), of each of its public subpackages, or of ``models`` and its public
+modules (the list the documentation site's reference is written from), and defined in
 ``optim`` or ``models`` (optax's own classes that we re-export are optax's to document). The
 examples themselves run as doctests (``--doctest-modules``); this test checks that they exist.
 
@@ -21,28 +22,10 @@ import importlib
 import inspect
 import re
 
+import conftest
 import pytest
 
-PACKAGES = (
-    "optim",
-    "optim.assignment",
-    "optim.checkpoint",
-    "optim.contrib",
-    "optim.experimental",
-    "optim.losses",
-    "optim.microbatching",
-    "optim.perturbations",
-    "optim.precision",
-    "optim.projections",
-    "optim.quantized",
-    "optim.schedules",
-    "optim.second_order",
-    "optim.train",
-    "optim.transforms",
-    "optim.tree",
-    "optim.tree_utils",
-    "models",
-)
+PACKAGES = conftest.api_reference().PACKAGES
 
 
 def _public_callables() -> dict[str, object]:
