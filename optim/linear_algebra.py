@@ -8,7 +8,6 @@ preconditioner) and ``nnls``.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
@@ -19,6 +18,7 @@ from optim._hyper import check_int
 from optim._keywords import suggest_keywords
 from optim._tree import PyTree, map_arrays, tree_sq_norm, tree_vdot
 from optim._tree import global_norm as _global_norm
+from optim._warnings import warn_user
 
 __all__ = ["global_norm", "matrix_inverse_pth_root", "nnls", "power_iteration"]
 
@@ -53,11 +53,10 @@ def global_norm(updates: PyTree) -> jax.Array:
       ...     print(optim.global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])}))
       5.0
     """
-    warnings.warn(
+    warn_user(
         "optim.global_norm is deprecated, as optax.global_norm is, in favour of the tree norm "
         "(optax.tree.norm)",
         DeprecationWarning,
-        stacklevel=2,
     )
     return _global_norm(updates)
 

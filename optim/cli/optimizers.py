@@ -2,7 +2,7 @@
 
 An optimizer is offered when it trains the demo's problems from its defaults here (an
 ``Offer``'s ``cannot_train`` names a problem it cannot train, which the command line refuses);
-``tests/cli/test_optimizers.py`` runs each one for 100 steps on each of its problems and checks
+``tests/cli/test_cli_optimizers.py`` runs each one for 100 steps on each of its problems and checks
 that the loss goes down. Three kinds need more than a learning rate, and get it here:
 
 * an objective: ``sophia`` differentiates the loss twice (``obj_fn=``) and ``sam`` takes ascent

@@ -3,13 +3,12 @@ and a target distribution (given as probabilities or log-probabilities)."""
 
 from __future__ import annotations
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optim._keywords import suggest_keywords
+from optim._warnings import warn_user
 from optim.losses._validation import floating
 
 __all__ = [
@@ -156,10 +155,9 @@ def convex_kl_divergence(
       >>> print(caught[0].category.__name__, round(float(kl), 4))
       DeprecationWarning 0.1438
     """
-    warnings.warn(
+    warn_user(
         "The function convex_kl_divergence is deprecated. Please use generalized_kl_divergence "
         "instead.",
         DeprecationWarning,
-        stacklevel=2,
     )
     return generalized_kl_divergence(log_predictions, targets, axis=axis, where=where)

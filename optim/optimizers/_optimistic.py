@@ -6,7 +6,6 @@ the cycling of plain gradient descent-ascent on games such as GANs.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -18,6 +17,7 @@ from optim._numerics import cast_like_grads, store_like
 from optim._pytree import pytree_dataclass
 from optim._tree import PyTree, full_like, map_arrays, upcast
 from optim._types import ScalarOrSchedule
+from optim._warnings import warn_user
 from optim.base import Chain, Transformation, chain, check_updates
 from optim.optimizers._adam import scale_by_adam
 from optim.transforms._scaling import learning_rate_hyper, scale_by_learning_rate
@@ -306,9 +306,8 @@ def optimistic_adam(
         scale_by_learning_rate(1.0),  # flips the sign
     )
     # After the checks, so that bad arguments raise first; attributed to the caller.
-    warnings.warn(
+    warn_user(
         "`optimistic_adam` is deprecated, please use `optimistic_adam_v2` instead.",
         DeprecationWarning,
-        stacklevel=2,
     )
     return tx

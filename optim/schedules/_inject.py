@@ -31,6 +31,7 @@ from optim._tree import (
     safe_increment,
     zero_count,
 )
+from optim._warnings import warn_user
 from optim.base import Transformation, as_transformation
 from optim.transforms._common import StaticTree
 
@@ -427,9 +428,8 @@ def inject_stateful_hyperparams(
       >>> sorted(tx.init({}).hyperparams)
       ['learning_rate', 'momentum']
     """
-    warnings.warn(
+    warn_user(
         "inject_stateful_hyperparams is deprecated, use inject_hyperparams instead",
         DeprecationWarning,
-        stacklevel=2,
     )
     return inject_hyperparams(inner_factory, static_args, hyperparam_dtype)

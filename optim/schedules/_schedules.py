@@ -43,8 +43,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +54,7 @@ from optim._hyper import check_flag, check_int, hyper, hyper_field, nonnegative
 from optim._keywords import suggest_keywords
 from optim._pytree import pytree_dataclass, static
 from optim._tree import INT32_MAX
+from optim._warnings import warn_user
 
 # The type of a schedule: a function of the step count returning the value at that step
 # (optax.schedules.Schedule). Not in __all__: a typing alias, not a function to call.
@@ -396,26 +395,16 @@ def _choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _warn(message: str) -> None:
-    """A ``UserWarning`` pointing at the caller's line, however deep the factories are nested
-    (in any module of ``optim.schedules``)."""
-    package = __name__.rpartition(".")[0] + "."
-    frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(package):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
-
-
 def _transition_begin(value: Any) -> int:
     begin = _steps(value, "transition_begin", low=None)
     if begin < 0:
-        _warn(f"transition_begin={begin} is negative; using 0, as optax does")
+        warn_user(f"transition_begin={begin} is negative; using 0, as optax does")
         return 0
     return begin
 
 
 def _held_constant(transition_steps: int, init_value: jax.Array) -> ConstantSchedule:
-    _warn(
+    warn_user(
         f"transition_steps={transition_steps} is not positive: the schedule holds init_value "
         "at every step, as in optax"
     )
@@ -619,7 +608,7 @@ def exponential_decay(
     if transition_steps <= 0:
         return _held_constant(transition_steps, init_value)
     if not isinstance(decay_rate, jax.core.Tracer) and decay_rate == 0:
-        _warn("decay_rate=0: the schedule holds init_value at every step, as in optax")
+        warn_user("decay_rate=0: the schedule holds init_value at every step, as in optax")
     return ExponentialDecaySchedule(
         init_value, decay_rate, end_value, transition_steps, transition_begin, staircase
     )

@@ -59,7 +59,6 @@ import os
 import re
 import shutil
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,6 +68,7 @@ import numpy as np
 
 from optim._keywords import suggest_keywords
 from optim._tree import PyTree, keystr
+from optim._warnings import warn_user
 
 __all__ = [
     "CorruptCheckpointError",
@@ -237,17 +237,17 @@ def restore(
             + "".join(f"; {path} is partial (an interrupted save)" for _, path in partial)
         )
     if step is None:
-        step, tree, metadata, _ = restore_latest(directory, lambda _: template, stacklevel=3)
+        step, tree, metadata, _ = restore_latest(directory, lambda _: template)
         return step, tree, metadata
     tree, metadata = _load(complete[step], step, template)
-    _warn_partial(partial, step, stacklevel=3)
+    _warn_partial(partial, step, stacklevel=2)
     return step, tree, metadata
 
 
 def _warn_partial(partial: list[tuple[int, Path]], step: int, stacklevel: int) -> None:
     for partial_step, path in sorted(partial):
         if partial_step > step:
-            warnings.warn(
+            warn_user(
                 f"ignoring partial checkpoint {path} (an interrupted save); restoring step {step}",
                 stacklevel=stacklevel,
             )
@@ -288,8 +288,9 @@ def restore_latest(
       directory: the folder given to ``save``; it need not exist.
       template_at: a function ``step -> template``, the pytree to read the checkpoint of that
         step into (as ``template`` of :func:`restore`), for templates that depend on the step.
-      stacklevel: the ``stacklevel`` of the warnings, as for :func:`warnings.warn` (2: the
-        caller of ``restore_latest``).
+      stacklevel: where the warnings point, counted as :func:`warnings.warn`'s
+        ``stacklevel`` from the first calling frame outside ``optim`` (2, the default: that
+        frame, the line that called into the library; 3: the one above it).
 
     Returns:
       A :class:`Restored` ``(step, tree, metadata, corrupted)``, or None when ``directory``
@@ -319,7 +320,7 @@ def restore_latest(
         try:
             tree, metadata = _load(complete[step], step, template_at(step))
         except CorruptCheckpointError as e:
-            warnings.warn(f"skipping a corrupted checkpoint: {e}", stacklevel=stacklevel)
+            warn_user(f"skipping a corrupted checkpoint: {e}", stacklevel=stacklevel)
             errors.append(str(e))
             corrupted.append(step)
             continue

@@ -9,7 +9,6 @@ read it back into.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optim._tree import keystr
+from optim._warnings import warn_user
 from optim.train import _checkpoint as checkpoint
 from optim.train._history import History, Stopper
 from optim.train._step import Carry, Program, StepRecord, abstract_carry, carry_step
@@ -126,7 +126,7 @@ class CheckpointStore:
             self._template, carry=carry, key=key, stopper=stopper, record=record,
             metric_names=metric_names,
         )  # fmt: skip
-        restored = checkpoint.restore_latest(self.directory, template_at, stacklevel=6)
+        restored = checkpoint.restore_latest(self.directory, template_at)
         if restored is None:
             return None
         self.corrupted.update(restored.corrupted)
@@ -176,8 +176,6 @@ def _warn_changed(saved: dict[str, float], current: dict[str, float]) -> None:
         if path in saved and saved[path] != value
     ]
     if changes:
-        warnings.warn(
-            "resuming with hyperparameters that differ from the checkpoint's: "
-            + "; ".join(changes),
-            stacklevel=5,
+        warn_user(
+            "resuming with hyperparameters that differ from the checkpoint's: " + "; ".join(changes)
         )

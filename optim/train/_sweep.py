@@ -15,7 +15,6 @@ import functools
 import html
 import inspect
 import itertools
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from optim._keywords import suggest_keywords
 from optim._tree import PyTree, is_array
+from optim._warnings import warn_user
 from optim.base import apply_updates
 from optim.grad import ArraySplit, split_arrays
 from optim.optimizers._adam import adam
@@ -440,13 +440,12 @@ def _warn_if_identical(seeds: Any, batch_size: int | None, data: Any) -> None:
     about robustness), so this warns rather than raises."""
     if batch_size is not None and (data is None or batch_size < num_examples(data)):
         return
-    warnings.warn(
+    warn_user(
         f"seeds={seeds!r} trains identical copies: with full-batch steps and the same initial "
         "params, nothing in a run depends on its key. Pass params as a function key -> params "
         "(each seed initialises its own) or batch_size= (each seed draws its own minibatches), "
         "or leave seeds out",
         UserWarning,
-        stacklevel=4,  # the caller of sweep (past sweep and its keyword-checking wrapper)
     )
 
 
@@ -461,10 +460,9 @@ def _best_index(score: np.ndarray, mode: str) -> int | None:
     """The index of the lowest (``"min"``) or highest finite score; ``None`` if none is finite."""
     finite = np.isfinite(score)
     if not finite.any():
-        warnings.warn(
+        warn_user(
             "no grid point has a finite score (each has a run that diverged); best is None",
             RuntimeWarning,
-            stacklevel=3,
         )
         return None
     signed = score if mode == "min" else -score

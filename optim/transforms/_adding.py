@@ -14,7 +14,6 @@ gradient's dtype.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -36,6 +35,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._warnings import warn_user
 from optim.base import EmptyState, Transformation, check_updates
 
 
@@ -229,12 +229,12 @@ def _as_key(key: Any) -> jax.Array:
 def _resolve_key(key: Any, seed: int | None) -> jax.Array:
     """optax's handling of ``key=None`` and the deprecated ``seed``; warnings name the caller."""
     if seed is not None:
-        warnings.warn("seed is deprecated, pass key instead", DeprecationWarning, stacklevel=3)
+        warn_user("seed is deprecated, pass key instead", DeprecationWarning)
         if key is not None:
             raise ValueError("give key or seed, not both")
         key = seed
     if key is None:
-        warnings.warn("no key given for the gradient noise, using key 0; pass key=", stacklevel=3)
+        warn_user("no key given for the gradient noise, using key 0; pass key=")
         key = 0
     return _as_key(key)
 

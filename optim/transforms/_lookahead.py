@@ -4,7 +4,6 @@ steps toward slow weights that follow them.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -20,6 +19,7 @@ from optim._tree import (
     upcast,
     zero_count,
 )
+from optim._warnings import warn_user
 from optim.base import Transformation, as_transformation
 
 
@@ -103,10 +103,9 @@ class Lookahead(Transformation):
     def init(self, params: PyTree) -> LookaheadState:
         fast = getattr(params, "fast", None)
         if fast is None:
-            warnings.warn(
+            warn_user(
                 "lookahead init got params without a `fast` attribute; treating them as the "
-                "fast parameters. Pass LookaheadParams.init_synced(params).",
-                stacklevel=2,
+                "fast parameters. Pass LookaheadParams.init_synced(params)."
             )
             fast = params
         return LookaheadState(self.fast_optimizer.init(fast), zero_count())

@@ -7,10 +7,10 @@ The names optax deprecated (``tree_scalar_mul``, ``tree_l2_norm``, ...) still re
 """
 
 import functools
-import warnings
 from typing import Any
 
 import optim.tree as _tree_api
+from optim._warnings import warn_user
 from optim.tree._state_access import NamedTupleKey
 
 tree_add = _tree_api.add
@@ -64,11 +64,10 @@ _DEPRECATED = {
 def __getattr__(name: str) -> Any:
     if name in _DEPRECATED:
         replacement, function = _DEPRECATED[name]
-        warnings.warn(
+        warn_user(
             f"optim.tree_utils.{name} is deprecated (as in optax): use "
             f"optim.tree_utils.{replacement}",
             DeprecationWarning,
-            stacklevel=2,
         )
         return function
     raise AttributeError(f"module 'optim.tree_utils' has no attribute {name!r}")
