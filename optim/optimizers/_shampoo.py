@@ -49,6 +49,7 @@ from optim._numerics import (
     cast_like_grads,
     decay_complement,
     decay_rate,
+    nonfinite_kept,
     square_bounded,
     square_safe,
     store_like,
@@ -382,16 +383,17 @@ class ScaleByShampoo(Transformation):
         """The grafting optimizer's direction :math:`D_t` and its new second moment."""
         if self.graft_type == "sgd":
             return g, None
-        squares = abs_sq(square_bounded(g))
+        bounded = square_bounded(g)
+        direction, squares = nonfinite_kept(bounded, g), abs_sq(bounded)
         if self.graft_type == "adagrad":
             nu = upcast(nu) + squares
-            return adaptive_step(square_safe(g), nu, self.eps), nu
+            return adaptive_step(direction, nu, self.eps), nu
         nu = b2 * upcast(nu) + weight * squares
         nu_hat = nu
         if self.graft_type == "adam":
             correction = jnp.where(b2 == 1, 1.0, 1 - b2**count).astype(nu.dtype)
             nu_hat = nu / correction
-        return adaptive_step(square_safe(g), nu_hat, self.eps), nu
+        return adaptive_step(direction, nu_hat, self.eps), nu
 
     def _refreshed_roots(self, count, grads, stats, roots) -> list:
         """The roots, recomputed from ``stats`` at steps divisible by ``precondition_every``."""
