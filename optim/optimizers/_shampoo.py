@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optim._device_share import vmap_over_devices
 from optim._hyper import decay, flag, int_option, nonnegative, positive
 from optim._keywords import suggest_keywords
 from optim._numerics import (
@@ -194,7 +195,8 @@ def _inverse_roots(stacks: list[jax.Array], p: int, matrix_eps: Any) -> list[jax
     def root(matrix: jax.Array) -> jax.Array:
         return matrix_inverse_pth_root(matrix, p, ridge_epsilon=matrix_eps)[0]
 
-    roots = jax.vmap(root)(together)
+    identity = jnp.eye(size, dtype=dtype)
+    roots = vmap_over_devices(root, (together,), (identity,))
     out, start = [], 0
     for x in stacks:
         b = x.shape[-1]
@@ -458,6 +460,10 @@ def scale_by_shampoo(
     1e-6), recomputed inside a ``lax.cond``, one batched solver call for the factors of all
     leaves (padded with zeros to the largest). Its iterations are a ``lax.while_loop``, so
     ``jax.grad`` through steps that recompute roots raises (forward mode, ``jax.jvp``, works).
+    Under a mesh (``optim.fit(mesh=...)``, or ``jax.set_mesh(mesh)`` around a jitted step)
+    each device computes the roots of a share of the matrices, ``ceil(n / devices)``, and
+    the roots are gathered (Distributed Shampoo's way to scale, Anil et al., 2020): the
+    same values as on one device.
 
     The behaviour follows ``ScalableShampoo`` of ``pytorch-optimizer`` (a port of
     Distributed Shampoo) with ``shape_interpretation=False`` and its decoupled learning rate.

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from optim._device_share import vmap_over_devices
 from optim._hyper import Decay, decay, decay_hyper, flag, int_option, nonnegative
 from optim._keywords import suggest_keywords
 from optim._numerics import (
@@ -166,42 +167,64 @@ def _eigenbasis(factor: jax.Array) -> jax.Array:
     return vectors[:, ::-1]
 
 
-def _power_step(
-    factor: jax.Array, basis: jax.Array, nu: jax.Array, axis: int
-) -> tuple[jax.Array, jax.Array]:
+def _power_step(factor: jax.Array, basis: jax.Array) -> tuple[jax.Array, jax.Array]:
     """One power-iteration step with QR, :math:`Q \\leftarrow \\mathrm{QR}(L Q)`, the columns
     first sorted by their Rayleigh quotients :math:`\\mathrm{diag}(Q^\\dagger L Q)`, decreasing;
-    ``nu``'s ``axis`` is permuted alike, so each second moment stays with its direction."""
+    returns the new basis and that order (the second moment's axis is permuted alike, so each
+    second moment stays with its direction)."""
     product = jnp.matmul(factor, basis, precision=_HIGHEST)
     order = jnp.argsort(-jnp.sum(basis.conj() * product, axis=0).real)
     new_basis, _ = jnp.linalg.qr(product[:, order])
-    return new_basis, jnp.take(nu, order, axis=axis)
+    return new_basis, order
 
 
-def _first_bases(factors: tuple, bases: tuple, mu, nu) -> tuple:
+def _each_matrix(fn, matrices: list[tuple], *more: list[tuple]) -> list[tuple]:
+    """``fn`` applied to every matrix of some leaves' tuples of matrices (``None`` at an axis
+    that has none), with the matching entries of ``more`` as further arguments. Matrices of one
+    size and dtype are solved together, in one batched call whose problems the devices of the
+    current mesh share (each device a part, then gathered); an identity fills the batch."""
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    for i, leaf in enumerate(matrices):
+        for axis, m in enumerate(leaf):
+            if m is not None:
+                groups.setdefault((m.shape[0], m.dtype), []).append((i, axis))
+    out = [list(leaf) for leaf in matrices]
+    for (n, dtype), where in groups.items():
+        stacks = tuple(jnp.stack([arg[i][axis] for i, axis in where]) for arg in (matrices, *more))
+        eye = jnp.eye(n, dtype=dtype)
+        solved = vmap_over_devices(fn, stacks, (eye,) * len(stacks))
+        for k, (i, axis) in enumerate(where):
+            out[i][axis] = jax.tree.map(lambda x, k=k: x[k], solved)
+    return [tuple(leaf) for leaf in out]
+
+
+def _first_bases(factors: list, bases: list, mu: list, nu: list) -> tuple:
     """The first update: the bases from ``eigh`` (the caller keeps the moments at zero)."""
-    bases = tuple(None if f is None else _eigenbasis(f) for f in factors)
-    return bases, mu, nu
+    del bases
+    return _each_matrix(_eigenbasis, factors), mu, nu
 
 
-def _keep_bases(factors: tuple, bases: tuple, mu, nu) -> tuple:
+def _keep_bases(factors: list, bases: list, mu: list, nu: list) -> tuple:
     del factors
     return bases, mu, nu
 
 
-def _refresh_bases(factors: tuple, bases: tuple, mu, nu) -> tuple:
-    """New bases by a power step; ``mu`` is carried into them (back to the parameter's
-    coordinates and into the new basis), ``nu`` only follows the reordering of the columns."""
-    mu = _rotate(mu, bases, back=True)
-    new_bases = []
-    for axis, (factor, basis) in enumerate(zip(factors, bases, strict=True)):
-        if factor is None:
-            new_bases.append(None)
-            continue
-        basis, nu = _power_step(factor, basis, nu, axis)
-        new_bases.append(basis)
-    new_bases = tuple(new_bases)
-    return new_bases, _rotate(mu, new_bases), nu
+def _refresh_bases(factors: list, bases: list, mu: list, nu: list) -> tuple:
+    """New bases by a power step; each ``mu`` is carried into them (back to the parameter's
+    coordinates and into the new basis), each ``nu`` only follows the reordering of the
+    columns."""
+    steps = _each_matrix(_power_step, factors, bases)
+    new_bases, new_mu, new_nu = [], [], []
+    for leaf_steps, leaf_bases, m, v in zip(steps, bases, mu, nu, strict=True):
+        m = _rotate(m, leaf_bases, back=True)
+        for axis, step in enumerate(leaf_steps):
+            if step is not None:
+                v = jnp.take(v, step[1], axis=axis)
+        leaf_new = tuple(None if step is None else step[0] for step in leaf_steps)
+        new_bases.append(leaf_new)
+        new_mu.append(_rotate(m, leaf_new))
+        new_nu.append(v)
+    return new_bases, new_mu, new_nu
 
 
 def _check_data_format(value: Any, name: str) -> str:
@@ -359,15 +382,33 @@ class ScaleBySoap(Transformation):
             treedef.flatten_up_to(tree)
             for tree in (updates, state.mu, state.nu, state.factors, state.bases)
         ]
-        results = [
-            self._update_leaf(
+        trainable = [i for i, leaf in enumerate(columns[0]) if is_trainable(leaf)]
+        g, mu, nu, factors, bases = ([column[i] for i in trainable] for column in columns)
+        layouts = [self._layout(leaf.shape) for leaf in g]
+        leaves = [
+            self._adam_in_basis(
                 *entries, phase=phase, factor_decay=(rate, complement), correction=correction
             )
-            if is_trainable(entries[0])
-            else (None,) * 5
-            for entries in zip(*columns, strict=True)
+            for entries in zip(layouts, g, mu, nu, factors, bases, strict=True)
         ]
-        out, mu, nu, factors, bases = (treedef.unflatten([r[i] for r in results]) for i in range(5))
+        steps, mu, nu, factors = ([leaf[j] for leaf in leaves] for j in range(4))
+        # One switch for every leaf: the solves for the bases of all leaves batched together.
+        bases, mu, nu = lax.switch(
+            phase, (_keep_bases, _first_bases, _refresh_bases), factors, bases, mu, nu
+        )
+        first = phase == _FIRST  # the first update leaves the moments at zero
+        out = {name: [None] * len(columns[0]) for name in ("step", "mu", "nu", "factors", "bases")}
+        for k, i in enumerate(trainable):
+            layout, shape = layouts[k], g[k].shape
+            out["step"][i] = layout.from_working(steps[k], shape)
+            out["mu"][i] = layout.from_working(
+                jnp.where(first, jnp.zeros_like(mu[k]), mu[k]), shape
+            )
+            out["nu"][i] = layout.from_working(
+                jnp.where(first, jnp.zeros_like(nu[k]), nu[k]), shape
+            )
+            out["factors"][i], out["bases"][i] = factors[k], bases[k]
+        step, mu, nu, factors, bases = (treedef.unflatten(column) for column in out.values())
         new_state = ScaleBySoapState(
             count=safe_increment(count),
             mu=store_like(mu, state.mu),
@@ -375,10 +416,10 @@ class ScaleBySoap(Transformation):
             factors=factors,
             bases=bases,
         )
-        return cast_like_grads(out, updates), new_state
+        return cast_like_grads(step, updates), new_state
 
-    def _update_leaf(self, g, mu, nu, factors, bases, *, phase, factor_decay, correction):
-        layout = self._layout(g.shape)
+    def _adam_in_basis(self, layout, g, mu, nu, factors, bases, *, phase, factor_decay, correction):
+        """One leaf's step, moments and factors, in its working shape (``layout``)."""
         # Entries bounded so that the sum of all squares (the trace of every factor, and a
         # bound on each entry of the factors, of L Q and of the rotated gradient's square)
         # stays finite: a spike does not put inf into the factors, and NaN into the bases.
@@ -400,25 +441,7 @@ class ScaleBySoap(Transformation):
             None if f is None else rate * f + complement * _gram(grad, axis)
             for axis, f in enumerate(factors)
         )
-        new_bases, mu, nu = lax.switch(
-            phase,
-            (_keep_bases, _first_bases, _refresh_bases),
-            factors,
-            bases,
-            mu,
-            nu,
-        )
-        # The first update leaves the moments at zero.
-        first = phase == _FIRST
-        zeros = jnp.zeros_like(mu)
-        mu, nu = jnp.where(first, zeros, mu), jnp.where(first, zeros, nu)
-        return (
-            layout.from_working(step, g.shape),
-            layout.from_working(mu, g.shape),
-            layout.from_working(nu, g.shape),
-            factors,
-            new_bases,
-        )
+        return step, mu, nu, factors
 
 
 @suggest_keywords
@@ -451,7 +474,10 @@ def scale_by_soap(
     (``eigh`` at the first update); tensors keep one factor per axis. The docstring of the
     ``ScaleBySoap`` it returns gives the rule for tensors and where the authors' reference,
     which this follows, differs from the paper. The first update initialises the factors and
-    bases and returns zeros.
+    bases and returns zeros. The ``eigh`` and QR solves of all leaves' factors of one size run
+    as one batched call; under a mesh (``optim.fit(mesh=...)``, or ``jax.set_mesh(mesh)``
+    around a jitted step) each device solves a share of them, ``ceil(n / devices)``, and the
+    bases are gathered: the same values as on one device.
 
     Args:
       b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1)``.

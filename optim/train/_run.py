@@ -5,6 +5,7 @@ work after it; ``Run.collect`` makes the ``FitResult``."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
@@ -67,15 +68,20 @@ class Run:
     store: CheckpointStore | None = None
     bar: Any = None
     chunks: int = 0
+    contexts: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)
 
     def __enter__(self) -> Run:
         if self.progress:
-            self.bar = progress_bar(self.total, self.start)
+            self.bar = self.contexts.enter_context(progress_bar(self.total, self.start))
+        if self.program.plan is not None and not self.traced:
+            # The mesh is current while the step is traced: an optimizer with many small
+            # independent problems (Shampoo's roots, SOAP's bases) gives each device a share.
+            # Inside a user's jit, jax.set_mesh cannot be called: their own mesh is current.
+            self.contexts.enter_context(jax.set_mesh(self.program.plan.mesh))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.contexts.close()
 
     def boundaries(self) -> Iterator[int]:
         """Steps after ``start`` where a chunk ends: multiples of each interval, and ``total``."""
