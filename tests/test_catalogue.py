@@ -101,10 +101,15 @@ def _step(tx, params, state, name=""):
     return optim.apply_updates(params, updates), state
 
 
+# Steps run compiled (the optimizer is an argument: one program per optimizer): op by op, the
+# line searches and projections of a few optimizers took half a minute a test.
+_jitted_step = jax.jit(_step, static_argnames="name")
+
+
 def _run(tx, name, steps=3):
     params, state = PARAMS, tx.init(PARAMS)
     for _ in range(steps):
-        params, state = _step(tx, params, state, name)
+        params, state = _jitted_step(tx, params, state, name)
     return params, state
 
 
@@ -131,7 +136,7 @@ def test_catalogue_guarantees(name):
 
     # vmap over the learning rate equals separate runs.
     lrs = jnp.array([1e-3, 3e-2])
-    batched = jax.vmap(lambda lr: _run(make(lr), name)[0])(lrs)
+    batched = jax.jit(jax.vmap(lambda lr: _run(make(lr), name)[0]))(lrs)
     for i, lr in enumerate([1e-3, 3e-2]):
         single = _run(make(lr), name)[0]
         for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
@@ -139,7 +144,7 @@ def test_catalogue_guarantees(name):
 
     # grad through two updates with respect to the learning rate is finite.
     differentiable = GRAD_VARIANTS.get(name, make)
-    grad = jax.grad(lambda lr: convex_loss(_run(differentiable(lr), name, steps=2)[0]))(
+    grad = jax.jit(jax.grad(lambda lr: convex_loss(_run(differentiable(lr), name, steps=2)[0])))(
         jnp.float32(1e-2)
     )
     assert np.isfinite(float(grad)), f"{name}: grad through the update is {grad}"
@@ -147,6 +152,6 @@ def test_catalogue_guarantees(name):
     # lax.cond between the old and the new state: same structure, shapes and dtypes.
     tx = make(1e-2)
     state0 = tx.init(PARAMS)
-    _, state1 = _step(tx, PARAMS, state0, name)
+    _, state1 = _jitted_step(tx, PARAMS, state0, name)
     chosen = jax.jit(lambda pred: jax.lax.cond(pred, lambda: state1, lambda: state0))(True)
     assert jax.tree.structure(chosen) == jax.tree.structure(state0)
