@@ -36,11 +36,13 @@ def test_losses_equal_the_one_device_run(runs, name, mode):
     np.testing.assert_allclose(runs[name][mode], runs[name]["single"], rtol=1e-5)
 
 
-@pytest.mark.parametrize(("name", "problems", "share"), [("shampoo", 16, 2), ("soap", 4, 1)])
-def test_each_device_solves_its_share(runs, name, problems, share):
-    # Shampoo: 2 weights x 4 blocks x 2 factors = 16 roots, ceil(16 / 8) = 2 per device.
-    # SOAP: 2 weights x 2 factors = 4 bases, one per device (four devices take identities).
-    assert runs[name]["problems_one_device"] == [problems]
+@pytest.mark.parametrize(("name", "matrices", "share"), [("shampoo", 16, 2), ("soap", 4, 1)])
+def test_each_device_solves_its_share(runs, name, matrices, share):
+    # Shampoo: 2 weights x 4 blocks x 2 factors = 16 roots, ceil(16 / 8) = 2 per device, where
+    # one device solves all 16 in one batch. SOAP: 2 weights x 2 factors = 4 bases, one per
+    # device (four devices take identities); one device solves each in a call of its own.
+    assert runs[name]["matrices"] == matrices
+    assert runs[name]["problems_one_device"] == ([matrices] if name == "shampoo" else [])
     assert runs[name]["problems_per_device"] == [share]
 
 

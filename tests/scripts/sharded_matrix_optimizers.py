@@ -4,9 +4,10 @@ Started by tests/optimizers/test_matrix_sharding.py in a subprocess, because the
 must be set before JAX is imported. For each optimizer:
 
 - ``fit`` on one device and on the mesh (``"replicated"``, ``"zero1"``): the losses;
-- one jitted update, compiled without and with ``jax.set_mesh(mesh)``: how many matrix
-  problems the compiled program solves per device (the leading size of the batched solver's
-  operands: the Newton iteration's loop state for Shampoo, the eigh and QR calls for SOAP),
+- one jitted update, compiled without and with ``jax.set_mesh(mesh)``: how many matrices
+  there are, and how many the compiled program solves per device (the leading size of the
+  batched solver's operands: the Newton iteration's loop state for Shampoo, the eigh and QR
+  calls for SOAP; on one device SOAP solves each matrix in a call of its own),
   and the largest difference between the two programs' updates over a few steps (each
   recomputing the roots or bases).
 """
@@ -99,6 +100,9 @@ def main() -> None:
             for i in range(4)
         ]
         one, shared = (compiled_update(tx, params, state, grads[0], m) for m in (None, mesh))
+        # The matrices to solve: Shampoo's statistics (stacks of blocks), SOAP's factors.
+        factors = state[0].stats if name == "shampoo" else state[0].factors
+        row["matrices"] = sum(m.shape[0] if m.ndim == 3 else 1 for m in jax.tree.leaves(factors))
         row["problems_one_device"] = problems_per_call(one.as_text(), call, matrix)
         row["problems_per_device"] = problems_per_call(shared.as_text(), call, matrix)
         # Four updates, the roots or bases recomputed at the first and the fourth.
