@@ -174,7 +174,12 @@ def _power_step(factor: jax.Array, basis: jax.Array) -> tuple[jax.Array, jax.Arr
     second moment stays with its direction)."""
     product = jnp.matmul(factor, basis, precision=_HIGHEST)
     order = jnp.argsort(-jnp.sum(basis.conj() * product, axis=0).real)
-    new_basis, _ = jnp.linalg.qr(product[:, order])
+    # Scaled by a power of two (exact: the same Q) to a largest entry near 1 first: the
+    # factor of a rarely used row of an embedding holds subnormal numbers, on which LAPACK's
+    # QR ran 200 times slower on the CPU (519 ms against 2.3 ms for one matrix).
+    _, exponent = jnp.frexp(jnp.max(jnp.abs(product)))
+    scale = jnp.ldexp(jnp.ones((), jnp.abs(product).dtype), -exponent)
+    new_basis, _ = jnp.linalg.qr(product[:, order] * scale.astype(product.dtype))
     return new_basis, order
 
 
