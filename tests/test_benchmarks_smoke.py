@@ -208,3 +208,29 @@ def test_kernel_count_follows_control_flow():
 
     one, four = kernels(step, [x]), kernels(step, [x, x + 1, x + 2, x + 3])
     assert four["fusions"] > one["fusions"]
+
+
+def test_matrix_optimizers(tmp_path):
+    """Both tables at a tiny size, and --report prints them again from the JSON."""
+    output = tmp_path / "matrix.json"
+    tiny = [
+        *("--lsq-optimizers", "adamw,shampoo", "--dims", "8,4", "--lsq-steps", "20"),
+        *("--lsq-rates", "0.01,0.1", "--draws", "1", "--target", "0.5"),
+        *("--optimizers", "adamw,muon", "--layers", "1", "--d-model", "16", "--heads", "2"),
+        *("--context", "8", "--batch", "2", "--steps", "4", "--grid-points", "2", "--runs", "2"),
+        *("--eval-every", "2", "--valid-windows", "4", "--repeats", "2"),
+        *("--steps-per-sample", "1", "--output", str(output)),
+    ]
+    stdout = run([sys.executable, "benchmarks/matrix_optimizers.py", *tiny], timeout=300)
+    assert "(a) least squares" in stdout and "(b) models.Transformer" in stdout
+    results = json.loads(output.read_text())
+    assert [r["optimizer"] for r in results["least_squares"]["rows"]] == ["adamw", "shampoo"]
+    rows = results["transformer"]["rows"]
+    assert [r["optimizer"] for r in rows] == ["adamw", "muon"]
+    for row in rows:
+        assert len(row["final_valid"]) == 2 and row["step_ms"] > 0
+        assert row["best_lr"] in row["grid"]
+    assert rows[0]["step_ratio_to_adamw"] == 1.0
+    assert rows[0]["state_bytes_per_param"] == pytest.approx(8.0, abs=0.01)  # mu, nu
+    report = run([sys.executable, "benchmarks/matrix_optimizers.py", "--report", str(output)])
+    assert report.split("\n(a)")[1] == stdout.split("\n(a)")[1].split("written to")[0]
