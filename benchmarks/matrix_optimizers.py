@@ -113,10 +113,10 @@ def run_least_squares(args: argparse.Namespace) -> dict[str, Any]:
     draws = [least_squares_draw(d_in, d_out, args.condition, d) for d in range(args.draws)]
     params = {"w": jnp.zeros((d_in, d_out), jnp.float32)}
     initial = [float(least_squares_loss(params, data)) for data in draws]
-    rows, curves = [], {}
+    rows = []
     for name in args.lsq_optimizers.split(","):
         start = time.perf_counter()
-        steps, finals, losses = [], [], []
+        steps, finals = [], []
         for data, first in zip(draws, initial, strict=True):
             result = optim.sweep(
                 least_squares_loss,
@@ -132,7 +132,6 @@ def run_least_squares(args: argparse.Namespace) -> dict[str, Any]:
             steps.append(np.where(reached.any(axis=1), reached.argmax(axis=1), np.inf))
             final = np.asarray(result.final_loss) / first
             finals.append(np.where(np.isfinite(final), final, np.inf))
-            losses.append(relative)
         steps, finals = np.stack(steps, axis=1), np.stack(finals, axis=1)  # (rates, draws)
         with np.errstate(divide="ignore"):
             log_final = np.mean(np.log(finals), axis=1)
@@ -148,7 +147,6 @@ def run_least_squares(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": time.perf_counter() - start,
         }
         rows.append(row)
-        curves[name] = np.mean(np.stack([r[best] for r in losses]), axis=0).tolist()
         print(f"  (a) {name}: {format_lsq_row(row)}", flush=True)
     return {
         "settings": {
@@ -161,7 +159,6 @@ def run_least_squares(args: argparse.Namespace) -> dict[str, Any]:
             "draws": args.draws,
         },
         "rows": rows,
-        "curves": curves,
     }
 
 
