@@ -4,7 +4,8 @@ Each script runs in a subprocess as a user would run it (from the repository roo
 go to a temporary directory, never over the recorded ones in benchmarks/results/.
 ``benchmarks/gpu.sh`` runs on the CPU here (it says so), which is how it is tested before the
 one short GPU run. ``sweep.py`` has no size option (32 runs of two problems), so it is marked
-slow.
+slow, as is ``matrix_optimizers.py`` with its transformer part (compiling a sweep, a fit and a
+step per optimizer takes 35 s even at a tiny size); its least-squares part runs by default.
 """
 
 from __future__ import annotations
@@ -208,3 +209,47 @@ def test_kernel_count_follows_control_flow():
 
     one, four = kernels(step, [x]), kernels(step, [x, x + 1, x + 2, x + 3])
     assert four["fusions"] > one["fusions"]
+
+
+MATRIX_LEAST_SQUARES = [
+    *("--lsq-optimizers", "adamw,shampoo", "--dims", "8,4", "--lsq-steps", "20"),
+    *("--lsq-rates", "0.01,0.1", "--draws", "1", "--target", "0.5"),
+]
+
+
+def test_matrix_optimizers_least_squares(tmp_path):
+    """Part (a) at a tiny size, and --report prints its table again from the JSON."""
+    output = tmp_path / "matrix.json"
+    script = "benchmarks/matrix_optimizers.py"
+    stdout = run(
+        [sys.executable, script, "--part", "lsq", *MATRIX_LEAST_SQUARES, "--output", str(output)]
+    )
+    assert "(a) least squares" in stdout and "(b)" not in stdout
+    results = json.loads(output.read_text())
+    rows = results["least_squares"]["rows"]
+    assert [r["optimizer"] for r in rows] == ["adamw", "shampoo"]
+    assert all(r["best_lr"] in (0.01, 0.1) and r["final_loss"] > 0 for r in rows)
+    report = run([sys.executable, script, "--report", str(output)])
+    assert report.split("\n(a)")[1] == stdout.split("\n(a)")[1].split("written to")[0]
+
+
+@pytest.mark.slow  # compiles a sweep, a fit and a step of a transformer per optimizer: 35 s
+def test_matrix_optimizers(tmp_path):
+    """Both tables at a tiny size: AdamW, and Muon on the blocks' matrices (AdamW on the rest)."""
+    output = tmp_path / "matrix.json"
+    tiny = [
+        *MATRIX_LEAST_SQUARES,
+        *("--optimizers", "adamw,muon", "--layers", "1", "--d-model", "16", "--heads", "2"),
+        *("--context", "8", "--batch", "2", "--steps", "4", "--grid-points", "2", "--runs", "2"),
+        *("--eval-every", "2", "--valid-windows", "4", "--repeats", "2"),
+        *("--steps-per-sample", "1", "--output", str(output)),
+    ]
+    stdout = run([sys.executable, "benchmarks/matrix_optimizers.py", *tiny], timeout=300)
+    assert "(a) least squares" in stdout and "(b) models.Transformer" in stdout
+    rows = json.loads(output.read_text())["transformer"]["rows"]
+    assert [r["optimizer"] for r in rows] == ["adamw", "muon"]
+    for row in rows:
+        assert len(row["final_valid"]) == 2 and row["step_ms"] > 0
+        assert row["best_lr"] in row["grid"]
+    assert rows[0]["step_ratio_to_adamw"] == 1.0
+    assert rows[0]["state_bytes_per_param"] == pytest.approx(8.0, abs=0.01)  # mu, nu
