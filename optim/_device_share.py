@@ -37,8 +37,7 @@ def vmap_over_devices(fn: Callable[..., Any], stacks: tuple, fillers: tuple) -> 
     with copies of its filler (a problem whose solution is cheap and harmless: an identity
     matrix), split along that axis over all the mesh's axes together, so that each device
     solves ``ceil(n / d)`` problems; the results are gathered on every device and cut back to
-    ``n``. The values are those of the plain ``vmap``: each problem is
-    solved on its own.
+    ``n``. The values are those of the plain ``vmap``: each problem is solved on its own.
     """
     devices = current_devices()
     if devices == 1:

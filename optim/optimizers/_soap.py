@@ -177,8 +177,9 @@ def _power_step(factor: jax.Array, basis: jax.Array) -> tuple[jax.Array, jax.Arr
     # Scaled by a power of two (exact: the same Q) to a largest entry near 1 first: the
     # factor of a rarely used row of an embedding holds subnormal numbers, on which LAPACK's
     # QR ran 200 times slower on the CPU (519 ms against 2.3 ms for one matrix).
-    _, exponent = jnp.frexp(jnp.max(jnp.abs(product)))
-    scale = jnp.ldexp(jnp.ones((), jnp.abs(product).dtype), -exponent)
+    magnitude = jnp.abs(product)
+    _, exponent = jnp.frexp(jnp.max(magnitude))
+    scale = jnp.ldexp(jnp.ones((), magnitude.dtype), -exponent)
     new_basis, _ = jnp.linalg.qr(product[:, order] * scale.astype(product.dtype))
     return new_basis, order
 
@@ -214,9 +215,11 @@ def _each_matrix(fn, matrices: list[tuple], *more: list[tuple]) -> list[tuple]:
 
 
 def _first_bases(factors: list, bases: list, mu: list, nu: list) -> tuple:
-    """The first update: the bases from ``eigh`` (the caller keeps the moments at zero)."""
+    """The first update: the bases from ``eigh``; the moments stay at zero (zeros, not the
+    moments of a step in no basis: a non-finite first gradient leaves no NaN behind)."""
     del bases
-    return _each_matrix(_eigenbasis, factors), mu, nu
+    zeros = [[jnp.zeros_like(m) for m in moments] for moments in (mu, nu)]
+    return _each_matrix(_eigenbasis, factors), *zeros
 
 
 def _keep_bases(factors: list, bases: list, mu: list, nu: list) -> tuple:
@@ -411,17 +414,12 @@ class ScaleBySoap(Transformation):
         bases, mu, nu = lax.switch(
             phase, (_keep_bases, _first_bases, _refresh_bases), factors, bases, mu, nu
         )
-        first = phase == _FIRST  # the first update leaves the moments at zero
         out = {name: [None] * len(columns[0]) for name in ("step", "mu", "nu", "factors", "bases")}
         for k, i in enumerate(trainable):
             layout, shape = layouts[k], g[k].shape
             out["step"][i] = layout.from_working(steps[k], shape)
-            out["mu"][i] = layout.from_working(
-                jnp.where(first, jnp.zeros_like(mu[k]), mu[k]), shape
-            )
-            out["nu"][i] = layout.from_working(
-                jnp.where(first, jnp.zeros_like(nu[k]), nu[k]), shape
-            )
+            out["mu"][i] = layout.from_working(mu[k], shape)
+            out["nu"][i] = layout.from_working(nu[k], shape)
             out["factors"][i], out["bases"][i] = factors[k], bases[k]
         step, mu, nu, factors, bases = (treedef.unflatten(column) for column in out.values())
         new_state = ScaleBySoapState(
