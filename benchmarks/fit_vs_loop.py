@@ -5,7 +5,11 @@ run by
 
 * ``optim.fit``: one ``lax.scan`` compiled by ``fit`` itself;
 * a Python loop calling a jitted optax step 1000 times (``block_until_ready`` at the end);
-* a hand-written ``lax.scan`` over the same optax step inside one ``jax.jit``.
+* a hand-written ``lax.scan`` over the same optax step inside one ``jax.jit``, with the
+  hyperparameters as Python constants (folded into the program: a new learning rate compiles
+  a new program);
+* the same scan with the hyperparameters as arguments of the jitted function, as ``fit``
+  compiles them (a new learning rate compiles nothing): the like-for-like program.
 
 The variants run alternately, ``--repeats`` times, and the table reports the median (and the
 minimum, steadier on a busy machine) of the calls after the first; the first call (tracing and
@@ -39,9 +43,14 @@ from models.datasets import Dataset
 
 STEPS = 1000
 RESULTS = Path(__file__).parent / "results" / "fit_vs_loop.json"
-OPTIMIZERS = {  # name: (optim's optimizer, optax's), the same update rule
-    "gd, lr=0.5": (optim.sgd(0.5), optax.sgd(0.5)),
-    "adam, lr=0.05": (optim.adam(0.05), optax.adam(0.05)),
+# name: (optim's optimizer, optax's constructor, its hyperparameters), the same update rule
+OPTIMIZERS = {
+    "gd, lr=0.5": (optim.sgd(0.5), optax.sgd, {"learning_rate": 0.5}),
+    "adam, lr=0.05": (
+        optim.adam(0.05),
+        optax.adam,
+        {"learning_rate": 0.05, "b1": 0.9, "b2": 0.999, "eps": 1e-8},
+    ),
 }
 
 Train = Callable[[Any, Dataset], Any]  # (initial params, data) -> (final params, losses)
@@ -87,23 +96,37 @@ def with_python_loop(tx: optax.GradientTransformation) -> Train:
     return train
 
 
-def with_hand_scan(tx: optax.GradientTransformation) -> Train:
-    """The same optax step in a ``lax.scan``, the whole loop inside one ``jax.jit``."""
+def scan_of(tx: optax.GradientTransformation, params: Any, data: Dataset) -> Any:
+    """``STEPS`` optax steps in a ``lax.scan``: ``(final params, losses)``."""
     step = optax_step(tx)
 
-    @jax.jit
-    def train(params: Any, data: Dataset) -> Any:
-        def body(carry: Any, _: None) -> Any:
-            params, state, loss = step(*carry, data)
-            return (params, state), loss
+    def body(carry: Any, _: None) -> Any:
+        params, state, loss = step(*carry, data)
+        return (params, state), loss
 
-        (params, _), losses = jax.lax.scan(body, (params, tx.init(params)), length=STEPS)
-        return params, losses
-
-    return train
+    (params, _), losses = jax.lax.scan(body, (params, tx.init(params)), length=STEPS)
+    return params, losses
 
 
-VARIANTS = {"optim.fit": with_fit, "python loop": with_python_loop, "hand scan": with_hand_scan}
+def with_hand_scan(tx: optax.GradientTransformation) -> Train:
+    """The optax step in a ``lax.scan``, the whole loop inside one ``jax.jit``; the
+    hyperparameters are constants of the program."""
+    return jax.jit(lambda params, data: scan_of(tx, params, data))
+
+
+def with_hand_scan_of_arguments(make: Callable[..., Any], hyperparameters: dict) -> Train:
+    """The same scan with the hyperparameters as float32 arguments of the jitted function."""
+    values = {name: np.float32(value) for name, value in hyperparameters.items()}
+    scan = jax.jit(lambda params, data, values: scan_of(make(**values), params, data))
+    return lambda params, data: scan(params, data, values)
+
+
+VARIANTS = {
+    "optim.fit": lambda ours, make, hyper: with_fit(ours),
+    "python loop": lambda ours, make, hyper: with_python_loop(make(**hyper)),
+    "hand scan": lambda ours, make, hyper: with_hand_scan(make(**hyper)),
+    "scan, hp args": lambda ours, make, hyper: with_hand_scan_of_arguments(make, hyper),
+}
 
 
 def seconds(train: Train, params: Any, data: Dataset) -> tuple[float, Any]:
@@ -134,9 +157,9 @@ def benchmark(repeats: int) -> dict[str, Any]:
     data = models.datasets.linear_regression_uniform(data_key)
     params = models.LinearRegression.init(init_key, in_features=1)
     trains = {
-        (name, variant): make(ours if variant == "optim.fit" else theirs)
-        for name, (ours, theirs) in OPTIMIZERS.items()
-        for variant, make in VARIANTS.items()
+        (name, variant): build(*optimizer)
+        for name, optimizer in OPTIMIZERS.items()
+        for variant, build in VARIANTS.items()
     }
     first, final_loss, times = {}, {}, {pair: [] for pair in trains}
     for pair, train in trains.items():
@@ -169,6 +192,9 @@ def benchmark(repeats: int) -> dict[str, Any]:
             "optimizer": name,
             "python_loop_over_fit": median[name, "python loop"] / median[name, "optim.fit"],
             "fit_over_hand_scan": median[name, "optim.fit"] / median[name, "hand scan"],
+            "fit_over_scan_of_arguments": (
+                median[name, "optim.fit"] / median[name, "scan, hp args"]
+            ),
         }
         for name in OPTIMIZERS
     ]
@@ -198,9 +224,14 @@ def report(results: dict[str, Any]) -> str:
         f"{r['min_ms']:9.2f}"
         for r in results["timings"]
     ]
-    lines += ["", f"{'optimizer':15}{'python loop / fit':>19}{'fit / hand scan':>17}  (medians)"]
+    lines += [
+        "",
+        f"{'optimizer':15}{'python loop / fit':>19}{'fit / hand scan':>17}"
+        f"{'fit / scan, hp args':>21}  (medians)",
+    ]
     lines += [
         f"{r['optimizer']:15}{r['python_loop_over_fit']:18.1f}x{r['fit_over_hand_scan']:16.2f}x"
+        f"{r['fit_over_scan_of_arguments']:20.2f}x"
         for r in results["ratios"]
     ]
     return "\n".join(lines)
@@ -211,7 +242,7 @@ def main() -> None:
     parser.add_argument(
         "--repeats",
         type=int,
-        default=15,
+        default=30,
         help="timed calls of each variant after the first (default: %(default)s)",
     )
     args = parser.parse_args()

@@ -15,6 +15,7 @@ tracers, ``None`` or sentinels as children, so unflattening bypasses ``__init__`
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -89,9 +90,10 @@ def pytree_dataclass(cls: type[T]) -> type[T]:
     data = tuple(f.name for f in fields if not is_static(f))
     meta = tuple(f.name for f in fields if is_static(f))
     keys = tuple(jax.tree_util.GetAttrKey(name) for name in data)
+    children_of, aux_of = _getter(data), _getter(meta)
 
-    def flatten(obj: Any) -> tuple[list[Any], tuple[Any, ...]]:
-        return [getattr(obj, name) for name in data], tuple(getattr(obj, name) for name in meta)
+    def flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        return children_of(obj), aux_of(obj)
 
     def flatten_with_keys(obj: Any) -> tuple[list[Any], tuple[Any, ...]]:
         children, aux = flatten(obj)
@@ -107,6 +109,17 @@ def pytree_dataclass(cls: type[T]) -> type[T]:
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
     return cls
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``obj -> tuple(getattr(obj, name) for name in names)``, as fast as Python allows: every
+    jitted call flattens its optimizer and model arguments with it."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        one = operator.attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
 
 
 def with_fields(obj: T, **changes: Any) -> T:

@@ -177,7 +177,7 @@ def test_fit_vs_loop(tmp_path):
     stdout = run([sys.executable, "benchmarks/fit_vs_loop.py", "--repeats", "1"], cwd=tmp_path)
     assert "python loop / fit" in stdout
     results = json.loads((tmp_path / "benchmarks/results/fit_vs_loop.json").read_text())
-    assert len(results["timings"]) == 6 and len(results["ratios"]) == 2
+    assert len(results["timings"]) == 8 and len(results["ratios"]) == 2
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ import jax
 
 from optim._hyper import check_int
 from optim._keywords import suggest_keywords
-from optim._tree import PyTree, check_params
+from optim._tree import PyTree
 from optim.base import as_transformation
 from optim.train._batches import RandomBatches
 from optim.train._options import (
@@ -54,8 +54,8 @@ from optim.train._options import (
     Placement,
     StepOptions,
     check_key,
-    check_not_a_class,
     num_examples,
+    shared,
     without_data,
 )
 from optim.train._result import FitResult
@@ -198,8 +198,6 @@ def fit(
     """
     loss_fn = check_loss_fn(loss_fn)
     optimizer = as_transformation(optimizer, "optimizer")
-    check_not_a_class(params, "params")
-    check_params(params)
     batching = Batching(steps, epochs, batch_size, drop_last, key)
     if data is None:
         loss_fn, data = without_data(loss_fn, batching, accumulate), NO_DATA
@@ -209,11 +207,11 @@ def fit(
         optimizer,
         data,
         batching,
-        StepOptions(has_aux, accumulate, skip_nonfinite, max_consecutive_skips),
+        shared(StepOptions, has_aux, accumulate, skip_nonfinite, max_consecutive_skips),
         Evaluation(eval_data, eval_every, metrics, early_stopping),
-        Checkpointing(checkpoint_dir, checkpoint_every, resume),
-        Placement(flatten, mesh, data_axis, sharding),
-        Chunking(chunk_size, progress),
+        shared(Checkpointing, checkpoint_dir, checkpoint_every, resume),
+        shared(Placement, flatten, mesh, data_axis, sharding),
+        shared(Chunking, chunk_size, progress),
     )
     with run:
         for end in run.boundaries():

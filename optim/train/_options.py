@@ -9,10 +9,11 @@ that relate a group to the data, the parameters or the optimizer are in ``optim.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -24,11 +25,28 @@ from optim._tree import PyTree, keystr, leaves_with_paths
 from optim.train._batches import EpochBatches, RandomBatches
 from optim.train._sharding import ShardingPlan, make_plan
 
+R = TypeVar("R")
+
 
 def _set(record: Any, **values: Any) -> None:
     """Store normalised values on a frozen record (from its ``__post_init__``)."""
     for name, value in values.items():
         object.__setattr__(record, name, value)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _shared(cls: type, *args: Any) -> Any:
+    return cls(*args)
+
+
+def shared(cls: type[R], *args: Any) -> R:
+    """``cls(*args)``, built and checked once for arguments of equal values and types, then
+    shared by every call with them (records are frozen); built each time when an argument
+    cannot be hashed. A repeated ``fit`` call pays no checks for options it checked before."""
+    try:
+        return _shared(cls, *args)
+    except TypeError:  # an argument that cannot be hashed (or the record's own TypeError)
+        return cls(*args)
 
 
 def _optional_int(value: Any, name: str, low: int) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from optim._tree import PyTree
+from optim._tree import PyTree, check_params
 from optim.grad import ArraySplit, split_arrays
 from optim.train._flat import FlatLayout, is_elementwise
 from optim.train._history import History, Stopper
@@ -25,11 +25,13 @@ from optim.train._options import (
     Evaluation,
     Placement,
     StepOptions,
+    check_not_a_class,
     num_examples,
 )
 from optim.train._progress import interactive, progress_bar
 from optim.train._result import FitPath, FitResult
 from optim.train._resume import CheckpointStore
+from optim.train._reuse import RecentPlans, plan_key
 from optim.train._step import (
     Carry,
     Program,
@@ -185,7 +187,74 @@ def plan(
     chunking: Chunking,
 ) -> Run:
     """Check the options against the data, parameters and optimizer, and build the run: the
-    compiled step's program (and, with ``resume``, the carry restored from a checkpoint)."""
+    compiled step's program (and, with ``resume``, the carry restored from a checkpoint).
+
+    The checks and the program depend on structures, shapes, dtypes and options only: a call
+    matching an earlier one in those reuses its plan (``optim.train._reuse``)."""
+    split = split_arrays(params)
+    options = (batching, step_options, evaluation, checkpointing, placement, chunking)
+    key = plan_key(loss_fn, split, optimizer, data, *options)
+    planned = _PLANS.get(key)
+    if planned is None:
+        planned = _plan_program(loss_fn, params, split, optimizer, data, *options)
+        _PLANS.put(key, planned)
+    total, program = planned
+    iterator = data if isinstance(data, Iterator) else None
+    traced = key is None and (
+        _is_traced(params, optimizer, None if iterator else data, batching.key)
+        or _is_traced(evaluation.data)
+    )
+    if program.plan is not None:
+        data = data if iterator is not None else program.plan.place_data(data)
+        if evaluation.data is not None:
+            evaluation = dataclasses.replace(
+                evaluation, data=program.plan.place_data(evaluation.data)
+            )
+    run = Run(
+        program=program,
+        optimizer=optimizer,
+        split=split,
+        data=None if iterator is not None else data,
+        iterator=iterator,
+        total=total,
+        key=_default_key() if batching.key is None else batching.key,
+        carry=None,
+        start=0,
+        evaluation=evaluation,
+        checkpointing=checkpointing,
+        step_options=step_options,
+        intervals=[],
+        traced=traced,
+        progress=not traced and (interactive() if chunking.progress is None else chunking.progress),
+        stopper=None if evaluation.early_stopping is None else Stopper(evaluation.early_stopping),
+    )
+    if checkpointing.directory is not None:
+        _open_store(run, checkpointing)
+    run.intervals = _intervals(run, chunking)
+    return run
+
+
+# Plans of recent calls, reused by a call with the same structures, shapes and options.
+_PLANS = RecentPlans()
+
+
+def _plan_program(
+    loss_fn: Callable[..., Any],
+    params: PyTree,
+    split: ArraySplit,
+    optimizer: Any,
+    data: Any,
+    batching: Batching,
+    step_options: StepOptions,
+    evaluation: Evaluation,
+    checkpointing: Checkpointing,
+    placement: Placement,
+    chunking: Chunking,
+) -> tuple[int | None, Program]:
+    """``(total steps, program)``: every check of the options against the data, parameters
+    and optimizer, and the step's static program."""
+    check_not_a_class(params, "params")
+    check_params(params)
     total, sampler, iterator = batching.plan(data)
     traced = _is_traced(params, optimizer, None if iterator else data, batching.key)
     traced = traced or _is_traced(evaluation.data)
@@ -200,11 +269,6 @@ def plan(
         for size in (sampler.batch_size, sampler.partial_size):
             if size:
                 sharding.check_batch(size)
-    split = split_arrays(params)
-    eval_data = evaluation.data
-    if sharding is not None:
-        data = data if iterator is not None else sharding.place_data(data)
-        eval_data = None if eval_data is None else sharding.place_data(eval_data)
     program = step_program(
         loss_fn,
         optimizer,
@@ -217,29 +281,7 @@ def plan(
         layout=_layout(placement, optimizer, split.arrays),
         plan=sharding,
     )
-    key = _default_key() if batching.key is None else batching.key
-    run = Run(
-        program=program,
-        optimizer=optimizer,
-        split=split,
-        data=None if iterator is not None else data,
-        iterator=iterator,
-        total=total,
-        key=key,
-        carry=None,
-        start=0,
-        evaluation=dataclasses.replace(evaluation, data=eval_data),
-        checkpointing=checkpointing,
-        step_options=step_options,
-        intervals=[],
-        traced=traced,
-        progress=not traced and (interactive() if chunking.progress is None else chunking.progress),
-        stopper=None if evaluation.early_stopping is None else Stopper(evaluation.early_stopping),
-    )
-    if checkpointing.directory is not None:
-        _open_store(run, checkpointing)
-    run.intervals = _intervals(run, chunking)
-    return run
+    return total, program
 
 
 def _open_store(run: Run, checkpointing: Checkpointing) -> None:
