@@ -104,20 +104,22 @@ def adaptive_step(m: jax.Array, v: jax.Array, eps: Any, eps_root: Any = 0.0) -> 
     (:math:`|g| \lesssim 10^{-21}` in float32; m/0 = inf in optax). Such a coordinate does
     not move. Elsewhere the values are the plain formula's.
     """
-    return _over_root(m, safe_sqrt(v + eps_root), eps)
+    return over_root(m, safe_sqrt(v + eps_root), eps, known_positive(eps))
 
 
 def adaptive_steps(ms: PyTree, vs: PyTree, eps: Any, eps_root: Any = 0.0) -> PyTree:
     """``adaptive_step`` at every array of two trees of one structure, with one ``safe_sqrt``
     for the whole tree (the same values; less to trace and lower than one call a leaf)."""
     roots = safe_sqrt(map_arrays(lambda v: v + eps_root, vs))
-    return map_arrays(lambda m, root: _over_root(m, root, eps), ms, roots)
+    eps_positive = known_positive(eps)
+    return map_arrays(lambda m, root: over_root(m, root, eps, eps_positive), ms, roots)
 
 
-def _over_root(m: jax.Array, root: jax.Array, eps: Any) -> jax.Array:
-    r""":math:`m / (r + \epsilon)`, and 0 where that denominator is 0 (``adaptive_step``)."""
+def over_root(m: jax.Array, root: jax.Array, eps: Any, eps_positive: bool) -> jax.Array:
+    r""":math:`m / (r + \epsilon)`, and 0 where that denominator is 0 (``adaptive_step``);
+    ``eps_positive``: ``known_positive(eps)``, decided where ``eps`` may still be concrete."""
     denominator = root + eps
-    if _known_positive(eps):
+    if eps_positive:
         # r >= 0, so r + eps > 0 (or NaN): the select below would never pick inf. Skipping it
         # gives the same values and a shorter program (a closed-over optimizer's eps is known).
         return m / denominator
@@ -133,7 +135,7 @@ def _over_root(m: jax.Array, root: jax.Array, eps: Any) -> jax.Array:
     return m / jax.lax.select(positive, denominator, jax.lax.full_like(denominator, np.inf))
 
 
-def _known_positive(value: Any) -> bool:
+def known_positive(value: Any) -> bool:
     """Whether ``value`` is concrete (not traced) and every entry of it is > 0."""
     if isinstance(value, jax.core.Tracer):
         return False
@@ -208,7 +210,7 @@ def _unchanged(g: jax.Array, bound: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, inline=True)
-def _one_minus_power(rate: jax.Array, count: jax.Array) -> jax.Array:
+def one_minus_power(rate: jax.Array, count: jax.Array) -> jax.Array:
     # Compiled even when called eagerly, as optax's bias correction is: XLA's compiled power
     # and the op-by-op one round differently, and 1 - rate**t cancels most digits
     # (0.00299698 against 0.00299692 for 1 - 0.999**3), so this keeps the values optax gives.
@@ -217,7 +219,7 @@ def _one_minus_power(rate: jax.Array, count: jax.Array) -> jax.Array:
 
 def debias(m: jax.Array, decay: Any, count: jax.Array) -> jax.Array:
     """Bias correction :math:`m / (1 - \\beta^t)` of one array (see ``debias_tree``)."""
-    return m / _one_minus_power(decay_rate(decay), count).astype(m.dtype)
+    return m / one_minus_power(decay_rate(decay), count).astype(m.dtype)
 
 
 @functools.partial(jax.jit, inline=True)

@@ -201,6 +201,22 @@ def map_arrays(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
     return jax.tree.unflatten(treedef, out)
 
 
+def any_traced(tree: PyTree) -> bool:
+    """Whether some leaf of ``tree`` is a tracer (the caller is inside ``jit``, ``vmap`` or
+    ``grad``)."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+def map_arrays_unzipped(fn: Callable[..., tuple], size: int, tree: PyTree, *rest: PyTree):
+    """``map_arrays`` for an ``fn`` that returns ``size`` arrays: ``size`` trees of ``tree``'s
+    structure (``None`` where ``map_arrays`` gives ``None``)."""
+    treedef = jax.tree.structure(tree, is_leaf=_is_none)
+    outputs = treedef.flatten_up_to(map_arrays(fn, tree, *rest))
+    return tuple(
+        treedef.unflatten([None if out is None else out[i] for out in outputs]) for i in range(size)
+    )
+
+
 def python_float_as_array(x: Any) -> Any:
     """A Python ``float`` leaf as a 0-d array of JAX's default float dtype (float32, or float64
     under ``jax_enable_x64``); any other leaf as it is.

@@ -37,10 +37,15 @@ from optim._numerics import (
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
+    decay_complement,
     decay_rate,
     ema_update,
     ema_update_sq,
+    known_positive,
     nonfinite_kept,
+    one_minus_power,
+    over_root,
+    safe_sqrt,
     square_bounded,
     square_safe,
     store_like,
@@ -48,11 +53,13 @@ from optim._numerics import (
 from optim._pytree import pytree_dataclass
 from optim._tree import (
     PyTree,
+    any_traced,
     full_like,
     is_trainable,
     keystr,
     leaves_with_paths,
     map_arrays,
+    map_arrays_unzipped,
     safe_increment,
     upcast,
     zero_count,
@@ -158,20 +165,62 @@ class ScaleByAdam(Transformation):
     def update(self, updates, state, params=None, **extra_args):
         del params, extra_args
         check_updates(updates, state.mu)
-        b1, b2 = self.b1, self.b2
-        # The second moment takes the bounded gradients alone: a non-finite gradient already
-        # makes mu, and so the step, non-finite, and nu's kernel is spared the 0 * g.
-        bounded = map_arrays(lambda g: square_bounded(upcast(g)), updates)
-        grads = map_arrays(nonfinite_kept, bounded, updates)
-        mu = map_arrays(lambda g, m: ema_update(g, m, b1), grads, state.mu)
-        nu = map_arrays(lambda g, v: ema_update_sq(g, v, b2), bounded, state.nu)
         count = safe_increment(state.count)
-        mu_hat = debiased_first_moment(mu, grads, b1, count, self.nesterov)
-        out = adaptive_steps(mu_hat, debias_tree(nu, b2, count), self.eps, self.eps_root)
+        options = {"b1": self.b1, "b2": self.b2, "eps": self.eps, "eps_root": self.eps_root}
+        options["eps_positive"] = known_positive(self.eps)
+        if any_traced(updates):  # one compiled call a leaf: traced once per shape and dtype
+            rate1, rate2 = decay_rate(self.b1), decay_rate(self.b2)
+            # The bias corrections 1 - beta^t, computed once for every leaf.
+            corrections = (one_minus_power(rate1, count), one_minus_power(rate2, count))
+            if self.nesterov:
+                corrections += (one_minus_power(rate1, safe_increment(count)),)
+            leaf = functools.partial(
+                _adam_leaf, corrections=corrections, nesterov=self.nesterov, **options
+            )
+            out, mu, nu = map_arrays_unzipped(leaf, 3, updates, state.mu, state.nu)
+            return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        # Op by op, as optax runs eagerly (its bias correction compiled over the whole tree):
+        # optax's values to the bit.
+        moments = functools.partial(_moments, b1=self.b1, b2=self.b2)
+        grads, mu, nu = map_arrays_unzipped(moments, 3, updates, state.mu, state.nu)
+        mu_hat = debiased_first_moment(mu, grads, self.b1, count, self.nesterov)
+        out = adaptive_steps(mu_hat, debias_tree(nu, self.b2, count), self.eps, self.eps_root)
         new_state = ScaleByAdamState(
             count=count, mu=store_like(mu, state.mu), nu=store_like(nu, state.nu)
         )
         return cast_like_grads(out, updates), new_state
+
+
+def _moments(g, m, v, *, b1, b2):
+    """``(bounded g, new m, new v)`` in the compute dtype: Adam's moments at one leaf."""
+    # The second moment takes the bounded gradient alone: a non-finite gradient already makes
+    # m, and so the step, non-finite, and v's kernel is spared the 0 * g.
+    bounded = square_bounded(upcast(g))
+    grad = nonfinite_kept(bounded, g)
+    return grad, ema_update(grad, m, b1), ema_update_sq(bounded, v, b2)
+
+
+@functools.partial(jax.jit, static_argnames=("nesterov", "eps_positive"))
+def _adam_leaf(g, m, v, *, b1, b2, corrections, eps, eps_root, nesterov, eps_positive):
+    """``ScaleByAdam.update`` at one leaf inside a trace: ``(step, new m, new v)``, each in
+    its slot's dtype; ``corrections``: ``1 - beta1^t``, ``1 - beta2^t`` (and ``1 -
+    beta1^(t+1)`` with Nesterov momentum), computed once for all leaves.
+
+    A compiled function of its own: each leaf is one call of it in the step's program, traced
+    and lowered once per shape and dtype (XLA inlines the calls, then fuses as before: the same
+    program), where the operations written out leaf by leaf made tracing and lowering grow
+    with every leaf.
+    """
+    grad, m_new, v_new = _moments(g, m, v, b1=b1, b2=b2)
+    if nesterov:  # Dozat (2016): beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t)
+        m_next = m_new / corrections[2].astype(m_new.dtype)
+        grad_hat = upcast(grad) / corrections[0].astype(m_new.dtype)
+        m_hat = decay_rate(b1) * m_next + decay_complement(b1) * grad_hat
+    else:
+        m_hat = m_new / corrections[0].astype(m_new.dtype)
+    v_hat = v_new / corrections[1].astype(v_new.dtype)
+    step = over_root(m_hat, safe_sqrt(v_hat + eps_root), eps, eps_positive)
+    return step.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
 
 @suggest_keywords
