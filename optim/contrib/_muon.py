@@ -88,6 +88,14 @@ def _is_dims_leaf(x: Any) -> bool:
     return x is None or _is_dims(x)
 
 
+def _is_dims_function(dims: Any) -> bool:
+    """Whether ``dims`` is a function of the params rather than a tree of dimension numbers: a
+    tree made from a callable model (an equinox module, ``models.Transformer``) is callable too,
+    but its leaves are dimension numbers or None, where a function is its own callable leaf."""
+    leaves = jax.tree.leaves(dims, is_leaf=_is_dims_leaf)
+    return callable(dims) and all(callable(leaf) for leaf in leaves)
+
+
 def _canonical_dims(dims: Any, where: str) -> MuonDimensionNumbers:
     """Our named tuple with tuples of ints (hashable, so it can be static)."""
 
@@ -110,7 +118,7 @@ def _canonical_dims(dims: Any, where: str) -> MuonDimensionNumbers:
 
 def _static_dims(dims: Any, name: str) -> Any:
     """``weight_dimension_numbers`` as static metadata: None, a function, or a StaticTree."""
-    if dims is None or isinstance(dims, StaticTree) or (callable(dims) and not _is_dims(dims)):
+    if dims is None or isinstance(dims, StaticTree) or _is_dims_function(dims):
         return dims
     pairs, treedef = jax.tree_util.tree_flatten_with_path(dims, is_leaf=_is_dims_leaf)
     leaves = []
