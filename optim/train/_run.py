@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -192,11 +192,11 @@ def plan(
     The checks and the program depend on structures, shapes, dtypes and options only: a call
     matching an earlier one in those reuses its plan (``optim.train._reuse``)."""
     split = split_arrays(params)
-    options = (batching, step_options, evaluation, checkpointing, placement, chunking)
+    options = RunOptions(batching, step_options, evaluation, checkpointing, placement, chunking)
     key = plan_key(loss_fn, split, optimizer, data, *options)
     planned = _PLANS.get(key)
     if planned is None:
-        planned = _plan_program(loss_fn, params, split, optimizer, data, *options)
+        planned = _plan_program(loss_fn, params, split, optimizer, data, options)
         _PLANS.put(key, planned)
     total, program = planned
     iterator = data if isinstance(data, Iterator) else None
@@ -238,21 +238,28 @@ def plan(
 _PLANS = RecentPlans()
 
 
+class RunOptions(NamedTuple):
+    """``fit``'s option records, as ``plan`` hands them on."""
+
+    batching: Batching
+    step_options: StepOptions
+    evaluation: Evaluation
+    checkpointing: Checkpointing
+    placement: Placement
+    chunking: Chunking
+
+
 def _plan_program(
     loss_fn: Callable[..., Any],
     params: PyTree,
     split: ArraySplit,
     optimizer: Any,
     data: Any,
-    batching: Batching,
-    step_options: StepOptions,
-    evaluation: Evaluation,
-    checkpointing: Checkpointing,
-    placement: Placement,
-    chunking: Chunking,
+    options: RunOptions,
 ) -> tuple[int | None, Program]:
     """``(total steps, program)``: every check of the options against the data, parameters
     and optimizer, and the step's static program."""
+    batching, step_options, evaluation, checkpointing, placement, chunking = options
     check_not_a_class(params, "params")
     check_params(params)
     total, sampler, iterator = batching.plan(data)
