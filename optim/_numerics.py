@@ -249,9 +249,15 @@ def debiased_first_moment(
     :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`."""
     if not nesterov:
         return debias_tree(mu, b1, count)
-    rate, complement = decay_rate(b1), decay_complement(b1)
     return map_arrays(
-        lambda m, g: rate * m + complement * upcast(g),
+        lambda m, g: nesterov_moment(m, g, b1),
         debias_tree(mu, b1, safe_increment(count)),
         debias_tree(map_arrays(upcast, grads), b1, count),
     )
+
+
+def nesterov_moment(m_next: jax.Array, g: jax.Array, b1: Any) -> jax.Array:
+    r"""Nesterov's first moment (Dozat, 2016) from debiased arrays at one leaf:
+    :math:`\beta_1 m_t / (1-\beta_1^{t+1}) + (1-\beta_1) g_t / (1-\beta_1^t)`, given
+    ``m_next`` :math:`= m_t / (1-\beta_1^{t+1})` and ``g`` :math:`= g_t / (1-\beta_1^t)`."""
+    return decay_rate(b1) * m_next + decay_complement(b1) * upcast(g)

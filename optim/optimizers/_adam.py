@@ -37,11 +37,11 @@ from optim._numerics import (
     cast_like_grads,
     debias_tree,
     debiased_first_moment,
-    decay_complement,
     decay_rate,
     ema_update,
     ema_update_sq,
     known_positive,
+    nesterov_moment,
     nonfinite_kept,
     one_minus_power,
     over_root,
@@ -166,8 +166,6 @@ class ScaleByAdam(Transformation):
         del params, extra_args
         check_updates(updates, state.mu)
         count = safe_increment(state.count)
-        options = {"b1": self.b1, "b2": self.b2, "eps": self.eps, "eps_root": self.eps_root}
-        options["eps_positive"] = known_positive(self.eps)
         if any_traced(updates):  # one compiled call a leaf: traced once per shape and dtype
             rate1, rate2 = decay_rate(self.b1), decay_rate(self.b2)
             # The bias corrections 1 - beta^t, computed once for every leaf.
@@ -175,7 +173,14 @@ class ScaleByAdam(Transformation):
             if self.nesterov:
                 corrections += (one_minus_power(rate1, safe_increment(count)),)
             leaf = functools.partial(
-                _adam_leaf, corrections=corrections, nesterov=self.nesterov, **options
+                _adam_leaf,
+                b1=self.b1,
+                b2=self.b2,
+                corrections=corrections,
+                eps=self.eps,
+                eps_root=self.eps_root,
+                nesterov=self.nesterov,
+                eps_positive=known_positive(self.eps),
             )
             out, mu, nu = map_arrays_unzipped(leaf, 3, updates, state.mu, state.nu)
             return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
@@ -212,10 +217,10 @@ def _adam_leaf(g, m, v, *, b1, b2, corrections, eps, eps_root, nesterov, eps_pos
     with every leaf.
     """
     grad, m_new, v_new = _moments(g, m, v, b1=b1, b2=b2)
-    if nesterov:  # Dozat (2016): beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g_t / (1 - beta1^t)
+    if nesterov:
         m_next = m_new / corrections[2].astype(m_new.dtype)
         grad_hat = upcast(grad) / corrections[0].astype(m_new.dtype)
-        m_hat = decay_rate(b1) * m_next + decay_complement(b1) * grad_hat
+        m_hat = nesterov_moment(m_next, grad_hat, b1)
     else:
         m_hat = m_new / corrections[0].astype(m_new.dtype)
     v_hat = v_new / corrections[1].astype(v_new.dtype)

@@ -487,10 +487,11 @@ def scale_by_soap(
     (``eigh`` at the first update); tensors keep one factor per axis. The docstring of the
     ``ScaleBySoap`` it returns gives the rule for tensors and where the authors' reference,
     which this follows, differs from the paper. The first update initialises the factors and
-    bases and returns zeros. The ``eigh`` and QR solves of all leaves' factors of one size run
-    as one batched call; under a mesh (``optim.fit(mesh=...)``, or ``jax.set_mesh(mesh)``
-    around a jitted step) each device solves a share of them, ``ceil(n / devices)``, and the
-    bases are gathered: the same values as on one device.
+    bases and returns zeros. Under a mesh (``optim.fit(mesh=...)``, or ``jax.set_mesh(mesh)``
+    around a jitted step) the ``eigh`` and QR solves of all leaves' factors of one size run as
+    one batched call, each device solving a share of them, ``ceil(n / devices)``, and the
+    bases are gathered: the same values as on one device (where each factor is solved in a
+    call of its own).
 
     Args:
       b1: decay rate :math:`\beta_1` of the first moment, in ``[0, 1)``.

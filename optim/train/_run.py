@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from optim._tree import PyTree, check_params
+from optim._tree import PyTree, any_traced, check_params
 from optim.grad import ArraySplit, split_arrays
 from optim.train._flat import FlatLayout, is_elementwise
 from optim.train._history import History, Stopper
@@ -194,16 +194,15 @@ def plan(
     split = split_arrays(params)
     options = RunOptions(batching, step_options, evaluation, checkpointing, placement, chunking)
     key = plan_key(loss_fn, split, optimizer, data, *options)
+    iterator = data if isinstance(data, Iterator) else None
+    traced = key is None and any_traced(  # a key is made for untraced calls only
+        (params, optimizer, None if iterator else data, batching.key, evaluation.data)
+    )
     planned = _PLANS.get(key)
     if planned is None:
-        planned = _plan_program(loss_fn, params, split, optimizer, data, options)
+        planned = _plan_program(loss_fn, params, split, optimizer, data, options, traced)
         _PLANS.put(key, planned)
     total, program = planned
-    iterator = data if isinstance(data, Iterator) else None
-    traced = key is None and (
-        _is_traced(params, optimizer, None if iterator else data, batching.key)
-        or _is_traced(evaluation.data)
-    )
     if program.plan is not None:
         data = data if iterator is not None else program.plan.place_data(data)
         if evaluation.data is not None:
@@ -256,15 +255,15 @@ def _plan_program(
     optimizer: Any,
     data: Any,
     options: RunOptions,
+    traced: bool,
 ) -> tuple[int | None, Program]:
     """``(total steps, program)``: every check of the options against the data, parameters
-    and optimizer, and the step's static program."""
+    and optimizer (``traced``: whether ``fit`` runs inside a trace), and the step's static
+    program."""
     batching, step_options, evaluation, checkpointing, placement, chunking = options
     check_not_a_class(params, "params")
     check_params(params)
     total, sampler, iterator = batching.plan(data)
-    traced = _is_traced(params, optimizer, None if iterator else data, batching.key)
-    traced = traced or _is_traced(evaluation.data)
     _check_host_work(traced, checkpointing, evaluation, chunking)
     if checkpointing.resume and iterator is not None:
         raise ValueError(
@@ -318,10 +317,6 @@ def _intervals(run: Run, chunking: Chunking) -> list[int | None]:
     if run.iterator is not None and not any(intervals):
         intervals.append(run.total or 100)
     return intervals
-
-
-def _is_traced(*trees: Any) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for t in trees for x in jax.tree.leaves(t))
 
 
 def _check_host_work(
